@@ -1,0 +1,334 @@
+/* The graph IR: a Module of Functions (entry points) whose bodies are Blocks of
+ * Ops in SSA form. Every Value has a dtype and a shape whose dimensions are
+ * constants or polynomials of named symbols (T, B, ...).
+ *
+ * Invariants (checked by pass_verify):
+ *  - every operand is defined before its use, in the same block or an
+ *    enclosing one (regions, for scan, see only values defined above them);
+ *  - an op's operand count and attribute kind match its row in ops.def;
+ *  - result types equal what the shape rule of ir/shape.c infers;
+ *  - every op carries the source location it was lowered from.
+ * All IR memory belongs to the Module's arena and is freed with it.
+ */
+#ifndef MC_IR_H
+#define MC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "diag.h"
+
+/* ---- dtypes ---------------------------------------------------------- */
+typedef enum DType {
+  DT_F32,
+  DT_F64,
+  DT_I32,
+  DT_I64,
+  DT_BOOL,
+  DT_F16,  /* storage only: weights are widened to f32 on load */
+  DT_BF16, /* storage only */
+  DT_COUNT
+} DType;
+
+const char *dtype_name(DType t);           /* "f32", "i32", "bool", ... */
+bool dtype_from_name(const char *s, DType *out);
+size_t dtype_size(DType t);                /* bytes per element */
+bool dtype_is_float(DType t);
+bool dtype_is_int(DType t);
+
+/* ---- symbolic dimensions -------------------------------------------- */
+/* A dimension is a polynomial with integer coefficients over symbols:
+ * sum of terms coef * sym[0] * sym[1] * ... Canonical form: terms sorted,
+ * equal monomials merged, no zero coefficients, factors sorted. A constant is
+ * one term with no factors (or no terms at all for 0). Value semantics. */
+#define DIM_MAX_TERMS 4
+#define DIM_MAX_FACTORS 3
+#define MAX_RANK 8
+#define MAX_SYMBOLS 64
+
+typedef struct DimTerm {
+  int64_t coef;
+  uint8_t nfactors;
+  uint8_t sym[DIM_MAX_FACTORS]; /* symbol ids, sorted */
+} DimTerm;
+
+typedef struct Dim {
+  uint8_t nterms;
+  DimTerm terms[DIM_MAX_TERMS];
+} Dim;
+
+typedef struct Shape {
+  int rank;
+  Dim dims[MAX_RANK];
+} Shape;
+
+typedef struct Type {
+  DType dtype;
+  Shape shape;
+} Type;
+
+struct Module;
+
+Dim dim_const(int64_t c);
+Dim dim_sym(int sym);
+/* Arithmetic returns false when the result does not fit the fixed-size form
+ * (too many terms or factors) or overflows int64. */
+bool dim_add(Dim a, Dim b, Dim *out);
+bool dim_sub(Dim a, Dim b, Dim *out);
+bool dim_mul(Dim a, Dim b, Dim *out);
+/* Exact division: succeeds only when b divides a as polynomials (e.g. 6*T by
+ * 3, B*T by T, a constant by a constant that divides it). */
+bool dim_div_exact(Dim a, Dim b, Dim *out);
+bool dim_eq(Dim a, Dim b);
+bool dim_is_const(Dim a, int64_t *value);
+bool dim_has_sym(Dim a, int sym);
+/* Evaluates with the given symbol values (indexed by symbol id). */
+int64_t dim_eval(Dim a, const int64_t *symvals);
+/* Replaces bound symbols by constants: bound[s] says whether value[s] is set. */
+Dim dim_substitute(Dim a, const bool *bound, const int64_t *value);
+/* Prints like "T", "768", "2*T + 1", "B*T". Returns chars written (snprintf
+ * semantics). */
+int dim_print(char *buf, size_t n, Dim a, const struct Module *m);
+
+Shape shape_scalar(void);
+bool shape_eq(const Shape *a, const Shape *b);
+bool shape_is_const(const Shape *s);
+/* Number of elements as a Dim. */
+Dim shape_numel(const Shape *s);
+/* "[T, 768]" */
+int shape_print(char *buf, size_t n, const Shape *s, const struct Module *m);
+/* "f32[T, 768]"; scalars print as "f32[]" */
+int type_print(char *buf, size_t n, const Type *t, const struct Module *m);
+bool type_eq(const Type *a, const Type *b);
+
+/* ---- ops -------------------------------------------------------------- */
+typedef enum OpKind {
+#define OP(id, text, noperands, attr, flags) OP_##id,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} OpKind;
+
+enum {
+  OPF_LEAF = 1 << 0,        /* no operands */
+  OPF_ELEMENTWISE = 1 << 1, /* result[i] depends on operands[i] (broadcast) */
+  OPF_COMMUTATIVE = 1 << 2,
+  OPF_FLOAT = 1 << 3,       /* operands must be float */
+  OPF_NUMERIC = 1 << 4,     /* operands must be float or int */
+  OPF_LOGICAL = 1 << 5,     /* operands must be bool */
+  OPF_COMPARE = 1 << 6,     /* numeric operands, bool result */
+  OPF_MOVEMENT = 1 << 7,    /* moves data without arithmetic */
+};
+
+typedef enum AttrKind {
+  ATTR_NONE,
+  ATTR_CONST,  /* cst */
+  ATTR_PARAM,  /* param */
+  ATTR_AXIS,   /* axis */
+  ATTR_MATMUL, /* matmul */
+  ATTR_REDUCE, /* reduce */
+  ATTR_SLICE,  /* slice */
+  ATTR_PERM,   /* perm */
+  ATTR_COUNT
+} AttrKind;
+
+typedef struct OpInfo {
+  const char *name;
+  int noperands; /* -1: variadic */
+  AttrKind attr;
+  unsigned flags;
+} OpInfo;
+
+extern const OpInfo ir_op_info[OP_COUNT];
+/* Finds an op by its text name; false if unknown. */
+bool ir_op_from_name(const char *name, OpKind *out);
+
+typedef union Attrs {
+  /* CONST: the elements in the result's dtype, row-major; the result shape
+   * is constant. Arena memory. */
+  struct {
+    void *data;
+  } cst;
+  /* PARAM: index into Module.params */
+  struct {
+    int index;
+  } param;
+  /* IOTA, SOFTMAX, LOG_SOFTMAX, GATHER, CONCAT: a non-negative axis */
+  struct {
+    int axis;
+  } axis;
+  struct {
+    bool trans_a, trans_b;
+  } matmul;
+  /* bit i of axes set = reduce axis i (of the operand) */
+  struct {
+    uint32_t axes;
+    bool keepdims;
+  } reduce;
+  /* SLICE: element j of the result along axis i is operand element
+   * start[i] + j * step[i]; the result shape gives the extents. */
+  struct {
+    Dim start[MAX_RANK];
+    int64_t step[MAX_RANK];
+  } slice;
+  /* PERMUTE: result axis i is operand axis perm[i] */
+  struct {
+    int perm[MAX_RANK];
+  } perm;
+} Attrs;
+
+typedef struct Value Value;
+typedef struct Op Op;
+typedef struct Block Block;
+
+struct Value {
+  int id;           /* unique within the module; printed as %id or %name */
+  Type type;
+  Op *def;          /* defining op, or NULL for a block argument */
+  int def_index;    /* result index in def, or argument index */
+  Block *block;     /* the block of the defining op / argument */
+  const char *name; /* user variable name for readability, or NULL */
+  int nuses;        /* maintained by builder and passes; see ir_recount_uses */
+};
+
+struct Op {
+  OpKind kind;
+  Loc loc;
+  int noperands;
+  Value **operands;
+  int nresults;
+  Value **results;
+  Attrs attrs;
+  int nregions;     /* 0 today; scan will carry its body here */
+  Block **regions;
+  Op *prev, *next;
+  Block *parent;
+};
+
+struct Block {
+  int nargs;
+  Value **args;
+  Op *first, *last;
+  Op *parent_op; /* NULL for a function body */
+};
+
+typedef struct FuncInput {
+  const char *name;
+  Value *value;     /* the body block's argument */
+  bool has_default; /* optional input: absent means every element = default */
+  double default_value;
+  Loc loc;
+} FuncInput;
+
+typedef struct FuncOutput {
+  const char *name;
+  Value *value;
+  Loc loc;
+} FuncOutput;
+
+typedef struct Function {
+  const char *name;
+  Block *body;
+  int ninputs, noutputs;
+  FuncInput *inputs;
+  FuncOutput *outputs;
+  Loc loc;
+  struct Function *next;
+} Function;
+
+/* A weight the model reads from the weights file, shared by all functions. */
+typedef struct Param {
+  const char *name; /* weight name in the safetensors file */
+  Type type;        /* dtype f32 (storage dtypes are converted); const shape */
+  Loc loc;          /* first declaration */
+} Param;
+
+/* A compile-time integer constant of the model (for inspect and the header). */
+typedef struct ModelConst {
+  const char *name;
+  int64_t value;
+  bool is_float;
+  double fvalue;
+} ModelConst;
+
+typedef struct Module {
+  Arena arena;
+  const char *name;       /* model name: file stem, a C identifier */
+  const char *source_file;
+  int nsymbols;
+  const char *symbols[MAX_SYMBOLS];
+  int nparams, cap_params;
+  Param *params;
+  int nconsts, cap_consts;
+  ModelConst *consts;
+  Function *functions, *last_function;
+  int next_value_id;
+} Module;
+
+/* ---- construction ---------------------------------------------------- */
+Module *ir_module_new(const char *name);
+void ir_module_free(Module *m);
+const char *ir_strdup(Module *m, const char *s);
+/* Finds or adds a symbol; -1 if the table is full. */
+int ir_symbol(Module *m, const char *name);
+int ir_find_symbol(const Module *m, const char *name);
+/* Finds or adds a parameter by weight name. If it exists with another type,
+ * reports an error naming both declarations and returns -1. */
+int ir_add_param(Module *m, const char *name, Type type, Loc loc, Diag *d);
+void ir_add_const(Module *m, const char *name, int64_t value);
+void ir_add_const_float(Module *m, const char *name, double value);
+
+Function *ir_function_new(Module *m, const char *name, Loc loc);
+Function *ir_find_function(const Module *m, const char *name);
+Value *ir_add_input(Module *m, Function *f, const char *name, Type type,
+                    Loc loc);
+void ir_add_output(Module *m, Function *f, const char *name, Value *v,
+                   Loc loc);
+
+Block *ir_block_new(Module *m);
+Value *ir_block_add_arg(Module *m, Block *b, Type type, const char *name);
+
+/* Infers the result type of an op from its operands and attributes.
+ * `hint` is the declared result type for ops whose result the operands do
+ * not determine (CONST, IOTA, CAST, RESHAPE, BROADCAST, SLICE extents); NULL
+ * otherwise. On a mismatch reports an error at `loc` naming the shapes and a
+ * note at each operand's source location, and returns false. */
+bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
+                   int noperands, const Attrs *attrs, const Type *hint,
+                   Type *out, Loc loc, Diag *d);
+
+/* Creates an op with one result appended to block b: infers its type (see
+ * ir_infer_type), counts uses. Returns the result, or NULL after reporting an
+ * error. `attrs` may be NULL for ATTR_NONE ops. */
+Value *ir_build(Module *m, Block *b, OpKind kind, Value *const *operands,
+                int noperands, const Attrs *attrs, const Type *hint, Loc loc,
+                Diag *d);
+/* Same, with the result type given (no inference): used by the IR reader and
+ * by passes that keep types; pass_verify checks it later. */
+Op *ir_build_typed(Module *m, Block *b, OpKind kind, Value *const *operands,
+                   int noperands, const Attrs *attrs, const Type *types,
+                   int nresults, Loc loc);
+
+/* Convenience constructors */
+Value *ir_const_scalar(Module *m, Block *b, DType t, double v, Loc loc);
+
+/* ---- editing --------------------------------------------------------- */
+void ir_op_remove(Op *op); /* unlinks; operand use counts decrease */
+/* Moves op before `before` in before's block. */
+void ir_op_move_before(Op *op, Op *before);
+/* Replaces every use of `from` (operands and function outputs) by `to`. */
+void ir_replace_uses(Module *m, Value *from, Value *to);
+void ir_recount_uses(Module *m);
+
+/* Iteration helper: for (Op *op = b->first; op; op = op->next) */
+
+/* ---- text form (ir/print.c, ir/read.c) -------------------------------- */
+/* The text form round-trips: ir_read(ir_print(m)) prints identically. */
+void ir_print(FILE *out, const Module *m);
+char *ir_print_to_string(const Module *m); /* malloc'd */
+/* Parses IR text; `path` names it in diagnostics. NULL after errors. */
+Module *ir_read(const char *text, const char *path, Diag *d);
+
+#endif
