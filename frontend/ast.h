@@ -85,19 +85,68 @@ typedef struct AstModule {
 } AstModule;
 
 /* Reads and parses a model file. Errors go to d (registered source, so they
- * quote the line); returns NULL if there were any. */
+ * quote the line); returns NULL if there were any. `path` is not copied: it
+ * is the file of every Loc, so it must outlive them (argv strings do). The
+ * source stays registered in d: free the module after the last message that
+ * quotes it. */
 AstModule *ast_parse_file(const char *path, Diag *d);
 /* Parses text held in memory (tests); `path` is used in messages. */
 AstModule *ast_parse_string(const char *text, const char *path, Diag *d);
 void ast_free(AstModule *m);
 
-/* Constructors used by the grammar actions. */
+/* Constructors used by the grammar actions.
+ * A node's kids array always has room for at least 4 entries and unused
+ * entries are NULL, so an optional trailing kid (the default of an input,
+ * the `from` of a param, the else of an if) reads as NULL when absent even
+ * though nkids does not count it. Positional kids that may be missing (the
+ * type of an output, the bounds of a slice, kids[1] of a for) are counted
+ * in nkids and NULL. An `else if` is kept as an else block holding the
+ * inner if statement, so kids[2] of an AST_IF is always an AST_BLOCK. */
 AstNode *ast_new(AstModule *m, AstKind kind, Loc loc);
+/* Appends kid (may be NULL) and returns parent. */
 AstNode *ast_add_kid(AstModule *m, AstNode *parent, AstNode *kid);
+/* A leaf (INT, FLOAT, BOOL, STRING, NAME, NONE, ELLIPSIS); text is copied
+ * into the arena when not NULL. */
+AstNode *ast_new_leaf(AstModule *m, AstKind kind, Loc loc, const char *text,
+                      int64_t ival, double fval);
+/* A node with text (copied, may be NULL) and nkids kids given as AstNode *
+ * arguments (each may be NULL). */
+AstNode *ast_new_node(AstModule *m, AstKind kind, Loc loc, const char *text,
+                      int nkids, ...);
+/* A node whose kids are `first` (when not NULL) followed by the kids of
+ * `list` (a node used to collect them while parsing, may be NULL). */
+AstNode *ast_new_from_list(AstModule *m, AstKind kind, Loc loc,
+                           const char *text, AstNode *first,
+                           const AstNode *list);
+/* Loc of an operator node: the span of both operands when they are on one
+ * line, otherwise the operator token. */
+AstNode *ast_new_unary(AstModule *m, AstOp op, Loc op_loc, AstNode *x);
+AstNode *ast_new_binary(AstModule *m, AstOp op, Loc op_loc, AstNode *a,
+                        AstNode *b);
+/* dims NULL: scalar type (ival 0); otherwise a tensor type (ival 1) whose
+ * dimensions are the kids of dims. */
+AstNode *ast_new_type(AstModule *m, Loc loc, const char *dtype,
+                      const AstNode *dims);
+/* Sets n->loc and returns n (the span of a parenthesized expression). */
+AstNode *ast_set_loc(AstNode *n, Loc loc);
+/* The span from the start of `first` to the end of `last` when both are on
+ * one line of one file; otherwise `first`. */
+Loc ast_loc_join(Loc first, Loc last);
+
 const char *ast_kind_name(AstKind k);
 const char *ast_op_text(AstOp op);
-/* Prints the tree as S-expressions, for parser tests:
- * (module (const n 12) (assign x (binary + (name a) (int 1)))) */
+/* Prints the tree as S-expressions, for parser tests: one statement per line
+ * (indented two spaces per nesting level), everything else inline, missing
+ * kids as `_`, a newline at the end:
+ *   (module
+ *     (const n (int 12))
+ *     (assign (name x) (binary + (name a) (int 1))))
+ * Leaves: (int 12) (float 1e-5) (bool true) (string "a\"b") (name x) (none)
+ * (ellipsis); (unary - x); (binary @ a b); (call (name f) args...);
+ * (kwarg axis x); (index base items...); (slice lo hi step); (attr T x);
+ * (list ...); (tuple ...); (type f32) and (type f32 [dims...]);
+ * (input x type [default]); (output y expr type); (param w type [from]);
+ * (for i lo hi block); (if cond block [else]); (fn f (params ...) body). */
 void ast_dump(FILE *out, const AstNode *n);
 
 #endif

@@ -1,0 +1,48 @@
+/* Build options of `modelc compile`, from the command line and from a YAML
+ * --config file (config.c), and the YAML interface description of
+ * `modelc inspect` (inspect.c). Both use libyaml. */
+#ifndef MC_CONFIG_H
+#define MC_CONFIG_H
+
+#include <stdio.h>
+
+#include "../ir/ir.h"
+#include "lower.h"
+
+typedef enum EmitKind { EMIT_EXE, EMIT_C, EMIT_IR, EMIT_COUNT } EmitKind;
+
+typedef struct BuildOptions {
+  const char *model;   /* model file */
+  const char *weights; /* --weights, or NULL */
+  const char *output;  /* -o */
+  EmitKind emit;
+  int opt_level;
+  int ndefines, cap_defines;
+  LowerDefine *defines;
+  /* strings copied from a config file, freed by options_free */
+  int nowned, cap_owned;
+  char **owned;
+  /* which options the command line set (they win over the config file) */
+  unsigned char set_weights, set_output, set_emit, set_opt;
+} BuildOptions;
+
+/* Adds or replaces -D name=value. from_cli: replaces a config value, and a
+ * config value never replaces a command-line one. */
+void options_define(BuildOptions *o, const char *name, const char *value,
+                    Loc loc, int from_cli);
+/* Keeps a copy of s until options_free. */
+const char *options_own(BuildOptions *o, const char *s);
+void options_free(BuildOptions *o);
+/* Parses "c", "ir", "exe". */
+int options_parse_emit(const char *s, EmitKind *out);
+
+/* Reads a YAML config: a mapping with keys D (or defines: a mapping of
+ * constant names to numbers), weights, emit, O (0..2), o (or output). Values
+ * already given on the command line are kept. Unknown keys and wrong types
+ * are located errors. Returns 0 on success. */
+int config_read(const char *path, BuildOptions *o, Diag *d);
+
+/* Writes the model's interface as YAML. Returns 0 on success. */
+int inspect_write(FILE *out, const Module *m);
+
+#endif

@@ -1,0 +1,115 @@
+/* Internals shared by lower.c (statements, scopes, calls) and
+ * lower_builtins.c (builtin functions, operators, indexing). */
+#ifndef MC_LOWER_INTERNAL_H
+#define MC_LOWER_INTERNAL_H
+
+#include "lower.h"
+
+/* A compile-time value of the lowering's interpreter. Integers are Dims, so
+ * `T - 1` and `n_embd / n_head` compute the same way whether symbolic or
+ * constant. */
+typedef enum LKind {
+  LV_VOID,   /* no value (a function that returns nothing) */
+  LV_INT,    /* dim */
+  LV_FLOAT,  /* f */
+  LV_BOOL,   /* b */
+  LV_STRING, /* s */
+  LV_TENSOR, /* v */
+  LV_LIST,   /* items: [a, b] and x.shape */
+  LV_TUPLE,  /* items: several results */
+  LV_FUNC,   /* fn: a user function */
+  LV_BUILTIN,/* s: builtin name (also dtype names, for dtype=f32) */
+  LV_NONE,   /* None */
+  LV_ELLIPSIS,
+  LV_SLICE,  /* items[0..2]: lo, hi, step, each LV_NONE when absent */
+} LKind;
+
+typedef struct LVal LVal;
+struct LVal {
+  LKind kind;
+  Dim dim;
+  double f;
+  bool b;
+  const char *s;
+  Value *v;
+  const AstNode *fn;
+  int nitems;
+  LVal *items;
+};
+
+typedef struct Binding {
+  const char *name;
+  LVal val;
+  struct Binding *next;
+} Binding;
+
+typedef struct Scope {
+  Binding *bindings;
+  struct Scope *parent; /* globals for a function's scope, NULL for globals */
+  const char *fn_name;  /* user function being run, NULL at top level */
+} Scope;
+
+typedef struct Lowerer {
+  Module *m;
+  Function *fn;
+  Block *body;
+  Diag *d;
+  LowerOptions *opt;
+  Scope *globals;
+  int depth;
+  const char *scope; /* user function being inlined, for Loc.scope */
+  long unrolled;
+  const AstModule *ast;
+} Lowerer;
+
+/* Status of running statements */
+typedef enum LStatus { LS_OK, LS_RETURN, LS_ERROR } LStatus;
+
+/* lower.c */
+LVal lv_void(void);
+LVal lv_int(int64_t v);
+LVal lv_dim(Dim d);
+LVal lv_float(double f);
+LVal lv_bool(bool b);
+LVal lv_tensor(Value *v);
+LVal lv_error(void); /* kind LV_VOID with s = "error" marker */
+bool lv_is_error(LVal v);
+const char *lv_kind_name(LKind k);
+Loc lower_loc(Lowerer *L, const AstNode *n);
+LVal lower_expr(Lowerer *L, Scope *s, const AstNode *n);
+bool lower_lookup(Lowerer *L, Scope *s, const char *name, LVal *out);
+/* Compile-time integer of an expression that must be a constant. */
+bool lower_const_int(Lowerer *L, Scope *s, const AstNode *n, int64_t *out);
+LVal lower_call_user(Lowerer *L, const AstNode *fn, const AstNode *call,
+                     LVal *args, int nargs, const char **kwnames, LVal *kwargs,
+                     int nkw);
+
+void scope_bind(Lowerer *L, Scope *s, const char *name, LVal v);
+bool scope_find(Scope *s, const char *name, LVal *out);
+LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret);
+
+/* lower_decls.c */
+LStatus lower_param(Lowerer *L, Scope *s, const AstNode *n);
+/* A string literal with {name} replaced by compile-time values in scope. */
+const char *lower_interpolate(Lowerer *L, Scope *s, const AstNode *str);
+
+/* lower_builtins.c */
+bool lower_is_builtin(const char *name);
+LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
+                        LVal *args, const AstNode **argnodes, int nargs,
+                        const char **kwnames, LVal *kwargs,
+                        const AstNode **kwnodes, int nkw);
+LVal lower_binary(Lowerer *L, AstOp op, LVal a, LVal b, const AstNode *n);
+LVal lower_unary(Lowerer *L, AstOp op, LVal a, const AstNode *n);
+LVal lower_index(Lowerer *L, LVal base, LVal *items, const AstNode **nodes,
+                 int nitems, const AstNode *n);
+LVal lower_attr(Lowerer *L, LVal base, const char *name, const AstNode *n);
+/* Turns a number into a tensor of the given dtype (a scalar CONST). */
+Value *lower_to_tensor(Lowerer *L, LVal v, DType like, Loc loc);
+/* Builds an op; NULL after an error (already reported). */
+Value *lower_op(Lowerer *L, OpKind k, Value **ops, int n, const Attrs *a,
+                const Type *hint, Loc loc);
+/* Parses a dtype name; false if it is not one. */
+bool lower_dtype(const char *name, DType *out);
+
+#endif

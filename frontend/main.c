@@ -1,0 +1,358 @@
+/* modelc: the command-line driver.
+ *
+ *   modelc compile FILE.model [-D name=value]... [--config BUILD.yaml]
+ *                  [--weights W.safetensors] [--emit c|ir|exe] [-O0|-O1|-O2]
+ *                  -o OUT
+ *   modelc inspect FILE.model [-D name=value]...
+ *   modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] [-o OUT]
+ *
+ * Only this file exits; everything below reports into a Diag. Outputs are
+ * written to a temporary file and renamed, so a failed run leaves nothing
+ * half-written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../codegen/cg.h"
+#include "../passes/passes.h"
+#include "../runtime/mc_runtime.h"
+#include "config.h"
+#include "lower.h"
+
+static void usage(FILE *out) {
+  fputs(
+      "usage: modelc compile FILE.model [-D name=value]... [--config "
+      "BUILD.yaml]\n"
+      "                      [--weights W.safetensors] [--emit c|ir|exe]\n"
+      "                      [-O0|-O1|-O2] -o OUT\n"
+      "       modelc inspect FILE.model [-D name=value]...\n"
+      "       modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] "
+      "[-o OUT]\n"
+      "\n"
+      "compile  --emit exe (default): OUT is a program\n"
+      "             PROG [--weights W.safetensors] name=FILE.npy ... -o "
+      "OUTDIR\n"
+      "         --emit c: OUT is a directory receiving NAME.h, NAME.c and the "
+      "runtime\n"
+      "         --emit ir: OUT is the IR text after optimization ('-' = "
+      "stdout)\n"
+      "         --weights checks weight names, dtypes and shapes now, and "
+      "becomes\n"
+      "         the program's default weights file\n"
+      "inspect  prints constants, inputs, outputs and weights as YAML\n"
+      "opt      runs passes on IR text (see --passes=help)\n",
+      out);
+}
+
+/* Writes text to path atomically ("-" = stdout). */
+static int write_atomic(const char *path, const char *text, Diag *d) {
+  if (strcmp(path, "-") == 0) {
+    fputs(text, stdout);
+    return 0;
+  }
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    diag_error(d, loc_none(), "cannot write '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  size_t n = strlen(text);
+  int bad = fwrite(text, 1, n, f) != n;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path) != 0) {
+    diag_error(d, loc_none(), "cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_define_arg(BuildOptions *o, const char *arg, Diag *d) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1]) {
+    diag_error(d, loc_none(), "-D expects name=value, got '%s'", arg);
+    return -1;
+  }
+  char name[256];
+  snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+  options_define(o, options_own(o, name), eq + 1, loc_none(), 1);
+  return 0;
+}
+
+/* Option value: "--flag=value" or "--flag value" */
+static const char *opt_value(int argc, char **argv, int *i, const char *flag) {
+  size_t n = strlen(flag);
+  if (strncmp(argv[*i], flag, n) != 0)
+    return NULL;
+  if (argv[*i][n] == '=')
+    return argv[*i] + n + 1;
+  if (argv[*i][n] == 0 && *i + 1 < argc)
+    return argv[++*i];
+  return NULL;
+}
+
+static int parse_args(int argc, char **argv, BuildOptions *o,
+                      const char **config, Diag *d) {
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (strcmp(a, "-D") == 0 && i + 1 < argc) {
+      if (parse_define_arg(o, argv[++i], d))
+        return -1;
+    } else if (strncmp(a, "-D", 2) == 0 && a[2]) {
+      if (parse_define_arg(o, a + 2, d))
+        return -1;
+    } else if ((v = opt_value(argc, argv, &i, "--config"))) {
+      *config = v;
+    } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
+      o->weights = v;
+      o->set_weights = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--emit"))) {
+      if (options_parse_emit(v, &o->emit)) {
+        diag_error(d, loc_none(), "--emit must be c, ir or exe, not '%s'", v);
+        return -1;
+      }
+      o->set_emit = 1;
+    } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 ||
+               strcmp(a, "-O2") == 0) {
+      o->opt_level = a[2] - '0';
+      o->set_opt = 1;
+    } else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
+      o->output = argv[++i];
+      o->set_output = 1;
+    } else if (a[0] == '-' && a[1]) {
+      diag_error(d, loc_none(), "unknown option '%s' (see modelc --help)", a);
+      return -1;
+    } else if (!o->model) {
+      o->model = a;
+    } else {
+      diag_error(d, loc_none(), "more than one input file: '%s' and '%s'",
+                 o->model, a);
+      return -1;
+    }
+  }
+  if (!o->model) {
+    diag_error(d, loc_none(), "no model file given (see modelc --help)");
+    return -1;
+  }
+  return 0;
+}
+
+/* Checks every parameter against the weights file: names, shapes, dtypes. */
+static int check_weights(const Module *m, const char *path, Diag *d) {
+  McWeightSpec *specs = calloc((size_t)m->nparams + 1, sizeof *specs);
+  if (!specs)
+    return -1;
+  for (int i = 0; i < m->nparams; i++) {
+    specs[i].name = m->params[i].name;
+    specs[i].rank = m->params[i].type.shape.rank;
+    for (int k = 0; k < specs[i].rank; k++)
+      dim_is_const(m->params[i].type.shape.dims[k], &specs[i].shape[k]);
+  }
+  McWeights *w = NULL;
+  McError err = {0, {0}};
+  int rc = mc_weights_load(path, specs, m->nparams, &w, &err);
+  if (rc != MC_OK) {
+    /* point at the model line that declares the offending weight */
+    Loc where = loc_none();
+    for (int i = 0; i < m->nparams; i++) {
+      char quoted[512];
+      snprintf(quoted, sizeof quoted, "'%s'", m->params[i].name);
+      if (strstr(err.msg, quoted)) {
+        where = m->params[i].loc;
+        break;
+      }
+    }
+    diag_error(d, where, "%s", err.msg);
+  } else {
+    mc_weights_free(w);
+  }
+  free(specs);
+  return rc == MC_OK ? 0 : -1;
+}
+
+/* The AST outlives the Module: its source text is registered in d and
+ * quoted by messages of later phases. */
+static Module *load_model(BuildOptions *o, AstModule **ast, Diag *d) {
+  *ast = ast_parse_file(o->model, d);
+  if (!*ast)
+    return NULL;
+  LowerOptions lo = {o->ndefines, o->defines, 0, 0};
+  return lower_module(*ast, &lo, d);
+}
+
+static int cmd_compile(int argc, char **argv, Diag *d) {
+  BuildOptions o;
+  memset(&o, 0, sizeof o);
+  o.emit = EMIT_EXE;
+  o.opt_level = 2;
+  const char *config = NULL;
+  AstModule *ast = NULL;
+  Module *m = NULL;
+  int rc = 1;
+  if (parse_args(argc, argv, &o, &config, d))
+    goto done;
+  if (config && config_read(config, &o, d))
+    goto done;
+  if (!o.output) {
+    diag_error(d, loc_none(), "no output given: use -o OUT");
+    goto done;
+  }
+  m = load_model(&o, &ast, d);
+  if (!m)
+    goto done;
+  if (o.weights && check_weights(m, o.weights, d))
+    goto done;
+  if (!pass_run_default(m, o.opt_level, d))
+    goto done;
+  CgOptions cg;
+  memset(&cg, 0, sizeof cg);
+  cg.opt_level = o.opt_level;
+  cg.default_weights = o.weights;
+  switch (o.emit) {
+  case EMIT_IR: {
+    char *text = ir_print_to_string(m);
+    rc = write_atomic(o.output, text, d) ? 1 : 0;
+    free(text);
+    break;
+  }
+  case EMIT_C:
+    rc = cg_emit_c(m, o.output, &cg, d) ? 0 : 1;
+    break;
+  case EMIT_EXE:
+    rc = cg_build_exe(m, o.output, &cg, d) ? 0 : 1;
+    break;
+  case EMIT_COUNT:
+    break;
+  }
+done:
+  if (m)
+    ir_module_free(m);
+  if (ast)
+    ast_free(ast);
+  options_free(&o);
+  return rc;
+}
+
+static int cmd_inspect(int argc, char **argv, Diag *d) {
+  BuildOptions o;
+  memset(&o, 0, sizeof o);
+  const char *config = NULL;
+  AstModule *ast = NULL;
+  Module *m = NULL;
+  int rc = 1;
+  if (parse_args(argc, argv, &o, &config, d) == 0 &&
+      (!config || config_read(config, &o, d) == 0) &&
+      (m = load_model(&o, &ast, d)) != NULL)
+    rc = inspect_write(stdout, m) ? 1 : 0;
+  if (m)
+    ir_module_free(m);
+  if (ast)
+    ast_free(ast);
+  options_free(&o);
+  return rc;
+}
+
+static char *slurp(const char *path, Diag *d) {
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!f) {
+    diag_error(d, loc_none(), "cannot read '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t cap = 1 << 16, n = 0, r;
+  char *buf = malloc(cap);
+  while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += r;
+    if (n + 1 == cap) {
+      char *nb = realloc(buf, cap * 2);
+      if (!nb)
+        free(buf);
+      buf = nb;
+      cap *= 2;
+    }
+  }
+  if (f != stdin)
+    fclose(f);
+  if (buf)
+    buf[n] = 0;
+  return buf;
+}
+
+static int cmd_opt(int argc, char **argv, Diag *d) {
+  const char *input = NULL, *passes = NULL, *print_after = NULL, *out = "-";
+  for (int i = 2; i < argc; i++) {
+    const char *v;
+    if ((v = opt_value(argc, argv, &i, "--passes")))
+      passes = v;
+    else if ((v = opt_value(argc, argv, &i, "--print-after")))
+      print_after = v;
+    else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+      out = argv[++i];
+    else if (argv[i][0] == '-' && argv[i][1]) {
+      diag_error(d, loc_none(), "unknown option '%s'", argv[i]);
+      return 1;
+    } else
+      input = argv[i];
+  }
+  if (passes && strcmp(passes, "help") == 0) {
+    pass_list_help(stdout);
+    return 0;
+  }
+  if (!input) {
+    diag_error(d, loc_none(), "no IR file given");
+    return 1;
+  }
+  char *text = slurp(input, d);
+  if (!text)
+    return 1;
+  diag_add_source(d, input, text);
+  Module *m = ir_read(text, input, d);
+  int rc = 1;
+  if (m && pass_run_list(m, passes ? passes : "verify", print_after, stdout,
+                         d)) {
+    char *printed = ir_print_to_string(m);
+    rc = write_atomic(out, printed, d) ? 1 : 0;
+    free(printed);
+  }
+  if (m)
+    ir_module_free(m);
+  free(text);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  Diag d;
+  diag_init(&d, stderr);
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  int rc;
+  if (strcmp(cmd, "compile") == 0)
+    rc = cmd_compile(argc, argv, &d);
+  else if (strcmp(cmd, "inspect") == 0)
+    rc = cmd_inspect(argc, argv, &d);
+  else if (strcmp(cmd, "opt") == 0)
+    rc = cmd_opt(argc, argv, &d);
+  else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+           strcmp(cmd, "help") == 0) {
+    usage(stdout);
+    rc = 0;
+  } else if (strcmp(cmd, "--version") == 0) {
+    puts("modelc 0.1");
+    rc = 0;
+  } else {
+    diag_error(&d, loc_none(), "unknown command '%s' (compile, inspect, opt)",
+               cmd);
+    usage(stderr);
+    rc = 2;
+  }
+  if (d.nerrors && rc == 0)
+    rc = 1;
+  diag_free(&d);
+  return rc;
+}

@@ -1,0 +1,229 @@
+/* Lowering: model text in, IR (via its API and text form) or located errors
+ * out. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../frontend/ast.h"
+#include "../frontend/lower.h"
+
+typedef struct Result {
+  AstModule *ast;
+  Module *m;
+  char *errors;
+  size_t errlen;
+} Result;
+
+static Result lower_text(const char *text, const char *defs) {
+  Result r = {0};
+  FILE *mem = open_memstream(&r.errors, &r.errlen);
+  Diag d;
+  diag_init(&d, mem);
+  r.ast = ast_parse_string(text, "t.model", &d);
+  static LowerDefine dbuf[8];
+  int nd = 0;
+  static char copy[256];
+  if (defs) {
+    snprintf(copy, sizeof copy, "%s", defs);
+    for (char *tok = strtok(copy, " "); tok && nd < 8; tok = strtok(NULL, " ")) {
+      char *eq = strchr(tok, '=');
+      *eq = 0;
+      dbuf[nd].name = tok;
+      dbuf[nd].value = eq + 1;
+      dbuf[nd].loc = loc_none();
+      dbuf[nd].used = false;
+      nd++;
+    }
+  }
+  if (r.ast) {
+    LowerOptions o = {nd, dbuf, 0, 0};
+    r.m = lower_module(r.ast, &o, &d);
+  }
+  diag_free(&d);
+  fclose(mem);
+  return r;
+}
+
+static void result_free(Result *r) {
+  if (r->m)
+    ir_module_free(r->m);
+  if (r->ast)
+    ast_free(r->ast);
+  free(r->errors);
+}
+
+static char *type_str(const Module *m, const Type *t) {
+  static char buf[256];
+  type_print(buf, sizeof buf, t, m);
+  return buf;
+}
+
+static int count_ops(const Module *m, OpKind k) {
+  int n = 0;
+  for (Op *op = m->functions->body->first; op; op = op->next)
+    n += op->kind == k;
+  return n;
+}
+
+Test(lower, mlp_types_and_params) {
+  Result r = lower_text("const n_in = 4\n"
+                        "const n_hidden = 8\n"
+                        "input x: f32[B, n_in]\n"
+                        "param w1: f32[n_hidden, n_in] from \"fc1.weight\"\n"
+                        "param b1: f32[n_hidden] from \"fc1.bias\"\n"
+                        "fn relu_(x) = maximum(x, 0)\n"
+                        "output y = relu_(x @ w1.T + b1)\n",
+                        NULL);
+  cr_assert_not_null(r.m, "%s", r.errors);
+  cr_assert_eq(r.m->nparams, 2);
+  cr_assert_str_eq(r.m->params[0].name, "fc1.weight");
+  cr_assert_str_eq(r.m->symbols[0], "B");
+  cr_assert_str_eq(type_str(r.m, &r.m->functions->outputs[0].value->type),
+                   "f32[B, 8]");
+  result_free(&r);
+}
+
+Test(lower, loops_interpolate_weight_names) {
+  Result r = lower_text("const n_layer = 3\n"
+                        "input x: f32[4]\n"
+                        "fn layer(x, i) {\n"
+                        "  param g: f32[4] from \"h.{i}.ln_1.weight\"\n"
+                        "  return x * g\n"
+                        "}\n"
+                        "h = x\n"
+                        "for i in range(n_layer) { h = layer(h, i) }\n"
+                        "output y = h\n",
+                        "n_layer=2");
+  cr_assert_not_null(r.m, "%s", r.errors);
+  cr_assert_eq(r.m->nparams, 2);
+  cr_assert_str_eq(r.m->params[1].name, "h.1.ln_1.weight");
+  cr_assert_eq(r.m->consts[0].value, 2);
+  /* ops inside `layer` carry its name as their scope */
+  Op *mul = NULL;
+  for (Op *op = r.m->functions->body->first; op; op = op->next)
+    if (op->kind == OP_MUL)
+      mul = op;
+  cr_assert_not_null(mul);
+  cr_assert_str_eq(mul->loc.scope, "layer");
+  cr_assert_eq(mul->loc.line, 5);
+  result_free(&r);
+}
+
+Test(lower, rounding_constants_are_not_folded) {
+  Result r = lower_text("input x: f32[N]\n"
+                        "output y = x * 2.0^-140 * 2.0^140\n",
+                        NULL);
+  cr_assert_not_null(r.m, "%s", r.errors);
+  cr_assert_eq(count_ops(r.m, OP_MUL), 2);
+  result_free(&r);
+}
+
+Test(lower, power_two_and_three_are_products) {
+  Result r = lower_text("input x: f32[N]\noutput y = x^3 + x**2\n", NULL);
+  cr_assert_not_null(r.m, "%s", r.errors);
+  cr_assert_eq(count_ops(r.m, OP_MUL), 3);
+  cr_assert_eq(count_ops(r.m, OP_POW), 0);
+  result_free(&r);
+}
+
+Test(lower, indexing_slicing_gather) {
+  Result r = lower_text("input tokens: i32[T]\n"
+                 "input x: f32[B, T, 6]\n"
+                 "param wte: f32[10, 4]\n"
+                 "param wpe: f32[16, 4]\n"
+                 "output e = wte[tokens] + wpe[0:T]\n"
+                 "output last = x[:, -1]\n"
+                 "output col = x[..., 2:4, None]\n"
+                 "q, k = split(x, 2, axis=-1)\n"
+                 "output k2 = reshape(k, [B, -1])\n",
+                 NULL);
+  cr_assert_not_null(r.m, "%s", r.errors);
+  Function *f = r.m->functions;
+  cr_assert_str_eq(type_str(r.m, &f->outputs[0].value->type), "f32[T, 4]");
+  cr_assert_str_eq(type_str(r.m, &f->outputs[1].value->type), "f32[B, 6]");
+  cr_assert_str_eq(type_str(r.m, &f->outputs[2].value->type),
+                   "f32[B, T, 2, 1]");
+  cr_assert_str_eq(type_str(r.m, &f->outputs[3].value->type), "f32[B, 3*T]");
+  result_free(&r);
+}
+
+Test(lower, attention_shapes) {
+  Result r = lower_text(
+      "const d = 8\nconst h = 2\n"
+      "input x: f32[T, d]\n"
+      "fn heads(t) = permute(reshape(t, [T, h, d / h]), [1, 0, 2])\n"
+      "q = heads(x)\n"
+      "s = q @ transpose(q, -1, -2) / sqrt(d / h)\n"
+      "mask = arange(T)[:, None] >= arange(T)[None, :]\n"
+      "p = softmax(where(mask, s, -inf), axis=-1)\n"
+      "output y = reshape(permute(p @ q, [1, 0, 2]), [T, d])\n"
+      "output m = mean(x, axis=-1, keepdims=true)\n",
+      NULL);
+  cr_assert_not_null(r.m, "%s", r.errors);
+  Function *f = r.m->functions;
+  cr_assert_str_eq(type_str(r.m, &f->outputs[0].value->type), "f32[T, 8]");
+  cr_assert_str_eq(type_str(r.m, &f->outputs[1].value->type), "f32[T, 1]");
+  result_free(&r);
+}
+
+Test(lower, symbol_bound_by_define) {
+  Result r = lower_text("input x: f32[T, 4]\noutput y = x + 1\n", "T=5");
+  cr_assert_not_null(r.m, "%s", r.errors);
+  cr_assert_eq(r.m->nsymbols, 0);
+  cr_assert_str_eq(type_str(r.m, &r.m->functions->outputs[0].value->type),
+                   "f32[5, 4]");
+  result_free(&r);
+}
+
+Test(lower, error_unknown_name_suggests) {
+  Result r = lower_text("input x: f32[4]\noutput y = tanh(xx)\n", NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "t.model:2:17: error: unknown name 'xx'; did you "
+                             "mean 'x'?"),
+            "%s", r.errors);
+  result_free(&r);
+}
+
+Test(lower, error_shape_mismatch_names_both) {
+  Result r = lower_text("input a: f32[T, 4]\n"
+                        "input b: f32[T, 5]\n"
+                        "output y = a + b\n",
+                        NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "t.model:3:"), "%s", r.errors);
+  cr_assert(strstr(r.errors, "[T, 4]") && strstr(r.errors, "[T, 5]"), "%s",
+            r.errors);
+  result_free(&r);
+}
+
+Test(lower, error_declared_output_type) {
+  Result r = lower_text("input a: f32[T, 4]\n"
+                        "output y: f32[T, 5] = a * 2\n",
+                        NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "output 'y' is declared f32[T, 5] but computes "
+                             "f32[T, 4]"),
+            "%s", r.errors);
+  result_free(&r);
+}
+
+Test(lower, error_arity_and_unknown_define) {
+  Result r = lower_text("fn f(a, b) = a + b\ninput x: f32[2]\noutput y = f(x)\n",
+                        NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "missing argument 'b' of 'f'"), "%s", r.errors);
+  result_free(&r);
+  r = lower_text("input x: f32[2]\noutput y = x\n", "nope=3");
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "no constant or dimension named 'nope'"), "%s",
+            r.errors);
+  result_free(&r);
+}
+
+Test(lower, error_recursion_limit) {
+  Result r = lower_text("fn f(x) = f(x)\ninput x: f32[2]\noutput y = f(x)\n",
+                        NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "limit exceeded"), "%s", r.errors);
+  result_free(&r);
+}
