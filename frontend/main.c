@@ -298,7 +298,10 @@ static int cmd_opt(int argc, char **argv, Diag *d) {
       input = argv[i];
   }
   if (passes && strcmp(passes, "help") == 0) {
-    pass_list_help(stdout);
+    int n;
+    const PassInfo *all = pass_list(&n);
+    for (int i = 0; i < n; i++)
+      printf("  %-16s %s\n", all[i].name, all[i].summary);
     return 0;
   }
   if (!input) {

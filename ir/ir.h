@@ -95,8 +95,12 @@ int dim_print(char *buf, size_t n, Dim a, const struct Module *m);
 Shape shape_scalar(void);
 bool shape_eq(const Shape *a, const Shape *b);
 bool shape_is_const(const Shape *s);
-/* Number of elements as a Dim. */
+/* Number of elements as a Dim (dim_const(-1) if it does not fit a Dim). */
 Dim shape_numel(const Shape *s);
+/* Same, false when the product does not fit the fixed-size Dim form. */
+bool shape_numel_checked(const Shape *s, Dim *out);
+/* Number of elements of a constant shape; false if symbolic or overflowing. */
+bool shape_const_numel(const Shape *s, int64_t *out);
 /* "[T, 768]" */
 int shape_print(char *buf, size_t n, const Shape *s, const struct Module *m);
 /* "f32[T, 768]"; scalars print as "f32[]" */
@@ -190,7 +194,8 @@ struct Value {
   int def_index;    /* result index in def, or argument index */
   Block *block;     /* the block of the defining op / argument */
   const char *name; /* user variable name for readability, or NULL */
-  int nuses;        /* maintained by builder and passes; see ir_recount_uses */
+  int nuses;        /* operand uses + function outputs naming it; maintained
+                       by builder and passes; see ir_recount_uses */
 };
 
 struct Op {
@@ -313,9 +318,19 @@ Op *ir_build_typed(Module *m, Block *b, OpKind kind, Value *const *operands,
 
 /* Convenience constructors */
 Value *ir_const_scalar(Module *m, Block *b, DType t, double v, Loc loc);
+/* A CONST of a constant-shape type; `data` (numel * dtype_size bytes,
+ * row-major) is copied into the arena. */
+Value *ir_const_tensor(Module *m, Block *b, const Type *type, const void *data,
+                       Loc loc);
+/* Element i of CONST data of dtype t, as a double (i64 beyond 2^53 rounds),
+ * and the converse store (C conversion rules; bool is v != 0). */
+double ir_const_load(DType t, const void *data, size_t i);
+void ir_const_store(DType t, void *data, size_t i, double v);
 
 /* ---- editing --------------------------------------------------------- */
 void ir_op_remove(Op *op); /* unlinks; operand use counts decrease */
+/* Unlinks from its block without touching use counts (to re-insert). */
+void ir_op_unlink(Op *op);
 /* Moves op before `before` in before's block. */
 void ir_op_move_before(Op *op, Op *before);
 /* Replaces every use of `from` (operands and function outputs) by `to`. */
@@ -330,5 +345,13 @@ void ir_print(FILE *out, const Module *m);
 char *ir_print_to_string(const Module *m); /* malloc'd */
 /* Parses IR text; `path` names it in diagnostics. NULL after errors. */
 Module *ir_read(const char *text, const char *path, Diag *d);
+/* Exact float text, as the printer writes constants: integral values below
+ * 1e16 as integers ("16777216", "-0"), else the shortest %g that reads back
+ * (strtof / strtod) to the same bits; C99 hex floats for subnormals
+ * ("0x1p-140"); "inf", "-inf", "nan", "-nan". snprintf semantics. */
+int ir_format_f32(char *buf, size_t n, float f);
+int ir_format_f64(char *buf, size_t n, double f);
+/* Writes s as a double-quoted string with \" \\ and \xHH escapes. */
+void ir_print_string(FILE *out, const char *s);
 
 #endif

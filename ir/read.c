@@ -1,0 +1,797 @@
+/* The IR text reader: parses what ir/print.c writes (see the grammar there
+ * and below) into a Module. Types are taken as written (ir_build_typed);
+ * pass_verify / pass_infer_shapes check them afterwards. The reader itself
+ * guarantees only what later code needs not to crash: operand counts match
+ * ops.def, every operand is defined earlier in the function, param indices
+ * exist, constants have constant shapes and exactly the bytes they need.
+ * Malformed text gives one located error and NULL; garbage never crashes.
+ *
+ *   module   := 'module' ['@' name] ['file' STRING] item*
+ *   item     := 'symbols' IDENT (',' IDENT)*
+ *             | 'const' name '=' number [':' 'f64']
+ *             | 'param' STRING ':' type [loc]
+ *             | 'func' '@' name '(' [input (',' input)*] ')' [loc]
+ *               '{' op* 'return' [output (',' output)*] '}'
+ *   input    := VALUE ':' type ['=' number] [loc]
+ *   output   := name '=' VALUE [loc]
+ *   op       := VALUE (',' VALUE)* '=' OPNAME ['[' number,* ']' | INT]
+ *               [VALUE (',' VALUE)*] ['{' attr (',' attr)* '}']
+ *               ':' type (',' type)* [loc]
+ *   attr     := 'axis' '=' INT | 'trans_a' | 'trans_b' | 'keepdims'
+ *             | 'axes' '=' '[' INT,* ']' | 'perm' '=' '[' INT,* ']'
+ *             | 'start' '=' '[' dim,* ']' | 'step' '=' '[' INT,* ']'
+ *   type     := DTYPE '[' [dim (',' dim)*] ']'
+ *   dim      := ['-'] term (('+' | '-') term)*   term := factor ('*' factor)*
+ *   factor   := INT | IDENT | '(' dim ')'
+ *   loc      := '@' [STRING ':'] INT ':' INT [STRING]
+ *   name     := IDENT | STRING          VALUE := '%' (IDENT | INT | STRING)
+ * Comments run from // to the end of the line.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir.h"
+#include "read_lex.h"
+
+typedef struct ValueEntry {
+  const char *key; /* arena copy of the text after '%' */
+  bool numeric;
+  Value *value;
+} ValueEntry;
+
+typedef struct Reader {
+  IrLexer lx;
+  Module *m;
+  Function *fn;
+  ValueEntry *vals;
+  size_t vcap, vcount;
+  int depth;
+} Reader;
+
+#define EXPECT(r, kind, what)                                                  \
+  do {                                                                         \
+    if (!irlex_expect(&(r)->lx, kind, what))                                     \
+      return false;                                                            \
+  } while (0)
+
+/* ---- value table --------------------------------------------------------- */
+
+static size_t hash_key(const char *s, bool numeric) {
+  size_t h = numeric ? 7 : 1469598103934665603u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211u;
+  return h;
+}
+
+static ValueEntry *value_slot(Reader *r, const char *key, bool numeric) {
+  size_t i = hash_key(key, numeric) & (r->vcap - 1);
+  while (r->vals[i].key &&
+         (r->vals[i].numeric != numeric || strcmp(r->vals[i].key, key) != 0))
+    i = (i + 1) & (r->vcap - 1);
+  return &r->vals[i];
+}
+
+/* Rehashes the table into `cap` slots; keep=false empties it. */
+static void values_resize(Reader *r, size_t cap, bool keep) {
+  ValueEntry *old = r->vals;
+  size_t oldcap = keep ? r->vcap : 0;
+  r->vcap = cap;
+  r->vcount = keep ? r->vcount : 0;
+  r->vals = calloc(r->vcap, sizeof(ValueEntry));
+  if (!r->vals)
+    abort();
+  for (size_t i = 0; i < oldcap; i++)
+    if (old[i].key)
+      *value_slot(r, old[i].key, old[i].numeric) = old[i];
+  free(old);
+}
+
+static bool value_use(Reader *r, Value **out) {
+  IrLexer *lx = &r->lx;
+  if (lx->kind != TK_VALUE)
+    return irlex_expect(lx, TK_VALUE, "a value");
+  ValueEntry *e = value_slot(r, lx->text, lx->numeric);
+  if (!e->key) {
+    irlex_error(lx, "unknown value %%%s", lx->text);
+    return false;
+  }
+  *out = e->value;
+  irlex_next(lx);
+  return true;
+}
+
+/* ---- small pieces -------------------------------------------------------- */
+
+static bool parse_name(Reader *r, const char **out) {
+  IrLexer *lx = &r->lx;
+  if (lx->kind != TK_IDENT && lx->kind != TK_STRING)
+    return irlex_expect(lx, TK_IDENT, "a name");
+  *out = ir_strdup(r->m, lx->text);
+  irlex_next(lx);
+  return true;
+}
+
+static bool parse_int(Reader *r, int64_t lo, int64_t hi, int64_t *out) {
+  IrLexer *lx = &r->lx;
+  bool neg = irlex_accept(lx, TK_MINUS);
+  if (lx->kind != TK_NUMBER)
+    return irlex_expect(lx, TK_NUMBER, "an integer");
+  errno = 0;
+  char *end;
+  long long v = strtoll(lx->text, &end, 10); /* no sign in the token */
+  int64_t x = neg ? -(int64_t)v : (int64_t)v;
+  if (*end || errno == ERANGE || x < lo || x > hi) {
+    irlex_error(lx, "integer %s%s out of range or malformed", neg ? "-" : "",
+              lx->text);
+    return false;
+  }
+  *out = x;
+  irlex_next(lx);
+  return true;
+}
+
+static bool parse_dim(Reader *r, Dim *out);
+
+static bool parse_factor(Reader *r, Dim *out) {
+  IrLexer *lx = &r->lx;
+  if (lx->kind == TK_NUMBER) {
+    int64_t v;
+    if (!parse_int(r, 0, INT64_MAX, &v))
+      return false;
+    *out = dim_const(v);
+    return true;
+  }
+  if (lx->kind == TK_IDENT) {
+    int s = ir_symbol(r->m, lx->text);
+    if (s < 0) {
+      irlex_error(lx, "too many symbols");
+      return false;
+    }
+    *out = dim_sym(s);
+    irlex_next(lx);
+    return true;
+  }
+  if (irlex_accept(lx, TK_LPAREN)) {
+    if (!parse_dim(r, out))
+      return false;
+    EXPECT(r, TK_RPAREN, "')'");
+    return true;
+  }
+  return irlex_expect(lx, TK_NUMBER, "a dimension");
+}
+
+/* Dim arithmetic result check: the fixed-size form may overflow. */
+static bool fits(Reader *r, bool ok) {
+  if (!ok)
+    irlex_error(&r->lx, "dimension too complex");
+  return ok;
+}
+
+static bool parse_term(Reader *r, Dim *out) {
+  if (!parse_factor(r, out))
+    return false;
+  while (irlex_accept(&r->lx, TK_STAR)) {
+    Dim f;
+    if (!parse_factor(r, &f))
+      return false;
+    if (!fits(r, dim_mul(*out, f, out)))
+      return false;
+  }
+  return true;
+}
+
+static bool parse_dim(Reader *r, Dim *out) {
+  if (++r->depth > 32) {
+    irlex_error(&r->lx, "dimension nested too deeply");
+    return false;
+  }
+  bool neg = irlex_accept(&r->lx, TK_MINUS);
+  if (!parse_term(r, out))
+    return false;
+  if (neg && !fits(r, dim_sub(dim_const(0), *out, out)))
+    return false;
+  for (;;) {
+    bool sub = r->lx.kind == TK_MINUS;
+    if (!sub && r->lx.kind != TK_PLUS)
+      break;
+    irlex_next(&r->lx);
+    Dim t;
+    if (!parse_term(r, &t))
+      return false;
+    if (!fits(r, sub ? dim_sub(*out, t, out) : dim_add(*out, t, out)))
+      return false;
+  }
+  r->depth--;
+  return true;
+}
+
+/* '[' dim, ... ']' into dims (at most MAX_RANK) */
+static bool parse_dim_list(Reader *r, Dim *dims, int *n) {
+  EXPECT(r, TK_LBRACKET, "'['");
+  *n = 0;
+  if (irlex_accept(&r->lx, TK_RBRACKET))
+    return true;
+  do {
+    if (*n >= MAX_RANK) {
+      irlex_error(&r->lx, "more than %d dimensions", MAX_RANK);
+      return false;
+    }
+    if (!parse_dim(r, &dims[(*n)++]))
+      return false;
+  } while (irlex_accept(&r->lx, TK_COMMA));
+  EXPECT(r, TK_RBRACKET, "']'");
+  return true;
+}
+
+static bool parse_type(Reader *r, Type *t) {
+  IrLexer *lx = &r->lx;
+  memset(t, 0, sizeof *t);
+  if (lx->kind != TK_IDENT || !dtype_from_name(lx->text, &t->dtype))
+    return irlex_expect(lx, TK_NONE, "a type such as f32[T, 768]");
+  irlex_next(lx);
+  return parse_dim_list(r, t->shape.dims, &t->shape.rank);
+}
+
+static bool parse_loc(Reader *r, Loc *loc) {
+  IrLexer *lx = &r->lx;
+  memset(loc, 0, sizeof *loc);
+  if (!irlex_accept(lx, TK_AT))
+    return true;
+  /* Without a `file` header, locations are in the IR text itself. */
+  loc->file = r->m->source_file ? r->m->source_file : lx->path;
+  if (lx->kind == TK_STRING) {
+    loc->file = ir_strdup(r->m, lx->text);
+    irlex_next(lx);
+    EXPECT(r, TK_COLON, "':'");
+  }
+  int64_t line = 0, col = 0;
+  if (!parse_int(r, 0, 1 << 30, &line))
+    return false;
+  EXPECT(r, TK_COLON, "':'");
+  if (!parse_int(r, 0, 1 << 30, &col))
+    return false;
+  loc->line = (int)line;
+  loc->col = (int)col;
+  if (lx->kind == TK_STRING) {
+    loc->scope = ir_strdup(r->m, lx->text);
+    irlex_next(lx);
+  }
+  return true;
+}
+
+/* A number literal's text with its sign: [-](NUMBER | inf | nan). */
+static bool number_text(Reader *r, char *buf, size_t n) {
+  IrLexer *lx = &r->lx;
+  bool neg = irlex_accept(lx, TK_MINUS);
+  if (lx->kind != TK_NUMBER && lx->kind != TK_IDENT)
+    return irlex_expect(lx, TK_NUMBER, "a number");
+  if (strlen(lx->text) + 2 > n) {
+    irlex_error(lx, "number too long");
+    return false;
+  }
+  snprintf(buf, n, "%s%s", neg ? "-" : "", lx->text);
+  return true; /* the token is consumed by the caller after conversion */
+}
+
+static bool parse_double(Reader *r, double *out) {
+  char buf[128];
+  if (!number_text(r, buf, sizeof buf))
+    return false;
+  char *end;
+  *out = strtod(buf, &end);
+  if (*end || end == buf) {
+    irlex_error(&r->lx, "malformed number %s", buf);
+    return false;
+  }
+  irlex_next(&r->lx);
+  return true;
+}
+
+/* Converts one constant element given as text into dtype t at data[i]. */
+static bool convert_elem(Reader *r, DType t, const char *s, void *data,
+                         size_t i) {
+  char *end = NULL;
+  errno = 0;
+  switch (t) {
+  case DT_F32:
+    ((float *)data)[i] = strtof(s, &end);
+    if (isinf(((float *)data)[i]) && !strstr(s, "inf"))
+      end = NULL; /* overflow: 0x1p140 is not an f32 */
+    break;
+  case DT_F64:
+    ((double *)data)[i] = strtod(s, &end);
+    if (isinf(((double *)data)[i]) && !strstr(s, "inf"))
+      end = NULL;
+    break;
+  case DT_I32:
+  case DT_I64: {
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE || (t == DT_I32 && (v < INT32_MIN || v > INT32_MAX)))
+      end = NULL;
+    else if (t == DT_I32)
+      ((int32_t *)data)[i] = (int32_t)v;
+    else
+      ((int64_t *)data)[i] = v;
+    break;
+  }
+  case DT_BOOL: {
+    bool tv = strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
+    bool fv = strcmp(s, "false") == 0 || strcmp(s, "0") == 0;
+    if (tv || fv) {
+      ((uint8_t *)data)[i] = tv;
+      end = (char *)s + strlen(s);
+    }
+    break;
+  }
+  case DT_F16:
+  case DT_BF16: {
+    unsigned long v = strtoul(s, &end, 0);
+    if (v > 0xffff || s[0] == '-')
+      end = NULL;
+    else
+      ((uint16_t *)data)[i] = (uint16_t)v;
+    break;
+  }
+  case DT_COUNT:
+    break;
+  }
+  if (!end || *end || end == s) {
+    irlex_error(&r->lx, "bad %s constant '%s'", dtype_name(t), s);
+    return false;
+  }
+  return true;
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+static bool parse_int_list(Reader *r, int64_t lo, int64_t hi, int64_t *vals,
+                           int *n) {
+  EXPECT(r, TK_LBRACKET, "'['");
+  *n = 0;
+  if (irlex_accept(&r->lx, TK_RBRACKET))
+    return true;
+  do {
+    if (*n >= MAX_RANK) {
+      irlex_error(&r->lx, "more than %d entries", MAX_RANK);
+      return false;
+    }
+    if (!parse_int(r, lo, hi, &vals[(*n)++]))
+      return false;
+  } while (irlex_accept(&r->lx, TK_COMMA));
+  EXPECT(r, TK_RBRACKET, "']'");
+  return true;
+}
+
+static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
+  IrLexer *lx = &r->lx;
+  AttrKind ak = ir_op_info[kind].attr;
+  if (!irlex_accept(lx, TK_LBRACE))
+    return true;
+  do {
+    if (lx->kind != TK_IDENT)
+      return irlex_expect(lx, TK_IDENT, "an attribute name");
+    char key[16];
+    snprintf(key, sizeof key, "%s", lx->text);
+    bool known = strlen(lx->text) < sizeof key;
+    irlex_next(lx);
+    int64_t v = 0, list[MAX_RANK];
+    int n;
+    if (known && ak == ATTR_AXIS && strcmp(key, "axis") == 0) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_int(r, -1000000, 1000000, &v))
+        return false;
+      a->axis.axis = (int)v;
+    } else if (known && ak == ATTR_MATMUL && strcmp(key, "trans_a") == 0) {
+      a->matmul.trans_a = true;
+    } else if (known && ak == ATTR_MATMUL && strcmp(key, "trans_b") == 0) {
+      a->matmul.trans_b = true;
+    } else if (known && ak == ATTR_REDUCE && strcmp(key, "keepdims") == 0) {
+      a->reduce.keepdims = true;
+    } else if (known && ak == ATTR_REDUCE && strcmp(key, "axes") == 0) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_int_list(r, 0, 31, list, &n))
+        return false;
+      for (int i = 0; i < n; i++)
+        a->reduce.axes |= 1u << list[i];
+    } else if (known && ak == ATTR_PERM && strcmp(key, "perm") == 0) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_int_list(r, -1000000, 1000000, list, &n))
+        return false;
+      for (int i = 0; i < n; i++)
+        a->perm.perm[i] = (int)list[i];
+    } else if (known && ak == ATTR_SLICE && strcmp(key, "step") == 0) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_int_list(r, INT64_MIN + 1, INT64_MAX, list, &n))
+        return false;
+      for (int i = 0; i < n; i++)
+        a->slice.step[i] = list[i];
+    } else if (known && ak == ATTR_SLICE && strcmp(key, "start") == 0) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_dim_list(r, a->slice.start, &n))
+        return false;
+    } else {
+      irlex_error(lx, "unknown attribute '%s' for %s", key,
+                ir_op_info[kind].name);
+      return false;
+    }
+  } while (irlex_accept(lx, TK_COMMA));
+  EXPECT(r, TK_RBRACE, "'}'");
+  return true;
+}
+
+enum { MAX_RESULTS = 8, MAX_OPERANDS = 1 << 16, MAX_CONST = 1 << 24 };
+
+typedef struct OpText {
+  const char *names[MAX_RESULTS];
+  bool numeric[MAX_RESULTS];
+  int nresults;
+  Value **operands;
+  int noperands, cap_operands;
+  const char **elems; /* CONST element texts (arena) */
+  int64_t nelems, cap_elems;
+} OpText;
+
+static bool parse_const_elems(Reader *r, OpText *t) {
+  EXPECT(r, TK_LBRACKET, "'['");
+  if (irlex_accept(&r->lx, TK_RBRACKET))
+    return true;
+  do {
+    char buf[128];
+    if (!number_text(r, buf, sizeof buf))
+      return false;
+    if (t->nelems == MAX_CONST) {
+      irlex_error(&r->lx, "constant has more than %d elements", MAX_CONST);
+      return false;
+    }
+    if (t->nelems == t->cap_elems) {
+      t->cap_elems = t->cap_elems ? 2 * t->cap_elems : 16;
+      t->elems = realloc(t->elems, (size_t)t->cap_elems * sizeof(char *));
+      if (!t->elems)
+        abort();
+    }
+    t->elems[t->nelems++] = ir_strdup(r->m, buf);
+    irlex_next(&r->lx);
+  } while (irlex_accept(&r->lx, TK_COMMA));
+  EXPECT(r, TK_RBRACKET, "']'");
+  return true;
+}
+
+static bool parse_operands(Reader *r, OpText *t) {
+  if (r->lx.kind != TK_VALUE)
+    return true;
+  do {
+    if (t->noperands == MAX_OPERANDS) {
+      irlex_error(&r->lx, "too many operands");
+      return false;
+    }
+    if (t->noperands == t->cap_operands) {
+      t->cap_operands = t->cap_operands ? 2 * t->cap_operands : 8;
+      t->operands =
+          realloc(t->operands, (size_t)t->cap_operands * sizeof(Value *));
+      if (!t->operands)
+        abort();
+    }
+    if (!value_use(r, &t->operands[t->noperands++]))
+      return false;
+  } while (irlex_accept(&r->lx, TK_COMMA));
+  return true;
+}
+
+static bool parse_results(Reader *r, OpText *t) {
+  IrLexer *lx = &r->lx;
+  do {
+    if (lx->kind != TK_VALUE)
+      return irlex_expect(lx, TK_VALUE, "a result value");
+    if (t->nresults == MAX_RESULTS) {
+      irlex_error(lx, "too many results");
+      return false;
+    }
+    bool dup = value_slot(r, lx->text, lx->numeric)->key != NULL;
+    for (int i = 0; i < t->nresults; i++)
+      dup |= t->numeric[i] == lx->numeric && strcmp(t->names[i], lx->text) == 0;
+    if (dup) {
+      irlex_error(lx, "value %%%s is defined twice", lx->text);
+      return false;
+    }
+    t->names[t->nresults] = ir_strdup(r->m, lx->text);
+    t->numeric[t->nresults++] = lx->numeric;
+    irlex_next(lx);
+  } while (irlex_accept(lx, TK_COMMA));
+  EXPECT(r, TK_EQUAL, "'='");
+  return true;
+}
+
+static void define(Reader *r, const char *key, bool numeric, Value *v) {
+  if (2 * (r->vcount + 1) > r->vcap)
+    values_resize(r, 2 * r->vcap, true);
+  ValueEntry *e = value_slot(r, key, numeric);
+  e->key = key;
+  e->numeric = numeric;
+  e->value = v;
+  r->vcount++;
+  if (!numeric)
+    v->name = key;
+}
+
+/* Checks what later code relies on, then builds the op. */
+static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
+                     const Type *types, Loc loc) {
+  IrLexer *lx = &r->lx;
+  const OpInfo *info = &ir_op_info[kind];
+  if (info->noperands >= 0 ? t->noperands != info->noperands
+                           : t->noperands < 1) {
+    irlex_error(lx, "%s takes %d operands, got %d", info->name, info->noperands,
+              t->noperands);
+    return false;
+  }
+  if (kind == OP_PARAM && (a->param.index >= r->m->nparams)) {
+    irlex_error(lx, "param index %d out of range (%d params)", a->param.index,
+              r->m->nparams);
+    return false;
+  }
+  void *data = NULL;
+  if (kind == OP_CONST) {
+    int64_t n;
+    if (t->nresults != 1 || !shape_const_numel(&types[0].shape, &n) ||
+        n > MAX_CONST) {
+      irlex_error(lx, "const needs one result of a constant, small shape");
+      return false;
+    }
+    if (t->nelems != n && !(t->nelems == 1 && n > 0)) {
+      irlex_error(lx, "const has %lld elements, its type needs %lld",
+                (long long)t->nelems, (long long)n);
+      return false;
+    }
+    data =
+        arena_alloc(&r->m->arena, (size_t)n * dtype_size(types[0].dtype) + 1);
+    for (int64_t i = 0; i < n; i++)
+      if (!convert_elem(r, types[0].dtype, t->elems[t->nelems == 1 ? 0 : i],
+                        data, (size_t)i))
+        return false;
+  }
+  Op *op = ir_build_typed(r->m, r->fn->body, kind, t->operands, t->noperands, a,
+                          types, t->nresults, loc);
+  if (kind == OP_CONST)
+    op->attrs.cst.data = data;
+  for (int i = 0; i < t->nresults; i++)
+    define(r, t->names[i], t->numeric[i], op->results[i]);
+  return true;
+}
+
+static bool parse_op_body(Reader *r, OpText *t) {
+  IrLexer *lx = &r->lx;
+  if (!parse_results(r, t))
+    return false;
+  OpKind kind = OP_CONST;
+  if (lx->kind != TK_IDENT)
+    return irlex_expect(lx, TK_IDENT, "an op name");
+  if (!ir_op_from_name(lx->text, &kind)) {
+    irlex_error(lx, "unknown op '%s'", lx->text);
+    return false;
+  }
+  Loc oploc = {lx->path, lx->tok_line, lx->tok_col, 0, NULL};
+  irlex_next(lx);
+  Attrs a;
+  memset(&a, 0, sizeof a);
+  if (kind == OP_CONST && !parse_const_elems(r, t))
+    return false;
+  if (kind == OP_PARAM) {
+    int64_t idx = 0;
+    if (!parse_int(r, 0, 1 << 30, &idx))
+      return false;
+    a.param.index = (int)idx;
+  }
+  if (!parse_operands(r, t) || !parse_attrs(r, kind, &a))
+    return false;
+  EXPECT(r, TK_COLON, "':' and the result type");
+  Type types[MAX_RESULTS];
+  for (int i = 0; i < t->nresults; i++) {
+    if (i > 0)
+      EXPECT(r, TK_COMMA, "',' and another result type");
+    if (!parse_type(r, &types[i]))
+      return false;
+  }
+  Loc loc;
+  if (!parse_loc(r, &loc))
+    return false;
+  /* Errors about the whole op point at its name. */
+  lx->tok_line = oploc.line;
+  lx->tok_col = oploc.col;
+  return build_op(r, kind, t, &a, types, loc);
+}
+
+static bool parse_op(Reader *r) {
+  OpText t;
+  memset(&t, 0, sizeof t);
+  bool ok = parse_op_body(r, &t);
+  free(t.operands);
+  free(t.elems);
+  return ok;
+}
+
+/* ---- functions and the module -------------------------------------------- */
+
+static bool parse_input(Reader *r, Function *f) {
+  IrLexer *lx = &r->lx;
+  if (lx->kind != TK_VALUE)
+    return irlex_expect(lx, TK_VALUE, "an input such as %x");
+  if (value_slot(r, lx->text, lx->numeric)->key) {
+    irlex_error(lx, "input %%%s is declared twice", lx->text);
+    return false;
+  }
+  const char *name = ir_strdup(r->m, lx->text);
+  irlex_next(lx);
+  EXPECT(r, TK_COLON, "':'");
+  Type type;
+  if (!parse_type(r, &type))
+    return false;
+  double def = 0;
+  bool has_default = irlex_accept(lx, TK_EQUAL);
+  if (has_default && !parse_double(r, &def))
+    return false;
+  Loc loc;
+  if (!parse_loc(r, &loc))
+    return false;
+  Value *v = ir_add_input(r->m, f, name, type, loc);
+  f->inputs[f->ninputs - 1].has_default = has_default;
+  f->inputs[f->ninputs - 1].default_value = def;
+  define(r, v->name, false, v);
+  return true;
+}
+
+static bool parse_function(Reader *r) {
+  IrLexer *lx = &r->lx;
+  const char *name = NULL;
+  EXPECT(r, TK_AT, "'@' and the function name");
+  if (lx->kind == TK_IDENT || lx->kind == TK_STRING) {
+    if (ir_find_function(r->m, lx->text)) {
+      irlex_error(lx, "function @%s is defined twice", lx->text);
+      return false;
+    }
+  }
+  if (!parse_name(r, &name))
+    return false;
+  Function *f = ir_function_new(r->m, name, loc_none());
+  r->fn = f;
+  values_resize(r, 64, false);
+  EXPECT(r, TK_LPAREN, "'('");
+  if (!irlex_accept(lx, TK_RPAREN)) {
+    do {
+      if (!parse_input(r, f))
+        return false;
+    } while (irlex_accept(lx, TK_COMMA));
+    EXPECT(r, TK_RPAREN, "')'");
+  }
+  if (!parse_loc(r, &f->loc))
+    return false;
+  EXPECT(r, TK_LBRACE, "'{'");
+  while (lx->kind == TK_VALUE)
+    if (!parse_op(r))
+      return false;
+  if (!irlex_is(lx, "return"))
+    return irlex_expect(lx, TK_NONE, "an op or 'return'");
+  irlex_next(lx);
+  if (lx->kind != TK_RBRACE) {
+    do {
+      const char *oname = NULL;
+      Value *v = NULL;
+      Loc loc;
+      if (!parse_name(r, &oname))
+        return false;
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!value_use(r, &v) || !parse_loc(r, &loc))
+        return false;
+      ir_add_output(r->m, f, oname, v, loc);
+    } while (irlex_accept(lx, TK_COMMA));
+  }
+  EXPECT(r, TK_RBRACE, "'}'");
+  return true;
+}
+
+static bool parse_item(Reader *r) {
+  IrLexer *lx = &r->lx;
+  if (irlex_is(lx, "symbols")) {
+    irlex_next(lx);
+    do {
+      if (lx->kind != TK_IDENT)
+        return irlex_expect(lx, TK_IDENT, "a symbol name");
+      if (ir_symbol(r->m, lx->text) < 0) {
+        irlex_error(lx, "too many symbols");
+        return false;
+      }
+      irlex_next(lx);
+    } while (irlex_accept(lx, TK_COMMA));
+    return true;
+  }
+  if (irlex_is(lx, "const")) {
+    irlex_next(lx);
+    const char *name = NULL;
+    char buf[128];
+    if (!parse_name(r, &name))
+      return false;
+    EXPECT(r, TK_EQUAL, "'='");
+    if (!number_text(r, buf, sizeof buf))
+      return false;
+    irlex_next(lx);
+    if (irlex_accept(lx, TK_COLON)) { /* float constants end in : f64 */
+      double f;
+      if (!irlex_is(lx, "f64"))
+        return irlex_expect(lx, TK_NONE, "f64");
+      irlex_next(lx);
+      if (!convert_elem(r, DT_F64, buf, &f, 0))
+        return false;
+      ir_add_const_float(r->m, name, f);
+      return true;
+    }
+    int64_t v;
+    if (!convert_elem(r, DT_I64, buf, &v, 0))
+      return false;
+    ir_add_const(r->m, name, v);
+    return true;
+  }
+  if (irlex_is(lx, "param")) {
+    irlex_next(lx);
+    if (lx->kind != TK_STRING)
+      return irlex_expect(lx, TK_STRING, "a quoted weight name");
+    const char *name = ir_strdup(r->m, lx->text);
+    irlex_next(lx);
+    EXPECT(r, TK_COLON, "':'");
+    Type t;
+    Loc loc;
+    if (!parse_type(r, &t) || !parse_loc(r, &loc))
+      return false;
+    if (!shape_is_const(&t.shape)) {
+      irlex_error(lx, "param \"%s\" needs a constant shape", name);
+      return false;
+    }
+    if (ir_add_param(r->m, name, t, loc, lx->d) < 0) {
+      lx->failed = true;
+      lx->kind = TK_ERROR;
+      return false;
+    }
+    return true;
+  }
+  if (irlex_is(lx, "func")) {
+    irlex_next(lx);
+    return parse_function(r);
+  }
+  return irlex_expect(lx, TK_NONE, "'symbols', 'const', 'param' or 'func'");
+}
+
+Module *ir_read(const char *text, const char *path, Diag *d) {
+  Reader r;
+  memset(&r, 0, sizeof r);
+  irlex_init(&r.lx, text, path, d);
+  r.m = ir_module_new(NULL);
+  bool ok = false;
+  if (irlex_is(&r.lx, "module")) {
+    irlex_next(&r.lx);
+    ok = true;
+    if (irlex_accept(&r.lx, TK_AT))
+      ok = parse_name(&r, &r.m->name);
+    if (ok && irlex_is(&r.lx, "file")) {
+      irlex_next(&r.lx);
+      if (r.lx.kind == TK_STRING) {
+        r.m->source_file = ir_strdup(r.m, r.lx.text);
+        irlex_next(&r.lx);
+      } else {
+        ok = irlex_expect(&r.lx, TK_STRING, "a quoted file name");
+      }
+    }
+    while (ok && r.lx.kind != TK_EOF)
+      ok = parse_item(&r);
+  } else {
+    irlex_expect(&r.lx, TK_NONE, "'module'");
+  }
+  ok = ok && !r.lx.failed;
+  irlex_free(&r.lx);
+  free(r.vals);
+  if (!ok) {
+    ir_module_free(r.m);
+    return NULL;
+  }
+  return r.m;
+}

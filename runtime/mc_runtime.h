@@ -1,0 +1,226 @@
+/* The modelc runtime: what every generated program links, and nothing more
+ * than libc + libm + POSIX (mmap).
+ *
+ *   mc_runtime.c      errors, dtypes, tensors, half floats, conversions
+ *   mc_npy.c          .npy read/write
+ *   mc_safetensors.c  safetensors: mmap, a strict JSON reader, validation
+ *   mc_weights.c      model weights resolved against specs, as f32
+ *   mc_kernels.c      GEMM and softmax kernels
+ *   mc_main.c         the command-line driver of an emitted executable
+ * A generated program compiles all of the .c files but mc_main.c is needed
+ * only when it is an executable.
+ *
+ * Invariants:
+ *  - every function that can fail returns MC_OK or an MC_ERR_* code and fills
+ *    the McError it is given (which may be NULL) with a message; nothing
+ *    aborts, exits or prints on bad input;
+ *  - files are read as untrusted: every size, offset and count is checked
+ *    before use, and all arithmetic on them is overflow-checked;
+ *  - multi-byte data on disk is little-endian; the host may be either;
+ *  - kernels never allocate and are deterministic (fixed summation order).
+ */
+#ifndef MC_RUNTIME_H
+#define MC_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MC_PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MC_PRINTF_LIKE(f, a)
+#endif
+
+/* ---- dtypes and tensors ------------------------------------------------ */
+/* Same order as the IR's DType. */
+typedef enum McDType {
+  MC_F32,
+  MC_F64,
+  MC_I32,
+  MC_I64,
+  MC_BOOL, /* uint8_t holding 0 or 1 */
+  MC_F16,  /* uint16_t bits, IEEE binary16 */
+  MC_BF16, /* uint16_t bits, the top half of a binary32 */
+  MC_DTYPE_COUNT
+} McDType;
+
+#define MC_MAX_RANK 8
+
+typedef struct McTensor {
+  McDType dtype;
+  int rank;
+  int64_t shape[MC_MAX_RANK];
+  void *data; /* row-major (C order) */
+} McTensor;
+
+enum {
+  MC_OK = 0,
+  MC_ERR_IO,
+  MC_ERR_FORMAT,
+  MC_ERR_NAME,
+  MC_ERR_DTYPE,
+  MC_ERR_SHAPE,
+  MC_ERR_RANGE,
+  MC_ERR_NOMEM,
+  MC_ERR_USAGE
+};
+
+typedef struct McError {
+  int code;
+  char msg[512];
+} McError;
+
+/* Fills e (which may be NULL) with code and the formatted message; returns
+ * code, so a failure reads `return mc_fail(e, MC_ERR_IO, "...", ...);`. */
+int mc_fail(McError *e, int code, const char *fmt, ...) MC_PRINTF_LIKE(3, 4);
+
+const char *mc_dtype_name(McDType t); /* "f32", ...; "?" when out of range */
+size_t mc_dtype_size(McDType t);      /* bytes per element; 0 when invalid */
+
+/* Product of the dims; -1 when rank or a dim is invalid or it overflows. */
+int64_t mc_tensor_numel(const McTensor *t);
+/* numel * dtype size in *nbytes, or MC_ERR_SHAPE / MC_ERR_DTYPE. */
+int mc_tensor_nbytes(const McTensor *t, size_t *nbytes, McError *e);
+/* Sets dtype, rank and shape and mallocs zeroed data (never NULL on success,
+ * even for zero elements). shape may be NULL when rank is 0. */
+int mc_tensor_alloc(McTensor *t, McDType dtype, int rank, const int64_t *shape,
+                    McError *e);
+void mc_tensor_free(McTensor *t); /* frees data, sets it to NULL */
+/* Formats "[2, 5]" into buf (always NUL-terminated); returns buf. */
+char *mc_shape_str(int rank, const int64_t *shape, char *buf, size_t size);
+
+/* Converts in to dtype `to` into out (fresh malloc'd data; out's old data is
+ * not freed). Floats convert among f16/bf16/f32/f64 (narrowing is
+ * range-checked: a finite value beyond the target's range is an error; inf
+ * and nan pass), integers among i32/i64/bool (range-checked; bool takes only
+ * 0 and 1). Float <-> integer is refused (MC_ERR_DTYPE). The message names
+ * the value and its flat index. */
+int mc_tensor_convert(const McTensor *in, McDType to, McTensor *out,
+                      McError *e);
+
+/* Scalar conversions (round to nearest even). */
+float mc_f16_to_f32(uint16_t h);
+float mc_bf16_to_f32(uint16_t h);
+uint16_t mc_f32_to_f16(float f);
+uint16_t mc_f32_to_bf16(float f);
+
+/* ---- .npy -----------------------------------------------------------------
+ */
+/* Reads .npy format 1.0/2.0/3.0 with a little-endian dtype among <f2 <f4 <f8
+ * <i4 <i8 |b1, C order. Rejects Fortran order, big-endian data, bad magic or
+ * header, rank > MC_MAX_RANK, shape overflow, truncated or trailing data and
+ * bool bytes other than 0/1. */
+int mc_npy_read(const char *path, McTensor *out, McError *e);
+/* Writes atomically: to "path.tmp.<pid>", then rename. bf16 is refused. */
+int mc_npy_write(const char *path, const McTensor *t, McError *e);
+/* Writes path in place (no temp file, no rename); the building block of
+ * mc_npy_write and of the driver's all-or-nothing output. */
+int mc_npy_write_direct(const char *path, const McTensor *t, McError *e);
+
+/* ---- safetensors -------------------------------------------------------- */
+typedef struct McSafetensors McSafetensors;
+
+typedef struct McStTensor {
+  const char *name;
+  McDType dtype;
+  int rank;
+  int64_t shape[MC_MAX_RANK];
+  const void *data; /* into the mapping: little-endian, maybe unaligned */
+  size_t nbytes;
+} McStTensor;
+
+/* Maps the file and validates the whole header (see mc_safetensors.c). */
+int mc_st_open(const char *path, McSafetensors **out, McError *e);
+void mc_st_close(McSafetensors *st); /* NULL is fine */
+int mc_st_count(const McSafetensors *st);
+const McStTensor *mc_st_get(const McSafetensors *st, int i); /* NULL if OOB */
+/* The tensor named exactly `name`, else the unique one whose name ends with
+ * "." + name ("transformer.h.0.ln_1.weight" serves "h.0.ln_1.weight").
+ * NULL if none; NULL with *ambiguous = 1 (if given) when several match. */
+const McStTensor *mc_st_find(const McSafetensors *st, const char *name,
+                             int *ambiguous);
+
+/* ---- model weights ------------------------------------------------------ */
+/* A weight the model expects; all are f32 in the model. */
+typedef struct McWeightSpec {
+  const char *name;
+  int rank;
+  int64_t shape[MC_MAX_RANK];
+} McWeightSpec;
+
+typedef struct McWeights McWeights;
+
+/* Opens path, resolves every spec with mc_st_find, checks dtypes (F32, F16,
+ * BF16, F64; the latter three are converted to f32 once here) and shapes.
+ * F32 data is used in place from the mapping when 4-byte aligned on a
+ * little-endian host, else copied. Extra tensors are ignored. */
+int mc_weights_load(const char *path, const McWeightSpec *specs, int n,
+                    McWeights **out, McError *e);
+const float *mc_weights_get(const McWeights *w, int i); /* NULL if OOB */
+void mc_weights_free(McWeights *w);                     /* NULL is fine */
+
+/* ---- kernels ------------------------------------------------------------ */
+/* C[m*ldc + n] (+)= sum_k A[m*rsa + k*csa] * B[k*rsb + n*csb] for m < M,
+ * n < N. accumulate = 0 overwrites C. Each element sums in k order, so the
+ * result does not depend on the strides. */
+void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
+                 int64_t csa, const float *B, int64_t rsb, int64_t csb,
+                 float *C, int64_t ldc, int accumulate);
+void mc_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
+                 int64_t csa, const double *B, int64_t rsb, int64_t csb,
+                 double *C, int64_t ldc, int accumulate);
+
+/* Softmax along an axis of length n whose elements are
+ * x[(o*n + j)*inner + i] for o < outer, i < inner. Max-subtracted like torch:
+ * a row that is all -inf gives nan, as torch does. y may equal x. */
+void mc_softmax_f32(const float *x, float *y, int64_t outer, int64_t n,
+                    int64_t inner);
+void mc_softmax_f64(const double *x, double *y, int64_t outer, int64_t n,
+                    int64_t inner);
+void mc_log_softmax_f32(const float *x, float *y, int64_t outer, int64_t n,
+                        int64_t inner);
+void mc_log_softmax_f64(const double *x, double *y, int64_t outer, int64_t n,
+                        int64_t inner);
+
+/* ---- the executable driver ---------------------------------------------- */
+typedef struct McIOSpec {
+  const char *name;
+  McDType dtype;
+  int rank;
+  int optional;
+} McIOSpec;
+
+typedef struct McModelInfo {
+  const char *name;
+  const char *default_weights; /* path given at compile time, or NULL */
+  int ninputs;
+  const McIOSpec *inputs;
+  int noutputs;
+  const McIOSpec *outputs;
+  int nweights;
+  const McWeightSpec *weights;
+  int (*open)(const char *weights_path, void **handle, McError *e);
+  void (*close)(void *handle);
+  /* inputs[i] are in the model's dtype (data NULL for an absent optional
+   * input). outputs[i] arrive with the spec's dtype and rank and data NULL;
+   * on success each holds its shape and malloc'd data (mc_tensor_alloc).
+   * Whatever output data is non-NULL afterwards is freed by the caller,
+   * also on failure. */
+  int (*run)(void *handle, const McTensor *inputs, McTensor *outputs,
+             McError *e);
+} McModelInfo;
+
+/* PROG [--weights W.safetensors] name=FILE.npy ... -o OUTDIR
+ * Writes OUTDIR/<output>.npy for every output, all or nothing. Returns the
+ * process exit status: 0 on success, 1 with "PROG: error: msg" on stderr. */
+int mc_main(int argc, char **argv, const McModelInfo *info);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MC_RUNTIME_H */

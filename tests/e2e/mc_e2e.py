@@ -1,0 +1,341 @@
+"""Shared helpers of the end-to-end tests: compile a model with modelc, run the
+program it emits, compare its outputs with a PyTorch/numpy reference.
+
+The tests run under Debian's /usr/bin/python3 (it sees python3-torch and
+python3-numpy) with this environment, set by tests/CMakeLists.txt:
+  MODELC          path of the compiler under test (build/modelc)
+  MC_SOURCE_DIR   the repository (models/ lives there)
+  MC_SANITIZE     ON: the generated programs are built with ASan+UBSan too,
+                  through MC_CFLAGS, which modelc adds to its C compiler call.
+Optional: MC_E2E_KEEP=1 keeps the work directories of passing tests.
+
+A test builds its checks with a Checker and ends with `sys.exit(ck.finish())`.
+Every comparison prints what it measured, pass or fail. A missing torch or
+numpy is a failure, never a skip.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+SOURCE_DIR = os.environ.get(
+    "MC_SOURCE_DIR",
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+MODELS_DIR = os.path.join(SOURCE_DIR, "models")
+SANITIZE = os.environ.get("MC_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE", "YES")
+SANITIZER_CFLAGS = "-fsanitize=address,undefined -fno-omit-frame-pointer -g"
+# Generous: a sanitized C compile of the runtime plus a model takes seconds.
+TIMEOUT = 600
+
+
+def modelc():
+    path = os.environ.get("MODELC")
+    if not path:
+        raise RuntimeError("MODELC is not set: run the tests through ctest, "
+                           "or set MODELC=build/modelc")
+    return path
+
+
+def model_path(name):
+    return os.path.join(MODELS_DIR, name)
+
+
+def import_torch():
+    """torch, or an exception that fails the test: references are never skipped."""
+    try:
+        import torch
+    except ImportError as e:
+        raise RuntimeError("PyTorch is required for this test (Debian package "
+                           "python3-torch, run with /usr/bin/python3): %s" % e)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    return torch
+
+
+# ---- files --------------------------------------------------------------
+
+_ST_DTYPES = {
+    np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
+    np.dtype(np.float16): "F16", np.dtype(np.int32): "I32",
+    np.dtype(np.int64): "I64", np.dtype(np.int8): "I8",
+    np.dtype(np.uint8): "U8", np.dtype(np.bool_): "BOOL",
+}
+
+
+def to_numpy(t):
+    """A numpy array from a numpy array or a (CPU) torch tensor."""
+    if isinstance(t, np.ndarray):
+        return t
+    if hasattr(t, "detach"):
+        return t.detach().cpu().contiguous().numpy()
+    return np.asarray(t)
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Writes {name: array or tensor} in the safetensors format: an 8-byte
+    little-endian header length, a JSON header (padded with spaces to a
+    multiple of 8), then the tensors' bytes in name order."""
+    header = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(to_numpy(tensors[name]))
+        if a.dtype not in _ST_DTYPES:
+            raise ValueError("%s: dtype %s has no safetensors name" % (name, a.dtype))
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": _ST_DTYPES[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    write_safetensors_raw(path, header, b"".join(blobs))
+
+
+def write_safetensors_raw(path, header, data):
+    """Writes a header dict and a data blob as given, valid or not (for tests
+    of the loader's validation)."""
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        f.write(data)
+
+
+def save_npy(path, array):
+    np.save(path, to_numpy(array), allow_pickle=False)
+    return path
+
+
+def load_npy(path):
+    return np.load(path, allow_pickle=False)
+
+
+# ---- running modelc and the programs -------------------------------------
+
+class Work:
+    """A work directory for one test, under the build directory (next to
+    modelc), removed at the end unless the test failed or MC_E2E_KEEP is set."""
+
+    def __init__(self, test_name):
+        base = os.path.join(os.path.dirname(os.path.abspath(modelc())), "e2e-work")
+        os.makedirs(base, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix=test_name + "-", dir=base)
+        self.inputs_written = 0
+
+    def path(self, *parts):
+        p = os.path.join(self.dir, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def next_input_path(self, name):
+        """A fresh path for an input .npy file, apart from any output directory."""
+        self.inputs_written += 1
+        return self.path("program-inputs", "%d" % self.inputs_written, name + ".npy")
+
+    def cleanup(self, failed):
+        if failed or os.environ.get("MC_E2E_KEEP"):
+            print("work directory kept: %s" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tool_env():
+    env = dict(os.environ)
+    if SANITIZE:
+        env["MC_CFLAGS"] = (env.get("MC_CFLAGS", "") + " " + SANITIZER_CFLAGS).strip()
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env
+
+
+class Result:
+    def __init__(self, argv, proc):
+        self.argv = argv
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def describe(self):
+        return "$ %s\nexit %d\n--- stdout\n%s--- stderr\n%s" % (
+            " ".join(self.argv), self.returncode, self.stdout, self.stderr)
+
+
+def run(argv, check=True, cwd=None):
+    """Runs a command, returns a Result; with check, raises on a non-zero exit."""
+    argv = [str(a) for a in argv]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=tool_env(), cwd=cwd,
+                          timeout=TIMEOUT)
+    res = Result(argv, proc)
+    if check and res.returncode != 0:
+        raise RuntimeError("command failed\n" + res.describe())
+    return res
+
+
+def compile_args(model, out, defines=None, weights=None, opt=None, emit="exe",
+                 config=None, extra=()):
+    argv = [modelc(), "compile", model]
+    for name, value in (defines or {}).items():
+        argv += ["-D", "%s=%s" % (name, value)]
+    if config:
+        argv += ["--config", config]
+    if weights:
+        argv += ["--weights", weights]
+    if emit:
+        argv += ["--emit", emit]
+    if opt is not None:
+        argv.append("-O%d" % opt)
+    argv += list(extra)
+    argv += ["-o", out]
+    return argv
+
+
+def compile_model(model, out, **kw):
+    """modelc compile ...; returns OUT. Raises with the compiler's output on failure."""
+    run(compile_args(model, out, **kw))
+    return out
+
+
+def run_program(prog, inputs, outdir, work, weights=None, check=True):
+    """Runs an emitted program. inputs: {name: array} (saved as .npy, dtype
+    kept) or {name: path}. Returns (Result, {output name: array})."""
+    argv = [prog]
+    if weights:
+        argv += ["--weights", weights]
+    for name, value in inputs.items():
+        if isinstance(value, str):
+            path = value
+        else:
+            path = save_npy(work.next_input_path(name), value)
+        argv.append("%s=%s" % (name, path))
+    argv += ["-o", outdir]
+    res = run(argv, check=check)
+    outputs = {}
+    if os.path.isdir(outdir):
+        for f in sorted(os.listdir(outdir)):
+            if f.endswith(".npy"):
+                outputs[f[:-4]] = load_npy(os.path.join(outdir, f))
+    return res, outputs
+
+
+# ---- comparing -----------------------------------------------------------
+
+def errors(got, want, floor=None):
+    """(max abs error, max relative error) over finite reference values. The
+    relative error is taken where |want| >= floor (default: the smallest
+    normal float32; the checks pass their absolute tolerance): near zero
+    only the absolute error means something."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    finite = np.isfinite(want)
+    if not finite.any():
+        return 0.0, 0.0
+    diff = np.abs(got[finite] - want[finite])
+    mag = np.abs(want[finite])
+    floor = np.finfo(np.float32).tiny if floor is None else floor
+    big = mag >= floor
+    rel = diff[big] / mag[big] if big.any() else np.zeros(1)
+    return float(np.nan_to_num(diff.max(), nan=np.inf)), \
+        float(np.nan_to_num(rel.max(), nan=np.inf))
+
+
+class Checker:
+    """Collects named checks; each prints one line. finish() returns the exit code."""
+
+    def __init__(self, test_name):
+        self.test_name = test_name
+        self.failures = []
+        self.count = 0
+
+    def check(self, name, ok, detail=""):
+        self.count += 1
+        print("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail else ""))
+        sys.stdout.flush()
+        if not ok:
+            self.failures.append(name)
+        return ok
+
+    def close(self, name, got, want, rtol, atol):
+        """|got - want| <= atol + rtol * |want| elementwise; same shape; the
+        reference's non-finite values (inf, nan) must be matched exactly."""
+        got = np.asarray(got)
+        want = np.asarray(want)
+        if got.shape != want.shape:
+            return self.check(name, False, "shape %s, expected %s" % (got.shape, want.shape))
+        if got.dtype != want.dtype:
+            return self.check(name, False, "dtype %s, expected %s" % (got.dtype, want.dtype))
+        g = got.astype(np.float64)
+        w = want.astype(np.float64)
+        nonfinite_ok = bool(np.array_equal(np.isnan(g), np.isnan(w)) and
+                            np.array_equal(g[np.isinf(w)], w[np.isinf(w)]) and
+                            not np.isinf(g[np.isfinite(w)]).any())
+        fin = np.isfinite(w)
+        within = np.abs(g[fin] - w[fin]) <= atol + rtol * np.abs(w[fin])
+        ok = nonfinite_ok and bool(within.all())
+        floor = atol if atol > 0 else None
+        abs_err, rel_err = errors(g, w, floor)
+        detail = "shape %s max_abs=%.3g max_rel=%.3g where |ref|>=%.3g (tol: atol=%g + rtol=%g*|ref|)" % (
+            tuple(got.shape), abs_err, rel_err, floor or 0, atol, rtol)
+        if not within.all():
+            bad = np.argwhere(~within)[0]
+            idx = tuple(np.argwhere(fin)[bad[0]]) if got.ndim else ()
+            detail += "; first bad element %s: got %r want %r" % (idx, g[idx], w[idx])
+        if not nonfinite_ok:
+            detail += "; inf/nan positions differ"
+        return self.check(name, ok, detail)
+
+    def bits_equal(self, name, got, want):
+        """Bit-for-bit equality of two float32 arrays."""
+        got = np.asarray(got)
+        want = np.asarray(want)
+        if got.shape != want.shape or got.dtype != want.dtype:
+            return self.check(name, False, "got %s %s, expected %s %s" % (
+                got.dtype, got.shape, want.dtype, want.shape))
+        gb = got.view(np.uint32)
+        wb = want.view(np.uint32)
+        differ = int((gb != wb).sum())
+        detail = "%d of %d elements differ in their bits" % (differ, got.size)
+        if differ:
+            i = int(np.argmax(gb != wb))
+            detail += "; first at %d: got %r (0x%08x) want %r (0x%08x)" % (
+                i, got.flat[i], gb.flat[i], want.flat[i], wb.flat[i])
+        return self.check(name, differ == 0, detail)
+
+    def command_failed_cleanly(self, name, res):
+        """A command that must fail: non-zero exit, a message, no crash and no
+        sanitizer report."""
+        crashed = res.returncode < 0 or res.returncode >= 128
+        sanitizer = ("AddressSanitizer" in res.stderr or "runtime error:" in res.stderr
+                     or "LeakSanitizer" in res.stderr)
+        ok = res.returncode != 0 and not crashed and not sanitizer and res.stderr.strip() != ""
+        first = res.stderr.strip().splitlines()[0] if res.stderr.strip() else "(no message)"
+        return self.check(name, ok, "exit %d, %s" % (res.returncode, first))
+
+    def finish(self):
+        print("%s: %d checks, %d failed" % (self.test_name, self.count, len(self.failures)))
+        return 1 if self.failures or self.count == 0 else 0
+
+
+def main(test_name, body):
+    """Runs body(checker, work); any exception fails the test with its text."""
+    print("%s: modelc=%s sanitize=%s" % (test_name, os.environ.get("MODELC"), SANITIZE))
+    ck = Checker(test_name)
+    work = None
+    try:
+        work = Work(test_name)
+        body(ck, work)
+    except Exception as e:  # noqa: BLE001 - report any failure, then fail
+        import traceback
+        traceback.print_exc()
+        ck.check("test ran to completion", False, "%s: %s" % (type(e).__name__, e))
+    code = ck.finish()
+    if work:
+        work.cleanup(code != 0)
+    sys.exit(code)

@@ -1,0 +1,262 @@
+"""The command line: inspect, --config with -D precedence, the IR text round
+trip through `modelc opt`, and the emitted C compiled warning-free by gcc and
+clang (-Wall -Wextra -Werror). Output is deterministic: emitting twice gives
+the same bytes.
+"""
+import collections
+import filecmp
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mc_e2e  # noqa: E402
+
+GPT2_TINY = {"n_layer": 2, "n_head": 2, "n_embd": 64, "n_vocab": 100, "n_ctx": 32}
+
+# A build configuration: the keys of the command-line flags.
+CONFIG = """\
+defines:
+  n_in: 5
+  n_hidden: 9
+  n_out: 3
+weights: {weights}
+"""
+CONFIG_UNKNOWN_KEY = "defines:\n  n_in: 5\nbogus: 1\n"          # line 3, column 1
+CONFIG_WRONG_TYPE = "defines:\n  n_in: hello\n"                 # line 2
+
+
+def as_table(node):
+    """inspect's sections as {name: entry}: accepts a mapping name -> entry or
+    a list of entries that carry a `name`."""
+    if isinstance(node, dict):
+        return node
+    if isinstance(node, list):
+        return {e["name"]: e for e in node}
+    raise ValueError("expected a mapping or a list, got %r" % (node,))
+
+
+def field(entry, key):
+    """entry[key] if entry is a mapping, else entry itself (name -> value)."""
+    if isinstance(entry, dict):
+        return entry.get(key)
+    return entry
+
+
+def as_shape(node):
+    """A shape as a list of strings: [100, "T"] and "[100, T]" both give ['100', 'T']."""
+    if isinstance(node, dict):
+        node = node.get("shape")
+    if isinstance(node, str):
+        node = [d for d in re.split(r"[\s,\[\]]+", node) if d]
+    return [str(d).replace(" ", "") for d in node]
+
+
+def inspect(ck, work, yaml):
+    # GPT-2 at a tiny -D configuration
+    argv = [mc_e2e.modelc(), "inspect", mc_e2e.model_path("gpt2.model")]
+    for kv in GPT2_TINY.items():
+        argv += ["-D", "%s=%d" % kv]
+    res = mc_e2e.run(argv)
+    doc = yaml.safe_load(res.stdout)
+    print("inspect gpt2.model (tiny):\n" + "\n".join(res.stdout.splitlines()[:12]) + "\n...")
+    ck.check("inspect: a YAML mapping with constants, inputs, outputs, weights",
+             isinstance(doc, dict) and all(k in doc for k in
+                                           ("constants", "inputs", "outputs", "weights")),
+             "keys: %s" % (sorted(doc) if isinstance(doc, dict) else type(doc).__name__))
+    constants = as_table(doc["constants"])
+    for name, value in GPT2_TINY.items():
+        ck.check("inspect: constant %s = %d (-D)" % (name, value),
+                 field(constants.get(name), "value") == value, "%r" % constants.get(name))
+    eps = field(constants.get("eps"), "value")
+    ck.check("inspect: constant eps = 1e-5", isinstance(eps, float) and abs(eps - 1e-5) < 1e-12,
+             "%r" % eps)
+    tokens = as_table(doc["inputs"]).get("tokens")
+    ck.check("inspect: input tokens: i32[T]",
+             field(tokens, "dtype") == "i32" and as_shape(tokens) == ["T"], "%r" % tokens)
+    logits = as_table(doc["outputs"]).get("logits")
+    ck.check("inspect: output logits: f32[T, 100]",
+             field(logits, "dtype") == "f32" and as_shape(logits) == ["T", "100"], "%r" % logits)
+    weights = as_table(doc["weights"])
+    ck.check("inspect: 28 weights (2 + 12 per layer + 2)", len(weights) == 28,
+             "%d weights%s" % (len(weights), "" if len(weights) == 28 else ": %s" % sorted(weights)))
+    for name, shape in (("wte.weight", [100, 64]), ("wpe.weight", [32, 64]),
+                        ("h.1.attn.c_attn.weight", [64, 192]), ("h.0.mlp.c_fc.weight", [64, 256]),
+                        ("h.0.mlp.c_proj.weight", [256, 64]), ("ln_f.bias", [64])):
+        got = weights.get(name)
+        ck.check("inspect: weight %s %s" % (name, shape),
+                 got is not None and as_shape(got) == [str(d) for d in shape], "%r" % got)
+
+    # GPT-2 small by default: no -D
+    res = mc_e2e.run([mc_e2e.modelc(), "inspect", mc_e2e.model_path("gpt2.model")])
+    doc = yaml.safe_load(res.stdout)
+    weights = as_table(doc["weights"])
+    ck.check("inspect defaults: GPT-2 small, 148 weights, wte [50257, 768]",
+             len(weights) == 148 and as_shape(weights.get("wte.weight", [])) == ["50257", "768"],
+             "%d weights, wte %r" % (len(weights), weights.get("wte.weight")))
+
+    # The encoder: symbolic B and T, the optional bool mask
+    res = mc_e2e.run([mc_e2e.modelc(), "inspect", mc_e2e.model_path("transformer_encoder.model"),
+                      "-D", "num_layers=3"])
+    doc = yaml.safe_load(res.stdout)
+    inputs = as_table(doc["inputs"])
+    ck.check("inspect encoder: x: f32[B, T, 64]",
+             field(inputs.get("x"), "dtype") == "f32"
+             and as_shape(inputs.get("x")) == ["B", "T", "64"], "%r" % inputs.get("x"))
+    ck.check("inspect encoder: pad: bool[B, T]",
+             field(inputs.get("pad"), "dtype") == "bool"
+             and as_shape(inputs.get("pad")) == ["B", "T"], "%r" % inputs.get("pad"))
+    weights = as_table(doc["weights"])
+    ck.check("inspect encoder: 36 weights for num_layers=3, in_proj [192, 64]",
+             len(weights) == 36 and as_shape(weights.get("layers.2.self_attn.in_proj_weight", []))
+             == ["192", "64"], "%d weights" % len(weights))
+
+
+def config(ck, work, torch):
+    """--config gives constants and weights; -D on the command line wins."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(collections.OrderedDict([
+        ("fc1", torch.nn.Linear(5, 7)), ("act", torch.nn.GELU()), ("fc2", torch.nn.Linear(7, 3))]))
+    weights = work.path("config", "mlp.safetensors")
+    mc_e2e.write_safetensors(weights, net.state_dict())
+    cfg = work.path("config", "build.yaml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG.format(weights=weights))
+    prog = work.path("config", "mlp")
+    # The file says n_hidden: 9; the weights are for 7, which -D gives.
+    mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("mlp.model"), prog, config=cfg,
+                                   defines={"n_hidden": 7}))
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        want = mc_e2e.to_numpy(net(x))
+    _, out = mc_e2e.run_program(prog, {"x": mc_e2e.to_numpy(x)}, work.path("config", "out"),
+                                work, weights=weights)
+    if ck.check("--config + -D n_hidden=7: program runs", "y" in out):
+        ck.close("--config + -D n_hidden=7: y", out["y"], want, 1e-5, 1e-5)
+
+    for name, text, line, col in (("unknown key", CONFIG_UNKNOWN_KEY, 3, 1),
+                                  ("wrong type", CONFIG_WRONG_TYPE, 2, None)):
+        bad = work.path("config", name.replace(" ", "_") + ".yaml")
+        with open(bad, "w") as f:
+            f.write(text)
+        out = work.path("config", "bad_" + name.replace(" ", "_"))
+        res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("mlp.model"), out, config=bad),
+                         check=False)
+        if ck.command_failed_cleanly("--config with %s: fails cleanly" % name, res):
+            m = re.search(r"%s:(\d+):(\d+): error: (.*)" % re.escape(os.path.basename(bad)),
+                          res.stderr)
+            ok = m is not None and int(m.group(1)) == line and (col is None or
+                                                                int(m.group(2)) == col)
+            ck.check("--config with %s: located at line %d%s" % (
+                name, line, "" if col is None else ", column %d" % col), ok,
+                res.stderr.strip().splitlines()[0])
+
+
+def ir_round_trip(ck, work):
+    """--emit ir, read back by `modelc opt`, printed again: the same text."""
+    for model, defines in (("mlp.model", None), ("gpt2.model", GPT2_TINY),
+                           ("transformer_encoder.model", None), ("activations.model", None)):
+        base = model.split(".")[0]
+        ir = work.path("ir", base + ".ir")
+        mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path(model), ir, defines=defines, emit="ir"))
+        text = open(ir).read()
+        stdout = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path(model), "-", defines=defines,
+                                                emit="ir")).stdout
+        ck.check("%s: --emit ir to a file and to stdout agree" % base, stdout == text,
+                 "%d lines of IR" % text.count("\n"))
+        again = mc_e2e.run([mc_e2e.modelc(), "opt", ir, "--passes=verify"]).stdout
+        ck.check("%s: opt --passes=verify prints the IR it read" % base, again == text,
+                 "" if again == text else first_difference(text, again))
+        opt = mc_e2e.run([mc_e2e.modelc(), "opt", ir, "--passes=fold_constants,cse,dce",
+                          "--print-after=cse"])
+        ck.check("%s: opt --passes=fold_constants,cse,dce --print-after=cse" % base,
+                 opt.stdout.strip() != "", "%d lines out" % opt.stdout.count("\n"))
+        optimized = work.path("ir", base + ".opt.ir")
+        with open(optimized, "w") as f:
+            f.write(mc_e2e.run([mc_e2e.modelc(), "opt", ir,
+                                "--passes=fold_constants,cse,dce"]).stdout)
+        back = mc_e2e.run([mc_e2e.modelc(), "opt", optimized, "--passes=verify"]).stdout
+        ck.check("%s: optimized IR reads back unchanged" % base, back == open(optimized).read())
+
+
+def first_difference(a, b):
+    for n, (x, y) in enumerate(zip(a.splitlines(), b.splitlines())):
+        if x != y:
+            return "line %d: %r vs %r" % (n + 1, x, y)
+    return "lengths %d vs %d lines" % (a.count("\n"), b.count("\n"))
+
+
+def emitted_c(ck, work, torch):
+    """--emit c: deterministic, warning-free under gcc and clang; linked by hand
+    (when the runtime's main is among the files) it computes what --emit exe does."""
+    for model, defines in (("mlp.model", None), ("activations.model", None),
+                           ("transformer_encoder.model", None), ("gpt2.model", GPT2_TINY)):
+        base = model.split(".")[0]
+        out = work.path("c", base, "a")
+        out2 = work.path("c", base, "b")
+        for d in (out, out2):
+            mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path(model), d, defines=defines,
+                                           emit="c", opt=2))
+        files = sorted(os.listdir(out))
+        expected = {base + ".h", base + ".c", "mc_runtime.h", "mc_runtime.c"}
+        ck.check("%s: --emit c writes %s" % (base, ", ".join(sorted(expected))),
+                 expected <= set(files), "got %s" % ", ".join(files))
+        same = filecmp.cmpfiles(out, out2, files, shallow=False)[0]
+        ck.check("%s: emitting twice gives the same bytes" % base, sorted(same) == files)
+        sources = [f for f in files if f.endswith(".c")]
+        for cc in ("gcc", "clang"):
+            if not shutil.which(cc):
+                ck.check("%s is installed" % cc, False)
+                continue
+            objdir = work.path("c", base, cc)
+            os.makedirs(objdir, exist_ok=True)
+            ok = True
+            messages = ""
+            for src in sources:
+                res = mc_e2e.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-c",
+                                  os.path.join(out, src), "-o",
+                                  os.path.join(objdir, src[:-2] + ".o")], check=False)
+                ok = ok and res.returncode == 0
+                messages += res.stderr
+            ck.check("%s: %s -Wall -Wextra -Werror compiles %s" % (base, cc, " ".join(sources)),
+                     ok, messages.strip()[:400])
+        if base == "mlp" and "mc_main.c" in files:
+            link_and_run(ck, work, out, torch)
+
+
+def link_and_run(ck, work, csrc, torch):
+    prog = work.path("c", "mlp", "by-hand")
+    objs = [os.path.join(work.path("c", "mlp", "gcc"), f[:-2] + ".o")
+            for f in os.listdir(csrc) if f.endswith(".c")]
+    res = mc_e2e.run(["gcc"] + objs + ["-o", prog, "-lm", "-lpthread"], check=False)
+    if not ck.check("mlp: emitted C links into a program", res.returncode == 0, res.stderr[:300]):
+        return
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(collections.OrderedDict([
+        ("fc1", torch.nn.Linear(16, 64)), ("act", torch.nn.GELU()), ("fc2", torch.nn.Linear(64, 8))]))
+    weights = work.path("c", "mlp", "mlp.safetensors")
+    mc_e2e.write_safetensors(weights, net.state_dict())
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        want = mc_e2e.to_numpy(net(x))
+    _, out = mc_e2e.run_program(prog, {"x": mc_e2e.to_numpy(x)}, work.path("c", "mlp", "out"),
+                                work, weights=weights)
+    if ck.check("mlp: hand-built program writes y", "y" in out):
+        ck.close("mlp: hand-built program: y", out["y"], want, 1e-5, 1e-5)
+
+
+def body(ck, work):
+    torch = mc_e2e.import_torch()
+    try:
+        import yaml
+    except ImportError as e:
+        raise RuntimeError("python3-yaml is required: %s" % e)
+    inspect(ck, work, yaml)
+    config(ck, work, torch)
+    ir_round_trip(ck, work)
+    emitted_c(ck, work, torch)
+
+
+if __name__ == "__main__":
+    mc_e2e.main("test_cli", body)
