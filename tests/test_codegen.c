@@ -55,7 +55,8 @@ static const char *diag_text(void) {
   return dbuf ? dbuf : "";
 }
 
-/* ---- building modules ------------------------------------------------------ */
+/* ---- building modules ------------------------------------------------------
+ */
 
 static Loc L(int line, int col) {
   Loc l = {"tm.model", line, col, 0, NULL};
@@ -104,7 +105,8 @@ static void output(const char *name, Value *v) {
   ir_add_output(m, fn, name, v, L(9, 1));
 }
 
-/* ---- compiling and running -------------------------------------------------- */
+/* ---- compiling and running --------------------------------------------------
+ */
 
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -202,7 +204,8 @@ static void expect_ok(const char *body) {
   free(out);
 }
 
-/* ---- elementwise ------------------------------------------------------------- */
+/* ---- elementwise
+ * ------------------------------------------------------------- */
 
 Test(codegen, broadcast_add_and_scalar) {
   Value *x = input("x", ty(DT_F32, 2, -1, 3));
@@ -270,7 +273,8 @@ Test(codegen, integer_div_mod_and_optional_input) {
             "tm_close(mod);\nreturn 0;");
 }
 
-/* ---- matmul ------------------------------------------------------------------- */
+/* ---- matmul
+ * ------------------------------------------------------------------- */
 
 Test(codegen, matmul_trans_b_and_batch_broadcast) {
   Value *a = input("a", ty(DT_F32, 3, 2, -1, 3));
@@ -304,7 +308,8 @@ Test(codegen, matmul_trans_b_and_batch_broadcast) {
             "tm_close(mod);\nreturn 0;");
 }
 
-/* ---- softmax, reductions, argmax ------------------------------------------------ */
+/* ---- softmax, reductions, argmax
+ * ------------------------------------------------ */
 
 Test(codegen, softmax_and_reductions) {
   Value *x = input("x", ty(DT_F32, 3, 2, -1, 4));
@@ -359,7 +364,8 @@ Test(codegen, softmax_and_reductions) {
       "tm_close(mod);\nreturn 0;");
 }
 
-/* ---- gather, slice, concat, permute --------------------------------------------- */
+/* ---- gather, slice, concat, permute
+ * --------------------------------------------- */
 
 Test(codegen, gather_checks_index_range) {
   Value *table = input("table", ty(DT_F32, 2, 5, 3));
@@ -445,7 +451,8 @@ Test(codegen, slice_concat_permute) {
       "tm_close(mod);\nreturn 0;");
 }
 
-/* ---- the McModelInfo adapter, weights, executables --------------------------------- */
+/* ---- the McModelInfo adapter, weights, executables
+ * --------------------------------- */
 
 Test(codegen, info_adapter_binds_and_checks_symbols) {
   Value *x = input("x", ty(DT_F32, 2, -2, -1));
@@ -587,7 +594,8 @@ Test(codegen, build_exe_with_weights_and_npy) {
   cr_expect_neq(access(exe, F_OK), 0);
 }
 
-/* ---- golden: the text of the emitted code ------------------------------------------ */
+/* ---- golden: the text of the emitted code
+ * ------------------------------------------ */
 
 Test(codegen, emitted_text_names_kernels_after_their_source) {
   Value *x = input("x", ty(DT_F32, 2, -1, 4));

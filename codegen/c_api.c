@@ -1,0 +1,466 @@
+/* The public surface of a generated model: its header's documentation and
+ * declarations, the weights table with open/close, and the McModelInfo whose
+ * run adapter turns McTensors into a typed run call.
+ *
+ * The adapter binds each symbol from the first input dimension that is
+ * c*S + k (c > 0) and checks every other dimension against it, so a message
+ * names both sides: "input 'pad': dimension 1 is 7 but T = 5 from input 'x'".
+ * An absent optional input binds nothing; a symbol only such inputs give is
+ * a run-time usage error, one no input shape gives an emit-time error.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "c_emit.h"
+
+/* ---- header
+ * ------------------------------------------------------------------- */
+
+void cg_emit_header_function(FnEmit *fe) {
+  Emitter *e = fe->e;
+  const Function *f = fe->f;
+  CgBuf *h = &e->header;
+  char ty[256];
+  cg_buf_printf(h, "/* %s: function '%s'.\n", fe->run, f->name);
+  for (int i = 0; i < f->ninputs; i++) {
+    const FuncInput *in = &f->inputs[i];
+    type_print(ty, sizeof ty, &in->value->type, e->m);
+    cg_buf_printf(h, " *   input  %s: %s", fe->in_names[i], ty);
+    if (in->has_default)
+      cg_buf_printf(h, " (optional: NULL means every element is %g)",
+                    in->default_value);
+    cg_buf_puts(h, "\n");
+  }
+  for (int i = 0; i < f->noutputs; i++) {
+    type_print(ty, sizeof ty, &f->outputs[i].value->type, e->m);
+    cg_buf_printf(h, " *   output %s: %s\n", fe->out_names[i], ty);
+  }
+  cg_buf_printf(h,
+                " * %d weights (listed in %s_info.weights). A call callocs "
+                "%s(...)\n * bytes of workspace and frees them before "
+                "returning. */\n",
+                e->m->nparams, e->name, fe->wsize);
+  cg_buf_printf(h, "size_t %s(", fe->wsize);
+  int n = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      cg_buf_printf(h, "%sint64_t %s", n++ ? ", " : "", e->symnames[s]);
+  cg_buf_printf(h, "%s);\n", n ? "" : "void");
+  cg_buf_printf(h, "int %s%s;\n\n", fe->run, cg_run_params(fe, true));
+}
+
+/* ---- McModelInfo.run
+ * ------------------------------------------------------------ */
+
+/* Whether d is c*S + k with c > 0: the adapter can solve it for S. */
+static bool dim_linear(Dim d, int *sym, int64_t *c, int64_t *k) {
+  *k = 0;
+  int nsym = 0;
+  for (int t = 0; t < d.nterms; t++) {
+    const DimTerm *term = &d.terms[t];
+    if (term->nfactors == 0) {
+      *k = term->coef;
+    } else if (term->nfactors == 1 && term->coef > 0) {
+      *sym = term->sym[0];
+      *c = term->coef;
+      nsym++;
+    } else {
+      return false;
+    }
+  }
+  return nsym == 1;
+}
+
+typedef enum BindState { UNBOUND, BOUND_STATIC, BOUND_DYNAMIC } BindState;
+
+typedef struct Binder {
+  FnEmit *fe;
+  CgBuf body;
+  BindState state[MAX_SYMBOLS];
+  const char *from[MAX_SYMBOLS]; /* BOUND_STATIC: the input's name */
+} Binder;
+
+static void bind_line(Binder *b, int depth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bind_line(Binder *b, int depth, const char *fmt, ...) {
+  for (int i = 0; i < depth; i++)
+    cg_buf_puts(&b->body, "  ");
+  va_list ap;
+  va_start(ap, fmt);
+  cg_buf_vprintf(&b->body, fmt, ap);
+  va_end(ap);
+  cg_buf_puts(&b->body, "\n");
+}
+
+/* S = (v - k) / c, checking v has that form. */
+static void emit_bind(Binder *b, int depth, const char *name, int axis,
+                      const char *v, Dim d, int s, int64_t c, int64_t k) {
+  Emitter *e = b->fe->e;
+  const char *sn = e->symnames[s];
+  if (c == 1 && k == 0) {
+    bind_line(b, depth, "%s = %s;", sn, v);
+    return;
+  }
+  char text[128];
+  dim_print(text, sizeof text, d, e->m);
+  bind_line(b, depth,
+            "if (%s < %" PRId64 " || (%s - %" PRId64 ") %% %" PRId64 " != 0)",
+            v, k, v, k, c);
+  bind_line(b, depth + 1,
+            "return mc_fail(err, MC_ERR_SHAPE, \"input '%s': dimension %d is "
+            "%%lld, not of the form %s\", (long long)%s);",
+            name, axis, cg_c_string(&e->arena, text, true), v);
+  bind_line(b, depth, "%s = (%s - %" PRId64 ") / %" PRId64 ";", sn, v, k, c);
+}
+
+/* if (v != d) fail, naming where d's symbol came from. */
+static void emit_check(Binder *b, int depth, const char *name, int axis,
+                       const char *v, Dim d, int s) {
+  Emitter *e = b->fe->e;
+  Arena *a = &e->arena;
+  uint64_t used = 0;
+  const char *expr = cg_dim(a, d, e->symnames, &used);
+  char text[128];
+  dim_print(text, sizeof text, d, e->m);
+  const char *ftext = cg_c_string(a, text, true);
+  bind_line(b, depth, "if (%s != %s)", v, expr);
+  const char *head =
+      cg_strf(a,
+              "return mc_fail(err, MC_ERR_SHAPE, \"input '%s': dimension %d is "
+              "%%lld but %s = %%lld",
+              name, axis, ftext);
+  bool plain = s >= 0 && dim_eq(d, dim_sym(s));
+  const char *lp = plain ? "" : " (", *rp = plain ? "" : ")";
+  if (s < 0)
+    bind_line(b, depth + 1, "%s\", (long long)%s, (long long)%s);", head, v,
+              expr);
+  else if (b->state[s] == BOUND_STATIC)
+    bind_line(b, depth + 1,
+              "%s%s%s from input '%s'%s\", (long long)%s, (long long)%s);",
+              head, lp, plain ? "" : e->m->symbols[s], b->from[s], rp, v, expr);
+  else
+    bind_line(b, depth + 1,
+              "%s%s%s from input '%%s'%s\", (long long)%s, (long long)%s, "
+              "%s_from);",
+              head, lp, plain ? "" : e->m->symbols[s], rp, v, expr,
+              e->symnames[s]);
+}
+
+/* Pass 1 over one input: dtype, rank, constant and linear dims. */
+static void bind_input(Binder *b, int i, bool *deferred) {
+  FnEmit *fe = b->fe;
+  Emitter *e = fe->e;
+  Arena *a = &e->arena;
+  const FuncInput *in = &fe->f->inputs[i];
+  const Type *t = &in->value->type;
+  const char *name = cg_c_string(a, in->name, true);
+  int depth = 1;
+  if (in->has_default) {
+    bind_line(b, 1, "if (in[%d].data) { /* optional */", i);
+    depth = 2;
+  } else {
+    bind_line(b, 1, "if (!in[%d].data)", i);
+    bind_line(b, 2,
+              "return mc_fail(err, MC_ERR_USAGE, \"input '%s' is required\");",
+              name);
+  }
+  char ty[256];
+  type_print(ty, sizeof ty, t, e->m);
+  bind_line(b, depth, "if (in[%d].dtype != %s)", i, cg_mc_dtype(t->dtype));
+  bind_line(b, depth + 1,
+            "return mc_fail(err, MC_ERR_DTYPE, \"input '%s' has dtype %%s, "
+            "expected %s\", mc_dtype_name(in[%d].dtype));",
+            name, dtype_name(t->dtype), i);
+  bind_line(b, depth, "if (in[%d].rank != %d)", i, t->shape.rank);
+  bind_line(b, depth + 1,
+            "return mc_fail(err, MC_ERR_SHAPE, \"input '%s' has rank %%d, "
+            "expected %d (%s)\", in[%d].rank);",
+            name, t->shape.rank, cg_c_string(a, ty, true), i);
+  for (int j = 0; j < t->shape.rank; j++) {
+    Dim d = t->shape.dims[j];
+    const char *v = cg_strf(a, "in[%d].shape[%d]", i, j);
+    int64_t c, k;
+    int s;
+    if (dim_is_const(d, &c)) {
+      bind_line(b, depth, "if (%s != %" PRId64 ")", v, c);
+      bind_line(b, depth + 1,
+                "return mc_fail(err, MC_ERR_SHAPE, \"input '%s': dimension %d "
+                "is %%lld but must be %" PRId64 "\", (long long)%s);",
+                name, j, c, v);
+    } else if (!dim_linear(d, &s, &c, &k)) {
+      *deferred = true;
+    } else if (b->state[s] == UNBOUND) {
+      emit_bind(b, depth, name, j, v, d, s, c, k);
+      if (in->has_default) {
+        bind_line(b, depth, "%s_from = \"%s\";", e->symnames[s], name);
+        b->state[s] = BOUND_DYNAMIC;
+      } else {
+        b->state[s] = BOUND_STATIC;
+        b->from[s] = name;
+      }
+    } else if (b->state[s] == BOUND_STATIC) {
+      emit_check(b, depth, name, j, v, d, s);
+    } else {
+      bind_line(b, depth, "if (!%s_from) {", e->symnames[s]);
+      emit_bind(b, depth + 1, name, j, v, d, s, c, k);
+      bind_line(b, depth + 1, "%s_from = \"%s\";", e->symnames[s], name);
+      bind_line(b, depth, "} else {");
+      emit_check(b, depth + 1, name, j, v, d, s);
+      bind_line(b, depth, "}");
+    }
+  }
+  if (in->has_default)
+    bind_line(b, 1, "}");
+}
+
+/* Pass 2: dims that are not linear in one symbol, once all are bound. */
+static void check_deferred(Binder *b, int i) {
+  FnEmit *fe = b->fe;
+  Arena *a = &fe->e->arena;
+  const FuncInput *in = &fe->f->inputs[i];
+  const Shape *sh = &in->value->type.shape;
+  const char *name = cg_c_string(a, in->name, true);
+  int depth = in->has_default ? 2 : 1;
+  bool open = false;
+  for (int j = 0; j < sh->rank; j++) {
+    int64_t c, k;
+    int s;
+    if (dim_is_const(sh->dims[j], &c) || dim_linear(sh->dims[j], &s, &c, &k))
+      continue;
+    if (in->has_default && !open) {
+      bind_line(b, 1, "if (in[%d].data) {", i);
+      open = true;
+    }
+    emit_check(b, depth, name, j, cg_strf(a, "in[%d].shape[%d]", i, j),
+               sh->dims[j], -1);
+  }
+  if (open)
+    bind_line(b, 1, "}");
+}
+
+bool cg_emit_info_run(FnEmit *fe) {
+  Emitter *e = fe->e;
+  const Function *f = fe->f;
+  Arena *a = &e->arena;
+  /* every symbol needs an input dimension c*S + k */
+  for (int s = 0; s < e->m->nsymbols; s++) {
+    if (!(fe->syms & (UINT64_C(1) << s)))
+      continue;
+    bool found = false;
+    for (int i = 0; i < f->ninputs && !found; i++) {
+      const Shape *sh = &f->inputs[i].value->type.shape;
+      for (int j = 0; j < sh->rank && !found; j++) {
+        int s2;
+        int64_t c, k;
+        found = dim_linear(sh->dims[j], &s2, &c, &k) && s2 == s;
+      }
+    }
+    if (!found) {
+      diag_error(e->d, f->loc,
+                 "symbol '%s' of '%s' is not an input dimension of the form "
+                 "c*%s + k, so it cannot be read from the inputs; bind it at "
+                 "compile time (-D %s=...)",
+                 e->m->symbols[s], f->name, e->m->symbols[s], e->m->symbols[s]);
+      return false;
+    }
+  }
+  Binder b;
+  memset(&b, 0, sizeof b);
+  b.fe = fe;
+  bool deferred = false;
+  for (int i = 0; i < f->ninputs; i++)
+    bind_input(&b, i, &deferred);
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (b.state[s] == BOUND_DYNAMIC)
+      bind_line(&b, 1,
+                "if (!%s_from)\n    return mc_fail(err, MC_ERR_USAGE, "
+                "\"cannot determine %s: the inputs that give it are absent\");",
+                e->symnames[s], cg_c_string(a, e->m->symbols[s], true));
+  for (int i = 0; deferred && i < f->ninputs; i++)
+    check_deferred(&b, i);
+  CgBuf *out = &e->funcs;
+  cg_buf_printf(out,
+                "/* McModelInfo.run: reads the sizes from the input shapes, "
+                "checks them,\n * allocates the outputs and calls %s. */\n"
+                "static int %s_info_run(void *handle, const McTensor *in, "
+                "McTensor *out,\n    McError *err) {\n",
+                fe->run, e->name);
+  if (f->ninputs == 0)
+    cg_buf_puts(out, "  (void)in;\n");
+  for (int s = 0; s < e->m->nsymbols; s++) {
+    if (!(fe->syms & (UINT64_C(1) << s)))
+      continue;
+    cg_buf_printf(out, "  int64_t %s = 0;\n", e->symnames[s]);
+    if (b.state[s] == BOUND_DYNAMIC)
+      cg_buf_printf(out, "  const char *%s_from = NULL;\n", e->symnames[s]);
+  }
+  cg_buf_puts(out, cg_buf_str(&b.body));
+  cg_buf_free(&b.body);
+  for (int i = 0; i < f->noutputs; i++) {
+    const Type *t = &f->outputs[i].value->type;
+    if (t->shape.rank == 0)
+      continue;
+    uint64_t used = 0;
+    CgBuf sb = {0};
+    for (int j = 0; j < t->shape.rank; j++)
+      cg_buf_printf(&sb, "%s%s", j ? ", " : "",
+                    cg_dim(a, t->shape.dims[j], e->symnames, &used));
+    cg_buf_printf(out, "  const int64_t shape%d[%d] = {%s};\n", i,
+                  t->shape.rank, cg_buf_str(&sb));
+    cg_buf_free(&sb);
+  }
+  if (f->noutputs == 0)
+    cg_buf_puts(out, "  int rc = MC_OK;\n");
+  for (int i = 0; i < f->noutputs; i++) {
+    const Type *t = &f->outputs[i].value->type;
+    const char *shape = t->shape.rank > 0 ? cg_strf(a, "shape%d", i) : "NULL";
+    cg_buf_printf(out, "%s", i ? "  if (rc == MC_OK)\n    " : "  int ");
+    cg_buf_printf(out, "rc = mc_tensor_alloc(&out[%d], %s, %d, %s, err);\n", i,
+                  cg_mc_dtype(t->dtype), t->shape.rank, shape);
+  }
+  cg_buf_printf(out, "  if (rc == MC_OK)\n    rc = %s(handle", fe->run);
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      cg_buf_printf(out, ", %s", e->symnames[s]);
+  for (int i = 0; i < f->ninputs; i++)
+    cg_buf_printf(out, ", (const %s *)in[%d].data",
+                  cg_ctype(f->inputs[i].value->type.dtype), i);
+  for (int i = 0; i < f->noutputs; i++)
+    cg_buf_printf(out, ", (%s *)out[%d].data",
+                  cg_ctype(f->outputs[i].value->type.dtype), i);
+  cg_buf_puts(out, ", err);\n");
+  if (f->noutputs > 0) {
+    cg_buf_puts(out, "  if (rc != MC_OK) {\n");
+    for (int i = 0; i < f->noutputs; i++)
+      cg_buf_printf(out, "    mc_tensor_free(&out[%d]);\n", i);
+    cg_buf_puts(out, "  }\n");
+  } else {
+    cg_buf_puts(out, "  (void)out;\n");
+  }
+  cg_buf_puts(out, "  return rc;\n}\n\n");
+  return true;
+}
+
+/* ---- weights, open/close, McModelInfo
+ * ------------------------------------------ */
+
+static void io_specs(Emitter *e, const char *what, int n, const char **names,
+                     const Value *const *values, const bool *optional) {
+  if (n == 0)
+    return;
+  cg_buf_printf(&e->info, "static const McIOSpec %s_%s[%d] = {\n", e->name,
+                what, n);
+  for (int i = 0; i < n; i++)
+    cg_buf_printf(&e->info, "    {\"%s\", %s, %d, %d},\n",
+                  cg_c_string(&e->arena, names[i], false),
+                  cg_mc_dtype(values[i]->type.dtype),
+                  values[i]->type.shape.rank, optional ? optional[i] : 0);
+  cg_buf_puts(&e->info, "};\n");
+}
+
+bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn) {
+  const Module *m = e->m;
+  Arena *a = &e->arena;
+  const char *n = e->name;
+  int np = m->nparams;
+  CgBuf *out = &e->model;
+  bool ok = true;
+  if (np > 0) {
+    cg_buf_printf(out, "static const McWeightSpec %s_weights[%d] = {\n", n, np);
+    for (int i = 0; i < np; i++) {
+      const Param *p = &m->params[i];
+      if (p->type.dtype != DT_F32) {
+        diag_error(e->d, p->loc, "weight '%s' must be f32 in the model, not %s",
+                   p->name, dtype_name(p->type.dtype));
+        ok = false;
+      }
+      cg_buf_printf(out, "    {\"%s\", %d, {", cg_c_string(a, p->name, false),
+                    p->type.shape.rank);
+      for (int j = 0; j < p->type.shape.rank; j++) {
+        int64_t c = 0;
+        if (!dim_is_const(p->type.shape.dims[j], &c)) {
+          diag_error(e->d, p->loc, "weight '%s' has a symbolic shape", p->name);
+          ok = false;
+        }
+        cg_buf_printf(out, "%s%" PRId64, j ? ", " : "", c);
+      }
+      cg_buf_puts(out, "}},\n");
+    }
+    cg_buf_puts(out, "};\n\n");
+  }
+  cg_buf_printf(out, "struct %s_model {\n  McWeights *weights;%s\n", n,
+                np ? "" : " /* NULL: the model has no weights */");
+  if (np > 0)
+    cg_buf_printf(out,
+                  "  const float *w[%d]; /* weight i, in %s_weights order "
+                  "*/\n",
+                  np, n);
+  cg_buf_puts(out, "};\n\n");
+  cg_buf_printf(out,
+                "%s_model *%s_open(const char *weights_path, McError *err) {\n"
+                "  %s_model *m = calloc(1, sizeof *m);\n  if (!m) {\n"
+                "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of memory\");\n"
+                "    return NULL;\n  }\n",
+                n, n, n, n);
+  if (np > 0)
+    cg_buf_printf(
+        out,
+        "  if (!weights_path)\n    weights_path = %s_info.default_weights;\n"
+        "  if (!weights_path) {\n    mc_fail(err, MC_ERR_USAGE, \"%s_open: no "
+        "weights file given\");\n    free(m);\n    return NULL;\n  }\n"
+        "  if (mc_weights_load(weights_path, %s_weights, %d, &m->weights, "
+        "err) != MC_OK) {\n    free(m);\n    return NULL;\n  }\n"
+        "  for (int i = 0; i < %d; i++)\n"
+        "    m->w[i] = mc_weights_get(m->weights, i);\n",
+        n, n, n, np, np);
+  else
+    cg_buf_puts(out, "  (void)weights_path;\n");
+  cg_buf_printf(
+      out,
+      "  return m;\n}\n\nvoid %s_close(%s_model *m) {\n  if (!m)\n"
+      "    return;\n  mc_weights_free(m->weights);\n  free(m);\n}\n\n",
+      n, n);
+
+  /* McModelInfo of the first function */
+  const Function *f = main_fn->f;
+  const Value **vals = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
+                                          sizeof(const Value *));
+  const char **names = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
+                                          sizeof(const char *));
+  bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
+  for (int i = 0; i < f->ninputs; i++) {
+    vals[i] = f->inputs[i].value;
+    names[i] = f->inputs[i].name;
+    optional[i] = f->inputs[i].has_default;
+  }
+  io_specs(e, "inputs", f->ninputs, names, vals, optional);
+  for (int i = 0; i < f->noutputs; i++) {
+    vals[i] = f->outputs[i].value;
+    names[i] = f->outputs[i].name;
+  }
+  io_specs(e, "outputs", f->noutputs, names, vals, NULL);
+  CgBuf *info = &e->info;
+  cg_buf_printf(info,
+                "\nstatic int %s_info_open(const char *weights_path, void "
+                "**handle,\n    McError *err) {\n"
+                "  %s_model *m = %s_open(weights_path, err);\n"
+                "  *handle = m;\n"
+                "  return m ? MC_OK : err && err->code ? err->code : "
+                "MC_ERR_IO;\n}\n\n"
+                "static void %s_info_close(void *handle) { %s_close(handle); "
+                "}\n\n",
+                n, n, n, n, n);
+  const char *dw = e->o->default_weights;
+  cg_buf_printf(info,
+                "const McModelInfo %s_info = {\n    \"%s\",\n    %s%s%s,\n"
+                "    %d, %s%s,\n    %d, %s%s,\n    %d, %s%s,\n"
+                "    %s_info_open, %s_info_close, %s_info_run};\n",
+                n, cg_c_string(a, m->name ? m->name : n, false), dw ? "\"" : "",
+                dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
+                f->ninputs, f->ninputs ? n : "NULL",
+                f->ninputs ? "_inputs" : "", f->noutputs,
+                f->noutputs ? n : "NULL", f->noutputs ? "_outputs" : "", np,
+                np ? n : "NULL", np ? "_weights" : "", n, n, n);
+  return ok;
+}

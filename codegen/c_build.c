@@ -1,0 +1,249 @@
+/* Files and the C compiler: atomic file writes, and cg_build_exe, which
+ * emits a model (with its main()) into a fresh temporary directory, compiles
+ * everything with the user's C compiler and renames the program into place. The
+ * temporary directory is always removed; a failed build leaves no output file
+ * behind.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "c_emit.h"
+
+bool cg_make_dirs(const char *path, Diag *d) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != 0)
+      continue;
+    char c = *p;
+    *p = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+      diag_error(d, loc_none(), "cannot create directory '%s': %s", buf,
+                 strerror(errno));
+      return false;
+    }
+    *p = c;
+    if (!c)
+      return true;
+  }
+}
+
+bool cg_write_file(const char *path, const char *text, size_t len, Diag *d) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (!tmp) {
+    diag_error(d, loc_none(), "out of memory");
+    return false;
+  }
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  bool ok = f != NULL;
+  if (ok) {
+    ok = fwrite(text ? text : "", 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+  }
+  if (ok)
+    ok = rename(tmp, path) == 0;
+  if (!ok) {
+    diag_error(d, loc_none(), "cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
+  }
+  free(tmp);
+  return ok;
+}
+
+/* ---- argument lists
+ * ---------------------------------------------------------- */
+
+typedef struct Args {
+  char **v;
+  int n, cap;
+} Args;
+
+static void args_push(Args *a, const char *s) {
+  if (a->n + 2 > a->cap) {
+    int cap = a->cap ? 2 * a->cap : 32;
+    char **v = realloc(a->v, (size_t)cap * sizeof(char *));
+    if (!v)
+      abort();
+    a->v = v;
+    a->cap = cap;
+  }
+  a->v[a->n] = strdup(s);
+  if (!a->v[a->n])
+    abort();
+  a->n++;
+  a->v[a->n] = NULL;
+}
+
+/* Splits on blanks (no quoting: $CC and $MC_CFLAGS are word lists). */
+static void args_push_words(Args *a, const char *s) {
+  while (s && *s) {
+    while (*s == ' ' || *s == '\t')
+      s++;
+    size_t len = strcspn(s, " \t");
+    if (len == 0)
+      break;
+    char word[1024];
+    snprintf(word, sizeof word, "%.*s", (int)len, s);
+    args_push(a, word);
+    s += len;
+  }
+}
+
+static void args_free(Args *a) {
+  for (int i = 0; i < a->n; i++)
+    free(a->v[i]);
+  free(a->v);
+}
+
+/* ---- the temporary directory
+ * ----------------------------------------------------- */
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir ending in `suffix` (all when NULL), sorted. */
+static Args list_dir(const char *dir, const char *suffix) {
+  Args r = {0};
+  DIR *dp = opendir(dir);
+  if (!dp)
+    return r;
+  struct dirent *de;
+  while ((de = readdir(dp))) {
+    size_t n = strlen(de->d_name), k = suffix ? strlen(suffix) : 0;
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+      continue;
+    if (suffix && (n < k || strcmp(de->d_name + n - k, suffix)))
+      continue;
+    args_push(&r, de->d_name);
+  }
+  closedir(dp);
+  if (r.n > 1)
+    qsort(r.v, (size_t)r.n, sizeof(char *), compare_names);
+  return r;
+}
+
+static void remove_dir(const char *dir) {
+  Args names = list_dir(dir, NULL);
+  CgBuf path = {0};
+  for (int i = 0; i < names.n; i++) {
+    path.len = 0;
+    cg_buf_printf(&path, "%s/%s", dir, names.v[i]);
+    remove(path.data);
+  }
+  cg_buf_free(&path);
+  args_free(&names);
+  rmdir(dir);
+}
+
+/* Runs argv with stdout and stderr into log_path; returns the exit status,
+ * or -1 when it could not run. */
+static int run_logged(char **argv, const char *log_path) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    FILE *log = fopen(log_path, "w");
+    if (log) {
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+    }
+    execvp(argv[0], argv);
+    fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  CgBuf b = {0};
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    cg_buf_printf(&b, "%.*s", (int)n, chunk);
+  fclose(f);
+  return b.data;
+}
+
+static bool compile(const char *dir, const char *out_path, const CgOptions *o,
+                    Diag *d) {
+  Arena arena;
+  arena_init(&arena);
+  bool ok = true;
+  Args argv = {0};
+  const char *cc = o->cc ? o->cc : getenv("CC");
+  args_push_words(&argv, cc && *cc ? cc : "cc");
+  args_push(&argv, "-std=c11");
+  args_push(&argv, o->opt_level == 0 ? "-O0" : "-O2");
+  args_push(&argv, "-ffp-contract=off");
+  args_push(&argv, "-fno-fast-math");
+  args_push_words(&argv,
+                  o->extra_cflags ? o->extra_cflags : getenv("MC_CFLAGS"));
+  Args sources = list_dir(dir, ".c");
+  for (int i = 0; i < sources.n; i++)
+    args_push(&argv, cg_strf(&arena, "%s/%s", dir, sources.v[i]));
+  args_free(&sources);
+  args_push(&argv, "-lm");
+  args_push(&argv, "-o");
+  char *tmp_out = cg_strf(&arena, "%s.tmp", out_path);
+  args_push(&argv, tmp_out);
+  char *log = cg_strf(&arena, "%s/cc.log", dir);
+  int status = ok ? run_logged(argv.v, log) : -1;
+  if (ok && status != 0) {
+    CgBuf cmd = {0};
+    for (int i = 0; i < argv.n; i++)
+      cg_buf_printf(&cmd, "%s%s", i ? " " : "", argv.v[i]);
+    char *text = read_text(log);
+    diag_error(d, loc_none(), "the C compiler failed (exit status %d): %s\n%s",
+               status, cg_buf_str(&cmd), text ? text : "");
+    free(text);
+    cg_buf_free(&cmd);
+    remove(tmp_out);
+    ok = false;
+  }
+  if (ok && rename(tmp_out, out_path) != 0) {
+    diag_error(d, loc_none(), "cannot rename '%s' to '%s': %s", tmp_out,
+               out_path, strerror(errno));
+    remove(tmp_out);
+    ok = false;
+  }
+  args_free(&argv);
+  arena_free(&arena);
+  return ok;
+}
+
+bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
+                  Diag *d) {
+  CgOptions defaults = {2, NULL, NULL, NULL};
+  if (!o)
+    o = &defaults;
+  const char *tmpdir = getenv("TMPDIR");
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/modelc-XXXXXX",
+           tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(dir)) {
+    diag_error(d, loc_none(), "cannot create a temporary directory in '%s': %s",
+               tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
+    return false;
+  }
+  bool ok = cg_emit_c(m, dir, o, d) && compile(dir, out_path, o, d);
+  remove_dir(dir);
+  return ok;
+}

@@ -1,0 +1,852 @@
+/* The C emitter: a Module becomes <name>.h and <name>.c (see "Generated code
+ * contract" in ARCHITECTURE.md).
+ *
+ * Per Function it decides where each live value lives:
+ *   input      the typed run function's pointer parameter (an absent
+ *              optional input points at a workspace buffer filled with its
+ *              default);
+ *   param      a pointer into the weights, taken at open time;
+ *   const      a static const array (scalar constants of elementwise ops are
+ *              inlined as literals instead);
+ *   workspace  a buffer in the one block calloc'd per run (zeroed, so no
+ *              read is ever indeterminate and gcc can see that); offsets
+ *              come only from the <fn>_layout function, so a memory planner
+ *              can replace that one function;
+ *   output     the caller's output buffer, for the value an output is (or
+ *              is a reshape of), when no other output claimed it first;
+ *   alias      a reshape, or a broadcast that only adds leading 1s: the
+ *              operand's pointer.
+ * Outputs that could not be written in place are copied at the end.
+ * Ops whose results nothing live uses are not emitted.
+ *
+ * Invariants: the output is a pure function of the Module (no addresses,
+ * times or hash orders), and every identifier in it is unique in its scope.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c_emit.h"
+
+/* ---- names ------------------------------------------------------------------
+ */
+
+static bool names_has(const NameSet *s, const char *name) {
+  for (int i = 0; i < s->n; i++)
+    if (!strcmp(s->names[i], name))
+      return true;
+  return false;
+}
+
+static void names_add(NameSet *s, Arena *a, const char *name) {
+  if (s->n == s->cap) {
+    int cap = s->cap ? 2 * s->cap : 64;
+    s->names = arena_grow(a, s->names, (size_t)s->cap * sizeof(char *),
+                          (size_t)cap * sizeof(char *));
+    s->cap = cap;
+  }
+  s->names[s->n++] = name;
+}
+
+/* base, or base_2, base_3, ... whichever is still free; then taken. */
+const char *cg_names_unique(NameSet *s, Arena *a, const char *base) {
+  const char *name = base;
+  for (int i = 2; names_has(s, name); i++)
+    name = cg_strf(a, "%s_%d", base, i);
+  names_add(s, a, name);
+  return name;
+}
+
+/* Any text as a C identifier: other characters become '_'. */
+char *cg_c_ident(Arena *a, const char *s) {
+  char *r = cg_strf(a, "%s%s", s[0] >= '0' && s[0] <= '9' ? "v" : "", s);
+  for (char *p = r; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (*p >= '0' && *p <= '9') || *p == '_'))
+      *p = '_';
+  return r[0] ? r : cg_strf(a, "v");
+}
+
+static const char *const c_reserved[] = {
+    "auto",     "break",    "case",     "char",   "const",   "continue",
+    "default",  "do",       "double",   "else",   "enum",    "extern",
+    "float",    "for",      "goto",     "if",     "inline",  "int",
+    "long",     "register", "restrict", "return", "short",   "signed",
+    "sizeof",   "static",   "struct",   "switch", "typedef", "union",
+    "unsigned", "void",     "volatile", "while",  "NULL",    "INFINITY",
+    "NAN",      "HUGE_VAL", "EOF",      "main",   "errno",   "m",
+    "err",      "ws",       "off",      "rc",     "size",    "done",
+    "in",       "out",      "handle",   "wsize"};
+
+static void reserve_c_names(NameSet *s, Arena *a) {
+  for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)
+    names_add(s, a, c_reserved[i]);
+}
+
+/* The C name of a symbol: kept when it cannot clash with the lowercase
+ * locals of kernels or with reserved macro names, else "sym_" + name. */
+static const char *symbol_c_name(Arena *a, const char *name) {
+  char *id = cg_c_ident(a, name);
+  bool upper = false;
+  for (const char *p = id; *p; p++)
+    upper |= *p >= 'A' && *p <= 'Z';
+  bool reserved = id[0] == '_' || !strncmp(id, "MC_", 3) ||
+                  !strncmp(id, "INT", 3) || !strncmp(id, "UINT", 4) ||
+                  !strncmp(id, "SIZE", 4) || !strncmp(id, "FLT", 3) ||
+                  !strncmp(id, "DBL", 3) || !strncmp(id, "M_", 2) ||
+                  (id[0] == 'E' && id[1] >= 'A' && id[1] <= 'Z');
+  for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)
+    reserved |= !strcmp(id, c_reserved[i]);
+  return upper && !reserved ? id : cg_strf(a, "sym_%s", id);
+}
+
+const char *cg_base_name(const char *path) {
+  const char *s = strrchr(path, '/');
+  return s ? s + 1 : path;
+}
+
+/* ---- per-function analysis -------------------------------------------------
+ */
+
+ValueInfo *cg_info(FnEmit *fe, const Value *v) {
+  return &fe->vi[v->id];
+}
+
+const char *cg_where(Emitter *e, Loc loc) {
+  if (!loc.file)
+    return cg_strf(&e->arena, "%s", e->m->name);
+  return cg_strf(&e->arena, "%s:%d:%d", cg_base_name(loc.file), loc.line,
+                 loc.col);
+}
+
+static bool is_inlinable_const(const Value *v) {
+  int64_t n;
+  return v->def && v->def->kind == OP_CONST &&
+         shape_const_numel(&v->type.shape, &n) && n == 1;
+}
+
+static bool takes_literals(const Op *op) {
+  return cg_op_is_elementwise(op->kind) || op->kind == OP_BROADCAST;
+}
+
+static const Value *alias_root(FnEmit *fe, const Value *v) {
+  while (cg_info(fe, v)->storage == ST_ALIAS)
+    v = cg_info(fe, v)->alias;
+  return v;
+}
+
+static bool check_value_symbols(FnEmit *fe, const Value *v, Loc loc) {
+  uint64_t used = 0;
+  for (int i = 0; i < v->type.shape.rank; i++)
+    cg_dim(&fe->e->arena, v->type.shape.dims[i], fe->e->symnames, &used);
+  if (v->def && v->def->kind == OP_SLICE)
+    for (int i = 0; i < v->def->operands[0]->type.shape.rank; i++)
+      cg_dim(&fe->e->arena, v->def->attrs.slice.start[i], fe->e->symnames,
+             &used);
+  uint64_t free_syms = used & ~fe->syms;
+  if (!free_syms)
+    return true;
+  int s = 0;
+  while (!(free_syms & (UINT64_C(1) << s)))
+    s++;
+  diag_error(fe->e->d, loc,
+             "symbol '%s' is not the size of any input of '%s'; bind it at "
+             "compile time (-D %s=...)",
+             fe->e->m->symbols[s], fe->f->name, fe->e->m->symbols[s]);
+  return false;
+}
+
+/* Liveness, storage and workspace buffers of one function. */
+static bool analyze(FnEmit *fe) {
+  Emitter *e = fe->e;
+  const Function *f = fe->f;
+  fe->vi = arena_alloc(&e->arena,
+                       (size_t)(e->m->next_value_id + 1) * sizeof(ValueInfo));
+  for (int i = 0; i < f->ninputs; i++) {
+    const Shape *s = &f->inputs[i].value->type.shape;
+    for (int j = 0; j < s->rank; j++)
+      cg_dim(&e->arena, s->dims[j], e->symnames, &fe->syms);
+    ValueInfo *vi = cg_info(fe, f->inputs[i].value);
+    vi->storage = ST_INPUT;
+    vi->index = i;
+    vi->cname = fe->in_names[i];
+  }
+  for (int i = 0; i < f->noutputs; i++)
+    cg_info(fe, f->outputs[i].value)->uses++;
+  for (const Op *op = f->body->last; op; op = op->prev) {
+    if (op->nregions > 0 || op->nresults != 1) {
+      diag_error(e->d, op->loc, "the C backend does not support %s yet",
+                 ir_op_info[op->kind].name);
+      return false;
+    }
+    if (cg_info(fe, op->results[0])->uses == 0)
+      continue;
+    for (int i = 0; i < op->noperands; i++)
+      cg_info(fe, op->operands[i])->uses++;
+  }
+  bool ok = true;
+  for (const Op *op = f->body->first; op; op = op->next) {
+    const Value *v = op->results[0];
+    ValueInfo *vi = cg_info(fe, v);
+    if (vi->uses == 0)
+      continue;
+    if (v->type.dtype == DT_F16 || v->type.dtype == DT_BF16) {
+      diag_error(e->d, op->loc, "%s values are storage-only: cast to f32",
+                 dtype_name(v->type.dtype));
+      ok = false;
+    }
+    ok = ok && check_value_symbols(fe, v, op->loc);
+    if (op->kind == OP_CONST) {
+      vi->storage = ST_CONST;
+    } else if (op->kind == OP_PARAM) {
+      vi->storage = ST_PARAM;
+      vi->index = op->attrs.param.index;
+    } else if (cg_op_is_alias(op)) {
+      vi->storage = ST_ALIAS;
+      vi->alias = alias_root(fe, op->operands[0]);
+    } else {
+      vi->storage = ST_WORKSPACE;
+    }
+  }
+  if (!ok)
+    return false;
+  fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
+  for (int i = 0; i < f->noutputs; i++) {
+    const Value *r = alias_root(fe, f->outputs[i].value);
+    if (cg_info(fe, r)->storage == ST_WORKSPACE) {
+      cg_info(fe, r)->storage = ST_OUTPUT;
+      cg_info(fe, r)->index = i;
+      cg_info(fe, r)->cname = fe->out_names[i];
+      fe->out_direct[i] = true;
+    }
+  }
+  /* workspace buffers: intermediates, then defaults of absent inputs */
+  int cap = 1;
+  for (const Op *op = f->body->first; op; op = op->next)
+    cap++;
+  fe->buffers = arena_alloc(&e->arena,
+                            (size_t)(cap + f->ninputs) * sizeof(const Value *));
+  for (const Op *op = f->body->first; op; op = op->next) {
+    ValueInfo *vi = cg_info(fe, op->results[0]);
+    if (vi->storage == ST_WORKSPACE) {
+      vi->index = fe->nbuffers;
+      fe->buffers[fe->nbuffers++] = op->results[0];
+    }
+  }
+  for (int i = 0; i < f->ninputs; i++)
+    if (f->inputs[i].has_default && cg_info(fe, f->inputs[i].value)->uses > 0)
+      fe->buffers[fe->nbuffers++] = f->inputs[i].value;
+  e->any_workspace |= fe->nbuffers > 0;
+  return true;
+}
+
+/* ---- constants --------------------------------------------------------------
+ */
+
+/* The static array of a constant, emitted on first use. */
+static const char *const_array(FnEmit *fe, const Value *v) {
+  ValueInfo *vi = cg_info(fe, v);
+  if (vi->cname)
+    return vi->cname;
+  Emitter *e = fe->e;
+  int64_t n = 0;
+  shape_const_numel(&v->type.shape, &n);
+  vi->cname = cg_names_unique(&e->globals, &e->arena,
+                              cg_strf(&e->arena, "%s_c%d", e->name, v->id));
+  char ty[256];
+  type_print(ty, sizeof ty, &v->type, e->m);
+  cg_buf_printf(&e->consts, "/* %s: %s */\nstatic const %s %s[%" PRId64 "] = {",
+                cg_where(e, v->def->loc), ty, cg_ctype(v->type.dtype),
+                vi->cname, n > 0 ? n : 1);
+  for (int64_t i = 0; i < n; i++)
+    cg_buf_printf(&e->consts, "%s%s",
+                  i == 0  ? ""
+                  : i % 8 ? ", "
+                          : ",\n    ",
+                  cg_literal(&e->arena, v->type.dtype, v->def->attrs.cst.data,
+                             (size_t)i));
+  cg_buf_printf(&e->consts, "%s};\n\n", n > 0 ? "" : "0");
+  return vi->cname;
+}
+
+/* The C expression of a value's data pointer inside the run function. */
+static const char *pointer(FnEmit *fe, const Value *v) {
+  ValueInfo *vi = cg_info(fe, v);
+  if (vi->storage == ST_CONST)
+    return const_array(fe, v);
+  return vi->cname;
+}
+
+/* ---- comments
+ * ----------------------------------------------------------------- */
+
+/* The model-file line at loc, if the Diag has its text. */
+static const char *source_line(Emitter *e, Loc loc) {
+  if (!e->d || !loc.file || loc.line <= 0)
+    return NULL;
+  for (const DiagSource *s = e->d->sources; s; s = s->next) {
+    if (!s->path || strcmp(s->path, loc.file))
+      continue;
+    const char *p = s->text;
+    for (int l = 1; p && l < loc.line; l++) {
+      p = strchr(p, '\n');
+      if (p)
+        p++;
+    }
+    if (!p)
+      return NULL;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    size_t len = strcspn(p, "\r\n");
+    char *r = cg_strf(&e->arena, "%.*s", (int)len, p);
+    for (char *q = r; *q; q++) /* keep the comment closed */
+      if (q[0] == '*' && q[1] == '/')
+        q[1] = '|';
+    return r;
+  }
+  return NULL;
+}
+
+static const char *value_text(FnEmit *fe, const Value *v) {
+  ValueInfo *vi = cg_info(fe, v);
+  if (vi->cname)
+    return vi->cname;
+  return cg_strf(&fe->e->arena, "%%%d", v->id);
+}
+
+static void append_attrs(FnEmit *fe, CgBuf *b, const Op *op) {
+  const Module *m = fe->e->m;
+  switch (ir_op_info[op->kind].attr) {
+  case ATTR_AXIS:
+    cg_buf_printf(b, " axis=%d", op->attrs.axis.axis);
+    break;
+  case ATTR_MATMUL:
+    if (op->attrs.matmul.trans_a)
+      cg_buf_puts(b, " trans_a");
+    if (op->attrs.matmul.trans_b)
+      cg_buf_puts(b, " trans_b");
+    break;
+  case ATTR_REDUCE:
+    cg_buf_puts(b, " axes=[");
+    for (int i = 0, n = 0; i < 32; i++)
+      if (op->attrs.reduce.axes & (1u << i))
+        cg_buf_printf(b, "%s%d", n++ ? ", " : "", i);
+    cg_buf_printf(b, "]%s", op->attrs.reduce.keepdims ? " keepdims" : "");
+    break;
+  case ATTR_SLICE:
+    cg_buf_puts(b, " start=[");
+    for (int i = 0; i < op->operands[0]->type.shape.rank; i++) {
+      char s[128];
+      dim_print(s, sizeof s, op->attrs.slice.start[i], m);
+      cg_buf_printf(b, "%s%s", i ? ", " : "", s);
+    }
+    cg_buf_puts(b, "] step=[");
+    for (int i = 0; i < op->operands[0]->type.shape.rank; i++)
+      cg_buf_printf(b, "%s%" PRId64, i ? ", " : "", op->attrs.slice.step[i]);
+    cg_buf_puts(b, "]");
+    break;
+  case ATTR_PERM:
+    cg_buf_puts(b, " perm=[");
+    for (int i = 0; i < op->results[0]->type.shape.rank; i++)
+      cg_buf_printf(b, "%s%d", i ? ", " : "", op->attrs.perm.perm[i]);
+    cg_buf_puts(b, "]");
+    break;
+  case ATTR_NONE:
+  case ATTR_CONST:
+  case ATTR_PARAM:
+  case ATTR_COUNT:
+    break;
+  }
+}
+
+/* "h_5: f32[T, 768] = add(x, h_3) axis=..." */
+static void append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
+                           const char **literal) {
+  char ty[256];
+  type_print(ty, sizeof ty, &op->results[0]->type, fe->e->m);
+  cg_buf_printf(b, "%s: %s = %s(", value_text(fe, op->results[0]), ty,
+                ir_op_info[op->kind].name);
+  for (int i = 0; i < op->noperands; i++)
+    cg_buf_printf(b, "%s%s", i ? ", " : "",
+                  literal && literal[i] ? literal[i]
+                                        : value_text(fe, op->operands[i]));
+  cg_buf_puts(b, ")");
+  append_attrs(fe, b, op);
+}
+
+/* ---- kernels
+ * ------------------------------------------------------------------ */
+
+static const char *kernel_name(Emitter *e, const Op *op) {
+  const char *scope =
+      op->loc.scope ? cg_c_ident(&e->arena, op->loc.scope) : e->name;
+  const char *base =
+      op->loc.line > 0
+          ? cg_strf(&e->arena, "%s_L%d_%s", scope, op->loc.line,
+                    ir_op_info[op->kind].name)
+          : cg_strf(&e->arena, "%s_%s", scope, ir_op_info[op->kind].name);
+  return cg_names_unique(&e->globals, &e->arena, base);
+}
+
+/* Emits the kernel of op and its call into `run`. */
+static bool emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
+  Emitter *e = fe->e;
+  CgKernel k = {0};
+  k.arena = &e->arena;
+  k.m = e->m;
+  k.op = op;
+  k.symnames = e->symnames;
+  k.where = cg_c_string(&e->arena, cg_where(e, op->loc), true);
+  k.literal = arena_alloc(&e->arena,
+                          (size_t)(op->noperands + 1) * sizeof(const char *));
+  for (int i = 0; i < op->noperands; i++) {
+    const Value *x = op->operands[i];
+    if (takes_literals(op) && is_inlinable_const(x))
+      k.literal[i] =
+          cg_literal(&e->arena, x->type.dtype, x->def->attrs.cst.data, 0);
+  }
+  if (!cg_kernel_emit(&k, e->d)) {
+    cg_buf_free(&k.body);
+    return false;
+  }
+  e->helpers |= k.helpers;
+  const char *name = kernel_name(e, op);
+  /* comment: location, source line, the op */
+  CgBuf *out = &e->kernels;
+  cg_buf_printf(out, "/* %s\n", cg_where(e, op->loc));
+  const char *src = source_line(e, op->loc);
+  if (src)
+    cg_buf_printf(out, " *     %s\n", src);
+  cg_buf_puts(out, " *   ");
+  append_op_text(fe, out, op, k.literal);
+  cg_buf_puts(out, "\n */\n");
+  /* signature and call */
+  CgBuf sig = {0}, call = {0};
+  cg_buf_printf(&sig, "static %s %s(", k.can_fail ? "int" : "void", name);
+  cg_buf_printf(&call, "%s(", name);
+  int nargs = 0;
+  for (int s = 0; s < e->m->nsymbols; s++) {
+    if (!(k.syms & (UINT64_C(1) << s)))
+      continue;
+    cg_buf_printf(&sig, "%sint64_t %s", nargs ? ", " : "", e->symnames[s]);
+    cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", e->symnames[s]);
+  }
+  for (int i = 0; i < op->noperands; i++) {
+    if (k.literal[i])
+      continue;
+    const Value *x = op->operands[i];
+    cg_buf_printf(&sig, "%sconst %s *restrict %s", nargs ? ", " : "",
+                  cg_ctype(x->type.dtype), cg_operand_name(op, i));
+    cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", pointer(fe, x));
+  }
+  const Value *y = op->results[0];
+  cg_buf_printf(&sig, "%s%s *restrict y", nargs ? ", " : "",
+                cg_ctype(y->type.dtype));
+  cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", pointer(fe, y));
+  if (k.can_fail) {
+    cg_buf_puts(&sig, ", McError *err");
+    cg_buf_puts(&call, ", err");
+  }
+  cg_buf_printf(out, "%s) {\n%s}\n\n", cg_buf_str(&sig), cg_buf_str(&k.body));
+  if (k.can_fail) {
+    fe->can_fail = true;
+    cg_buf_printf(run, "  if ((rc = %s)) != MC_OK)\n    goto done;\n",
+                  cg_buf_str(&call));
+  } else {
+    cg_buf_printf(run, "  %s);\n", cg_buf_str(&call));
+  }
+  cg_buf_free(&sig);
+  cg_buf_free(&call);
+  cg_buf_free(&k.body);
+  return true;
+}
+
+/* ---- the typed run function
+ * ----------------------------------------------------- */
+
+/* C names of the function's inputs, outputs and live values. */
+static void name_function(FnEmit *fe) {
+  Emitter *e = fe->e;
+  const Function *f = fe->f;
+  Arena *a = &e->arena;
+  reserve_c_names(&fe->locals, a);
+  for (int s = 0; s < e->m->nsymbols; s++)
+    cg_names_unique(&fe->locals, a, e->symnames[s]);
+  fe->in_names = arena_alloc(a, (size_t)(f->ninputs + 1) * sizeof(char *));
+  fe->out_names = arena_alloc(a, (size_t)(f->noutputs + 1) * sizeof(char *));
+  for (int i = 0; i < f->ninputs; i++)
+    fe->in_names[i] =
+        cg_names_unique(&fe->locals, a, cg_c_ident(a, f->inputs[i].name));
+  for (int i = 0; i < f->noutputs; i++)
+    fe->out_names[i] =
+        cg_names_unique(&fe->locals, a, cg_c_ident(a, f->outputs[i].name));
+}
+
+static void name_values(FnEmit *fe) {
+  Emitter *e = fe->e;
+  Arena *a = &e->arena;
+  for (const Op *op = fe->f->body->first; op; op = op->next) {
+    const Value *v = op->results[0];
+    ValueInfo *vi = cg_info(fe, v);
+    if (vi->cname || vi->storage == ST_NONE || vi->storage == ST_CONST)
+      continue;
+    const char *base;
+    if (vi->storage == ST_PARAM)
+      base = cg_c_ident(a, e->m->params[vi->index].name);
+    else if (v->name)
+      base = cg_strf(a, "%s_%d", cg_c_ident(a, v->name), v->id);
+    else
+      base = cg_strf(a, "t%d", v->id);
+    vi->cname = cg_names_unique(&fe->locals, a, base);
+  }
+}
+
+const char *cg_run_params(FnEmit *fe, bool comments) {
+  Emitter *e = fe->e;
+  const Function *f = fe->f;
+  CgBuf b = {0};
+  cg_buf_printf(&b, "(%s_model *m", e->name);
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      cg_buf_printf(&b, ", int64_t %s", e->symnames[s]);
+  for (int i = 0; i < f->ninputs; i++) {
+    const FuncInput *in = &f->inputs[i];
+    cg_buf_printf(&b, ", const %s *%s", cg_ctype(in->value->type.dtype),
+                  fe->in_names[i]);
+    if (comments && in->has_default)
+      cg_buf_printf(&b, " /* NULL: all %g */", in->default_value);
+  }
+  for (int i = 0; i < f->noutputs; i++) {
+    const Value *v = f->outputs[i].value;
+    cg_buf_printf(&b, ", %s *%s", cg_ctype(v->type.dtype), fe->out_names[i]);
+    if (comments) {
+      char s[256];
+      shape_print(s, sizeof s, &v->type.shape, e->m);
+      cg_buf_printf(&b, " /* caller allocates %s */", s);
+    }
+  }
+  cg_buf_puts(&b, ", McError *err)");
+  const char *r = cg_strf(&e->arena, "%s", cg_buf_str(&b));
+  cg_buf_free(&b);
+  return r;
+}
+
+/* Byte size of a value's buffer as a C size_t expression. */
+static const char *buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used) {
+  const Shape *s = &v->type.shape;
+  const char *n = cg_dims_product(&fe->e->arena, s->dims, 0, s->rank,
+                                  fe->e->symnames, used);
+  return cg_strf(&fe->e->arena, "(size_t)%s%s%s * sizeof(%s)",
+                 strchr(n, ' ') ? "(" : "", n, strchr(n, ' ') ? ")" : "",
+                 cg_ctype(v->type.dtype));
+}
+
+static const char *sym_args(FnEmit *fe, uint64_t syms, bool decl) {
+  CgBuf b = {0};
+  for (int s = 0; s < fe->e->m->nsymbols; s++)
+    if (syms & (UINT64_C(1) << s))
+      cg_buf_printf(&b, "%s%s%s", decl ? "int64_t " : "", fe->e->symnames[s],
+                    ", ");
+  const char *r = cg_strf(&fe->e->arena, "%s", cg_buf_str(&b));
+  cg_buf_free(&b);
+  return r;
+}
+
+/* <fn>_layout (the one place that knows the workspace offsets) and the
+ * public <fn>_workspace_size; returns the symbols the layout reads. */
+static uint64_t emit_layout(FnEmit *fe) {
+  Emitter *e = fe->e;
+  CgBuf body = {0};
+  uint64_t used = 0;
+  char *upper = cg_strf(&e->arena, "%s_NBUFFERS", fe->run);
+  for (char *p = upper; *p; p++)
+    if (*p >= 'a' && *p <= 'z')
+      *p = (char)(*p - 'a' + 'A');
+  for (int i = 0; i < fe->nbuffers; i++) {
+    const Value *v = fe->buffers[i];
+    char ty[256];
+    type_print(ty, sizeof ty, &v->type, e->m);
+    bool is_input = v->def == NULL;
+    cg_buf_printf(&body, "  off[%d] = size; /* %s%s: %s */\n", i,
+                  is_input ? "default of input " : "",
+                  is_input ? fe->in_names[cg_info(fe, v)->index]
+                           : cg_info(fe, v)->cname,
+                  ty);
+    cg_buf_printf(&body, "  size += align64(%s);\n",
+                  buffer_bytes(fe, v, &used));
+  }
+  CgBuf *out = &e->funcs;
+  if (fe->nbuffers > 0) {
+    cg_buf_printf(out,
+                  "/* Workspace of %s: one 64-byte aligned buffer per "
+                  "intermediate.\n * The only place that knows the offsets, "
+                  "so a memory planner can\n * replace it. */\n",
+                  fe->run);
+    cg_buf_printf(out, "enum { %s = %d };\n\n", upper, fe->nbuffers);
+    const char *params = sym_args(fe, used, true);
+    cg_buf_printf(out, "static size_t %s(%ssize_t off[%s]) {\n", fe->layout,
+                  params, upper);
+    cg_buf_printf(out, "  size_t size = 0;\n%s  return size;\n}\n\n",
+                  cg_buf_str(&body));
+  }
+  cg_buf_free(&body);
+  cg_buf_printf(out, "size_t %s(%s", fe->wsize, fe->syms ? "" : "void");
+  for (int s = 0, n = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      cg_buf_printf(out, "%sint64_t %s", n++ ? ", " : "", e->symnames[s]);
+  cg_buf_puts(out, ") {\n");
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if ((fe->syms & ~used) & (UINT64_C(1) << s))
+      cg_buf_printf(out, "  (void)%s;\n", e->symnames[s]);
+  if (fe->nbuffers > 0)
+    cg_buf_printf(out, "  size_t off[%s];\n  return %s(%soff);\n}\n\n", upper,
+                  fe->layout, sym_args(fe, used, false));
+  else
+    cg_buf_puts(out, "  return 0;\n}\n\n");
+  return used;
+}
+
+static const char *default_literal(FnEmit *fe, const FuncInput *in) {
+  unsigned char buf[16] = {0};
+  ir_const_store(in->value->type.dtype, buf, 0, in->default_value);
+  return cg_literal(&fe->e->arena, in->value->type.dtype, buf, 0);
+}
+
+static bool emit_run(FnEmit *fe) {
+  Emitter *e = fe->e;
+  const Function *f = fe->f;
+  Arena *a = &e->arena;
+  uint64_t layout_syms = emit_layout(fe);
+  CgBuf calls = {0};
+  for (const Op *op = f->body->first; op; op = op->next) {
+    ValueInfo *vi = cg_info(fe, op->results[0]);
+    if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT)
+      if (!emit_kernel(fe, op, &calls)) {
+        cg_buf_free(&calls);
+        return false;
+      }
+  }
+  CgBuf *out = &e->funcs;
+  cg_buf_printf(out, "int %s%s {\n", fe->run, cg_run_params(fe, false));
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      cg_buf_printf(out,
+                    "  if (%s < 0)\n    return mc_fail(err, MC_ERR_SHAPE, "
+                    "\"%s: %s = %%lld is negative\", (long long)%s);\n",
+                    e->symnames[s], fe->run,
+                    cg_c_string(a, e->m->symbols[s], true), e->symnames[s]);
+  if (fe->nbuffers > 0) {
+    char *upper = cg_strf(a, "%s_NBUFFERS", fe->run);
+    for (char *p = upper; *p; p++)
+      if (*p >= 'a' && *p <= 'z')
+        *p = (char)(*p - 'a' + 'A');
+    cg_buf_printf(out, "  size_t off[%s];\n", upper);
+    cg_buf_printf(out, "  const size_t wsize = %s(%soff);\n", fe->layout,
+                  sym_args(fe, layout_syms, false));
+    cg_buf_puts(out, "  unsigned char *ws = calloc(1, wsize ? wsize : 1);\n");
+    cg_buf_printf(out,
+                  "  if (!ws)\n    return mc_fail(err, MC_ERR_NOMEM, \"%s: "
+                  "cannot allocate %%zu bytes of workspace\", wsize);\n",
+                  fe->run);
+  }
+  if (fe->can_fail)
+    cg_buf_puts(out, "  int rc = MC_OK;\n");
+  /* inputs: unused ones, and defaults of absent optional ones */
+  for (int i = 0; i < f->ninputs; i++) {
+    const FuncInput *in = &f->inputs[i];
+    ValueInfo *vi = cg_info(fe, in->value);
+    const char *n = fe->in_names[i];
+    if (vi->uses == 0) {
+      cg_buf_printf(out, "  (void)%s; /* unused */\n", n);
+      continue;
+    }
+    if (!in->has_default)
+      continue;
+    int buf = 0;
+    while (fe->buffers[buf] != in->value)
+      buf++;
+    const char *ct = cg_ctype(in->value->type.dtype);
+    uint64_t used = 0;
+    const Shape *s = &in->value->type.shape;
+    cg_buf_printf(out, "  if (!%s) { /* absent: every element is %g */\n", n,
+                  in->default_value);
+    cg_buf_printf(out, "    %s *fill = (%s *)(ws + off[%d]);\n", ct, ct, buf);
+    cg_buf_printf(out, "    for (int64_t i = 0; i < %s; i++)\n",
+                  cg_dims_product(a, s->dims, 0, s->rank, e->symnames, &used));
+    cg_buf_printf(out, "      fill[i] = %s;\n    %s = fill;\n  }\n",
+                  default_literal(fe, in), n);
+  }
+  /* pointers of weights, buffers and aliases */
+  bool uses_m = false;
+  for (const Op *op = f->body->first; op; op = op->next) {
+    const Value *v = op->results[0];
+    ValueInfo *vi = cg_info(fe, v);
+    const char *ct = cg_ctype(v->type.dtype);
+    if (vi->storage == ST_PARAM) {
+      cg_buf_printf(out, "  const float *%s = m->w[%d];\n", vi->cname,
+                    vi->index);
+      uses_m = true;
+    } else if (vi->storage == ST_WORKSPACE) {
+      cg_buf_printf(out, "  %s *%s = (%s *)(ws + off[%d]);\n", ct, vi->cname,
+                    ct, vi->index);
+    } else if (vi->storage == ST_ALIAS) {
+      cg_buf_printf(out, "  const %s *%s = %s; /* %s of %s */\n", ct, vi->cname,
+                    pointer(fe, vi->alias), ir_op_info[op->kind].name,
+                    value_text(fe, op->operands[0]));
+    }
+  }
+  if (!uses_m)
+    cg_buf_puts(out, "  (void)m;\n");
+  cg_buf_puts(out, cg_buf_str(&calls));
+  cg_buf_free(&calls);
+  /* outputs not written in place */
+  for (int i = 0; i < f->noutputs; i++) {
+    if (fe->out_direct[i])
+      continue;
+    const Value *v = f->outputs[i].value;
+    uint64_t used = 0;
+    cg_buf_printf(out, "  memcpy(%s, %s, %s);\n", fe->out_names[i],
+                  pointer(fe, v), buffer_bytes(fe, v, &used));
+  }
+  if (fe->can_fail)
+    cg_buf_puts(out, "done:\n");
+  if (fe->nbuffers > 0)
+    cg_buf_puts(out, "  free(ws);\n");
+  cg_buf_printf(out, "  return %s;\n}\n\n", fe->can_fail ? "rc" : "MC_OK");
+  return true;
+}
+
+/* ---- the module
+ * ------------------------------------------------------------------ */
+
+static bool emit_function(Emitter *e, const Function *f, bool first,
+                          FnEmit *fe) {
+  memset(fe, 0, sizeof *fe);
+  fe->e = e;
+  fe->f = f;
+  Arena *a = &e->arena;
+  const char *fn = cg_c_ident(a, f->name);
+  fe->run = cg_names_unique(&e->globals, a,
+                            first ? cg_strf(a, "%s_run", e->name)
+                                  : cg_strf(a, "%s_%s", e->name, fn));
+  fe->wsize =
+      cg_names_unique(&e->globals, a,
+                      first ? cg_strf(a, "%s_workspace_size", e->name)
+                            : cg_strf(a, "%s_%s_workspace_size", e->name, fn));
+  fe->layout =
+      cg_names_unique(&e->globals, a, cg_strf(a, "%s_layout", fe->run));
+  name_function(fe);
+  if (!analyze(fe))
+    return false;
+  name_values(fe);
+  cg_buf_printf(&e->kernels, "/* ---- kernels of %s ---- */\n\n", fe->run);
+  cg_buf_printf(&e->funcs, "/* ---- %s ---- */\n\n", fe->run);
+  if (!emit_run(fe))
+    return false;
+  cg_emit_header_function(fe);
+  return first ? cg_emit_info_run(fe) : true;
+}
+
+static bool emit_files(Emitter *e, const char *outdir) {
+  const Module *m = e->m;
+  Arena *a = &e->arena;
+  const char *src = m->source_file ? cg_base_name(m->source_file) : e->name;
+  CgBuf c = {0}, h = {0};
+  char *guard = cg_strf(a, "%s_H", e->name);
+  for (char *p = guard; *p; p++)
+    if (*p >= 'a' && *p <= 'z')
+      *p = (char)(*p - 'a' + 'A');
+  cg_buf_printf(&h,
+                "/* %s.h: generated by modelc from %s. Do not edit.\n *\n"
+                " * Every function returns MC_OK, or an MC_ERR_* code with err "
+                "filled (err\n * may be NULL). Buffers are dense row-major "
+                "arrays; bool is uint8_t.\n */\n"
+                "#ifndef %s\n#define %s\n\n#include \"mc_runtime.h\"\n\n"
+                "typedef struct %s_model %s_model;\n\n"
+                "/* Loads the weights; NULL uses the path given at compile "
+                "time. NULL on\n * error. */\n"
+                "%s_model *%s_open(const char *weights_path, McError *err);\n"
+                "void %s_close(%s_model *m);\n\n%s"
+                "extern const McModelInfo %s_info;\n\n#endif\n",
+                e->name, src, guard, guard, e->name, e->name, e->name, e->name,
+                e->name, e->name, cg_buf_str(&e->header), e->name);
+  cg_buf_printf(&c,
+                "/* %s.c: generated by modelc from %s. Do not edit.\n"
+                " * The entry points are documented in %s.h. */\n"
+                "#include \"%s.h\"\n\n#include <math.h>\n#include <stdint.h>\n"
+                "#include <stdlib.h>\n#include <string.h>\n\n",
+                e->name, src, e->name, e->name);
+  for (int h2 = 0; h2 < CG_HELPER_COUNT; h2++)
+    if (e->helpers & (1u << h2))
+      cg_buf_printf(&c, "%s\n", cg_helper_text((CgHelper)h2));
+  if (e->any_workspace)
+    cg_buf_puts(&c, "static size_t align64(size_t n) { return (n + 63) & "
+                    "~(size_t)63; }\n\n");
+  cg_buf_puts(&c, cg_buf_str(&e->consts));
+  cg_buf_puts(&c, cg_buf_str(&e->model));
+  cg_buf_puts(&c, cg_buf_str(&e->kernels));
+  cg_buf_puts(&c, cg_buf_str(&e->funcs));
+  cg_buf_puts(&c, cg_buf_str(&e->info));
+  char *main_c = cg_strf(a,
+                         "/* main() of the %s program: leave this file out to "
+                         "link the model\n * into another program. */\n"
+                         "#include \"%s.h\"\n\nint main(int argc, char **argv) "
+                         "{ return mc_main(argc, argv, &%s_info); }\n",
+                         e->name, e->name, e->name);
+  bool ok = cg_make_dirs(outdir, e->d) &&
+            cg_write_file(cg_strf(a, "%s/%s.h", outdir, e->name), h.data, h.len,
+                          e->d) &&
+            cg_write_file(cg_strf(a, "%s/%s.c", outdir, e->name), c.data, c.len,
+                          e->d) &&
+            cg_write_file(cg_strf(a, "%s/%s_main.c", outdir, e->name), main_c,
+                          strlen(main_c), e->d);
+  cg_buf_free(&c);
+  cg_buf_free(&h);
+  for (const EmbeddedFile *f = mc_embedded_files; ok && f->name; f++)
+    ok = cg_write_file(cg_strf(a, "%s/%s", outdir, f->name), f->text, f->size,
+                       e->d);
+  return ok;
+}
+
+bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
+               Diag *d) {
+  CgOptions defaults = {2, NULL, NULL, NULL};
+  Emitter e;
+  memset(&e, 0, sizeof e);
+  e.m = m;
+  e.o = o ? o : &defaults;
+  e.d = d;
+  arena_init(&e.arena);
+  e.name = cg_c_ident(&e.arena, m->name ? m->name : "model");
+  reserve_c_names(&e.globals, &e.arena);
+  const char *fixed[] = {"align64",   "info",       "model",   "open",
+                         "close",     "weights",    "inputs",  "outputs",
+                         "info_open", "info_close", "info_run"};
+  for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+    cg_names_unique(&e.globals, &e.arena,
+                    i == 0 ? fixed[0]
+                           : cg_strf(&e.arena, "%s_%s", e.name, fixed[i]));
+  for (int s = 0; s < m->nsymbols; s++)
+    e.symnames[s] = symbol_c_name(&e.arena, m->symbols[s]);
+  bool ok = m->functions != NULL;
+  if (!ok)
+    diag_error(d, loc_none(), "model '%s' has no function to emit", e.name);
+  FnEmit main_fn;
+  int i = 0;
+  for (const Function *f = m->functions; ok && f; f = f->next, i++) {
+    FnEmit fe;
+    ok = emit_function(&e, f, i == 0, i == 0 ? &main_fn : &fe);
+  }
+  if (ok) {
+    ok = cg_emit_model_api(&e, &main_fn) && emit_files(&e, outdir);
+  }
+  cg_buf_free(&e.consts);
+  cg_buf_free(&e.model);
+  cg_buf_free(&e.info);
+  cg_buf_free(&e.kernels);
+  cg_buf_free(&e.funcs);
+  cg_buf_free(&e.header);
+  arena_free(&e.arena);
+  return ok;
+}

@@ -1,0 +1,183 @@
+/* Internal interface between the parts of the C backend (see cg.h).
+ *
+ * c_emit.c decides where every value lives (input, weight, constant array,
+ * workspace buffer, caller's output buffer, or an alias of another value)
+ * and calls cg_kernel_emit for each op that computes something; the kernel
+ * emitter only sees operand and result pointers, literals for inlined
+ * scalar constants, and the C names of the symbols.
+ */
+#ifndef MC_C_EMIT_H
+#define MC_C_EMIT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cg.h"
+#include "ir.h"
+
+/* ---- growable text buffer (c_emit.c) ------------------------------------ */
+typedef struct CgBuf {
+  char *data; /* NUL-terminated; NULL while empty */
+  size_t len, cap;
+} CgBuf;
+
+void cg_buf_printf(CgBuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cg_buf_vprintf(CgBuf *b, const char *fmt, va_list ap);
+void cg_buf_puts(CgBuf *b, const char *s);
+const char *cg_buf_str(const CgBuf *b); /* "" while empty */
+void cg_buf_free(CgBuf *b);
+
+/* printf into memory of arena a */
+char *cg_strf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- C spelling of IR things (c_kernels.c) ------------------------------ */
+const char *cg_ctype(DType t);    /* "float", "int32_t", "uint8_t", ... */
+const char *cg_mc_dtype(DType t); /* "MC_F32", ... */
+/* Element i of `data` (dtype t) as a C expression of that type, bit-exact:
+ * floats as hex floats (0x1p-140f), INFINITY/NAN, INT32_MIN spelled safely. */
+char *cg_literal(Arena *a, DType t, const void *data, size_t i);
+/* A dimension as a C int64_t expression over the symbols' C names ("T",
+ * "(2 * T + 1)"); sets the bit of every symbol it reads in *used. */
+char *cg_dim(Arena *a, Dim d, const char *const *symnames, uint64_t *used);
+/* Product of dims[from..to) with constants folded: "T * 768", "1". */
+char *cg_dims_product(Arena *a, const Dim *dims, int from, int to,
+                      const char *const *symnames, uint64_t *used);
+/* s as the body of a C string literal, also safe inside a printf format
+ * when `format` is set ('%' doubled). */
+char *cg_c_string(Arena *a, const char *s, bool format);
+
+/* ---- helpers the generated file defines when a kernel needs them -------- */
+typedef enum CgHelper {
+  CG_HELPER_DIV_I32,
+  CG_HELPER_DIV_I64,
+  CG_HELPER_MOD_I32,
+  CG_HELPER_MOD_I64,
+  CG_HELPER_MOD_F32,
+  CG_HELPER_MOD_F64,
+  CG_HELPER_MAX_F32,
+  CG_HELPER_MAX_F64,
+  CG_HELPER_MIN_F32,
+  CG_HELPER_MIN_F64,
+  CG_HELPER_COUNT
+} CgHelper;
+
+/* The C definition of a helper (a static inline function). */
+const char *cg_helper_text(CgHelper h);
+
+/* ---- one kernel --------------------------------------------------------- */
+typedef struct CgKernel {
+  /* in */
+  Arena *arena;
+  const Module *m;
+  const Op *op;
+  const char *const *symnames; /* C name per symbol id */
+  const char *where;           /* "gpt2.model:34:5", format-escaped */
+  /* per operand: a literal to inline (scalar constant of an elementwise
+   * op), or NULL to read it through a pointer parameter */
+  const char **literal;
+  /* out */
+  CgBuf body;       /* statements, indented two spaces */
+  uint64_t syms;    /* symbols the body reads: become int64_t parameters */
+  bool can_fail;    /* returns int and takes McError *err */
+  unsigned helpers; /* bit per CgHelper */
+} CgKernel;
+
+/* The name of operand i's pointer parameter ("x", "a", "table", ...). */
+const char *cg_operand_name(const Op *op, int i);
+/* Whether the elementwise op kind can take inlined scalar operands. */
+bool cg_op_is_elementwise(OpKind k);
+/* Whether op computes nothing and needs no kernel given that its result is
+ * an alias of operand 0 (reshape, or a broadcast that adds only leading 1s
+ * and keeps the element count). */
+bool cg_op_is_alias(const Op *op);
+/* Fills k->body and the out fields. Reports unsupported cases into d. */
+bool cg_kernel_emit(CgKernel *k, Diag *d);
+
+/* ---- the emitter's state (c_emit.c, c_api.c) ----------------------------- */
+typedef struct NameSet {
+  const char **names;
+  int n, cap;
+} NameSet;
+
+/* base, or base_2, base_3, ... whichever is still free; then taken. */
+const char *cg_names_unique(NameSet *s, Arena *a, const char *base);
+/* Any text as a C identifier: other characters become '_'. */
+char *cg_c_ident(Arena *a, const char *s);
+
+typedef enum Storage {
+  ST_NONE, /* dead, or an inlined scalar constant */
+  ST_INPUT,
+  ST_PARAM,
+  ST_CONST,
+  ST_WORKSPACE,
+  ST_OUTPUT,
+  ST_ALIAS
+} Storage;
+
+typedef struct ValueInfo {
+  Storage storage;
+  const char *cname;  /* the pointer variable (or array) holding the data */
+  int index;          /* input, param, output or buffer index */
+  const Value *alias; /* ST_ALIAS: the value whose data this is */
+  int uses;           /* uses by live ops and outputs */
+} ValueInfo;
+
+typedef struct Emitter {
+  const Module *m;
+  const CgOptions *o;
+  Diag *d;
+  Arena arena;
+  const char *name; /* model name as a C identifier */
+  const char *symnames[MAX_SYMBOLS];
+  NameSet globals;
+  /* sections of <name>.c in file order, and <name>.h's declarations */
+  CgBuf consts, model, kernels, funcs, info, header;
+  unsigned helpers;
+  bool any_workspace;
+} Emitter;
+
+typedef struct FnEmit {
+  Emitter *e;
+  const Function *f;
+  const char *run;    /* "gpt2_run" */
+  const char *layout; /* "gpt2_run_layout" */
+  const char *wsize;  /* "gpt2_workspace_size" */
+  ValueInfo *vi;      /* by value id */
+  uint64_t syms;      /* the symbols of the input shapes */
+  const Value **buffers;
+  int nbuffers;
+  bool can_fail;
+  const char **in_names, **out_names;
+  bool *out_direct; /* output written in place by its kernel */
+  NameSet locals;
+} FnEmit;
+
+ValueInfo *cg_info(FnEmit *fe, const Value *v);
+const char *cg_base_name(const char *path);
+/* "gpt2.model:34:5" (the model name when loc is unknown) */
+const char *cg_where(Emitter *e, Loc loc);
+/* The typed run function's parameter list "(gpt2_model *m, int64_t T, ...)",
+ * with the header's per-parameter comments when `comments` is set. */
+const char *cg_run_params(FnEmit *fe, bool comments);
+
+/* c_api.c: the public surface of the generated model */
+/* Declarations and documentation of one function in <name>.h. */
+void cg_emit_header_function(FnEmit *fe);
+/* McModelInfo.run for fe: binds symbols from the input tensors' shapes,
+ * checks them, allocates the outputs and calls the typed run function.
+ * Reports symbols no input shape determines. */
+bool cg_emit_info_run(FnEmit *fe);
+/* Weight specs, the model struct, open/close and the McModelInfo. */
+bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn);
+
+/* ---- files (c_build.c) -------------------------------------------------- */
+/* Writes len bytes to path via "path.tmp.<pid>" and rename. */
+bool cg_write_file(const char *path, const char *text, size_t len, Diag *d);
+/* mkdir -p */
+bool cg_make_dirs(const char *path, Diag *d);
+
+#endif

@@ -1,0 +1,844 @@
+/* Per-op kernel emission: one static C function per IR op.
+ *
+ * A kernel reads its operands through `const T *restrict` parameters (or
+ * inlined literals for scalar constants of elementwise ops), writes its
+ * result through `T *restrict y`, and takes as int64_t parameters exactly the
+ * symbols its sizes mention. Every buffer is dense row-major, so indexes are
+ * sums of loop variables times products of later dimensions; an axis of
+ * constant extent 1 gets no loop. Kernels that can fail at run time (gather's
+ * index check, slices with symbolic bounds) return MC_OK or an MC_ERR_* code
+ * through mc_fail, naming the model-file location.
+ *
+ * Semantics chosen where C and torch differ (documented in the generated
+ * helpers too):
+ *  - integer +, -, *, neg wrap (computed in unsigned); x / 0 and x % 0 give 0;
+ *  - integer / truncates like C; % is Python's/torch's remainder (the result
+ *    takes the sign of the divisor), for floats too;
+ *  - maximum/minimum, reduce_max/min and argmax/argmin propagate NaN (NaN
+ *    wins; argmax returns the first NaN's index);
+ *  - float -> int casts truncate toward zero (C; NaN/out of range undefined);
+ *  - f32 sums (reduce_sum, reduce_mean, logsumexp) accumulate in double.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c_emit.h"
+
+/* ---- small emission helpers ------------------------------------------------
+ */
+
+static void line(CgKernel *k, int depth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void line(CgKernel *k, int depth, const char *fmt, ...) {
+  for (int i = 0; i < depth; i++)
+    cg_buf_puts(&k->body, "  ");
+  va_list ap;
+  va_start(ap, fmt);
+  cg_buf_vprintf(&k->body, fmt, ap);
+  va_end(ap);
+  cg_buf_puts(&k->body, "\n");
+}
+
+static const char *const loop_vars[MAX_RANK] = {"i0", "i1", "i2", "i3",
+                                                "i4", "i5", "i6", "i7"};
+
+static char *dim_c(CgKernel *k, Dim d) {
+  return cg_dim(k->arena, d, k->symnames, &k->syms);
+}
+
+static char *product(CgKernel *k, const Shape *s, int from, int to) {
+  return cg_dims_product(k->arena, s->dims, from, to, k->symnames, &k->syms);
+}
+
+static bool is_one(Dim d) {
+  int64_t c;
+  return dim_is_const(d, &c) && c == 1;
+}
+
+static bool is_lit(const char *s, const char *lit) {
+  return !strcmp(s, lit);
+}
+
+/* Row-major flat index of a dense array of shape s: the sum of pos[j] times
+ * the product of the dims after j; NULL positions are 0. */
+static char *strided_index(CgKernel *k, const Shape *s,
+                           const char *const *pos) {
+  CgBuf b = {0};
+  for (int j = 0; j < s->rank; j++) {
+    if (!pos[j])
+      continue;
+    const char *stride = product(k, s, j + 1, s->rank);
+    if (is_lit(stride, "0"))
+      continue;
+    if (b.len)
+      cg_buf_puts(&b, " + ");
+    if (is_lit(stride, "1"))
+      cg_buf_puts(&b, pos[j]);
+    else
+      cg_buf_printf(&b, "%s * %s", pos[j], stride);
+  }
+  char *r = cg_strf(k->arena, "%s", b.len ? cg_buf_str(&b) : "0");
+  cg_buf_free(&b);
+  return r;
+}
+
+/* Opens a loop per axis of s whose extent is not the constant 1 (axes in
+ * `skip` get none either); vars[j] is the loop variable of axis j or NULL.
+ * With `block`, the innermost loop opens a brace (or a bare block when no
+ * loop was opened) that the caller closes at the returned depth - 1. */
+static int open_loops(CgKernel *k, int depth, const Shape *s, uint32_t skip,
+                      const char **vars, bool block) {
+  int last = -1;
+  for (int j = 0; j < s->rank; j++) {
+    vars[j] = NULL;
+    if (!(skip & (1u << j)) && !is_one(s->dims[j]))
+      last = j;
+  }
+  for (int j = 0; j <= last; j++) {
+    if ((skip & (1u << j)) || is_one(s->dims[j]))
+      continue;
+    vars[j] = loop_vars[j];
+    line(k, depth, "for (int64_t %s = 0; %s < %s; %s++)%s", vars[j], vars[j],
+         dim_c(k, s->dims[j]), vars[j], block && j == last ? " {" : "");
+    depth++;
+  }
+  if (block && last < 0)
+    line(k, depth++, "{");
+  return depth;
+}
+
+static void close_block(CgKernel *k, int depth) {
+  line(k, depth - 1, "}");
+}
+
+/* ---- elementwise ----------------------------------------------------------
+ */
+
+bool cg_op_is_elementwise(OpKind kind) {
+  return (ir_op_info[kind].flags & OPF_ELEMENTWISE) != 0;
+}
+
+bool cg_op_is_alias(const Op *op) {
+  if (op->kind == OP_RESHAPE)
+    return true;
+  if (op->kind != OP_BROADCAST)
+    return false;
+  const Shape *x = &op->operands[0]->type.shape,
+              *y = &op->results[0]->type.shape;
+  int lead = y->rank - x->rank;
+  for (int i = 0; i < y->rank; i++)
+    if (i < lead ? !is_one(y->dims[i]) : !dim_eq(y->dims[i], x->dims[i - lead]))
+      return false;
+  return true;
+}
+
+static char *fn1(CgKernel *k, DType t, const char *name, const char *a) {
+  return cg_strf(k->arena, "%s%s(%s)", name, t == DT_F32 ? "f" : "", a);
+}
+
+static char *helper_call(CgKernel *k, CgHelper h32, CgHelper h64, bool f32,
+                         const char *name, const char *a, const char *b) {
+  CgHelper h = f32 ? h32 : h64;
+  k->helpers |= 1u << h;
+  return cg_strf(k->arena, "op_%s_%s(%s, %s)", name,
+                 h == CG_HELPER_DIV_I32 || h == CG_HELPER_MOD_I32   ? "i32"
+                 : h == CG_HELPER_DIV_I64 || h == CG_HELPER_MOD_I64 ? "i64"
+                 : f32                                              ? "f32"
+                                                                    : "f64",
+                 a, b);
+}
+
+/* Integer +, -, * wrap around like torch instead of being undefined. */
+static char *wrapping(CgKernel *k, DType t, const char *a, const char *op,
+                      const char *b) {
+  const char *u = t == DT_I32 ? "uint32_t" : "uint64_t";
+  return cg_strf(k->arena, "(%s)((%s)%s %s (%s)%s)", cg_ctype(t), u, a, op, u,
+                 b);
+}
+
+static char *cast_expr(CgKernel *k, DType from, DType to, const char *a) {
+  if (from == to)
+    return (char *)a;
+  if (to == DT_BOOL)
+    return cg_strf(k->arena, "(uint8_t)(%s != 0)", a);
+  return cg_strf(k->arena, "(%s)%s", cg_ctype(to), a);
+}
+
+/* The C expression of one element of an elementwise op (or the copy of a
+ * broadcast), given how each operand element is read. */
+static char *elementwise_expr(CgKernel *k, const char *const *x, Diag *d) {
+  const Op *op = k->op;
+  DType t = op->operands[op->kind == OP_SELECT ? 1 : 0]->type.dtype;
+  DType rt = op->results[0]->type.dtype;
+  bool flt = dtype_is_float(t), f32 = t == DT_F32, i32 = t == DT_I32;
+  Arena *A = k->arena;
+  const char *a = x[0], *b = op->noperands > 1 ? x[1] : NULL;
+  switch (op->kind) {
+  case OP_NEG:
+    return flt ? cg_strf(A, "-%s", a) : wrapping(k, t, "0", "-", a);
+  case OP_ABS:
+    return flt ? fn1(k, t, "fabs", a)
+               : cg_strf(A, "(%s < 0 ? %s : %s)", a,
+                         wrapping(k, t, "0", "-", a), a);
+  case OP_SIGN:
+    return flt ? cg_strf(A, "(%s > 0 ? %s : %s < 0 ? %s : %s)", a,
+                         f32 ? "1.0f" : "1.0", a, f32 ? "-1.0f" : "-1.0", a)
+               : cg_strf(A, "(%s)((%s > 0) - (%s < 0))", cg_ctype(t), a, a);
+  case OP_EXP:
+    return fn1(k, t, "exp", a);
+  case OP_EXPM1:
+    return fn1(k, t, "expm1", a);
+  case OP_LOG:
+    return fn1(k, t, "log", a);
+  case OP_LOG1P:
+    return fn1(k, t, "log1p", a);
+  case OP_SQRT:
+    return fn1(k, t, "sqrt", a);
+  case OP_TANH:
+    return fn1(k, t, "tanh", a);
+  case OP_SIGMOID:
+    return f32 ? cg_strf(A, "1.0f / (1.0f + expf(-%s))", a)
+               : cg_strf(A, "1.0 / (1.0 + exp(-%s))", a);
+  case OP_ERF:
+    return fn1(k, t, "erf", a);
+  case OP_SIN:
+    return fn1(k, t, "sin", a);
+  case OP_COS:
+    return fn1(k, t, "cos", a);
+  case OP_FLOOR:
+    return fn1(k, t, "floor", a);
+  case OP_CEIL:
+    return fn1(k, t, "ceil", a);
+  case OP_NOT:
+    return cg_strf(A, "(uint8_t)!%s", a);
+  case OP_CAST:
+    return cast_expr(k, t, rt, a);
+  case OP_BROADCAST:
+    return (char *)a;
+  case OP_ADD:
+    return flt ? cg_strf(A, "%s + %s", a, b) : wrapping(k, t, a, "+", b);
+  case OP_SUB:
+    return flt ? cg_strf(A, "%s - %s", a, b) : wrapping(k, t, a, "-", b);
+  case OP_MUL:
+    return flt ? cg_strf(A, "%s * %s", a, b) : wrapping(k, t, a, "*", b);
+  case OP_DIV:
+    return flt ? cg_strf(A, "%s / %s", a, b)
+               : helper_call(k, CG_HELPER_DIV_I32, CG_HELPER_DIV_I64, i32,
+                             "div", a, b);
+  case OP_MOD:
+    return flt ? helper_call(k, CG_HELPER_MOD_F32, CG_HELPER_MOD_F64, f32,
+                             "mod", a, b)
+               : helper_call(k, CG_HELPER_MOD_I32, CG_HELPER_MOD_I64, i32,
+                             "mod", a, b);
+  case OP_POW:
+    return cg_strf(A, "%s(%s, %s)", f32 ? "powf" : "pow", a, b);
+  case OP_MAXIMUM:
+    return flt ? helper_call(k, CG_HELPER_MAX_F32, CG_HELPER_MAX_F64, f32,
+                             "max", a, b)
+               : cg_strf(A, "(%s > %s ? %s : %s)", a, b, a, b);
+  case OP_MINIMUM:
+    return flt ? helper_call(k, CG_HELPER_MIN_F32, CG_HELPER_MIN_F64, f32,
+                             "min", a, b)
+               : cg_strf(A, "(%s < %s ? %s : %s)", a, b, a, b);
+  case OP_LT:
+    return cg_strf(A, "(uint8_t)(%s < %s)", a, b);
+  case OP_LE:
+    return cg_strf(A, "(uint8_t)(%s <= %s)", a, b);
+  case OP_GT:
+    return cg_strf(A, "(uint8_t)(%s > %s)", a, b);
+  case OP_GE:
+    return cg_strf(A, "(uint8_t)(%s >= %s)", a, b);
+  case OP_EQ:
+    return cg_strf(A, "(uint8_t)(%s == %s)", a, b);
+  case OP_NE:
+    return cg_strf(A, "(uint8_t)(%s != %s)", a, b);
+  case OP_AND:
+    return cg_strf(A, "(uint8_t)(%s && %s)", a, b);
+  case OP_OR:
+    return cg_strf(A, "(uint8_t)(%s || %s)", a, b);
+  case OP_SELECT:
+    return cg_strf(A, "%s ? %s : %s", a, b, x[2]);
+  case OP_CONST:
+  case OP_PARAM:
+  case OP_IOTA:
+  case OP_MATMUL:
+  case OP_REDUCE_SUM:
+  case OP_REDUCE_MEAN:
+  case OP_REDUCE_MAX:
+  case OP_REDUCE_MIN:
+  case OP_LOGSUMEXP:
+  case OP_ARGMAX:
+  case OP_ARGMIN:
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX:
+  case OP_GATHER:
+  case OP_SLICE:
+  case OP_CONCAT:
+  case OP_RESHAPE:
+  case OP_PERMUTE:
+  case OP_COUNT:
+    break;
+  }
+  diag_error(d, op->loc, "internal: %s is not elementwise",
+             ir_op_info[op->kind].name);
+  return NULL;
+}
+
+/* y = f(operands) over y's shape with numpy broadcasting: an operand axis of
+ * constant extent 1 (or missing on the left) reads with stride 0. When every
+ * pointer operand has y's shape or one element, a single flat loop. */
+static bool kernel_elementwise(CgKernel *k, Diag *d) {
+  const Op *op = k->op;
+  const Shape *ys = &op->results[0]->type.shape;
+  int n = op->noperands;
+  const char **x = arena_alloc(k->arena, (size_t)n * sizeof *x);
+  bool flat = true;
+  for (int i = 0; i < n; i++) {
+    int64_t numel;
+    const Shape *s = &op->operands[i]->type.shape;
+    if (!k->literal[i] && !(shape_const_numel(s, &numel) && numel == 1) &&
+        !shape_eq(s, ys))
+      flat = false;
+  }
+  if (flat) {
+    bool scalar = ys->rank == 0;
+    const char *idx = scalar ? "0" : "i";
+    for (int i = 0; i < n; i++) {
+      int64_t numel;
+      const Shape *s = &op->operands[i]->type.shape;
+      const char *name = cg_operand_name(op, i);
+      if (k->literal[i])
+        x[i] = k->literal[i];
+      else if (shape_const_numel(s, &numel) && numel == 1)
+        x[i] = cg_strf(k->arena, "%s[0]", name);
+      else
+        x[i] = cg_strf(k->arena, "%s[%s]", name, idx);
+    }
+    char *e = elementwise_expr(k, x, d);
+    if (!e)
+      return false;
+    if (scalar) {
+      line(k, 1, "y[0] = %s;", e);
+    } else {
+      line(k, 1, "const int64_t n = %s;", product(k, ys, 0, ys->rank));
+      line(k, 1, "for (int64_t i = 0; i < n; i++)");
+      line(k, 2, "y[i] = %s;", e);
+    }
+    return true;
+  }
+  const char *vars[MAX_RANK];
+  line(k, 1, "int64_t o = 0;");
+  int depth = open_loops(k, 1, ys, 0, vars, false);
+  for (int i = 0; i < n; i++) {
+    if (k->literal[i]) {
+      x[i] = k->literal[i];
+      continue;
+    }
+    const Shape *s = &op->operands[i]->type.shape;
+    const char *pos[MAX_RANK];
+    for (int j = 0; j < s->rank; j++) {
+      int axis = j + ys->rank - s->rank;
+      pos[j] = is_one(s->dims[j]) ? NULL : vars[axis];
+    }
+    x[i] = cg_strf(k->arena, "%s[%s]", cg_operand_name(op, i),
+                   strided_index(k, s, pos));
+  }
+  char *e = elementwise_expr(k, x, d);
+  if (!e)
+    return false;
+  line(k, depth, "y[o++] = %s;", e);
+  return true;
+}
+
+/* ---- matmul -----------------------------------------------------------------
+ */
+
+/* Batch loops around mc_gemm_f32/f64 (strides express the transposes and
+ * rank-1 operands); integer matmul is a plain triple loop. */
+static bool kernel_matmul(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *as = &op->operands[0]->type.shape;
+  const Shape *bs = &op->operands[1]->type.shape;
+  const Shape *ys = &op->results[0]->type.shape;
+  bool ta = op->attrs.matmul.trans_a, tb = op->attrs.matmul.trans_b;
+  int ar = as->rank, br = bs->rank;
+  const char *M, *K, *N, *rsa, *csa, *rsb, *csb;
+  if (ar == 1) {
+    M = "1";
+    K = dim_c(k, as->dims[0]);
+    rsa = K;
+    csa = "1";
+  } else if (!ta) {
+    M = dim_c(k, as->dims[ar - 2]);
+    K = dim_c(k, as->dims[ar - 1]);
+    rsa = K;
+    csa = "1";
+  } else {
+    M = dim_c(k, as->dims[ar - 1]);
+    K = dim_c(k, as->dims[ar - 2]);
+    rsa = "1";
+    csa = M;
+  }
+  if (br == 1) {
+    N = "1";
+    rsb = "1";
+    csb = "1";
+  } else if (!tb) {
+    N = dim_c(k, bs->dims[br - 1]);
+    rsb = N;
+    csb = "1";
+  } else {
+    N = dim_c(k, bs->dims[br - 2]);
+    rsb = "1";
+    csb = dim_c(k, bs->dims[br - 1]);
+  }
+  /* batch axes of the result, and where each operand's batch axes align */
+  Shape batch = *ys;
+  batch.rank = ys->rank - (ar >= 2) - (br >= 2);
+  const char *vars[MAX_RANK], *apos[MAX_RANK] = {0}, *bpos[MAX_RANK] = {0},
+                              *ypos[MAX_RANK] = {0};
+  DType t = op->results[0]->type.dtype;
+  bool is_float = dtype_is_float(t);
+  int depth = open_loops(k, 1, &batch, 0, vars, !is_float);
+  for (int j = 0; j < ar - 2; j++)
+    apos[j] = is_one(as->dims[j]) ? NULL : vars[j + batch.rank - (ar - 2)];
+  for (int j = 0; j < br - 2; j++)
+    bpos[j] = is_one(bs->dims[j]) ? NULL : vars[j + batch.rank - (br - 2)];
+  for (int j = 0; j < batch.rank; j++)
+    ypos[j] = vars[j];
+  const char *aoff = strided_index(k, as, apos);
+  const char *boff = strided_index(k, bs, bpos);
+  const char *yoff = strided_index(k, ys, ypos);
+  const char *pa = is_lit(aoff, "0") ? "a" : cg_strf(k->arena, "a + %s", aoff);
+  const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);
+  const char *py = is_lit(yoff, "0") ? "y" : cg_strf(k->arena, "y + %s", yoff);
+  if (is_float) {
+    line(k, depth, "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
+         t == DT_F32 ? "f32" : "f64", M, N, K, pa, rsa, csa, pb, rsb, csb, py,
+         N);
+    return true;
+  }
+  const char *ct = cg_ctype(t);
+  line(k, depth, "const %s *pa = %s, *pb = %s;", ct, pa, pb);
+  line(k, depth, "%s *py = %s;", ct, py);
+  line(k, depth, "for (int64_t m = 0; m < %s; m++)", M);
+  line(k, depth + 1, "for (int64_t n = 0; n < %s; n++) {", N);
+  line(k, depth + 2, "uint64_t acc = 0; /* wraps like torch */");
+  line(k, depth + 2, "for (int64_t p = 0; p < %s; p++)", K);
+  line(k, depth + 3,
+       "acc += (uint64_t)pa[m * %s + p * %s] * (uint64_t)pb[p * %s + n * %s];",
+       rsa, csa, rsb, csb);
+  line(k, depth + 2, "py[m * %s + n] = (%s)acc;", N, ct);
+  line(k, depth + 1, "}");
+  close_block(k, depth);
+  return true;
+}
+
+/* ---- reductions -------------------------------------------------------------
+ */
+
+/* Opens the loops over the reduced axes (those of `axes` with extent != 1);
+ * returns the element read x[...] and sets *inner to the depth inside. */
+static char *reduce_loops(CgKernel *k, int depth, const Shape *s, uint32_t axes,
+                          const char **vars, int *inner) {
+  for (int j = 0; j < s->rank; j++) {
+    if (!(axes & (1u << j)) || is_one(s->dims[j]))
+      continue;
+    vars[j] = loop_vars[j];
+    line(k, depth++, "for (int64_t %s = 0; %s < %s; %s++)", vars[j], vars[j],
+         dim_c(k, s->dims[j]), vars[j]);
+  }
+  *inner = depth;
+  return cg_strf(k->arena, "x[%s]", strided_index(k, s, vars));
+}
+
+/* Product of the dims of s selected by axes. */
+static char *masked_product(CgKernel *k, const Shape *s, uint32_t axes) {
+  Shape r;
+  memset(&r, 0, sizeof r);
+  for (int j = 0; j < s->rank; j++)
+    if (axes & (1u << j))
+      r.dims[r.rank++] = s->dims[j];
+  return product(k, &r, 0, r.rank);
+}
+
+/* Loops over the kept axes (in order, so the result is written with a
+ * running index), then the reduced ones. */
+static bool kernel_reduce(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *s = &op->operands[0]->type.shape;
+  uint32_t axes = op->attrs.reduce.axes;
+  DType t = op->operands[0]->type.dtype, rt = op->results[0]->type.dtype;
+  bool f32 = t == DT_F32, flt = dtype_is_float(t);
+  const char *ct = cg_ctype(t), *sfx = f32 ? "f32" : "f64";
+  const char *vars[MAX_RANK];
+  bool has_outer = false;
+  for (int j = 0; j < s->rank; j++)
+    has_outer |= !(axes & (1u << j)) && !is_one(s->dims[j]);
+  if (has_outer)
+    line(k, 1, "int64_t o = 0;");
+  int depth = open_loops(k, 1, s, axes, vars, true);
+  const char *dst = has_outer ? "y[o++]" : "y[0]";
+  OpKind kind = op->kind;
+  char *e;
+  int in;
+  if (kind == OP_REDUCE_SUM || kind == OP_REDUCE_MEAN) {
+    if (flt) {
+      line(k, depth, "double acc = 0;");
+      e = reduce_loops(k, depth, s, axes, vars, &in);
+      line(k, in, "acc += %s;", e);
+    } else {
+      line(k, depth, "uint64_t acc = 0; /* wraps like torch */");
+      e = reduce_loops(k, depth, s, axes, vars, &in);
+      line(k, in, "acc += (uint64_t)%s;", e);
+    }
+    if (kind == OP_REDUCE_MEAN)
+      line(k, depth, "%s = (%s)(acc / (double)%s);", dst, cg_ctype(rt),
+           masked_product(k, s, axes));
+    else
+      line(k, depth, "%s = (%s)acc;", dst, cg_ctype(rt));
+  } else if (kind == OP_REDUCE_MAX || kind == OP_REDUCE_MIN) {
+    bool mx = kind == OP_REDUCE_MAX;
+    if (flt) {
+      k->helpers |= 1u << (mx ? (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64)
+                              : (f32 ? CG_HELPER_MIN_F32 : CG_HELPER_MIN_F64));
+      line(k, depth, "%s acc = %sINFINITY;", ct, mx ? "-" : "");
+      e = reduce_loops(k, depth, s, axes, vars, &in);
+      line(k, in, "acc = op_%s_%s(acc, %s);", mx ? "max" : "min", sfx, e);
+    } else {
+      const char *lim = t == DT_I32 ? (mx ? "INT32_MIN" : "INT32_MAX")
+                                    : (mx ? "INT64_MIN" : "INT64_MAX");
+      line(k, depth, "%s acc = %s;", ct, lim);
+      e = reduce_loops(k, depth, s, axes, vars, &in);
+      line(k, in, "acc = %s %s acc ? %s : acc;", e, mx ? ">" : "<", e);
+    }
+    line(k, depth, "%s = acc;", dst);
+  } else if (kind == OP_LOGSUMEXP) {
+    /* max-subtracted; a slice that is all -inf (or has +inf) gives -inf
+     * (+inf) as torch does, a NaN gives NaN */
+    k->helpers |= 1u << (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64);
+    const char *fs = f32 ? "f" : "";
+    line(k, depth, "%s mx = -INFINITY;", ct);
+    e = reduce_loops(k, depth, s, axes, vars, &in);
+    line(k, in, "mx = op_max_%s(mx, %s);", sfx, e);
+    line(k, depth, "%s r = mx;", ct);
+    line(k, depth, "if (!isinf(mx)) {");
+    line(k, depth + 1, "double acc = 0;");
+    e = reduce_loops(k, depth + 1, s, axes, vars, &in);
+    line(k, in, "acc += exp%s(%s - mx);", fs, e);
+    line(k, depth + 1, "r = mx + log%s((%s)acc);", fs, ct);
+    line(k, depth, "}");
+    line(k, depth, "%s = r;", dst);
+  } else {
+    return false;
+  }
+  close_block(k, depth);
+  return true;
+}
+
+/* First index of the max (min) along one axis; NaN wins, as in torch. */
+static bool kernel_arg(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *s = &op->operands[0]->type.shape;
+  uint32_t axes = op->attrs.reduce.axes;
+  int axis = 0;
+  while (!(axes & (1u << axis)))
+    axis++;
+  DType t = op->operands[0]->type.dtype;
+  bool mx = op->kind == OP_ARGMAX, flt = dtype_is_float(t);
+  const char *vars[MAX_RANK];
+  bool has_outer = false;
+  for (int j = 0; j < s->rank; j++)
+    has_outer |= j != axis && !is_one(s->dims[j]);
+  if (has_outer)
+    line(k, 1, "int64_t o = 0;");
+  int depth = open_loops(k, 1, s, axes, vars, true);
+  line(k, depth, "%s best = 0;", cg_ctype(t));
+  line(k, depth, "int32_t best_index = 0;");
+  vars[axis] = "j";
+  line(k, depth, "for (int64_t j = 0; j < %s; j++) {", dim_c(k, s->dims[axis]));
+  line(k, depth + 1, "const %s v = x[%s];", cg_ctype(t),
+       strided_index(k, s, vars));
+  if (flt)
+    line(k, depth + 1, "if (j == 0 || v %s best || (v != v && best == best)) {",
+         mx ? ">" : "<");
+  else
+    line(k, depth + 1, "if (j == 0 || v %s best) {", mx ? ">" : "<");
+  line(k, depth + 2, "best = v;");
+  line(k, depth + 2, "best_index = (int32_t)j;");
+  line(k, depth + 1, "}");
+  line(k, depth, "}");
+  line(k, depth, "%s = best_index;", has_outer ? "y[o++]" : "y[0]");
+  close_block(k, depth);
+  return true;
+}
+
+/* ---- softmax ----------------------------------------------------------------
+ */
+
+static bool kernel_softmax(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *s = &op->operands[0]->type.shape;
+  int axis = op->attrs.axis.axis;
+  line(k, 1, "mc_%s_%s(x, y, %s, %s, %s);",
+       op->kind == OP_SOFTMAX ? "softmax" : "log_softmax",
+       op->results[0]->type.dtype == DT_F32 ? "f32" : "f64",
+       product(k, s, 0, axis), dim_c(k, s->dims[axis]),
+       product(k, s, axis + 1, s->rank));
+  return true;
+}
+
+/* ---- gather -----------------------------------------------------------------
+ */
+
+/* y[o, j, i] = table[o, index[j], i] with o over table[:axis], j over the
+ * indices and i over table[axis+1:]; each index is range-checked. */
+static bool kernel_gather(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *ts = &op->operands[0]->type.shape;
+  const Shape *is = &op->operands[1]->type.shape;
+  int axis = op->attrs.axis.axis;
+  const char *outer = product(k, ts, 0, axis);
+  const char *n = dim_c(k, ts->dims[axis]);
+  const char *inner = product(k, ts, axis + 1, ts->rank);
+  const char *nidx = product(k, is, 0, is->rank);
+  bool has_outer = !is_lit(outer, "1"), has_inner = !is_lit(inner, "1");
+  Arena *A = k->arena;
+  int depth = 1;
+  k->can_fail = true;
+  if (has_outer)
+    line(k, depth++, "for (int64_t o = 0; o < %s; o++)", outer);
+  line(k, depth++, "for (int64_t j = 0; j < %s; j++) {", nidx);
+  line(k, depth, "const int64_t i = index[j];");
+  line(k, depth, "if (i < 0 || i >= %s)", n);
+  line(k, depth + 1,
+       "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
+       "%%lld) at %s\", (long long)i, (long long)%s);",
+       k->where, n);
+  const char *yrow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
+  const char *trow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
+  if (has_inner) {
+    line(k, depth, "for (int64_t c = 0; c < %s; c++)", inner);
+    line(k, depth + 1, "y[%s * %s + c] = table[%s * %s + c];", yrow, inner,
+         trow, inner);
+  } else {
+    line(k, depth, "y[%s] = table[%s];", yrow, trow);
+  }
+  line(k, depth - 1, "}");
+  line(k, 1, "return MC_OK;");
+  return true;
+}
+
+/* ---- data movement
+ * ------------------------------------------------------------ */
+
+/* Element j along axis i of y is x element start[i] + j * step[i]. Symbolic
+ * bounds are checked at run time (constant ones were checked by ir/shape.c). */
+static bool kernel_slice(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *xs = &op->operands[0]->type.shape;
+  const Shape *ys = &op->results[0]->type.shape;
+  Arena *A = k->arena;
+  const char *start[MAX_RANK];
+  for (int i = 0; i < xs->rank; i++) {
+    start[i] = dim_c(k, op->attrs.slice.start[i]);
+    int64_t c;
+    bool all_const = dim_is_const(op->attrs.slice.start[i], &c) &&
+                     dim_is_const(ys->dims[i], &c) &&
+                     dim_is_const(xs->dims[i], &c);
+    if (all_const)
+      continue;
+    k->can_fail = true;
+    const char *e = dim_c(k, ys->dims[i]), *n = dim_c(k, xs->dims[i]);
+    int64_t step = op->attrs.slice.step[i];
+    line(k, 1, "if (%s > 0) {", e);
+    line(k, 2, "const int64_t first = %s, last = %s + (%s - 1) * %" PRId64 ";",
+         start[i], start[i], e, step);
+    line(k, 2, "if (first < 0 || first >= %s || last < 0 || last >= %s)", n, n);
+    line(k, 3,
+         "return mc_fail(err, MC_ERR_RANGE, \"slice of axis %d reads index "
+         "%%lld outside [0, %%lld) at %s\", (long long)(first < 0 || first "
+         ">= %s ? first : last), (long long)%s);",
+         i, k->where, n, n);
+    line(k, 1, "}");
+  }
+  const char *vars[MAX_RANK], *pos[MAX_RANK];
+  line(k, 1, "int64_t o = 0;");
+  int depth = open_loops(k, 1, ys, 0, vars, false);
+  for (int i = 0; i < xs->rank; i++) {
+    int64_t step = op->attrs.slice.step[i];
+    bool zero_start = is_lit(start[i], "0");
+    if (!vars[i])
+      pos[i] = zero_start ? NULL : start[i];
+    else if (step == 1)
+      pos[i] =
+          zero_start ? vars[i] : cg_strf(A, "(%s + %s)", start[i], vars[i]);
+    else if (zero_start)
+      pos[i] = cg_strf(A, "%s * %" PRId64, vars[i], step);
+    else
+      pos[i] = cg_strf(A, "(%s + %s * %" PRId64 ")", start[i], vars[i], step);
+    /* a negative step needs parentheses in "pos * stride" */
+    if (vars[i] && zero_start && step != 1)
+      pos[i] = cg_strf(A, "(%s)", pos[i]);
+  }
+  line(k, depth, "y[o++] = x[%s];", strided_index(k, xs, pos));
+  if (k->can_fail)
+    line(k, 1, "return MC_OK;");
+  return true;
+}
+
+/* Copies, per index of the axes before `axis`, each operand's contiguous
+ * chunk in turn. */
+static bool kernel_concat(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *ys = &op->results[0]->type.shape;
+  int axis = op->attrs.axis.axis;
+  const char *outer = product(k, ys, 0, axis);
+  bool has_outer = !is_lit(outer, "1");
+  int depth = 1;
+  line(k, depth, "int64_t o = 0;");
+  if (has_outer)
+    line(k, depth++, "for (int64_t i = 0; i < %s; i++) {", outer);
+  for (int n = 0; n < op->noperands; n++) {
+    const Shape *s = &op->operands[n]->type.shape;
+    const char *chunk = product(k, s, axis, s->rank);
+    if (is_lit(chunk, "0"))
+      continue;
+    line(k, depth, "for (int64_t j = 0; j < %s; j++)", chunk);
+    if (has_outer)
+      line(k, depth + 1, "y[o++] = %s[i * %s + j];", cg_operand_name(op, n),
+           chunk);
+    else
+      line(k, depth + 1, "y[o++] = %s[j];", cg_operand_name(op, n));
+  }
+  if (has_outer)
+    line(k, 1, "}");
+  return true;
+}
+
+/* y axis i is x axis perm[i]: loop over y, read x with permuted strides. */
+static bool kernel_permute(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *xs = &op->operands[0]->type.shape;
+  const Shape *ys = &op->results[0]->type.shape;
+  const char *vars[MAX_RANK], *pos[MAX_RANK] = {0};
+  line(k, 1, "int64_t o = 0;");
+  int depth = open_loops(k, 1, ys, 0, vars, false);
+  for (int i = 0; i < ys->rank; i++)
+    pos[op->attrs.perm.perm[i]] = vars[i];
+  line(k, depth, "y[o++] = x[%s];", strided_index(k, xs, pos));
+  return true;
+}
+
+static bool kernel_iota(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *ys = &op->results[0]->type.shape;
+  int axis = op->attrs.axis.axis;
+  const char *vars[MAX_RANK];
+  line(k, 1, "int64_t o = 0;");
+  int depth = open_loops(k, 1, ys, 0, vars, false);
+  line(k, depth, "y[o++] = (%s)%s;", cg_ctype(op->results[0]->type.dtype),
+       vars[axis] ? vars[axis] : "0");
+  return true;
+}
+
+/* ---- dispatch ---------------------------------------------------------------
+ */
+
+const char *cg_operand_name(const Op *op, int i) {
+  static const char *const many[] = {"x0",  "x1",  "x2",  "x3", "x4",  "x5",
+                                     "x6",  "x7",  "x8",  "x9", "x10", "x11",
+                                     "x12", "x13", "x14", "x15"};
+  if (op->kind == OP_GATHER)
+    return i == 0 ? "table" : "index";
+  if (op->kind == OP_SELECT)
+    return i == 0 ? "cond" : i == 1 ? "a" : "b";
+  if (op->kind == OP_CONCAT)
+    return i < 16 ? many[i] : "x_overflow";
+  if (op->noperands == 1)
+    return "x";
+  return i == 0 ? "a" : i == 1 ? "b" : "c";
+}
+
+bool cg_kernel_emit(CgKernel *k, Diag *d) {
+  const Op *op = k->op;
+  switch (op->kind) {
+  case OP_NEG:
+  case OP_ABS:
+  case OP_SIGN:
+  case OP_EXP:
+  case OP_EXPM1:
+  case OP_LOG:
+  case OP_LOG1P:
+  case OP_SQRT:
+  case OP_TANH:
+  case OP_SIGMOID:
+  case OP_ERF:
+  case OP_SIN:
+  case OP_COS:
+  case OP_FLOOR:
+  case OP_CEIL:
+  case OP_NOT:
+  case OP_CAST:
+  case OP_ADD:
+  case OP_SUB:
+  case OP_MUL:
+  case OP_DIV:
+  case OP_MOD:
+  case OP_POW:
+  case OP_MAXIMUM:
+  case OP_MINIMUM:
+  case OP_LT:
+  case OP_LE:
+  case OP_GT:
+  case OP_GE:
+  case OP_EQ:
+  case OP_NE:
+  case OP_AND:
+  case OP_OR:
+  case OP_SELECT:
+  case OP_BROADCAST: /* one that is not an alias: a copy with stride 0 */
+    return kernel_elementwise(k, d);
+  case OP_MATMUL:
+    return kernel_matmul(k);
+  case OP_REDUCE_SUM:
+  case OP_REDUCE_MEAN:
+  case OP_REDUCE_MAX:
+  case OP_REDUCE_MIN:
+  case OP_LOGSUMEXP:
+    return kernel_reduce(k);
+  case OP_ARGMAX:
+  case OP_ARGMIN:
+    return kernel_arg(k);
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX:
+    return kernel_softmax(k);
+  case OP_GATHER:
+    return kernel_gather(k);
+  case OP_SLICE:
+    return kernel_slice(k);
+  case OP_CONCAT:
+    if (op->noperands > 16) {
+      diag_error(d, op->loc,
+                 "concat of more than 16 operands is not supported "
+                 "by the C backend yet");
+      return false;
+    }
+    return kernel_concat(k);
+  case OP_PERMUTE:
+    return kernel_permute(k);
+  case OP_IOTA:
+    return kernel_iota(k);
+  case OP_CONST:   /* a static array or an inlined literal */
+  case OP_PARAM:   /* a pointer into the weights */
+  case OP_RESHAPE: /* an alias */
+  case OP_COUNT:
+    break;
+  }
+  diag_error(d, op->loc, "internal: no kernel for %s",
+             ir_op_info[op->kind].name);
+  return false;
+}
