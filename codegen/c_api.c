@@ -251,7 +251,7 @@ bool cg_emit_info_run(FnEmit *fe) {
     for (int i = 0; i < f->ninputs && !found; i++) {
       const Shape *sh = &f->inputs[i].value->type.shape;
       for (int j = 0; j < sh->rank && !found; j++) {
-        int s2;
+        int s2 = -1;
         int64_t c, k;
         found = dim_linear(sh->dims[j], &s2, &c, &k) && s2 == s;
       }
