@@ -247,6 +247,8 @@ const char *ast_kind_name(AstKind k) {
     return "fn";
   case AST_PARAMS:
     return "params";
+  case AST_ENTRY:
+    return "entry";
   case AST_MODULE:
     return "module";
   case AST_COUNT:
@@ -378,6 +380,7 @@ static void ast_dump_node(FILE *out, const AstNode *n, int indent) {
   case AST_RETURN:
   case AST_FN:
   case AST_PARAMS:
+  case AST_ENTRY:
   case AST_COUNT:
     if (n->text)
       fprintf(out, " %s", n->text);

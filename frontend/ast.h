@@ -53,6 +53,8 @@ typedef enum AstKind {
   AST_FN,      /* fn text(kids[0] = AST_PARAMS) kids[1]: AST_BLOCK, or an
                   expression for `fn f(x) = expr` */
   AST_PARAMS,  /* kids: AST_NAME, or AST_KWARG for a parameter with default */
+  AST_ENTRY,   /* entry text kids[0] (AST_BLOCK): an entry point whose block
+                  declares its inputs and outputs */
   AST_MODULE,  /* kids: top-level statements */
   AST_COUNT
 } AstKind;

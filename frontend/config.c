@@ -170,6 +170,9 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else if (strcmp(key, "o") == 0 || strcmp(key, "output") == 0) {
     if (!o->set_output)
       o->output = options_own(o, s);
+  } else if (strcmp(key, "entry") == 0) {
+    if (!o->set_entry)
+      o->entry = options_own(o, s);
   } else if (strcmp(key, "emit") == 0) {
     EmitKind e;
     if (options_parse_emit(s, &e) != 0) {
@@ -190,7 +193,7 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else {
     diag_error(c->d, node_loc(c, k),
                "unknown key '%s' (known: D, defines, weights, emit, O, "
-               "opt_level, o, output)",
+               "opt_level, o, output, entry)",
                key);
     return -1;
   }

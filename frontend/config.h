@@ -15,6 +15,7 @@ typedef struct BuildOptions {
   const char *model;   /* model file */
   const char *weights; /* --weights, or NULL */
   const char *output;  /* -o */
+  const char *entry;   /* --entry: compile only this entry point */
   EmitKind emit;
   int opt_level;
   int ndefines, cap_defines;
@@ -23,7 +24,7 @@ typedef struct BuildOptions {
   int nowned, cap_owned;
   char **owned;
   /* which options the command line set (they win over the config file) */
-  unsigned char set_weights, set_output, set_emit, set_opt;
+  unsigned char set_weights, set_output, set_emit, set_opt, set_entry;
 } BuildOptions;
 
 /* Adds or replaces -D name=value. from_cli: replaces a config value, and a
@@ -37,7 +38,8 @@ void options_free(BuildOptions *o);
 int options_parse_emit(const char *s, EmitKind *out);
 
 /* Reads a YAML config: a mapping with keys D (or defines: a mapping of
- * constant names to numbers), weights, emit, O (0..2), o (or output). Values
+ * constant names to numbers), weights, emit, O (0..2), o (or output),
+ * entry. Values
  * already given on the command line are kept. Unknown keys and wrong types
  * are located errors. Returns 0 on success. */
 int config_read(const char *path, BuildOptions *o, Diag *d);

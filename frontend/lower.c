@@ -292,6 +292,7 @@ LVal lower_expr(Lowerer *L, Scope *s, const AstNode *n) {
   case AST_BLOCK:
   case AST_FN:
   case AST_PARAMS:
+  case AST_ENTRY:
   case AST_MODULE:
   case AST_COUNT:
     break;
@@ -483,11 +484,16 @@ LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
   case AST_INPUT:
   case AST_OUTPUT:
   case AST_FN:
-    diag_error(L->d, n->loc, "'%s' is only allowed at the top level",
+  case AST_ENTRY:
+    diag_error(L->d, n->loc, "'%s' is only allowed at the top level%s",
                n->kind == AST_CONST    ? "const"
                : n->kind == AST_INPUT  ? "input"
                : n->kind == AST_OUTPUT ? "output"
-                                       : "fn");
+               : n->kind == AST_FN     ? "fn"
+                                       : "entry",
+               n->kind == AST_INPUT || n->kind == AST_OUTPUT
+                   ? " or in an entry"
+                   : "");
     return LS_ERROR;
   case AST_INT:
   case AST_FLOAT:

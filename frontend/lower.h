@@ -26,9 +26,14 @@ typedef struct LowerOptions {
   LowerDefine *defines;
   int max_unroll;     /* limit on total loop iterations; 0 = 1000000 */
   int max_call_depth; /* 0 = 256 */
+  const char *entry;  /* lower only this entry point, or NULL for all */
 } LowerOptions;
 
-/* Returns the module, or NULL after reporting errors to d. */
+/* A model file without `entry` blocks has one entry point named after the
+ * file; with entries, each `entry NAME { ... }` becomes a Function, and the
+ * top-level statements run again before each (DCE drops what an entry does
+ * not use), so functions, constants and weights are shared.
+ * Returns the module, or NULL after reporting errors to d. */
 Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d);
 
 #endif

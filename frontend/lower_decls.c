@@ -226,7 +226,12 @@ static bool lower_const_decl(Lowerer *L, const AstNode *n) {
       return false;
   }
   int64_t iv;
-  if (v.kind == LV_INT && dim_is_const(v.dim, &iv)) {
+  bool known = false;
+  for (int i = 0; i < L->m->nconsts; i++)
+    known |= strcmp(L->m->consts[i].name, n->text) == 0;
+  if (known) {
+    /* registered by an earlier entry's run of the top level */
+  } else if (v.kind == LV_INT && dim_is_const(v.dim, &iv)) {
     ir_add_const(L->m, n->text, iv);
   } else if (v.kind == LV_FLOAT) {
     ir_add_const_float(L->m, n->text, v.f);
@@ -328,61 +333,116 @@ static const char *file_stem(Module *m, const char *path) {
   return ir_strdup(m, buf);
 }
 
-Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
-  Module *m = ir_module_new("model");
-  m->name = file_stem(m, ast->path);
-  m->source_file = ir_strdup(m, ast->path);
-  Scope globals = {NULL, NULL, NULL};
-  Lowerer L = {m, NULL, NULL, d, opt, &globals, 0, NULL, 0, ast};
-  L.fn = ir_function_new(m, m->name, ast->root->loc);
-  L.body = L.fn->body;
-  int errors0 = d->nerrors;
-
+static void bind_globals(Lowerer *L, const AstNode *root) {
   static const struct {
     const char *name;
     double value;
-  } builtins[] = {{"pi", 3.14159265358979323846}, {"inf", INFINITY},
-                  {"nan", NAN}};
-  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
-    scope_bind(&L, &globals, builtins[i].name, lv_float(builtins[i].value));
-
+  } numbers[] = {{"pi", 3.14159265358979323846}, {"inf", INFINITY},
+                 {"nan", NAN}};
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+    scope_bind(L, L->globals, numbers[i].name, lv_float(numbers[i].value));
   /* Functions first, so a model can call a function defined below. */
-  const AstNode *root = ast->root;
   for (int i = 0; i < root->nkids; i++) {
     const AstNode *n = root->kids[i];
     if (n->kind != AST_FN)
       continue;
     LVal prev;
-    if (scope_find(&globals, n->text, &prev) && prev.kind == LV_FUNC) {
-      diag_error(d, n->loc, "function '%s' defined twice", n->text);
-      diag_note(d, prev.fn->loc, "first defined here");
+    if (scope_find(L->globals, n->text, &prev) && prev.kind == LV_FUNC) {
+      diag_error(L->d, n->loc, "function '%s' defined twice", n->text);
+      diag_note(L->d, prev.fn->loc, "first defined here");
       continue;
     }
     LVal f = lv_void();
     f.kind = LV_FUNC;
     f.fn = n;
-    scope_bind(&L, &globals, n->text, f);
+    scope_bind(L, L->globals, n->text, f);
   }
+}
+
+/* Runs top-level statements (or an entry's) into L->fn. io: whether input
+ * and output declarations are allowed here. */
+static void run_statements(Lowerer *L, const AstNode *block, bool io,
+                           int errors0) {
+  for (int i = 0; i < block->nkids && L->d->nerrors == errors0; i++) {
+    const AstNode *n = block->kids[i];
+    LVal ret = lv_void();
+    if (n->kind == AST_FN || n->kind == AST_ENTRY)
+      continue;
+    if ((n->kind == AST_INPUT || n->kind == AST_OUTPUT) && !io) {
+      diag_error(L->d, n->loc,
+                 "this model has entry points: declare %ss inside an entry",
+                 n->kind == AST_INPUT ? "input" : "output");
+      continue;
+    }
+    if (n->kind == AST_CONST)
+      lower_const_decl(L, n);
+    else if (n->kind == AST_INPUT)
+      lower_input(L, n);
+    else if (n->kind == AST_OUTPUT)
+      lower_output(L, n);
+    else
+      lower_stmt(L, L->globals, n, &ret);
+  }
+}
+
+static void lower_entry(Lowerer *L, const AstNode *root, const AstNode *entry,
+                        int errors0) {
+  Scope globals = {NULL, NULL, NULL};
+  L->globals = &globals;
+  for (Function *f = L->m->functions; f; f = f->next)
+    if (entry && strcmp(f->name, entry->text) == 0) {
+      diag_error(L->d, entry->loc, "entry '%s' defined twice", entry->text);
+      diag_note(L->d, f->loc, "first defined here");
+      return;
+    }
+  L->fn = ir_function_new(L->m, entry ? entry->text : L->m->name,
+                          entry ? entry->loc : root->loc);
+  L->body = L->fn->body;
+  bind_globals(L, root);
+  run_statements(L, root, entry == NULL, errors0);
+  if (entry)
+    run_statements(L, entry->kids[0], true, errors0);
+  if (L->d->nerrors == errors0 && L->fn->noutputs == 0)
+    diag_error(L->d, entry ? entry->loc : root->loc,
+               entry ? "entry '%s' declares no output"
+                     : "the model declares no output%s",
+               entry ? entry->text : "");
+  L->globals = NULL;
+}
+
+Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
+  Module *m = ir_module_new("model");
+  m->name = file_stem(m, ast->path);
+  m->source_file = ir_strdup(m, ast->path);
+  Lowerer L = {m, NULL, NULL, d, opt, NULL, 0, NULL, 0, ast};
+  int errors0 = d->nerrors;
+  const AstNode *root = ast->root;
+  int nentries = 0;
+  bool found = opt->entry == NULL;
   for (int i = 0; i < root->nkids && d->nerrors == errors0; i++) {
     const AstNode *n = root->kids[i];
-    LVal ret = lv_void();
-    if (n->kind == AST_CONST)
-      lower_const_decl(&L, n);
-    else if (n->kind == AST_INPUT)
-      lower_input(&L, n);
-    else if (n->kind == AST_OUTPUT)
-      lower_output(&L, n);
-    else if (n->kind != AST_FN)
-      lower_stmt(&L, &globals, n, &ret);
+    if (n->kind != AST_ENTRY)
+      continue;
+    nentries++;
+    if (opt->entry && strcmp(opt->entry, n->text) != 0)
+      continue;
+    found = true;
+    lower_entry(&L, root, n, errors0);
   }
+  if (nentries == 0 && d->nerrors == errors0) {
+    if (opt->entry && strcmp(opt->entry, m->name) == 0)
+      found = true;
+    lower_entry(&L, root, NULL, errors0);
+  }
+  if (!found && d->nerrors == errors0)
+    diag_error(d, loc_none(), "--entry %s: the model has no entry point named "
+               "'%s'", opt->entry, opt->entry);
   if (d->nerrors == errors0) {
     for (int k = 0; k < opt->ndefines; k++)
       if (!opt->defines[k].used)
         diag_error(d, opt->defines[k].loc,
                    "-D %s: the model has no constant or dimension named '%s'",
                    opt->defines[k].name, opt->defines[k].name);
-    if (L.fn->noutputs == 0)
-      diag_error(d, root->loc, "the model declares no output");
   }
   if (d->nerrors != errors0) {
     ir_module_free(m);

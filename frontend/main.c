@@ -2,7 +2,7 @@
  *
  *   modelc compile FILE.model [-D name=value]... [--config BUILD.yaml]
  *                  [--weights W.safetensors] [--emit c|ir|exe] [-O0|-O1|-O2]
- *                  -o OUT
+ *                  [--entry NAME] -o OUT
  *   modelc inspect FILE.model [-D name=value]...
  *   modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] [-o OUT]
  *
@@ -27,7 +27,7 @@ static void usage(FILE *out) {
       "usage: modelc compile FILE.model [-D name=value]... [--config "
       "BUILD.yaml]\n"
       "                      [--weights W.safetensors] [--emit c|ir|exe]\n"
-      "                      [-O0|-O1|-O2] -o OUT\n"
+      "                      [-O0|-O1|-O2] [--entry NAME] -o OUT\n"
       "       modelc inspect FILE.model [-D name=value]...\n"
       "       modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] "
       "[-o OUT]\n"
@@ -107,6 +107,9 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
         return -1;
     } else if ((v = opt_value(argc, argv, &i, "--config"))) {
       *config = v;
+    } else if ((v = opt_value(argc, argv, &i, "--entry"))) {
+      o->entry = v;
+      o->set_entry = 1;
     } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
       o->weights = v;
       o->set_weights = 1;
@@ -180,7 +183,7 @@ static Module *load_model(BuildOptions *o, AstModule **ast, Diag *d) {
   *ast = ast_parse_file(o->model, d);
   if (!*ast)
     return NULL;
-  LowerOptions lo = {o->ndefines, o->defines, 0, 0};
+  LowerOptions lo = {o->ndefines, o->defines, 0, 0, o->entry};
   return lower_module(*ast, &lo, d);
 }
 

@@ -14,7 +14,8 @@ typedef struct Result {
   size_t errlen;
 } Result;
 
-static Result lower_text(const char *text, const char *defs) {
+static Result lower_entry_text(const char *text, const char *defs,
+                               const char *entry) {
   Result r = {0};
   FILE *mem = open_memstream(&r.errors, &r.errlen);
   Diag d;
@@ -36,12 +37,16 @@ static Result lower_text(const char *text, const char *defs) {
     }
   }
   if (r.ast) {
-    LowerOptions o = {nd, dbuf, 0, 0};
+    LowerOptions o = {nd, dbuf, 0, 0, entry};
     r.m = lower_module(r.ast, &o, &d);
   }
   diag_free(&d);
   fclose(mem);
   return r;
+}
+
+static Result lower_text(const char *text, const char *defs) {
+  return lower_entry_text(text, defs, NULL);
 }
 
 static void result_free(Result *r) {
@@ -225,5 +230,58 @@ Test(lower, error_recursion_limit) {
                         NULL);
   cr_assert_null(r.m);
   cr_assert(strstr(r.errors, "limit exceeded"), "%s", r.errors);
+  result_free(&r);
+}
+
+static const char *two_entries =
+    "const n = 4\n"
+    "param w: f32[n, n]\n"
+    "fn proj(x) = x @ w\n"
+    "entry encode {\n"
+    "  input x: f32[B, n]\n"
+    "  output y = proj(x)\n"
+    "}\n"
+    "entry score {\n"
+    "  input x: f32[n]\n"
+    "  input k: i32[]\n"
+    "  output s = sum(proj(x))\n"
+    "}\n";
+
+Test(lower, entries_share_weights_and_functions) {
+  Result r = lower_text(two_entries, NULL);
+  cr_assert_not_null(r.m, "%s", r.errors);
+  Function *f = r.m->functions;
+  cr_assert_str_eq(f->name, "encode");
+  cr_assert_str_eq(f->next->name, "score");
+  cr_assert_null(f->next->next);
+  cr_assert_eq(r.m->nparams, 1);
+  cr_assert_eq(r.m->nconsts, 1);
+  cr_assert_eq(f->next->ninputs, 2);
+  cr_assert_str_eq(type_str(r.m, &f->outputs[0].value->type), "f32[B, 4]");
+  result_free(&r);
+}
+
+Test(lower, entry_option_selects_one) {
+  Result r = lower_entry_text(two_entries, NULL, "score");
+  cr_assert_not_null(r.m, "%s", r.errors);
+  cr_assert_str_eq(r.m->functions->name, "score");
+  cr_assert_null(r.m->functions->next);
+  result_free(&r);
+  r = lower_entry_text(two_entries, NULL, "decode");
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "no entry point named 'decode'"), "%s", r.errors);
+  result_free(&r);
+}
+
+Test(lower, entries_errors) {
+  Result r = lower_text("input x: f32[2]\nentry a { output y = x }\n", NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "t.model:1:1: error: this model has entry points: "
+                             "declare inputs inside an entry"),
+            "%s", r.errors);
+  result_free(&r);
+  r = lower_text("entry a { input x: f32[2] }\n", NULL);
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "entry 'a' declares no output"), "%s", r.errors);
   result_free(&r);
 }
