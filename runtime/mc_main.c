@@ -340,3 +340,38 @@ int mc_main(int argc, char **argv, const McModelInfo *info) {
   }
   return 0;
 }
+
+int mc_main_entries(int argc, char **argv, int nentries,
+                    const McModelInfo *const *entries) {
+  const char *prog = main_prog_name(argc, argv);
+  if (nentries <= 0 || !entries) {
+    fprintf(stderr, "%s: error: invalid model description\n", prog);
+    return 1;
+  }
+  const char *want = argc > 1 ? argv[1] : NULL;
+  if (!want || strcmp(want, "--help") == 0 || strcmp(want, "-h") == 0 ||
+      want[0] == '-' || strchr(want, '=')) {
+    FILE *f = want && (strcmp(want, "--help") == 0 || strcmp(want, "-h") == 0)
+                  ? stdout
+                  : stderr;
+    fprintf(f, "usage: %s ENTRY [--weights W.safetensors] name=FILE.npy ... "
+               "-o OUTDIR\nentries:",
+            prog);
+    for (int i = 0; i < nentries; i++)
+      fprintf(f, " %s", entries[i]->name);
+    fprintf(f, "\n'%s ENTRY --help' lists an entry's inputs and outputs\n",
+            prog);
+    return f == stdout ? 0 : 1;
+  }
+  for (int i = 0; i < nentries; i++)
+    if (entries[i] && strcmp(entries[i]->name, want) == 0) {
+      /* the entry's name takes the place of the program's */
+      argv[1] = argv[0];
+      return mc_main(argc - 1, argv + 1, entries[i]);
+    }
+  fprintf(stderr, "%s: error: unknown entry '%s' (entries:", prog, want);
+  for (int i = 0; i < nentries; i++)
+    fprintf(stderr, " %s", entries[i]->name);
+  fprintf(stderr, ")\n");
+  return 1;
+}

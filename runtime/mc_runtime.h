@@ -219,6 +219,13 @@ typedef struct McModelInfo {
  * process exit status: 0 on success, 1 with "PROG: error: msg" on stderr. */
 int mc_main(int argc, char **argv, const McModelInfo *info);
 
+/* A program with several entry points: PROG ENTRY [--weights W] name=FILE.npy
+ * ... -o OUTDIR runs entries[i] whose name is ENTRY (as mc_main does);
+ * `PROG --help` lists the entries, `PROG ENTRY --help` one entry's inputs
+ * and outputs. */
+int mc_main_entries(int argc, char **argv, int nentries,
+                    const McModelInfo *const *entries);
+
 #ifdef __cplusplus
 }
 #endif

@@ -140,6 +140,9 @@ static void save(const char *file, McDType dtype, int rank,
 }
 
 /* Runs mc_main on a NULL-terminated argv, capturing stdout and stderr. */
+/* when set, run() drives mc_main_entries over {add1, other} */
+static int use_entries;
+
 static int run(const char *first, ...) {
   char *argv[32];
   int argc = 0;
@@ -158,7 +161,11 @@ static int run(const char *first, ...) {
   int fd = open(captured, O_RDWR | O_CREAT | O_TRUNC, 0644);
   dup2(fd, 1);
   dup2(fd, 2);
-  int status = mc_main(argc, argv, &add_info);
+  McModelInfo other = add_info;
+  other.name = "other";
+  const McModelInfo *entries[2] = {&add_info, &other};
+  int status = use_entries ? mc_main_entries(argc, argv, 2, entries)
+                           : mc_main(argc, argv, &add_info);
   fflush(stdout);
   fflush(stderr);
   dup2(saved_out, 1);
@@ -386,4 +393,27 @@ Test(mc_main, rejects_invalid_model_description) {
   bad.run = NULL;
   cr_assert_eq(mc_main(1, argv, &bad), 1);
   cr_assert_eq(mc_main(1, argv, NULL), 1);
+}
+
+/* ---- several entry points ------------------------------------------------ */
+
+Test(mc_main, entries_pick_by_first_argument, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+  use_entries = 1;
+  int64_t ids[2] = {5, 7}, s2[1] = {2};
+  save("x.npy", MC_F32, 2, s23, x23);
+  save("ids.npy", MC_I64, 1, s2, ids);
+  cr_assert_eq(run("add1", arg("x", "x.npy"), arg("ids", "ids.npy"), "-o",
+                   path("out"), NULL),
+               0, "%s", output);
+  cr_assert_eq(count_entries(path("out")), 2);
+  cr_assert_eq(run("--help", NULL), 0);
+  cr_assert(strstr(output, "entries: add1 other"), "%s", output);
+  cr_assert_eq(run("nope", "-o", path("out2"), NULL), 1);
+  cr_assert(strstr(output, "unknown entry 'nope' (entries: add1 other)"), "%s",
+            output);
+  cr_assert_eq(run(arg("x", "x.npy"), "-o", path("out3"), NULL), 1);
+  cr_assert(strstr(output, "usage:"), "%s", output);
+  cr_assert_eq(count_entries(path("out3")), -1);
+  use_entries = 0;
 }
