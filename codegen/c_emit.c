@@ -157,6 +157,87 @@ static bool check_value_symbols(FnEmit *fe, const Value *v, Loc loc) {
   return false;
 }
 
+/* Uses by live ops, backwards; a live scan keeps all its results (its
+ * region writes them) and its yield's operands live. */
+static void mark_live(FnEmit *fe, const Block *b) {
+  for (const Op *op = b->last; op; op = op->prev) {
+    bool live = op->kind == OP_YIELD;
+    for (int i = 0; i < op->nresults; i++)
+      live |= cg_info(fe, op->results[i])->uses > 0;
+    if (!live)
+      continue;
+    for (int i = 0; i < op->nresults; i++)
+      if (op->nregions && cg_info(fe, op->results[i])->uses == 0)
+        cg_info(fe, op->results[i])->uses = 1;
+    for (int r = 0; r < op->nregions; r++)
+      mark_live(fe, op->regions[r]);
+    for (int i = 0; i < op->noperands; i++)
+      cg_info(fe, op->operands[i])->uses++;
+  }
+}
+
+static bool assign_storage(FnEmit *fe, const Block *b) {
+  Emitter *e = fe->e;
+  bool ok = true;
+  for (const Op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->nresults; i++) {
+      const Value *v = op->results[i];
+      ValueInfo *vi = cg_info(fe, v);
+      if (vi->uses == 0)
+        continue;
+      if (v->type.dtype == DT_F16 || v->type.dtype == DT_BF16) {
+        diag_error(e->d, op->loc, "%s values are storage-only: cast to f32",
+                   dtype_name(v->type.dtype));
+        ok = false;
+      }
+      ok = ok && check_value_symbols(fe, v, op->loc);
+      if (op->kind == OP_CONST) {
+        vi->storage = ST_CONST;
+      } else if (op->kind == OP_PARAM) {
+        vi->storage = ST_PARAM;
+        vi->index = op->attrs.param.index;
+      } else if (cg_op_is_alias(op)) {
+        vi->storage = ST_ALIAS;
+        vi->alias = alias_root(fe, op->operands[0]);
+      } else {
+        vi->storage = ST_WORKSPACE;
+      }
+    }
+    if (op->nregions == 0 || cg_info(fe, op->results[0])->uses == 0)
+      continue;
+    /* a live scan: its region's arguments are pointers set by the loop */
+    const Block *body = op->regions[0];
+    for (int i = 0; i < body->nargs; i++)
+      cg_info(fe, body->args[i])->storage = ST_LOCAL;
+    ok = assign_storage(fe, body) && ok;
+  }
+  return ok;
+}
+
+static int count_results(const Block *b) {
+  int n = 0;
+  for (const Op *op = b->first; op; op = op->next) {
+    n += op->nresults;
+    for (int r = 0; r < op->nregions; r++)
+      n += count_results(op->regions[r]);
+  }
+  return n;
+}
+
+static void collect_buffers(FnEmit *fe, const Block *b) {
+  for (const Op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->nresults; i++) {
+      ValueInfo *vi = cg_info(fe, op->results[i]);
+      if (vi->storage == ST_WORKSPACE) {
+        vi->index = fe->nbuffers;
+        fe->buffers[fe->nbuffers++] = op->results[i];
+      }
+    }
+    for (int r = 0; r < op->nregions; r++)
+      collect_buffers(fe, op->regions[r]);
+  }
+}
+
 /* Liveness, storage and workspace buffers of one function. */
 static bool analyze(FnEmit *fe) {
   Emitter *e = fe->e;
@@ -174,42 +255,8 @@ static bool analyze(FnEmit *fe) {
   }
   for (int i = 0; i < f->noutputs; i++)
     cg_info(fe, f->outputs[i].value)->uses++;
-  for (const Op *op = f->body->last; op; op = op->prev) {
-    if (op->nregions > 0 || op->nresults != 1) {
-      diag_error(e->d, op->loc, "the C backend does not support %s yet",
-                 ir_op_info[op->kind].name);
-      return false;
-    }
-    if (cg_info(fe, op->results[0])->uses == 0)
-      continue;
-    for (int i = 0; i < op->noperands; i++)
-      cg_info(fe, op->operands[i])->uses++;
-  }
-  bool ok = true;
-  for (const Op *op = f->body->first; op; op = op->next) {
-    const Value *v = op->results[0];
-    ValueInfo *vi = cg_info(fe, v);
-    if (vi->uses == 0)
-      continue;
-    if (v->type.dtype == DT_F16 || v->type.dtype == DT_BF16) {
-      diag_error(e->d, op->loc, "%s values are storage-only: cast to f32",
-                 dtype_name(v->type.dtype));
-      ok = false;
-    }
-    ok = ok && check_value_symbols(fe, v, op->loc);
-    if (op->kind == OP_CONST) {
-      vi->storage = ST_CONST;
-    } else if (op->kind == OP_PARAM) {
-      vi->storage = ST_PARAM;
-      vi->index = op->attrs.param.index;
-    } else if (cg_op_is_alias(op)) {
-      vi->storage = ST_ALIAS;
-      vi->alias = alias_root(fe, op->operands[0]);
-    } else {
-      vi->storage = ST_WORKSPACE;
-    }
-  }
-  if (!ok)
+  mark_live(fe, f->body);
+  if (!assign_storage(fe, f->body))
     return false;
   fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
   for (int i = 0; i < f->noutputs; i++) {
@@ -221,19 +268,12 @@ static bool analyze(FnEmit *fe) {
       fe->out_direct[i] = true;
     }
   }
-  /* workspace buffers: intermediates, then defaults of absent inputs */
-  int cap = 1;
-  for (const Op *op = f->body->first; op; op = op->next)
-    cap++;
+  /* workspace buffers: intermediates (those of scan regions too), then
+   * defaults of absent inputs */
+  int cap = count_results(f->body) + 1;
   fe->buffers = arena_alloc(&e->arena,
                             (size_t)(cap + f->ninputs) * sizeof(const Value *));
-  for (const Op *op = f->body->first; op; op = op->next) {
-    ValueInfo *vi = cg_info(fe, op->results[0]);
-    if (vi->storage == ST_WORKSPACE) {
-      vi->index = fe->nbuffers;
-      fe->buffers[fe->nbuffers++] = op->results[0];
-    }
-  }
+  collect_buffers(fe, f->body);
   for (int i = 0; i < f->ninputs; i++)
     if (f->inputs[i].has_default && cg_info(fe, f->inputs[i].value)->uses > 0)
       fe->buffers[fe->nbuffers++] = f->inputs[i].value;
@@ -271,7 +311,7 @@ static const char *const_array(FnEmit *fe, const Value *v) {
 }
 
 /* The C expression of a value's data pointer inside the run function. */
-static const char *pointer(FnEmit *fe, const Value *v) {
+const char *cg_pointer(FnEmit *fe, const Value *v) {
   ValueInfo *vi = cg_info(fe, v);
   if (vi->storage == ST_CONST)
     return const_array(fe, v);
@@ -282,7 +322,7 @@ static const char *pointer(FnEmit *fe, const Value *v) {
  * ----------------------------------------------------------------- */
 
 /* The model-file line at loc, if the Diag has its text. */
-static const char *source_line(Emitter *e, Loc loc) {
+const char *cg_source_line(Emitter *e, Loc loc) {
   if (!e->d || !loc.file || loc.line <= 0)
     return NULL;
   for (const DiagSource *s = e->d->sources; s; s = s->next) {
@@ -352,6 +392,11 @@ static void append_attrs(FnEmit *fe, CgBuf *b, const Op *op) {
       cg_buf_printf(b, "%s%d", i ? ", " : "", op->attrs.perm.perm[i]);
     cg_buf_puts(b, "]");
     break;
+  case ATTR_SCAN:
+    cg_buf_printf(b, " ncarry=%d nseq=%d%s%s", op->attrs.scan.ncarry,
+                  op->attrs.scan.nseq, op->attrs.scan.reverse ? " reverse" : "",
+                  op->attrs.scan.with_index ? " index" : "");
+    break;
   case ATTR_NONE:
   case ATTR_CONST:
   case ATTR_PARAM:
@@ -390,7 +435,7 @@ static const char *kernel_name(Emitter *e, const Op *op) {
 }
 
 /* Emits the kernel of op and its call into `run`. */
-static bool emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
+bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   Emitter *e = fe->e;
   CgKernel k = {0};
   k.arena = &e->arena;
@@ -415,7 +460,7 @@ static bool emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   /* comment: location, source line, the op */
   CgBuf *out = &e->kernels;
   cg_buf_printf(out, "/* %s\n", cg_where(e, op->loc));
-  const char *src = source_line(e, op->loc);
+  const char *src = cg_source_line(e, op->loc);
   if (src)
     cg_buf_printf(out, " *     %s\n", src);
   cg_buf_puts(out, " *   ");
@@ -438,12 +483,12 @@ static bool emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     const Value *x = op->operands[i];
     cg_buf_printf(&sig, "%sconst %s *restrict %s", nargs ? ", " : "",
                   cg_ctype(x->type.dtype), cg_operand_name(op, i));
-    cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", pointer(fe, x));
+    cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", cg_pointer(fe, x));
   }
   const Value *y = op->results[0];
   cg_buf_printf(&sig, "%s%s *restrict y", nargs ? ", " : "",
                 cg_ctype(y->type.dtype));
-  cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", pointer(fe, y));
+  cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", cg_pointer(fe, y));
   if (k.can_fail) {
     cg_buf_puts(&sig, ", McError *err");
     cg_buf_puts(&call, ", err");
@@ -483,23 +528,91 @@ static void name_function(FnEmit *fe) {
         cg_names_unique(&fe->locals, a, cg_c_ident(a, f->outputs[i].name));
 }
 
-static void name_values(FnEmit *fe) {
+static void name_value(FnEmit *fe, const Value *v) {
   Emitter *e = fe->e;
   Arena *a = &e->arena;
-  for (const Op *op = fe->f->body->first; op; op = op->next) {
-    const Value *v = op->results[0];
-    ValueInfo *vi = cg_info(fe, v);
-    if (vi->cname || vi->storage == ST_NONE || vi->storage == ST_CONST)
+  ValueInfo *vi = cg_info(fe, v);
+  if (vi->cname || vi->storage == ST_NONE || vi->storage == ST_CONST)
+    return;
+  const char *base;
+  if (vi->storage == ST_PARAM)
+    base = cg_c_ident(a, e->m->params[vi->index].name);
+  else if (v->name)
+    base = cg_strf(a, "%s_%d", cg_c_ident(a, v->name), v->id);
+  else
+    base = cg_strf(a, "t%d", v->id);
+  vi->cname = cg_names_unique(&fe->locals, a, base);
+}
+
+/* Names of live values; a scan's carry arguments take the names of its
+ * carry results (the loop keeps the state in them), its step index is an
+ * int32_t whose address the kernels read. */
+static void name_values(FnEmit *fe, const Block *b) {
+  for (const Op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->nresults; i++)
+      name_value(fe, op->results[i]);
+    if (op->nregions == 0 || cg_info(fe, op->results[0])->uses == 0)
       continue;
-    const char *base;
-    if (vi->storage == ST_PARAM)
-      base = cg_c_ident(a, e->m->params[vi->index].name);
-    else if (v->name)
-      base = cg_strf(a, "%s_%d", cg_c_ident(a, v->name), v->id);
-    else
-      base = cg_strf(a, "t%d", v->id);
-    vi->cname = cg_names_unique(&fe->locals, a, base);
+    const Block *body = op->regions[0];
+    int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;
+    for (int i = 0; i < body->nargs; i++) {
+      ValueInfo *vi = cg_info(fe, body->args[i]);
+      if (i < nc) {
+        vi->cname = cg_info(fe, op->results[i])->cname;
+        continue;
+      }
+      name_value(fe, body->args[i]);
+      if (i >= nc + ns) /* the step index */
+        vi->cname = cg_strf(&fe->e->arena, "&%s", vi->cname);
+    }
+    name_values(fe, body);
   }
+}
+
+/* Whether v's only uses are outputs its root's kernel writes in place (an
+ * alias nothing reads: declaring it would be an unused variable). */
+static bool only_direct_outputs(FnEmit *fe, const Value *v) {
+  int n = 0;
+  for (int i = 0; i < fe->f->noutputs; i++)
+    if (fe->f->outputs[i].value == v) {
+      if (!fe->out_direct[i])
+        return false;
+      n++;
+    }
+  return n == cg_info(fe, v)->uses;
+}
+
+/* The pointer variables of op's results: weights, buffers and aliases. */
+void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
+  for (int i = 0; i < op->nresults; i++) {
+    const Value *v = op->results[i];
+    ValueInfo *vi = cg_info(fe, v);
+    const char *ct = cg_ctype(v->type.dtype);
+    if (vi->storage == ST_PARAM) {
+      cg_buf_printf(out, "  const float *%s = m->w[%d];\n", vi->cname,
+                    vi->index);
+      *uses_m = true;
+    } else if (vi->storage == ST_WORKSPACE) {
+      cg_buf_printf(out, "  %s *%s = (%s *)(ws + off[%d]);\n", ct, vi->cname,
+                    ct, vi->index);
+    } else if (vi->storage == ST_ALIAS && !only_direct_outputs(fe, v)) {
+      cg_buf_printf(out, "  const %s *%s = %s; /* %s of %s */\n", ct, vi->cname,
+                    cg_pointer(fe, vi->alias), ir_op_info[op->kind].name,
+                    value_text(fe, op->operands[0]));
+    }
+  }
+}
+
+/* The code of a live op in the run function (or a scan's loop). */
+bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
+  if (op->kind == OP_SCAN)
+    return cg_info(fe, op->results[0])->uses == 0 || cg_emit_scan(fe, op, run);
+  if (op->kind == OP_YIELD)
+    return true;
+  ValueInfo *vi = cg_info(fe, op->results[0]);
+  if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT)
+    return cg_emit_kernel(fe, op, run);
+  return true;
 }
 
 const char *cg_run_params(FnEmit *fe, bool comments) {
@@ -533,7 +646,7 @@ const char *cg_run_params(FnEmit *fe, bool comments) {
 }
 
 /* Byte size of a value's buffer as a C size_t expression. */
-static const char *buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used) {
+const char *cg_buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used) {
   const Shape *s = &v->type.shape;
   const char *n = cg_dims_product(&fe->e->arena, s->dims, 0, s->rank,
                                   fe->e->symnames, used);
@@ -574,7 +687,7 @@ static uint64_t emit_layout(FnEmit *fe) {
                            : cg_info(fe, v)->cname,
                   ty);
     cg_buf_printf(&body, "  size += align64(%s);\n",
-                  buffer_bytes(fe, v, &used));
+                  cg_buffer_bytes(fe, v, &used));
   }
   CgBuf *out = &e->funcs;
   if (fe->nbuffers > 0) {
@@ -619,14 +732,11 @@ static bool emit_run(FnEmit *fe) {
   Arena *a = &e->arena;
   uint64_t layout_syms = emit_layout(fe);
   CgBuf calls = {0};
-  for (const Op *op = f->body->first; op; op = op->next) {
-    ValueInfo *vi = cg_info(fe, op->results[0]);
-    if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT)
-      if (!emit_kernel(fe, op, &calls)) {
-        cg_buf_free(&calls);
-        return false;
-      }
-  }
+  for (const Op *op = f->body->first; op; op = op->next)
+    if (!cg_emit_op(fe, op, &calls)) {
+      cg_buf_free(&calls);
+      return false;
+    }
   CgBuf *out = &e->funcs;
   cg_buf_printf(out, "int %s%s {\n", fe->run, cg_run_params(fe, false));
   for (int s = 0; s < e->m->nsymbols; s++)
@@ -677,27 +787,15 @@ static bool emit_run(FnEmit *fe) {
     cg_buf_printf(out, "      fill[i] = %s;\n    %s = fill;\n  }\n",
                   default_literal(fe, in), n);
   }
-  /* pointers of weights, buffers and aliases */
-  bool uses_m = false;
-  for (const Op *op = f->body->first; op; op = op->next) {
-    const Value *v = op->results[0];
-    ValueInfo *vi = cg_info(fe, v);
-    const char *ct = cg_ctype(v->type.dtype);
-    if (vi->storage == ST_PARAM) {
-      cg_buf_printf(out, "  const float *%s = m->w[%d];\n", vi->cname,
-                    vi->index);
-      uses_m = true;
-    } else if (vi->storage == ST_WORKSPACE) {
-      cg_buf_printf(out, "  %s *%s = (%s *)(ws + off[%d]);\n", ct, vi->cname,
-                    ct, vi->index);
-    } else if (vi->storage == ST_ALIAS) {
-      cg_buf_printf(out, "  const %s *%s = %s; /* %s of %s */\n", ct, vi->cname,
-                    pointer(fe, vi->alias), ir_op_info[op->kind].name,
-                    value_text(fe, op->operands[0]));
-    }
-  }
+  /* pointers of weights, buffers and aliases (a scan's region declares
+   * its own inside its loop) */
+  bool uses_m = fe->uses_m;
+  for (const Op *op = f->body->first; op; op = op->next)
+    cg_declare_pointers(fe, op, out, &uses_m);
   if (!uses_m)
     cg_buf_puts(out, "  (void)m;\n");
+  if (!fe->can_fail)
+    cg_buf_puts(out, "  (void)err;\n");
   cg_buf_puts(out, cg_buf_str(&calls));
   cg_buf_free(&calls);
   /* outputs not written in place */
@@ -707,7 +805,7 @@ static bool emit_run(FnEmit *fe) {
     const Value *v = f->outputs[i].value;
     uint64_t used = 0;
     cg_buf_printf(out, "  memcpy(%s, %s, %s);\n", fe->out_names[i],
-                  pointer(fe, v), buffer_bytes(fe, v, &used));
+                  cg_pointer(fe, v), cg_buffer_bytes(fe, v, &used));
   }
   if (fe->can_fail)
     cg_buf_puts(out, "done:\n");
@@ -739,7 +837,7 @@ static bool emit_function(Emitter *e, const Function *f, bool first,
   name_function(fe);
   if (!analyze(fe))
     return false;
-  name_values(fe);
+  name_values(fe, f->body);
   cg_buf_printf(&e->kernels, "/* ---- kernels of %s ---- */\n\n", fe->run);
   cg_buf_printf(&e->funcs, "/* ---- %s ---- */\n\n", fe->run);
   if (!emit_run(fe))

@@ -115,7 +115,8 @@ typedef enum Storage {
   ST_CONST,
   ST_WORKSPACE,
   ST_OUTPUT,
-  ST_ALIAS
+  ST_ALIAS,
+  ST_LOCAL /* a scan region's argument: a pointer the scan's loop sets */
 } Storage;
 
 typedef struct ValueInfo {
@@ -154,9 +155,24 @@ typedef struct FnEmit {
   const char **in_names, **out_names;
   bool *out_direct; /* output written in place by its kernel */
   NameSet locals;
+  bool uses_m; /* a scan region reads weights through m */
 } FnEmit;
 
 ValueInfo *cg_info(FnEmit *fe, const Value *v);
+/* The C expression of a value's data pointer in the run function. */
+const char *cg_pointer(FnEmit *fe, const Value *v);
+/* Byte size of a value's buffer as a C size_t expression. */
+const char *cg_buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used);
+/* The model-file line at loc (for comments), or NULL. */
+const char *cg_source_line(Emitter *e, Loc loc);
+/* Emits op's kernel and appends its call (indented two spaces) to run. */
+bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);
+/* The code of any live op: a kernel call, a scan's loop, or nothing. */
+bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run);
+/* Declares the pointer variables of op's results (two-space indent). */
+void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m);
+/* c_scan.c: a scan as a loop over its steps, appended to run. */
+bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run);
 const char *cg_base_name(const char *path);
 /* "gpt2.model:34:5" (the model name when loc is unknown) */
 const char *cg_where(Emitter *e, Loc loc);

@@ -279,6 +279,8 @@ static char *elementwise_expr(CgKernel *k, const char *const *x, Diag *d) {
   case OP_CONCAT:
   case OP_RESHAPE:
   case OP_PERMUTE:
+  case OP_SCAN:
+  case OP_YIELD:
   case OP_COUNT:
     break;
   }
@@ -835,6 +837,8 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
   case OP_CONST:   /* a static array or an inlined literal */
   case OP_PARAM:   /* a pointer into the weights */
   case OP_RESHAPE: /* an alias */
+  case OP_SCAN:    /* a loop in the run function: c_scan.c */
+  case OP_YIELD:
   case OP_COUNT:
     break;
   }

@@ -49,7 +49,8 @@ static const char *const other_builtins[] = {
     "rsqrt",   "relu",      "maximum",   "minimum", "where",   "f32",
     "f64",     "i32",       "i64",       "bool",    "var",     "softmax",
     "log_softmax", "reshape", "transpose", "permute", "concat", "split",
-    "broadcast_to", "arange", "zeros",   "ones",    "full",    NULL};
+    "broadcast_to", "arange", "zeros",   "ones",    "full",    "scan",
+    NULL};
 
 bool lower_is_builtin(const char *name) {
   for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++)
@@ -674,6 +675,9 @@ LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
             argnodes, nargs,  kwnames, kwargs,             kwnodes,
             nkw,     NULL};
   c.kwused = arena_alloc(&L->m->arena, (size_t)nkw + 1);
+  if (strcmp(name, "scan") == 0) /* takes a function: lower_scan.c */
+    return lower_scan(L, call, args, argnodes, nargs, kwnames, kwargs,
+                      kwnodes, nkw);
   for (int i = 0; i < nargs; i++)
     if (args[i].kind == LV_TENSOR || args[i].kind == LV_INT ||
         args[i].kind == LV_FLOAT || args[i].kind == LV_BOOL ||

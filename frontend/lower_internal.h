@@ -93,6 +93,11 @@ LStatus lower_param(Lowerer *L, Scope *s, const AstNode *n);
 /* A string literal with {name} replaced by compile-time values in scope. */
 const char *lower_interpolate(Lowerer *L, Scope *s, const AstNode *str);
 
+/* lower_scan.c: scan(step, [carries], [sequences], axis=, reverse=, ...) */
+LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
+                const AstNode **argnodes, int nargs, const char **kwnames,
+                LVal *kwargs, const AstNode **kwnodes, int nkw);
+
 /* lower_builtins.c */
 bool lower_is_builtin(const char *name);
 LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,

@@ -135,6 +135,7 @@ typedef enum AttrKind {
   ATTR_REDUCE, /* reduce */
   ATTR_SLICE,  /* slice */
   ATTR_PERM,   /* perm */
+  ATTR_SCAN,   /* scan */
   ATTR_COUNT
 } AttrKind;
 
@@ -181,6 +182,15 @@ typedef union Attrs {
   struct {
     int perm[MAX_RANK];
   } perm;
+  /* SCAN: operands are ncarry carry inits then nseq sequences; `length`
+   * steps (the sequences' common axis-0 size, or the trip count when
+   * nseq == 0); see ops.def and ir/scan.c. */
+  struct {
+    int ncarry, nseq;
+    Dim length;
+    bool reverse;
+    bool with_index;
+  } scan;
 } Attrs;
 
 typedef struct Value Value;
@@ -206,7 +216,7 @@ struct Op {
   int nresults;
   Value **results;
   Attrs attrs;
-  int nregions;     /* 0 today; scan will carry its body here */
+  int nregions;     /* 1 for scan (its body), else 0 */
   Block **regions;
   Op *prev, *next;
   Block *parent;
@@ -336,6 +346,28 @@ void ir_op_move_before(Op *op, Op *before);
 /* Replaces every use of `from` (operands and function outputs) by `to`. */
 void ir_replace_uses(Module *m, Value *from, Value *to);
 void ir_recount_uses(Module *m);
+
+/* ---- scan (ir/scan.c) ----------------------------------------------- */
+/* Minimum operand count of op kind k: the row's count, or for variadic
+ * rows 1 (concat) / 0 (scan, yield). */
+int ir_op_min_operands(OpKind k);
+/* Appends a SCAN without results to b and gives it its region: a block
+ * whose arguments are the carries, the sequences' slices and (with_index)
+ * the step index; `names` (may be NULL) names them. The caller fills the
+ * region and calls ir_scan_finish. */
+Op *ir_scan_begin(Module *m, Block *b, Value *const *operands, int noperands,
+                  const Attrs *attrs, const char *const *names, Loc loc);
+/* Appends the region's yield and creates the scan's results by
+ * ir_scan_infer. False after reporting an error. */
+bool ir_scan_finish(Module *m, Op *scan, Value *const *yields, int nyields,
+                    Loc loc, Diag *d);
+/* Checks a scan's structure (operand counts, region arguments, the yield
+ * at the end, carry types, sequence lengths) and computes its result types
+ * into out (room for ncarry + yield outputs; *nout receives the count). */
+bool ir_scan_infer(const Module *m, const Op *scan, Type *out, int cap,
+                   int *nout, Diag *d);
+/* The yield ending a scan's region, or NULL. */
+Op *ir_scan_yield(const Op *scan);
 
 /* Iteration helper: for (Op *op = b->first; op; op = op->next) */
 

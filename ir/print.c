@@ -13,6 +13,15 @@
  *     return logits = %h @31:1
  *   }
  *
+ * A scan prints its region as a nested block with its arguments, ending in
+ * a yield (an op without results):
+ *     %h_n, %ys = scan %h0, %xs {ncarry = 1, nseq = 1, length = T, reverse}
+ *         (%h: f32[B, 4], %x: f32[B, 4]) {
+ *       %1 = add %h, %x : f32[B, 4] @7:3
+ *       yield %1, %1 @8:3
+ *     } : f32[B, 4], f32[T, B, 4] @5:1
+ * (on one line from "scan" to "{"; the region's ops indented two more).
+ *
  * Values print as %name when their user name is unique in the function (and
  * is not an input's name), else as a number counted per function in order
  * of definition, so output is stable under passes. Constants print exactly:
@@ -324,6 +333,13 @@ static void print_attrs(Printer *p, const Op *op) {
       fprintf(out, i ? ", %d" : "%d", a->perm.perm[i]);
     fputs("]}", out);
     return;
+  case ATTR_SCAN:
+    fprintf(out, " {ncarry = %d, nseq = %d, length = ", a->scan.ncarry,
+            a->scan.nseq);
+    print_dim(p, a->scan.length);
+    fputs(a->scan.reverse ? ", reverse" : "", out);
+    fputs(a->scan.with_index ? ", index}" : "}", out);
+    return;
   }
 }
 
@@ -373,11 +389,21 @@ static void print_op(Printer *p, const Op *op, int indent) {
   }
   print_attrs(p, op);
   for (int r = 0; r < op->nregions; r++) {
-    fputs(" {\n", out);
-    print_block_ops(p, op->regions[r], indent + 2);
+    const Block *b = op->regions[r];
+    fputs(" (", out);
+    for (int i = 0; i < b->nargs; i++) {
+      if (i)
+        fputs(", ", out);
+      print_value(p, b->args[i]);
+      fputs(": ", out);
+      print_type(p, &b->args[i]->type);
+    }
+    fputs(") {\n", out);
+    print_block_ops(p, b, indent + 2);
     fprintf(out, "%*s}", indent, "");
   }
-  fputs(" : ", out);
+  if (op->nresults)
+    fputs(" : ", out);
   for (int i = 0; i < op->nresults; i++) {
     if (i)
       fputs(", ", out);

@@ -15,11 +15,16 @@
  *   input    := VALUE ':' type ['=' number] [loc]
  *   output   := name '=' VALUE [loc]
  *   op       := VALUE (',' VALUE)* '=' OPNAME ['[' number,* ']' | INT]
- *               [VALUE (',' VALUE)*] ['{' attr (',' attr)* '}']
+ *               [VALUE (',' VALUE)*] ['{' attr (',' attr)* '}'] [region]
  *               ':' type (',' type)* [loc]
+ *             | 'yield' [VALUE (',' VALUE)*] [loc]      (last op of a region)
+ *   region   := '(' [VALUE ':' type (',' VALUE ':' type)*] ')' '{' op* '}'
+ * A region's values are visible only inside it.
  *   attr     := 'axis' '=' INT | 'trans_a' | 'trans_b' | 'keepdims'
  *             | 'axes' '=' '[' INT,* ']' | 'perm' '=' '[' INT,* ']'
  *             | 'start' '=' '[' dim,* ']' | 'step' '=' '[' INT,* ']'
+ *             | 'ncarry' '=' INT | 'nseq' '=' INT | 'length' '=' dim
+ *             | 'reverse' | 'index'
  *   type     := DTYPE '[' [dim (',' dim)*] ']'
  *   dim      := ['-'] term (('+' | '-') term)*   term := factor ('*' factor)*
  *   factor   := INT | IDENT | '(' dim ')'
@@ -39,6 +44,7 @@
 typedef struct ValueEntry {
   const char *key; /* arena copy of the text after '%' */
   bool numeric;
+  int scope; /* 0: the function body, else the region that defined it */
   Value *value;
 } ValueEntry;
 
@@ -49,6 +55,9 @@ typedef struct Reader {
   ValueEntry *vals;
   size_t vcap, vcount;
   int depth;
+  Block *block;   /* where ops go: the function body or a region */
+  int scopes[32]; /* the regions being read, innermost last */
+  int nscopes, last_scope;
 } Reader;
 
 #define EXPECT(r, kind, what)                                                  \
@@ -96,6 +105,14 @@ static bool value_use(Reader *r, Value **out) {
   ValueEntry *e = value_slot(r, lx->text, lx->numeric);
   if (!e->key) {
     irlex_error(lx, "unknown value %%%s", lx->text);
+    return false;
+  }
+  bool seen = e->scope == 0;
+  for (int i = 0; i < r->nscopes; i++)
+    seen |= r->scopes[i] == e->scope;
+  if (!seen) {
+    irlex_error(lx, "value %%%s is defined inside a region, not visible here",
+                lx->text);
     return false;
   }
   *out = e->value;
@@ -365,6 +382,8 @@ static bool parse_int_list(Reader *r, int64_t lo, int64_t hi, int64_t *vals,
   return true;
 }
 
+enum { MAX_RESULTS = 32, MAX_OPERANDS = 1 << 16, MAX_CONST = 1 << 24 };
+
 static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
   IrLexer *lx = &r->lx;
   AttrKind ak = ir_op_info[kind].attr;
@@ -412,6 +431,20 @@ static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
       EXPECT(r, TK_EQUAL, "'='");
       if (!parse_dim_list(r, a->slice.start, &n))
         return false;
+    } else if (known && ak == ATTR_SCAN &&
+               (!strcmp(key, "ncarry") || !strcmp(key, "nseq"))) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_int(r, 0, MAX_OPERANDS, &v))
+        return false;
+      *(key[1] == 'c' ? &a->scan.ncarry : &a->scan.nseq) = (int)v;
+    } else if (known && ak == ATTR_SCAN && strcmp(key, "length") == 0) {
+      EXPECT(r, TK_EQUAL, "'='");
+      if (!parse_dim(r, &a->scan.length))
+        return false;
+    } else if (known && ak == ATTR_SCAN && strcmp(key, "reverse") == 0) {
+      a->scan.reverse = true;
+    } else if (known && ak == ATTR_SCAN && strcmp(key, "index") == 0) {
+      a->scan.with_index = true;
     } else {
       irlex_error(lx, "unknown attribute '%s' for %s", key,
                 ir_op_info[kind].name);
@@ -421,8 +454,6 @@ static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
   EXPECT(r, TK_RBRACE, "'}'");
   return true;
 }
-
-enum { MAX_RESULTS = 8, MAX_OPERANDS = 1 << 16, MAX_CONST = 1 << 24 };
 
 typedef struct OpText {
   const char *names[MAX_RESULTS];
@@ -510,6 +541,7 @@ static void define(Reader *r, const char *key, bool numeric, Value *v) {
   ValueEntry *e = value_slot(r, key, numeric);
   e->key = key;
   e->numeric = numeric;
+  e->scope = r->nscopes ? r->scopes[r->nscopes - 1] : 0;
   e->value = v;
   r->vcount++;
   if (!numeric)
@@ -518,11 +550,11 @@ static void define(Reader *r, const char *key, bool numeric, Value *v) {
 
 /* Checks what later code relies on, then builds the op. */
 static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
-                     const Type *types, Loc loc) {
+                     const Type *types, Loc loc, Block *region) {
   IrLexer *lx = &r->lx;
   const OpInfo *info = &ir_op_info[kind];
   if (info->noperands >= 0 ? t->noperands != info->noperands
-                           : t->noperands < 1) {
+                           : t->noperands < ir_op_min_operands(kind)) {
     irlex_error(lx, "%s takes %d operands, got %d", info->name, info->noperands,
               t->noperands);
     return false;
@@ -552,8 +584,19 @@ static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
                         data, (size_t)i))
         return false;
   }
-  Op *op = ir_build_typed(r->m, r->fn->body, kind, t->operands, t->noperands, a,
+  if ((kind == OP_SCAN) != (region != NULL)) {
+    irlex_error(lx, "%s", region ? "only scan has a region"
+                                 : "scan needs a region");
+    return false;
+  }
+  Op *op = ir_build_typed(r->m, r->block, kind, t->operands, t->noperands, a,
                           types, t->nresults, loc);
+  if (region) {
+    op->nregions = 1;
+    op->regions = arena_alloc(&r->m->arena, sizeof(Block *));
+    op->regions[0] = region;
+    region->parent_op = op;
+  }
   if (kind == OP_CONST)
     op->attrs.cst.data = data;
   for (int i = 0; i < t->nresults; i++)
@@ -561,8 +604,72 @@ static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
   return true;
 }
 
+static bool parse_block_ops(Reader *r, Block *b);
+
+/* '(' args ')' '{' op* '}' into a new block, its values in a new scope */
+static bool parse_region(Reader *r, Block **out) {
+  IrLexer *lx = &r->lx;
+  if (r->nscopes == (int)(sizeof r->scopes / sizeof r->scopes[0])) {
+    irlex_error(lx, "regions nested too deeply");
+    return false;
+  }
+  Block *b = ir_block_new(r->m), *outer = r->block;
+  r->scopes[r->nscopes++] = ++r->last_scope;
+  EXPECT(r, TK_LPAREN, "'(' and the region's arguments");
+  if (!irlex_accept(lx, TK_RPAREN)) {
+    do {
+      if (lx->kind != TK_VALUE)
+        return irlex_expect(lx, TK_VALUE, "a region argument");
+      if (value_slot(r, lx->text, lx->numeric)->key) {
+        irlex_error(lx, "value %%%s is defined twice", lx->text);
+        return false;
+      }
+      const char *key = ir_strdup(r->m, lx->text);
+      bool numeric = lx->numeric;
+      Type t;
+      irlex_next(lx);
+      EXPECT(r, TK_COLON, "':'");
+      if (!parse_type(r, &t))
+        return false;
+      define(r, key, numeric, ir_block_add_arg(r->m, b, t, NULL));
+    } while (irlex_accept(lx, TK_COMMA));
+    EXPECT(r, TK_RPAREN, "')'");
+  }
+  EXPECT(r, TK_LBRACE, "'{'");
+  r->block = b;
+  bool ok = parse_block_ops(r, b);
+  r->block = outer;
+  r->nscopes--;
+  if (!ok)
+    return false;
+  if (!b->last || b->last->kind != OP_YIELD) {
+    irlex_error(lx, "a region must end with a yield");
+    return false;
+  }
+  EXPECT(r, TK_RBRACE, "'}'");
+  *out = b;
+  return true;
+}
+
+static bool parse_yield(Reader *r, OpText *t) {
+  IrLexer *lx = &r->lx;
+  Loc loc;
+  irlex_next(lx);
+  if (!parse_operands(r, t) || !parse_loc(r, &loc))
+    return false;
+  if (!r->nscopes) {
+    irlex_error(lx, "yield outside a region");
+    return false;
+  }
+  Attrs a;
+  memset(&a, 0, sizeof a);
+  return build_op(r, OP_YIELD, t, &a, NULL, loc, NULL);
+}
+
 static bool parse_op_body(Reader *r, OpText *t) {
   IrLexer *lx = &r->lx;
+  if (irlex_is(lx, "yield"))
+    return parse_yield(r, t);
   if (!parse_results(r, t))
     return false;
   OpKind kind = OP_CONST;
@@ -586,6 +693,9 @@ static bool parse_op_body(Reader *r, OpText *t) {
   }
   if (!parse_operands(r, t) || !parse_attrs(r, kind, &a))
     return false;
+  Block *region = NULL;
+  if (lx->kind == TK_LPAREN && !parse_region(r, &region))
+    return false;
   EXPECT(r, TK_COLON, "':' and the result type");
   Type types[MAX_RESULTS];
   for (int i = 0; i < t->nresults; i++) {
@@ -600,7 +710,7 @@ static bool parse_op_body(Reader *r, OpText *t) {
   /* Errors about the whole op point at its name. */
   lx->tok_line = oploc.line;
   lx->tok_col = oploc.col;
-  return build_op(r, kind, t, &a, types, loc);
+  return build_op(r, kind, t, &a, types, loc, region);
 }
 
 static bool parse_op(Reader *r) {
@@ -610,6 +720,17 @@ static bool parse_op(Reader *r) {
   free(t.operands);
   free(t.elems);
   return ok;
+}
+
+/* Ops until something else; a yield ends a region's ops. */
+static bool parse_block_ops(Reader *r, Block *b) {
+  while (r->lx.kind == TK_VALUE || irlex_is(&r->lx, "yield")) {
+    if (!parse_op(r))
+      return false;
+    if (b->last && b->last->kind == OP_YIELD)
+      break;
+  }
+  return true;
 }
 
 /* ---- functions and the module -------------------------------------------- */
@@ -668,9 +789,9 @@ static bool parse_function(Reader *r) {
   if (!parse_loc(r, &f->loc))
     return false;
   EXPECT(r, TK_LBRACE, "'{'");
-  while (lx->kind == TK_VALUE)
-    if (!parse_op(r))
-      return false;
+  r->block = f->body;
+  if (!parse_block_ops(r, f->body))
+    return false;
   if (!irlex_is(lx, "return"))
     return irlex_expect(lx, TK_NONE, "an op or 'return'");
   irlex_next(lx);

@@ -333,7 +333,8 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
   if ((unsigned)kind >= OP_COUNT)
     FAIL("unknown op kind %d", (int)kind);
   const OpInfo *info = &ir_op_info[kind];
-  if (info->noperands >= 0 ? noperands != info->noperands : noperands < 1)
+  if (info->noperands >= 0 ? noperands != info->noperands
+                           : noperands < ir_op_min_operands(kind))
     FAIL("%s takes %d operands, got %d", info->name, info->noperands,
          noperands);
   for (int i = 0; i < noperands; i++)
@@ -485,6 +486,9 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
       return false;
     r.shape = hint->shape;
     break;
+  case OP_SCAN:
+  case OP_YIELD: /* several or no results: ir_scan_infer */
+    FAIL("%s has no single result type; see ir_scan_infer", info->name);
   case OP_COUNT:
     FAIL("unknown op kind");
   }

@@ -5,7 +5,10 @@
  * ops are ordered canonically only for integer and bool dtypes: for floats
  * a+b and b+a may differ in NaN payloads, and maximum/minimum in NaN
  * handling, so float operand order is kept. Each block is numbered on its
- * own, so no op is ever merged with one from another region.
+ * own, so no op is ever merged with one from another region (a region's
+ * values hash separately from those above it; an op inside a scan is never
+ * replaced by an equal one outside, nor the reverse). Scans themselves and
+ * yields are never merged.
  *
  * Example:
  *   %0 = exp %x : f32[4]
@@ -94,6 +97,9 @@ static uint64_t hash_op(const Op *op) {
     for (int i = 0; i < rank; i++)
       h = mix(h, (uint64_t)a->perm.perm[i]);
     break;
+  case ATTR_SCAN: /* never numbered (it has a region); hashed for safety */
+    h = hash_dim(mix(h, (uint64_t)a->scan.ncarry), a->scan.length);
+    break;
   }
   return h;
 }
@@ -131,6 +137,8 @@ static bool attrs_equal(const Op *x, const Op *y) {
       if (a->perm.perm[i] != b->perm.perm[i])
         return false;
     return true;
+  case ATTR_SCAN: /* ops with regions are never merged */
+    return false;
   }
   return false;
 }

@@ -309,6 +309,8 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_RESHAPE:
   case OP_PERMUTE:
   case OP_BROADCAST:
+  case OP_SCAN:
+  case OP_YIELD:
   case OP_COUNT:
     return false;
   }
@@ -594,6 +596,8 @@ static bool evaluate(Fold *f) {
   case OP_MATMUL: /* float summation order is the runtime's */
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
+  case OP_SCAN: /* a loop: never folded */
+  case OP_YIELD:
   case OP_COUNT:
     return false;
   }
@@ -629,17 +633,22 @@ static Value *try_fold(Module *m, Op *op) {
   return c;
 }
 
+static void fold_block(Module *m, Block *b) {
+  for (Op *op = b->first, *next; op; op = next) {
+    next = op->next;
+    for (int r = 0; r < op->nregions; r++)
+      fold_block(m, op->regions[r]);
+    Value *c = try_fold(m, op);
+    if (!c)
+      continue;
+    ir_replace_uses(m, op->results[0], c);
+    ir_op_remove(op);
+  }
+}
+
 bool pass_fold_constants(Module *m, Diag *d) {
   (void)d;
-  for (Function *f = m->functions; f; f = f->next) {
-    for (Op *op = f->body->first, *next; op; op = next) {
-      next = op->next;
-      Value *c = try_fold(m, op);
-      if (!c)
-        continue;
-      ir_replace_uses(m, op->results[0], c);
-      ir_op_remove(op);
-    }
-  }
+  for (Function *f = m->functions; f; f = f->next)
+    fold_block(m, f->body);
   return true;
 }

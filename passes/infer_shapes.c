@@ -11,13 +11,42 @@
  */
 #include "passes.h"
 
+static bool infer_scan(Module *m, Op *op, Diag *d) {
+  Type types[64];
+  int n = 0;
+  if (!ir_scan_infer(m, op, types, 64, &n, d))
+    return false;
+  if (n != op->nresults) {
+    diag_error(d, op->loc, "scan has %d results, its region gives %d",
+               op->nresults, n);
+    return false;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!type_eq(&types[i], &op->results[i]->type)) {
+      char declared[512], inferred[512];
+      type_print(declared, sizeof declared, &op->results[i]->type, m);
+      type_print(inferred, sizeof inferred, &types[i], m);
+      diag_error(d, op->loc, "scan result %d is declared %s but infers as %s",
+                 i, declared, inferred);
+      return false;
+    }
+  }
+  return true;
+}
+
 static int infer_block(Module *m, Block *b, Diag *d) {
   int errors = 0;
   for (Op *op = b->first; op; op = op->next) {
     for (int r = 0; r < op->nregions; r++)
       errors += infer_block(m, op->regions[r], d);
+    if (op->kind == OP_YIELD)
+      continue; /* checked with its scan */
+    if (op->kind == OP_SCAN) {
+      errors += !infer_scan(m, op, d);
+      continue;
+    }
     if (op->nresults != 1)
-      continue; /* multi-result ops have no shape rule yet; verify reports */
+      continue; /* verify reports */
     Value *res = op->results[0];
     Type t;
     if (!ir_infer_type(m, op->kind, op->operands, op->noperands, &op->attrs,

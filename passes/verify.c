@@ -3,9 +3,12 @@
  *  - params have a valid dtype and a constant shape;
  *  - a function's inputs are exactly its body's arguments, in order;
  *  - ops are linked consistently (prev/next/parent), results point back to
- *    their op, and every op has one result and no regions (scan is future);
+ *    their op, and every op has one result and no regions, except scan
+ *    (one region, results by ir_scan_infer) and yield (no results, only as
+ *    the last op of a scan's region);
  *  - operand counts match ops.def, and every operand is defined earlier in
- *    the same function (defined-before-use, no cross-function values);
+ *    the same function, in the same block or one enclosing it (values of a
+ *    region are not visible after it; no cross-function values);
  *  - attributes make sense (axes and perms in range, param indices valid,
  *    const data present) and result types equal what ir_infer_type infers;
  *  - outputs name values defined in the function;
@@ -22,9 +25,11 @@
 typedef struct Verifier {
   Module *m;
   Diag *d;
-  int *defined; /* per value id: the function stamp that defined it */
+  int *defined; /* per value id: the scope stamp that defined it */
   int *uses;    /* per value id: counted uses */
-  int stamp;
+  int stamp;    /* last scope stamp handed out */
+  int open[64]; /* stamps of the scopes (function body, regions) entered */
+  int nopen;
   int errors;
 } Verifier;
 
@@ -45,7 +50,42 @@ static void define_value(Verifier *v, Value *x, Loc loc) {
   }
   if (v->defined[x->id] != 0)
     VERR(v, loc, "value id %d is defined twice", x->id);
-  v->defined[x->id] = v->stamp;
+  v->defined[x->id] = v->open[v->nopen - 1];
+}
+
+/* x is defined in the current scope or one enclosing it */
+static bool visible(const Verifier *v, const Value *x) {
+  if (!id_ok(v, x))
+    return false;
+  for (int i = 0; i < v->nopen; i++)
+    if (v->defined[x->id] == v->open[i])
+      return true;
+  return false;
+}
+
+static void verify_block_ops(Verifier *v, Block *b, const char *where);
+
+static void verify_scan(Verifier *v, Op *op) {
+  if (op->nregions != 1 || !op->regions[0]) {
+    VERR(v, op->loc, "scan needs exactly one region");
+    return;
+  }
+  Block *body = op->regions[0];
+  if (body->parent_op != op)
+    VERR(v, op->loc, "scan region does not point back to its op");
+  if (v->nopen == (int)(sizeof v->open / sizeof v->open[0])) {
+    VERR(v, op->loc, "scans nested too deeply");
+    return;
+  }
+  v->open[v->nopen++] = ++v->stamp;
+  for (int i = 0; i < body->nargs; i++) {
+    Value *a = body->args[i];
+    if (a->def || a->block != body || a->def_index != i)
+      VERR(v, op->loc, "scan region argument %d is malformed", i);
+    define_value(v, a, op->loc);
+  }
+  verify_block_ops(v, body, "scan region");
+  v->nopen--;
 }
 
 static void verify_op(Verifier *v, Block *b, Op *op) {
@@ -57,15 +97,19 @@ static void verify_op(Verifier *v, Block *b, Op *op) {
   }
   if (op->parent != b)
     VERR(v, op->loc, "%s: op is linked into another block", name);
-  if (op->nregions != 0)
-    VERR(v, op->loc, "%s: ops with regions are not supported yet", name);
-  if (op->nresults != 1) {
-    VERR(v, op->loc, "%s has %d results, expected 1", name, op->nresults);
+  bool is_scan = op->kind == OP_SCAN, is_yield = op->kind == OP_YIELD;
+  if (op->nregions != 0 && !is_scan)
+    VERR(v, op->loc, "%s: only scan has a region", name);
+  if (is_yield && (op->next || !b->parent_op || b->parent_op->kind != OP_SCAN))
+    VERR(v, op->loc, "yield must be the last op of a scan's region");
+  if (!is_scan && op->nresults != (is_yield ? 0 : 1)) {
+    VERR(v, op->loc, "%s has %d results, expected %d", name, op->nresults,
+         is_yield ? 0 : 1);
     return;
   }
   const OpInfo *info = &ir_op_info[op->kind];
   if (info->noperands >= 0 ? op->noperands != info->noperands
-                           : op->noperands < 1) {
+                           : op->noperands < ir_op_min_operands(op->kind)) {
     VERR(v, op->loc, "%s has %d operands, expected %d", name, op->noperands,
          info->noperands);
     return;
@@ -73,12 +117,45 @@ static void verify_op(Verifier *v, Block *b, Op *op) {
   bool operands_ok = true;
   for (int i = 0; i < op->noperands; i++) {
     Value *x = op->operands[i];
-    if (!id_ok(v, x) || v->defined[x->id] != v->stamp) {
+    if (!visible(v, x)) {
       VERR(v, op->loc, "%s operand %d is not defined before its use", name, i);
       operands_ok = false;
       continue;
     }
     v->uses[x->id]++;
+  }
+  if (is_yield)
+    return;
+  if (is_scan) {
+    verify_scan(v, op);
+    for (int i = 0; i < op->nresults; i++) {
+      Value *r = op->results[i];
+      if (!r || r->def != op || r->def_index != i || r->block != b) {
+        VERR(v, op->loc, "scan: result %d does not point back to its op", i);
+        return;
+      }
+    }
+    Type types[64];
+    int n = 0;
+    if (operands_ok && v->errors == 0) {
+      if (!ir_scan_infer(v->m, op, types, 64, &n, v->d))
+        v->errors++;
+      else if (n != op->nresults)
+        VERR(v, op->loc, "scan has %d results, its region gives %d",
+             op->nresults, n);
+      else
+        for (int i = 0; i < n; i++)
+          if (!type_eq(&types[i], &op->results[i]->type)) {
+            char a[512], c[512];
+            type_print(a, sizeof a, &op->results[i]->type, v->m);
+            type_print(c, sizeof c, &types[i], v->m);
+            VERR(v, op->loc, "scan result %d is %s, but its region gives %s", i,
+                 a, c);
+          }
+    }
+    for (int i = 0; i < op->nresults; i++)
+      define_value(v, op->results[i], op->loc);
+    return;
   }
   Value *r = op->results[0];
   if (!r || r->def != op || r->def_index != 0 || r->block != b)
@@ -108,9 +185,21 @@ static void verify_op(Verifier *v, Block *b, Op *op) {
   define_value(v, r, op->loc);
 }
 
+static void verify_block_ops(Verifier *v, Block *b, const char *where) {
+  Op *prev = NULL;
+  for (Op *op = b->first; op; prev = op, op = op->next) {
+    if (op->prev != prev)
+      VERR(v, op->loc, "op list of %s is broken", where);
+    verify_op(v, b, op);
+  }
+  if (b->last != prev)
+    VERR(v, loc_none(), "op list of %s is broken at its end", where);
+}
+
 static void verify_function(Verifier *v, Function *f) {
   Block *b = f->body;
-  v->stamp++;
+  v->nopen = 0;
+  v->open[v->nopen++] = ++v->stamp;
   if (!b) {
     VERR(v, f->loc, "function @%s has no body", f->name);
     return;
@@ -127,17 +216,10 @@ static void verify_function(Verifier *v, Function *f) {
       VERR(v, f->loc, "body argument %d of @%s is malformed", i, f->name);
     define_value(v, a, f->loc);
   }
-  Op *prev = NULL;
-  for (Op *op = b->first; op; prev = op, op = op->next) {
-    if (op->prev != prev)
-      VERR(v, op->loc, "op list of @%s is broken", f->name);
-    verify_op(v, b, op);
-  }
-  if (b->last != prev)
-    VERR(v, f->loc, "op list of @%s is broken at its end", f->name);
+  verify_block_ops(v, b, f->name);
   for (int i = 0; i < f->noutputs; i++) {
     Value *x = f->outputs[i].value;
-    if (!id_ok(v, x) || v->defined[x->id] != v->stamp)
+    if (!visible(v, x))
       VERR(v, f->outputs[i].loc, "output %s is not defined in @%s",
            f->outputs[i].name, f->name);
     else
@@ -161,11 +243,16 @@ static void verify_uses(Verifier *v, Block *b) {
         VERR(v, op->loc, "%s result has nuses %d but %d uses",
              ir_op_info[op->kind].name, r->nuses, v->uses[r->id]);
     }
+    for (int r = 0; r < op->nregions; r++)
+      verify_uses(v, op->regions[r]);
   }
 }
 
 bool pass_verify(Module *m, Diag *d) {
-  Verifier v = {m, d, NULL, NULL, 0, 0};
+  Verifier v;
+  memset(&v, 0, sizeof v);
+  v.m = m;
+  v.d = d;
   size_t n = (size_t)m->next_value_id + 1;
   v.defined = calloc(n, sizeof(int));
   v.uses = calloc(n, sizeof(int));

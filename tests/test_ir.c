@@ -549,6 +549,25 @@ Test(text, every_op_round_trips) {
       a.axis.axis = 1;
       r = op1((OpKind)k, x, &a, NULL);
       break;
+    case OP_SCAN: { /* with its yield: cumulative sums over axis 0 of x */
+      a.scan.ncarry = 1;
+      a.scan.nseq = 1;
+      a.scan.length = x->type.shape.dims[0];
+      a.scan.reverse = a.scan.with_index = true;
+      Value *init = ir_const_scalar(m, fn->body, DT_F32, 0, L(1, 1));
+      Value *sops[2] = {init, x};
+      Op *s = ir_scan_begin(m, fn->body, sops, 2, &a, NULL, L(1, 1));
+      Block *b = s->regions[0];
+      Value *bc[2] = {b->args[0], b->args[1]};
+      Value *sum = ir_build(m, b, OP_REDUCE_SUM, &bc[1], 1,
+                            &(Attrs){.reduce = {1, false}}, NULL, L(1, 1), &d);
+      Value *ys[3] = {sum, b->args[1], b->args[2]};
+      cr_assert(ir_scan_finish(m, s, ys, 3, L(1, 1), &d), "%s", diag_text());
+      r = s->results[1];
+      break;
+    }
+    case OP_YIELD: /* built with the scan */
+      continue;
     default:
       r = ir_build(m, fn->body, (OpKind)k, ops, ir_op_info[k].noperands, &a,
                    NULL, L(1, 1), &d);

@@ -1,0 +1,136 @@
+/* The C backend's scan: a loop over the steps in the run function.
+ *
+ *   /- rnn.model:14:11: scan over T steps, reversed -/
+ *   memcpy(h_n_7, h0_3, ...);                 carries start as their inits
+ *   for (int64_t step = 0; step < T; step++) {
+ *     const int64_t t = T - 1 - step;         (t = step when forward)
+ *     const float *x_t_9 = t4 + t * (B * 8);  slice t of each sequence
+ *     const int32_t i_10 = (int32_t)t;        the step index, if asked for
+ *     float *t12 = (float *)(ws + off[5]);    the region's buffers
+ *     rnn_step_L8_matmul(B, x_t_9, w, t12);   its kernels, as usual
+ *     ...
+ *     memcpy(t6 + t * (B * 16), h2_14, ...);  output t into slot t
+ *     memcpy(h_n_7, h2_14, ...);              the new carries
+ *   }
+ *
+ * Invariants: a carry lives in its scan result's buffer for the whole loop
+ * (the region's carry argument is that pointer), so the final carries need
+ * no copy; per-step outputs are copied before the carries change, so an
+ * output that is an old carry reads the old value. The region's buffers
+ * are workspace buffers like any other (<fn>_layout includes them); a
+ * region's ops are emitted as kernels named after their lines.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "c_emit.h"
+
+static const Value *root_of(FnEmit *fe, const Value *v) {
+  while (cg_info(fe, v)->storage == ST_ALIAS)
+    v = cg_info(fe, v)->alias;
+  return v;
+}
+
+/* Appends text with every line indented two more spaces. */
+static void indent_into(CgBuf *out, const char *text) {
+  while (*text) {
+    const char *nl = strchr(text, '\n');
+    size_t len = nl ? (size_t)(nl - text + 1) : strlen(text);
+    cg_buf_printf(out, "  %.*s", (int)len, text);
+    text += len;
+  }
+}
+
+bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
+  Emitter *e = fe->e;
+  Arena *a = &e->arena;
+  const Block *body = op->regions[0];
+  const Op *y = ir_scan_yield(op);
+  int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;
+  uint64_t used = 0;
+  const char *len = cg_dim(a, op->attrs.scan.length, e->symnames, &used);
+  const char *step = cg_names_unique(&fe->locals, a, "step");
+  const char *t = cg_names_unique(&fe->locals, a, "t");
+  const char *src = cg_source_line(e, op->loc);
+  cg_buf_printf(run, "  /* %s: scan over %s steps%s%s%s */\n",
+                cg_where(e, op->loc), len,
+                op->attrs.scan.reverse ? ", reversed" : "", src ? ": " : "",
+                src ? src : "");
+  /* a carry yielded from another carry's argument would read it after
+   * that carry changed */
+  for (int i = 0; i < nc; i++) {
+    const Value *r = root_of(fe, y->operands[i]);
+    for (int j = 0; j < nc; j++)
+      if (j != i && r == body->args[j]) {
+        diag_error(e->d, y->loc,
+                   "the C backend does not support a scan carry that takes "
+                   "another carry's old value yet (carry %d from carry %d)",
+                   i, j);
+        return false;
+      }
+  }
+  for (int i = 0; i < nc; i++)
+    if (root_of(fe, op->operands[i]) != op->results[i])
+      cg_buf_printf(run, "  memcpy(%s, %s, %s);\n",
+                    cg_pointer(fe, op->results[i]),
+                    cg_pointer(fe, op->operands[i]),
+                    cg_buffer_bytes(fe, op->results[i], &used));
+  cg_buf_printf(run, "  for (int64_t %s = 0; %s < %s; %s++) {\n", step, step,
+                len, step);
+  if (op->attrs.scan.reverse)
+    cg_buf_printf(run, "    const int64_t %s = %s - 1 - %s;\n", t, len, step);
+  else
+    cg_buf_printf(run, "    const int64_t %s = %s;\n", t, step);
+  CgBuf inner = {0};
+  for (int i = nc; i < body->nargs; i++) {
+    const Value *arg = body->args[i];
+    ValueInfo *vi = cg_info(fe, arg);
+    const char *ct = cg_ctype(arg->type.dtype);
+    if (i >= nc + ns) { /* the step index; cname is "&name" */
+      cg_buf_printf(&inner, "  const int32_t %s = (int32_t)%s;\n",
+                    vi->cname + 1, t);
+      continue;
+    }
+    const Value *seq = op->operands[i];
+    const Shape *s = &seq->type.shape;
+    const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
+    bool paren = strchr(n, ' ') != NULL;
+    cg_buf_printf(&inner, "  const %s *%s = %s + %s * %s%s%s;\n", ct, vi->cname,
+                  cg_pointer(fe, seq), t, paren ? "(" : "", n,
+                  paren ? ")" : "");
+  }
+  bool ok = true;
+  for (const Op *o = body->first; ok && o; o = o->next) {
+    bool live = o->kind == OP_YIELD;
+    for (int i = 0; i < o->nresults; i++)
+      live |= cg_info(fe, o->results[i])->uses > 0;
+    if (!live)
+      continue;
+    cg_declare_pointers(fe, o, &inner, &fe->uses_m);
+    ok = cg_emit_op(fe, o, &inner);
+  }
+  /* outputs into slot t, then the new carries */
+  for (int i = nc; ok && i < y->noperands; i++) {
+    const Value *v = y->operands[i], *r = op->results[i];
+    const Shape *s = &r->type.shape;
+    const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
+    bool paren = strchr(n, ' ') != NULL;
+    cg_buf_printf(&inner, "  memcpy(%s + %s * %s%s%s, %s, %s);\n",
+                  cg_pointer(fe, r), t, paren ? "(" : "", n, paren ? ")" : "",
+                  cg_pointer(fe, v), cg_buffer_bytes(fe, v, &used));
+  }
+  for (int i = 0; ok && i < nc; i++) {
+    const Value *v = y->operands[i];
+    if (root_of(fe, v) == body->args[i])
+      continue; /* unchanged */
+    cg_buf_printf(&inner, "  memcpy(%s, %s, %s);\n",
+                  cg_pointer(fe, op->results[i]), cg_pointer(fe, v),
+                  cg_buffer_bytes(fe, v, &used));
+  }
+  if (ok) {
+    indent_into(run, cg_buf_str(&inner));
+    cg_buf_puts(run, "  }\n");
+  }
+  cg_buf_free(&inner);
+  return ok;
+}
