@@ -40,14 +40,15 @@ void cg_emit_header_function(FnEmit *fe) {
                 " * %d weights (listed in %s_info.weights). A call callocs "
                 "%s(...)\n * bytes of workspace and frees them before "
                 "returning. */\n",
-                e->m->nparams, e->name, fe->wsize);
+                e->m->nparams, fe->prefix, fe->wsize);
   cg_buf_printf(h, "size_t %s(", fe->wsize);
   int n = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))
       cg_buf_printf(h, "%sint64_t %s", n++ ? ", " : "", e->symnames[s]);
   cg_buf_printf(h, "%s);\n", n ? "" : "void");
-  cg_buf_printf(h, "int %s%s;\n\n", fe->run, cg_run_params(fe, true));
+  cg_buf_printf(h, "int %s%s;\n", fe->run, cg_run_params(fe, true));
+  cg_buf_printf(h, "extern const McModelInfo %s_info;\n\n", fe->prefix);
 }
 
 /* ---- McModelInfo.run
@@ -285,7 +286,7 @@ bool cg_emit_info_run(FnEmit *fe) {
                 "checks them,\n * allocates the outputs and calls %s. */\n"
                 "static int %s_info_run(void *handle, const McTensor *in, "
                 "McTensor *out,\n    McError *err) {\n",
-                fe->run, e->name);
+                fe->run, fe->prefix);
   if (f->ninputs == 0)
     cg_buf_puts(out, "  (void)in;\n");
   for (int s = 0; s < e->m->nsymbols; s++) {
@@ -345,12 +346,13 @@ bool cg_emit_info_run(FnEmit *fe) {
 /* ---- weights, open/close, McModelInfo
  * ------------------------------------------ */
 
-static void io_specs(Emitter *e, const char *what, int n, const char **names,
-                     const Value *const *values, const bool *optional) {
+static void io_specs(Emitter *e, const char *prefix, const char *what, int n,
+                     const char **names, const Value *const *values,
+                     const bool *optional) {
   if (n == 0)
     return;
-  cg_buf_printf(&e->info, "static const McIOSpec %s_%s[%d] = {\n", e->name,
-                what, n);
+  cg_buf_printf(&e->info, "static const McIOSpec %s_%s[%d] = {\n", prefix, what,
+                n);
   for (int i = 0; i < n; i++)
     cg_buf_printf(&e->info, "    {\"%s\", %s, %d, %d},\n",
                   cg_c_string(&e->arena, names[i], false),
@@ -359,7 +361,7 @@ static void io_specs(Emitter *e, const char *what, int n, const char **names,
   cg_buf_puts(&e->info, "};\n");
 }
 
-bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn) {
+bool cg_emit_model_api(Emitter *e) {
   const Module *m = e->m;
   Arena *a = &e->arena;
   const char *n = e->name;
@@ -389,6 +391,13 @@ bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn) {
     }
     cg_buf_puts(out, "};\n\n");
   }
+  const char *dw = e->o->default_weights;
+  if (np > 0)
+    cg_buf_printf(out,
+                  "/* the weights file given at compile time, or NULL */\n"
+                  "static const char *const %s_default_weights = %s%s%s;\n\n",
+                  n, dw ? "\"" : "", dw ? cg_c_string(a, dw, false) : "NULL",
+                  dw ? "\"" : "");
   cg_buf_printf(out, "struct %s_model {\n  McWeights *weights;%s\n", n,
                 np ? "" : " /* NULL: the model has no weights */");
   if (np > 0)
@@ -406,7 +415,7 @@ bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn) {
   if (np > 0)
     cg_buf_printf(
         out,
-        "  if (!weights_path)\n    weights_path = %s_info.default_weights;\n"
+        "  if (!weights_path)\n    weights_path = %s_default_weights;\n"
         "  if (!weights_path) {\n    mc_fail(err, MC_ERR_USAGE, \"%s_open: no "
         "weights file given\");\n    free(m);\n    return NULL;\n  }\n"
         "  if (mc_weights_load(weights_path, %s_weights, %d, &m->weights, "
@@ -422,24 +431,6 @@ bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn) {
       "    return;\n  mc_weights_free(m->weights);\n  free(m);\n}\n\n",
       n, n);
 
-  /* McModelInfo of the first function */
-  const Function *f = main_fn->f;
-  const Value **vals = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
-                                          sizeof(const Value *));
-  const char **names = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
-                                          sizeof(const char *));
-  bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
-  for (int i = 0; i < f->ninputs; i++) {
-    vals[i] = f->inputs[i].value;
-    names[i] = f->inputs[i].name;
-    optional[i] = f->inputs[i].has_default;
-  }
-  io_specs(e, "inputs", f->ninputs, names, vals, optional);
-  for (int i = 0; i < f->noutputs; i++) {
-    vals[i] = f->outputs[i].value;
-    names[i] = f->outputs[i].name;
-  }
-  io_specs(e, "outputs", f->noutputs, names, vals, NULL);
   CgBuf *info = &e->info;
   cg_buf_printf(info,
                 "\nstatic int %s_info_open(const char *weights_path, void "
@@ -451,16 +442,42 @@ bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn) {
                 "static void %s_info_close(void *handle) { %s_close(handle); "
                 "}\n\n",
                 n, n, n, n, n);
-  const char *dw = e->o->default_weights;
-  cg_buf_printf(info,
-                "const McModelInfo %s_info = {\n    \"%s\",\n    %s%s%s,\n"
-                "    %d, %s%s,\n    %d, %s%s,\n    %d, %s%s,\n"
-                "    %s_info_open, %s_info_close, %s_info_run};\n",
-                n, cg_c_string(a, m->name ? m->name : n, false), dw ? "\"" : "",
-                dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
-                f->ninputs, f->ninputs ? n : "NULL",
-                f->ninputs ? "_inputs" : "", f->noutputs,
-                f->noutputs ? n : "NULL", f->noutputs ? "_outputs" : "", np,
-                np ? n : "NULL", np ? "_weights" : "", n, n, n);
   return ok;
+}
+
+void cg_emit_entry_info(FnEmit *fe) {
+  Emitter *e = fe->e;
+  const Module *m = e->m;
+  Arena *a = &e->arena;
+  const char *n = e->name, *p = fe->prefix;
+  int np = m->nparams;
+  const Function *f = fe->f;
+  const Value **vals = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
+                                          sizeof(const Value *));
+  const char **names = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
+                                          sizeof(const char *));
+  bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
+  for (int i = 0; i < f->ninputs; i++) {
+    vals[i] = f->inputs[i].value;
+    names[i] = f->inputs[i].name;
+    optional[i] = f->inputs[i].has_default;
+  }
+  io_specs(e, p, "inputs", f->ninputs, names, vals, optional);
+  for (int i = 0; i < f->noutputs; i++) {
+    vals[i] = f->outputs[i].value;
+    names[i] = f->outputs[i].name;
+  }
+  io_specs(e, p, "outputs", f->noutputs, names, vals, NULL);
+  CgBuf *info = &e->info;
+  const char *dw = e->o->default_weights;
+  cg_buf_printf(
+      info,
+      "const McModelInfo %s_info = {\n    \"%s\",\n    %s%s%s,\n"
+      "    %d, %s%s,\n    %d, %s%s,\n    %d, %s%s,\n"
+      "    %s_info_open, %s_info_close, %s_info_run};\n",
+      p, cg_c_string(a, p == n ? (m->name ? m->name : n) : f->name, false),
+      dw ? "\"" : "", dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
+      f->ninputs, f->ninputs ? p : "NULL", f->ninputs ? "_inputs" : "",
+      f->noutputs, f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "", np,
+      np ? n : "NULL", np ? "_weights" : "", n, n, p);
 }

@@ -144,7 +144,8 @@ typedef struct Emitter {
 typedef struct FnEmit {
   Emitter *e;
   const Function *f;
-  const char *run;    /* "gpt2_run" */
+  const char *run;    /* "gpt2_run"; "crf_decode" with several entries */
+  const char *prefix; /* of the entry's McModelInfo: "gpt2" / "crf_decode" */
   const char *layout; /* "gpt2_run_layout" */
   const char *wsize;  /* "gpt2_workspace_size" */
   ValueInfo *vi;      /* by value id */
@@ -187,8 +188,10 @@ void cg_emit_header_function(FnEmit *fe);
  * checks them, allocates the outputs and calls the typed run function.
  * Reports symbols no input shape determines. */
 bool cg_emit_info_run(FnEmit *fe);
-/* Weight specs, the model struct, open/close and the McModelInfo. */
-bool cg_emit_model_api(Emitter *e, const FnEmit *main_fn);
+/* Weight specs, the model struct and open/close, shared by every entry. */
+bool cg_emit_model_api(Emitter *e);
+/* The McModelInfo <prefix>_info of one entry point. */
+void cg_emit_entry_info(FnEmit *fe);
 
 /* ---- files (c_build.c) -------------------------------------------------- */
 /* Writes len bytes to path via "path.tmp.<pid>" and rename. */

@@ -354,8 +354,9 @@ int mc_main_entries(int argc, char **argv, int nentries,
     FILE *f = want && (strcmp(want, "--help") == 0 || strcmp(want, "-h") == 0)
                   ? stdout
                   : stderr;
-    fprintf(f, "usage: %s ENTRY [--weights W.safetensors] name=FILE.npy ... "
-               "-o OUTDIR\nentries:",
+    fprintf(f,
+            "usage: %s ENTRY [--weights W.safetensors] name=FILE.npy ... "
+            "-o OUTDIR\nentries:",
             prog);
     for (int i = 0; i < nentries; i++)
       fprintf(f, " %s", entries[i]->name);
@@ -365,8 +366,10 @@ int mc_main_entries(int argc, char **argv, int nentries,
   }
   for (int i = 0; i < nentries; i++)
     if (entries[i] && strcmp(entries[i]->name, want) == 0) {
-      /* the entry's name takes the place of the program's */
-      argv[1] = argv[0];
+      /* "PROG ENTRY" takes the place of the program's name */
+      static char both[512];
+      snprintf(both, sizeof both, "%s %s", prog, want);
+      argv[1] = both;
       return mc_main(argc - 1, argv + 1, entries[i]);
     }
   fprintf(stderr, "%s: error: unknown entry '%s' (entries:", prog, want);
