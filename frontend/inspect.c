@@ -3,8 +3,9 @@
  *   model: gpt2
  *   constants: {n_layer: 12, ...}
  *   symbols: [T]
- *   inputs:  [{name: tokens, dtype: i32, shape: [T]}]
+ *   inputs:  [{name: tokens, dtype: i32, shape: [T]}]    (one entry only)
  *   outputs: [{name: logits, dtype: f32, shape: [T, 50257]}]
+ *   entries: [{name: gpt2, inputs: [...], outputs: [...]}]
  *   weights: [{name: wte.weight, dtype: f32, shape: [50257, 768]}]
  */
 #include <stdio.h>
@@ -83,12 +84,26 @@ static void tensor(Emit *e, const Module *m, const char *name, const Type *t,
     str(e, "true");
     str(e, "default");
     if (t->dtype == DT_BOOL)
-      snprintf(buf, sizeof buf, "%s", in->default_value != 0 ? "true" : "false");
+      snprintf(buf, sizeof buf, "%s",
+               in->default_value != 0 ? "true" : "false");
     else
       snprintf(buf, sizeof buf, "%.17g", in->default_value);
     str(e, buf);
   }
   map_end(e);
+}
+
+static void interface(Emit *e, const Module *m, const Function *f) {
+  str(e, "inputs");
+  seq_start(e, 0);
+  for (int i = 0; i < f->ninputs; i++)
+    tensor(e, m, f->inputs[i].name, &f->inputs[i].value->type, &f->inputs[i]);
+  seq_end(e);
+  str(e, "outputs");
+  seq_start(e, 0);
+  for (int i = 0; i < f->noutputs; i++)
+    tensor(e, m, f->outputs[i].name, &f->outputs[i].value->type, NULL);
+  seq_end(e);
 }
 
 static int write_handler(void *data, unsigned char *buffer, size_t size) {
@@ -130,18 +145,20 @@ int inspect_write(FILE *out, const Module *m) {
     str(&e, m->symbols[i]);
   seq_end(&e);
 
-  /* one entry point today; several later, each with inputs and outputs */
-  const Function *f = m->functions;
-  str(&e, "inputs");
+  /* A model with one entry point lists its inputs and outputs at the top;
+   * every model lists its entries (the names programs take first when there
+   * are several). */
+  if (m->functions && !m->functions->next)
+    interface(&e, m, m->functions);
+  str(&e, "entries");
   seq_start(&e, 0);
-  for (int i = 0; f && i < f->ninputs; i++)
-    tensor(&e, m, f->inputs[i].name, &f->inputs[i].value->type,
-           &f->inputs[i]);
-  seq_end(&e);
-  str(&e, "outputs");
-  seq_start(&e, 0);
-  for (int i = 0; f && i < f->noutputs; i++)
-    tensor(&e, m, f->outputs[i].name, &f->outputs[i].value->type, NULL);
+  for (const Function *f = m->functions; f; f = f->next) {
+    map_start(&e, 0);
+    str(&e, "name");
+    str(&e, f->name);
+    interface(&e, m, f);
+    map_end(&e);
+  }
   seq_end(&e);
 
   str(&e, "weights");

@@ -80,6 +80,14 @@ def body(ck, work):
                      check=False)
     ck.command_failed_cleanly("--entry of an unknown entry", res)
 
+    # inspect lists the entries with their interfaces
+    import yaml
+    info = yaml.safe_load(mc_e2e.run([mc_e2e.modelc(), "inspect", model]).stdout)
+    names = [e["name"] for e in info.get("entries", [])]
+    ck.check("inspect: entries encode, score", names == ["encode", "score"], str(names))
+    ck.check("inspect: score's inputs x, k",
+             [i["name"] for i in info["entries"][1]["inputs"]] == ["x", "k"])
+
     # --emit c: one header, one run function per entry, warning-free
     cdir = work.path("c")
     mc_e2e.run(mc_e2e.compile_args(model, cdir, emit="c"))
