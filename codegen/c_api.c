@@ -361,6 +361,23 @@ static void io_specs(Emitter *e, const char *prefix, const char *what, int n,
   cg_buf_puts(&e->info, "};\n");
 }
 
+/* One McWeightSpec initializer line: {"name", rank, {dims}}, */
+static bool spec_literal(Emitter *e, const Param *p, CgBuf *out) {
+  bool ok = true;
+  cg_buf_printf(out, "    {\"%s\", %d, {",
+                cg_c_string(&e->arena, p->name, false), p->type.shape.rank);
+  for (int j = 0; j < p->type.shape.rank; j++) {
+    int64_t c = 0;
+    if (!dim_is_const(p->type.shape.dims[j], &c)) {
+      diag_error(e->d, p->loc, "weight '%s' has a symbolic shape", p->name);
+      ok = false;
+    }
+    cg_buf_printf(out, "%s%" PRId64, j ? ", " : "", c);
+  }
+  cg_buf_puts(out, "}},\n");
+  return ok;
+}
+
 bool cg_emit_model_api(Emitter *e) {
   const Module *m = e->m;
   Arena *a = &e->arena;
@@ -377,17 +394,7 @@ bool cg_emit_model_api(Emitter *e) {
                    p->name, dtype_name(p->type.dtype));
         ok = false;
       }
-      cg_buf_printf(out, "    {\"%s\", %d, {", cg_c_string(a, p->name, false),
-                    p->type.shape.rank);
-      for (int j = 0; j < p->type.shape.rank; j++) {
-        int64_t c = 0;
-        if (!dim_is_const(p->type.shape.dims[j], &c)) {
-          diag_error(e->d, p->loc, "weight '%s' has a symbolic shape", p->name);
-          ok = false;
-        }
-        cg_buf_printf(out, "%s%" PRId64, j ? ", " : "", c);
-      }
-      cg_buf_puts(out, "}},\n");
+      ok &= spec_literal(e, p, out);
     }
     cg_buf_puts(out, "};\n\n");
   }
@@ -406,43 +413,107 @@ bool cg_emit_model_api(Emitter *e) {
                   "*/\n",
                   np, n);
   cg_buf_puts(out, "};\n\n");
-  cg_buf_printf(out,
-                "%s_model *%s_open(const char *weights_path, McError *err) {\n"
-                "  %s_model *m = calloc(1, sizeof *m);\n  if (!m) {\n"
-                "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of memory\");\n"
-                "    return NULL;\n  }\n",
-                n, n, n, n);
+  /* <n>_load: loads the weights an entry uses (which[i] = index in
+   * <n>_weights of specs[i]); <n>_open loads them all. */
   if (np > 0)
     cg_buf_printf(
         out,
+        "static %s_model *%s_load(const char *weights_path,\n"
+        "    const McWeightSpec *specs, const int *which, int n, McError "
+        "*err) {\n"
+        "  %s_model *m = calloc(1, sizeof *m);\n  if (!m) {\n"
+        "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of memory\");\n"
+        "    return NULL;\n  }\n  if (n == 0)\n    return m;\n"
         "  if (!weights_path)\n    weights_path = %s_default_weights;\n"
         "  if (!weights_path) {\n    mc_fail(err, MC_ERR_USAGE, \"%s_open: no "
         "weights file given\");\n    free(m);\n    return NULL;\n  }\n"
-        "  if (mc_weights_load(weights_path, %s_weights, %d, &m->weights, "
-        "err) != MC_OK) {\n    free(m);\n    return NULL;\n  }\n"
-        "  for (int i = 0; i < %d; i++)\n"
-        "    m->w[i] = mc_weights_get(m->weights, i);\n",
-        n, n, n, np, np);
+        "  if (mc_weights_load(weights_path, specs, n, &m->weights, err) != "
+        "MC_OK) {\n    free(m);\n    return NULL;\n  }\n"
+        "  for (int i = 0; i < n; i++)\n"
+        "    m->w[which ? which[i] : i] = mc_weights_get(m->weights, i);\n"
+        "  return m;\n}\n\n"
+        "%s_model *%s_open(const char *weights_path, McError *err) {\n"
+        "  return %s_load(weights_path, %s_weights, NULL, %d, err);\n}\n\n",
+        n, n, n, n, n, n, n, n, n, n, np);
   else
-    cg_buf_puts(out, "  (void)weights_path;\n");
+    cg_buf_printf(out,
+                  "%s_model *%s_open(const char *weights_path, McError *err) "
+                  "{\n  (void)weights_path;\n"
+                  "  %s_model *m = calloc(1, sizeof *m);\n  if (!m)\n"
+                  "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of "
+                  "memory\");\n  return m;\n}\n\n",
+                  n, n, n, n);
   cg_buf_printf(
       out,
-      "  return m;\n}\n\nvoid %s_close(%s_model *m) {\n  if (!m)\n"
+      "void %s_close(%s_model *m) {\n  if (!m)\n"
       "    return;\n  mc_weights_free(m->weights);\n  free(m);\n}\n\n",
       n, n);
 
+  cg_buf_printf(&e->info,
+                "\nstatic void %s_info_close(void *handle) { "
+                "%s_close(handle); }\n",
+                n, n);
+  return ok;
+}
+
+static void mark_params(const Block *b, bool *used) {
+  for (const Op *op = b->first; op; op = op->next) {
+    if (op->kind == OP_PARAM)
+      used[op->attrs.param.index] = true;
+    for (int r = 0; r < op->nregions; r++)
+      mark_params(op->regions[r], used);
+  }
+}
+
+/* The entry's McModelInfo.open: loads only the weights the entry uses, so a
+ * program's entry that needs no weights runs without a weights file. Sets
+ * *nused and the prefix of the spec table its McModelInfo lists. */
+static void emit_entry_open(FnEmit *fe, int *nused, const char **specs) {
+  Emitter *e = fe->e;
+  const Module *m = e->m;
+  const char *n = e->name, *p = fe->prefix;
   CgBuf *info = &e->info;
+  int np = m->nparams;
+  bool single = p == n;
+  bool *used = arena_alloc(&e->arena, (size_t)np + 1);
+  mark_params(fe->f->body, used);
+  int k = 0;
+  CgBuf which = {0};
+  for (int i = 0; i < np; i++)
+    if (used[i] || single)
+      cg_buf_printf(&which, "%s%d", k++ ? ", " : "", i);
+  *nused = k;
+  *specs = single || k == 0 ? n : p;
+  if (!single && k > 0) {
+    cg_buf_printf(info,
+                  "\n/* the weights entry '%s' uses */\n"
+                  "static const McWeightSpec %s_weights[%d] = {\n",
+                  fe->f->name, p, k);
+    for (int i = 0; i < np; i++)
+      if (used[i])
+        spec_literal(e, &m->params[i], info);
+    cg_buf_printf(info, "};\nstatic const int %s_which[%d] = {%s};\n", p, k,
+                  cg_buf_str(&which));
+  }
+  cg_buf_free(&which);
   cg_buf_printf(info,
                 "\nstatic int %s_info_open(const char *weights_path, void "
-                "**handle,\n    McError *err) {\n"
-                "  %s_model *m = %s_open(weights_path, err);\n"
-                "  *handle = m;\n"
-                "  return m ? MC_OK : err && err->code ? err->code : "
-                "MC_ERR_IO;\n}\n\n"
-                "static void %s_info_close(void *handle) { %s_close(handle); "
-                "}\n\n",
-                n, n, n, n, n);
-  return ok;
+                "**handle,\n    McError *err) {\n",
+                p);
+  if (single || np == 0)
+    cg_buf_printf(info, "  %s_model *m = %s_open(weights_path, err);\n", n, n);
+  else if (k == 0)
+    cg_buf_printf(info,
+                  "  %s_model *m = %s_load(weights_path, NULL, NULL, 0, "
+                  "err);\n",
+                  n, n);
+  else
+    cg_buf_printf(info,
+                  "  %s_model *m =\n      %s_load(weights_path, %s_weights, "
+                  "%s_which, %d, err);\n",
+                  n, n, p, p, k);
+  cg_buf_puts(info, "  *handle = m;\n  return m ? MC_OK : err && err->code "
+                    "? err->code : MC_ERR_IO;\n}\n\n");
 }
 
 void cg_emit_entry_info(FnEmit *fe) {
@@ -450,7 +521,6 @@ void cg_emit_entry_info(FnEmit *fe) {
   const Module *m = e->m;
   Arena *a = &e->arena;
   const char *n = e->name, *p = fe->prefix;
-  int np = m->nparams;
   const Function *f = fe->f;
   const Value **vals = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
                                           sizeof(const Value *));
@@ -468,6 +538,9 @@ void cg_emit_entry_info(FnEmit *fe) {
     names[i] = f->outputs[i].name;
   }
   io_specs(e, p, "outputs", f->noutputs, names, vals, NULL);
+  int nused;
+  const char *specs;
+  emit_entry_open(fe, &nused, &specs);
   CgBuf *info = &e->info;
   const char *dw = e->o->default_weights;
   cg_buf_printf(
@@ -478,6 +551,6 @@ void cg_emit_entry_info(FnEmit *fe) {
       p, cg_c_string(a, p == n ? (m->name ? m->name : n) : f->name, false),
       dw ? "\"" : "", dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
       f->ninputs, f->ninputs ? p : "NULL", f->ninputs ? "_inputs" : "",
-      f->noutputs, f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "", np,
-      np ? n : "NULL", np ? "_weights" : "", n, n, p);
+      f->noutputs, f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "",
+      nused, nused ? specs : "NULL", nused ? "_weights" : "", p, n, p);
 }

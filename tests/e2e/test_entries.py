@@ -29,6 +29,11 @@ entry score {
   input k: i32[K]
   output s = sum(proj(x[None, :])[0, k])
 }
+
+entry double {
+  input x: f32[n]
+  output d = 2 * x
+}
 """
 RTOL = 1e-5
 ATOL = 1e-5
@@ -63,7 +68,14 @@ def body(ck, work):
 
     res = mc_e2e.run([prog, "--help"], check=False)
     ck.check("PROG --help lists the entries", res.returncode == 0 and
-             "entries: encode score" in res.stdout, res.stdout.strip())
+             "entries: encode score double" in res.stdout, res.stdout.strip())
+    # an entry loads only the weights it uses: none here, so no file at all
+    # (the compile-time default is ignored because the file is gone)
+    os.rename(weights, weights + ".moved")
+    mc_e2e.run([prog, "double", "x=" + x1s, "-o", work.path("o6")])
+    ck.close("entry double (no weights): d", mc_e2e.load_npy(work.path("o6", "d.npy")),
+             mc_e2e.to_numpy(2 * x1), 0, 0)
+    os.rename(weights + ".moved", weights)
     res = mc_e2e.run([prog, "decode", "x=" + xs, "-o", work.path("o3")], check=False)
     ck.command_failed_cleanly("unknown entry", res)
     ck.check("unknown entry: named", "unknown entry 'decode'" in res.stderr, res.stderr.strip())
@@ -84,7 +96,8 @@ def body(ck, work):
     import yaml
     info = yaml.safe_load(mc_e2e.run([mc_e2e.modelc(), "inspect", model]).stdout)
     names = [e["name"] for e in info.get("entries", [])]
-    ck.check("inspect: entries encode, score", names == ["encode", "score"], str(names))
+    ck.check("inspect: entries encode, score, double",
+             names == ["encode", "score", "double"], str(names))
     ck.check("inspect: score's inputs x, k",
              [i["name"] for i in info["entries"][1]["inputs"]] == ["x", "k"])
 
@@ -94,7 +107,7 @@ def body(ck, work):
     header = open(os.path.join(cdir, "two.h")).read()
     for decl in ("two_model *two_open(", "int two_encode(two_model *m, int64_t B,",
                  "int two_score(two_model *m, int64_t K,",
-                 "extern const McModelInfo *const two_entries[2];"):
+                 "extern const McModelInfo *const two_entries[3];"):
         ck.check("header declares %s" % decl, decl in header)
     for cc in ("gcc", "clang"):
         res = subprocess.run([cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-c",
