@@ -249,6 +249,8 @@ const char *ast_kind_name(AstKind k) {
     return "params";
   case AST_ENTRY:
     return "entry";
+  case AST_INCLUDE:
+    return "include";
   case AST_MODULE:
     return "module";
   case AST_COUNT:
@@ -381,6 +383,7 @@ static void ast_dump_node(FILE *out, const AstNode *n, int indent) {
   case AST_FN:
   case AST_PARAMS:
   case AST_ENTRY:
+  case AST_INCLUDE:
   case AST_COUNT:
     if (n->text)
       fprintf(out, " %s", n->text);

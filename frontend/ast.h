@@ -55,6 +55,7 @@ typedef enum AstKind {
   AST_PARAMS,  /* kids: AST_NAME, or AST_KWARG for a parameter with default */
   AST_ENTRY,   /* entry text kids[0] (AST_BLOCK): an entry point whose block
                   declares its inputs and outputs */
+  AST_INCLUDE, /* include "text": another model file's statements, here */
   AST_MODULE,  /* kids: top-level statements */
   AST_COUNT
 } AstKind;

@@ -45,6 +45,7 @@ const char *lex_token_name(int kind) {
   case TK_FROM: return "'from'";
   case TK_FN: return "'fn'";
   case TK_ENTRY: return "'entry'";
+  case TK_INCLUDE: return "'include'";
   case TK_RETURN: return "'return'";
   case TK_FOR: return "'for'";
   case TK_IN: return "'in'";
@@ -290,6 +291,7 @@ Token lex_next(Lexer *lx) {
       "from"   { kind = TK_FROM; goto token; }
       "fn"     { kind = TK_FN; goto token; }
       "entry"  { kind = TK_ENTRY; goto token; }
+      "include" { kind = TK_INCLUDE; goto token; }
       "return" { kind = TK_RETURN; goto token; }
       "for"    { kind = TK_FOR; goto token; }
       "in"     { kind = TK_IN; goto token; }

@@ -293,6 +293,7 @@ LVal lower_expr(Lowerer *L, Scope *s, const AstNode *n) {
   case AST_FN:
   case AST_PARAMS:
   case AST_ENTRY:
+  case AST_INCLUDE:
   case AST_MODULE:
   case AST_COUNT:
     break;
@@ -485,12 +486,14 @@ LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
   case AST_OUTPUT:
   case AST_FN:
   case AST_ENTRY:
+  case AST_INCLUDE:
     diag_error(L->d, n->loc, "'%s' is only allowed at the top level%s",
                n->kind == AST_CONST    ? "const"
                : n->kind == AST_INPUT  ? "input"
                : n->kind == AST_OUTPUT ? "output"
                : n->kind == AST_FN     ? "fn"
-                                       : "entry",
+               : n->kind == AST_ENTRY  ? "entry"
+                                       : "include",
                n->kind == AST_INPUT || n->kind == AST_OUTPUT
                    ? " or in an entry"
                    : "");

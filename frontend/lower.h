@@ -27,9 +27,18 @@ typedef struct LowerOptions {
   int max_unroll;     /* limit on total loop iterations; 0 = 1000000 */
   int max_call_depth; /* 0 = 256 */
   const char *entry;  /* lower only this entry point, or NULL for all */
+  /* out: the files `include` read; they stay alive (diagnostics quote them)
+   * until lower_free_includes */
+  int nincluded;
+  AstModule **included;
 } LowerOptions;
 
-/* A model file without `entry` blocks has one entry point named after the
+void lower_free_includes(LowerOptions *opt);
+
+/* `include "file.model"` (top level only) reads that file, relative to the
+ * including file, and lowers its statements in place; a file included
+ * twice or including itself is an error.
+ * A model file without `entry` blocks has one entry point named after the
  * file; with entries, each `entry NAME { ... }` becomes a Function, and the
  * top-level statements run again before each (DCE drops what an entry does
  * not use), so functions, constants and weights are shared.

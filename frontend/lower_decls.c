@@ -28,16 +28,15 @@ const char *lower_interpolate(Lowerer *L, Scope *s, const AstNode *str) {
       char name[128];
       size_t len = (size_t)(end - p - 1);
       if (len == 0 || len >= sizeof name) {
-        diag_error(L->d, str->loc, "bad '{...}' in string \"%s\"",
-                   str->text);
+        diag_error(L->d, str->loc, "bad '{...}' in string \"%s\"", str->text);
         return NULL;
       }
       memcpy(name, p + 1, len);
       name[len] = 0;
       LVal v;
       if (!lower_lookup(L, s, name, &v)) {
-        diag_error(L->d, str->loc, "unknown name '%s' in string \"%s\"",
-                   name, str->text);
+        diag_error(L->d, str->loc, "unknown name '%s' in string \"%s\"", name,
+                   str->text);
         return NULL;
       }
       int64_t iv;
@@ -76,8 +75,10 @@ const char *lower_interpolate(Lowerer *L, Scope *s, const AstNode *str) {
 static bool lower_type(Lowerer *L, Scope *s, const AstNode *t,
                        bool allow_symbols, Type *out) {
   if (!lower_dtype(t->text, &out->dtype)) {
-    diag_error(L->d, t->loc, "unknown dtype '%s' (expected f32, f64, i32, "
-               "i64 or bool)", t->text);
+    diag_error(L->d, t->loc,
+               "unknown dtype '%s' (expected f32, f64, i32, "
+               "i64 or bool)",
+               t->text);
     return false;
   }
   if (t->nkids > MAX_RANK) {
@@ -89,7 +90,8 @@ static bool lower_type(Lowerer *L, Scope *s, const AstNode *t,
   for (int i = 0; i < t->nkids; i++) {
     const AstNode *e = t->kids[i];
     LVal v;
-    if (allow_symbols && e->kind == AST_NAME && !lower_lookup(L, s, e->text, &v)) {
+    if (allow_symbols && e->kind == AST_NAME &&
+        !lower_lookup(L, s, e->text, &v)) {
       /* a -D for this name binds the symbol to a number */
       for (int k = 0; k < L->opt->ndefines; k++)
         if (strcmp(L->opt->defines[k].name, e->text) == 0) {
@@ -143,8 +145,8 @@ static bool check_declared(Lowerer *L, const Type *want, Value *v, Loc loc,
   char a[256], b[256];
   type_print(a, sizeof a, want, L->m);
   type_print(b, sizeof b, &v->type, L->m);
-  diag_error(L->d, loc, "%s '%s' is declared %s but computes %s", what, name,
-             a, b);
+  diag_error(L->d, loc, "%s '%s' is declared %s but computes %s", what, name, a,
+             b);
   if (v->def && v->def->loc.file)
     diag_note(L->d, v->def->loc, "the value %s comes from here", b);
   return false;
@@ -188,7 +190,8 @@ LStatus lower_param(Lowerer *L, Scope *s, const AstNode *n) {
   return LS_OK;
 }
 
-/* ---- top level ----------------------------------------------------------------- */
+/* ---- top level
+ * ----------------------------------------------------------------- */
 static bool parse_define(Lowerer *L, LowerDefine *def, const AstNode *n,
                          LVal *out) {
   char *end;
@@ -296,7 +299,7 @@ static bool lower_output(Lowerer *L, const AstNode *n) {
                  n->text, lv_kind_name(v.kind));
       return false;
     }
-    DType dt = declared ? want.dtype
+    DType dt = declared             ? want.dtype
                : v.kind == LV_FLOAT ? DT_F32
                : v.kind == LV_BOOL  ? DT_BOOL
                                     : DT_I32;
@@ -305,8 +308,8 @@ static bool lower_output(Lowerer *L, const AstNode *n) {
       return false;
     v = lv_tensor(t);
   }
-  if (declared && !check_declared(L, &want, v.v, n->kids[0]->loc, "output",
-                                  n->text))
+  if (declared &&
+      !check_declared(L, &want, v.v, n->kids[0]->loc, "output", n->text))
     return false;
   for (int i = 0; i < L->fn->noutputs; i++)
     if (strcmp(L->fn->outputs[i].name, n->text) == 0) {
@@ -337,8 +340,8 @@ static void bind_globals(Lowerer *L, const AstNode *root) {
   static const struct {
     const char *name;
     double value;
-  } numbers[] = {{"pi", 3.14159265358979323846}, {"inf", INFINITY},
-                 {"nan", NAN}};
+  } numbers[] = {
+      {"pi", 3.14159265358979323846}, {"inf", INFINITY}, {"nan", NAN}};
   for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
     scope_bind(L, L->globals, numbers[i].name, lv_float(numbers[i].value));
   /* Functions first, so a model can call a function defined below. */
@@ -410,13 +413,106 @@ static void lower_entry(Lowerer *L, const AstNode *root, const AstNode *entry,
   L->globals = NULL;
 }
 
+void lower_free_includes(LowerOptions *opt) {
+  for (int i = 0; i < opt->nincluded; i++)
+    ast_free(opt->included[i]);
+  free(opt->included);
+  opt->included = NULL;
+  opt->nincluded = 0;
+}
+
+enum { MAX_INCLUDE_DEPTH = 16 };
+
+typedef struct Flat {
+  int n, cap;
+  AstNode **kids;
+  const char *stack[MAX_INCLUDE_DEPTH + 1]; /* files being included */
+  int depth;
+} Flat;
+
+static void flat_push(Lowerer *L, Flat *f, AstNode *n) {
+  if (f->n == f->cap) {
+    int cap = f->cap ? 2 * f->cap : 64;
+    f->kids =
+        arena_grow(&L->m->arena, f->kids, sizeof(AstNode *) * (size_t)f->n,
+                   sizeof(AstNode *) * (size_t)cap);
+    f->cap = cap;
+  }
+  f->kids[f->n++] = n;
+}
+
+/* The top-level statements with every include replaced by the statements of
+ * the file it names (recursively). */
+static bool flatten(Lowerer *L, const AstNode *root, Flat *f) {
+  bool ok = true;
+  for (int i = 0; i < root->nkids; i++) {
+    AstNode *n = root->kids[i];
+    if (n->kind != AST_INCLUDE) {
+      flat_push(L, f, n);
+      continue;
+    }
+    /* relative to the including file's directory */
+    const char *from = n->loc.file ? n->loc.file : "";
+    const char *slash = strrchr(from, '/');
+    char path[4096];
+    if (n->text[0] == '/' || !slash)
+      snprintf(path, sizeof path, "%s", n->text);
+    else
+      snprintf(path, sizeof path, "%.*s/%s", (int)(slash - from), from,
+               n->text);
+    if (f->depth >= MAX_INCLUDE_DEPTH) {
+      diag_error(L->d, n->loc, "limit exceeded: includes nested deeper than %d",
+                 MAX_INCLUDE_DEPTH);
+      return false;
+    }
+    bool seen = false;
+    for (int k = 0; k <= f->depth && !seen; k++)
+      seen = f->stack[k] && strcmp(f->stack[k], path) == 0;
+    for (int k = 0; k < L->opt->nincluded && !seen; k++)
+      seen = strcmp(L->opt->included[k]->path, path) == 0;
+    if (seen) {
+      diag_error(L->d, n->loc, "'%s' is already included", path);
+      ok = false;
+      continue;
+    }
+    AstModule *inc = ast_parse_file(ir_strdup(L->m, path), L->d);
+    if (!inc) {
+      diag_note(L->d, n->loc, "included from here");
+      ok = false;
+      continue;
+    }
+    AstModule **list =
+        realloc(L->opt->included,
+                sizeof(AstModule *) * (size_t)(L->opt->nincluded + 1));
+    if (!list) {
+      ast_free(inc);
+      diag_error(L->d, n->loc, "out of memory");
+      return false;
+    }
+    L->opt->included = list;
+    list[L->opt->nincluded++] = inc;
+    f->stack[++f->depth] = inc->path;
+    ok &= flatten(L, inc->root, f);
+    f->depth--;
+  }
+  return ok;
+}
+
 Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
   Module *m = ir_module_new("model");
   m->name = file_stem(m, ast->path);
   m->source_file = ir_strdup(m, ast->path);
   Lowerer L = {m, NULL, NULL, d, opt, NULL, 0, NULL, 0, ast};
   int errors0 = d->nerrors;
-  const AstNode *root = ast->root;
+  Flat flat = {0, 0, NULL, {ast->path}, 0};
+  if (!flatten(&L, ast->root, &flat)) {
+    ir_module_free(m);
+    return NULL;
+  }
+  AstNode top = *ast->root;
+  top.nkids = flat.n;
+  top.kids = flat.kids;
+  const AstNode *root = &top;
   int nentries = 0;
   bool found = opt->entry == NULL;
   for (int i = 0; i < root->nkids && d->nerrors == errors0; i++) {
@@ -435,8 +531,10 @@ Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
     lower_entry(&L, root, NULL, errors0);
   }
   if (!found && d->nerrors == errors0)
-    diag_error(d, loc_none(), "--entry %s: the model has no entry point named "
-               "'%s'", opt->entry, opt->entry);
+    diag_error(d, loc_none(),
+               "--entry %s: the model has no entry point named "
+               "'%s'",
+               opt->entry, opt->entry);
   if (d->nerrors == errors0) {
     for (int k = 0; k < opt->ndefines; k++)
       if (!opt->defines[k].used)

@@ -179,12 +179,16 @@ static int check_weights(const Module *m, const char *path, Diag *d) {
 
 /* The AST outlives the Module: its source text is registered in d and
  * quoted by messages of later phases. */
-static Module *load_model(BuildOptions *o, AstModule **ast, Diag *d) {
+static Module *load_model(BuildOptions *o, AstModule **ast, LowerOptions *lo,
+                          Diag *d) {
   *ast = ast_parse_file(o->model, d);
   if (!*ast)
     return NULL;
-  LowerOptions lo = {o->ndefines, o->defines, 0, 0, o->entry};
-  return lower_module(*ast, &lo, d);
+  memset(lo, 0, sizeof *lo);
+  lo->ndefines = o->ndefines;
+  lo->defines = o->defines;
+  lo->entry = o->entry;
+  return lower_module(*ast, lo, d);
 }
 
 static int cmd_compile(int argc, char **argv, Diag *d) {
@@ -194,6 +198,8 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   o.opt_level = 2;
   const char *config = NULL;
   AstModule *ast = NULL;
+  LowerOptions lo;
+  memset(&lo, 0, sizeof lo);
   Module *m = NULL;
   int rc = 1;
   if (parse_args(argc, argv, &o, &config, d))
@@ -204,7 +210,7 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
     diag_error(d, loc_none(), "no output given: use -o OUT");
     goto done;
   }
-  m = load_model(&o, &ast, d);
+  m = load_model(&o, &ast, &lo, d);
   if (!m)
     goto done;
   if (o.weights && check_weights(m, o.weights, d))
@@ -236,6 +242,7 @@ done:
     ir_module_free(m);
   if (ast)
     ast_free(ast);
+  lower_free_includes(&lo);
   options_free(&o);
   return rc;
 }
@@ -245,16 +252,19 @@ static int cmd_inspect(int argc, char **argv, Diag *d) {
   memset(&o, 0, sizeof o);
   const char *config = NULL;
   AstModule *ast = NULL;
+  LowerOptions lo;
+  memset(&lo, 0, sizeof lo);
   Module *m = NULL;
   int rc = 1;
   if (parse_args(argc, argv, &o, &config, d) == 0 &&
       (!config || config_read(config, &o, d) == 0) &&
-      (m = load_model(&o, &ast, d)) != NULL)
+      (m = load_model(&o, &ast, &lo, d)) != NULL)
     rc = inspect_write(stdout, m) ? 1 : 0;
   if (m)
     ir_module_free(m);
   if (ast)
     ast_free(ast);
+  lower_free_includes(&lo);
   options_free(&o);
   return rc;
 }
@@ -317,8 +327,8 @@ static int cmd_opt(int argc, char **argv, Diag *d) {
   diag_add_source(d, input, text);
   Module *m = ir_read(text, input, d);
   int rc = 1;
-  if (m && pass_run_list(m, passes ? passes : "verify", print_after, stdout,
-                         d)) {
+  if (m &&
+      pass_run_list(m, passes ? passes : "verify", print_after, stdout, d)) {
     char *printed = ir_print_to_string(m);
     rc = write_atomic(out, printed, d) ? 1 : 0;
     free(printed);

@@ -49,7 +49,7 @@ static void parse_syntax_error(ParseState *ps, void *parser, int major,
 /* Token codes: the order here is the order of the TK_* numbers. */
 %token NEWLINE SEMI CONST INPUT OUTPUT PARAM FROM FN RETURN FOR IN RANGE IF
        ELSE TRUE FALSE NONE NAME INT FLOAT STRING LPAREN RPAREN LBRACKET
-       RBRACKET LBRACE RBRACE COMMA COLON ASSIGN DOT ELLIPSIS ENTRY.
+       RBRACKET LBRACE RBRACE COMMA COLON ASSIGN DOT ELLIPSIS ENTRY INCLUDE.
 
 /* Precedence, lowest first (LANGUAGE.md). Unary minus binds looser than
  * power, so -x^2 is -(x^2); postfix operators bind tightest. */
@@ -173,6 +173,11 @@ stmt(A) ::= FN(K) NAME(N) LPAREN(P) params(L) RPAREN(R) block(B). {
 stmt(A) ::= ENTRY(K) NAME(N) block(B). {
   A = ast_new_node(ps->m, AST_ENTRY, ast_loc_join(K.loc, B->loc), N.text, 1,
                    B);
+}
+
+/* include "file.model": that file's statements, in place */
+stmt(A) ::= INCLUDE(K) STRING(S). {
+  A = ast_new_node(ps->m, AST_INCLUDE, ast_loc_join(K.loc, S.loc), S.text, 0);
 }
 
 /* ifstmt ::= 'if' expr block ['else' (block | ifstmt)] */

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../frontend/ast.h"
 #include "../frontend/lower.h"
@@ -26,7 +27,8 @@ static Result lower_entry_text(const char *text, const char *defs,
   static char copy[256];
   if (defs) {
     snprintf(copy, sizeof copy, "%s", defs);
-    for (char *tok = strtok(copy, " "); tok && nd < 8; tok = strtok(NULL, " ")) {
+    for (char *tok = strtok(copy, " "); tok && nd < 8;
+         tok = strtok(NULL, " ")) {
       char *eq = strchr(tok, '=');
       *eq = 0;
       dbuf[nd].name = tok;
@@ -37,8 +39,9 @@ static Result lower_entry_text(const char *text, const char *defs,
     }
   }
   if (r.ast) {
-    LowerOptions o = {nd, dbuf, 0, 0, entry};
+    LowerOptions o = {nd, dbuf, 0, 0, entry, 0, NULL};
     r.m = lower_module(r.ast, &o, &d);
+    lower_free_includes(&o);
   }
   diag_free(&d);
   fclose(mem);
@@ -133,15 +136,15 @@ Test(lower, power_two_and_three_are_products) {
 
 Test(lower, indexing_slicing_gather) {
   Result r = lower_text("input tokens: i32[T]\n"
-                 "input x: f32[B, T, 6]\n"
-                 "param wte: f32[10, 4]\n"
-                 "param wpe: f32[16, 4]\n"
-                 "output e = wte[tokens] + wpe[0:T]\n"
-                 "output last = x[:, -1]\n"
-                 "output col = x[..., 2:4, None]\n"
-                 "q, k = split(x, 2, axis=-1)\n"
-                 "output k2 = reshape(k, [B, -1])\n",
-                 NULL);
+                        "input x: f32[B, T, 6]\n"
+                        "param wte: f32[10, 4]\n"
+                        "param wpe: f32[16, 4]\n"
+                        "output e = wte[tokens] + wpe[0:T]\n"
+                        "output last = x[:, -1]\n"
+                        "output col = x[..., 2:4, None]\n"
+                        "q, k = split(x, 2, axis=-1)\n"
+                        "output k2 = reshape(k, [B, -1])\n",
+                        NULL);
   cr_assert_not_null(r.m, "%s", r.errors);
   Function *f = r.m->functions;
   cr_assert_str_eq(type_str(r.m, &f->outputs[0].value->type), "f32[T, 4]");
@@ -153,17 +156,17 @@ Test(lower, indexing_slicing_gather) {
 }
 
 Test(lower, attention_shapes) {
-  Result r = lower_text(
-      "const d = 8\nconst h = 2\n"
-      "input x: f32[T, d]\n"
-      "fn heads(t) = permute(reshape(t, [T, h, d / h]), [1, 0, 2])\n"
-      "q = heads(x)\n"
-      "s = q @ transpose(q, -1, -2) / sqrt(d / h)\n"
-      "mask = arange(T)[:, None] >= arange(T)[None, :]\n"
-      "p = softmax(where(mask, s, -inf), axis=-1)\n"
-      "output y = reshape(permute(p @ q, [1, 0, 2]), [T, d])\n"
-      "output m = mean(x, axis=-1, keepdims=true)\n",
-      NULL);
+  Result r =
+      lower_text("const d = 8\nconst h = 2\n"
+                 "input x: f32[T, d]\n"
+                 "fn heads(t) = permute(reshape(t, [T, h, d / h]), [1, 0, 2])\n"
+                 "q = heads(x)\n"
+                 "s = q @ transpose(q, -1, -2) / sqrt(d / h)\n"
+                 "mask = arange(T)[:, None] >= arange(T)[None, :]\n"
+                 "p = softmax(where(mask, s, -inf), axis=-1)\n"
+                 "output y = reshape(permute(p @ q, [1, 0, 2]), [T, d])\n"
+                 "output m = mean(x, axis=-1, keepdims=true)\n",
+                 NULL);
   cr_assert_not_null(r.m, "%s", r.errors);
   Function *f = r.m->functions;
   cr_assert_str_eq(type_str(r.m, &f->outputs[0].value->type), "f32[T, 8]");
@@ -213,8 +216,8 @@ Test(lower, error_declared_output_type) {
 }
 
 Test(lower, error_arity_and_unknown_define) {
-  Result r = lower_text("fn f(a, b) = a + b\ninput x: f32[2]\noutput y = f(x)\n",
-                        NULL);
+  Result r = lower_text(
+      "fn f(a, b) = a + b\ninput x: f32[2]\noutput y = f(x)\n", NULL);
   cr_assert_null(r.m);
   cr_assert(strstr(r.errors, "missing argument 'b' of 'f'"), "%s", r.errors);
   result_free(&r);
@@ -226,26 +229,25 @@ Test(lower, error_arity_and_unknown_define) {
 }
 
 Test(lower, error_recursion_limit) {
-  Result r = lower_text("fn f(x) = f(x)\ninput x: f32[2]\noutput y = f(x)\n",
-                        NULL);
+  Result r =
+      lower_text("fn f(x) = f(x)\ninput x: f32[2]\noutput y = f(x)\n", NULL);
   cr_assert_null(r.m);
   cr_assert(strstr(r.errors, "limit exceeded"), "%s", r.errors);
   result_free(&r);
 }
 
-static const char *two_entries =
-    "const n = 4\n"
-    "param w: f32[n, n]\n"
-    "fn proj(x) = x @ w\n"
-    "entry encode {\n"
-    "  input x: f32[B, n]\n"
-    "  output y = proj(x)\n"
-    "}\n"
-    "entry score {\n"
-    "  input x: f32[n]\n"
-    "  input k: i32[]\n"
-    "  output s = sum(proj(x))\n"
-    "}\n";
+static const char *two_entries = "const n = 4\n"
+                                 "param w: f32[n, n]\n"
+                                 "fn proj(x) = x @ w\n"
+                                 "entry encode {\n"
+                                 "  input x: f32[B, n]\n"
+                                 "  output y = proj(x)\n"
+                                 "}\n"
+                                 "entry score {\n"
+                                 "  input x: f32[n]\n"
+                                 "  input k: i32[]\n"
+                                 "  output s = sum(proj(x))\n"
+                                 "}\n";
 
 Test(lower, entries_share_weights_and_functions) {
   Result r = lower_text(two_entries, NULL);
@@ -284,4 +286,68 @@ Test(lower, entries_errors) {
   cr_assert_null(r.m);
   cr_assert(strstr(r.errors, "entry 'a' declares no output"), "%s", r.errors);
   result_free(&r);
+}
+
+/* include: files written to a temporary directory */
+static char incdir[64];
+
+static void write_file(const char *name, const char *text) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s", incdir, name);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static Result lower_path(const char *name) {
+  Result r = {0};
+  char path[128];
+  snprintf(path, sizeof path, "%s/%s", incdir, name);
+  FILE *mem = open_memstream(&r.errors, &r.errlen);
+  Diag d;
+  diag_init(&d, mem);
+  r.ast = ast_parse_file(path, &d);
+  LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+  if (r.ast)
+    r.m = lower_module(r.ast, &o, &d);
+  diag_free(&d);
+  lower_free_includes(&o);
+  fclose(mem);
+  return r;
+}
+
+Test(lower, include_shares_definitions_and_locates_errors) {
+  snprintf(incdir, sizeof incdir, "/tmp/mc_include_XXXXXX");
+  cr_assert_not_null(mkdtemp(incdir));
+  char sub[96];
+  snprintf(sub, sizeof sub, "%s/lib", incdir);
+  mkdir(sub, 0755);
+  write_file("lib/layers.model", "const d = 3\nfn act(x) = tanh(x) * 2\n");
+  write_file("ok.model", "include \"lib/layers.model\"\n"
+                         "input x: f32[d]\noutput y = act(x)\n");
+  Result r = lower_path("ok.model");
+  cr_assert_not_null(r.m, "%s", r.errors);
+  Op *t = r.m->functions->body->first;
+  cr_assert_eq(t->kind, OP_TANH);
+  cr_assert(strstr(t->loc.file, "lib/layers.model"), "%s", t->loc.file);
+  result_free(&r);
+
+  write_file("self.model", "include \"self.model\"\n");
+  r = lower_path("self.model");
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "self.model:1:1: error: "), "%s", r.errors);
+  cr_assert(strstr(r.errors, "is already included"), "%s", r.errors);
+  result_free(&r);
+
+  write_file("missing.model", "include \"lib/none.model\"\n");
+  r = lower_path("missing.model");
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "lib/none.model: error: cannot open"), "%s",
+            r.errors);
+  cr_assert(strstr(r.errors, "note: included from here"), "%s", r.errors);
+  result_free(&r);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", incdir);
+  cr_assert_eq(system(cmd), 0);
 }
