@@ -196,7 +196,7 @@ static bool assign_storage(FnEmit *fe, const Block *b) {
       } else if (op->kind == OP_PARAM) {
         vi->storage = ST_PARAM;
         vi->index = op->attrs.param.index;
-      } else if (cg_op_is_alias(op)) {
+      } else if (cg_op_is_alias(op) || cg_update_in_place(fe, op)) {
         vi->storage = ST_ALIAS;
         vi->alias = alias_root(fe, op->operands[0]);
       } else {
@@ -443,6 +443,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   k.op = op;
   k.symnames = e->symnames;
   k.where = cg_c_string(&e->arena, cg_where(e, op->loc), true);
+  k.in_place = cg_info(fe, op->results[0])->storage == ST_ALIAS;
   k.literal = arena_alloc(&e->arena,
                           (size_t)(op->noperands + 1) * sizeof(const char *));
   for (int i = 0; i < op->noperands; i++) {
@@ -478,7 +479,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", e->symnames[s]);
   }
   for (int i = 0; i < op->noperands; i++) {
-    if (k.literal[i])
+    if (k.literal[i] || (k.in_place && i == 0))
       continue;
     const Value *x = op->operands[i];
     cg_buf_printf(&sig, "%sconst %s *restrict %s", nargs ? ", " : "",
@@ -488,7 +489,8 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   const Value *y = op->results[0];
   cg_buf_printf(&sig, "%s%s *restrict y", nargs ? ", " : "",
                 cg_ctype(y->type.dtype));
-  cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "", cg_pointer(fe, y));
+  cg_buf_printf(&call, "%s%s", nargs++ ? ", " : "",
+                cg_pointer(fe, k.in_place ? cg_info(fe, y)->alias : y));
   if (k.can_fail) {
     cg_buf_puts(&sig, ", McError *err");
     cg_buf_puts(&call, ", err");
@@ -610,7 +612,8 @@ bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
   if (op->kind == OP_YIELD)
     return true;
   ValueInfo *vi = cg_info(fe, op->results[0]);
-  if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT)
+  if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
+      (vi->storage == ST_ALIAS && !cg_op_is_alias(op))) /* in place */
     return cg_emit_kernel(fe, op, run);
   return true;
 }
@@ -832,7 +835,9 @@ static bool emit_function(Emitter *e, const Function *f, bool single,
                                    : cg_strf(a, "%s_%s", e->name, fn));
   fe->prefix = single ? e->name : fe->run;
   if (!single)
-    for (const char *suffix = "info\0inputs\0outputs\0info_run\0"; *suffix;
+    for (const char *suffix =
+             "info\0inputs\0outputs\0info_run\0info_open\0weights\0which\0";
+         *suffix;
          suffix += strlen(suffix) + 1)
       cg_names_unique(&e->globals, a, cg_strf(a, "%s_%s", fe->run, suffix));
   fe->wsize =

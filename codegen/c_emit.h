@@ -79,12 +79,40 @@ typedef struct CgKernel {
   /* per operand: a literal to inline (scalar constant of an elementwise
    * op), or NULL to read it through a pointer parameter */
   const char **literal;
+  /* dynamic_update_slice only: y already holds operand 0 (the update is
+   * made in place), which is then not a parameter */
+  bool in_place;
   /* out */
   CgBuf body;       /* statements, indented two spaces */
   uint64_t syms;    /* symbols the body reads: become int64_t parameters */
   bool can_fail;    /* returns int and takes McError *err */
   unsigned helpers; /* bit per CgHelper */
 } CgKernel;
+
+/* ---- loops and indexes of kernels (c_loops.c) ---------------------------- */
+/* A statement at `depth` (two spaces each) of the kernel's body. */
+void cg_line(CgKernel *k, int depth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+extern const char *const cg_loop_vars[MAX_RANK]; /* "i0" .. "i7" */
+/* A dimension / product of dims[from..to) as C, noting the symbols read. */
+char *cg_kdim(CgKernel *k, Dim d);
+char *cg_kproduct(CgKernel *k, const Shape *s, int from, int to);
+bool cg_is_one(Dim d); /* the constant 1 */
+/* Row-major flat index into a dense array of shape s: the sum of pos[j]
+ * times the product of the dims after j; NULL positions are 0. */
+char *cg_strided_index(CgKernel *k, const Shape *s, const char *const *pos);
+/* Opens a loop per axis of s whose extent is not the constant 1 (axes in
+ * `skip` get none either); vars[j] is the loop variable of axis j or NULL.
+ * With `block`, the innermost loop opens a brace (or a bare block when no
+ * loop was opened) that the caller closes with cg_close_block at the
+ * returned depth. */
+int cg_open_loops(CgKernel *k, int depth, const Shape *s, uint32_t skip,
+                  const char **vars, bool block);
+void cg_close_block(CgKernel *k, int depth);
+
+/* c_kernels_decode.c: the decoding ops' kernels (dynamic slices,
+ * take_along_axis, topk, cumsum, random_uniform, categorical). */
+bool cg_kernel_decode(CgKernel *k, Diag *d);
 
 /* The name of operand i's pointer parameter ("x", "a", "table", ...). */
 const char *cg_operand_name(const Op *op, int i);
@@ -172,6 +200,11 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);
 bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run);
 /* Declares the pointer variables of op's results (two-space indent). */
 void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m);
+/* c_in_place.c: whether a dynamic_update_slice may write into its
+ * operand's buffer (then its result is an alias of that buffer and its
+ * kernel takes k.in_place). Called in program order by the storage
+ * assignment, after liveness. */
+bool cg_update_in_place(FnEmit *fe, const Op *op);
 /* c_scan.c: a scan as a loop over its steps, appended to run. */
 bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run);
 const char *cg_base_name(const char *path);

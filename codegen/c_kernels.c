@@ -27,91 +27,8 @@
 
 #include "c_emit.h"
 
-/* ---- small emission helpers ------------------------------------------------
- */
-
-static void line(CgKernel *k, int depth, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void line(CgKernel *k, int depth, const char *fmt, ...) {
-  for (int i = 0; i < depth; i++)
-    cg_buf_puts(&k->body, "  ");
-  va_list ap;
-  va_start(ap, fmt);
-  cg_buf_vprintf(&k->body, fmt, ap);
-  va_end(ap);
-  cg_buf_puts(&k->body, "\n");
-}
-
-static const char *const loop_vars[MAX_RANK] = {"i0", "i1", "i2", "i3",
-                                                "i4", "i5", "i6", "i7"};
-
-static char *dim_c(CgKernel *k, Dim d) {
-  return cg_dim(k->arena, d, k->symnames, &k->syms);
-}
-
-static char *product(CgKernel *k, const Shape *s, int from, int to) {
-  return cg_dims_product(k->arena, s->dims, from, to, k->symnames, &k->syms);
-}
-
-static bool is_one(Dim d) {
-  int64_t c;
-  return dim_is_const(d, &c) && c == 1;
-}
-
 static bool is_lit(const char *s, const char *lit) {
   return !strcmp(s, lit);
-}
-
-/* Row-major flat index of a dense array of shape s: the sum of pos[j] times
- * the product of the dims after j; NULL positions are 0. */
-static char *strided_index(CgKernel *k, const Shape *s,
-                           const char *const *pos) {
-  CgBuf b = {0};
-  for (int j = 0; j < s->rank; j++) {
-    if (!pos[j])
-      continue;
-    const char *stride = product(k, s, j + 1, s->rank);
-    if (is_lit(stride, "0"))
-      continue;
-    if (b.len)
-      cg_buf_puts(&b, " + ");
-    if (is_lit(stride, "1"))
-      cg_buf_puts(&b, pos[j]);
-    else
-      cg_buf_printf(&b, "%s * %s", pos[j], stride);
-  }
-  char *r = cg_strf(k->arena, "%s", b.len ? cg_buf_str(&b) : "0");
-  cg_buf_free(&b);
-  return r;
-}
-
-/* Opens a loop per axis of s whose extent is not the constant 1 (axes in
- * `skip` get none either); vars[j] is the loop variable of axis j or NULL.
- * With `block`, the innermost loop opens a brace (or a bare block when no
- * loop was opened) that the caller closes at the returned depth - 1. */
-static int open_loops(CgKernel *k, int depth, const Shape *s, uint32_t skip,
-                      const char **vars, bool block) {
-  int last = -1;
-  for (int j = 0; j < s->rank; j++) {
-    vars[j] = NULL;
-    if (!(skip & (1u << j)) && !is_one(s->dims[j]))
-      last = j;
-  }
-  for (int j = 0; j <= last; j++) {
-    if ((skip & (1u << j)) || is_one(s->dims[j]))
-      continue;
-    vars[j] = loop_vars[j];
-    line(k, depth, "for (int64_t %s = 0; %s < %s; %s++)%s", vars[j], vars[j],
-         dim_c(k, s->dims[j]), vars[j], block && j == last ? " {" : "");
-    depth++;
-  }
-  if (block && last < 0)
-    line(k, depth++, "{");
-  return depth;
-}
-
-static void close_block(CgKernel *k, int depth) {
-  line(k, depth - 1, "}");
 }
 
 /* ---- elementwise ----------------------------------------------------------
@@ -130,7 +47,7 @@ bool cg_op_is_alias(const Op *op) {
               *y = &op->results[0]->type.shape;
   int lead = y->rank - x->rank;
   for (int i = 0; i < y->rank; i++)
-    if (i < lead ? !is_one(y->dims[i]) : !dim_eq(y->dims[i], x->dims[i - lead]))
+    if (i < lead ? !cg_is_one(y->dims[i]) : !dim_eq(y->dims[i], x->dims[i - lead]))
       return false;
   return true;
 }
@@ -279,6 +196,13 @@ static char *elementwise_expr(CgKernel *k, const char *const *x, Diag *d) {
   case OP_CONCAT:
   case OP_RESHAPE:
   case OP_PERMUTE:
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
   case OP_SCAN:
   case OP_YIELD:
   case OP_COUNT:
@@ -323,17 +247,17 @@ static bool kernel_elementwise(CgKernel *k, Diag *d) {
     if (!e)
       return false;
     if (scalar) {
-      line(k, 1, "y[0] = %s;", e);
+      cg_line(k, 1, "y[0] = %s;", e);
     } else {
-      line(k, 1, "const int64_t n = %s;", product(k, ys, 0, ys->rank));
-      line(k, 1, "for (int64_t i = 0; i < n; i++)");
-      line(k, 2, "y[i] = %s;", e);
+      cg_line(k, 1, "const int64_t n = %s;", cg_kproduct(k, ys, 0, ys->rank));
+      cg_line(k, 1, "for (int64_t i = 0; i < n; i++)");
+      cg_line(k, 2, "y[i] = %s;", e);
     }
     return true;
   }
   const char *vars[MAX_RANK];
-  line(k, 1, "int64_t o = 0;");
-  int depth = open_loops(k, 1, ys, 0, vars, false);
+  cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, ys, 0, vars, false);
   for (int i = 0; i < n; i++) {
     if (k->literal[i]) {
       x[i] = k->literal[i];
@@ -343,15 +267,15 @@ static bool kernel_elementwise(CgKernel *k, Diag *d) {
     const char *pos[MAX_RANK];
     for (int j = 0; j < s->rank; j++) {
       int axis = j + ys->rank - s->rank;
-      pos[j] = is_one(s->dims[j]) ? NULL : vars[axis];
+      pos[j] = cg_is_one(s->dims[j]) ? NULL : vars[axis];
     }
     x[i] = cg_strf(k->arena, "%s[%s]", cg_operand_name(op, i),
-                   strided_index(k, s, pos));
+                   cg_strided_index(k, s, pos));
   }
   char *e = elementwise_expr(k, x, d);
   if (!e)
     return false;
-  line(k, depth, "y[o++] = %s;", e);
+  cg_line(k, depth, "y[o++] = %s;", e);
   return true;
 }
 
@@ -370,17 +294,17 @@ static bool kernel_matmul(CgKernel *k) {
   const char *M, *K, *N, *rsa, *csa, *rsb, *csb;
   if (ar == 1) {
     M = "1";
-    K = dim_c(k, as->dims[0]);
+    K = cg_kdim(k, as->dims[0]);
     rsa = K;
     csa = "1";
   } else if (!ta) {
-    M = dim_c(k, as->dims[ar - 2]);
-    K = dim_c(k, as->dims[ar - 1]);
+    M = cg_kdim(k, as->dims[ar - 2]);
+    K = cg_kdim(k, as->dims[ar - 1]);
     rsa = K;
     csa = "1";
   } else {
-    M = dim_c(k, as->dims[ar - 1]);
-    K = dim_c(k, as->dims[ar - 2]);
+    M = cg_kdim(k, as->dims[ar - 1]);
+    K = cg_kdim(k, as->dims[ar - 2]);
     rsa = "1";
     csa = M;
   }
@@ -389,13 +313,13 @@ static bool kernel_matmul(CgKernel *k) {
     rsb = "1";
     csb = "1";
   } else if (!tb) {
-    N = dim_c(k, bs->dims[br - 1]);
+    N = cg_kdim(k, bs->dims[br - 1]);
     rsb = N;
     csb = "1";
   } else {
-    N = dim_c(k, bs->dims[br - 2]);
+    N = cg_kdim(k, bs->dims[br - 2]);
     rsb = "1";
-    csb = dim_c(k, bs->dims[br - 1]);
+    csb = cg_kdim(k, bs->dims[br - 1]);
   }
   /* batch axes of the result, and where each operand's batch axes align */
   Shape batch = *ys;
@@ -404,38 +328,38 @@ static bool kernel_matmul(CgKernel *k) {
                               *ypos[MAX_RANK] = {0};
   DType t = op->results[0]->type.dtype;
   bool is_float = dtype_is_float(t);
-  int depth = open_loops(k, 1, &batch, 0, vars, !is_float);
+  int depth = cg_open_loops(k, 1, &batch, 0, vars, !is_float);
   for (int j = 0; j < ar - 2; j++)
-    apos[j] = is_one(as->dims[j]) ? NULL : vars[j + batch.rank - (ar - 2)];
+    apos[j] = cg_is_one(as->dims[j]) ? NULL : vars[j + batch.rank - (ar - 2)];
   for (int j = 0; j < br - 2; j++)
-    bpos[j] = is_one(bs->dims[j]) ? NULL : vars[j + batch.rank - (br - 2)];
+    bpos[j] = cg_is_one(bs->dims[j]) ? NULL : vars[j + batch.rank - (br - 2)];
   for (int j = 0; j < batch.rank; j++)
     ypos[j] = vars[j];
-  const char *aoff = strided_index(k, as, apos);
-  const char *boff = strided_index(k, bs, bpos);
-  const char *yoff = strided_index(k, ys, ypos);
+  const char *aoff = cg_strided_index(k, as, apos);
+  const char *boff = cg_strided_index(k, bs, bpos);
+  const char *yoff = cg_strided_index(k, ys, ypos);
   const char *pa = is_lit(aoff, "0") ? "a" : cg_strf(k->arena, "a + %s", aoff);
   const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);
   const char *py = is_lit(yoff, "0") ? "y" : cg_strf(k->arena, "y + %s", yoff);
   if (is_float) {
-    line(k, depth, "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
+    cg_line(k, depth, "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
          t == DT_F32 ? "f32" : "f64", M, N, K, pa, rsa, csa, pb, rsb, csb, py,
          N);
     return true;
   }
   const char *ct = cg_ctype(t);
-  line(k, depth, "const %s *pa = %s, *pb = %s;", ct, pa, pb);
-  line(k, depth, "%s *py = %s;", ct, py);
-  line(k, depth, "for (int64_t m = 0; m < %s; m++)", M);
-  line(k, depth + 1, "for (int64_t n = 0; n < %s; n++) {", N);
-  line(k, depth + 2, "uint64_t acc = 0; /* wraps like torch */");
-  line(k, depth + 2, "for (int64_t p = 0; p < %s; p++)", K);
-  line(k, depth + 3,
+  cg_line(k, depth, "const %s *pa = %s, *pb = %s;", ct, pa, pb);
+  cg_line(k, depth, "%s *py = %s;", ct, py);
+  cg_line(k, depth, "for (int64_t m = 0; m < %s; m++)", M);
+  cg_line(k, depth + 1, "for (int64_t n = 0; n < %s; n++) {", N);
+  cg_line(k, depth + 2, "uint64_t acc = 0; /* wraps like torch */");
+  cg_line(k, depth + 2, "for (int64_t p = 0; p < %s; p++)", K);
+  cg_line(k, depth + 3,
        "acc += (uint64_t)pa[m * %s + p * %s] * (uint64_t)pb[p * %s + n * %s];",
        rsa, csa, rsb, csb);
-  line(k, depth + 2, "py[m * %s + n] = (%s)acc;", N, ct);
-  line(k, depth + 1, "}");
-  close_block(k, depth);
+  cg_line(k, depth + 2, "py[m * %s + n] = (%s)acc;", N, ct);
+  cg_line(k, depth + 1, "}");
+  cg_close_block(k, depth);
   return true;
 }
 
@@ -447,14 +371,14 @@ static bool kernel_matmul(CgKernel *k) {
 static char *reduce_loops(CgKernel *k, int depth, const Shape *s, uint32_t axes,
                           const char **vars, int *inner) {
   for (int j = 0; j < s->rank; j++) {
-    if (!(axes & (1u << j)) || is_one(s->dims[j]))
+    if (!(axes & (1u << j)) || cg_is_one(s->dims[j]))
       continue;
-    vars[j] = loop_vars[j];
-    line(k, depth++, "for (int64_t %s = 0; %s < %s; %s++)", vars[j], vars[j],
-         dim_c(k, s->dims[j]), vars[j]);
+    vars[j] = cg_loop_vars[j];
+    cg_line(k, depth++, "for (int64_t %s = 0; %s < %s; %s++)", vars[j], vars[j],
+         cg_kdim(k, s->dims[j]), vars[j]);
   }
   *inner = depth;
-  return cg_strf(k->arena, "x[%s]", strided_index(k, s, vars));
+  return cg_strf(k->arena, "x[%s]", cg_strided_index(k, s, vars));
 }
 
 /* Product of the dims of s selected by axes. */
@@ -464,7 +388,7 @@ static char *masked_product(CgKernel *k, const Shape *s, uint32_t axes) {
   for (int j = 0; j < s->rank; j++)
     if (axes & (1u << j))
       r.dims[r.rank++] = s->dims[j];
-  return product(k, &r, 0, r.rank);
+  return cg_kproduct(k, &r, 0, r.rank);
 }
 
 /* Loops over the kept axes (in order, so the result is written with a
@@ -479,65 +403,65 @@ static bool kernel_reduce(CgKernel *k) {
   const char *vars[MAX_RANK];
   bool has_outer = false;
   for (int j = 0; j < s->rank; j++)
-    has_outer |= !(axes & (1u << j)) && !is_one(s->dims[j]);
+    has_outer |= !(axes & (1u << j)) && !cg_is_one(s->dims[j]);
   if (has_outer)
-    line(k, 1, "int64_t o = 0;");
-  int depth = open_loops(k, 1, s, axes, vars, true);
+    cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, s, axes, vars, true);
   const char *dst = has_outer ? "y[o++]" : "y[0]";
   OpKind kind = op->kind;
   char *e;
   int in;
   if (kind == OP_REDUCE_SUM || kind == OP_REDUCE_MEAN) {
     if (flt) {
-      line(k, depth, "double acc = 0;");
+      cg_line(k, depth, "double acc = 0;");
       e = reduce_loops(k, depth, s, axes, vars, &in);
-      line(k, in, "acc += %s;", e);
+      cg_line(k, in, "acc += %s;", e);
     } else {
-      line(k, depth, "uint64_t acc = 0; /* wraps like torch */");
+      cg_line(k, depth, "uint64_t acc = 0; /* wraps like torch */");
       e = reduce_loops(k, depth, s, axes, vars, &in);
-      line(k, in, "acc += (uint64_t)%s;", e);
+      cg_line(k, in, "acc += (uint64_t)%s;", e);
     }
     if (kind == OP_REDUCE_MEAN)
-      line(k, depth, "%s = (%s)(acc / (double)%s);", dst, cg_ctype(rt),
+      cg_line(k, depth, "%s = (%s)(acc / (double)%s);", dst, cg_ctype(rt),
            masked_product(k, s, axes));
     else
-      line(k, depth, "%s = (%s)acc;", dst, cg_ctype(rt));
+      cg_line(k, depth, "%s = (%s)acc;", dst, cg_ctype(rt));
   } else if (kind == OP_REDUCE_MAX || kind == OP_REDUCE_MIN) {
     bool mx = kind == OP_REDUCE_MAX;
     if (flt) {
       k->helpers |= 1u << (mx ? (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64)
                               : (f32 ? CG_HELPER_MIN_F32 : CG_HELPER_MIN_F64));
-      line(k, depth, "%s acc = %sINFINITY;", ct, mx ? "-" : "");
+      cg_line(k, depth, "%s acc = %sINFINITY;", ct, mx ? "-" : "");
       e = reduce_loops(k, depth, s, axes, vars, &in);
-      line(k, in, "acc = op_%s_%s(acc, %s);", mx ? "max" : "min", sfx, e);
+      cg_line(k, in, "acc = op_%s_%s(acc, %s);", mx ? "max" : "min", sfx, e);
     } else {
       const char *lim = t == DT_I32 ? (mx ? "INT32_MIN" : "INT32_MAX")
                                     : (mx ? "INT64_MIN" : "INT64_MAX");
-      line(k, depth, "%s acc = %s;", ct, lim);
+      cg_line(k, depth, "%s acc = %s;", ct, lim);
       e = reduce_loops(k, depth, s, axes, vars, &in);
-      line(k, in, "acc = %s %s acc ? %s : acc;", e, mx ? ">" : "<", e);
+      cg_line(k, in, "acc = %s %s acc ? %s : acc;", e, mx ? ">" : "<", e);
     }
-    line(k, depth, "%s = acc;", dst);
+    cg_line(k, depth, "%s = acc;", dst);
   } else if (kind == OP_LOGSUMEXP) {
     /* max-subtracted; a slice that is all -inf (or has +inf) gives -inf
      * (+inf) as torch does, a NaN gives NaN */
     k->helpers |= 1u << (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64);
     const char *fs = f32 ? "f" : "";
-    line(k, depth, "%s mx = -INFINITY;", ct);
+    cg_line(k, depth, "%s mx = -INFINITY;", ct);
     e = reduce_loops(k, depth, s, axes, vars, &in);
-    line(k, in, "mx = op_max_%s(mx, %s);", sfx, e);
-    line(k, depth, "%s r = mx;", ct);
-    line(k, depth, "if (!isinf(mx)) {");
-    line(k, depth + 1, "double acc = 0;");
+    cg_line(k, in, "mx = op_max_%s(mx, %s);", sfx, e);
+    cg_line(k, depth, "%s r = mx;", ct);
+    cg_line(k, depth, "if (!isinf(mx)) {");
+    cg_line(k, depth + 1, "double acc = 0;");
     e = reduce_loops(k, depth + 1, s, axes, vars, &in);
-    line(k, in, "acc += exp%s(%s - mx);", fs, e);
-    line(k, depth + 1, "r = mx + log%s((%s)acc);", fs, ct);
-    line(k, depth, "}");
-    line(k, depth, "%s = r;", dst);
+    cg_line(k, in, "acc += exp%s(%s - mx);", fs, e);
+    cg_line(k, depth + 1, "r = mx + log%s((%s)acc);", fs, ct);
+    cg_line(k, depth, "}");
+    cg_line(k, depth, "%s = r;", dst);
   } else {
     return false;
   }
-  close_block(k, depth);
+  cg_close_block(k, depth);
   return true;
 }
 
@@ -554,27 +478,27 @@ static bool kernel_arg(CgKernel *k) {
   const char *vars[MAX_RANK];
   bool has_outer = false;
   for (int j = 0; j < s->rank; j++)
-    has_outer |= j != axis && !is_one(s->dims[j]);
+    has_outer |= j != axis && !cg_is_one(s->dims[j]);
   if (has_outer)
-    line(k, 1, "int64_t o = 0;");
-  int depth = open_loops(k, 1, s, axes, vars, true);
-  line(k, depth, "%s best = 0;", cg_ctype(t));
-  line(k, depth, "int32_t best_index = 0;");
+    cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, s, axes, vars, true);
+  cg_line(k, depth, "%s best = 0;", cg_ctype(t));
+  cg_line(k, depth, "int32_t best_index = 0;");
   vars[axis] = "j";
-  line(k, depth, "for (int64_t j = 0; j < %s; j++) {", dim_c(k, s->dims[axis]));
-  line(k, depth + 1, "const %s v = x[%s];", cg_ctype(t),
-       strided_index(k, s, vars));
+  cg_line(k, depth, "for (int64_t j = 0; j < %s; j++) {", cg_kdim(k, s->dims[axis]));
+  cg_line(k, depth + 1, "const %s v = x[%s];", cg_ctype(t),
+       cg_strided_index(k, s, vars));
   if (flt)
-    line(k, depth + 1, "if (j == 0 || v %s best || (v != v && best == best)) {",
+    cg_line(k, depth + 1, "if (j == 0 || v %s best || (v != v && best == best)) {",
          mx ? ">" : "<");
   else
-    line(k, depth + 1, "if (j == 0 || v %s best) {", mx ? ">" : "<");
-  line(k, depth + 2, "best = v;");
-  line(k, depth + 2, "best_index = (int32_t)j;");
-  line(k, depth + 1, "}");
-  line(k, depth, "}");
-  line(k, depth, "%s = best_index;", has_outer ? "y[o++]" : "y[0]");
-  close_block(k, depth);
+    cg_line(k, depth + 1, "if (j == 0 || v %s best) {", mx ? ">" : "<");
+  cg_line(k, depth + 2, "best = v;");
+  cg_line(k, depth + 2, "best_index = (int32_t)j;");
+  cg_line(k, depth + 1, "}");
+  cg_line(k, depth, "}");
+  cg_line(k, depth, "%s = best_index;", has_outer ? "y[o++]" : "y[0]");
+  cg_close_block(k, depth);
   return true;
 }
 
@@ -585,11 +509,11 @@ static bool kernel_softmax(CgKernel *k) {
   const Op *op = k->op;
   const Shape *s = &op->operands[0]->type.shape;
   int axis = op->attrs.axis.axis;
-  line(k, 1, "mc_%s_%s(x, y, %s, %s, %s);",
+  cg_line(k, 1, "mc_%s_%s(x, y, %s, %s, %s);",
        op->kind == OP_SOFTMAX ? "softmax" : "log_softmax",
        op->results[0]->type.dtype == DT_F32 ? "f32" : "f64",
-       product(k, s, 0, axis), dim_c(k, s->dims[axis]),
-       product(k, s, axis + 1, s->rank));
+       cg_kproduct(k, s, 0, axis), cg_kdim(k, s->dims[axis]),
+       cg_kproduct(k, s, axis + 1, s->rank));
   return true;
 }
 
@@ -603,34 +527,34 @@ static bool kernel_gather(CgKernel *k) {
   const Shape *ts = &op->operands[0]->type.shape;
   const Shape *is = &op->operands[1]->type.shape;
   int axis = op->attrs.axis.axis;
-  const char *outer = product(k, ts, 0, axis);
-  const char *n = dim_c(k, ts->dims[axis]);
-  const char *inner = product(k, ts, axis + 1, ts->rank);
-  const char *nidx = product(k, is, 0, is->rank);
+  const char *outer = cg_kproduct(k, ts, 0, axis);
+  const char *n = cg_kdim(k, ts->dims[axis]);
+  const char *inner = cg_kproduct(k, ts, axis + 1, ts->rank);
+  const char *nidx = cg_kproduct(k, is, 0, is->rank);
   bool has_outer = !is_lit(outer, "1"), has_inner = !is_lit(inner, "1");
   Arena *A = k->arena;
   int depth = 1;
   k->can_fail = true;
   if (has_outer)
-    line(k, depth++, "for (int64_t o = 0; o < %s; o++)", outer);
-  line(k, depth++, "for (int64_t j = 0; j < %s; j++) {", nidx);
-  line(k, depth, "const int64_t i = index[j];");
-  line(k, depth, "if (i < 0 || i >= %s)", n);
-  line(k, depth + 1,
+    cg_line(k, depth++, "for (int64_t o = 0; o < %s; o++)", outer);
+  cg_line(k, depth++, "for (int64_t j = 0; j < %s; j++) {", nidx);
+  cg_line(k, depth, "const int64_t i = index[j];");
+  cg_line(k, depth, "if (i < 0 || i >= %s)", n);
+  cg_line(k, depth + 1,
        "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
        "%%lld) at %s\", (long long)i, (long long)%s);",
        k->where, n);
   const char *yrow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
   const char *trow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
   if (has_inner) {
-    line(k, depth, "for (int64_t c = 0; c < %s; c++)", inner);
-    line(k, depth + 1, "y[%s * %s + c] = table[%s * %s + c];", yrow, inner,
+    cg_line(k, depth, "for (int64_t c = 0; c < %s; c++)", inner);
+    cg_line(k, depth + 1, "y[%s * %s + c] = table[%s * %s + c];", yrow, inner,
          trow, inner);
   } else {
-    line(k, depth, "y[%s] = table[%s];", yrow, trow);
+    cg_line(k, depth, "y[%s] = table[%s];", yrow, trow);
   }
-  line(k, depth - 1, "}");
-  line(k, 1, "return MC_OK;");
+  cg_line(k, depth - 1, "}");
+  cg_line(k, 1, "return MC_OK;");
   return true;
 }
 
@@ -646,7 +570,7 @@ static bool kernel_slice(CgKernel *k) {
   Arena *A = k->arena;
   const char *start[MAX_RANK];
   for (int i = 0; i < xs->rank; i++) {
-    start[i] = dim_c(k, op->attrs.slice.start[i]);
+    start[i] = cg_kdim(k, op->attrs.slice.start[i]);
     int64_t c;
     bool all_const = dim_is_const(op->attrs.slice.start[i], &c) &&
                      dim_is_const(ys->dims[i], &c) &&
@@ -654,22 +578,22 @@ static bool kernel_slice(CgKernel *k) {
     if (all_const)
       continue;
     k->can_fail = true;
-    const char *e = dim_c(k, ys->dims[i]), *n = dim_c(k, xs->dims[i]);
+    const char *e = cg_kdim(k, ys->dims[i]), *n = cg_kdim(k, xs->dims[i]);
     int64_t step = op->attrs.slice.step[i];
-    line(k, 1, "if (%s > 0) {", e);
-    line(k, 2, "const int64_t first = %s, last = %s + (%s - 1) * %" PRId64 ";",
+    cg_line(k, 1, "if (%s > 0) {", e);
+    cg_line(k, 2, "const int64_t first = %s, last = %s + (%s - 1) * %" PRId64 ";",
          start[i], start[i], e, step);
-    line(k, 2, "if (first < 0 || first >= %s || last < 0 || last >= %s)", n, n);
-    line(k, 3,
+    cg_line(k, 2, "if (first < 0 || first >= %s || last < 0 || last >= %s)", n, n);
+    cg_line(k, 3,
          "return mc_fail(err, MC_ERR_RANGE, \"slice of axis %d reads index "
          "%%lld outside [0, %%lld) at %s\", (long long)(first < 0 || first "
          ">= %s ? first : last), (long long)%s);",
          i, k->where, n, n);
-    line(k, 1, "}");
+    cg_line(k, 1, "}");
   }
   const char *vars[MAX_RANK], *pos[MAX_RANK];
-  line(k, 1, "int64_t o = 0;");
-  int depth = open_loops(k, 1, ys, 0, vars, false);
+  cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, ys, 0, vars, false);
   for (int i = 0; i < xs->rank; i++) {
     int64_t step = op->attrs.slice.step[i];
     bool zero_start = is_lit(start[i], "0");
@@ -686,9 +610,9 @@ static bool kernel_slice(CgKernel *k) {
     if (vars[i] && zero_start && step != 1)
       pos[i] = cg_strf(A, "(%s)", pos[i]);
   }
-  line(k, depth, "y[o++] = x[%s];", strided_index(k, xs, pos));
+  cg_line(k, depth, "y[o++] = x[%s];", cg_strided_index(k, xs, pos));
   if (k->can_fail)
-    line(k, 1, "return MC_OK;");
+    cg_line(k, 1, "return MC_OK;");
   return true;
 }
 
@@ -698,26 +622,26 @@ static bool kernel_concat(CgKernel *k) {
   const Op *op = k->op;
   const Shape *ys = &op->results[0]->type.shape;
   int axis = op->attrs.axis.axis;
-  const char *outer = product(k, ys, 0, axis);
+  const char *outer = cg_kproduct(k, ys, 0, axis);
   bool has_outer = !is_lit(outer, "1");
   int depth = 1;
-  line(k, depth, "int64_t o = 0;");
+  cg_line(k, depth, "int64_t o = 0;");
   if (has_outer)
-    line(k, depth++, "for (int64_t i = 0; i < %s; i++) {", outer);
+    cg_line(k, depth++, "for (int64_t i = 0; i < %s; i++) {", outer);
   for (int n = 0; n < op->noperands; n++) {
     const Shape *s = &op->operands[n]->type.shape;
-    const char *chunk = product(k, s, axis, s->rank);
+    const char *chunk = cg_kproduct(k, s, axis, s->rank);
     if (is_lit(chunk, "0"))
       continue;
-    line(k, depth, "for (int64_t j = 0; j < %s; j++)", chunk);
+    cg_line(k, depth, "for (int64_t j = 0; j < %s; j++)", chunk);
     if (has_outer)
-      line(k, depth + 1, "y[o++] = %s[i * %s + j];", cg_operand_name(op, n),
+      cg_line(k, depth + 1, "y[o++] = %s[i * %s + j];", cg_operand_name(op, n),
            chunk);
     else
-      line(k, depth + 1, "y[o++] = %s[j];", cg_operand_name(op, n));
+      cg_line(k, depth + 1, "y[o++] = %s[j];", cg_operand_name(op, n));
   }
   if (has_outer)
-    line(k, 1, "}");
+    cg_line(k, 1, "}");
   return true;
 }
 
@@ -727,11 +651,11 @@ static bool kernel_permute(CgKernel *k) {
   const Shape *xs = &op->operands[0]->type.shape;
   const Shape *ys = &op->results[0]->type.shape;
   const char *vars[MAX_RANK], *pos[MAX_RANK] = {0};
-  line(k, 1, "int64_t o = 0;");
-  int depth = open_loops(k, 1, ys, 0, vars, false);
+  cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, ys, 0, vars, false);
   for (int i = 0; i < ys->rank; i++)
     pos[op->attrs.perm.perm[i]] = vars[i];
-  line(k, depth, "y[o++] = x[%s];", strided_index(k, xs, pos));
+  cg_line(k, depth, "y[o++] = x[%s];", cg_strided_index(k, xs, pos));
   return true;
 }
 
@@ -740,9 +664,9 @@ static bool kernel_iota(CgKernel *k) {
   const Shape *ys = &op->results[0]->type.shape;
   int axis = op->attrs.axis.axis;
   const char *vars[MAX_RANK];
-  line(k, 1, "int64_t o = 0;");
-  int depth = open_loops(k, 1, ys, 0, vars, false);
-  line(k, depth, "y[o++] = (%s)%s;", cg_ctype(op->results[0]->type.dtype),
+  cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, ys, 0, vars, false);
+  cg_line(k, depth, "y[o++] = (%s)%s;", cg_ctype(op->results[0]->type.dtype),
        vars[axis] ? vars[axis] : "0");
   return true;
 }
@@ -760,6 +684,20 @@ const char *cg_operand_name(const Op *op, int i) {
     return i == 0 ? "cond" : i == 1 ? "a" : "b";
   if (op->kind == OP_CONCAT)
     return i < 16 ? many[i] : "x_overflow";
+  if (op->kind == OP_DYNAMIC_SLICE || op->kind == OP_DYNAMIC_UPDATE_SLICE) {
+    static const char *const starts[] = {"s0", "s1", "s2", "s3",
+                                         "s4", "s5", "s6", "s7"};
+    int first = op->kind == OP_DYNAMIC_SLICE ? 1 : 2;
+    if (i >= first)
+      return i - first < 8 ? starts[i - first] : "s_overflow";
+    return i == 0 ? "x" : "update";
+  }
+  if (op->kind == OP_TAKE_ALONG_AXIS)
+    return i == 0 ? "x" : "index";
+  if (op->kind == OP_CATEGORICAL)
+    return i == 0 ? "p" : "u";
+  if (op->kind == OP_RANDOM_UNIFORM)
+    return "state";
   if (op->noperands == 1)
     return "x";
   return i == 0 ? "a" : i == 1 ? "b" : "c";
@@ -834,6 +772,14 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
     return kernel_permute(k);
   case OP_IOTA:
     return kernel_iota(k);
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
+    return cg_kernel_decode(k, d);
   case OP_CONST:   /* a static array or an inlined literal */
   case OP_PARAM:   /* a pointer into the weights */
   case OP_RESHAPE: /* an alias */

@@ -13,6 +13,22 @@
  *     memcpy(h_n_7, h2_14, ...);              the new carries
  *   }
  *
+ * With `until` (an early exit) the loop also counts the steps run and
+ * stops after the step whose done flag is set (read before the carries
+ * change); the rows of the outputs no step wrote are then zeroed and the
+ * count stored in the last result:
+ *     const uint8_t stop = done_20[0];
+ *     ...outputs, carries...
+ *     steps = step + 1;
+ *     if (stop) break;
+ *   }
+ *   memset(t6 + steps * (B * 16), 0, ...);    rows steps .. length-1
+ *   steps_8[0] = (int32_t)steps;
+ *
+ * A carry that a dynamic_update_slice changed in place (c_emit.c's
+ * cg_update_in_place) is already in its buffer: like an unchanged carry it
+ * needs no copy.
+ *
  * Invariants: a carry lives in its scan result's buffer for the whole loop
  * (the region's carry argument is that pointer), so the final carries need
  * no copy; per-step outputs are copied before the carries change, so an
@@ -47,6 +63,9 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   const Block *body = op->regions[0];
   const Op *y = ir_scan_yield(op);
   int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;
+  int first = ir_scan_first_output(op);
+  bool until = op->attrs.scan.until;
+  int nout = op->nresults - nc - (until ? 1 : 0);
   uint64_t used = 0;
   const char *len = cg_dim(a, op->attrs.scan.length, e->symnames, &used);
   const char *step = cg_names_unique(&fe->locals, a, "step");
@@ -75,6 +94,10 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
                     cg_pointer(fe, op->results[i]),
                     cg_pointer(fe, op->operands[i]),
                     cg_buffer_bytes(fe, op->results[i], &used));
+  const char *steps = until ? cg_names_unique(&fe->locals, a, "steps") : NULL;
+  const char *stop = until ? cg_names_unique(&fe->locals, a, "stop") : NULL;
+  if (until)
+    cg_buf_printf(run, "  int64_t %s = 0;\n", steps);
   cg_buf_printf(run, "  for (int64_t %s = 0; %s < %s; %s++) {\n", step, step,
                 len, step);
   if (op->attrs.scan.reverse)
@@ -109,9 +132,13 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
     cg_declare_pointers(fe, o, &inner, &fe->uses_m);
     ok = cg_emit_op(fe, o, &inner);
   }
-  /* outputs into slot t, then the new carries */
-  for (int i = nc; ok && i < y->noperands; i++) {
-    const Value *v = y->operands[i], *r = op->results[i];
+  /* the done flag, before any carry changes; outputs into slot t, then
+   * the new carries */
+  if (ok && until)
+    cg_buf_printf(&inner, "  const uint8_t %s = %s[0];\n", stop,
+                  cg_pointer(fe, y->operands[nc]));
+  for (int j = 0; ok && j < nout; j++) {
+    const Value *v = y->operands[first + j], *r = op->results[nc + j];
     const Shape *s = &r->type.shape;
     const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
     bool paren = strchr(n, ' ') != NULL;
@@ -121,15 +148,41 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   }
   for (int i = 0; ok && i < nc; i++) {
     const Value *v = y->operands[i];
-    if (root_of(fe, v) == body->args[i])
-      continue; /* unchanged */
+    if (root_of(fe, v) == body->args[i]) { /* unchanged, or updated in place */
+      if (v != body->args[i])
+        cg_buf_printf(&inner, "  (void)%s; /* carry %d is in place */\n",
+                      cg_info(fe, v)->cname, i);
+      continue;
+    }
     cg_buf_printf(&inner, "  memcpy(%s, %s, %s);\n",
                   cg_pointer(fe, op->results[i]), cg_pointer(fe, v),
                   cg_buffer_bytes(fe, v, &used));
   }
+  if (ok && until)
+    cg_buf_printf(&inner, "  %s = %s + 1;\n  if (%s)\n    break;\n", steps,
+                  step, stop);
   if (ok) {
     indent_into(run, cg_buf_str(&inner));
     cg_buf_puts(run, "  }\n");
+  }
+  if (ok && until) { /* rows no step wrote are zeros; the step count */
+    for (int j = 0; j < nout; j++) {
+      const Value *r = op->results[nc + j];
+      const Shape *s = &r->type.shape;
+      const char *n =
+          cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
+      bool paren = strchr(n, ' ') != NULL;
+      const char *row = cg_strf(a, "%s%s%s", paren ? "(" : "", n,
+                                paren ? ")" : "");
+      cg_buf_printf(run, "  memset(%s%s, 0, (size_t)(%s - %s) * %s * sizeof(%s));\n",
+                    cg_pointer(fe, r),
+                    op->attrs.scan.reverse
+                        ? ""
+                        : cg_strf(a, " + %s * %s", steps, row),
+                    len, steps, row, cg_ctype(r->type.dtype));
+    }
+    cg_buf_printf(run, "  %s[0] = (int32_t)%s;\n",
+                  cg_pointer(fe, op->results[op->nresults - 1]), steps);
   }
   cg_buf_free(&inner);
   return ok;

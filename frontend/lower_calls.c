@@ -62,7 +62,7 @@ bool lower_is_builtin(const char *name) {
   for (int i = 0; other_builtins[i]; i++)
     if (strcmp(name, other_builtins[i]) == 0)
       return true;
-  return false;
+  return lower_is_decode_builtin(name);
 }
 
 /* ---- argument helpers -------------------------------------------------------- */
@@ -678,6 +678,9 @@ LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
   if (strcmp(name, "scan") == 0) /* takes a function: lower_scan.c */
     return lower_scan(L, call, args, argnodes, nargs, kwnames, kwargs,
                       kwnodes, nkw);
+  if (lower_is_decode_builtin(name)) /* lower_decode.c */
+    return lower_decode_builtin(L, name, call, args, argnodes, nargs, kwnames,
+                                kwargs, kwnodes, nkw);
   for (int i = 0; i < nargs; i++)
     if (args[i].kind == LV_TENSOR || args[i].kind == LV_INT ||
         args[i].kind == LV_FLOAT || args[i].kind == LV_BOOL ||

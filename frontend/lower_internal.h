@@ -98,6 +98,14 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
                 const AstNode **argnodes, int nargs, const char **kwnames,
                 LVal *kwargs, const AstNode **kwnodes, int nkw);
 
+/* lower_decode.c: dynamic slices, take_along_axis, topk, cumsum, uniform,
+ * categorical */
+bool lower_is_decode_builtin(const char *name);
+LVal lower_decode_builtin(Lowerer *L, const char *name, const AstNode *call,
+                          LVal *args, const AstNode **argnodes, int nargs,
+                          const char **kwnames, LVal *kwargs,
+                          const AstNode **kwnodes, int nkw);
+
 /* lower_builtins.c */
 bool lower_is_builtin(const char *name);
 LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,

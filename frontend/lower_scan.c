@@ -17,6 +17,12 @@
  * or the one value when there is only one. Other keyword arguments go to
  * the step function (`prefix="lstm"` for its param names, or tensors): the
  * language has no closures, and the region may read any value above it.
+ *
+ * With until=true (a bounded loop with an early exit, for decoding) the
+ * step returns (new carries..., done, ys...) with done a bool scalar; the
+ * loop stops after the first step whose done is true, and the result is
+ * (final carries..., ys..., steps) where rows of ys after the exit are
+ * zeros and steps (i32) counts the steps run.
  */
 #include "lower_internal.h"
 
@@ -24,7 +30,7 @@
 
 static const char *const scan_sig =
     "scan(step, [carries], [sequences], axis=0, reverse=false, index=false, "
-    "length=n, step_kwarg=...)";
+    "length=n, until=false, step_kwarg=...)";
 
 /* A list argument (or one tensor) as tensors; false after an error. */
 static bool tensor_list(Lowerer *L, LVal v, const AstNode *at, const char *what,
@@ -115,6 +121,7 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
     return lv_error();
   int64_t axis = 0;
   bool reverse = false, with_index = false, have_length = false;
+  bool until = false;
   Dim length = dim_const(0);
   const char **step_kwnames =
       arena_alloc(&L->m->arena, sizeof(char *) * (size_t)(nkw + 1));
@@ -132,6 +139,8 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
       ok = kw_bool(L, kwargs[i], kwnodes[i], &reverse);
     } else if (!strcmp(k, "index")) {
       ok = kw_bool(L, kwargs[i], kwnodes[i], &with_index);
+    } else if (!strcmp(k, "until")) {
+      ok = kw_bool(L, kwargs[i], kwnodes[i], &until);
     } else if (!strcmp(k, "length")) {
       ok = have_length = kwargs[i].kind == LV_INT;
       length = kwargs[i].dim;
@@ -178,6 +187,7 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
   a.scan.length = length;
   a.scan.reverse = reverse;
   a.scan.with_index = with_index;
+  a.scan.until = until;
   /* the step function's parameter names name the region's arguments */
   const AstNode *fn = args[0].fn, *params = fn->kids[0];
   int nargs_step = nc + ns + (with_index ? 1 : 0);
@@ -200,11 +210,12 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
   int ny = ret.kind == LV_TUPLE || ret.kind == LV_LIST ? ret.nitems
            : ret.kind == LV_TENSOR                     ? 1
                                                        : 0;
-  if (ny < nc) {
+  if (ny < nc + (until ? 1 : 0)) {
     diag_error(L->d, call->loc,
                "the step function '%s' returns %d value%s, but the scan has "
-               "%d carr%s",
-               fn->text, ny, ny == 1 ? "" : "s", nc, nc == 1 ? "y" : "ies");
+               "%d carr%s%s",
+               fn->text, ny, ny == 1 ? "" : "s", nc, nc == 1 ? "y" : "ies",
+               until ? " and needs a done flag after them (until=true)" : "");
     return lv_error();
   }
   Value **ys = arena_alloc(&L->m->arena, sizeof(Value *) * (size_t)(ny + 1));
@@ -218,6 +229,16 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
     }
     ys[i] = v.v;
   }
+  if (until && ys[nc]->type.dtype != DT_BOOL &&
+      ys[nc]->type.shape.rank == 0) { /* a number as done: != 0 */
+    Type bt = {DT_BOOL, shape_scalar()};
+    Block *outer_body = L->body;
+    L->body = body;
+    ys[nc] = lower_op(L, OP_CAST, &ys[nc], 1, NULL, &bt, loc);
+    L->body = outer_body;
+    if (!ys[nc])
+      return lv_error();
+  }
   if (!ir_scan_finish(L->m, scan, ys, ny, loc, L->d)) {
     diag_note(L->d, fn->loc, "the step function '%s' is defined here",
               fn->text);
@@ -225,11 +246,12 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
   }
   LVal r = lv_void();
   r.kind = LV_TUPLE;
-  r.nitems = ny;
+  r.nitems = ny; /* with until, the done flag's place goes to the count */
   r.items = arena_alloc(&L->m->arena, sizeof(LVal) * (size_t)(ny + 1));
   for (int i = 0; i < ny; i++) {
     Value *v = scan->results[i];
-    if (i >= nc && ns > 0) { /* time back to `axis` */
+    bool is_count = until && i == ny - 1;
+    if (i >= nc && ns > 0 && !is_count) { /* time back to `axis` */
       int rank = v->type.shape.rank;
       v = move_axis(L, v, 0, time_axis < rank ? time_axis : rank - 1, loc);
       if (!v)

@@ -11,6 +11,8 @@
  */
 #include "ir.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,6 +334,55 @@ Value *ir_build(Module *m, Block *b, OpKind kind, Value *const *operands,
     return NULL;
   Op *op = ir_build_typed(m, b, kind, operands, noperands, attrs, &t, 1, loc);
   return op->results[0];
+}
+
+bool ir_const_parse(DType t, const char *s, void *data, size_t i) {
+  char *end = NULL;
+  errno = 0;
+  switch (t) {
+  case DT_F32:
+    ((float *)data)[i] = strtof(s, &end);
+    if (isinf(((float *)data)[i]) && !strstr(s, "inf"))
+      end = NULL; /* overflow: 0x1p140 is not an f32 */
+    break;
+  case DT_F64:
+    ((double *)data)[i] = strtod(s, &end);
+    if (isinf(((double *)data)[i]) && !strstr(s, "inf"))
+      end = NULL;
+    break;
+  case DT_I32:
+  case DT_I64: {
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE || (t == DT_I32 && (v < INT32_MIN || v > INT32_MAX)))
+      end = NULL;
+    else if (t == DT_I32)
+      ((int32_t *)data)[i] = (int32_t)v;
+    else
+      ((int64_t *)data)[i] = v;
+    break;
+  }
+  case DT_BOOL: {
+    bool tv = strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
+    bool fv = strcmp(s, "false") == 0 || strcmp(s, "0") == 0;
+    if (tv || fv) {
+      ((uint8_t *)data)[i] = tv;
+      end = (char *)s + strlen(s);
+    }
+    break;
+  }
+  case DT_F16:
+  case DT_BF16: {
+    unsigned long v = strtoul(s, &end, 0);
+    if (v > 0xffff || s[0] == '-')
+      end = NULL;
+    else
+      ((uint16_t *)data)[i] = (uint16_t)v;
+    break;
+  }
+  case DT_COUNT:
+    break;
+  }
+  return end && !*end && end != s;
 }
 
 void ir_const_store(DType t, void *data, size_t i, double v) {

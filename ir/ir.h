@@ -124,6 +124,10 @@ enum {
   OPF_LOGICAL = 1 << 5,     /* operands must be bool */
   OPF_COMPARE = 1 << 6,     /* numeric operands, bool result */
   OPF_MOVEMENT = 1 << 7,    /* moves data without arithmetic */
+  /* draws random numbers: a pure function of its explicit state operand
+   * (so DCE may drop an unused one: no other draw changes), but CSE never
+   * merges two draws and folding never evaluates one */
+  OPF_RANDOM = 1 << 8,
 };
 
 typedef enum AttrKind {
@@ -190,6 +194,7 @@ typedef union Attrs {
     Dim length;
     bool reverse;
     bool with_index;
+    bool until; /* early exit: yield has `done` after the carries */
   } scan;
 } Attrs;
 
@@ -332,6 +337,10 @@ Value *ir_const_scalar(Module *m, Block *b, DType t, double v, Loc loc);
  * row-major) is copied into the arena. */
 Value *ir_const_tensor(Module *m, Block *b, const Type *type, const void *data,
                        Loc loc);
+/* Parses the text form of one element (as ir_print writes it: numbers,
+ * inf/nan, true/false, 0x.... for f16/bf16) into element i of data; false
+ * if malformed or out of the dtype's range. */
+bool ir_const_parse(DType t, const char *s, void *data, size_t i);
 /* Element i of CONST data of dtype t, as a double (i64 beyond 2^53 rounds),
  * and the converse store (C conversion rules; bool is v != 0). */
 double ir_const_load(DType t, const void *data, size_t i);
@@ -368,6 +377,10 @@ bool ir_scan_infer(const Module *m, const Op *scan, Type *out, int cap,
                    int *nout, Diag *d);
 /* The yield ending a scan's region, or NULL. */
 Op *ir_scan_yield(const Op *scan);
+/* Index in the yield of per-step output 0: ncarry, + 1 with `until` (the
+ * done flag). Result j of the scan for j >= ncarry is yield operand
+ * j + (until ? 1 : 0); with `until` the last result is the step count. */
+int ir_scan_first_output(const Op *scan);
 
 /* Iteration helper: for (Op *op = b->first; op; op = op->next) */
 

@@ -338,7 +338,8 @@ static void print_attrs(Printer *p, const Op *op) {
             a->scan.nseq);
     print_dim(p, a->scan.length);
     fputs(a->scan.reverse ? ", reverse" : "", out);
-    fputs(a->scan.with_index ? ", index}" : "}", out);
+    fputs(a->scan.with_index ? ", index" : "", out);
+    fputs(a->scan.until ? ", until}" : "}", out);
     return;
   }
 }

@@ -24,7 +24,7 @@
  *             | 'axes' '=' '[' INT,* ']' | 'perm' '=' '[' INT,* ']'
  *             | 'start' '=' '[' dim,* ']' | 'step' '=' '[' INT,* ']'
  *             | 'ncarry' '=' INT | 'nseq' '=' INT | 'length' '=' dim
- *             | 'reverse' | 'index'
+ *             | 'reverse' | 'index' | 'until'
  *   type     := DTYPE '[' [dim (',' dim)*] ']'
  *   dim      := ['-'] term (('+' | '-') term)*   term := factor ('*' factor)*
  *   factor   := INT | IDENT | '(' dim ')'
@@ -310,56 +310,10 @@ static bool parse_double(Reader *r, double *out) {
 /* Converts one constant element given as text into dtype t at data[i]. */
 static bool convert_elem(Reader *r, DType t, const char *s, void *data,
                          size_t i) {
-  char *end = NULL;
-  errno = 0;
-  switch (t) {
-  case DT_F32:
-    ((float *)data)[i] = strtof(s, &end);
-    if (isinf(((float *)data)[i]) && !strstr(s, "inf"))
-      end = NULL; /* overflow: 0x1p140 is not an f32 */
-    break;
-  case DT_F64:
-    ((double *)data)[i] = strtod(s, &end);
-    if (isinf(((double *)data)[i]) && !strstr(s, "inf"))
-      end = NULL;
-    break;
-  case DT_I32:
-  case DT_I64: {
-    long long v = strtoll(s, &end, 10);
-    if (errno == ERANGE || (t == DT_I32 && (v < INT32_MIN || v > INT32_MAX)))
-      end = NULL;
-    else if (t == DT_I32)
-      ((int32_t *)data)[i] = (int32_t)v;
-    else
-      ((int64_t *)data)[i] = v;
-    break;
-  }
-  case DT_BOOL: {
-    bool tv = strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
-    bool fv = strcmp(s, "false") == 0 || strcmp(s, "0") == 0;
-    if (tv || fv) {
-      ((uint8_t *)data)[i] = tv;
-      end = (char *)s + strlen(s);
-    }
-    break;
-  }
-  case DT_F16:
-  case DT_BF16: {
-    unsigned long v = strtoul(s, &end, 0);
-    if (v > 0xffff || s[0] == '-')
-      end = NULL;
-    else
-      ((uint16_t *)data)[i] = (uint16_t)v;
-    break;
-  }
-  case DT_COUNT:
-    break;
-  }
-  if (!end || *end || end == s) {
-    irlex_error(&r->lx, "bad %s constant '%s'", dtype_name(t), s);
-    return false;
-  }
-  return true;
+  if (ir_const_parse(t, s, data, i))
+    return true;
+  irlex_error(&r->lx, "bad %s constant '%s'", dtype_name(t), s);
+  return false;
 }
 
 /* ---- ops ----------------------------------------------------------------- */
@@ -445,6 +399,8 @@ static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
       a->scan.reverse = true;
     } else if (known && ak == ATTR_SCAN && strcmp(key, "index") == 0) {
       a->scan.with_index = true;
+    } else if (known && ak == ATTR_SCAN && strcmp(key, "until") == 0) {
+      a->scan.until = true;
     } else {
       irlex_error(lx, "unknown attribute '%s' for %s", key,
                 ir_op_info[kind].name);

@@ -13,8 +13,10 @@
  *  - one region; its arguments are the carries (types of the inits), one
  *    slice per sequence (axis 0 dropped) and, with_index, an i32[] step;
  *  - the region ends in a yield (and has no other) of ncarry new carries of
- *    the carries' types, then the per-step outputs;
- *  - results: the final carries, then each output stacked as [length, ...].
+ *    the carries' types, with `until` a bool[] done flag, then the per-step
+ *    outputs;
+ *  - results: the final carries, then each output stacked as [length, ...],
+ *    then with `until` the number of steps run, i32[].
  * The region reads values defined above it (weights, other tensors).
  */
 #include <string.h>
@@ -25,7 +27,9 @@ int ir_op_min_operands(OpKind k) {
   int n = ir_op_info[k].noperands;
   if (n >= 0)
     return n;
-  return k == OP_SCAN || k == OP_YIELD ? 0 : 1;
+  return k == OP_SCAN || k == OP_YIELD          ? 0
+         : k == OP_DYNAMIC_UPDATE_SLICE ? 2
+                                        : 1;
 }
 
 Op *ir_scan_yield(const Op *scan) {
@@ -33,6 +37,10 @@ Op *ir_scan_yield(const Op *scan) {
     return NULL;
   Op *y = scan->regions[0]->last;
   return y && y->kind == OP_YIELD ? y : NULL;
+}
+
+int ir_scan_first_output(const Op *scan) {
+  return scan->attrs.scan.ncarry + (scan->attrs.scan.until ? 1 : 0);
 }
 
 static Type slice_type(const Type *t) {
@@ -168,7 +176,20 @@ bool ir_scan_infer(const Module *m, const Op *scan, Type *out, int cap,
                y->noperands, nc);
     return false;
   }
-  int n = y->noperands;
+  int n = y->noperands, first = ir_scan_first_output(scan);
+  if (a->scan.until) {
+    const Value *done = y->noperands > nc ? y->operands[nc] : NULL;
+    if (!done || done->type.dtype != DT_BOOL || done->type.shape.rank != 0) {
+      char t[512] = "nothing";
+      if (done)
+        type_print(t, sizeof t, &done->type, m);
+      diag_error(d, y->loc,
+                 "a scan with until yields a bool[] done flag after its %d "
+                 "carr%s, not %s",
+                 nc, nc == 1 ? "y" : "ies", t);
+      return false;
+    }
+  }
   if (n > cap) {
     diag_error(d, loc, "scan has too many results");
     return false;
@@ -192,14 +213,14 @@ bool ir_scan_infer(const Module *m, const Op *scan, Type *out, int cap,
     }
     out[i] = init->type;
   }
-  for (int i = nc; i < n; i++) {
+  for (int i = first; i < n; i++) {
     const Value *v = y->operands[i];
     if (!v) {
       diag_error(d, y->loc, "yield operand %d is missing", i);
       return false;
     }
     if (v->type.shape.rank >= MAX_RANK) {
-      diag_error(d, y->loc, "scan output %d would exceed rank %d", i - nc,
+      diag_error(d, y->loc, "scan output %d would exceed rank %d", i - first,
                  MAX_RANK);
       return false;
     }
@@ -208,7 +229,11 @@ bool ir_scan_infer(const Module *m, const Op *scan, Type *out, int cap,
     t.shape.dims[0] = a->scan.length;
     for (int j = 0; j < v->type.shape.rank; j++)
       t.shape.dims[j + 1] = v->type.shape.dims[j];
-    out[i] = t;
+    out[i - first + nc] = t;
+  }
+  if (a->scan.until) { /* the step count replaces the done flag */
+    Type steps = {DT_I32, shape_scalar()};
+    out[n - 1] = steps;
   }
   *nout = n;
   return true;

@@ -9,7 +9,9 @@
  *    batch dims broadcast, trans flags swap an operand's last two axes;
  *  - reductions drop (or keep as 1) the reduced axes; argmax/argmin -> i32;
  *  - gather: table[:axis] ++ indices ++ table[axis+1:];
- *  - const/iota/cast/reshape/broadcast/slice take the hint and check it.
+ *  - const/iota/cast/reshape/broadcast/slice take the hint and check it;
+ *  - decoding ops (dynamic slices, take_along_axis, topk, cumsum,
+ *    random_uniform, categorical): see infer_decode below.
  * Errors name shapes with shape_print and add a note at each operand's
  * source location ("[T, 768] comes from here").
  */
@@ -326,6 +328,152 @@ static bool check_broadcast_to(const Ctx *c, const Type *hint) {
   return true;
 }
 
+/* ---- decoding ops ---------------------------------------------------------
+ */
+
+/* a is provably no larger than b: equal, or both constant with a <= b */
+static bool dim_fits(Dim a, Dim b) {
+  int64_t x, y;
+  if (dim_eq(a, b))
+    return true;
+  return dim_is_const(a, &x) && dim_is_const(b, &y) && x >= 0 && x <= y;
+}
+
+/* a may be no larger than b: not provably larger (both constant with
+ * a > b); the kernels check the rest at run time */
+static bool dim_may_fit(Dim a, Dim b) {
+  int64_t x, y;
+  if (dim_is_const(a, &x) && x < 0)
+    return false;
+  return !(dim_is_const(a, &x) && dim_is_const(b, &y) && x > y);
+}
+
+/* Operands first.. are one scalar integer start per axis of x (rank). */
+static bool check_starts(const Ctx *c, int first, int rank) {
+  if (c->nops - first != rank)
+    FAIL("%s needs %d start indices (one per axis), got %d", opname(c), rank,
+         c->nops - first);
+  for (int i = first; i < c->nops; i++) {
+    const Type *t = &c->ops[i]->type;
+    if (!dtype_is_int(t->dtype) || t->shape.rank != 0)
+      FAIL("start %d of %s must be an i32[] or i64[] scalar, got %s%s",
+           i - first, opname(c), dtype_name(t->dtype),
+           t->shape.rank ? " with a shape" : "");
+  }
+  return true;
+}
+
+static bool infer_decode(const Ctx *c, const Attrs *at, const Type *hint,
+                         Type *r) {
+  const Type *x = &c->ops[0]->type;
+  int rank = x->shape.rank, axis = at->axis.axis;
+  if (c->kind == OP_DYNAMIC_SLICE) {
+    if (!need_hint(c, hint) || !check_starts(c, 1, rank))
+      return false;
+    if (hint->shape.rank != rank || hint->dtype != x->dtype)
+      FAIL("dynamic_slice result must be %s of rank %d", dtype_name(x->dtype),
+           rank);
+    for (int i = 0; i < rank; i++)
+      if (!dim_may_fit(hint->shape.dims[i], x->shape.dims[i]))
+        return fail_shapes(c, "dynamic_slice block does not fit:",
+                           &hint->shape, &x->shape);
+    *r = *hint;
+    return true;
+  }
+  if (c->kind == OP_DYNAMIC_UPDATE_SLICE) {
+    const Type *u = &c->ops[1]->type;
+    if (!check_starts(c, 2, rank))
+      return false;
+    if (u->dtype != x->dtype)
+      FAIL("dynamic_update_slice update is %s, but the tensor is %s",
+           dtype_name(u->dtype), dtype_name(x->dtype));
+    bool ok = u->shape.rank == rank;
+    for (int i = 0; ok && i < rank; i++)
+      ok = dim_may_fit(u->shape.dims[i], x->shape.dims[i]);
+    if (!ok)
+      return fail_shapes(c, "dynamic_update_slice update does not fit:",
+                         &u->shape, &x->shape);
+    *r = *x;
+    return true;
+  }
+  if (c->kind == OP_TAKE_ALONG_AXIS) {
+    const Type *ix = &c->ops[1]->type;
+    if (!dtype_is_int(ix->dtype))
+      FAIL("take_along_axis indices must be i32 or i64, got %s",
+           dtype_name(ix->dtype));
+    if (axis < 0 || axis >= rank)
+      FAIL("take_along_axis axis %d out of range for rank %d", axis, rank);
+    bool ok = ix->shape.rank == rank;
+    for (int i = 0; ok && i < rank; i++)
+      ok = i == axis || dim_fits(ix->shape.dims[i], x->shape.dims[i]);
+    if (!ok)
+      return fail_shapes(c,
+                         "take_along_axis indices must have the tensor's rank "
+                         "and fit it off the axis:",
+                         &ix->shape, &x->shape);
+    r->dtype = x->dtype;
+    r->shape = ix->shape;
+    return true;
+  }
+  if (c->kind == OP_TOPK) {
+    if (!need_hint(c, hint))
+      return false;
+    if (axis < 0 || axis >= rank)
+      FAIL("topk axis %d out of range for rank %d", axis, rank);
+    if (hint->dtype != DT_I32 || hint->shape.rank != rank)
+      FAIL("topk gives i32 indices of the operand's rank %d", rank);
+    for (int i = 0; i < rank; i++)
+      if (i == axis ? !dim_may_fit(hint->shape.dims[i], x->shape.dims[i])
+                    : !dim_eq(hint->shape.dims[i], x->shape.dims[i]))
+        return fail_shapes(c, "topk result does not match its operand:",
+                           &hint->shape, &x->shape);
+    *r = *hint;
+    return true;
+  }
+  if (c->kind == OP_CUMSUM) {
+    if (axis < 0 || axis >= rank)
+      FAIL("cumsum axis %d out of range for rank %d", axis, rank);
+    *r = *x;
+    return true;
+  }
+  if (c->kind == OP_RANDOM_UNIFORM) {
+    if (x->dtype != DT_I64 || rank != 0)
+      FAIL("random_uniform needs an i64[] state, got %s%s",
+           dtype_name(x->dtype), rank ? " with a shape" : "");
+    if (!need_hint(c, hint))
+      return false;
+    if (hint->dtype != DT_F32 && hint->dtype != DT_F64)
+      FAIL("random_uniform gives f32 or f64, not %s", dtype_name(hint->dtype));
+    *r = *hint;
+    return true;
+  }
+  if (c->kind == OP_CATEGORICAL) {
+    const Type *u = &c->ops[1]->type;
+    if (x->dtype != DT_F32 && x->dtype != DT_F64)
+      FAIL("categorical needs f32 or f64 probabilities, got %s",
+           dtype_name(x->dtype));
+    if (u->dtype != x->dtype)
+      FAIL("categorical draws are %s, but the probabilities are %s",
+           dtype_name(u->dtype), dtype_name(x->dtype));
+    if (axis < 0 || axis >= rank)
+      FAIL("categorical axis %d out of range for rank %d", axis, rank);
+    Shape want;
+    memset(&want, 0, sizeof want);
+    for (int i = 0; i < rank; i++)
+      if (i != axis)
+        want.dims[want.rank++] = x->shape.dims[i];
+    if (!shape_eq(&want, &u->shape))
+      return fail_shapes(c,
+                         "categorical needs one draw per row: the draws' "
+                         "shape must be",
+                         &want, &u->shape);
+    r->dtype = DT_I32;
+    r->shape = want;
+    return true;
+  }
+  FAIL("%s is not a decoding op", opname(c));
+}
+
 bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
                    int noperands, const Attrs *attrs, const Type *hint,
                    Type *out, Loc loc, Diag *d) {
@@ -485,6 +633,16 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
     if (!need_hint(c, hint) || !check_broadcast_to(c, hint))
       return false;
     r.shape = hint->shape;
+    break;
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
+    if (!infer_decode(c, attrs, hint, &r))
+      return false;
     break;
   case OP_SCAN:
   case OP_YIELD: /* several or no results: ir_scan_infer */

@@ -8,7 +8,9 @@
  * own, so no op is ever merged with one from another region (a region's
  * values hash separately from those above it; an op inside a scan is never
  * replaced by an equal one outside, nor the reverse). Scans themselves and
- * yields are never merged.
+ * yields are never merged, nor random draws (OPF_RANDOM): two draws from
+ * the same state are equal by definition of the generator, but a model
+ * that writes two draws means two, and the C keeps one kernel per draw.
  *
  * Example:
  *   %0 = exp %x : f32[4]
@@ -188,7 +190,8 @@ static void cse_block(Cse *c, Block *b) {
     rewrite_operands(c, op);
     for (int r = 0; r < op->nregions; r++)
       cse_block(c, op->regions[r]);
-    if (op->nresults != 1 || op->nregions != 0)
+    if (op->nresults != 1 || op->nregions != 0 ||
+        (ir_op_info[op->kind].flags & OPF_RANDOM))
       continue;
     size_t i = hash_op(op) & (cap - 1);
     while (table[i] && !ops_equal(table[i], op))

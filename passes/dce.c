@@ -1,5 +1,7 @@
 /* pass_dce: removes ops none of whose results is used by another op or a
- * function output. All ops are pure today, so this never changes results.
+ * function output. All ops are pure today, so this never changes results:
+ * even a random draw (OPF_RANDOM) is a function of its explicit state
+ * operand, so dropping an unused one changes no other draw.
  * A scan none of whose results is used goes with its region; inside a
  * region dead ops go, but the yield (the region's terminator) stays.
  * Walking each block backwards removes whole dead chains in one sweep: an

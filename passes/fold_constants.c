@@ -12,7 +12,8 @@
  * mod and integer div (rounding convention), maximum/minimum/sign on NaN or
  * signed zeros, out-of-range float->int casts and gather indices.
  * Data movement (reshape, broadcast, slice, permute, concat, gather) of
- * constants folds for every dtype.
+ * constants folds for every dtype. The decoding ops (dynamic slices,
+ * take_along_axis, topk, cumsum, random_uniform, categorical) never fold.
  *
  * Example:
  *   %0 = const [2] : f32[]
@@ -290,6 +291,13 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
     *r = x[0].b ? x[1] : x[2];
     return true;
   case OP_MOD: /* C fmod or Python-style: left to the runtime */
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
   case OP_CONST:
   case OP_PARAM:
   case OP_IOTA:
@@ -596,6 +604,15 @@ static bool evaluate(Fold *f) {
   case OP_MATMUL: /* float summation order is the runtime's */
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
+  /* decoding ops: their operands are run-time values in every real use
+   * (loop indices, draws), and a random draw is never evaluated here */
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
   case OP_SCAN: /* a loop: never folded */
   case OP_YIELD:
   case OP_COUNT:

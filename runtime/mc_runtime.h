@@ -186,6 +186,32 @@ void mc_log_softmax_f32(const float *x, float *y, int64_t outer, int64_t n,
 void mc_log_softmax_f64(const double *x, double *y, int64_t outer, int64_t n,
                         int64_t inner);
 
+/* ---- decoding (mc_decode.c) ---------------------------------------------- */
+/* SplitMix64's finalizer; the generator is defined exactly in mc_decode.c. */
+uint64_t mc_splitmix64_mix(uint64_t z);
+/* y[0..n) = the n uniform numbers in [0, 1) drawn from `state`. */
+void mc_random_uniform_f32(int64_t state, float *y, int64_t n);
+void mc_random_uniform_f64(int64_t state, double *y, int64_t n);
+/* Along an axis of length n (elements x[(o*n + j)*inner + i]): the indices
+ * of the k <= n largest into y[(o*k + r)*inner + i], by descending value,
+ * equal values by lower index, NaN first (a stable descending sort). */
+void mc_topk_f32(const float *x, int32_t *y, int64_t outer, int64_t n,
+                 int64_t inner, int64_t k);
+void mc_topk_f64(const double *x, int32_t *y, int64_t outer, int64_t n,
+                 int64_t inner, int64_t k);
+void mc_topk_i32(const int32_t *x, int32_t *y, int64_t outer, int64_t n,
+                 int64_t inner, int64_t k);
+void mc_topk_i64(const int64_t *x, int32_t *y, int64_t outer, int64_t n,
+                 int64_t inner, int64_t k);
+/* Per row of p along the axis: the first j with u * W < W_j, where W_j is
+ * the sum (in double, in index order) of the weights p_0..p_j that are > 0
+ * and W the total; the last index of positive weight if none (u rounding
+ * up, or u >= 1), 0 for a row without one. y[o*inner + i], u likewise. */
+void mc_categorical_f32(const float *p, const float *u, int32_t *y,
+                        int64_t outer, int64_t n, int64_t inner);
+void mc_categorical_f64(const double *p, const double *u, int32_t *y,
+                        int64_t outer, int64_t n, int64_t inner);
+
 /* ---- the executable driver ---------------------------------------------- */
 typedef struct McIOSpec {
   const char *name;

@@ -468,6 +468,9 @@ Test(text, every_op_round_trips) {
   Value *x = input("x", ty(DT_F32, 2, -1, 8), 1);
   Value *bo = input("mask", ty(DT_BOOL, 2, -1, 8), 2);
   Value *ix = input("ix", ty(DT_I64, 1, 3), 3);
+  Value *ix2 = input("ix2", ty(DT_I32, 2, -1, 3), 4);
+  Value *seed = input("seed", ty(DT_I64, 0), 5);
+  Value *u = input("u", ty(DT_F32, 1, -1), 6);
   Attrs a;
   for (int k = 0; k < OP_COUNT; k++) {
     memset(&a, 0, sizeof a);
@@ -566,6 +569,40 @@ Test(text, every_op_round_trips) {
       r = s->results[1];
       break;
     }
+    case OP_DYNAMIC_SLICE:
+    case OP_DYNAMIC_UPDATE_SLICE: {
+      Value *z = ir_const_scalar(m, fn->body, DT_I32, 0, L(1, 1));
+      Value *dops[4] = {x, x, z, z};
+      h.shape.dims[0] = dim_const(1);
+      h.shape.dims[1] = dim_const(4);
+      r = k == OP_DYNAMIC_SLICE
+              ? ir_build(m, fn->body, OP_DYNAMIC_SLICE, (Value *[]){x, z, z},
+                         3, &a, &h, L(1, 1), &d)
+              : ir_build(m, fn->body, OP_DYNAMIC_UPDATE_SLICE, dops, 4, &a,
+                         NULL, L(1, 1), &d);
+      break;
+    }
+    case OP_TAKE_ALONG_AXIS:
+      a.axis.axis = 1;
+      r = op2(OP_TAKE_ALONG_AXIS, x, ix2, &a);
+      break;
+    case OP_TOPK:
+      a.axis.axis = 1;
+      h.dtype = DT_I32;
+      h.shape.dims[1] = dim_const(3);
+      r = op1(OP_TOPK, x, &a, &h);
+      break;
+    case OP_CUMSUM:
+      a.axis.axis = 1;
+      r = op1(OP_CUMSUM, x, &a, NULL);
+      break;
+    case OP_RANDOM_UNIFORM:
+      r = op1(OP_RANDOM_UNIFORM, seed, &a, &h);
+      break;
+    case OP_CATEGORICAL:
+      a.axis.axis = 1;
+      r = op2(OP_CATEGORICAL, x, u, &a);
+      break;
     case OP_YIELD: /* built with the scan */
       continue;
     default:

@@ -1,0 +1,95 @@
+/* In-place updates: when may dynamic_update_slice(x, update, starts) write
+ * the block straight into x's buffer instead of copying x first?
+ *
+ * When x's buffer (its alias root r: x itself, or what a reshape of x
+ * aliases) is writable and nothing reads its old contents afterwards:
+ *  - r is a workspace buffer or a scan's carry argument (which is the
+ *    carry's result buffer), defined in the block of the update, so a
+ *    region never changes a value defined above it (the next step would
+ *    read it);
+ *  - no live op after the update (in its block, regions included) and no
+ *    function output reads r's old contents, through x or any other alias;
+ *    reads of the update's result (or of aliases of it) are fine;
+ *  - for a carry argument of carry i, the yield passes the updated buffer
+ *    on only as carry i (c_scan.c copies carries one after another).
+ * This is what keeps a KV cache carried through a decoding scan from being
+ * copied every step: `cache = dynamic_update_slice(cache, kv, l, t, 0)`
+ * writes one row into the carry's buffer, and the carry needs no copy.
+ */
+#include "c_emit.h"
+
+typedef enum Version { V_OTHER, V_OLD, V_NEW } Version;
+
+/* Whose contents v shows: r's before the update (old), the update's
+ * result (new), or another buffer. Later values are followed through
+ * their alias ops (their storage is not assigned yet), earlier ones
+ * through their assigned aliases. */
+static Version version(FnEmit *fe, const Value *v, const Value *r,
+                       const Op *update) {
+  for (;;) {
+    if (v->def == update)
+      return V_NEW;
+    if (v == r)
+      return V_OLD;
+    if (v->def && cg_op_is_alias(v->def)) {
+      v = v->def->operands[0];
+      continue;
+    }
+    ValueInfo *vi = cg_info(fe, v);
+    if (vi->storage != ST_ALIAS)
+      return V_OTHER;
+    v = vi->alias;
+  }
+}
+
+static bool is_live(FnEmit *fe, const Op *o) {
+  bool live = o->kind == OP_YIELD;
+  for (int i = 0; i < o->nresults; i++)
+    live |= cg_info(fe, o->results[i])->uses > 0;
+  return live;
+}
+
+/* Some live op from `o` on reads r's old contents. */
+static bool reads_old(FnEmit *fe, const Op *o, const Value *r,
+                      const Op *update, int carry) {
+  for (; o; o = o->next) {
+    if (!is_live(fe, o))
+      continue;
+    for (int i = 0; i < o->noperands; i++) {
+      Version ver = version(fe, o->operands[i], r, update);
+      if (ver == V_OLD)
+        return true;
+      /* the new contents passed on as another carry than r's */
+      if (ver == V_NEW && carry >= 0 && o->kind == OP_YIELD &&
+          i < o->parent->parent_op->attrs.scan.ncarry && i != carry)
+        return true;
+    }
+    for (int b = 0; b < o->nregions; b++)
+      if (reads_old(fe, o->regions[b]->first, r, update, -1))
+        return true;
+  }
+  return false;
+}
+
+bool cg_update_in_place(FnEmit *fe, const Op *op) {
+  if (op->kind != OP_DYNAMIC_UPDATE_SLICE)
+    return false;
+  const Value *r = op->operands[0];
+  while (cg_info(fe, r)->storage == ST_ALIAS)
+    r = cg_info(fe, r)->alias;
+  const Storage st = cg_info(fe, r)->storage;
+  const Block *home = r->def ? r->def->parent : r->block;
+  int carry = -1;
+  if (st == ST_LOCAL && !r->def && home->parent_op &&
+      r->def_index < home->parent_op->attrs.scan.ncarry)
+    carry = r->def_index;
+  if ((st != ST_WORKSPACE && carry < 0) || home != op->parent)
+    return false;
+  if (reads_old(fe, op->next, r, op, carry))
+    return false;
+  if (op->parent == fe->f->body)
+    for (int i = 0; i < fe->f->noutputs; i++)
+      if (version(fe, fe->f->outputs[i].value, r, op) == V_OLD)
+        return false;
+  return true;
+}
