@@ -1,0 +1,114 @@
+"""models/gpt2_generate.model: GPT-2 with a cache of keys and values.
+
+Checked against the plain PyTorch GPT-2 of test_gpt2.py on the same random
+weights (tiny configuration, GPT2LMHeadModel layout):
+- `prefill` feeds the prompt one token at a time through the cache; its
+  logits equal the full-sequence logits of models/gpt2.model's program and of
+  torch: |got - ref| <= 1e-4 + 1e-4 * |ref|.
+- `generate` at temperature 0 gives exactly torch's greedy tokens, stops
+  after the `stop` token or when the context is full.
+- sampling is a function of the seed: the same seed gives the same tokens on
+  two runs, top_k=1 and a tiny top_p give the greedy tokens, and every
+  sampled token is among the top_k tokens of torch's logits for its prefix.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mc_e2e  # noqa: E402
+import test_gpt2  # noqa: E402
+
+CONFIG = {"n_layer": 2, "n_head": 2, "n_embd": 64, "n_vocab": 100, "n_ctx": 32}
+MAX_NEW = 12
+RTOL = 1e-4
+ATOL = 1e-4
+
+
+def body(ck, work):
+    torch = mc_e2e.import_torch()
+    torch.manual_seed(11)
+    w = test_gpt2.random_weights(torch, **CONFIG)
+    weights = work.path("gpt2.safetensors")
+    mc_e2e.write_safetensors(weights, test_gpt2.checkpoint_lmhead(torch, w, **CONFIG))
+    defines = dict(CONFIG, max_new=MAX_NEW)
+    gen = mc_e2e.compile_model(mc_e2e.model_path("gpt2_generate.model"), work.path("gen"),
+                               defines=defines, weights=weights)
+    full = mc_e2e.compile_model(mc_e2e.model_path("gpt2.model"), work.path("full"),
+                                defines=CONFIG, weights=weights)
+
+    def ref_logits(seq):
+        with torch.no_grad():
+            return test_gpt2.reference_logits(torch, w, torch.tensor(seq).long(), **CONFIG)
+
+    def run(entry, inputs, name):
+        paths = ["%s=%s" % (k, mc_e2e.save_npy(work.next_input_path(k), v))
+                 for k, v in inputs.items()]
+        out = work.path(name)
+        mc_e2e.run([gen, entry] + paths + ["-o", out])
+        return {f[:-4]: mc_e2e.load_npy(os.path.join(out, f))
+                for f in os.listdir(out) if f.endswith(".npy")}
+
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(0, CONFIG["n_vocab"], (n,), generator=g).numpy().astype(np.int32)
+               for n in (1, 7, CONFIG["n_ctx"] - 5)]
+
+    for n, prompt in enumerate(prompts):
+        got = run("prefill", {"tokens": prompt}, "prefill%d" % n)["logits"]
+        _, out = mc_e2e.run_program(full, {"tokens": prompt}, work.path("full%d" % n), work)
+        ck.close("prefill T=%d == gpt2.model logits" % len(prompt), got, out["logits"], RTOL, ATOL)
+        ck.close("prefill T=%d == torch logits" % len(prompt), got,
+                 mc_e2e.to_numpy(ref_logits(prompt)), RTOL, ATOL)
+
+    # greedy: exactly torch's argmax tokens, up to max_new or a full context
+    for n, prompt in enumerate(prompts):
+        out = run("generate", {"prompt": prompt}, "greedy%d" % n)
+        seq = list(prompt)
+        room = min(MAX_NEW, CONFIG["n_ctx"] - len(prompt))
+        for _ in range(room):
+            seq.append(int(ref_logits(seq)[-1].argmax()))
+        want = seq[len(prompt):]
+        steps = int(out["n_tokens"])
+        got = [int(t) for t in out["tokens"][:steps]]
+        ck.check("greedy T=%d: %d tokens as torch" % (len(prompt), room),
+                 steps == room and got == want, "got %s want %s" % (got, want))
+        ck.check("greedy T=%d: zeros after the last token" % len(prompt),
+                 not out["tokens"][steps:].any())
+
+    # stop token: generation ends right after it
+    prompt = prompts[1]
+    greedy = run("generate", {"prompt": prompt}, "again")["tokens"]
+    stop = np.int32(greedy[3])
+    first = int(np.argmax(greedy == stop))
+    out = run("generate", {"prompt": prompt, "stop": stop}, "stop")
+    ck.check("stop=%d: ends after its first occurrence (step %d)" % (stop, first + 1),
+             int(out["n_tokens"]) == first + 1 and
+             list(out["tokens"][:first + 1]) == list(greedy[:first + 1]),
+             "n_tokens %d" % int(out["n_tokens"]))
+
+    # sampling
+    base = {"prompt": prompt, "temperature": np.float32(0.9), "top_k": np.int32(5),
+            "seed": np.int64(1234)}
+    a = run("generate", base, "sample_a")["tokens"]
+    b = run("generate", base, "sample_b")["tokens"]
+    ck.check("same seed, same tokens", np.array_equal(a, b), "%s" % a)
+    others = [run("generate", dict(base, seed=np.int64(s)), "seed%d" % s)["tokens"]
+              for s in (1, 2, 3)]
+    ck.check("other seeds give other tokens", any(not np.array_equal(a, o) for o in others))
+    seq = list(prompt)
+    inside = True
+    for t in a:
+        top = set(int(i) for i in ref_logits(seq)[-1].topk(5).indices)
+        inside &= int(t) in top
+        seq.append(int(t))
+    ck.check("every sampled token is in torch's top 5 for its prefix", inside, "%s" % a)
+    k1 = run("generate", dict(base, top_k=np.int32(1)), "topk1")["tokens"]
+    ck.check("top_k=1 is greedy", np.array_equal(k1, greedy), "%s vs %s" % (k1, greedy))
+    p0 = run("generate", dict(base, top_k=np.int32(0), top_p=np.float32(1e-6)),
+             "topp0")["tokens"]
+    ck.check("top_p=1e-6 is greedy", np.array_equal(p0, greedy), "%s vs %s" % (p0, greedy))
+
+
+if __name__ == "__main__":
+    mc_e2e.main("test_gpt2_generate", body)
