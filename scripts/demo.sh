@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The quick start: installs what is missing, builds modelc into build/,
 # compiles models/transformer_encoder.model with the demo weights into a
-# standalone program, runs it on the demo input and prints the result.
+# standalone program, runs it on the demo input and prints the result; then
+# compiles models/bilstm_crf.model with the segmenter's weights and has it put
+# the spaces back into a sentence written without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +42,25 @@ y, ref = np.load(sys.argv[1]), np.load(sys.argv[2])
 print("max |y - PyTorch| = %.3g over %d values" % (np.abs(y - ref).max(), y.size))
 PY
 fi
+
+# ---- Word segmentation with a BiLSTM-CRF ---------------------------------
+# models/train/train_segmenter.py trained a byte-level BiLSTM-CRF on
+# /usr/share/common-licenses to tag each byte of text without spaces B, M, E
+# or S (begins, continues or ends a word, or is a word of one byte). The
+# sentence below is not in the licenses. models/demo/segment.py turns text
+# into tokens.npy and lengths.npy, and the tags back into text with spaces.
+sentence="Nothing in this license prevents you from selling copies of the program for a fee."
+seg_config=(-D n_vocab=256 -D n_embd=32 -D n_hidden=64 -D n_tags=4)
+seg_weights=models/demo/segmenter.safetensors
+rm -rf build/demo/segment
+echo
+
+set -x
+build/modelc compile models/bilstm_crf.model "${seg_config[@]}" \
+  --weights "$seg_weights" --emit exe -O2 -o build/demo/bilstm_crf
+squeezed=$(/usr/bin/python3 models/demo/segment.py encode "$sentence" -o build/demo/segment)
+build/demo/bilstm_crf decode --weights "$seg_weights" tokens=build/demo/segment/tokens.npy \
+  lengths=build/demo/segment/lengths.npy -o build/demo/segment/out
+set +x
+echo "input:  $squeezed"
+echo "output: $(/usr/bin/python3 models/demo/segment.py decode build/demo/segment/out/tags.npy "$squeezed")"

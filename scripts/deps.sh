@@ -11,8 +11,9 @@
 # Non-interactive; runs apt-get as root, or through sudo when not root.
 set -euo pipefail
 
+# python3-numpy: the demo's models/demo/segment.py (text <-> .npy).
 build_packages=(build-essential cmake pkg-config llvm-14-dev clang-14 libyaml-dev
-                re2c lemon libcriterion-dev)
+                re2c lemon libcriterion-dev python3-numpy)
 test_packages=(python3-torch python3-numpy python3-yaml libopenblas0 clang)
 
 npm_prefix="${MC_NPM_PREFIX:-$HOME/.cache/modelc-npm}"
