@@ -2,8 +2,11 @@
 # Runs every test: installs what is missing (with the test dependencies),
 # builds build/ (RelWithDebInfo) and build-san/ (AddressSanitizer and
 # UndefinedBehaviorSanitizer, also applied to the programs the end-to-end
-# tests generate) and runs the whole ctest suite in both. build-san is the
-# authoritative run. Exits non-zero on any failure.
+# tests generate). build-san runs the whole suite but GPT-2 small (500 MB of
+# weights through ASan adds minutes and no coverage the tiny GPT-2 lacks);
+# build/ runs the unit tests and the end-to-end tests whose point is the
+# optimized, unsanitized build: bit-exact activations at -O0/-O2, emitted C
+# under gcc and clang, GPT-2 small. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +19,15 @@ for dir in build build-san; do
   echo "=== $dir (MC_SANITIZE=$san)"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMC_SANITIZE=$san >/dev/null
   cmake --build "$dir" -j2
-  if ! (cd "$dir" && ctest --output-on-failure -j2); then
+  if [[ $dir == build ]]; then
+    select=(-E '^e2e_' )
+    extra=(-R '^e2e_test_(activations|cli|gpt2_small)$')
+  else
+    select=(-E '^e2e_test_gpt2_small$')
+    extra=()
+  fi
+  if ! (cd "$dir" && ctest --output-on-failure -j2 "${select[@]}" &&
+        { [[ ${#extra[@]} -eq 0 ]] || ctest --output-on-failure -j2 "${extra[@]}"; }); then
     echo "=== $dir: FAILED"
     status=1
   fi
