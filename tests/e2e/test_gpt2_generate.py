@@ -10,7 +10,11 @@ weights (tiny configuration, GPT2LMHeadModel layout):
 - sampling is a function of the seed: the same seed gives the same tokens on
   two runs, top_k=1 and a tiny top_p give the greedy tokens, and every
   sampled token is among the top_k tokens of torch's logits for its prefix.
+- the demo's shipped byte-level GPT-2 (models/demo/gpt2_bytes.safetensors)
+  continues the demo's prompt greedily exactly as torch does on its weights.
 """
+import json
+import struct
 import os
 import sys
 
@@ -108,6 +112,46 @@ def body(ck, work):
     p0 = run("generate", dict(base, top_k=np.int32(0), top_p=np.float32(1e-6)),
              "topp0")["tokens"]
     ck.check("top_p=1e-6 is greedy", np.array_equal(p0, greedy), "%s vs %s" % (p0, greedy))
+
+    demo_model(ck, work, torch)
+
+
+def read_safetensors(torch, path):
+    """The F32 tensors of a safetensors file, as torch tensors."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").reshape(e["shape"]).copy())
+    return out
+
+
+def demo_model(ck, work, torch):
+    config = {"n_layer": 3, "n_head": 4, "n_embd": 128, "n_vocab": 256, "n_ctx": 128}
+    weights = os.path.join(os.environ.get("MC_SOURCE_DIR", "."), "models", "demo",
+                           "gpt2_bytes.safetensors")
+    w = read_safetensors(torch, weights)
+    prog = mc_e2e.compile_model(mc_e2e.model_path("gpt2_generate.model"), work.path("demo"),
+                                defines=dict(config, max_new=40), weights=weights)
+    prompt = np.frombuffer(b"This program is free software; you can", dtype=np.uint8)
+    prompt = prompt.astype(np.int32)
+    path = mc_e2e.save_npy(work.next_input_path("prompt"), prompt)
+    mc_e2e.run([prog, "generate", "prompt=" + path, "-o", work.path("demo_out")])
+    got = mc_e2e.load_npy(work.path("demo_out", "tokens.npy"))
+    seq = [int(t) for t in prompt]
+    with torch.no_grad():
+        for _ in range(40):
+            seq.append(int(test_gpt2.reference_logits(torch, w, torch.tensor(seq).long(),
+                                                      **config)[-1].argmax()))
+    want = seq[len(prompt):]
+    ck.check("demo GPT-2: greedy continuation equals torch's",
+             [int(t) for t in got] == want,
+             repr(bytes(int(t) for t in got).decode(errors="replace")))
 
 
 if __name__ == "__main__":
