@@ -54,8 +54,14 @@ AstModule *ast_parse_file(const char *path, Diag *d) {
   size_t len = 0, cap = 4096;
   char *buf = malloc(cap);
   size_t n;
-  while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+  /* Stops at the first NUL byte or past the size limit, so a device or an
+   * endless pipe (include "/dev/zero") ends with an error, not a hang. */
+  bool has_nul = false, too_big = false;
+  while (buf && !has_nul && !too_big &&
+         (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    has_nul = memchr(buf + len, 0, n) != NULL;
     len += n;
+    too_big = len > AST_MAX_FILE_BYTES;
     if (cap - len - 1 == 0)
       buf = realloc(buf, cap *= 2);
   }
@@ -65,20 +71,20 @@ AstModule *ast_parse_file(const char *path, Diag *d) {
   }
   bool failed = ferror(f);
   fclose(f);
-  if (failed) {
-    diag_error(d, loc, "cannot read: %s", strerror(errno));
+  if (failed || has_nul || too_big) {
+    if (failed)
+      diag_error(d, loc, "cannot read: %s", strerror(errno));
+    else if (has_nul) /* the lexer works on a NUL-terminated buffer */
+      diag_error(d, loc, "the file contains a NUL byte");
+    else
+      diag_error(d, loc, "limit exceeded: the file is larger than %d MiB",
+                 AST_MAX_FILE_BYTES >> 20);
     free(buf);
     ast_free(m);
     return NULL;
   }
   m->source = arena_strndup(&m->arena, buf, len);
   free(buf);
-  if (strlen(m->source) != len) {
-    /* The lexer works on a NUL-terminated buffer. */
-    diag_error(d, loc, "the file contains a NUL byte");
-    ast_free(m);
-    return NULL;
-  }
   return ast_parse_module(m, d);
 }
 

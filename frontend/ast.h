@@ -87,7 +87,11 @@ typedef struct AstModule {
   AstNode *root;  /* AST_MODULE */
 } AstModule;
 
-/* Reads and parses a model file. Errors go to d (registered source, so they
+/* Model files larger than this are refused ("limit exceeded"). */
+#define AST_MAX_FILE_BYTES (64 << 20)
+
+/* Reads and parses a model file (reading stops at a NUL byte or past
+ * AST_MAX_FILE_BYTES, so devices and endless pipes fail). Errors go to d (registered source, so they
  * quote the line); returns NULL if there were any. `path` is not copied: it
  * is the file of every Loc, so it must outlive them (argv strings do). The
  * source stays registered in d: free the module after the last message that

@@ -22,6 +22,8 @@ void lex_init(Lexer *lx, const char *src, size_t len, const char *path,
   lx->line_start = src;
   lx->line = 1;
   lx->depth = 0;
+  lx->open_loc = (Loc){path, 1, 1, 1, NULL};
+  lx->open_char = '(';
   lx->prev = -1;
   lx->prev_end = (Loc){path, 1, 1, 1, NULL};
   lx->path = path;
@@ -181,6 +183,10 @@ static Token lex_make(Lexer *lx, int kind, const char *s, const char *e) {
   switch (kind) {
   case TK_LPAREN:
   case TK_LBRACKET:
+    if (lx->depth == 0) {
+      lx->open_loc = t.loc;
+      lx->open_char = *s;
+    }
     lx->depth++;
     break;
   case TK_RPAREN:

@@ -153,6 +153,15 @@ static void report_unknown_name(Lowerer *L, Scope *s, const AstNode *n) {
         best = b->name;
       }
     }
+  /* builtins too, when the name is long enough for a typo to be likely */
+  const char *name;
+  for (int i = 0; (name = lower_builtin_name(i)) != NULL; i++) {
+    int dist = edit_distance(n->text, name);
+    if (dist < best_d && 3 * dist <= (int)strlen(n->text)) {
+      best_d = dist;
+      best = name;
+    }
+  }
   if (best)
     diag_error(L->d, n->loc, "unknown name '%s'; did you mean '%s'?", n->text,
                best);

@@ -52,6 +52,23 @@ static const char *const other_builtins[] = {
     "broadcast_to", "arange", "zeros",   "ones",    "full",    "scan",
     NULL};
 
+const char *lower_builtin_name(int i) {
+  int nunary = (int)(sizeof unary_ops / sizeof unary_ops[0]);
+  int nreduce = (int)(sizeof reduce_ops / sizeof reduce_ops[0]);
+  if (i < 0)
+    return NULL;
+  if (i < nunary)
+    return unary_ops[i].name;
+  i -= nunary;
+  if (i < nreduce)
+    return reduce_ops[i].name;
+  i -= nreduce;
+  for (int k = 0; other_builtins[k]; k++)
+    if (k == i)
+      return other_builtins[k];
+  return NULL;
+}
+
 bool lower_is_builtin(const char *name) {
   for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++)
     if (strcmp(name, unary_ops[i].name) == 0)
@@ -66,12 +83,22 @@ bool lower_is_builtin(const char *name) {
 }
 
 /* ---- argument helpers -------------------------------------------------------- */
+/* sig is the usage, e.g. "softmax(x, axis=-1)"; a generic one shared by a
+ * family ("f(x)", "dtype(x)", "reduction(...)") is shown with the name the
+ * call used. */
 static bool want_args(Call *c, int lo, int hi, const char *sig) {
-  if (c->nargs < lo || c->nargs > hi) {
-    diag_error(c->L->d, c->node->loc, "wrong number of arguments: %s", sig);
-    return false;
-  }
-  return true;
+  if (c->nargs >= lo && c->nargs <= hi)
+    return true;
+  const char *paren = strchr(sig, '(');
+  const char *rest = paren ? paren : "";
+  char count[64];
+  if (lo == hi)
+    snprintf(count, sizeof count, "%d argument%s", lo, lo == 1 ? "" : "s");
+  else
+    snprintf(count, sizeof count, "%d to %d arguments", lo, hi);
+  diag_error(c->L->d, c->node->loc, "'%s' takes %s, got %d (usage: %s%s)",
+             c->name, count, c->nargs, c->name, rest);
+  return false;
 }
 
 static LVal *kwarg(Call *c, const char *name) {

@@ -314,6 +314,7 @@ static bool lower_output(Lowerer *L, const AstNode *n) {
   for (int i = 0; i < L->fn->noutputs; i++)
     if (strcmp(L->fn->outputs[i].name, n->text) == 0) {
       diag_error(L->d, n->loc, "output '%s' declared twice", n->text);
+      diag_note(L->d, L->fn->outputs[i].loc, "first declared here");
       return false;
     }
   ir_add_output(L->m, L->fn, n->text, v.v, n->loc);
@@ -362,13 +363,40 @@ static void bind_globals(Lowerer *L, const AstNode *root) {
   }
 }
 
+/* After a statement failed: binds the names it would have defined to the
+ * error value, so later uses fail silently instead of as unknown names or
+ * with errors that only echo the first. */
+static void poison_names(Lowerer *L, const AstNode *n) {
+  LVal old;
+  if (n->kind == AST_CONST || n->kind == AST_INPUT || n->kind == AST_PARAM) {
+    /* a declaration repeated in error leaves the first one standing */
+    if (n->text && !scope_find(L->globals, n->text, &old))
+      scope_bind(L, L->globals, n->text, lv_error());
+  } else if (n->kind == AST_ASSIGN) {
+    const AstNode *target = n->kids[0];
+    if (target->kind == AST_NAME)
+      scope_bind(L, L->globals, target->text, lv_error());
+    else
+      for (int i = 0; i < target->nkids; i++)
+        if (target->kids[i]->kind == AST_NAME)
+          scope_bind(L, L->globals, target->kids[i]->text, lv_error());
+  }
+}
+
 /* Runs top-level statements (or an entry's) into L->fn. io: whether input
- * and output declarations are allowed here. */
+ * and output declarations are allowed here. Recovery: when no error came
+ * before, every statement runs even after one fails (the names a failed
+ * statement defines are poisoned), so independent errors are all reported;
+ * after earlier errors nothing runs, so a later entry's run of the top level
+ * does not report them again. */
 static void run_statements(Lowerer *L, const AstNode *block, bool io,
                            int errors0) {
-  for (int i = 0; i < block->nkids && L->d->nerrors == errors0; i++) {
+  if (L->d->nerrors != errors0)
+    return;
+  for (int i = 0; i < block->nkids; i++) {
     const AstNode *n = block->kids[i];
     LVal ret = lv_void();
+    int before = L->d->nerrors;
     if (n->kind == AST_FN || n->kind == AST_ENTRY)
       continue;
     if ((n->kind == AST_INPUT || n->kind == AST_OUTPUT) && !io) {
@@ -385,6 +413,8 @@ static void run_statements(Lowerer *L, const AstNode *block, bool io,
       lower_output(L, n);
     else
       lower_stmt(L, L->globals, n, &ret);
+    if (L->d->nerrors != before)
+      poison_names(L, n);
   }
 }
 
@@ -405,8 +435,10 @@ static void lower_entry(Lowerer *L, const AstNode *root, const AstNode *entry,
   run_statements(L, root, entry == NULL, errors0);
   if (entry)
     run_statements(L, entry->kids[0], true, errors0);
+  /* a model without entries: the whole file is at fault, not its line 1 */
+  Loc whole_file = {root->loc.file, 0, 0, 0, NULL};
   if (L->d->nerrors == errors0 && L->fn->noutputs == 0)
-    diag_error(L->d, entry ? entry->loc : root->loc,
+    diag_error(L->d, entry ? entry->loc : whole_file,
                entry ? "entry '%s' declares no output"
                      : "the model declares no output%s",
                entry ? entry->text : "");

@@ -108,6 +108,8 @@ LVal lower_decode_builtin(Lowerer *L, const char *name, const AstNode *call,
 
 /* lower_builtins.c */
 bool lower_is_builtin(const char *name);
+/* The i-th builtin's name (i from 0), NULL past the last: for suggestions. */
+const char *lower_builtin_name(int i);
 LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
                         LVal *args, const AstNode **argnodes, int nargs,
                         const char **kwnames, LVal *kwargs,

@@ -34,6 +34,8 @@ typedef struct ParseState {
   Diag *diag;
   bool failed; /* the parse cannot go on (stack overflow) */
   Loc at;      /* the token being parsed */
+  const Lexer *lx;
+  int lex_error_line; /* line of the last lexing error, 0 if none */
 } ParseState;
 
 static void parse_syntax_error(ParseState *ps, void *parser, int major,
@@ -437,9 +439,14 @@ static bool parse_expected(yyParser *p, int major, char *buf, size_t size) {
   return true;
 }
 
+/* A syntax error on the line of a lexing error is its echo: not reported.
+ * Inside brackets newlines do not end statements, so an error on a later
+ * line than the outermost unclosed bracket gets a note pointing at it. */
 static void parse_syntax_error(ParseState *ps, void *parser, int major,
                                Token tok) {
   char what[96], expected[160];
+  if (ps->lex_error_line && tok.loc.line == ps->lex_error_line)
+    return;
   if (major == 0 || major == TK_NEWLINE)
     snprintf(what, sizeof what, "%s", lex_token_name(major));
   else
@@ -450,13 +457,16 @@ static void parse_syntax_error(ParseState *ps, void *parser, int major,
                expected);
   else
     diag_error(ps->diag, tok.loc, "unexpected %s", what);
+  if (ps->lx->depth > 0 && ps->lx->open_loc.line < tok.loc.line)
+    diag_note(ps->diag, ps->lx->open_loc, "this '%c' is not closed",
+              ps->lx->open_char);
 }
 
 bool parse_module(AstModule *m, Diag *diag) {
   int errors = diag->nerrors;
   int cap = diag->max_errors > 0 ? diag->max_errors : 20;
   Loc start = {m->path, 1, 1, 1, NULL};
-  ParseState ps = {m, diag, false, start};
+  ParseState ps = {m, diag, false, start, NULL, 0};
   /* A placeholder root gives the grammar the module's start location. */
   m->root = ast_new(m, AST_MODULE, start);
   Lexer lx;
@@ -466,8 +476,12 @@ bool parse_module(AstModule *m, Diag *diag) {
     fprintf(stderr, "modelc: out of memory\n");
     abort();
   }
+  ps.lx = &lx;
   for (;;) {
+    int before = diag->nerrors;
     Token t = lex_next(&lx);
+    if (diag->nerrors > before)
+      ps.lex_error_line = t.loc.line;
     ps.at = t.loc;
     parse_lemon(p, t.kind, t, &ps);
     /* A statement has ended: report the next error even if it comes within

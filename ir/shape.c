@@ -186,8 +186,16 @@ static bool infer_matmul(const Ctx *c, const Attrs *at, Type *out) {
     sb.dims[sb.rank - 1] = b->dims[b->rank - 2];
     sb.dims[sb.rank - 2] = b->dims[b->rank - 1];
   }
-  if (!dim_eq(sa.dims[sa.rank - 1], sb.dims[sb.rank - 2]))
-    return fail_shapes(c, "matmul contraction dimensions differ:", &sa, &sb);
+  if (!dim_eq(sa.dims[sa.rank - 1], sb.dims[sb.rank - 2])) {
+    char da[64], db[64], what[320];
+    dim_print(da, sizeof da, sa.dims[sa.rank - 1], c->m);
+    dim_print(db, sizeof db, sb.dims[sb.rank - 2], c->m);
+    snprintf(what, sizeof what,
+             "matmul contracts %s (the last dimension of the left operand) "
+             "with %s (the %s dimension of the right operand):",
+             da, db, sb.rank == 2 ? "first" : "second-to-last");
+    return fail_shapes(c, what, &sa, &sb);
+  }
   Shape ba = sa, bb = sb, batch;
   ba.rank -= 2;
   bb.rank -= 2;
@@ -620,8 +628,22 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
       return false;
     Dim a, b;
     if (!shape_numel_checked(&r.shape, &a) ||
-        !shape_numel_checked(&hint->shape, &b) || !dim_eq(a, b))
+        !shape_numel_checked(&hint->shape, &b))
       return fail_shapes(c, "cannot reshape", &r.shape, &hint->shape);
+    if (!dim_eq(a, b)) {
+      char sa[256], sb[256], na[64], nb[64];
+      shape_print(sa, sizeof sa, &r.shape, c->m);
+      shape_print(sb, sizeof sb, &hint->shape, c->m);
+      dim_print(na, sizeof na, a, c->m);
+      dim_print(nb, sizeof nb, b, c->m);
+      if (c->d) {
+        diag_error(c->d, c->loc,
+                   "cannot reshape %s (%s elements) to %s (%s elements)", sa,
+                   na, sb, nb);
+        note_all(c);
+      }
+      return false;
+    }
     r.shape = hint->shape;
     break;
   }

@@ -413,7 +413,10 @@ Test(parser, error_unclosed_paren_at_end_of_file) {
                    "t.model:2:4: error: unexpected end of file, expected "
                    "')'\n"
                    "  b\n"
-                   "   ^\n");
+                   "   ^\n"
+                   "t.model:1:6: note: this '(' is not closed\n"
+                   "y = f(a,\n"
+                   "     ^\n");
 }
 
 Test(parser, error_unexpected_end_of_file) {
