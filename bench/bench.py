@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import os
+import re
 import platform
 import resource
 import shutil
@@ -275,6 +276,33 @@ def compile_case(modelc, case, workdir):
     return prog, time.perf_counter() - t0
 
 
+def arena_bytes(modelc, case, workdir, inputs):
+    """The arena the generated program allocates for these inputs: the model
+    emitted as C with its symbols bound to the inputs' sizes, where the
+    layout comment states it ("Arena: N bytes"). None when unknown."""
+    model = case["model"] if os.path.isabs(case["model"]) else os.path.join(MODELS, case["model"])
+    defines = ["-D%s=%s" % kv for kv in case["defines"].items()]
+    spec = subprocess.run([modelc, "inspect", model] + defines, capture_output=True,
+                          text=True).stdout.split("\noutputs:")[0]
+    symbols = {}
+    for name, shape in re.findall(r"- name: (\w+)\n  dtype: \w+\n  shape: \[([^\]]*)\]", spec):
+        for dim, size in zip(shape.split(","), inputs[name].shape if name in inputs else ()):
+            if re.fullmatch(r"[A-Za-z_]\w*", dim.strip()):
+                symbols[dim.strip()] = size
+    out = os.path.join(workdir, "c")
+    cmd = [modelc, "compile", model, "-O2", "--emit", "c", "-o", out]
+    for k, v in list(case["defines"].items()) + list(symbols.items()):
+        cmd += ["-D", "%s=%s" % (k, v)]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        return None
+    text = "".join(open(os.path.join(out, f)).read() for f in os.listdir(out)
+                   if f.endswith(".c") and not f.startswith("mc_"))
+    if "Workspace of" not in text:
+        return 0
+    sizes = re.findall(r"Arena: (\d+) bytes", text)
+    return sum(int(n) for n in sizes) if sizes else None
+
+
 GNU_TIME = "/usr/bin/time"
 
 
@@ -402,6 +430,8 @@ def main():
             weights, inputs = case["make"](rng)
             in_args = write_case(work, weights, inputs)
             prog, compile_s = compile_case(modelc, case, work)
+            arena = arena_bytes(modelc, case, work, inputs)
+            weight_bytes = sum(v.nbytes for v in weights.values())
             t_prog, rss_prog = time_program(prog, work, in_args, bool(weights), runs, work)
             # the fixed cost: same weights, the smallest inputs
             small_dir = os.path.join(work, "small")
@@ -417,6 +447,8 @@ def main():
             row = dict(case=case["name"], key=case["key"],
                        modelc_s=t_prog, modelc_overhead_s=t_small,
                        modelc_rss_mb=rss_prog / 1024.0,
+                       weights_mb=weight_bytes / 2.0 ** 20,
+                       arena_mb=arena / 2.0 ** 20 if arena is not None else "",
                        torch1_s=torch1["median"], torch2_s=torch2["median"],
                        torch_best_threads=1 if torch1["median"] <= torch2["median"] else 2,
                        torch_rss_mb=max(torch1["rss_kb"], torch2["rss_kb"]) / 1024.0,
@@ -435,8 +467,8 @@ def main():
 
     print()
     head = ("case", "modelc s", "overhead s", "torch1 s", "torch2 s", "x t1", "x t2",
-            "x best", "GFLOP/s mc", "GFLOP/s pt", "RSS mc MB", "RSS pt MB")
-    fmt = "%-50s %9s %10s %9s %9s %6s %6s %6s %10s %10s %9s %9s"
+            "x best", "GFLOP/s mc", "GFLOP/s pt", "RSS mc MB", "wts+arena", "RSS pt MB")
+    fmt = "%-50s %9s %10s %9s %9s %6s %6s %6s %10s %10s %9s %9s %9s"
     print(fmt % head)
     for r in rows:
         g = (lambda v: "%.1f" % v if v != "" else "-")
@@ -444,10 +476,14 @@ def main():
                      "%.4f" % r["torch1_s"], "%.4f" % r["torch2_s"], "%.2f" % r["ratio_t1"],
                      "%.2f" % r["ratio_t2"], "%.2f" % r["ratio_best"], g(r["modelc_gflops"]),
                      g(r["torch_best_gflops"]), "%.0f" % r["modelc_rss_mb"],
+                     "%.0f+%s" % (r["weights_mb"], "%.0f" % r["arena_mb"]
+                                  if r["arena_mb"] != "" else "?"),
                      "%.0f" % r["torch_rss_mb"]))
     print("x t1 / x t2 / x best: modelc time / torch time at 1 / 2 / its best thread "
           "count (lower is better for modelc). overhead: the program on the smallest "
-          "input of the case (process start, weight mmap, I/O).")
+          "input of the case (process start, weight mmap, I/O). wts+arena: MiB of "
+          "weights + the planned arena of intermediates (RSS also holds the outputs, "
+          "inputs and the runtime).")
     print()
     for what, why in NOT_YET:
         print("not yet measurable: %s: %s" % (what, why))

@@ -36,11 +36,16 @@ void cg_emit_header_function(FnEmit *fe) {
     type_print(ty, sizeof ty, &f->outputs[i].value->type, e->m);
     cg_buf_printf(h, " *   output %s: %s\n", fe->out_names[i], ty);
   }
-  cg_buf_printf(h,
-                " * %d weights (listed in %s_info.weights). A call callocs "
-                "%s(...)\n * bytes of workspace and frees them before "
-                "returning. */\n",
-                e->m->nparams, fe->prefix, fe->wsize);
+  cg_buf_printf(h, " * %d weights (listed in %s_info.weights).", e->m->nparams,
+                fe->prefix);
+  if (fe->nbuffers > 0)
+    cg_buf_printf(h,
+                  "\n * A call callocs one arena of %s bytes\n * for its %d "
+                  "intermediates (shared by lifetime) and frees it\n * before "
+                  "returning. */\n",
+                  cg_plan_arena_text(fe), fe->nbuffers);
+  else
+    cg_buf_puts(h, " A call needs no workspace. */\n");
   cg_buf_printf(h, "size_t %s(", fe->wsize);
   int n = 0;
   for (int s = 0; s < e->m->nsymbols; s++)

@@ -8,10 +8,10 @@
  *   param      a pointer into the weights, taken at open time;
  *   const      a static const array (scalar constants of elementwise ops are
  *              inlined as literals instead);
- *   workspace  a buffer in the one block calloc'd per run (zeroed, so no
- *              read is ever indeterminate and gcc can see that); offsets
- *              come only from the <fn>_layout function, so a memory planner
- *              can replace that one function;
+ *   workspace  a buffer in the one arena calloc'd per run (zeroed, so no
+ *              read is ever indeterminate and gcc can see that); buffers
+ *              whose lifetimes do not meet share bytes, at offsets only the
+ *              <fn>_layout function knows (planned by c_plan.c);
  *   output     the caller's output buffer, for the value an output is (or
  *              is a reshape of), when no other output claimed it first;
  *   alias      a reshape, or a broadcast that only adds leading 1s: the
@@ -278,6 +278,7 @@ static bool analyze(FnEmit *fe) {
     if (f->inputs[i].has_default && cg_info(fe, f->inputs[i].value)->uses > 0)
       fe->buffers[fe->nbuffers++] = f->inputs[i].value;
   e->any_workspace |= fe->nbuffers > 0;
+  cg_plan_lifetimes(fe);
   return true;
 }
 
@@ -658,7 +659,7 @@ const char *cg_buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used) {
                  cg_ctype(v->type.dtype));
 }
 
-static const char *sym_args(FnEmit *fe, uint64_t syms, bool decl) {
+const char *cg_sym_args(FnEmit *fe, uint64_t syms, bool decl) {
   CgBuf b = {0};
   for (int s = 0; s < fe->e->m->nsymbols; s++)
     if (syms & (UINT64_C(1) << s))
@@ -667,60 +668,6 @@ static const char *sym_args(FnEmit *fe, uint64_t syms, bool decl) {
   const char *r = cg_strf(&fe->e->arena, "%s", cg_buf_str(&b));
   cg_buf_free(&b);
   return r;
-}
-
-/* <fn>_layout (the one place that knows the workspace offsets) and the
- * public <fn>_workspace_size; returns the symbols the layout reads. */
-static uint64_t emit_layout(FnEmit *fe) {
-  Emitter *e = fe->e;
-  CgBuf body = {0};
-  uint64_t used = 0;
-  char *upper = cg_strf(&e->arena, "%s_NBUFFERS", fe->run);
-  for (char *p = upper; *p; p++)
-    if (*p >= 'a' && *p <= 'z')
-      *p = (char)(*p - 'a' + 'A');
-  for (int i = 0; i < fe->nbuffers; i++) {
-    const Value *v = fe->buffers[i];
-    char ty[256];
-    type_print(ty, sizeof ty, &v->type, e->m);
-    bool is_input = v->def == NULL;
-    cg_buf_printf(&body, "  off[%d] = size; /* %s%s: %s */\n", i,
-                  is_input ? "default of input " : "",
-                  is_input ? fe->in_names[cg_info(fe, v)->index]
-                           : cg_info(fe, v)->cname,
-                  ty);
-    cg_buf_printf(&body, "  size += align64(%s);\n",
-                  cg_buffer_bytes(fe, v, &used));
-  }
-  CgBuf *out = &e->funcs;
-  if (fe->nbuffers > 0) {
-    cg_buf_printf(out,
-                  "/* Workspace of %s: one 64-byte aligned buffer per "
-                  "intermediate.\n * The only place that knows the offsets, "
-                  "so a memory planner can\n * replace it. */\n",
-                  fe->run);
-    cg_buf_printf(out, "enum { %s = %d };\n\n", upper, fe->nbuffers);
-    const char *params = sym_args(fe, used, true);
-    cg_buf_printf(out, "static size_t %s(%ssize_t off[%s]) {\n", fe->layout,
-                  params, upper);
-    cg_buf_printf(out, "  size_t size = 0;\n%s  return size;\n}\n\n",
-                  cg_buf_str(&body));
-  }
-  cg_buf_free(&body);
-  cg_buf_printf(out, "size_t %s(%s", fe->wsize, fe->syms ? "" : "void");
-  for (int s = 0, n = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s))
-      cg_buf_printf(out, "%sint64_t %s", n++ ? ", " : "", e->symnames[s]);
-  cg_buf_puts(out, ") {\n");
-  for (int s = 0; s < e->m->nsymbols; s++)
-    if ((fe->syms & ~used) & (UINT64_C(1) << s))
-      cg_buf_printf(out, "  (void)%s;\n", e->symnames[s]);
-  if (fe->nbuffers > 0)
-    cg_buf_printf(out, "  size_t off[%s];\n  return %s(%soff);\n}\n\n", upper,
-                  fe->layout, sym_args(fe, used, false));
-  else
-    cg_buf_puts(out, "  return 0;\n}\n\n");
-  return used;
 }
 
 static const char *default_literal(FnEmit *fe, const FuncInput *in) {
@@ -733,7 +680,7 @@ static bool emit_run(FnEmit *fe) {
   Emitter *e = fe->e;
   const Function *f = fe->f;
   Arena *a = &e->arena;
-  uint64_t layout_syms = emit_layout(fe);
+  uint64_t layout_syms = cg_emit_layout(fe);
   CgBuf calls = {0};
   for (const Op *op = f->body->first; op; op = op->next)
     if (!cg_emit_op(fe, op, &calls)) {
@@ -756,12 +703,15 @@ static bool emit_run(FnEmit *fe) {
         *p = (char)(*p - 'a' + 'A');
     cg_buf_printf(out, "  size_t off[%s];\n", upper);
     cg_buf_printf(out, "  const size_t wsize = %s(%soff);\n", fe->layout,
-                  sym_args(fe, layout_syms, false));
+                  cg_sym_args(fe, layout_syms, false));
     cg_buf_puts(out, "  unsigned char *ws = calloc(1, wsize ? wsize : 1);\n");
     cg_buf_printf(out,
                   "  if (!ws)\n    return mc_fail(err, MC_ERR_NOMEM, \"%s: "
                   "cannot allocate %%zu bytes of workspace\", wsize);\n",
                   fe->run);
+    cg_buf_puts(out, "#ifdef MC_CHECK_PLAN\n  memset(ws, 0xff, wsize); /* a "
+                     "buffer read before it is written reads NaNs */\n"
+                     "#endif\n");
   }
   if (fe->can_fail)
     cg_buf_puts(out, "  int rc = MC_OK;\n");
@@ -837,8 +787,7 @@ static bool emit_function(Emitter *e, const Function *f, bool single,
   if (!single)
     for (const char *suffix =
              "info\0inputs\0outputs\0info_run\0info_open\0weights\0which\0";
-         *suffix;
-         suffix += strlen(suffix) + 1)
+         *suffix; suffix += strlen(suffix) + 1)
       cg_names_unique(&e->globals, a, cg_strf(a, "%s_%s", fe->run, suffix));
   fe->wsize =
       cg_names_unique(&e->globals, a,
@@ -884,14 +833,19 @@ static bool emit_files(Emitter *e, const char *outdir) {
                 "/* %s.c: generated by modelc from %s. Do not edit.\n"
                 " * The entry points are documented in %s.h. */\n"
                 "#include \"%s.h\"\n\n#include <math.h>\n#include <stdint.h>\n"
-                "#include <stdlib.h>\n#include <string.h>\n\n",
+                "#include <stdlib.h>\n#include <string.h>\n"
+                "#ifdef MC_CHECK_PLAN\n#include <stdio.h>\n#endif\n\n",
                 e->name, src, e->name, e->name);
   for (int h2 = 0; h2 < CG_HELPER_COUNT; h2++)
     if (e->helpers & (1u << h2))
       cg_buf_printf(&c, "%s\n", cg_helper_text((CgHelper)h2));
-  if (e->any_workspace)
+  if (e->any_run_time_plan) {
     cg_buf_puts(&c, "static size_t align64(size_t n) { return (n + 63) & "
                     "~(size_t)63; }\n\n");
+    cg_buf_puts(&c, cg_plan_helpers);
+  }
+  if (e->any_workspace)
+    cg_buf_puts(&c, cg_plan_check_helper);
   cg_buf_puts(&c, cg_buf_str(&e->consts));
   cg_buf_puts(&c, cg_buf_str(&e->model));
   cg_buf_puts(&c, cg_buf_str(&e->kernels));
@@ -938,6 +892,8 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
   arena_init(&e.arena);
   e.name = cg_c_ident(&e.arena, m->name ? m->name : "model");
   reserve_c_names(&e.globals, &e.arena);
+  cg_names_unique(&e.globals, &e.arena, "plan_place");
+  cg_names_unique(&e.globals, &e.arena, "plan_check");
   const char *fixed[] = {"align64",        "info",       "model",    "open",
                          "close",          "weights",    "inputs",   "outputs",
                          "info_open",      "info_close", "info_run", "entries",

@@ -167,7 +167,18 @@ typedef struct Emitter {
   CgBuf consts, model, kernels, funcs, info, header;
   unsigned helpers;
   bool any_workspace;
+  bool any_run_time_plan; /* some layout calls plan_place */
 } Emitter;
+
+/* The memory plan of a function's workspace buffers (c_plan.c). */
+typedef struct CgPlan {
+  int *start, *end; /* by buffer: the steps of its first write, last read */
+  int *order;       /* the buffers by start, then index: placement order */
+  int last_step;    /* the step that copies the outputs out */
+  bool constant;    /* every size is a constant: the plan below is made */
+  size_t *bytes, *off, arena;
+  size_t lower_bound; /* constant sizes: the most bytes live at one step */
+} CgPlan;
 
 typedef struct FnEmit {
   Emitter *e;
@@ -185,6 +196,7 @@ typedef struct FnEmit {
   bool *out_direct; /* output written in place by its kernel */
   NameSet locals;
   bool uses_m; /* a scan region reads weights through m */
+  CgPlan plan;
 } FnEmit;
 
 ValueInfo *cg_info(FnEmit *fe, const Value *v);
@@ -205,6 +217,29 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m);
  * kernel takes k.in_place). Called in program order by the storage
  * assignment, after liveness. */
 bool cg_update_in_place(FnEmit *fe, const Op *op);
+/* c_plan.c: memory planning (see its header comment). The lifetimes of
+ * fe->buffers, and with constant sizes their offsets; called once the
+ * buffers are collected. */
+void cg_plan_lifetimes(FnEmit *fe);
+/* First fit over lifetimes [start[i], end[i]]: in order of start (then
+ * index) each buffer goes at the lowest offset where its bytes[i] overlap
+ * no buffer placed before it whose lifetime meets its own. Fills off;
+ * returns the arena size. The emitted plan_place does the same at run
+ * time. */
+size_t cg_plan_first_fit(int n, const int *start, const int *end,
+                         const size_t *bytes, size_t *off);
+/* <fn>_layout and the public <fn>_workspace_size; returns the symbols the
+ * layout reads. */
+uint64_t cg_emit_layout(FnEmit *fe);
+/* The arena's size for the header: "123456 (gpt2_workspace_size())" or
+ * "gpt2_workspace_size(T)". */
+const char *cg_plan_arena_text(FnEmit *fe);
+/* Definitions the generated file needs: plan_place (when a layout runs at
+ * run time) and plan_check (compiled only with -DMC_CHECK_PLAN). */
+extern const char *const cg_plan_helpers;
+extern const char *const cg_plan_check_helper;
+/* "int64_t T, int64_t B, " (decl) or "T, B, " for the symbols in syms. */
+const char *cg_sym_args(FnEmit *fe, uint64_t syms, bool decl);
 /* c_scan.c: a scan as a loop over its steps, appended to run. */
 bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run);
 const char *cg_base_name(const char *path);

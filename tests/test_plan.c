@@ -1,0 +1,361 @@
+/* Memory planning (codegen/c_plan.c): first fit over lifetimes, the
+ * lifetimes the emitter computes (a chain, aliases, buffers read inside a
+ * scan's loop, a region's own buffers), the constant plan written as
+ * numbers against the run-time plan_place, and a model with a scan and a
+ * KV cache updated in place built with -DMC_CHECK_PLAN (every pair of
+ * buffers live together checked for overlap, the arena filled with NaNs)
+ * by gcc and clang, its results checked. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "../frontend/ast.h"
+#include "../frontend/lower.h"
+#include "c_emit.h"
+#include "cg.h"
+#include "ir.h"
+#include "passes.h"
+
+static Diag d;
+static char *dbuf;
+static size_t dlen;
+static FILE *dout;
+static char dir[256];
+static AstModule *ast;
+static Module *m;
+
+static void setup(void) {
+  dout = open_memstream(&dbuf, &dlen);
+  diag_init(&d, dout);
+  snprintf(dir, sizeof dir, "/tmp/test_plan-XXXXXX");
+  cr_assert(mkdtemp(dir));
+}
+
+static void forget_module(void) {
+  if (m)
+    ir_module_free(m);
+  if (ast)
+    ast_free(ast);
+  m = NULL;
+  ast = NULL;
+}
+
+static void teardown(void) {
+  forget_module();
+  diag_free(&d);
+  fclose(dout);
+  free(dbuf);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+TestSuite(plan, .init = setup, .fini = teardown);
+
+static const char *diag_text(void) {
+  fflush(dout);
+  return dbuf ? dbuf : "";
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  size_t got = fread(s, 1, (size_t)n, f);
+  s[got] = 0;
+  fclose(f);
+  return s;
+}
+
+/* Lowers model text (file "t.model"), runs the -O2 passes, emits t.c into
+ * dir and returns its text (malloc'd). */
+static char *emit(const char *text) {
+  forget_module();
+  ast = ast_parse_string(text, "t.model", &d);
+  cr_assert(ast, "%s", diag_text());
+  LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+  m = lower_module(ast, &o, &d);
+  cr_assert(m, "%s", diag_text());
+  cr_assert(pass_run_default(m, 2, &d), "%s", diag_text());
+  cr_assert(cg_emit_c(m, dir, NULL, &d), "%s", diag_text());
+  char path[512];
+  snprintf(path, sizeof path, "%s/t.c", dir);
+  char *c = slurp(path);
+  cr_assert(c);
+  return c;
+}
+
+/* The layout comment of the buffer whose name starts with `name`:
+ * "  off[3] = 64; /- c_7: f32[16], steps 3-4, reuses a_5 -/" (constant
+ * sizes) or "  /- c_7: f32[T], steps 3-4 -/"; its steps in *first, *last. */
+static const char *buffer_line(const char *c, const char *name, int *first,
+                               int *last) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "/* %s", name);
+  const char *at = strstr(c, "_layout(");
+  cr_assert(at, "%s", c);
+  at = strstr(at, pat);
+  cr_assert(at, "no buffer %s in\n%s", name, c);
+  const char *s = strstr(at, "steps ");
+  cr_assert(s && s < strchr(at, '\n'), "%s", at);
+  cr_assert_eq(sscanf(s, "steps %d-%d", first, last), 2);
+  const char *line = at;
+  while (line > c && line[-1] != '\n')
+    line--;
+  return line;
+}
+
+static bool line_has(const char *line, const char *what) {
+  const char *hit = strstr(line, what);
+  return hit && hit < strchr(line, '\n');
+}
+
+/* ---- first fit --------------------------------------------------------- */
+
+Test(plan, first_fit_reuses_dead_buffers) {
+  /* 0: [1, 2]  1: [2, 3]  2: [3, 5]  3: [4, 5]  4: [6, 6] */
+  int start[] = {1, 2, 3, 4, 6}, end[] = {2, 3, 5, 5, 6};
+  size_t bytes[] = {64, 128, 64, 64, 256}, off[5];
+  size_t arena = cg_plan_first_fit(5, start, end, bytes, off);
+  cr_expect_eq(off[0], 0);
+  cr_expect_eq(off[1], 64); /* meets 0 */
+  cr_expect_eq(off[2], 0);  /* 0 is dead: its bytes again */
+  cr_expect_eq(off[3], 64); /* meets only 2; 1 is dead */
+  cr_expect_eq(off[4], 0);  /* everything else is dead */
+  cr_expect_eq(arena, 256);
+}
+
+Test(plan, first_fit_takes_the_lowest_hole_that_fits) {
+  /* 0, 1, 2 all live; 1 dies, then 3 (fits 1's hole) and 4 (does not) */
+  int start[] = {1, 1, 1, 3, 3}, end[] = {9, 2, 9, 9, 9};
+  size_t bytes[] = {64, 128, 64, 128, 192}, off[5];
+  size_t arena = cg_plan_first_fit(5, start, end, bytes, off);
+  cr_expect_eq(off[1], 64);
+  cr_expect_eq(off[2], 192);
+  cr_expect_eq(off[3], 64);
+  cr_expect_eq(off[4], 256);
+  cr_expect_eq(arena, 448);
+}
+
+/* ---- lifetimes ---------------------------------------------------------- */
+
+Test(plan, a_chain_shares_alternate_buffers) {
+  char *c = emit("input x: f32[16]\na = exp(x)\nb = exp(a)\nc = exp(b)\n"
+                 "output y = exp(c)\n");
+  int f, l;
+  const char *a = buffer_line(c, "a_", &f, &l);
+  cr_expect(f == 1 && l == 2, "%d-%d", f, l);
+  cr_expect(line_has(a, "off[0] = 0;"), "%s", c);
+  const char *b = buffer_line(c, "b_", &f, &l);
+  cr_expect(f == 2 && l == 3, "%d-%d", f, l);
+  cr_expect(line_has(b, "= 64;"), "%s", c);
+  const char *cc = buffer_line(c, "c_", &f, &l);
+  cr_expect(f == 3 && l == 4, "%d-%d", f, l);
+  cr_expect(line_has(cc, "= 0;") && line_has(cc, "reuses a_"), "%s", c);
+  cr_expect(strstr(c, "Arena: 128 bytes; the most bytes live at one step: "
+                      "128."),
+            "%s", c);
+  char path[512];
+  snprintf(path, sizeof path, "%s/t.h", dir);
+  char *h = slurp(path);
+  cr_expect(strstr(h, "one arena of 128 (t_workspace_size()) bytes"), "%s", h);
+  free(h);
+  free(c);
+}
+
+Test(plan, an_alias_keeps_its_buffer_alive) {
+  /* r is a reshape of a: a lives until r's last read */
+  char *c = emit("input x: f32[16]\na = exp(x)\nr = reshape(a, [4, 4])\n"
+                 "b = exp(a)\nc = exp(b)\nd = exp(c)\n"
+                 "output y = d + r[0, 0]\n");
+  int af, al, cf, cl, df, dl;
+  buffer_line(c, "a_", &af, &al);
+  const char *cc = buffer_line(c, "c_", &cf, &cl);
+  const char *dd = buffer_line(c, "d_", &df, &dl);
+  /* without r, a would die when b is written */
+  cr_expect(al > df, "a %d-%d, d %d-%d\n%s", af, al, df, dl, c);
+  cr_expect_not(line_has(cc, "reuses a_"), "%s", c);
+  cr_expect_not(line_has(dd, "reuses a_"), "%s", c);
+  free(c);
+}
+
+Test(plan, buffers_read_in_a_loop_live_through_it) {
+  char *c = emit("input x: f32[5, 4]\n"
+                 "early = exp(x)\n"
+                 "w = exp(early)\n"
+                 "fn step(c, x_t) {\n  d = x_t * 2\n  e = exp(d)\n"
+                 "  return c + e, c\n}\n"
+                 "c, ys = scan(step, zeros([4]), w)\n"
+                 "output c = c\noutput ys = ys\n");
+  int wf, wl, df, dl, ef, el, ef0, el0;
+  buffer_line(c, "early_", &ef0, &el0);
+  buffer_line(c, "w_", &wf, &wl);
+  const char *dline = buffer_line(c, "d_", &df, &dl);
+  buffer_line(c, "e_", &ef, &el);
+  /* steps: early 1, w 2, scan 3 .. 10 (zeros, the constant 2, d 6, e 7,
+   * c + e 8, yield 9, end 10) */
+  cr_expect(wf == 2 && wl == 10, "w %d-%d\n%s", wf, wl, c);
+  cr_expect(df == 6 && dl == 7 && ef == 7 && el == 8, "d %d-%d e %d-%d\n%s", df,
+            dl, ef, el, c);
+  cr_expect(strstr(c, "steps 8-9"), "the yield reads c + e\n%s", c);
+  /* `early` is dead before the loop: a region buffer takes its bytes */
+  cr_expect(ef0 == 1 && el0 == 2, "%s", c);
+  cr_expect(line_has(dline, "reuses early_"), "%s", c);
+  free(c);
+}
+
+/* ---- built and run ------------------------------------------------------- */
+
+static bool have(const char *cc) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", cc);
+  return system(cmd) == 0;
+}
+
+/* Builds t.c with -DMC_CHECK_PLAN (warning-free under -Werror) with `body`
+ * as main() by every compiler found; each must exit 0 and print the same.
+ * Returns that output (malloc'd). */
+static char *run_checked(const char *body) {
+  char path[512], cmd[4096];
+  snprintf(path, sizeof path, "%s/driver.c", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fprintf(f,
+          "#include \"t.h\"\n#include <math.h>\n#include <stdio.h>\n"
+          "#include <string.h>\nint main(void) {\n  McError e;\n"
+          "  t_model *mod = t_open(NULL, &e);\n  if (!mod) return 2;\n"
+          "%s\n  t_close(mod);\n  return 0;\n}\n",
+          body);
+  fclose(f);
+  const char *ccs[] = {"gcc", "clang"};
+  char *first = NULL;
+  int ran = 0;
+  for (int i = 0; i < 2; i++) {
+    if (!have(ccs[i]))
+      continue;
+    snprintf(cmd, sizeof cmd,
+             "%s -std=c11 -DMC_CHECK_PLAN -Wall -Wextra -Wpedantic -Wshadow "
+             "-Werror -fsyntax-only %s/t.c > %s/warn.txt 2>&1",
+             ccs[i], dir, dir);
+    if (system(cmd) != 0) {
+      snprintf(path, sizeof path, "%s/warn.txt", dir);
+      cr_assert_fail("%s warns on the generated code:\n%s", ccs[i],
+                     slurp(path));
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s -std=c11 -O1 -DMC_CHECK_PLAN -ffp-contract=off "
+             "-fno-fast-math -I%s %s/driver.c %s/t.c %s/mc_*.c -lm -o "
+             "%s/prog > %s/cc.txt 2>&1",
+             ccs[i], dir, dir, dir, dir, dir, dir);
+    if (system(cmd) != 0) {
+      snprintf(path, sizeof path, "%s/cc.txt", dir);
+      cr_assert_fail("%s cannot build the driver:\n%s", ccs[i], slurp(path));
+    }
+    snprintf(cmd, sizeof cmd, "%s/prog > %s/out.txt 2>&1", dir, dir);
+    int st = system(cmd);
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    char *out = slurp(path);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: driver failed: %s",
+              ccs[i], out);
+    if (first) {
+      cr_assert_str_eq(out, first, "%s prints differently", ccs[i]);
+      free(out);
+    } else {
+      first = out;
+    }
+    ran++;
+  }
+  cr_assert(ran > 0, "no C compiler found");
+  return first;
+}
+
+/* A decoding loop: a KV cache carried in the arena (not an output) and
+ * updated in place, region buffers, buffers read through the loop. */
+static const char *kv_model =
+    "input cache0: f32[2, T, 4]\ninput rows: f32[T, 4]\n"
+    "fn step(cache, row_t, t) {\n"
+    "  c2 = dynamic_update_slice(cache, row_t[None, None, :] * 2, [1, t, 0])\n"
+    "  got = dynamic_slice(c2, [1, t, 0], [1, 1, 4])\n"
+    "  e = exp(got * 0.5)\n"
+    "  return c2, sum(e) + sum(c2)\n"
+    "}\n"
+    "cache, sums = scan(step, cache0 + 1, rows * 1, index=true)\n"
+    "output s = sums * 3\noutput total = sum(cache)\n";
+
+/* The same in plain C, for T = n, compared within 1e-5 relative. */
+static const char *kv_driver =
+    "  for (int n = 1; n <= 9; n += 4) {\n"
+    "    float cache0[2 * 9 * 4], rows[9 * 4], s[9], total;\n"
+    "    for (int i = 0; i < 2 * n * 4; i++) cache0[i] = (float)(i % 7) - 3;\n"
+    "    for (int i = 0; i < n * 4; i++) rows[i] = 0.25f * (float)(i % 5);\n"
+    "    if (t_run(mod, n, cache0, rows, s, &total, &e) != MC_OK) {\n"
+    "      printf(\"%s\\n\", e.msg); return 1; }\n"
+    "    double cache[2 * 9 * 4], want = 0;\n"
+    "    for (int i = 0; i < 2 * n * 4; i++) cache[i] = cache0[i] + 1.0;\n"
+    "    for (int t = 0; t < n; t++) {\n"
+    "      double se = 0, sc = 0;\n"
+    "      for (int j = 0; j < 4; j++) cache[(n + t) * 4 + j] = rows[t * 4 + "
+    "j] * 2.0;\n"
+    "      for (int j = 0; j < 4; j++) se += exp(cache[(n + t) * 4 + j] * "
+    "0.5);\n"
+    "      for (int i = 0; i < 2 * n * 4; i++) sc += cache[i];\n"
+    "      double w = (se + sc) * 3;\n"
+    "      if (fabs(s[t] - w) > 1e-5 * (1 + fabs(w))) {\n"
+    "        printf(\"T=%d s[%d] = %g, want %g\\n\", n, t, s[t], w); return "
+    "1; }\n"
+    "    }\n"
+    "    for (int i = 0; i < 2 * n * 4; i++) want += cache[i];\n"
+    "    if (fabs(total - want) > 1e-5 * (1 + fabs(want))) {\n"
+    "      printf(\"T=%d total %g, want %g\\n\", n, total, want); return 1; "
+    "}\n"
+    "    printf(\"T=%d ok, arena %zu\\n\", n, t_workspace_size(n));\n"
+    "  }";
+
+Test(plan, checked_build_of_a_kv_cache_decoding_loop) {
+  char *c = emit(kv_model);
+  /* the cache is updated in place and planned at run time */
+  cr_assert(strstr(c, "carry 0 is in place"), "%s", c);
+  cr_assert(strstr(c, "end = plan_place("), "%s", c);
+  cr_assert(strstr(c, "plan_check(\"t_run_layout\""), "%s", c);
+  int cf, cl, df, dl;
+  buffer_line(c, "cache_", &cf, &cl);
+  buffer_line(c, "e_", &df, &dl);
+  cr_expect(cf < df && dl < cl, "cache %d-%d, e %d-%d\n%s", cf, cl, df, dl, c);
+  free(c);
+  char *out = run_checked(kv_driver);
+  cr_expect(strstr(out, "T=1 ok") && strstr(out, "T=5 ok") &&
+                strstr(out, "T=9 ok"),
+            "%s", out);
+  free(out);
+}
+
+Test(plan, run_time_plan_equals_the_constant_plan) {
+  const char *body = "fn step(c, x_t) {\n  d = exp(x_t * 2)\n"
+                     "  return c + d, c * d\n}\n"
+                     "c, ys = scan(step, exp(x[0]), exp(x))\n"
+                     "h = ys @ ys.T\n"
+                     "output y = softmax(h, axis=-1) + sum(c)\n";
+  char text[1024];
+  snprintf(text, sizeof text, "const T = 6\ninput x: f32[T, 3]\n%s", body);
+  char *c = emit(text);
+  const char *arena = strstr(c, "Arena: ");
+  cr_assert(arena, "%s", c);
+  size_t constant = 0;
+  cr_assert_eq(sscanf(arena, "Arena: %zu bytes", &constant), 1);
+  free(c);
+  snprintf(text, sizeof text, "input x: f32[T, 3]\n%s", body);
+  free(emit(text));
+  char *out = run_checked("  printf(\"%zu\", t_workspace_size(6));");
+  char want[64];
+  snprintf(want, sizeof want, "%zu", constant);
+  cr_expect_str_eq(out, want);
+  free(out);
+}
