@@ -1,8 +1,20 @@
 #!/bin/sh
 # The benchmark (the equivalent of `make bench`): builds build/modelc when it
-# is missing, then compares the programs modelc generates with PyTorch, in one
-# run. Arguments go to bench/bench.py (--quick, --runs N, --cases a,b, --keep).
-# Not part of the test suite; about 10 minutes on 2 cores.
+# is missing, then compares the programs modelc generates with PyTorch (eager,
+# Debian's python3-torch on OpenBLAS) in one run: GPT-2 small prompt logits
+# and KV-cache decoding, a Transformer encoder layer, BiLSTM-CRF decoding, an
+# activation chain, square sgemm, and the machine (triad bandwidth, OpenBLAS
+# sgemm, the runtime's code size). Each row at 1 and 2 threads (modelc:
+# MC_THREADS; torch: set_num_threads). Prints a table, writes
+# bench/results.csv. bench/bench.py's docstring says what is timed and how.
+#
+# Arguments go to bench/bench.py:
+#   --quick          small sizes, 1 run: a smoke check (about 1-2 minutes)
+#   --runs N         timed runs per measurement (default 5)
+#   --cases a,b      case keys or row numbers (gpt2_128, gpt2_decode, 6, ...)
+#   --threads 1,2    thread counts
+#   --csv PATH, --keep
+# The full run takes about 10-15 minutes on 2 idle cores.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 # MODELC=path/to/modelc uses that compiler instead and builds nothing.
