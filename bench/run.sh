@@ -6,7 +6,9 @@
 # activation chain, square sgemm, and the machine (triad bandwidth, OpenBLAS
 # sgemm, the runtime's code size). Each row at 1 and 2 threads (modelc:
 # MC_THREADS; torch: set_num_threads). Prints a table, writes
-# bench/results.csv. bench/bench.py's docstring says what is timed and how.
+# bench/results.csv. bench/bench.py's docstring gives an overview; the
+# docstrings of bench/cases.py (the rows), measure.py (what is timed and how),
+# machine.py (row 7) and report.py (metrics, check, CSV) the details.
 #
 # Arguments go to bench/bench.py:
 #   --quick          small sizes, 1 run: a smoke check (about 1-2 minutes)

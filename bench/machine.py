@@ -1,0 +1,212 @@
+"""Row 7 of the benchmark: the machine, measured before the cases.
+
+ - STREAM triad bandwidth: bench/triad.c compiled here with -O2
+   -march=native -pthread, a[i] = b[i] + s*c[i] over three 256 MiB float
+   arrays (--quick: 64 MiB), best of 10 (--quick: 3), 12 bytes per element.
+   The activation chain and the decoding bound are rated against it.
+ - OpenBLAS sgemm GFLOP/s at 1024 (torch.matmul in a child process) under
+   every BLAS setting tried (measure.py); the fastest valid ones are the
+   settings the cases' torch side then runs under.
+ - The size of the runtime a generated program links: every mc_*.c that
+   `modelc compile --emit c` writes next to the model, compiled -c with the
+   generated programs' flags; the sum of their .text sections; target
+   <= 64 KB.
+Also the header of the report: CPU, ISA flags, C compiler, thread counts,
+the BLAS environment variables and torch's build.
+"""
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+
+from cases import HERE
+from measure import blas_settings, run_torch, setting_label, setting_valid
+
+CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math"]  # codegen/c_build.c
+RUNTIME_TEXT_TARGET = 64 * 1024
+
+
+def c_compiler():
+    return os.environ.get("CC", "cc")
+
+
+def cpu_info():
+    model, flags = platform.processor(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = " " + line.split(":", 1)[1].strip() + " "
+    except OSError:
+        pass
+    return model, flags
+
+
+def build_triad(root):
+    exe = os.path.join(root, "triad")
+    src = os.path.join(HERE, "triad.c")
+    cc = c_compiler()
+    for extra in (["-march=native"], []):
+        p = subprocess.run([cc, "-std=c11", "-O2"] + extra + ["-pthread", src, "-o", exe],
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            return exe, " ".join(extra)
+    raise RuntimeError("cannot compile bench/triad.c: %s" % p.stderr)
+
+
+def run_triad(exe, threads, mib, reps):
+    out = subprocess.run([exe, str(threads), str(mib), str(reps)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[2])
+
+
+def runtime_text(modelc, root):
+    """(total .text bytes, {file: .text bytes}, Berkeley text total) of the
+    runtime .c files modelc writes next to the generated C."""
+    out = os.path.join(root, "rt_c")
+    subprocess.run([modelc, "compile", os.path.join(HERE, "sgemm.model"), "--emit", "c",
+                    "-o", out], check=True, capture_output=True)
+    cc = c_compiler()
+    extra = os.environ.get("MC_CFLAGS", "").split()
+    per, berkeley = {}, 0
+    for f in sorted(os.listdir(out)):
+        if not (f.startswith("mc_") and f.endswith(".c")):
+            continue
+        obj = os.path.join(out, f[:-2] + ".o")
+        subprocess.run([cc] + CFLAGS + extra + ["-c", os.path.join(out, f), "-o", obj],
+                       check=True, capture_output=True)
+        subprocess.run(["strip", "--strip-unneeded", obj], check=False, capture_output=True)
+        sa = subprocess.run(["size", "-A", obj], check=True, capture_output=True,
+                            text=True).stdout
+        per[f] = sum(int(m.group(1)) for m in re.finditer(r"^\.text\S*\s+(\d+)", sa, re.M))
+        sb = subprocess.run(["size", obj], check=True, capture_output=True, text=True).stdout
+        berkeley += int(sb.splitlines()[1].split()[0])
+    shutil.rmtree(out, ignore_errors=True)
+    return sum(per.values()), per, berkeley
+
+
+def environment(flags_line, threads):
+    lines = []
+    model, flags = flags_line
+    lines.append("CPU: %s, %d logical cores" % (model, os.cpu_count() or 0))
+    isa = [x for x in ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni")
+           if (" %s " % x) in flags]
+    lines.append("ISA flags: %s (generated C is built with cc %s%s, no -march)" % (
+        " ".join(isa), " ".join(CFLAGS),
+        (" " + os.environ["MC_CFLAGS"]) if os.environ.get("MC_CFLAGS") else ""))
+    cc = shutil.which(c_compiler())
+    if cc:
+        v = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+        lines.append("C compiler: %s" % v.splitlines()[0])
+    lines.append("threads: %s; modelc via MC_THREADS=n; torch via torch.set_num_threads(n), "
+                 "OMP_NUM_THREADS=n" % ",".join(map(str, threads)))
+    lines.append("environment: OPENBLAS_CORETYPE=%s OPENBLAS_NUM_THREADS=%s OMP_NUM_THREADS=%s "
+                 "MC_THREADS=%s" % tuple(os.environ.get(v, "(unset)") for v in (
+                     "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                     "MC_THREADS")))
+    try:
+        import torch
+        cfg = torch.__config__.show().replace(",", " ").split()
+        blas = [w for w in cfg if w.startswith(("BLAS_INFO=", "USE_MKLDNN=", "USE_OPENMP="))]
+        lib = "/usr/lib/%s-linux-gnu/libblas.so.3" % platform.machine()
+        if os.path.exists(lib):
+            blas.append("libblas.so.3 -> %s" % os.path.realpath(lib))
+        lines.append("torch %s (%s)" % (torch.__version__, ", ".join(blas)))
+    except Exception as e:  # the rows then fail with the reason
+        lines.append("torch: not available (%s)" % e)
+    return lines
+
+
+
+
+# ---- row 7 ------------------------------------------------------------------------
+
+def measure_triad(root, cfg, threads_list, machine):
+    """{threads: triad GB/s}; appends the rows to machine."""
+    exe, march = build_triad(root)
+    triad = {}
+    for n in threads_list:
+        triad[n] = run_triad(exe, n, cfg["triad_mib"], cfg["triad_reps"])
+        print("  triad bandwidth, %d thread(s): %.2f GB/s (3 x %d MiB float arrays, best "
+              "of %d, cc -O2 %s)" % (n, triad[n], cfg["triad_mib"], cfg["triad_reps"],
+                                     march), flush=True)
+        machine.append(dict(row=7, key="triad", case="triad bandwidth GB/s", threads=n,
+                            metric="%.2f GB/s" % triad[n], triad_gbs=triad[n]))
+    return triad
+
+
+def calibrate_blas(root, threads_list, runs, quick, flags, machine):
+    """{threads: the BLAS settings the cases try}, from sgemm 1024 through
+    torch.matmul under every setting; appends the rows to machine."""
+    settings = blas_settings(flags)
+    calib_dir = os.path.join(root, "calibrate")
+    os.makedirs(calib_dir)
+    with open(os.path.join(calib_dir, "case.json"), "w") as f:
+        json.dump({"n": 1024}, f)
+    candidates = {}
+    print("  OpenBLAS sgemm 1024 through torch.matmul (GFLOP/s; cpu/wall = CPU time / "
+          "wall time; obt = OPENBLAS_NUM_THREADS):", flush=True)
+    for n in threads_list:
+        results = []
+        for s in settings:
+            if s["blas_threads"] == "unset" and n == (os.cpu_count() or 1):
+                print("    t=%d %-28s same as obt=match at the core count" % (
+                    n, setting_label(s)))
+                continue
+            try:
+                r = run_torch("calibrate", calib_dir, n, max(runs, 5), False, s,
+                              verbose=True)
+            except RuntimeError as e:
+                print("    t=%d %-28s failed: %s" % (n, setting_label(s), e))
+                continue
+            gf = 2 * 1024 ** 3 / r["main"] / 1e9
+            valid = setting_valid(s, n)
+            results.append((gf, s, valid))
+            print("    t=%d %-28s %7.1f GFLOP/s  cpu/wall %.2f  OpenBLAS core %s%s" % (
+                n, setting_label(s), gf, r["cpu_wall"], r["core"] or "?",
+                "" if valid else "  (not an n-thread setting: never wins)"), flush=True)
+            machine.append(dict(row=7, key="openblas_sgemm_1024", threads=n,
+                                case="OpenBLAS sgemm 1024 GFLOP/s (torch)",
+                                torch_setting=setting_label(s), pt_gflops=gf,
+                                torch_cpu_wall=r["cpu_wall"],
+                                metric="core %s%s" % (r["core"] or "?",
+                                                      "" if valid else ", invalid")))
+        valid = sorted([x for x in results if x[2]], key=lambda x: -x[0])
+        if not valid:
+            raise RuntimeError("torch could not run under any BLAS setting")
+        candidates[n] = [x[1] for x in valid if x[0] >= 0.9 * valid[0][0]][:1 if quick else 2]
+        print("  t=%d: best %s (%.1f GFLOP/s); cases try: %s" % (
+            n, setting_label(valid[0][1]), valid[0][0],
+            ", ".join(setting_label(s) for s in candidates[n])), flush=True)
+    return candidates
+
+
+def report_runtime_text(modelc, root, machine):
+    try:
+        text, per, berkeley = runtime_text(modelc, root)
+        print("  runtime linked by a generated program: .text %.1f KB (target <= %d KB: "
+              "%s), size(1) text %.1f KB incl. rodata; %s" % (
+                  text / 1024, RUNTIME_TEXT_TARGET // 1024,
+                  "yes" if text <= RUNTIME_TEXT_TARGET else "no", berkeley / 1024,
+                  " ".join("%s %.1f" % (f[3:-2], v / 1024) for f, v in per.items())))
+        machine.append(dict(row=7, key="runtime_text", case="runtime .text KB",
+                            metric="%.1f KB" % (text / 1024), target="<=64 KB",
+                            target_met="yes" if text <= RUNTIME_TEXT_TARGET else "no"))
+    except (subprocess.CalledProcessError, OSError) as e:
+        print("  runtime size: failed: %s" % e)
+
+
+def measure_machine(modelc, root, cfg, threads_list, runs, quick, flags):
+    """Row 7, printed: (triad GB/s by thread count, the BLAS settings the
+    cases try by thread count, the CSV rows)."""
+    machine = []
+    print("machine (row 7):", flush=True)
+    triad = measure_triad(root, cfg, threads_list, machine)
+    candidates = calibrate_blas(root, threads_list, runs, quick, flags, machine)
+    report_runtime_text(modelc, root, machine)
+    print(flush=True)
+    return triad, candidates, machine

@@ -1,0 +1,156 @@
+"""The benchmark's report: each case's metric, target and check, the table
+and the CSV.
+
+Metric: GFLOP/s where the case counts FLOPs; decoding: the bandwidth bound
+(weight bytes per token / triad bandwidth) and the share of it each side
+reaches; the activation chain: 8 bytes per element / time, against triad.
+Target: met or not (see the rows in cases.py); none when below timing noise.
+Check: modelc's outputs against torch's: floats by max|mc - pt| / max|pt|
+<= 1e-3; integer outputs (tags, tokens) equal (Viterbi: >= 99% of positions,
+for float32 near-ties); the check column says WARN otherwise.
+CSV (--csv, default bench/results.csv): the machine rows (row 7), then one
+row per case and thread count with every measured column.
+"""
+import csv
+import math
+import os
+
+import numpy as np
+
+from cases import gpt2_token_bytes
+
+FLOAT_TOL = 1e-3
+
+
+# ---- checks ---------------------------------------------------------------------
+
+def compare(case, mc_dir, pt_dir):
+    """(ok, text): modelc's outputs against torch's."""
+    notes, ok, worst = [], True, None
+    for f in sorted(os.listdir(pt_dir)):
+        name = f[:-4]
+        ref = np.load(os.path.join(pt_dir, f))
+        path = os.path.join(mc_dir, f)
+        if not os.path.exists(path):
+            return False, "WARN no output %s" % name
+        got = np.load(path)
+        if case["key"] == "gpt2_decode":
+            n = int(np.load(os.path.join(mc_dir, "n_tokens.npy")))
+            got = got[:n]
+            same = 0
+            while same < min(len(got), len(ref)) and got[same] == ref[same]:
+                same += 1
+            if same == len(ref) == len(got):
+                notes.append("%d/%d tokens" % (same, len(ref)))
+            else:
+                ok = False
+                notes.append("WARN tokens equal up to %d of %d" % (same, len(ref)))
+            continue
+        if got.shape != ref.shape:
+            return False, "WARN %s shape %s vs %s" % (name, got.shape, ref.shape)
+        if np.issubdtype(ref.dtype, np.floating):
+            scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+            err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
+            if not np.all(np.isfinite(got) == np.isfinite(ref)):
+                err = math.inf
+            rel = err / scale if scale > 0 else err
+            if rel <= FLOAT_TOL:
+                worst = rel if worst is None else max(worst, rel)
+            else:
+                ok = False
+                notes.append("WARN %s err %.1e" % (name, rel))
+        else:
+            frac = float(np.mean(got == ref)) if ref.size else 1.0
+            need = 0.99 if case["key"] == "bilstm_crf" else 1.0
+            if frac >= need:
+                notes.append("%.1f%% eq" % (100 * frac))
+            else:
+                ok = False
+                notes.append("WARN %s %.1f%% equal" % (name, 100 * frac))
+    if worst is not None:
+        notes.insert(0, "err %.0e" % worst)
+    text = " ".join(notes)
+    return ok, ("ok " + text) if ok else text
+
+
+# ---- metric and target ------------------------------------------------------------
+
+def rate(case, row, mc_s, pt_s, triad_gbs, noise):
+    """Fills row's metric columns and target_met (row["ratio"] is set)."""
+    metric, met = "", ""
+    kind, tv = case["target"] if case["target"] and not noise else (None, None)
+    if noise:
+        metric = "below timing noise"
+    elif case["flops"]:
+        row["mc_gflops"] = case["flops"] / mc_s / 1e9 if mc_s > 0 else math.inf
+        row["pt_gflops"] = case["flops"] / pt_s / 1e9
+        metric = "GF/s mc %.1f pt %.1f" % (row["mc_gflops"], row["pt_gflops"])
+    if case["kind"] == "decode" and not noise:
+        bound = gpt2_token_bytes(case["cfg"]) / (triad_gbs * 1e9)
+        row["bound_ms"] = 1e3 * bound
+        metric = "bound %.1f ms/tok; mc at %.0f%%, pt %.0f%%" % (
+            1e3 * bound, 100 * bound / mc_s if mc_s > 0 else 0, 100 * bound / pt_s)
+    if case.get("bytes") and not noise:
+        row["mc_gbs"] = case["bytes"] / mc_s / 1e9 if mc_s > 0 else math.inf
+        row["pt_gbs"] = case["bytes"] / pt_s / 1e9
+        row["triad_gbs"] = triad_gbs
+        metric = "GB/s mc %.2f (%.0f%% triad) pt %.2f" % (
+            row["mc_gbs"], 100 * row["mc_gbs"] / triad_gbs, row["pt_gbs"])
+    if kind == "ratio":
+        met = row["ratio"] <= tv
+    elif kind == "gemm":
+        met = row["ratio"] <= 1 / tv
+        metric += " (%.0f%%)" % (100 / row["ratio"])
+    elif kind == "triad":
+        met = row["mc_gbs"] >= tv * triad_gbs
+    row["target_met"] = "" if met == "" else ("yes" if met else "no")
+    row["metric"] = metric
+
+
+# ---- the table and the CSV --------------------------------------------------------
+
+def fmt_ms(v):
+    if v == "" or v is None:
+        return "-"
+    return "%.3f" % v if v < 10 else "%.1f" % v
+
+
+def print_table(rows, failures):
+    print()
+    head = ("#", "case", "thr", "modelc ms", "torch ms", "torch setting", "mc/pt", "target",
+            "met", "metric", "RSS mc", "RSS pt", "wts MB", "arena", "check")
+    fmt = "%-2s %-40s %3s %9s %9s %-15s %6s %12s %3s %-38s %6s %6s %7s %6s  %s"
+    print(fmt % head)
+    for r in rows:
+        print(fmt % (r["row"], r["case"][:40], r["threads"], fmt_ms(r["modelc_ms"]),
+                     fmt_ms(r["torch_ms"]), r["torch_setting"],
+                     "%.2f" % r["ratio"] if r["ratio"] != "" else "-",
+                     r["target"], r["target_met"] or "-", r["metric"][:38],
+                     "%.0f" % r["rss_mc_mb"], "%.0f" % r["rss_pt_mb"],
+                     "%.1f" % r["weights_mb"],
+                     "%.1f" % r["arena_mb"] if r["arena_mb"] != "" else "?", r["check"]))
+    print("ms: per run (decoding: per token). mc/pt: modelc time / torch time at the same "
+          "thread count (lower is better for modelc).\ntorch setting: OPENBLAS_CORETYPE "
+          "(auto = unset) and OPENBLAS_NUM_THREADS (n = the thread count, - = unset). "
+          "metric: GFLOP/s; decoding: the bandwidth bound\n(weight bytes per token / triad "
+          "bandwidth) and the share of it each side reaches; activation chain: 8 bytes per "
+          "element / time. RSS: peak MB\n(GNU time). wts MB: the safetensors weights; arena: "
+          "MiB of the planned arena of intermediates.")
+    for key, msg in failures:
+        print("FAILED %s: %s" % (key, msg))
+    warn = [r for r in rows if not r["check_ok"]]
+    if warn:
+        print("WARNING: modelc and torch disagree on: %s" % ", ".join(
+            "%s t=%d (%s)" % (r["key"], r["threads"], r["check"]) for r in warn))
+
+
+def write_csv(path, rows):
+    fields = ["row", "key", "case", "threads", "modelc_ms", "torch_ms", "ratio", "target",
+              "target_met", "metric", "torch_setting", "check_ok", "check"]
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    with open(path, "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=fields)
+        wr.writeheader()
+        for r in rows:
+            wr.writerow({k: ("%.6g" % v if isinstance(v, float) else v) for k, v in r.items()})
