@@ -127,7 +127,8 @@ static bool is_inlinable_const(const Value *v) {
 }
 
 static bool takes_literals(const Op *op) {
-  return cg_op_is_elementwise(op->kind) || op->kind == OP_BROADCAST;
+  return cg_op_is_elementwise(op->kind) || op->kind == OP_BROADCAST ||
+         op->kind == OP_FUSED;
 }
 
 static const Value *alias_root(FnEmit *fe, const Value *v) {
@@ -158,7 +159,8 @@ static bool check_value_symbols(FnEmit *fe, const Value *v, Loc loc) {
 }
 
 /* Uses by live ops, backwards; a live scan keeps all its results (its
- * region writes them) and its yield's operands live. */
+ * region writes them) and its yield's operands live. A fused op's region is
+ * its kernel's loop body: its values are C locals, not buffers. */
 static void mark_live(FnEmit *fe, const Block *b) {
   for (const Op *op = b->last; op; op = op->prev) {
     bool live = op->kind == OP_YIELD;
@@ -166,11 +168,12 @@ static void mark_live(FnEmit *fe, const Block *b) {
       live |= cg_info(fe, op->results[i])->uses > 0;
     if (!live)
       continue;
-    for (int i = 0; i < op->nresults; i++)
-      if (op->nregions && cg_info(fe, op->results[i])->uses == 0)
-        cg_info(fe, op->results[i])->uses = 1;
-    for (int r = 0; r < op->nregions; r++)
-      mark_live(fe, op->regions[r]);
+    if (op->kind == OP_SCAN) {
+      for (int i = 0; i < op->nresults; i++)
+        if (cg_info(fe, op->results[i])->uses == 0)
+          cg_info(fe, op->results[i])->uses = 1;
+      mark_live(fe, op->regions[0]);
+    }
     for (int i = 0; i < op->noperands; i++)
       cg_info(fe, op->operands[i])->uses++;
   }
@@ -203,7 +206,7 @@ static bool assign_storage(FnEmit *fe, const Block *b) {
         vi->storage = ST_WORKSPACE;
       }
     }
-    if (op->nregions == 0 || cg_info(fe, op->results[0])->uses == 0)
+    if (op->kind != OP_SCAN || cg_info(fe, op->results[0])->uses == 0)
       continue;
     /* a live scan: its region's arguments are pointers set by the loop */
     const Block *body = op->regions[0];
@@ -554,7 +557,7 @@ static void name_values(FnEmit *fe, const Block *b) {
   for (const Op *op = b->first; op; op = op->next) {
     for (int i = 0; i < op->nresults; i++)
       name_value(fe, op->results[i]);
-    if (op->nregions == 0 || cg_info(fe, op->results[0])->uses == 0)
+    if (op->kind != OP_SCAN || cg_info(fe, op->results[0])->uses == 0)
       continue;
     const Block *body = op->regions[0];
     int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;

@@ -110,6 +110,9 @@ int cg_open_loops(CgKernel *k, int depth, const Shape *s, uint32_t skip,
                   const char **vars, bool block);
 void cg_close_block(CgKernel *k, int depth);
 
+/* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
+bool cg_kernel_elementwise(CgKernel *k, Diag *d);
+
 /* c_kernels_decode.c: the decoding ops' kernels (dynamic slices,
  * take_along_axis, topk, cumsum, random_uniform, categorical). */
 bool cg_kernel_decode(CgKernel *k, Diag *d);

@@ -31,254 +31,6 @@ static bool is_lit(const char *s, const char *lit) {
   return !strcmp(s, lit);
 }
 
-/* ---- elementwise ----------------------------------------------------------
- */
-
-bool cg_op_is_elementwise(OpKind kind) {
-  return (ir_op_info[kind].flags & OPF_ELEMENTWISE) != 0;
-}
-
-bool cg_op_is_alias(const Op *op) {
-  if (op->kind == OP_RESHAPE)
-    return true;
-  if (op->kind != OP_BROADCAST)
-    return false;
-  const Shape *x = &op->operands[0]->type.shape,
-              *y = &op->results[0]->type.shape;
-  int lead = y->rank - x->rank;
-  for (int i = 0; i < y->rank; i++)
-    if (i < lead ? !cg_is_one(y->dims[i]) : !dim_eq(y->dims[i], x->dims[i - lead]))
-      return false;
-  return true;
-}
-
-static char *fn1(CgKernel *k, DType t, const char *name, const char *a) {
-  return cg_strf(k->arena, "%s%s(%s)", name, t == DT_F32 ? "f" : "", a);
-}
-
-static char *helper_call(CgKernel *k, CgHelper h32, CgHelper h64, bool f32,
-                         const char *name, const char *a, const char *b) {
-  CgHelper h = f32 ? h32 : h64;
-  k->helpers |= 1u << h;
-  return cg_strf(k->arena, "op_%s_%s(%s, %s)", name,
-                 h == CG_HELPER_DIV_I32 || h == CG_HELPER_MOD_I32   ? "i32"
-                 : h == CG_HELPER_DIV_I64 || h == CG_HELPER_MOD_I64 ? "i64"
-                 : f32                                              ? "f32"
-                                                                    : "f64",
-                 a, b);
-}
-
-/* Integer +, -, * wrap around like torch instead of being undefined. */
-static char *wrapping(CgKernel *k, DType t, const char *a, const char *op,
-                      const char *b) {
-  const char *u = t == DT_I32 ? "uint32_t" : "uint64_t";
-  return cg_strf(k->arena, "(%s)((%s)%s %s (%s)%s)", cg_ctype(t), u, a, op, u,
-                 b);
-}
-
-static char *cast_expr(CgKernel *k, DType from, DType to, const char *a) {
-  if (from == to)
-    return (char *)a;
-  if (to == DT_BOOL)
-    return cg_strf(k->arena, "(uint8_t)(%s != 0)", a);
-  return cg_strf(k->arena, "(%s)%s", cg_ctype(to), a);
-}
-
-/* The C expression of one element of an elementwise op (or the copy of a
- * broadcast), given how each operand element is read. */
-static char *elementwise_expr(CgKernel *k, const char *const *x, Diag *d) {
-  const Op *op = k->op;
-  DType t = op->operands[op->kind == OP_SELECT ? 1 : 0]->type.dtype;
-  DType rt = op->results[0]->type.dtype;
-  bool flt = dtype_is_float(t), f32 = t == DT_F32, i32 = t == DT_I32;
-  Arena *A = k->arena;
-  const char *a = x[0], *b = op->noperands > 1 ? x[1] : NULL;
-  switch (op->kind) {
-  case OP_NEG:
-    return flt ? cg_strf(A, "-%s", a) : wrapping(k, t, "0", "-", a);
-  case OP_ABS:
-    return flt ? fn1(k, t, "fabs", a)
-               : cg_strf(A, "(%s < 0 ? %s : %s)", a,
-                         wrapping(k, t, "0", "-", a), a);
-  case OP_SIGN:
-    return flt ? cg_strf(A, "(%s > 0 ? %s : %s < 0 ? %s : %s)", a,
-                         f32 ? "1.0f" : "1.0", a, f32 ? "-1.0f" : "-1.0", a)
-               : cg_strf(A, "(%s)((%s > 0) - (%s < 0))", cg_ctype(t), a, a);
-  case OP_EXP:
-    return fn1(k, t, "exp", a);
-  case OP_EXPM1:
-    return fn1(k, t, "expm1", a);
-  case OP_LOG:
-    return fn1(k, t, "log", a);
-  case OP_LOG1P:
-    return fn1(k, t, "log1p", a);
-  case OP_SQRT:
-    return fn1(k, t, "sqrt", a);
-  case OP_TANH:
-    return fn1(k, t, "tanh", a);
-  case OP_SIGMOID:
-    return f32 ? cg_strf(A, "1.0f / (1.0f + expf(-%s))", a)
-               : cg_strf(A, "1.0 / (1.0 + exp(-%s))", a);
-  case OP_ERF:
-    return fn1(k, t, "erf", a);
-  case OP_SIN:
-    return fn1(k, t, "sin", a);
-  case OP_COS:
-    return fn1(k, t, "cos", a);
-  case OP_FLOOR:
-    return fn1(k, t, "floor", a);
-  case OP_CEIL:
-    return fn1(k, t, "ceil", a);
-  case OP_NOT:
-    return cg_strf(A, "(uint8_t)!%s", a);
-  case OP_CAST:
-    return cast_expr(k, t, rt, a);
-  case OP_BROADCAST:
-    return (char *)a;
-  case OP_ADD:
-    return flt ? cg_strf(A, "%s + %s", a, b) : wrapping(k, t, a, "+", b);
-  case OP_SUB:
-    return flt ? cg_strf(A, "%s - %s", a, b) : wrapping(k, t, a, "-", b);
-  case OP_MUL:
-    return flt ? cg_strf(A, "%s * %s", a, b) : wrapping(k, t, a, "*", b);
-  case OP_DIV:
-    return flt ? cg_strf(A, "%s / %s", a, b)
-               : helper_call(k, CG_HELPER_DIV_I32, CG_HELPER_DIV_I64, i32,
-                             "div", a, b);
-  case OP_MOD:
-    return flt ? helper_call(k, CG_HELPER_MOD_F32, CG_HELPER_MOD_F64, f32,
-                             "mod", a, b)
-               : helper_call(k, CG_HELPER_MOD_I32, CG_HELPER_MOD_I64, i32,
-                             "mod", a, b);
-  case OP_POW:
-    return cg_strf(A, "%s(%s, %s)", f32 ? "powf" : "pow", a, b);
-  case OP_MAXIMUM:
-    return flt ? helper_call(k, CG_HELPER_MAX_F32, CG_HELPER_MAX_F64, f32,
-                             "max", a, b)
-               : cg_strf(A, "(%s > %s ? %s : %s)", a, b, a, b);
-  case OP_MINIMUM:
-    return flt ? helper_call(k, CG_HELPER_MIN_F32, CG_HELPER_MIN_F64, f32,
-                             "min", a, b)
-               : cg_strf(A, "(%s < %s ? %s : %s)", a, b, a, b);
-  case OP_LT:
-    return cg_strf(A, "(uint8_t)(%s < %s)", a, b);
-  case OP_LE:
-    return cg_strf(A, "(uint8_t)(%s <= %s)", a, b);
-  case OP_GT:
-    return cg_strf(A, "(uint8_t)(%s > %s)", a, b);
-  case OP_GE:
-    return cg_strf(A, "(uint8_t)(%s >= %s)", a, b);
-  case OP_EQ:
-    return cg_strf(A, "(uint8_t)(%s == %s)", a, b);
-  case OP_NE:
-    return cg_strf(A, "(uint8_t)(%s != %s)", a, b);
-  case OP_AND:
-    return cg_strf(A, "(uint8_t)(%s && %s)", a, b);
-  case OP_OR:
-    return cg_strf(A, "(uint8_t)(%s || %s)", a, b);
-  case OP_SELECT:
-    return cg_strf(A, "%s ? %s : %s", a, b, x[2]);
-  case OP_CONST:
-  case OP_PARAM:
-  case OP_IOTA:
-  case OP_MATMUL:
-  case OP_REDUCE_SUM:
-  case OP_REDUCE_MEAN:
-  case OP_REDUCE_MAX:
-  case OP_REDUCE_MIN:
-  case OP_LOGSUMEXP:
-  case OP_ARGMAX:
-  case OP_ARGMIN:
-  case OP_SOFTMAX:
-  case OP_LOG_SOFTMAX:
-  case OP_GATHER:
-  case OP_SLICE:
-  case OP_CONCAT:
-  case OP_RESHAPE:
-  case OP_PERMUTE:
-  case OP_DYNAMIC_SLICE:
-  case OP_DYNAMIC_UPDATE_SLICE:
-  case OP_TAKE_ALONG_AXIS:
-  case OP_TOPK:
-  case OP_CUMSUM:
-  case OP_RANDOM_UNIFORM:
-  case OP_CATEGORICAL:
-  case OP_SCAN:
-  case OP_YIELD:
-  case OP_COUNT:
-    break;
-  }
-  diag_error(d, op->loc, "internal: %s is not elementwise",
-             ir_op_info[op->kind].name);
-  return NULL;
-}
-
-/* y = f(operands) over y's shape with numpy broadcasting: an operand axis of
- * constant extent 1 (or missing on the left) reads with stride 0. When every
- * pointer operand has y's shape or one element, a single flat loop. */
-static bool kernel_elementwise(CgKernel *k, Diag *d) {
-  const Op *op = k->op;
-  const Shape *ys = &op->results[0]->type.shape;
-  int n = op->noperands;
-  const char **x = arena_alloc(k->arena, (size_t)n * sizeof *x);
-  bool flat = true;
-  for (int i = 0; i < n; i++) {
-    int64_t numel;
-    const Shape *s = &op->operands[i]->type.shape;
-    if (!k->literal[i] && !(shape_const_numel(s, &numel) && numel == 1) &&
-        !shape_eq(s, ys))
-      flat = false;
-  }
-  if (flat) {
-    bool scalar = ys->rank == 0;
-    const char *idx = scalar ? "0" : "i";
-    for (int i = 0; i < n; i++) {
-      int64_t numel;
-      const Shape *s = &op->operands[i]->type.shape;
-      const char *name = cg_operand_name(op, i);
-      if (k->literal[i])
-        x[i] = k->literal[i];
-      else if (shape_const_numel(s, &numel) && numel == 1)
-        x[i] = cg_strf(k->arena, "%s[0]", name);
-      else
-        x[i] = cg_strf(k->arena, "%s[%s]", name, idx);
-    }
-    char *e = elementwise_expr(k, x, d);
-    if (!e)
-      return false;
-    if (scalar) {
-      cg_line(k, 1, "y[0] = %s;", e);
-    } else {
-      cg_line(k, 1, "const int64_t n = %s;", cg_kproduct(k, ys, 0, ys->rank));
-      cg_line(k, 1, "for (int64_t i = 0; i < n; i++)");
-      cg_line(k, 2, "y[i] = %s;", e);
-    }
-    return true;
-  }
-  const char *vars[MAX_RANK];
-  cg_line(k, 1, "int64_t o = 0;");
-  int depth = cg_open_loops(k, 1, ys, 0, vars, false);
-  for (int i = 0; i < n; i++) {
-    if (k->literal[i]) {
-      x[i] = k->literal[i];
-      continue;
-    }
-    const Shape *s = &op->operands[i]->type.shape;
-    const char *pos[MAX_RANK];
-    for (int j = 0; j < s->rank; j++) {
-      int axis = j + ys->rank - s->rank;
-      pos[j] = cg_is_one(s->dims[j]) ? NULL : vars[axis];
-    }
-    x[i] = cg_strf(k->arena, "%s[%s]", cg_operand_name(op, i),
-                   cg_strided_index(k, s, pos));
-  }
-  char *e = elementwise_expr(k, x, d);
-  if (!e)
-    return false;
-  cg_line(k, depth, "y[o++] = %s;", e);
-  return true;
-}
-
 /* ---- matmul -----------------------------------------------------------------
  */
 
@@ -342,9 +94,10 @@ static bool kernel_matmul(CgKernel *k) {
   const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);
   const char *py = is_lit(yoff, "0") ? "y" : cg_strf(k->arena, "y + %s", yoff);
   if (is_float) {
-    cg_line(k, depth, "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
-         t == DT_F32 ? "f32" : "f64", M, N, K, pa, rsa, csa, pb, rsb, csb, py,
-         N);
+    cg_line(k, depth,
+            "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
+            t == DT_F32 ? "f32" : "f64", M, N, K, pa, rsa, csa, pb, rsb, csb,
+            py, N);
     return true;
   }
   const char *ct = cg_ctype(t);
@@ -354,9 +107,10 @@ static bool kernel_matmul(CgKernel *k) {
   cg_line(k, depth + 1, "for (int64_t n = 0; n < %s; n++) {", N);
   cg_line(k, depth + 2, "uint64_t acc = 0; /* wraps like torch */");
   cg_line(k, depth + 2, "for (int64_t p = 0; p < %s; p++)", K);
-  cg_line(k, depth + 3,
-       "acc += (uint64_t)pa[m * %s + p * %s] * (uint64_t)pb[p * %s + n * %s];",
-       rsa, csa, rsb, csb);
+  cg_line(
+      k, depth + 3,
+      "acc += (uint64_t)pa[m * %s + p * %s] * (uint64_t)pb[p * %s + n * %s];",
+      rsa, csa, rsb, csb);
   cg_line(k, depth + 2, "py[m * %s + n] = (%s)acc;", N, ct);
   cg_line(k, depth + 1, "}");
   cg_close_block(k, depth);
@@ -375,7 +129,7 @@ static char *reduce_loops(CgKernel *k, int depth, const Shape *s, uint32_t axes,
       continue;
     vars[j] = cg_loop_vars[j];
     cg_line(k, depth++, "for (int64_t %s = 0; %s < %s; %s++)", vars[j], vars[j],
-         cg_kdim(k, s->dims[j]), vars[j]);
+            cg_kdim(k, s->dims[j]), vars[j]);
   }
   *inner = depth;
   return cg_strf(k->arena, "x[%s]", cg_strided_index(k, s, vars));
@@ -423,7 +177,7 @@ static bool kernel_reduce(CgKernel *k) {
     }
     if (kind == OP_REDUCE_MEAN)
       cg_line(k, depth, "%s = (%s)(acc / (double)%s);", dst, cg_ctype(rt),
-           masked_product(k, s, axes));
+              masked_product(k, s, axes));
     else
       cg_line(k, depth, "%s = (%s)acc;", dst, cg_ctype(rt));
   } else if (kind == OP_REDUCE_MAX || kind == OP_REDUCE_MIN) {
@@ -485,12 +239,14 @@ static bool kernel_arg(CgKernel *k) {
   cg_line(k, depth, "%s best = 0;", cg_ctype(t));
   cg_line(k, depth, "int32_t best_index = 0;");
   vars[axis] = "j";
-  cg_line(k, depth, "for (int64_t j = 0; j < %s; j++) {", cg_kdim(k, s->dims[axis]));
+  cg_line(k, depth, "for (int64_t j = 0; j < %s; j++) {",
+          cg_kdim(k, s->dims[axis]));
   cg_line(k, depth + 1, "const %s v = x[%s];", cg_ctype(t),
-       cg_strided_index(k, s, vars));
+          cg_strided_index(k, s, vars));
   if (flt)
-    cg_line(k, depth + 1, "if (j == 0 || v %s best || (v != v && best == best)) {",
-         mx ? ">" : "<");
+    cg_line(k, depth + 1,
+            "if (j == 0 || v %s best || (v != v && best == best)) {",
+            mx ? ">" : "<");
   else
     cg_line(k, depth + 1, "if (j == 0 || v %s best) {", mx ? ">" : "<");
   cg_line(k, depth + 2, "best = v;");
@@ -510,10 +266,10 @@ static bool kernel_softmax(CgKernel *k) {
   const Shape *s = &op->operands[0]->type.shape;
   int axis = op->attrs.axis.axis;
   cg_line(k, 1, "mc_%s_%s(x, y, %s, %s, %s);",
-       op->kind == OP_SOFTMAX ? "softmax" : "log_softmax",
-       op->results[0]->type.dtype == DT_F32 ? "f32" : "f64",
-       cg_kproduct(k, s, 0, axis), cg_kdim(k, s->dims[axis]),
-       cg_kproduct(k, s, axis + 1, s->rank));
+          op->kind == OP_SOFTMAX ? "softmax" : "log_softmax",
+          op->results[0]->type.dtype == DT_F32 ? "f32" : "f64",
+          cg_kproduct(k, s, 0, axis), cg_kdim(k, s->dims[axis]),
+          cg_kproduct(k, s, axis + 1, s->rank));
   return true;
 }
 
@@ -541,15 +297,15 @@ static bool kernel_gather(CgKernel *k) {
   cg_line(k, depth, "const int64_t i = index[j];");
   cg_line(k, depth, "if (i < 0 || i >= %s)", n);
   cg_line(k, depth + 1,
-       "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
-       "%%lld) at %s\", (long long)i, (long long)%s);",
-       k->where, n);
+          "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
+          "%%lld) at %s\", (long long)i, (long long)%s);",
+          k->where, n);
   const char *yrow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
   const char *trow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
   if (has_inner) {
     cg_line(k, depth, "for (int64_t c = 0; c < %s; c++)", inner);
     cg_line(k, depth + 1, "y[%s * %s + c] = table[%s * %s + c];", yrow, inner,
-         trow, inner);
+            trow, inner);
   } else {
     cg_line(k, depth, "y[%s] = table[%s];", yrow, trow);
   }
@@ -581,14 +337,16 @@ static bool kernel_slice(CgKernel *k) {
     const char *e = cg_kdim(k, ys->dims[i]), *n = cg_kdim(k, xs->dims[i]);
     int64_t step = op->attrs.slice.step[i];
     cg_line(k, 1, "if (%s > 0) {", e);
-    cg_line(k, 2, "const int64_t first = %s, last = %s + (%s - 1) * %" PRId64 ";",
-         start[i], start[i], e, step);
-    cg_line(k, 2, "if (first < 0 || first >= %s || last < 0 || last >= %s)", n, n);
+    cg_line(k, 2,
+            "const int64_t first = %s, last = %s + (%s - 1) * %" PRId64 ";",
+            start[i], start[i], e, step);
+    cg_line(k, 2, "if (first < 0 || first >= %s || last < 0 || last >= %s)", n,
+            n);
     cg_line(k, 3,
-         "return mc_fail(err, MC_ERR_RANGE, \"slice of axis %d reads index "
-         "%%lld outside [0, %%lld) at %s\", (long long)(first < 0 || first "
-         ">= %s ? first : last), (long long)%s);",
-         i, k->where, n, n);
+            "return mc_fail(err, MC_ERR_RANGE, \"slice of axis %d reads index "
+            "%%lld outside [0, %%lld) at %s\", (long long)(first < 0 || first "
+            ">= %s ? first : last), (long long)%s);",
+            i, k->where, n, n);
     cg_line(k, 1, "}");
   }
   const char *vars[MAX_RANK], *pos[MAX_RANK];
@@ -636,7 +394,7 @@ static bool kernel_concat(CgKernel *k) {
     cg_line(k, depth, "for (int64_t j = 0; j < %s; j++)", chunk);
     if (has_outer)
       cg_line(k, depth + 1, "y[o++] = %s[i * %s + j];", cg_operand_name(op, n),
-           chunk);
+              chunk);
     else
       cg_line(k, depth + 1, "y[o++] = %s[j];", cg_operand_name(op, n));
   }
@@ -667,7 +425,7 @@ static bool kernel_iota(CgKernel *k) {
   cg_line(k, 1, "int64_t o = 0;");
   int depth = cg_open_loops(k, 1, ys, 0, vars, false);
   cg_line(k, depth, "y[o++] = (%s)%s;", cg_ctype(op->results[0]->type.dtype),
-       vars[axis] ? vars[axis] : "0");
+          vars[axis] ? vars[axis] : "0");
   return true;
 }
 
@@ -682,7 +440,7 @@ const char *cg_operand_name(const Op *op, int i) {
     return i == 0 ? "table" : "index";
   if (op->kind == OP_SELECT)
     return i == 0 ? "cond" : i == 1 ? "a" : "b";
-  if (op->kind == OP_CONCAT)
+  if (op->kind == OP_CONCAT || op->kind == OP_FUSED)
     return i < 16 ? many[i] : "x_overflow";
   if (op->kind == OP_DYNAMIC_SLICE || op->kind == OP_DYNAMIC_UPDATE_SLICE) {
     static const char *const starts[] = {"s0", "s1", "s2", "s3",
@@ -741,7 +499,8 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
   case OP_OR:
   case OP_SELECT:
   case OP_BROADCAST: /* one that is not an alias: a copy with stride 0 */
-    return kernel_elementwise(k, d);
+  case OP_FUSED:
+    return cg_kernel_elementwise(k, d);
   case OP_MATMUL:
     return kernel_matmul(k);
   case OP_REDUCE_SUM:

@@ -67,7 +67,7 @@ static void number_scans(Steps *s, const Block *b) {
     if (!op_is_live(s->fe, op))
       continue;
     s->step++;
-    if (op->nregions == 0)
+    if (op->kind != OP_SCAN)
       continue;
     number_scans(s, op->regions[0]);
     s->scan_end[op->results[0]->id] = ++s->step;
@@ -104,7 +104,8 @@ static void note_steps(Steps *s, const Block *b) {
     if (!op_is_live(s->fe, op))
       continue;
     int begin = ++s->step, end = begin;
-    if (op->nregions) {
+    bool scan = op->kind == OP_SCAN;
+    if (scan) {
       note_steps(s, op->regions[0]);
       end = ++s->step;
     }
@@ -116,8 +117,8 @@ static void note_steps(Steps *s, const Block *b) {
       }
     }
     for (int i = 0; i < op->noperands; i++) {
-      bool carry = op->nregions && i < op->attrs.scan.ncarry;
-      note_read(s, op->operands[i], op, op->nregions && !carry ? end : begin);
+      bool carry = scan && i < op->attrs.scan.ncarry;
+      note_read(s, op->operands[i], op, scan && !carry ? end : begin);
     }
   }
 }

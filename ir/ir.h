@@ -32,9 +32,9 @@ typedef enum DType {
   DT_COUNT
 } DType;
 
-const char *dtype_name(DType t);           /* "f32", "i32", "bool", ... */
+const char *dtype_name(DType t); /* "f32", "i32", "bool", ... */
 bool dtype_from_name(const char *s, DType *out);
-size_t dtype_size(DType t);                /* bytes per element */
+size_t dtype_size(DType t); /* bytes per element */
 bool dtype_is_float(DType t);
 bool dtype_is_int(DType t);
 
@@ -86,7 +86,8 @@ bool dim_is_const(Dim a, int64_t *value);
 bool dim_has_sym(Dim a, int sym);
 /* Evaluates with the given symbol values (indexed by symbol id). */
 int64_t dim_eval(Dim a, const int64_t *symvals);
-/* Replaces bound symbols by constants: bound[s] says whether value[s] is set. */
+/* Replaces bound symbols by constants: bound[s] says whether value[s] is set.
+ */
 Dim dim_substitute(Dim a, const bool *bound, const int64_t *value);
 /* Prints like "T", "768", "2*T + 1", "B*T". Returns chars written (snprintf
  * semantics). */
@@ -119,11 +120,11 @@ enum {
   OPF_LEAF = 1 << 0,        /* no operands */
   OPF_ELEMENTWISE = 1 << 1, /* result[i] depends on operands[i] (broadcast) */
   OPF_COMMUTATIVE = 1 << 2,
-  OPF_FLOAT = 1 << 3,       /* operands must be float */
-  OPF_NUMERIC = 1 << 4,     /* operands must be float or int */
-  OPF_LOGICAL = 1 << 5,     /* operands must be bool */
-  OPF_COMPARE = 1 << 6,     /* numeric operands, bool result */
-  OPF_MOVEMENT = 1 << 7,    /* moves data without arithmetic */
+  OPF_FLOAT = 1 << 3,    /* operands must be float */
+  OPF_NUMERIC = 1 << 4,  /* operands must be float or int */
+  OPF_LOGICAL = 1 << 5,  /* operands must be bool */
+  OPF_COMPARE = 1 << 6,  /* numeric operands, bool result */
+  OPF_MOVEMENT = 1 << 7, /* moves data without arithmetic */
   /* draws random numbers: a pure function of its explicit state operand
    * (so DCE may drop an unused one: no other draw changes), but CSE never
    * merges two draws and folding never evaluates one */
@@ -203,7 +204,7 @@ typedef struct Op Op;
 typedef struct Block Block;
 
 struct Value {
-  int id;           /* unique within the module; printed as %id or %name */
+  int id; /* unique within the module; printed as %id or %name */
   Type type;
   Op *def;          /* defining op, or NULL for a block argument */
   int def_index;    /* result index in def, or argument index */
@@ -221,7 +222,7 @@ struct Op {
   int nresults;
   Value **results;
   Attrs attrs;
-  int nregions;     /* 1 for scan (its body), else 0 */
+  int nregions; /* 1 for scan (its body), else 0 */
   Block **regions;
   Op *prev, *next;
   Block *parent;
@@ -275,7 +276,7 @@ typedef struct ModelConst {
 
 typedef struct Module {
   Arena arena;
-  const char *name;       /* model name: file stem, a C identifier */
+  const char *name; /* model name: file stem, a C identifier */
   const char *source_file;
   int nsymbols;
   const char *symbols[MAX_SYMBOLS];
@@ -304,8 +305,7 @@ Function *ir_function_new(Module *m, const char *name, Loc loc);
 Function *ir_find_function(const Module *m, const char *name);
 Value *ir_add_input(Module *m, Function *f, const char *name, Type type,
                     Loc loc);
-void ir_add_output(Module *m, Function *f, const char *name, Value *v,
-                   Loc loc);
+void ir_add_output(Module *m, Function *f, const char *name, Value *v, Loc loc);
 
 Block *ir_block_new(Module *m);
 Value *ir_block_add_arg(Module *m, Block *b, Type type, const char *name);
@@ -381,6 +381,20 @@ Op *ir_scan_yield(const Op *scan);
  * done flag). Result j of the scan for j >= ncarry is yield operand
  * j + (until ? 1 : 0); with `until` the last result is the step count. */
 int ir_scan_first_output(const Op *scan);
+
+/* ---- fused (ir/fused.c) ---------------------------------------------- */
+/* Appends a FUSED of the given operands and result type to b, with its
+ * region: one scalar argument per operand (named like the operand). The
+ * caller fills the region (ops on scalars) and ends it with
+ * ir_fused_finish. */
+Op *ir_fused_begin(Module *m, Block *b, Value *const *operands, int noperands,
+                   DType result, Loc loc);
+void ir_fused_finish(Module *m, Op *fused, Value *yield, Loc loc);
+/* Checks a fused op's region (see ops.def); reports at the op's location. */
+bool ir_fused_check(const Module *m, const Op *fused, Diag *d);
+/* Whether an op may sit in a fused region: an elementwise op (not a random
+ * draw) or a scalar constant. */
+bool ir_fusable_kind(OpKind k);
 
 /* Iteration helper: for (Op *op = b->first; op; op = op->next) */
 

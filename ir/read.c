@@ -62,7 +62,7 @@ typedef struct Reader {
 
 #define EXPECT(r, kind, what)                                                  \
   do {                                                                         \
-    if (!irlex_expect(&(r)->lx, kind, what))                                     \
+    if (!irlex_expect(&(r)->lx, kind, what))                                   \
       return false;                                                            \
   } while (0)
 
@@ -142,7 +142,7 @@ static bool parse_int(Reader *r, int64_t lo, int64_t hi, int64_t *out) {
   int64_t x = neg ? -(int64_t)v : (int64_t)v;
   if (*end || errno == ERANGE || x < lo || x > hi) {
     irlex_error(lx, "integer %s%s out of range or malformed", neg ? "-" : "",
-              lx->text);
+                lx->text);
     return false;
   }
   *out = x;
@@ -403,7 +403,7 @@ static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
       a->scan.until = true;
     } else {
       irlex_error(lx, "unknown attribute '%s' for %s", key,
-                ir_op_info[kind].name);
+                  ir_op_info[kind].name);
       return false;
     }
   } while (irlex_accept(lx, TK_COMMA));
@@ -512,12 +512,12 @@ static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
   if (info->noperands >= 0 ? t->noperands != info->noperands
                            : t->noperands < ir_op_min_operands(kind)) {
     irlex_error(lx, "%s takes %d operands, got %d", info->name, info->noperands,
-              t->noperands);
+                t->noperands);
     return false;
   }
   if (kind == OP_PARAM && (a->param.index >= r->m->nparams)) {
     irlex_error(lx, "param index %d out of range (%d params)", a->param.index,
-              r->m->nparams);
+                r->m->nparams);
     return false;
   }
   void *data = NULL;
@@ -530,7 +530,7 @@ static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
     }
     if (t->nelems != n && !(t->nelems == 1 && n > 0)) {
       irlex_error(lx, "const has %lld elements, its type needs %lld",
-                (long long)t->nelems, (long long)n);
+                  (long long)t->nelems, (long long)n);
       return false;
     }
     data =
@@ -540,9 +540,11 @@ static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
                         data, (size_t)i))
         return false;
   }
-  if ((kind == OP_SCAN) != (region != NULL)) {
-    irlex_error(lx, "%s", region ? "only scan has a region"
-                                 : "scan needs a region");
+  bool regional = kind == OP_SCAN || kind == OP_FUSED;
+  if (regional != (region != NULL)) {
+    irlex_error(
+        lx, region ? "only scan and fused have a region" : "%s needs a region",
+        ir_op_info[kind].name);
     return false;
   }
   Op *op = ir_build_typed(r->m, r->block, kind, t->operands, t->noperands, a,

@@ -27,9 +27,9 @@ int ir_op_min_operands(OpKind k) {
   int n = ir_op_info[k].noperands;
   if (n >= 0)
     return n;
-  return k == OP_SCAN || k == OP_YIELD          ? 0
-         : k == OP_DYNAMIC_UPDATE_SLICE ? 2
-                                        : 1;
+  return k == OP_SCAN || k == OP_YIELD || k == OP_FUSED ? 0
+         : k == OP_DYNAMIC_UPDATE_SLICE                 ? 2
+                                                        : 1;
 }
 
 Op *ir_scan_yield(const Op *scan) {

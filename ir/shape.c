@@ -383,8 +383,8 @@ static bool infer_decode(const Ctx *c, const Attrs *at, const Type *hint,
            rank);
     for (int i = 0; i < rank; i++)
       if (!dim_may_fit(hint->shape.dims[i], x->shape.dims[i]))
-        return fail_shapes(c, "dynamic_slice block does not fit:",
-                           &hint->shape, &x->shape);
+        return fail_shapes(c, "dynamic_slice block does not fit:", &hint->shape,
+                           &x->shape);
     *r = *hint;
     return true;
   }
@@ -399,8 +399,8 @@ static bool infer_decode(const Ctx *c, const Attrs *at, const Type *hint,
     for (int i = 0; ok && i < rank; i++)
       ok = dim_may_fit(u->shape.dims[i], x->shape.dims[i]);
     if (!ok)
-      return fail_shapes(c, "dynamic_update_slice update does not fit:",
-                         &u->shape, &x->shape);
+      return fail_shapes(
+          c, "dynamic_update_slice update does not fit:", &u->shape, &x->shape);
     *r = *x;
     return true;
   }
@@ -665,6 +665,15 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
   case OP_CATEGORICAL:
     if (!infer_decode(c, attrs, hint, &r))
       return false;
+    break;
+  case OP_FUSED: /* the region is checked by ir_fused_check */
+    if (!need_hint(c, hint))
+      return false;
+    if (noperands == 0)
+      r.shape = shape_scalar();
+    else if (!broadcast_all(c, 0, &r.shape))
+      return false;
+    r.dtype = hint->dtype;
     break;
   case OP_SCAN:
   case OP_YIELD: /* several or no results: ir_scan_infer */

@@ -319,6 +319,7 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_BROADCAST:
   case OP_SCAN:
   case OP_YIELD:
+  case OP_FUSED:
   case OP_COUNT:
     return false;
   }
@@ -615,6 +616,7 @@ static bool evaluate(Fold *f) {
   case OP_CATEGORICAL:
   case OP_SCAN: /* a loop: never folded */
   case OP_YIELD:
+  case OP_FUSED: /* made after folding; its region's ops fold alone */
   case OP_COUNT:
     return false;
   }

@@ -4,8 +4,9 @@
  *  - a function's inputs are exactly its body's arguments, in order;
  *  - ops are linked consistently (prev/next/parent), results point back to
  *    their op, and every op has one result and no regions, except scan
- *    (one region, results by ir_scan_infer) and yield (no results, only as
- *    the last op of a scan's region);
+ *    (one region, results by ir_scan_infer), fused (one region of scalar
+ *    ops, ir_fused_check) and yield (no results, only as the last op of a
+ *    scan's or fused op's region);
  *  - operand counts match ops.def, and every operand is defined earlier in
  *    the same function, in the same block or one enclosing it (values of a
  *    region are not visible after it; no cross-function values);
@@ -65,27 +66,32 @@ static bool visible(const Verifier *v, const Value *x) {
 
 static void verify_block_ops(Verifier *v, Block *b, const char *where);
 
-static void verify_scan(Verifier *v, Op *op) {
-  if (op->nregions != 1 || !op->regions[0]) {
-    VERR(v, op->loc, "scan needs exactly one region");
-    return;
-  }
+/* The region of op in a scope of its own. */
+static void verify_region(Verifier *v, Op *op, const char *what) {
   Block *body = op->regions[0];
   if (body->parent_op != op)
-    VERR(v, op->loc, "scan region does not point back to its op");
+    VERR(v, op->loc, "%s does not point back to its op", what);
   if (v->nopen == (int)(sizeof v->open / sizeof v->open[0])) {
-    VERR(v, op->loc, "scans nested too deeply");
+    VERR(v, op->loc, "regions nested too deeply");
     return;
   }
   v->open[v->nopen++] = ++v->stamp;
   for (int i = 0; i < body->nargs; i++) {
     Value *a = body->args[i];
     if (a->def || a->block != body || a->def_index != i)
-      VERR(v, op->loc, "scan region argument %d is malformed", i);
+      VERR(v, op->loc, "%s argument %d is malformed", what, i);
     define_value(v, a, op->loc);
   }
-  verify_block_ops(v, body, "scan region");
+  verify_block_ops(v, body, what);
   v->nopen--;
+}
+
+static void verify_scan(Verifier *v, Op *op) {
+  if (op->nregions != 1 || !op->regions[0]) {
+    VERR(v, op->loc, "scan needs exactly one region");
+    return;
+  }
+  verify_region(v, op, "scan region");
 }
 
 static void verify_op(Verifier *v, Block *b, Op *op) {
@@ -98,10 +104,13 @@ static void verify_op(Verifier *v, Block *b, Op *op) {
   if (op->parent != b)
     VERR(v, op->loc, "%s: op is linked into another block", name);
   bool is_scan = op->kind == OP_SCAN, is_yield = op->kind == OP_YIELD;
-  if (op->nregions != 0 && !is_scan)
-    VERR(v, op->loc, "%s: only scan has a region", name);
-  if (is_yield && (op->next || !b->parent_op || b->parent_op->kind != OP_SCAN))
-    VERR(v, op->loc, "yield must be the last op of a scan's region");
+  bool is_fused = op->kind == OP_FUSED;
+  if (op->nregions != 0 && !is_scan && !is_fused)
+    VERR(v, op->loc, "%s: only scan and fused have a region", name);
+  if (is_yield &&
+      (op->next || !b->parent_op ||
+       (b->parent_op->kind != OP_SCAN && b->parent_op->kind != OP_FUSED)))
+    VERR(v, op->loc, "yield must be the last op of a scan's or fused region");
   if (!is_scan && op->nresults != (is_yield ? 0 : 1)) {
     VERR(v, op->loc, "%s has %d results, expected %d", name, op->nresults,
          is_yield ? 0 : 1);
@@ -156,6 +165,15 @@ static void verify_op(Verifier *v, Block *b, Op *op) {
     for (int i = 0; i < op->nresults; i++)
       define_value(v, op->results[i], op->loc);
     return;
+  }
+  if (is_fused) {
+    if (op->nregions != 1 || !op->regions[0]) {
+      VERR(v, op->loc, "fused needs exactly one region");
+      return;
+    }
+    verify_region(v, op, "fused region");
+    if (v->errors == 0 && !ir_fused_check(v->m, op, v->d))
+      v->errors++;
   }
   Value *r = op->results[0];
   if (!r || r->def != op || r->def_index != 0 || r->block != b)

@@ -297,7 +297,7 @@ Test(shape, reshape_permute_broadcast) {
   Type bad = ty(DT_F32, 2, -1, 769);
   cr_assert_null(op1(OP_RESHAPE, x, NULL, &bad));
   cr_assert(strstr(diag_text(), "cannot reshape [B, T, 768] (768*T*B "
-                                  "elements) to [T, 769] (769*T elements)"),
+                                "elements) to [T, 769] (769*T elements)"),
             "%s", diag_text());
   Type bb = ty(DT_F32, 2, -1, 3);
   cr_assert_null(op1(OP_BROADCAST, v, NULL, &bb));
@@ -572,6 +572,19 @@ Test(text, every_op_round_trips) {
       r = s->results[1];
       break;
     }
+    case OP_FUSED: { /* x * 0.5 + x, one loop */
+      Op *f = ir_fused_begin(m, fn->body, (Value *[]){x}, 1, DT_F32, L(1, 1));
+      Block *b = f->regions[0];
+      Value *half = ir_const_scalar(m, b, DT_F32, 0.5, L(1, 1));
+      Value *p = ir_build(m, b, OP_MUL, (Value *[]){b->args[0], half}, 2, NULL,
+                          NULL, L(1, 1), &d);
+      Value *s = ir_build(m, b, OP_ADD, (Value *[]){p, b->args[0]}, 2, NULL,
+                          NULL, L(1, 1), &d);
+      ir_fused_finish(m, f, s, L(1, 1));
+      f->results[0]->type = x->type;
+      r = f->results[0];
+      break;
+    }
     case OP_DYNAMIC_SLICE:
     case OP_DYNAMIC_UPDATE_SLICE: {
       Value *z = ir_const_scalar(m, fn->body, DT_I32, 0, L(1, 1));
@@ -579,8 +592,8 @@ Test(text, every_op_round_trips) {
       h.shape.dims[0] = dim_const(1);
       h.shape.dims[1] = dim_const(4);
       r = k == OP_DYNAMIC_SLICE
-              ? ir_build(m, fn->body, OP_DYNAMIC_SLICE, (Value *[]){x, z, z},
-                         3, &a, &h, L(1, 1), &d)
+              ? ir_build(m, fn->body, OP_DYNAMIC_SLICE, (Value *[]){x, z, z}, 3,
+                         &a, &h, L(1, 1), &d)
               : ir_build(m, fn->body, OP_DYNAMIC_UPDATE_SLICE, dops, 4, &a,
                          NULL, L(1, 1), &d);
       break;

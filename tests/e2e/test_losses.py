@@ -10,7 +10,8 @@ absolute tolerance is 1e-6 * max|logit| = 0.01 (printed with each check;
 measured: 2e-5 at most). Every check is made twice: against torch in float32 (the same
 inputs) and against torch in float64 (the exact loss of the float32 inputs),
 which shows the stable formulas lose nothing on extreme logits.
-Each entry is compiled on its own with `--entry NAME`; at the end the whole
+Each entry is compiled on its own with `--entry NAME` (once per size: the
+cases of one entry run the same program); at the end the whole
 file is compiled into one program (`PROG ENTRY ...`), which must give the
 same bits for the default-size cases.
 
@@ -107,13 +108,20 @@ def check_sampler(ck):
 # (entry, inputs, weights {name: tensor}, outputs) of every run at the
 # default constants, replayed through the whole-file program at the end
 DEFAULT_RUNS = []
+# (entry, defines) -> the program compiled with --entry
+PROGRAMS = {}
 
 
 def run_entry(work, model, entry, inputs, defines=None, weights=None, tag=None,
               weight_tensors=None):
     tag = tag or entry
-    prog = mc_e2e.compile_model(model, work.path(tag, entry), defines=defines,
-                                weights=weights, opt=2, extra=["--entry", entry])
+    # one program per entry and size: cases of the same entry share it
+    key = (entry, tuple(sorted((defines or {}).items())))
+    prog = PROGRAMS.get(key)
+    if prog is None:
+        prog = mc_e2e.compile_model(model, work.path(tag, entry), defines=defines,
+                                    weights=weights, opt=2, extra=["--entry", entry])
+        PROGRAMS[key] = prog
     _, out = mc_e2e.run_program(prog, inputs, work.path(tag, "out"), work,
                                 weights=weights)
     if defines is None:

@@ -1,0 +1,318 @@
+/* Elementwise kernels: one loop over the result's elements for an
+ * elementwise op, a broadcast copy, or a fused op (passes/fuse.c), whose
+ * region's scalar ops become one local each, in order, inside the loop.
+ *
+ * Operands broadcast numpy-style: an operand axis of constant extent 1 (or
+ * missing on the left) is read with stride 0. When every operand has the
+ * result's shape or one element, the loop is a single flat one, which
+ * compilers vectorize.
+ *
+ * Exactness: each IR op is one C operation on float/double locals (with
+ * -ffp-contract=off and SSE arithmetic, a local rounds as a store would),
+ * so a fused loop gives the bits of the separate kernels.
+ */
+#include <string.h>
+
+#include "c_emit.h"
+
+/* ---- elementwise ----------------------------------------------------------
+ */
+
+bool cg_op_is_elementwise(OpKind kind) {
+  return (ir_op_info[kind].flags & OPF_ELEMENTWISE) != 0;
+}
+
+bool cg_op_is_alias(const Op *op) {
+  if (op->kind == OP_RESHAPE)
+    return true;
+  if (op->kind != OP_BROADCAST)
+    return false;
+  const Shape *x = &op->operands[0]->type.shape,
+              *y = &op->results[0]->type.shape;
+  int lead = y->rank - x->rank;
+  for (int i = 0; i < y->rank; i++)
+    if (i < lead ? !cg_is_one(y->dims[i])
+                 : !dim_eq(y->dims[i], x->dims[i - lead]))
+      return false;
+  return true;
+}
+
+static char *fn1(CgKernel *k, DType t, const char *name, const char *a) {
+  return cg_strf(k->arena, "%s%s(%s)", name, t == DT_F32 ? "f" : "", a);
+}
+
+static char *helper_call(CgKernel *k, CgHelper h32, CgHelper h64, bool f32,
+                         const char *name, const char *a, const char *b) {
+  CgHelper h = f32 ? h32 : h64;
+  k->helpers |= 1u << h;
+  return cg_strf(k->arena, "op_%s_%s(%s, %s)", name,
+                 h == CG_HELPER_DIV_I32 || h == CG_HELPER_MOD_I32   ? "i32"
+                 : h == CG_HELPER_DIV_I64 || h == CG_HELPER_MOD_I64 ? "i64"
+                 : f32                                              ? "f32"
+                                                                    : "f64",
+                 a, b);
+}
+
+/* Integer +, -, * wrap around like torch instead of being undefined. */
+static char *wrapping(CgKernel *k, DType t, const char *a, const char *op,
+                      const char *b) {
+  const char *u = t == DT_I32 ? "uint32_t" : "uint64_t";
+  return cg_strf(k->arena, "(%s)((%s)%s %s (%s)%s)", cg_ctype(t), u, a, op, u,
+                 b);
+}
+
+static char *cast_expr(CgKernel *k, DType from, DType to, const char *a) {
+  if (from == to)
+    return (char *)a;
+  if (to == DT_BOOL)
+    return cg_strf(k->arena, "(uint8_t)(%s != 0)", a);
+  return cg_strf(k->arena, "(%s)%s", cg_ctype(to), a);
+}
+
+/* The C expression of one element of an elementwise op (or the copy of a
+ * broadcast), given how each operand element is read. */
+static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
+                              Diag *d) {
+  DType t = op->operands[op->kind == OP_SELECT ? 1 : 0]->type.dtype;
+  DType rt = op->results[0]->type.dtype;
+  bool flt = dtype_is_float(t), f32 = t == DT_F32, i32 = t == DT_I32;
+  Arena *A = k->arena;
+  const char *a = x[0], *b = op->noperands > 1 ? x[1] : NULL;
+  switch (op->kind) {
+  case OP_NEG:
+    return flt ? cg_strf(A, "-%s", a) : wrapping(k, t, "0", "-", a);
+  case OP_ABS:
+    return flt ? fn1(k, t, "fabs", a)
+               : cg_strf(A, "(%s < 0 ? %s : %s)", a,
+                         wrapping(k, t, "0", "-", a), a);
+  case OP_SIGN:
+    return flt ? cg_strf(A, "(%s > 0 ? %s : %s < 0 ? %s : %s)", a,
+                         f32 ? "1.0f" : "1.0", a, f32 ? "-1.0f" : "-1.0", a)
+               : cg_strf(A, "(%s)((%s > 0) - (%s < 0))", cg_ctype(t), a, a);
+  case OP_EXP:
+    return fn1(k, t, "exp", a);
+  case OP_EXPM1:
+    return fn1(k, t, "expm1", a);
+  case OP_LOG:
+    return fn1(k, t, "log", a);
+  case OP_LOG1P:
+    return fn1(k, t, "log1p", a);
+  case OP_SQRT:
+    return fn1(k, t, "sqrt", a);
+  case OP_TANH:
+    return fn1(k, t, "tanh", a);
+  case OP_SIGMOID:
+    return f32 ? cg_strf(A, "1.0f / (1.0f + expf(-%s))", a)
+               : cg_strf(A, "1.0 / (1.0 + exp(-%s))", a);
+  case OP_ERF:
+    return fn1(k, t, "erf", a);
+  case OP_SIN:
+    return fn1(k, t, "sin", a);
+  case OP_COS:
+    return fn1(k, t, "cos", a);
+  case OP_FLOOR:
+    return fn1(k, t, "floor", a);
+  case OP_CEIL:
+    return fn1(k, t, "ceil", a);
+  case OP_NOT:
+    return cg_strf(A, "(uint8_t)!%s", a);
+  case OP_CAST:
+    return cast_expr(k, t, rt, a);
+  case OP_BROADCAST:
+    return (char *)a;
+  case OP_ADD:
+    return flt ? cg_strf(A, "%s + %s", a, b) : wrapping(k, t, a, "+", b);
+  case OP_SUB:
+    return flt ? cg_strf(A, "%s - %s", a, b) : wrapping(k, t, a, "-", b);
+  case OP_MUL:
+    return flt ? cg_strf(A, "%s * %s", a, b) : wrapping(k, t, a, "*", b);
+  case OP_DIV:
+    return flt ? cg_strf(A, "%s / %s", a, b)
+               : helper_call(k, CG_HELPER_DIV_I32, CG_HELPER_DIV_I64, i32,
+                             "div", a, b);
+  case OP_MOD:
+    return flt ? helper_call(k, CG_HELPER_MOD_F32, CG_HELPER_MOD_F64, f32,
+                             "mod", a, b)
+               : helper_call(k, CG_HELPER_MOD_I32, CG_HELPER_MOD_I64, i32,
+                             "mod", a, b);
+  case OP_POW:
+    return cg_strf(A, "%s(%s, %s)", f32 ? "powf" : "pow", a, b);
+  case OP_MAXIMUM:
+    return flt ? helper_call(k, CG_HELPER_MAX_F32, CG_HELPER_MAX_F64, f32,
+                             "max", a, b)
+               : cg_strf(A, "(%s > %s ? %s : %s)", a, b, a, b);
+  case OP_MINIMUM:
+    return flt ? helper_call(k, CG_HELPER_MIN_F32, CG_HELPER_MIN_F64, f32,
+                             "min", a, b)
+               : cg_strf(A, "(%s < %s ? %s : %s)", a, b, a, b);
+  case OP_LT:
+    return cg_strf(A, "(uint8_t)(%s < %s)", a, b);
+  case OP_LE:
+    return cg_strf(A, "(uint8_t)(%s <= %s)", a, b);
+  case OP_GT:
+    return cg_strf(A, "(uint8_t)(%s > %s)", a, b);
+  case OP_GE:
+    return cg_strf(A, "(uint8_t)(%s >= %s)", a, b);
+  case OP_EQ:
+    return cg_strf(A, "(uint8_t)(%s == %s)", a, b);
+  case OP_NE:
+    return cg_strf(A, "(uint8_t)(%s != %s)", a, b);
+  case OP_AND:
+    return cg_strf(A, "(uint8_t)(%s && %s)", a, b);
+  case OP_OR:
+    return cg_strf(A, "(uint8_t)(%s || %s)", a, b);
+  case OP_SELECT:
+    return cg_strf(A, "%s ? %s : %s", a, b, x[2]);
+  case OP_CONST:
+  case OP_PARAM:
+  case OP_IOTA:
+  case OP_MATMUL:
+  case OP_REDUCE_SUM:
+  case OP_REDUCE_MEAN:
+  case OP_REDUCE_MAX:
+  case OP_REDUCE_MIN:
+  case OP_LOGSUMEXP:
+  case OP_ARGMAX:
+  case OP_ARGMIN:
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX:
+  case OP_GATHER:
+  case OP_SLICE:
+  case OP_CONCAT:
+  case OP_RESHAPE:
+  case OP_PERMUTE:
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
+  case OP_SCAN:
+  case OP_YIELD:
+  case OP_FUSED:
+  case OP_COUNT:
+    break;
+  }
+  diag_error(d, op->loc, "internal: %s is not elementwise",
+             ir_op_info[op->kind].name);
+  return NULL;
+}
+
+/* The statements of one element inside the loop at `depth`, given the
+ * operand reads x; returns the expression of the result. A fused op's region
+ * ops become `const T tN = ...;` locals (constants inline as literals). */
+static const char *element_body(CgKernel *k, int depth, const char *const *x,
+                                Diag *d) {
+  const Op *op = k->op;
+  if (op->kind != OP_FUSED)
+    return elementwise_expr(k, op, x, d);
+  const Block *body = op->regions[0];
+  /* the C text of each region value, by position: arguments, then ops */
+  int n = body->nargs;
+  for (const Op *o = body->first; o; o = o->next)
+    n++;
+  const Value **vals = arena_alloc(k->arena, (size_t)n * sizeof *vals);
+  const char **text = arena_alloc(k->arena, (size_t)n * sizeof *text);
+  int nv = 0;
+  for (int i = 0; i < body->nargs; i++) {
+    vals[nv] = body->args[i];
+    text[nv++] = x[i];
+  }
+  int local = 0;
+  for (const Op *o = body->first; o; o = o->next) {
+    const char *ox[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < o->noperands && i < 3; i++)
+      for (int j = 0; j < nv; j++)
+        if (vals[j] == o->operands[i])
+          ox[i] = text[j];
+    if (o->kind == OP_YIELD)
+      return ox[0];
+    const Value *r = o->results[0];
+    const char *t;
+    if (o->kind == OP_CONST) {
+      t = cg_literal(k->arena, r->type.dtype, o->attrs.cst.data, 0);
+    } else {
+      const char *e = elementwise_expr(k, o, ox, d);
+      if (!e)
+        return NULL;
+      t = cg_strf(k->arena, "t%d", local++);
+      cg_line(k, depth, "const %s %s = %s;", cg_ctype(r->type.dtype), t, e);
+    }
+    vals[nv] = r;
+    text[nv++] = t;
+  }
+  diag_error(d, op->loc, "internal: fused region without a yield");
+  return NULL;
+}
+
+/* y = f(operands) over y's shape with numpy broadcasting: an operand axis of
+ * constant extent 1 (or missing on the left) reads with stride 0. When every
+ * pointer operand has y's shape or one element, a single flat loop. */
+bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
+  const Op *op = k->op;
+  const Shape *ys = &op->results[0]->type.shape;
+  int n = op->noperands;
+  bool fused = op->kind == OP_FUSED;
+  const char **x = arena_alloc(k->arena, (size_t)(n + 1) * sizeof *x);
+  bool flat = true;
+  for (int i = 0; i < n; i++) {
+    int64_t numel;
+    const Shape *s = &op->operands[i]->type.shape;
+    if (!k->literal[i] && !(shape_const_numel(s, &numel) && numel == 1) &&
+        !shape_eq(s, ys))
+      flat = false;
+  }
+  if (flat) {
+    bool scalar = ys->rank == 0;
+    const char *idx = scalar ? "0" : "i";
+    for (int i = 0; i < n; i++) {
+      int64_t numel;
+      const Shape *s = &op->operands[i]->type.shape;
+      const char *name = cg_operand_name(op, i);
+      if (k->literal[i])
+        x[i] = k->literal[i];
+      else if (shape_const_numel(s, &numel) && numel == 1)
+        x[i] = cg_strf(k->arena, "%s[0]", name);
+      else
+        x[i] = cg_strf(k->arena, "%s[%s]", name, idx);
+    }
+    int depth = 1;
+    if (!scalar) {
+      cg_line(k, 1, "const int64_t n = %s;", cg_kproduct(k, ys, 0, ys->rank));
+      cg_line(k, 1, "for (int64_t i = 0; i < n; i++)%s", fused ? " {" : "");
+      depth = 2;
+    }
+    const char *e = element_body(k, depth, x, d);
+    if (!e)
+      return false;
+    cg_line(k, depth, "y[%s] = %s;", idx, e);
+    if (!scalar && fused)
+      cg_close_block(k, depth);
+    return true;
+  }
+  const char *vars[MAX_RANK];
+  cg_line(k, 1, "int64_t o = 0;");
+  int depth = cg_open_loops(k, 1, ys, 0, vars, fused);
+  for (int i = 0; i < n; i++) {
+    if (k->literal[i]) {
+      x[i] = k->literal[i];
+      continue;
+    }
+    const Shape *s = &op->operands[i]->type.shape;
+    const char *pos[MAX_RANK];
+    for (int j = 0; j < s->rank; j++) {
+      int axis = j + ys->rank - s->rank;
+      pos[j] = cg_is_one(s->dims[j]) ? NULL : vars[axis];
+    }
+    x[i] = cg_strf(k->arena, "%s[%s]", cg_operand_name(op, i),
+                   cg_strided_index(k, s, pos));
+  }
+  const char *e = element_body(k, depth, x, d);
+  if (!e)
+    return false;
+  cg_line(k, depth, "y[o++] = %s;", e);
+  if (fused)
+    cg_close_block(k, depth);
+  return true;
+}

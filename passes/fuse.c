@@ -1,0 +1,246 @@
+/* pass_fuse: chains of elementwise ops become one `fused` op each (one loop
+ * in the generated code instead of one loop and one buffer per op).
+ *
+ * Grouping, per block (scan regions too), from the last op backwards: an
+ * elementwise op roots a group of its result shape S; a producer P of a
+ * group member joins when P is elementwise, in the same block, of result
+ * shape S, and either all of P's uses are operands of group members (P then
+ * goes: nothing else needs its result in memory) or P is cheap (arithmetic,
+ * comparisons, select: computing it again in each loop costs less than
+ * writing and reading it; P stays for its other readers). Operands from
+ * outside the group become the fused op's operands (at most
+ * FUSE_MAX_OPERANDS: the group stops growing there); a scalar (shape [])
+ * constant is copied into the region instead; a single-use `broadcast`
+ * operand is read through (the loop broadcasts by itself, so the expanded
+ * tensor is never written) when another operand keeps the loop's shape.
+ * The fused op takes the root's place: every member precedes the root and
+ * every outside operand precedes its member, so all are defined there.
+ *
+ * Invariant: results are bit-identical. The region holds the members' ops
+ * unchanged, in program order, and the C backend evaluates each as one C
+ * operation (see codegen/c_elementwise.c): nothing is reassociated or
+ * contracted, so e.g. x * 2^-140 * 2^70 * 2^70 still rounds at each step.
+ *
+ * Example: %2 = mul %0, %1; %3 = tanh %2; with %2 used once becomes
+ *   %3 = fused %0, %1 : f32[8] (%a: f32[], %b: f32[]) {
+ *     %c = mul %a, %b : f32[]
+ *     %d = tanh %c : f32[]
+ *     yield %d
+ *   }
+ */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FUSE_MAX_OPERANDS 16
+
+typedef struct Fuser {
+  Module *m;
+  Op **members; /* of the group being built */
+  bool *moves;  /* per member: it leaves the block (else it is copied) */
+  int nmembers, cap;
+  bool read_through; /* whether outside broadcasts are read through */
+} Fuser;
+
+static bool fusable(const Op *op) {
+  if (op->kind == OP_CONST || op->nresults != 1 || !ir_fusable_kind(op->kind))
+    return false;
+  DType t = op->results[0]->type.dtype;
+  return t != DT_F16 && t != DT_BF16;
+}
+
+/* Cheap enough to compute again in each loop that reads it, rather than
+ * write it to memory once: a producer of several loops joins each. */
+static bool cheap(OpKind k) {
+  static const OpKind kinds[] = {
+      OP_NEG, OP_ABS,     OP_SIGN,    OP_NOT, OP_CAST,  OP_ADD, OP_SUB,
+      OP_MUL, OP_MAXIMUM, OP_MINIMUM, OP_LT,  OP_LE,    OP_GT,  OP_GE,
+      OP_EQ,  OP_NE,      OP_AND,     OP_OR,  OP_SELECT};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (kinds[i] == k)
+      return true;
+  return false;
+}
+
+static bool is_scalar_const(const Value *v) {
+  return v->def && v->def->kind == OP_CONST && v->type.shape.rank == 0;
+}
+
+/* The value the fused loop reads for outside operand x: through a broadcast
+ * used only here (when allowed). */
+static Value *read_through(const Fuser *f, Value *x) {
+  if (f->read_through && x->def && x->def->kind == OP_BROADCAST &&
+      x->nuses == 1)
+    return x->def->operands[0];
+  return x;
+}
+
+static bool is_member(const Fuser *f, const Op *op) {
+  for (int i = 0; i < f->nmembers; i++)
+    if (f->members[i] == op)
+      return true;
+  return false;
+}
+
+/* Whether every use of v is an operand of a member that leaves the block
+ * (so v need not be in memory: its op may leave too). */
+static bool only_moving_users(const Fuser *f, const Value *v) {
+  int n = 0;
+  for (int i = 0; i < f->nmembers; i++)
+    for (int j = 0; j < f->members[i]->noperands; j++)
+      if (f->members[i]->operands[j] == v) {
+        if (!f->moves[i])
+          return false;
+        n++;
+      }
+  return n == v->nuses;
+}
+
+/* The distinct outside operands the group reads, into out (room for
+ * FUSE_MAX_OPERANDS); returns their number, which may exceed the room. */
+static int count_outside(const Fuser *f, Value **out) {
+  int n = 0;
+  for (int i = 0; i < f->nmembers; i++) {
+    const Op *op = f->members[i];
+    for (int j = 0; j < op->noperands; j++) {
+      Value *x = op->operands[j];
+      if ((x->def && is_member(f, x->def)) || is_scalar_const(x))
+        continue;
+      x = read_through(f, x);
+      bool seen = false;
+      for (int k = 0; k < n && k < FUSE_MAX_OPERANDS && !seen; k++)
+        seen = out[k] == x;
+      if (!seen) {
+        if (n < FUSE_MAX_OPERANDS)
+          out[n] = x;
+        n++;
+      }
+    }
+  }
+  return n;
+}
+
+static void add_member(Fuser *f, Op *op, bool moves) {
+  if (f->nmembers == f->cap) {
+    f->cap = f->cap ? 2 * f->cap : 16;
+    f->members = realloc(f->members, (size_t)f->cap * sizeof(Op *));
+    f->moves = realloc(f->moves, (size_t)f->cap * sizeof(bool));
+  }
+  f->moves[f->nmembers] = moves;
+  f->members[f->nmembers++] = op;
+}
+
+/* Grows the group rooted at root; returns its size. */
+static int grow(Fuser *f, Op *root) {
+  const Shape *s = &root->results[0]->type.shape;
+  Value *outside[FUSE_MAX_OPERANDS];
+  f->nmembers = 0;
+  f->read_through = true;
+  add_member(f, root, true);
+  for (int i = 0; i < f->nmembers; i++) {
+    Op *op = f->members[i];
+    for (int j = 0; j < op->noperands; j++) {
+      Value *x = op->operands[j];
+      Op *p = x->def;
+      if (!p || p->parent != root->parent || !fusable(p) || is_member(f, p) ||
+          !shape_eq(&x->type.shape, s) ||
+          !(only_moving_users(f, x) || cheap(p->kind)))
+        continue;
+      add_member(f, p, only_moving_users(f, x));
+      if (count_outside(f, outside) > FUSE_MAX_OPERANDS)
+        f->nmembers--; /* it stays a kernel of its own */
+    }
+  }
+  return f->nmembers;
+}
+
+/* Replaces the group (f->members) by a fused op before the root; returns
+ * the fused op. */
+static Op *build(Fuser *f, Op *root) {
+  Module *m = f->m;
+  Block *b = root->parent;
+  const Type *rt = &root->results[0]->type;
+  Value *outside[FUSE_MAX_OPERANDS];
+  int n = count_outside(f, outside);
+  /* reading through broadcasts must keep the loop's shape: one operand
+   * must have it already */
+  bool full = false;
+  for (int i = 0; i < n; i++)
+    full |= shape_eq(&outside[i]->type.shape, &rt->shape);
+  if (!full) {
+    f->read_through = false;
+    n = count_outside(f, outside);
+  }
+  Op *fused = ir_fused_begin(m, b, outside, n, rt->dtype, root->loc);
+  ir_op_move_before(fused, root);
+  Block *body = fused->regions[0];
+  /* the region value standing for each value id the members read */
+  Value **map = calloc((size_t)m->next_value_id, sizeof(Value *));
+  for (int i = 0; i < n; i++)
+    map[outside[i]->id] = body->args[i];
+  Value *last = NULL;
+  Op *through[FUSE_MAX_OPERANDS];
+  int nthrough = 0;
+  for (Op *op = b->first; op; op = op->next) {
+    if (!is_member(f, op))
+      continue;
+    Value *xs[3] = {NULL, NULL, NULL};
+    for (int j = 0; j < op->noperands && j < 3; j++) {
+      Value *x = op->operands[j];
+      if (!map[x->id] && is_scalar_const(x))
+        map[x->id] = ir_build_typed(m, body, OP_CONST, NULL, 0, &x->def->attrs,
+                                    &x->type, 1, x->def->loc)
+                         ->results[0];
+      if (!map[x->id] && nthrough < FUSE_MAX_OPERANDS &&
+          read_through(f, x) != x)
+        through[nthrough++] = x->def;
+      xs[j] = map[x->id] ? map[x->id] : map[read_through(f, x)->id];
+    }
+    Type t = {op->results[0]->type.dtype, shape_scalar()};
+    Op *copy = ir_build_typed(m, body, op->kind, xs, op->noperands, &op->attrs,
+                              &t, 1, op->loc);
+    copy->results[0]->name = op->results[0]->name;
+    map[op->results[0]->id] = last = copy->results[0];
+  }
+  free(map);
+  ir_fused_finish(m, fused, last, root->loc);
+  fused->results[0]->type = *rt;
+  fused->results[0]->name = root->results[0]->name;
+  ir_replace_uses(m, root->results[0], fused->results[0]);
+  /* members go last to first, each unused by then (but cheap ones that
+   * other ops read, which stay); then the broadcasts read through, unused
+   * now */
+  for (Op *op = root; op;) {
+    Op *prev = op->prev;
+    if (is_member(f, op) && op->results[0]->nuses == 0)
+      ir_op_remove(op);
+    op = prev;
+  }
+  for (int i = 0; i < nthrough; i++)
+    if (through[i]->results[0]->nuses == 0)
+      ir_op_remove(through[i]);
+  return fused;
+}
+
+static void fuse_block(Fuser *f, Block *b) {
+  for (Op *op = b->first; op; op = op->next)
+    if (op->kind == OP_SCAN)
+      fuse_block(f, op->regions[0]);
+  for (Op *op = b->last; op;) {
+    if (fusable(op) && grow(f, op) >= 2)
+      op = build(f, op);
+    op = op->prev;
+  }
+}
+
+bool pass_fuse(Module *m, Diag *d) {
+  (void)d;
+  Fuser f = {0};
+  f.m = m;
+  for (Function *fn = m->functions; fn; fn = fn->next)
+    fuse_block(&f, fn->body);
+  free(f.members);
+  free(f.moves);
+  return true;
+}
