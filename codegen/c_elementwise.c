@@ -15,6 +15,10 @@
 
 #include "c_emit.h"
 
+/* Elements per chunk of a loop that runs on several threads: enough that a
+ * chunk costs more than handing it to a thread. */
+#define GRAIN "16384"
+
 /* ---- elementwise ----------------------------------------------------------
  */
 
@@ -37,7 +41,16 @@ bool cg_op_is_alias(const Op *op) {
   return true;
 }
 
+/* name(a) from libm, or for f32 exp, expm1, log, log1p, tanh and erf the
+ * runtime's mc_vmath.h version (a few ulp, branch-free: loops over it
+ * vectorize). */
 static char *fn1(CgKernel *k, DType t, const char *name, const char *a) {
+  static const char *const vmath[] = {"exp",   "expm1", "log",
+                                      "log1p", "tanh",  "erf"};
+  if (t == DT_F32)
+    for (size_t i = 0; i < sizeof vmath / sizeof vmath[0]; i++)
+      if (!strcmp(name, vmath[i]))
+        return cg_strf(k->arena, "mc_%sf(%s)", name, a);
   return cg_strf(k->arena, "%s%s(%s)", name, t == DT_F32 ? "f" : "", a);
 }
 
@@ -102,7 +115,7 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
   case OP_TANH:
     return fn1(k, t, "tanh", a);
   case OP_SIGMOID:
-    return f32 ? cg_strf(A, "1.0f / (1.0f + expf(-%s))", a)
+    return f32 ? cg_strf(A, "mc_sigmoidf(%s)", a)
                : cg_strf(A, "1.0 / (1.0 + exp(-%s))", a);
   case OP_ERF:
     return fn1(k, t, "erf", a);
@@ -279,8 +292,9 @@ bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
     }
     int depth = 1;
     if (!scalar) {
-      cg_line(k, 1, "const int64_t n = %s;", cg_kproduct(k, ys, 0, ys->rank));
-      cg_line(k, 1, "for (int64_t i = 0; i < n; i++)%s", fused ? " {" : "");
+      cg_begin_range(k, cg_kproduct(k, ys, 0, ys->rank), GRAIN);
+      cg_line(k, 1, "for (int64_t i = begin; i < end; i++)%s",
+              fused ? " {" : "");
       depth = 2;
     }
     const char *e = element_body(k, depth, x, d);
@@ -289,11 +303,25 @@ bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
     cg_line(k, depth, "y[%s] = %s;", idx, e);
     if (!scalar && fused)
       cg_close_block(k, depth);
+    if (!scalar)
+      cg_end_range(k);
     return true;
   }
+  /* the range is the outermost axis with a loop; the grain, rows of at
+   * least GRAIN elements */
+  int outer = 0;
+  while (outer < ys->rank - 1 && cg_is_one(ys->dims[outer]))
+    outer++;
   const char *vars[MAX_RANK];
-  cg_line(k, 1, "int64_t o = 0;");
-  int depth = cg_open_loops(k, 1, ys, 0, vars, fused);
+  const char *inner = cg_kproduct(k, ys, outer + 1, ys->rank);
+  cg_begin_range(k, cg_kdim(k, ys->dims[outer]),
+                 strcmp(inner, "1")
+                     ? cg_strf(k->arena, "%s / (%s) + 1", GRAIN, inner)
+                     : GRAIN);
+  const char *ov = cg_loop_vars[outer];
+  cg_line(k, 1, "for (int64_t %s = begin; %s < end; %s++)", ov, ov, ov);
+  int depth = cg_open_loops(k, 2, ys, 1u << outer, vars, fused);
+  vars[outer] = ov;
   for (int i = 0; i < n; i++) {
     if (k->literal[i]) {
       x[i] = k->literal[i];
@@ -311,8 +339,9 @@ bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
   const char *e = element_body(k, depth, x, d);
   if (!e)
     return false;
-  cg_line(k, depth, "y[o++] = %s;", e);
+  cg_line(k, depth, "y[%s] = %s;", cg_strided_index(k, ys, vars), e);
   if (fused)
     cg_close_block(k, depth);
+  cg_end_range(k);
   return true;
 }

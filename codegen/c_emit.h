@@ -83,8 +83,14 @@ typedef struct CgKernel {
    * made in place), which is then not a parameter */
   bool in_place;
   /* out */
-  CgBuf body;       /* statements, indented two spaces */
-  uint64_t syms;    /* symbols the body reads: become int64_t parameters */
+  CgBuf body;    /* statements, indented two spaces */
+  uint64_t syms; /* symbols the body reads: become int64_t parameters */
+  /* A ranged kernel's body is a loop over [begin, end) of 0..range (a C
+   * expression) that runs in chunks of at least `grain` on the runtime's
+   * threads (c_parallel.c); body_syms are the symbols the body itself
+   * reads (the others only size the range). NULL range: a plain body. */
+  const char *range, *grain;
+  uint64_t body_syms;
   bool can_fail;    /* returns int and takes McError *err */
   unsigned helpers; /* bit per CgHelper */
 } CgKernel;
@@ -109,6 +115,24 @@ char *cg_strided_index(CgKernel *k, const Shape *s, const char *const *pos);
 int cg_open_loops(CgKernel *k, int depth, const Shape *s, uint32_t skip,
                   const char **vars, bool block);
 void cg_close_block(CgKernel *k, int depth);
+
+/* A kernel parameter: C type, name, the argument the call passes, and
+ * whether a ranged body reads it. */
+typedef struct CgParam {
+  const char *ctype, *name, *arg;
+  bool in_body;
+} CgParam;
+
+/* c_parallel.c: a ranged kernel (k->range set) as an argument struct, a
+ * range function holding the body and the kernel `sig) {...}` handing the
+ * range to mc_parallel_for; appended to out. */
+void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
+                    int np, const char *sig, CgBuf *out);
+/* Starts a ranged body: the range's and grain's C expressions are made
+ * with the symbols they read kept apart from the body's. */
+void cg_begin_range(CgKernel *k, const char *range, const char *grain);
+/* Ends it: the symbols read since cg_begin_range are the body's. */
+void cg_end_range(CgKernel *k);
 
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
 bool cg_kernel_elementwise(CgKernel *k, Diag *d);

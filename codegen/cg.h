@@ -37,10 +37,10 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
                Diag *d);
 
 /* Emits into a fresh temporary directory (see cg_emit_c) and runs `cc -std=c11
- * -O2 (-O0 when opt_level == 0) -ffp-contract=off -fno-fast-math <extra> *.c
- * -lm -o out_path.tmp`, then renames the result to out_path. On failure reports
- * the command and the compiler's output. The temporary directory is removed in
- * every case. */
+ * -O3 (-O0 when opt_level == 0) -ffp-contract=off -fno-fast-math <extra> *.c
+ * -lm -pthread -o out_path.tmp`, then renames the result to out_path. On
+ * failure reports the command and the compiler's output. The temporary
+ * directory is removed in every case. */
 bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
                   Diag *d);
 

@@ -3,17 +3,18 @@
  * by a CONST holding exactly the bits the runtime would compute.
  *
  * Invariant: folding never changes a result bit. Arithmetic runs in the
- * op's dtype as the emitted C does: f32 with the <math.h> float functions
- * (expf, tanhf, erff, powf, ...; sigmoid = 1/(1+expf(-x))), f64 with the
- * double ones, integers with two's-complement wrap. Only all-constant ops
- * fold: no reassociation (x*c1*c2 stays), no identities (x+0 stays: it
- * turns -0 into +0). Where the runtime's result is not pinned down, the op
- * is left alone: float reductions, softmax and matmul (summation order),
- * mod and integer div (rounding convention), maximum/minimum/sign on NaN or
- * signed zeros, out-of-range float->int casts and gather indices.
- * Data movement (reshape, broadcast, slice, permute, concat, gather) of
- * constants folds for every dtype. The decoding ops (dynamic slices,
- * take_along_axis, topk, cumsum, random_uniform, categorical) never fold.
+ * op's dtype as the emitted C does: f32 with runtime/mc_vmath.h for exp,
+ * expm1, log, log1p, tanh, sigmoid and erf and the <math.h> float functions
+ * for the rest (sqrtf, powf, sinf, ...), f64 with the <math.h> double ones,
+ * integers with two's-complement wrap. Only all-constant ops fold: no
+ * reassociation (x*c1*c2 stays), no identities (x+0 stays: it turns -0 into
+ * +0). Where the runtime's result is not pinned down, the op is left alone:
+ * float reductions, softmax and matmul (summation order), mod and integer div
+ * (rounding convention), maximum/minimum/sign on NaN or signed zeros,
+ * out-of-range float->int casts and gather indices. Data movement (reshape,
+ * broadcast, slice, permute, concat, gather) of constants folds for every
+ * dtype. The decoding ops (dynamic slices, take_along_axis, topk, cumsum,
+ * random_uniform, categorical) never fold.
  *
  * Example:
  *   %0 = const [2] : f32[]
@@ -22,6 +23,8 @@
  *   %3 = mul %x, %1 : f32[2]        ->   unchanged (x is not constant)
  */
 #include "passes.h"
+
+#include "mc_vmath.h" /* the generated code's f32 exp, tanh, ... */
 
 #include <math.h>
 #include <stdlib.h>
@@ -181,9 +184,6 @@ static bool no_nan_or_zero(double a, double b) {
     return true;                                                               \
   } while (0)
 
-static float sigmoidf(float v) {
-  return 1.0f / (1.0f + expf(-v));
-}
 static double sigmoid(double v) {
   return 1.0 / (1.0 + exp(-v));
 }
@@ -219,21 +219,21 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
       return false;
     return true;
   case OP_EXP:
-    FN1(expf, exp);
+    FN1(mc_expf, exp);
   case OP_EXPM1:
-    FN1(expm1f, expm1);
+    FN1(mc_expm1f, expm1);
   case OP_LOG:
-    FN1(logf, log);
+    FN1(mc_logf, log);
   case OP_LOG1P:
-    FN1(log1pf, log1p);
+    FN1(mc_log1pf, log1p);
   case OP_SQRT:
     FN1(sqrtf, sqrt);
   case OP_TANH:
-    FN1(tanhf, tanh);
+    FN1(mc_tanhf, tanh);
   case OP_SIGMOID:
-    FN1(sigmoidf, sigmoid);
+    FN1(mc_sigmoidf, sigmoid);
   case OP_ERF:
-    FN1(erff, erf);
+    FN1(mc_erff, erf);
   case OP_SIN:
     FN1(sinf, sin);
   case OP_COS:

@@ -131,25 +131,55 @@ static void add_member(Fuser *f, Op *op, bool moves) {
   f->members[f->nmembers++] = op;
 }
 
-/* Grows the group rooted at root; returns its size. */
+/* Members whose every use is by moving members move too (a cheap member
+ * copied when it joined may move once its other readers have joined). */
+static void update_moves(Fuser *f) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int i = 1; i < f->nmembers; i++)
+      if (!f->moves[i] && only_moving_users(f, f->members[i]->results[0]))
+        changed = f->moves[i] = true;
+  }
+}
+
+/* Grows the group rooted at root until no producer can join; returns its
+ * size. A producer that would take the operand count past the limit is
+ * rejected for good. */
 static int grow(Fuser *f, Op *root) {
   const Shape *s = &root->results[0]->type.shape;
   Value *outside[FUSE_MAX_OPERANDS];
+  Op *rejected[64];
+  int nrejected = 0;
   f->nmembers = 0;
   f->read_through = true;
   add_member(f, root, true);
-  for (int i = 0; i < f->nmembers; i++) {
-    Op *op = f->members[i];
-    for (int j = 0; j < op->noperands; j++) {
-      Value *x = op->operands[j];
-      Op *p = x->def;
-      if (!p || p->parent != root->parent || !fusable(p) || is_member(f, p) ||
-          !shape_eq(&x->type.shape, s) ||
-          !(only_moving_users(f, x) || cheap(p->kind)))
-        continue;
-      add_member(f, p, only_moving_users(f, x));
-      if (count_outside(f, outside) > FUSE_MAX_OPERANDS)
-        f->nmembers--; /* it stays a kernel of its own */
+  for (bool grew = true; grew;) {
+    grew = false;
+    update_moves(f);
+    for (int i = 0; i < f->nmembers; i++) {
+      Op *op = f->members[i];
+      for (int j = 0; j < op->noperands; j++) {
+        Value *x = op->operands[j];
+        Op *p = x->def;
+        bool seen = false;
+        for (int r = 0; r < nrejected && !seen; r++)
+          seen = rejected[r] == p;
+        if (seen || !p || p->parent != root->parent || !fusable(p) ||
+            is_member(f, p) || !shape_eq(&x->type.shape, s))
+          continue;
+        bool moves = only_moving_users(f, x);
+        if (!moves && !cheap(p->kind))
+          continue;
+        add_member(f, p, moves);
+        if (count_outside(f, outside) > FUSE_MAX_OPERANDS) {
+          f->nmembers--; /* it stays a kernel of its own */
+          if (nrejected == 64)
+            return f->nmembers;
+          rejected[nrejected++] = p;
+        } else {
+          grew = true;
+        }
+      }
     }
   }
   return f->nmembers;

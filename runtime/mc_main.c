@@ -1,10 +1,11 @@
 /* The driver of an emitted executable:
  *
- *   PROG [--weights W.safetensors] name=FILE.npy ... -o OUTDIR
+ *   PROG [--weights W.safetensors] [--threads N] name=FILE.npy ... -o OUTDIR
  *
  * reads the inputs, converts them to the model's dtypes (range-checked),
- * opens the weights, runs the model and writes OUTDIR/<output>.npy for every
- * output.
+ * opens the weights, runs the model (its kernels on N threads: --threads,
+ * else $MC_THREADS, else every core) and writes OUTDIR/<output>.npy for
+ * every output.
  *
  * Invariants: mc_main never exits or aborts (tests call it in-process) and
  * frees everything it allocates; output is all-or-nothing: every output is
@@ -30,6 +31,7 @@
 typedef struct MainArgs {
   const char *weights;
   const char *outdir;
+  int threads;        /* 0: not given */
   const char **files; /* per input spec: the .npy path, or NULL */
 } MainArgs;
 
@@ -41,7 +43,8 @@ static const char *main_prog_name(int argc, char **argv) {
 
 static void main_usage(FILE *f, const char *prog, const McModelInfo *info) {
   fprintf(f,
-          "usage: %s [--weights W.safetensors] name=FILE.npy ... -o OUTDIR\n",
+          "usage: %s [--weights W.safetensors] [--threads N] name=FILE.npy "
+          "... -o OUTDIR\n",
           prog);
   fprintf(f, "\nRuns model '%s' and writes OUTDIR/<output>.npy.\n",
           info->name ? info->name : prog);
@@ -59,6 +62,24 @@ static void main_usage(FILE *f, const char *prog, const McModelInfo *info) {
             info->default_weights ? " (default: " : "",
             info->default_weights ? info->default_weights : "",
             info->default_weights ? ")" : "");
+  fprintf(f,
+          "options:\n  %-16s run the kernels on N threads (default: "
+          "$MC_THREADS, else every core)\n",
+          "--threads N");
+}
+
+/* A --threads value: a positive integer, at most MAIN_MAX_THREADS. */
+#define MAIN_MAX_THREADS 1024
+static int main_parse_threads(const char *s, int *threads, McError *e) {
+  char *end = NULL;
+  long n = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : 0;
+  if (n < 1 || n > MAIN_MAX_THREADS || *end != '\0')
+    return mc_fail(e, MC_ERR_USAGE,
+                   "--threads: '%.40s' is not a number of threads (a "
+                   "positive integer up to %d)",
+                   s, MAIN_MAX_THREADS);
+  *threads = (int)n;
+  return MC_OK;
 }
 
 /* Fills args from argv; returns -1 for --help, 0 when parsed, else an error. */
@@ -74,6 +95,13 @@ static int main_parse(int argc, char **argv, const McModelInfo *info,
       *(a[1] == 'o' ? &args->outdir : &args->weights) = argv[++i];
     } else if (strncmp(a, "--weights=", 10) == 0) {
       args->weights = a + 10;
+    } else if (strcmp(a, "--threads") == 0 ||
+               strncmp(a, "--threads=", 10) == 0) {
+      if (a[9] == '\0' && i + 1 >= argc)
+        return mc_fail(e, MC_ERR_USAGE, "--threads needs an argument");
+      int rc = main_parse_threads(a[9] ? a + 10 : argv[++i], &args->threads, e);
+      if (rc)
+        return rc;
     } else if (a[0] != '-' && eq && eq != a) {
       int k = 0;
       size_t len = (size_t)(eq - a);
@@ -93,7 +121,7 @@ static int main_parse(int argc, char **argv, const McModelInfo *info,
     } else {
       return mc_fail(e, MC_ERR_USAGE,
                      "unexpected argument '%s' (expected name=FILE.npy, "
-                     "--weights FILE or -o OUTDIR; see --help)",
+                     "--weights FILE, --threads N or -o OUTDIR; see --help)",
                      a);
     }
   }
@@ -273,7 +301,7 @@ static int main_write_outputs(const McModelInfo *info, const McTensor *outs,
 
 static int main_run(int argc, char **argv, const McModelInfo *info,
                     McError *e) {
-  MainArgs args = {NULL, NULL, NULL};
+  MainArgs args = {NULL, NULL, 0, NULL};
   McTensor *ins = NULL, *outs = NULL;
   void *handle = NULL;
   int rc = MC_OK, opened = 0;
@@ -289,6 +317,8 @@ static int main_run(int argc, char **argv, const McModelInfo *info,
     rc = MC_OK;
     goto done;
   }
+  if (!rc && args.threads > 0)
+    mc_set_threads(args.threads);
   for (int k = 0; !rc && k < info->ninputs; k++) {
     ins[k].dtype = info->inputs[k].dtype;
     ins[k].rank = info->inputs[k].rank;
@@ -355,8 +385,8 @@ int mc_main_entries(int argc, char **argv, int nentries,
                   ? stdout
                   : stderr;
     fprintf(f,
-            "usage: %s ENTRY [--weights W.safetensors] name=FILE.npy ... "
-            "-o OUTDIR\nentries:",
+            "usage: %s ENTRY [--weights W.safetensors] [--threads N] "
+            "name=FILE.npy ... -o OUTDIR\nentries:",
             prog);
     for (int i = 0; i < nentries; i++)
       fprintf(f, " %s", entries[i]->name);

@@ -1,11 +1,14 @@
 /* The modelc runtime: what every generated program links, and nothing more
- * than libc + libm + POSIX (mmap).
+ * than libc + libm + POSIX (mmap, threads: link with -pthread).
  *
  *   mc_runtime.c      errors, dtypes, tensors, half floats, conversions
  *   mc_npy.c          .npy read/write
  *   mc_safetensors.c  safetensors: mmap, a strict JSON reader, validation
  *   mc_weights.c      model weights resolved against specs, as f32
- *   mc_kernels.c      GEMM and softmax kernels
+ *   mc_gemm.c         the f32 GEMM (blocking, packing, GEMV, threads)
+ *   mc_gemm_x86.c     its AVX2 and AVX-512 kernels
+ *   mc_kernels.c      the f64 GEMM and softmax kernels
+ *   mc_threads.c      the thread pool and per-thread scratch memory
  *   mc_main.c         the command-line driver of an emitted executable
  * A generated program compiles all of the .c files but mc_main.c is needed
  * only when it is an executable.
@@ -17,7 +20,8 @@
  *  - files are read as untrusted: every size, offset and count is checked
  *    before use, and all arithmetic on them is overflow-checked;
  *  - multi-byte data on disk is little-endian; the host may be either;
- *  - kernels never allocate and are deterministic (fixed summation order).
+ *  - kernels are deterministic (fixed summation order, whatever the thread
+ *    count) and allocate only their cached per-thread scratch.
  */
 #ifndef MC_RUNTIME_H
 #define MC_RUNTIME_H
@@ -165,14 +169,47 @@ void mc_weights_free(McWeights *w);                     /* NULL is fine */
 
 /* ---- kernels ------------------------------------------------------------ */
 /* C[m*ldc + n] (+)= sum_k A[m*rsa + k*csa] * B[k*rsb + n*csb] for m < M,
- * n < N. accumulate = 0 overwrites C. Each element sums in k order, so the
- * result does not depend on the strides. */
+ * n < N. accumulate = 0 overwrites C. Runs on mc_get_threads() threads.
+ *
+ * The f32 contract (mc_gemm.c): each element is acc = accumulate ? C : -0,
+ * then for k = 0..K-1 in order acc = fmaf(a_k, b_k, acc) with the "avx2"
+ * and "avx512" kernels, acc = acc + a_k * b_k (two roundings) with
+ * "portable"; K == 0 writes +0. So its bits depend only on its row of A,
+ * its column of B, its old value and the kernel: not on M, N, strides,
+ * tiles, edges, GEMV or threads. The f64 GEMM is the portable loop. */
 void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
                  int64_t csa, const float *B, int64_t rsb, int64_t csb,
                  float *C, int64_t ldc, int accumulate);
 void mc_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
                  int64_t csa, const double *B, int64_t rsb, int64_t csb,
                  double *C, int64_t ldc, int accumulate);
+/* The f32 GEMM's kernel: "portable", "avx2" or "avx512". Chosen once: the
+ * one $MC_GEMM_KERNEL names if this CPU runs it, else the widest it runs. */
+const char *mc_gemm_kernel_name(void);
+/* Selects a kernel by name (NULL: the default above); MC_ERR_USAGE when
+ * the name is unknown or the CPU lacks it. For tests and benchmarks. */
+int mc_gemm_use_kernel(const char *name);
+
+/* ---- threads (mc_threads.c) ---------------------------------------------- */
+/* The kernels' thread count; n <= 0 means one per online core. Unset, it is
+ * $MC_THREADS when that is a positive integer, else one per core. */
+void mc_set_threads(int n);
+int mc_get_threads(void);
+
+typedef void (*McParallelFn)(void *ctx, int64_t begin, int64_t end);
+/* Runs fn over [0, n) cut into at most mc_get_threads() contiguous chunks of
+ * whole grains (the cut depends only on n, grain and the thread count), one
+ * on the caller, the others on a lazily started pool; returns when all are
+ * done. Called inside a parallel region, or while another thread runs one,
+ * it runs fn(ctx, 0, n) on the calling thread. */
+void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx);
+/* Joins the pool's threads and frees the caller's scratch (also done at
+ * exit); a later mc_parallel_for starts them again. Not from inside fn. */
+void mc_threads_shutdown(void);
+/* At least `bytes` of 64-byte-aligned memory owned by the calling thread,
+ * kept for its next call (which may move it); NULL when out of memory.
+ * Freed when the thread exits, for the main thread at exit. */
+void *mc_thread_scratch(size_t bytes);
 
 /* Softmax along an axis of length n whose elements are
  * x[(o*n + j)*inner + i] for o < outer, i < inner. Max-subtracted like torch:
@@ -194,7 +231,11 @@ void mc_random_uniform_f32(int64_t state, float *y, int64_t n);
 void mc_random_uniform_f64(int64_t state, double *y, int64_t n);
 /* Along an axis of length n (elements x[(o*n + j)*inner + i]): the indices
  * of the k <= n largest into y[(o*k + r)*inner + i], by descending value,
- * equal values by lower index, NaN first (a stable descending sort). */
+ * equal values by lower index, NaN first (a stable descending sort); i64
+ * values compare as doubles. A row is O(n) (radix sort or selection) in
+ * the calling thread's mc_thread_scratch (16n bytes for f32/i32, 32n for
+ * f64/i64, plus up to 48 KB); for k <= 16, n <= 64, or without that memory
+ * it is a heap in y, O(n log k). */
 void mc_topk_f32(const float *x, int32_t *y, int64_t outer, int64_t n,
                  int64_t inner, int64_t k);
 void mc_topk_f64(const double *x, int32_t *y, int64_t outer, int64_t n,

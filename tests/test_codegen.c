@@ -16,6 +16,7 @@
 #include "cg.h"
 #include "ir.h"
 #include "mc_runtime.h"
+#include "passes.h"
 
 static Module *m;
 static Function *fn;
@@ -139,7 +140,8 @@ static char *emit(void) {
 }
 
 static const char *driver_prelude =
-    "#include \"tm.h\"\n#include <math.h>\n#include <stdio.h>\n"
+    "#include \"tm.h\"\n#include \"mc_vmath.h\"\n#include <math.h>\n#include "
+    "<stdio.h>\n"
     "#include <stdlib.h>\n#include <string.h>\n"
     "#define CHECK(c) do { if (!(c)) { printf(\"FAIL line %d: %s\\n\", "
     "__LINE__, #c); return 1; } } while (0)\n"
@@ -173,7 +175,8 @@ static int run_driver(const char *body, char **out) {
     }
     snprintf(cmd, sizeof cmd,
              "%s -std=c11 -O1 -ffp-contract=off -fno-fast-math -I%s "
-             "-I%s/runtime %s/driver.c %s/tm.c %s/runtime/*.c -lm -o %s/prog "
+             "-I%s/runtime %s/driver.c %s/tm.c %s/runtime/*.c -lm -pthread -o "
+             "%s/prog "
              "> %s/cc.txt 2>&1",
              ccs[i], dir, MC_SOURCE_DIR, dir, dir, MC_SOURCE_DIR, dir, dir);
     if (system(cmd) != 0) {
@@ -224,6 +227,47 @@ Test(codegen, broadcast_add_and_scalar) {
             "for (int i = 0; i < 6; i++)\n"
             "  CHECK(z[i] == (x[i] + b[i % 3]) * 0.5f - c[i / 3]);\n"
             "tm_close(mod);\nreturn 0;");
+}
+
+Test(codegen, fused_chains_run_in_parallel_bit_exact) {
+  /* y = tanh((x + b) * 2^-140 * 2^70 * 2^70) - x, b broadcast along rows:
+   * one fused loop over rows, on 1 and 3 threads, with the bits of the ops
+   * done one at a time */
+  Value *x = input("x", ty(DT_F32, 2, -1, 5));
+  Value *b = input("b", ty(DT_F32, 1, 5));
+  Value *s = op2(OP_ADD, x, b, NULL, 3);
+  Value *r = op2(OP_MUL, s, cst(DT_F32, 0x1p-140), NULL, 4);
+  r = op2(OP_MUL, r, cst(DT_F32, 0x1p70), NULL, 4);
+  r = op2(OP_MUL, r, cst(DT_F32, 0x1p70), NULL, 4);
+  Value *t = op1(OP_TANH, r, NULL, NULL, 5);
+  output("y", op2(OP_SUB, t, x, NULL, 6));
+  cr_assert(pass_run_list(m, "verify,fuse,dce,verify", NULL, NULL, &d), "%s",
+            diag_text());
+  char *text = emit();
+  cr_expect(strstr(text, "_fused_range(void *ctx, int64_t begin"), "%s", text);
+  cr_expect(strstr(text, "mc_parallel_for(T, 16384 / (5) + 1, "), "%s", text);
+  cr_expect_null(strstr(text, "_L4_mul("), "%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 20000 };\n"
+      "static float x[T * 5], y[T * 5], b[5] = {1, -2, 3e-3f, 0, 9};\n"
+      "McError e;\n"
+      "for (int i = 0; i < T * 5; i++) x[i] = (float)(i % 977) * 0.37f - 50;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(mod);\n"
+      "for (int threads = 1; threads <= 3; threads += 2) {\n"
+      "  mc_set_threads(threads);\n"
+      "  CHECK(tm_run(mod, T, x, b, y, &e) == MC_OK);\n"
+      "  for (int i = 0; i < T * 5; i++) {\n"
+      "    volatile float v = x[i] + b[i % 5];\n"
+      "    v = v * 0x1p-140f;\n"
+      "    v = v * 0x1p70f;\n"
+      "    v = v * 0x1p70f;\n"
+      "    volatile float w = mc_tanhf(v) - x[i];\n"
+      "    CHECK(fbits(y[i]) == fbits(w));\n"
+      "  }\n"
+      "}\n"
+      "tm_close(mod);\nreturn 0;");
 }
 
 Test(codegen, float_rounding_chain_is_bit_exact) {

@@ -1,20 +1,31 @@
-/* The blocked f32 GEMM (runtime/mc_kernels.c) against a naive loop that adds
- * the products in increasing k from the first one (or from C when
- * accumulating), each rounded once. Equality is exact, bit for bit: blocking,
- * packing and register tiles must not change the summation order.
+/* The f32 GEMM (runtime/mc_gemm.c) against a scalar loop written from its
+ * numerical contract, bit for bit, for every kernel this machine runs:
  *
- * Covered: every size 1..67 on one axis with the others at sizes that cross
- * the tile (4 x 8) and block (K 256, N 128) edges, prime sizes, all four
- * transpose layouts of A and B, padded leading dimensions, accumulate, -0
- * products, non-finite values, and M/N/K = 0.
+ *   acc = accumulate ? C : -0.0f;
+ *   for k = 0..K-1: acc = fma ? fmaf(a_k, b_k, acc) : acc + a_k * b_k;
+ *
+ * (fma for "avx2" and "avx512", not for "portable"). Blocking, packing,
+ * register tiles, edge tiles, the GEMV path and threads must not change a
+ * bit.
+ *
+ * Covered: every size 1..70 on one axis with the others crossing the tiles
+ * (4 x 8, 6 x 16, 14 x 32) and GEMV widths, prime sizes, all four transpose
+ * layouts of A and B, padded leading dimensions of A, B and C, accumulate,
+ * the block edges (K 384, N 512, M 1536), GEMV-sized calls against rows of
+ * a big call, 1, 2 and 3 threads, -0 products, non-finite values, M/N/K = 0
+ * and the kernel selection (MC_GEMM_KERNEL, mc_gemm_use_kernel).
  */
 #include "mc_runtime.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const kernels[] = {"portable", "avx2", "avx512"};
+enum { KERNEL_COUNT = 3 };
 
 static uint32_t rng_state = 2024;
 static float rnd(void) {
@@ -22,10 +33,12 @@ static float rnd(void) {
   return (float)(rng_state >> 8) / (float)(1 << 24) * 2.0f - 1.0f;
 }
 
-/* The definition: one rounding per product and per sum, k in order. */
-static void gemm_naive(int64_t M, int64_t N, int64_t K, const float *A,
-                       int64_t rsa, int64_t csa, const float *B, int64_t rsb,
-                       int64_t csb, float *C, int64_t ldc, int accumulate) {
+/* The contract, one element at a time; volatile keeps the compiler from
+ * fusing or reordering the portable kernel's two roundings. */
+static void gemm_contract(int fused, int64_t M, int64_t N, int64_t K,
+                          const float *A, int64_t rsa, int64_t csa,
+                          const float *B, int64_t rsb, int64_t csb, float *C,
+                          int64_t ldc, int accumulate) {
   for (int64_t i = 0; i < M; i++)
     for (int64_t j = 0; j < N; j++) {
       if (K == 0) {
@@ -33,14 +46,23 @@ static void gemm_naive(int64_t M, int64_t N, int64_t K, const float *A,
           C[i * ldc + j] = 0.0f;
         continue;
       }
-      volatile float s = accumulate ? C[i * ldc + j] + A[i * rsa] * B[j * csb]
-                                    : A[i * rsa] * B[j * csb];
-      for (int64_t k = 1; k < K; k++) {
-        volatile float p = A[i * rsa + k * csa] * B[k * rsb + j * csb];
-        s = s + p;
+      volatile float acc = accumulate ? C[i * ldc + j] : -0.0f;
+      for (int64_t k = 0; k < K; k++) {
+        float a = A[i * rsa + k * csa], b = B[k * rsb + j * csb];
+        if (fused) {
+          acc = fmaf(a, b, acc);
+        } else {
+          volatile float p = a * b;
+          acc = acc + p;
+        }
       }
-      C[i * ldc + j] = s;
+      C[i * ldc + j] = acc;
     }
+}
+
+/* Selects kernel `k`; 0 when this CPU lacks it. */
+static int use_kernel(int k) {
+  return mc_gemm_use_kernel(kernels[k]) == MC_OK;
 }
 
 static float *alloc_floats(int64_t n) {
@@ -49,33 +71,46 @@ static float *alloc_floats(int64_t n) {
   return p;
 }
 
-/* C = A B (and then C += A B) for layout bits: 1 = A given as its transpose,
- * 2 = B given as its transpose. C has ldc = N + pad; the padding must stay
- * untouched. Compared with the naive loop bit for bit. */
+static void assert_same_bits(const float *c, const float *ref, int64_t n,
+                             int64_t ldc, const char *what) {
+  for (int64_t i = 0; i < n; i++)
+    if (memcmp(&c[i], &ref[i], sizeof(float)) != 0)
+      cr_assert_fail("%s (kernel %s, %d threads): C[%lld][%lld] = %a, "
+                     "contract %a",
+                     what, mc_gemm_kernel_name(), mc_get_threads(),
+                     (long long)(i / ldc), (long long)(i % ldc), (double)c[i],
+                     (double)ref[i]);
+}
+
+/* C = A B, then C += A B, for layout bits 1 = A given as its transpose,
+ * 2 = B given as its transpose; `pad` extra elements per row of A, B and
+ * C (the padding of C must stay untouched). With the current kernel and
+ * thread count, against the contract. */
 static void check_layout(int64_t M, int64_t N, int64_t K, int layout,
                          int64_t pad) {
   int ta = layout & 1, tb = layout >> 1 & 1;
-  int64_t ldc = N + pad;
-  float *a = alloc_floats(M * K), *b = alloc_floats(K * N);
+  int fused = strcmp(mc_gemm_kernel_name(), "portable") != 0;
+  int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+  int64_t a_n = (ta ? K : M) * lda, b_n = (tb ? N : K) * ldb;
+  float *a = alloc_floats(a_n), *b = alloc_floats(b_n);
   float *c = alloc_floats(M * ldc), *ref = alloc_floats(M * ldc);
-  for (int64_t i = 0; i < M * K; i++)
+  for (int64_t i = 0; i < a_n; i++)
     a[i] = rnd();
-  for (int64_t i = 0; i < K * N; i++)
+  for (int64_t i = 0; i < b_n; i++)
     b[i] = rnd();
-  int64_t rsa = ta ? 1 : K, csa = ta ? M : 1;
-  int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+  int64_t rsa = ta ? 1 : lda, csa = ta ? lda : 1;
+  int64_t rsb = tb ? 1 : ldb, csb = tb ? ldb : 1;
   for (int64_t i = 0; i < M * ldc; i++)
     c[i] = ref[i] = rnd();
   for (int accumulate = 0; accumulate < 2; accumulate++) {
-    gemm_naive(M, N, K, a, rsa, csa, b, rsb, csb, ref, ldc, accumulate);
+    char what[128];
+    snprintf(what, sizeof what,
+             "M %lld N %lld K %lld layout %d pad %lld acc %d", (long long)M,
+             (long long)N, (long long)K, layout, (long long)pad, accumulate);
+    gemm_contract(fused, M, N, K, a, rsa, csa, b, rsb, csb, ref, ldc,
+                  accumulate);
     mc_gemm_f32(M, N, K, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
-    for (int64_t i = 0; i < M * ldc; i++)
-      if (memcmp(&c[i], &ref[i], sizeof(float)) != 0)
-        cr_assert_fail("M %lld N %lld K %lld layout %d accumulate %d: "
-                       "C[%lld][%lld] = %a, naive %a",
-                       (long long)M, (long long)N, (long long)K, layout,
-                       accumulate, (long long)(i / ldc), (long long)(i % ldc),
-                       (double)c[i], (double)ref[i]);
+    assert_same_bits(c, ref, M * ldc, ldc, what);
   }
   free(a);
   free(b);
@@ -85,40 +120,160 @@ static void check_layout(int64_t M, int64_t N, int64_t K, int layout,
 
 static void check_all_layouts(int64_t M, int64_t N, int64_t K) {
   for (int layout = 0; layout < 4; layout++)
-    check_layout(M, N, K, layout, layout == 1 ? 3 : 0);
+    check_layout(M, N, K, layout, layout == 1 ? 3 : layout == 2 ? 1 : 0);
 }
 
 Test(gemm, every_small_size_on_each_axis) {
-  for (int64_t s = 1; s <= 67; s++) {
-    check_all_layouts(s, 13, 9);
-    check_all_layouts(7, s, 11);
-    check_all_layouts(5, 17, s);
-    check_all_layouts(s, s, s);
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    for (int64_t s = 1; s <= 70; s++) {
+      check_all_layouts(s, 13, 9);
+      check_all_layouts(7, s, 11);
+      check_all_layouts(5, 35, s);
+      check_all_layouts(s, s, s);
+      if (s <= 6) /* the GEMV path with every width */
+        check_all_layouts(s, 67, 37);
+    }
   }
 }
 
 Test(gemm, prime_sizes) {
   static const int64_t primes[] = {2, 3, 5, 7, 11, 13, 31, 37, 61, 67, 97};
-  for (int x = 0; x < 11; x++)
-    for (int y = 0; y < 11; y += 3)
-      check_all_layouts(primes[x], primes[y], primes[(x + y) % 11]);
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    for (int x = 0; x < 11; x++)
+      for (int y = 0; y < 11; y += 3)
+        check_all_layouts(primes[x], primes[y], primes[(x + y) % 11]);
+  }
 }
 
-/* Across the K block (256) and N block (128) edges, with few rows (B read in
- * place) and many (B packed). */
+/* Across the K block (384), the N block (512) and the M block (1536), with
+ * few rows (row-major B read in place) and many (B packed). */
 Test(gemm, block_edges) {
-  check_all_layouts(3, 129, 257);
-  check_all_layouts(33, 127, 513);
-  check_all_layouts(70, 260, 300);
-  check_all_layouts(1, 300, 300); /* a row vector: the reference path */
-  check_all_layouts(8, 2304 / 9, 768);
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    check_all_layouts(3, 513, 385);
+    check_all_layouts(33, 127, 769);
+    check_all_layouts(70, 530, 100);
+    check_all_layouts(1, 300, 800); /* a row vector: GEMV */
+    check_all_layouts(4, 1000, 400);
+    check_all_layouts(1537, 20, 9);
+  }
 }
 
-/* Products of -0 must leave -0 where the naive loop does, and inf/nan must
+/* A row of a GEMV-sized call (M <= 4, and M = 5 just past it) gives the bits
+ * of the same row in a call with many rows. */
+Test(gemm, gemv_rows_equal_rows_of_a_big_call) {
+  enum { M = 23, N = 301, K = 211 };
+  float *a = alloc_floats(M * K), *b = alloc_floats(K * N);
+  float *big = alloc_floats(M * N), *few = alloc_floats(5 * N);
+  for (int i = 0; i < M * K; i++)
+    a[i] = rnd();
+  for (int i = 0; i < K * N; i++)
+    b[i] = rnd();
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    for (int tb = 0; tb < 2; tb++) {
+      int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+      mc_gemm_f32(M, N, K, a, K, 1, b, rsb, csb, big, N, 0);
+      for (int rows = 1; rows <= 5; rows++)
+        for (int i = 0; i + rows <= M; i += 3) {
+          mc_gemm_f32(rows, N, K, a + i * K, K, 1, b, rsb, csb, few, N, 0);
+          cr_assert_eq(memcmp(few, big + i * N, sizeof(float) * rows * N), 0,
+                       "kernel %s, B %s: rows %d..%d alone differ", kernels[k],
+                       tb ? "transposed" : "row-major", i, i + rows - 1);
+        }
+    }
+  }
+  free(a);
+  free(b);
+  free(big);
+  free(few);
+}
+
+/* 1, 2 and 3 threads: the bits of the contract, for column panels, row
+ * tiles (a tall C) and the GEMV path, each big enough to be split. */
+static void check_thread_counts(int64_t M, int64_t N, int64_t K, int tb) {
+  int fused = strcmp(mc_gemm_kernel_name(), "portable") != 0;
+  float *a = alloc_floats(M * K), *b = alloc_floats(K * N);
+  float *c = alloc_floats(M * N), *ref = alloc_floats(M * N);
+  for (int64_t i = 0; i < M * K; i++)
+    a[i] = rnd();
+  for (int64_t i = 0; i < K * N; i++)
+    b[i] = rnd();
+  int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+  gemm_contract(fused, M, N, K, a, K, 1, b, rsb, csb, ref, N, 0);
+  gemm_contract(fused, M, N, K, a, K, 1, b, rsb, csb, ref, N, 1);
+  for (int threads = 1; threads <= 3; threads++) {
+    char what[128];
+    snprintf(what, sizeof what, "M %lld N %lld K %lld, B %s", (long long)M,
+             (long long)N, (long long)K, tb ? "transposed" : "row-major");
+    mc_set_threads(threads);
+    cr_assert_eq(mc_get_threads(), threads);
+    mc_gemm_f32(M, N, K, a, K, 1, b, rsb, csb, c, N, 0);
+    mc_gemm_f32(M, N, K, a, K, 1, b, rsb, csb, c, N, 1);
+    assert_same_bits(c, ref, M * N, N, what);
+  }
+  free(a);
+  free(b);
+  free(c);
+  free(ref);
+}
+
+Test(gemm, thread_counts_give_the_same_bits) {
+  static const int64_t shapes[][3] = {
+      {130, 260, 140}, {600, 40, 150}, {1, 9000, 300}, {3, 6000, 200}};
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    for (int s = 0; s < 4; s++)
+      for (int tb = 0; tb < 2; tb++)
+        check_thread_counts(shapes[s][0], shapes[s][1], shapes[s][2], tb);
+  }
+}
+
+typedef struct NestedGemm {
+  const float *a, *b;
+  float *c;
+  int64_t M, N, K;
+} NestedGemm;
+
+static void nested_gemm(void *ctx, int64_t begin, int64_t end) {
+  const NestedGemm *g = ctx;
+  for (int64_t i = begin; i < end; i++) /* one call per row */
+    mc_gemm_f32(1, g->N, g->K, g->a + i * g->K, g->K, 1, g->b, g->N, 1,
+                g->c + i * g->N, g->N, 0);
+}
+
+/* A GEMM inside a parallel region runs serially and gives the same bits. */
+Test(gemm, inside_a_parallel_region) {
+  enum { M = 9, N = 5000, K = 300 };
+  float *a = alloc_floats(M * K), *b = alloc_floats(K * N);
+  float *c = alloc_floats(M * N), *ref = alloc_floats(M * N);
+  for (int i = 0; i < M * K; i++)
+    a[i] = rnd();
+  for (int i = 0; i < K * N; i++)
+    b[i] = rnd();
+  mc_set_threads(3);
+  mc_gemm_f32(M, N, K, a, K, 1, b, N, 1, ref, N, 0);
+  NestedGemm g = {a, b, c, M, N, K};
+  mc_parallel_for(M, 1, nested_gemm, &g);
+  cr_assert_eq(memcmp(c, ref, sizeof(float) * M * N), 0);
+  free(a);
+  free(b);
+  free(c);
+  free(ref);
+}
+
+/* Products of -0 must leave -0 where the contract does, and inf/nan must
  * propagate exactly where they do there. */
 Test(gemm, signed_zeros_and_non_finite_values) {
-  enum { M = 9, N = 19, K = 31 }; /* big enough for the blocked path */
-  float a[M * K], b[K * N], c[M * N], ref[M * N];
+  enum { M = 9, N = 19, K = 31 };
+  float a[M * K], b[K * N], bt[N * K], c[M * N], ref[M * N];
   for (int i = 0; i < M * K; i++)
     a[i] = i % 3 == 0 ? -0.0f : (float)(i % 5) - 2.0f;
   for (int i = 0; i < K * N; i++)
@@ -127,46 +282,95 @@ Test(gemm, signed_zeros_and_non_finite_values) {
   b[40] = NAN;
   for (int i = 0; i < M; i++) /* rows of -0 products only */
     a[i * K + 1] = a[i * K + 2] = 0.0f;
-  for (int accumulate = 0; accumulate < 2; accumulate++) {
-    for (int i = 0; i < M * N; i++)
-      c[i] = ref[i] = i % 2 ? -0.0f : 0.0f;
-    gemm_naive(M, N, K, a, K, 1, b, N, 1, ref, N, accumulate);
-    mc_gemm_f32(M, N, K, a, K, 1, b, N, 1, c, N, accumulate);
-    cr_assert_eq(memcmp(c, ref, sizeof c), 0, "accumulate %d", accumulate);
-  }
-  /* +0 times negative values: every product and sum is -0 in row 0; rows
-   * with some -0 factors mix -0 and +0 products, which sum to +0 */
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < N; j++)
+      bt[j * K + k] = b[k * N + j];
   float z[4 * 64], neg[64 * 16], out[4 * 16];
   for (int i = 0; i < 64 * 16; i++)
     neg[i] = -1.0f - (float)i;
   for (int i = 0; i < 4 * 64; i++)
     z[i] = i >= 64 && i % 3 == 0 ? -0.0f : 0.0f;
-  mc_gemm_f32(4, 16, 64, z, 64, 1, neg, 16, 1, out, 16, 0);
-  for (int i = 0; i < 4 * 16; i++) {
-    float expect = 0;
-    gemm_naive(1, 1, 64, z + i / 16 * 64, 64, 1, neg + i % 16, 16, 1, &expect,
-               1, 0);
-    cr_assert_eq(signbit(out[i]), signbit(expect), "element %d", i);
-    cr_assert(i >= 16 || signbit(out[i]), "element %d", i);
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    int fused = k > 0;
+    for (int accumulate = 0; accumulate < 2; accumulate++)
+      for (int rows = 1; rows <= M; rows += M - 1) /* GEMV and GEMM */
+        for (int tb = 0; tb < 2; tb++) {
+          const float *bb = tb ? bt : b;
+          int64_t rsb = tb ? 1 : N, csb = tb ? K : 1;
+          for (int i = 0; i < M * N; i++)
+            c[i] = ref[i] = i % 2 ? -0.0f : 0.0f;
+          gemm_contract(fused, rows, N, K, a, K, 1, bb, rsb, csb, ref, N,
+                        accumulate);
+          mc_gemm_f32(rows, N, K, a, K, 1, bb, rsb, csb, c, N, accumulate);
+          cr_assert_eq(memcmp(c, ref, sizeof c), 0,
+                       "kernel %s, rows %d, B transposed %d, accumulate %d",
+                       kernels[k], rows, tb, accumulate);
+        }
+    /* +0 times negative values: every product and sum is -0 in row 0;
+     * rows with some -0 factors mix -0 and +0 products, which sum to +0 */
+    mc_gemm_f32(4, 16, 64, z, 64, 1, neg, 16, 1, out, 16, 0);
+    for (int i = 0; i < 4 * 16; i++) {
+      float expect = 0;
+      gemm_contract(fused, 1, 1, 64, z + i / 16 * 64, 64, 1, neg + i % 16, 16,
+                    1, &expect, 1, 0);
+      cr_assert_eq(signbit(out[i]), signbit(expect), "element %d", i);
+      cr_assert(i >= 16 || signbit(out[i]), "element %d", i);
+    }
   }
 }
 
 Test(gemm, empty_dimensions) {
-  float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {9, 9, 9, 9};
-  mc_gemm_f32(0, 2, 2, a, 2, 1, b, 2, 1, c, 2, 0); /* M = 0: nothing */
-  mc_gemm_f32(2, 0, 2, a, 2, 1, b, 2, 1, c, 2, 0); /* N = 0: nothing */
-  for (int i = 0; i < 4; i++)
-    cr_assert_eq(c[i], 9.0f);
-  mc_gemm_f32(2, 2, 0, a, 2, 1, b, 2, 1, c, 2, 1); /* K = 0, +=: unchanged */
-  for (int i = 0; i < 4; i++)
-    cr_assert_eq(c[i], 9.0f);
-  mc_gemm_f32(2, 2, 0, a, 2, 1, b, 2, 1, c, 2, 0); /* K = 0: zeros */
-  for (int i = 0; i < 4; i++)
-    cr_assert_eq(c[i], 0.0f);
-  float big_c[40 * 40];
-  for (int i = 0; i < 40 * 40; i++)
-    big_c[i] = 1.0f;
-  mc_gemm_f32(40, 40, 0, a, 0, 1, b, 40, 1, big_c, 40, 0);
-  for (int i = 0; i < 40 * 40; i++)
-    cr_assert_eq(big_c[i], 0.0f);
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {9, 9, 9, 9};
+    mc_gemm_f32(0, 2, 2, a, 2, 1, b, 2, 1, c, 2, 0); /* M = 0: nothing */
+    mc_gemm_f32(2, 0, 2, a, 2, 1, b, 2, 1, c, 2, 0); /* N = 0: nothing */
+    for (int i = 0; i < 4; i++)
+      cr_assert_eq(c[i], 9.0f);
+    mc_gemm_f32(2, 2, 0, a, 2, 1, b, 2, 1, c, 2, 1); /* K = 0, +=: same */
+    for (int i = 0; i < 4; i++)
+      cr_assert_eq(c[i], 9.0f);
+    mc_gemm_f32(2, 2, 0, a, 2, 1, b, 2, 1, c, 2, 0); /* K = 0: +0 */
+    for (int i = 0; i < 4; i++)
+      cr_assert(c[i] == 0.0f && !signbit(c[i]));
+    float big_c[40 * 40];
+    for (int i = 0; i < 40 * 40; i++)
+      big_c[i] = 1.0f;
+    mc_gemm_f32(40, 40, 0, a, 0, 1, b, 40, 1, big_c, 40, 0);
+    for (int i = 0; i < 40 * 40; i++)
+      cr_assert_eq(big_c[i], 0.0f);
+  }
+}
+
+Test(gemm, kernel_selection) {
+  cr_assert_eq(mc_gemm_use_kernel("portable"), MC_OK);
+  cr_assert_str_eq(mc_gemm_kernel_name(), "portable");
+  cr_assert_eq(mc_gemm_use_kernel("no-such-kernel"), MC_ERR_USAGE);
+  cr_assert_str_eq(mc_gemm_kernel_name(), "portable");
+  /* the default is the widest available, unless MC_GEMM_KERNEL names one */
+  unsetenv("MC_GEMM_KERNEL");
+  cr_assert_eq(mc_gemm_use_kernel(NULL), MC_OK);
+  const char *best = mc_gemm_kernel_name();
+  for (int k = KERNEL_COUNT - 1; k >= 0; k--)
+    if (mc_gemm_use_kernel(kernels[k]) == MC_OK) {
+      cr_assert_str_eq(best, kernels[k]);
+      break;
+    }
+  setenv("MC_GEMM_KERNEL", "portable", 1);
+  cr_assert_eq(mc_gemm_use_kernel(NULL), MC_OK);
+  cr_assert_str_eq(mc_gemm_kernel_name(), "portable");
+  setenv("MC_GEMM_KERNEL", "bogus", 1); /* ignored */
+  cr_assert_eq(mc_gemm_use_kernel(NULL), MC_OK);
+  cr_assert_str_eq(mc_gemm_kernel_name(), best);
+  unsetenv("MC_GEMM_KERNEL");
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  cr_assert_eq(mc_gemm_use_kernel("avx2") == MC_OK,
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+  cr_assert_eq(mc_gemm_use_kernel("avx512") == MC_OK,
+               !!__builtin_cpu_supports("avx512f"));
+#endif
 }

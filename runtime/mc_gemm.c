@@ -1,0 +1,385 @@
+/* The f32 GEMM: C (+)= A B with any strides, blocked and packed in the
+ * Goto/BLIS way around a register tile, a GEMV path for a few rows, threads
+ * over column panels (or row tiles), and SIMD kernels picked at run time.
+ *
+ * NUMERICAL CONTRACT. Let fma be the selected kernel's `fma` flag (0 for
+ * "portable", 1 for "avx2" and "avx512"). Every element of C is computed as
+ *
+ *   acc = accumulate ? C[i][j] : -0.0f;
+ *   for k = 0, 1, ..., K-1:
+ *     acc = fma ? fmaf(A[i][k], B[k][j], acc)       (one rounding)
+ *               : acc + A[i][k] * B[k][j];          (two roundings)
+ *   C[i][j] = acc;
+ *
+ * (and K == 0 with accumulate == 0 writes +0, as torch does). So the bits of
+ * an element do not depend on M, N, the strides, its place in a tile, the
+ * edge path, GEMV against GEMM, the blocking or the thread count: only on
+ * its row of A, its column of B, its old value and the kernel. Starting from
+ * -0 gives the bits of starting from the first product (-0 + x == x for
+ * every x, -0 and +0 included), so the portable kernel equals the naive
+ * loop. K blocking resumes from the float stored in C, which is the float
+ * the accumulator held. Packing only copies; zero padding only feeds
+ * accumulators that are never stored. tests/test_gemm.c checks every kernel
+ * the machine has against a scalar loop written from this definition. The
+ * portable kernel's two roundings need -ffp-contract=off (how modelc builds
+ * programs, and gcc's default with -std=c11) when FMA is in the target ISA;
+ * the SIMD kernels use only explicit fma intrinsics.
+ *
+ * Structure, for the rows [m0, m1) and columns [n0, n1) a thread owns:
+ *
+ *   for each GEMM_MC rows of C                         (ic)
+ *     for each GEMM_KC values of k, in order           (pc)
+ *       pack A[ic.., pc..] into mr-row panels, k-major (ap: L3)
+ *       for each GEMM_NC columns                       (jc)
+ *         pack B[pc.., jc..] into nr-column panels     (bp: L2)
+ *         for each mr rows                             (ir: A panel in L1)
+ *           for each nr columns                        (jr: B from L2)
+ *             tile: C[mr x nr] = (C or -0) + A panel * B panel
+ *
+ * With few rows and row-major B, B is read in place (packing would cost as
+ * much as using it). Partial tiles go through a full one on the side. The
+ * pack buffers are the thread's mc_thread_scratch (small blocks on the
+ * stack if that fails). The kernel's packers handle the common layouts
+ * with SIMD; gemm_pack does the rest.
+ *
+ * Threads: mc_parallel_for over row tiles or column panels. Every thread
+ * packs all of the operand along the axis it does not split, so the split
+ * goes along the axis that leaves the cheaper one (a row-major B is only
+ * copied; A and a column-major B are transposed), given tiles enough for
+ * every thread. With at most MC_GEMV_MAX_M rows and B contiguous along
+ * one axis, the kernel's GEMV routines stream B once, in column chunks.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "mc_gemm_internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GEMM_KC 384
+#define GEMM_MC 1536     /* rows of packed A (rounded down to mr) */
+#define GEMM_NC 512      /* columns of packed B (a multiple of every nr) */
+#define GEMM_DIRECT_M 32 /* at most this many rows: row-major B unpacked */
+#define GEMM_MAX_MR 16   /* bounds on every kernel's tile */
+#define GEMM_MAX_NR 32
+#define GEMM_MIN_WORK (1 << 20) /* multiply-adds worth a thread */
+
+/* ---- the portable kernel ------------------------------------------------
+ * 4 x 8 tiles of named scalars, c<row><column>, listed by X-macros:
+ * compilers keep scalars in registers and pack them into vectors (SLP), a
+ * local array indexed in loops stays in memory. With SSE2 (the x86-64
+ * baseline) that is 8 of the 16 vector registers as accumulators. */
+#define PORT_MR 4
+#define PORT_NR 8
+#define PORT_ROW(X, i)                                                         \
+  X(i, 0) X(i, 1) X(i, 2) X(i, 3) X(i, 4) X(i, 5) X(i, 6) X(i, 7)
+#define PORT_TILE(X) PORT_ROW(X, 0) PORT_ROW(X, 1) PORT_ROW(X, 2) PORT_ROW(X, 3)
+#define PORT_DECLARE(i, j) float c##i##j;
+#define PORT_LOAD(i, j) c##i##j = c[i * ldc + j];
+#define PORT_ZERO(i, j) c##i##j = -0.0f;
+#define PORT_UPDATE(i, j) c##i##j += a[i] * b[j];
+#define PORT_STORE(i, j) c[i * ldc + j] = c##i##j;
+
+static void port_tile(int64_t kc, const float *restrict ap,
+                      const float *restrict bp, int64_t ldb, float *restrict c,
+                      int64_t ldc, int load_c) {
+  PORT_TILE(PORT_DECLARE)
+  if (load_c) {
+    PORT_TILE(PORT_LOAD)
+  } else {
+    PORT_TILE(PORT_ZERO)
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    const float *a = ap + k * PORT_MR, *b = bp + k * ldb;
+    PORT_TILE(PORT_UPDATE)
+  }
+  PORT_TILE(PORT_STORE)
+}
+
+/* y[j] = y[j] + a * b[j]: one row of B into one row of C; groups of 8
+ * that the compiler turns into vector code (SLP) at -O2. */
+static void port_axpy(int64_t n, float a, const float *restrict b,
+                      float *restrict y) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int q = 0; q < 8; q++)
+      y[j + q] = y[j + q] + a * b[j + q];
+  for (; j < n; j++)
+    y[j] = y[j] + a * b[j];
+}
+
+/* Row-major B: 16 rows of B at a time stream into 256 columns of C (1 KB
+ * per row of C, in L1). */
+static void port_gemv_rows(const McGemmArgs *g, int64_t j0, int64_t j1) {
+  for (int64_t m = 0; m < g->M && !g->accumulate; m++)
+    for (int64_t j = j0; j < j1; j++)
+      g->C[m * g->ldc + j] = -0.0f;
+  for (int64_t kb = 0; kb < g->K; kb += 16)
+    for (int64_t j = j0; j < j1; j += 256)
+      for (int64_t k = kb; k < g->K && k < kb + 16; k++)
+        for (int64_t m = 0; m < g->M; m++)
+          port_axpy(j1 - j < 256 ? j1 - j : 256, g->A[m * g->rsa + k * g->csa],
+                    g->B + k * g->rsb + j, g->C + m * g->ldc + j);
+}
+
+/* Contiguous columns of B: a dot product per element, in k order. */
+static void port_gemv_cols(const McGemmArgs *g, int64_t j0, int64_t j1) {
+  for (int64_t m = 0; m < g->M; m++)
+    for (int64_t j = j0; j < j1; j++) {
+      const float *a = g->A + m * g->rsa, *b = g->B + j * g->csb;
+      float *c = g->C + m * g->ldc + j;
+      float s = g->accumulate ? *c : -0.0f;
+      for (int64_t k = 0; k < g->K; k++)
+        s = s + a[k * g->csa] * b[k];
+      *c = s;
+    }
+}
+
+static const McGemmKernel gemm_portable = {.name = "portable",
+                                           .fma = 0,
+                                           .mr = PORT_MR,
+                                           .nr = PORT_NR,
+                                           .tile = port_tile,
+                                           .gemv_rows = port_gemv_rows,
+                                           .gemv_cols = port_gemv_cols,
+                                           .pack_a = NULL,
+                                           .pack_b = NULL};
+
+/* ---- kernel selection ---------------------------------------------------- */
+static const McGemmKernel *gemm_available(const char *name) {
+  if (strcmp(name, "portable") == 0)
+    return &gemm_portable;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (strcmp(name, "avx2") == 0 && mc_gemm_avx2_kernel &&
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return mc_gemm_avx2_kernel;
+  if (strcmp(name, "avx512") == 0 && mc_gemm_avx512_kernel &&
+      __builtin_cpu_supports("avx512f"))
+    return mc_gemm_avx512_kernel;
+#endif
+  return NULL;
+}
+
+/* $MC_GEMM_KERNEL when it names a kernel this machine runs, else the
+ * widest one it runs. */
+static const McGemmKernel *gemm_default(void) {
+  static const char *const best_first[] = {"avx512", "avx2", "portable"};
+  const char *forced = getenv("MC_GEMM_KERNEL");
+  const McGemmKernel *k = forced ? gemm_available(forced) : NULL;
+  for (int i = 0; !k; i++)
+    k = gemm_available(best_first[i]);
+  return k;
+}
+
+static const McGemmKernel *_Atomic gemm_selected;
+
+static const McGemmKernel *gemm_kernel(void) {
+  const McGemmKernel *k =
+      atomic_load_explicit(&gemm_selected, memory_order_acquire);
+  if (!k) {
+    k = gemm_default();
+    atomic_store_explicit(&gemm_selected, k, memory_order_release);
+  }
+  return k;
+}
+
+int mc_gemm_use_kernel(const char *name) {
+  const McGemmKernel *k = name ? gemm_available(name) : gemm_default();
+  if (!k)
+    return MC_ERR_USAGE;
+  atomic_store_explicit(&gemm_selected, k, memory_order_release);
+  return MC_OK;
+}
+
+const char *mc_gemm_kernel_name(void) {
+  return gemm_kernel()->name;
+}
+
+/* ---- packing ------------------------------------------------------------- */
+/* The portable packing of A and of B, and of any layout the kernel's own
+ * packers leave: n lines (rows of A, columns of B) of kc values, line x
+ * value k at src[x * sx + k * sk], into ceil(n / w) panels of kc * w floats,
+ * dst[(x / w) * kc * w + k * w + x % w], lines past n zero. The inner loop
+ * runs along whichever stride is 1. */
+static void gemm_pack(int w, int64_t n, int64_t kc, const float *src,
+                      int64_t sx, int64_t sk, float *restrict dst) {
+  for (int64_t x0 = 0; x0 < n; x0 += w, dst += kc * w) {
+    int lines = n - x0 < w ? (int)(n - x0) : w;
+    const float *s = src + x0 * sx;
+    if (sk == 1) {
+      for (int x = 0; x < w; x++)
+        for (int64_t k = 0; k < kc; k++)
+          dst[k * w + x] = x < lines ? s[x * sx + k] : 0.0f;
+    } else {
+      for (int64_t k = 0; k < kc; k++)
+        for (int x = 0; x < w; x++)
+          dst[k * w + x] = x < lines ? s[x * sx + k * sk] : 0.0f;
+    }
+  }
+}
+
+/* ---- the blocked GEMM ---------------------------------------------------- */
+typedef struct GemmJob {
+  McGemmArgs g;
+  const McGemmKernel *kern;
+  int split_rows; /* parallel over row tiles, else over column panels */
+} GemmJob;
+
+/* A tile with rows < mr or cols < nr: through a full tile on the side. */
+static void gemm_edge_tile(const McGemmKernel *kern, int64_t kc,
+                           const float *ap, const float *b, int64_t ldb,
+                           float *c, int64_t ldc, int64_t rows, int64_t cols,
+                           int load_c, float *edge) {
+  int nr = kern->nr;
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++)
+      edge[i * nr + j] = load_c ? c[i * ldc + j] : -0.0f;
+  kern->tile(kc, ap, b, ldb, edge, nr, 1);
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < cols; j++)
+      c[i * ldc + j] = edge[i * nr + j];
+}
+
+/* Block sizes and where the packed blocks go. */
+typedef struct GemmBlocks {
+  int64_t mc, kc, nc;
+  float *ap, *bp, *edge;
+} GemmBlocks;
+
+/* Rows [m0, m1) and columns [n0, n1) of C, in blocks of bl. */
+static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
+                         int64_t m1, int64_t n0, int64_t n1) {
+  const McGemmArgs *g = &job->g;
+  const McGemmKernel *kern = job->kern;
+  const int mr = kern->mr, nr = kern->nr;
+  int direct_b = g->csb == 1 && m1 - m0 <= GEMM_DIRECT_M;
+  for (int64_t ic = m0; ic < m1; ic += bl->mc) {
+    int64_t mc = m1 - ic < bl->mc ? m1 - ic : bl->mc;
+    for (int64_t pc = 0; pc < g->K; pc += bl->kc) {
+      int64_t kc = g->K - pc < bl->kc ? g->K - pc : bl->kc;
+      int load_c = g->accumulate || pc > 0;
+      const float *a_block = g->A + ic * g->rsa + pc * g->csa;
+      if (!kern->pack_a ||
+          !kern->pack_a(mc, kc, a_block, g->rsa, g->csa, bl->ap))
+        gemm_pack(mr, mc, kc, a_block, g->rsa, g->csa, bl->ap);
+      for (int64_t jc = n0; jc < n1; jc += bl->nc) {
+        int64_t nc = n1 - jc < bl->nc ? n1 - jc : bl->nc;
+        int64_t packed_from = direct_b ? nc / nr * nr : 0;
+        const float *bk = g->B + pc * g->rsb;
+        const float *b_block = bk + (jc + packed_from) * g->csb;
+        float *bp = bl->bp + packed_from * kc;
+        if (!kern->pack_b ||
+            !kern->pack_b(kc, nc - packed_from, b_block, g->rsb, g->csb, bp))
+          gemm_pack(nr, nc - packed_from, kc, b_block, g->csb, g->rsb, bp);
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+          int64_t rows = mc - ir < mr ? mc - ir : mr;
+          const float *a = bl->ap + ir * kc;
+          float *crow = g->C + (ic + ir) * g->ldc + jc;
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            int64_t cols = nc - jr < nr ? nc - jr : nr;
+            const float *b = bl->bp + jr * kc;
+            int64_t ldb = nr;
+            if (jr < packed_from) {
+              b = bk + jc + jr;
+              ldb = g->rsb;
+            }
+            if (rows == mr && cols == nr)
+              kern->tile(kc, a, b, ldb, crow + jr, g->ldc, load_c);
+            else
+              gemm_edge_tile(kern, kc, a, b, ldb, crow + jr, g->ldc, rows, cols,
+                             load_c, bl->edge);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Large blocks in the thread's scratch; without memory, single tiles and
+ * short k blocks on the stack (the same bits, more slowly). */
+static void gemm_run_blocks(const GemmJob *job, int64_t m0, int64_t m1,
+                            int64_t n0, int64_t n1) {
+  const int mr = job->kern->mr, nr = job->kern->nr;
+  int64_t mc = GEMM_MC / mr * mr; /* whole tiles but at the end of M */
+  mc = m1 - m0 < mc ? m1 - m0 : mc;
+  /* K in equal blocks of at most GEMM_KC: no short last block */
+  int64_t kblocks = (job->g.K + GEMM_KC - 1) / GEMM_KC;
+  int64_t kc = (job->g.K + kblocks - 1) / kblocks;
+  int64_t nc = n1 - n0 < GEMM_NC ? n1 - n0 : GEMM_NC;
+  /* multiples of 16 floats keep bp and edge 64-byte aligned */
+  int64_t a_size = ((mc + mr - 1) / mr * mr * kc + 15) / 16 * 16;
+  int64_t b_size = ((nc + nr - 1) / nr * nr * kc + 15) / 16 * 16;
+  float *p =
+      mc_thread_scratch(sizeof(float) * (size_t)(a_size + b_size + mr * nr));
+  _Alignas(64) float ap[GEMM_MAX_MR * 64], bp[64 * GEMM_MAX_NR],
+      edge[GEMM_MAX_MR * GEMM_MAX_NR];
+  GemmBlocks bl = {mr, 64, nr, ap, bp, edge};
+  if (p)
+    bl = (GemmBlocks){mc, kc, nc, p, p + a_size, p + a_size + b_size};
+  gemm_blocked(job, &bl, m0, m1, n0, n1);
+}
+
+static void gemm_run_chunk(void *ctx, int64_t begin, int64_t end) {
+  const GemmJob *job = ctx;
+  const McGemmArgs *g = &job->g;
+  int64_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N;
+  if (job->split_rows) {
+    m0 = begin * job->kern->mr;
+    m1 = end * job->kern->mr < g->M ? end * job->kern->mr : g->M;
+  } else {
+    n0 = begin * job->kern->nr;
+    n1 = end * job->kern->nr < g->N ? end * job->kern->nr : g->N;
+  }
+  gemm_run_blocks(job, m0, m1, n0, n1);
+}
+
+static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
+  const GemmJob *job = ctx;
+  if (job->g.csb == 1)
+    job->kern->gemv_rows(&job->g, begin, end);
+  else
+    job->kern->gemv_cols(&job->g, begin, end);
+}
+
+void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
+                 int64_t csa, const float *B, int64_t rsb, int64_t csb,
+                 float *C, int64_t ldc, int accumulate) {
+  if (M <= 0 || N <= 0)
+    return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+          C[i * ldc + j] = 0.0f;
+    return;
+  }
+  const McGemmKernel *kern = gemm_kernel();
+  GemmJob job = {
+      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate}, kern, 0};
+  /* units of parallel work, the multiply-adds in one, grains aligned to */
+  int64_t units = N, work = M * K, align = 64;
+  McParallelFn run = gemm_run_gemv;
+  if (M > MC_GEMV_MAX_M || (csb != 1 && rsb != 1)) {
+    int64_t row_tiles = (M + kern->mr - 1) / kern->mr;
+    int64_t col_panels = (N + kern->nr - 1) / kern->nr;
+    /* Each thread packs the whole of the operand along the axis it does
+     * not split: split the axis whose other operand packs cheaper
+     * (row-major B is copied, A and column-major B are transposed), as
+     * long as there are tiles enough for every thread. */
+    int64_t few = 2 * mc_get_threads();
+    job.split_rows = col_panels < few  ? row_tiles > col_panels
+                     : row_tiles < few ? 0
+                                       : N * (csb == 1 ? 1 : 2) < M * 2;
+    units = job.split_rows ? row_tiles : col_panels;
+    work = job.split_rows ? kern->mr * N * K : kern->nr * M * K;
+    align = 1;
+    run = gemm_run_chunk;
+  }
+  /* enough grains that a chunk is worth waking a thread for */
+  mc_parallel_for(units, align * (GEMM_MIN_WORK / (work * align) + 1), run,
+                  &job);
+}

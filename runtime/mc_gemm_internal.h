@@ -1,0 +1,60 @@
+/* What mc_gemm.c (the f32 GEMM driver) and mc_gemm_x86.c (its SIMD kernels)
+ * share; not part of the API.
+ *
+ * A kernel variant is a register tile and two GEMV routines. All three obey
+ * the numerical contract stated in mc_gemm.c: every element of C is one
+ * accumulator, started from C (or -0), that takes the products for
+ * k = 0, 1, ..., K-1 in that order, fused (fma) when `fma` is set and
+ * rounded separately otherwise. A kernel never reorders, splits or widens
+ * that sum, so the driver may cut M, N and K into blocks anywhere.
+ */
+#ifndef MC_GEMM_INTERNAL_H
+#define MC_GEMM_INTERNAL_H
+
+#include "mc_runtime.h"
+
+/* At most this many rows of C go to the GEMV routines. */
+#define MC_GEMV_MAX_M 4
+
+/* The operands of one mc_gemm_f32 call. */
+typedef struct McGemmArgs {
+  int64_t M, N, K;
+  const float *A;
+  int64_t rsa, csa;
+  const float *B;
+  int64_t rsb, csb;
+  float *C;
+  int64_t ldc;
+  int accumulate;
+} McGemmArgs;
+
+typedef struct McGemmKernel {
+  const char *name; /* "portable", "avx2", "avx512" */
+  int fma;          /* 1: acc = fma(a, b, acc); 0: acc = acc + a * b */
+  int mr, nr;       /* the register tile: mr rows by nr columns of C */
+  /* c[i * ldc + j] for i < mr, j < nr: acc = load_c ? c : -0, then
+   * acc += ap[k * mr + i] * bp[k * ldb + j] for k = 0 .. kc-1; c = acc. */
+  void (*tile)(int64_t kc, const float *ap, const float *bp, int64_t ldb,
+               float *c, int64_t ldc, int load_c);
+  /* Columns [j0, j1) of C for g->M <= MC_GEMV_MAX_M rows, B unpacked:
+   * gemv_rows when B's rows are contiguous (csb == 1), gemv_cols when its
+   * columns are (rsb == 1). K >= 1. */
+  void (*gemv_rows)(const McGemmArgs *g, int64_t j0, int64_t j1);
+  void (*gemv_cols)(const McGemmArgs *g, int64_t j0, int64_t j1);
+  /* Optional faster packing for the common layouts; each returns 0, having
+   * done nothing, for a layout it does not handle (NULL: never handles),
+   * and the driver's portable loops do it. pack_a: mc rows of A into
+   * ceil(mc / mr) panels, ap[(i / mr) * kc * mr + k * mr + i % mr], zero
+   * rows past mc. pack_b: nc columns of B into ceil(nc / nr) panels,
+   * bp[(j / nr) * kc * nr + k * nr + j % nr], zero columns past nc. */
+  int (*pack_a)(int64_t mc, int64_t kc, const float *A, int64_t rsa,
+                int64_t csa, float *ap);
+  int (*pack_b)(int64_t kc, int64_t nc, const float *B, int64_t rsb,
+                int64_t csb, float *bp);
+} McGemmKernel;
+
+/* NULL on other architectures or compilers. */
+extern const McGemmKernel *const mc_gemm_avx2_kernel;
+extern const McGemmKernel *const mc_gemm_avx512_kernel;
+
+#endif /* MC_GEMM_INTERNAL_H */

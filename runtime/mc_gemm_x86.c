@@ -1,0 +1,465 @@
+/* The x86-64 kernels of the f32 GEMM: AVX2+FMA and AVX-512F, written with
+ * intrinsics in functions compiled for those instruction sets (the rest of
+ * the program keeps the baseline ISA; mc_gemm.c runs these only on a CPU
+ * that has them).
+ *
+ * Every product is fused into its accumulator (vfmadd, one rounding) in
+ * increasing k, as mc_gemm.c's contract requires of an fma kernel. The GEMV
+ * routines vectorize across columns of C, never across k, and their edges
+ * use masked loads and stores rather than scalar code, so every element
+ * sees the same operations. Per instruction set (W = 16 or 8 lanes):
+ *
+ *   tile       AVX-512 14 x 32 (28 of the 32 registers accumulate),
+ *              AVX2 6 x 16 (12 of 16)
+ *   gemv_rows  row-major B: 2W columns of 4 rows of C stay in registers
+ *              while GEMV_KB rows of B stream by
+ *   gemv_cols  B's columns contiguous: W columns by W values of k, loaded
+ *              as rows and transposed in registers
+ *   pack_a/b   row-major A and transposed B packed through the same W x W
+ *              transpose; row-major B copied
+ *
+ * Code size matters (the whole runtime is meant to stay small): the
+ * transpose lives in one function per instruction set, and the GEMV
+ * routines always compute 4 rows (rows past M repeat the last one).
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "mc_gemm_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+
+#define X86_AVX2 __attribute__((target("avx2,fma")))
+#define X86_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define X86_INLINE static inline __attribute__((always_inline))
+#define X86_NOINLINE static __attribute__((noinline))
+
+#define GEMV_KB 16  /* rows of B per pass over the columns */
+#define GEMV_ROWS 4 /* rows of C the GEMV routines compute (MC_GEMV_MAX_M) */
+
+/* Row m of A and C for the GEMV routines; rows past M repeat row M - 1,
+ * which computes and stores the same floats again (one code path for
+ * every M, at the price of redundant arithmetic in a memory-bound loop). */
+static void gemv_rows_of(const McGemmArgs *g, const float *a[GEMV_ROWS],
+                         float *c[GEMV_ROWS]) {
+  for (int m = 0; m < GEMV_ROWS; m++) {
+    int64_t row = m < g->M ? m : g->M - 1;
+    a[m] = g->A + row * g->rsa;
+    c[m] = g->C + row * g->ldc;
+  }
+}
+
+/* ---- AVX-512 ------------------------------------------------------------- */
+#define A512_MR 14
+#define A512_NR 32
+
+X86_AVX512 static void tile_avx512(int64_t kc, const float *restrict ap,
+                                   const float *restrict bp, int64_t ldb,
+                                   float *restrict c, int64_t ldc, int load_c) {
+  __m512 c0[A512_MR], c1[A512_MR];
+  if (load_c) {
+#pragma GCC unroll 14
+    for (int i = 0; i < A512_MR; i++) {
+      c0[i] = _mm512_loadu_ps(c + i * ldc);
+      c1[i] = _mm512_loadu_ps(c + i * ldc + 16);
+    }
+  } else {
+#pragma GCC unroll 14
+    for (int i = 0; i < A512_MR; i++)
+      c0[i] = c1[i] = _mm512_set1_ps(-0.0f);
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+    /* B comes from L2 (packed) or memory (read in place): 8 rows ahead */
+    _mm_prefetch((const char *)(bp + 8 * ldb), _MM_HINT_T0);
+    _mm_prefetch((const char *)(bp + 8 * ldb + 16), _MM_HINT_T0);
+#pragma GCC unroll 14
+    for (int i = 0; i < A512_MR; i++) {
+      __m512 a = _mm512_set1_ps(ap[i]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+    ap += A512_MR;
+    bp += ldb;
+  }
+#pragma GCC unroll 14
+  for (int i = 0; i < A512_MR; i++) {
+    _mm512_storeu_ps(c + i * ldc, c0[i]);
+    _mm512_storeu_ps(c + i * ldc + 16, c1[i]);
+  }
+}
+
+/* The first n lanes. */
+X86_INLINE X86_AVX512 __mmask16 mask16(int64_t n) {
+  return n >= 16  ? (__mmask16)0xFFFF
+         : n <= 0 ? (__mmask16)0
+                  : (__mmask16)((1u << n) - 1);
+}
+
+/* dst[q * ldd + i] = src[i * lds + q] for q < cols, i < 16, where rows
+ * i >= `rows` read as zero (and are not touched); of each destination row
+ * only the `lanes` lanes are stored. */
+X86_NOINLINE X86_AVX512 void transpose16(const float *src, int64_t lds,
+                                         int64_t rows, int64_t cols, float *dst,
+                                         int64_t ldd, __mmask16 lanes) {
+  __mmask16 cmask = mask16(cols);
+  __m512 r[16], t[16], u[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i++)
+    r[i] = _mm512_maskz_loadu_ps(i < rows ? cmask : 0,
+                                 src + (i < rows ? i : 0) * lds);
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  /* u[4p + q]: in each 128-bit lane L, rows 4p..4p+3 of column 4L + q */
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; p++) {
+    u[4 * p + 0] = _mm512_shuffle_ps(t[4 * p], t[4 * p + 2], 0x44);
+    u[4 * p + 1] = _mm512_shuffle_ps(t[4 * p], t[4 * p + 2], 0xEE);
+    u[4 * p + 2] = _mm512_shuffle_ps(t[4 * p + 1], t[4 * p + 3], 0x44);
+    u[4 * p + 3] = _mm512_shuffle_ps(t[4 * p + 1], t[4 * p + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+    __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+    __m512 v2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+    __m512 v3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+    r[q] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[q + 8] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[q + 4] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[q + 12] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; q++)
+    if (q < cols)
+      _mm512_mask_storeu_ps(dst + q * ldd, lanes, r[q]);
+}
+
+X86_AVX512 static void gemv_rows_avx512(const McGemmArgs *g, int64_t j0,
+                                        int64_t j1) {
+  const float *a[GEMV_ROWS];
+  float *c[GEMV_ROWS];
+  gemv_rows_of(g, a, c);
+  for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
+    int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
+    int fresh = kb == 0 && !g->accumulate;
+    for (int64_t j = j0; j < j1; j += 32) {
+      __mmask16 mask[2] = {mask16(j1 - j), mask16(j1 - j - 16)};
+      __m512 acc[GEMV_ROWS][2];
+#pragma GCC unroll 4
+      for (int m = 0; m < GEMV_ROWS; m++)
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++)
+          acc[m][v] = fresh ? _mm512_set1_ps(-0.0f)
+                            : _mm512_maskz_loadu_ps(mask[v], c[m] + j + 16 * v);
+      for (int64_t k = kb; k < ke; k++) {
+        const float *b = g->B + k * g->rsb + j;
+        __m512 b0 = _mm512_maskz_loadu_ps(mask[0], b);
+        __m512 b1 = _mm512_maskz_loadu_ps(mask[1], b + 16);
+#pragma GCC unroll 4
+        for (int m = 0; m < GEMV_ROWS; m++) {
+          __m512 am = _mm512_set1_ps(a[m][k * g->csa]);
+          acc[m][0] = _mm512_fmadd_ps(am, b0, acc[m][0]);
+          acc[m][1] = _mm512_fmadd_ps(am, b1, acc[m][1]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int m = 0; m < GEMV_ROWS; m++)
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++)
+          _mm512_mask_storeu_ps(c[m] + j + 16 * v, mask[v], acc[m][v]);
+    }
+  }
+}
+
+X86_AVX512 static void gemv_cols_avx512(const McGemmArgs *g, int64_t j0,
+                                        int64_t j1) {
+  const float *a[GEMV_ROWS];
+  float *c[GEMV_ROWS];
+  _Alignas(64) float t[16 * 16];
+  gemv_rows_of(g, a, c);
+  for (int64_t j = j0; j < j1; j += 16) {
+    int64_t nj = j1 - j < 16 ? j1 - j : 16;
+    __mmask16 jmask = mask16(nj);
+    __m512 acc[GEMV_ROWS];
+#pragma GCC unroll 4
+    for (int m = 0; m < GEMV_ROWS; m++)
+      acc[m] = g->accumulate ? _mm512_maskz_loadu_ps(jmask, c[m] + j)
+                             : _mm512_set1_ps(-0.0f);
+    for (int64_t k = 0; k < g->K; k += 16) {
+      int64_t kt = g->K - k < 16 ? g->K - k : 16;
+      transpose16(g->B + j * g->csb + k, g->csb, nj, kt, t, 16, 0xFFFF);
+      for (int64_t kk = 0; kk < kt; kk++) {
+        __m512 bk = _mm512_load_ps(t + 16 * kk);
+#pragma GCC unroll 4
+        for (int m = 0; m < GEMV_ROWS; m++)
+          acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(a[m][(k + kk) * g->csa]), bk,
+                                   acc[m]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < GEMV_ROWS; m++)
+      _mm512_mask_storeu_ps(c[m] + j, jmask, acc[m]);
+  }
+}
+
+/* Row-major A: 16 k values of each of 14 rows at a time, transposed. */
+X86_AVX512 static int pack_a_avx512(int64_t mc, int64_t kc, const float *A,
+                                    int64_t rsa, int64_t csa, float *ap) {
+  if (csa != 1)
+    return 0;
+  for (int64_t i = 0; i < mc; i += A512_MR, ap += kc * A512_MR)
+    for (int64_t k = 0; k < kc; k += 16)
+      transpose16(A + i * rsa + k, rsa, mc - i < A512_MR ? mc - i : A512_MR,
+                  kc - k < 16 ? kc - k : 16, ap + k * A512_MR, A512_MR,
+                  mask16(A512_MR));
+  return 1;
+}
+
+/* Row-major B: copies; B's columns contiguous: transposed 16 x 16 blocks,
+ * up to whole panels (the columns past nc read as zeros). */
+X86_AVX512 static int pack_b_avx512(int64_t kc, int64_t nc, const float *B,
+                                    int64_t rsb, int64_t csb, float *bp) {
+  if (csb == 1) {
+    for (int64_t j = 0; j < nc; j += A512_NR, bp += kc * A512_NR) {
+      __mmask16 m0 = mask16(nc - j), m1 = mask16(nc - j - 16);
+      for (int64_t k = 0; k < kc; k++) {
+        const float *b = B + k * rsb + j;
+        _mm512_storeu_ps(bp + k * A512_NR, _mm512_maskz_loadu_ps(m0, b));
+        _mm512_storeu_ps(bp + k * A512_NR + 16,
+                         _mm512_maskz_loadu_ps(m1, b + 16));
+      }
+    }
+    return 1;
+  }
+  if (rsb != 1)
+    return 0;
+  for (int64_t j = 0; j < (nc + A512_NR - 1) / A512_NR * A512_NR; j += 16) {
+    int64_t cols = nc - j < 0 ? 0 : nc - j < 16 ? nc - j : 16;
+    float *panel = bp + j / A512_NR * kc * A512_NR + j % A512_NR;
+    for (int64_t k = 0; k < kc; k += 16)
+      transpose16(B + (cols ? j : 0) * csb + k, csb, cols,
+                  kc - k < 16 ? kc - k : 16, panel + k * A512_NR, A512_NR,
+                  0xFFFF);
+  }
+  return 1;
+}
+
+static const McGemmKernel avx512_kernel = {.name = "avx512",
+                                           .fma = 1,
+                                           .mr = A512_MR,
+                                           .nr = A512_NR,
+                                           .tile = tile_avx512,
+                                           .gemv_rows = gemv_rows_avx512,
+                                           .gemv_cols = gemv_cols_avx512,
+                                           .pack_a = pack_a_avx512,
+                                           .pack_b = pack_b_avx512};
+
+/* ---- AVX2 ---------------------------------------------------------------- */
+#define A256_MR 6
+#define A256_NR 16
+
+X86_AVX2 static void tile_avx2(int64_t kc, const float *restrict ap,
+                               const float *restrict bp, int64_t ldb,
+                               float *restrict c, int64_t ldc, int load_c) {
+  __m256 c0[A256_MR], c1[A256_MR];
+  if (load_c) {
+#pragma GCC unroll 6
+    for (int i = 0; i < A256_MR; i++) {
+      c0[i] = _mm256_loadu_ps(c + i * ldc);
+      c1[i] = _mm256_loadu_ps(c + i * ldc + 8);
+    }
+  } else {
+#pragma GCC unroll 6
+    for (int i = 0; i < A256_MR; i++)
+      c0[i] = c1[i] = _mm256_set1_ps(-0.0f);
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+    _mm_prefetch((const char *)(bp + 8 * ldb), _MM_HINT_T0);
+#pragma GCC unroll 6
+    for (int i = 0; i < A256_MR; i++) {
+      __m256 a = _mm256_broadcast_ss(ap + i);
+      c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+    }
+    ap += A256_MR;
+    bp += ldb;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < A256_MR; i++) {
+    _mm256_storeu_ps(c + i * ldc, c0[i]);
+    _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
+  }
+}
+
+/* The first n lanes, as a maskload/maskstore mask. */
+X86_INLINE X86_AVX2 __m256i mask8(int64_t n) {
+  __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int clamped = n < 0 ? 0 : n > 8 ? 8 : (int)n;
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(clamped), lane);
+}
+
+/* transpose16 for 8 x 8 blocks; `lanes` is a count. */
+X86_NOINLINE X86_AVX2 void transpose8(const float *src, int64_t lds,
+                                      int64_t rows, int64_t cols, float *dst,
+                                      int64_t ldd, int lanes) {
+  __m256i cmask = mask8(cols), none = _mm256_setzero_si256();
+  __m256i store = mask8(lanes);
+  __m256 r[8], t[8], u[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++)
+    r[i] = _mm256_maskload_ps(src + (i < rows ? i : 0) * lds,
+                              i < rows ? cmask : none);
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int p = 0; p < 2; p++) {
+    u[4 * p + 0] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], 0x44);
+    u[4 * p + 1] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], 0xEE);
+    u[4 * p + 2] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], 0x44);
+    u[4 * p + 3] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+    r[q + 4] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < 8; q++)
+    if (q < cols)
+      _mm256_maskstore_ps(dst + q * ldd, store, r[q]);
+}
+
+X86_AVX2 static void gemv_rows_avx2(const McGemmArgs *g, int64_t j0,
+                                    int64_t j1) {
+  const float *a[GEMV_ROWS];
+  float *c[GEMV_ROWS];
+  gemv_rows_of(g, a, c);
+  for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
+    int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
+    int fresh = kb == 0 && !g->accumulate;
+    for (int64_t j = j0; j < j1; j += 16) {
+      __m256i mask[2] = {mask8(j1 - j), mask8(j1 - j - 8)};
+      __m256 acc[GEMV_ROWS][2];
+#pragma GCC unroll 4
+      for (int m = 0; m < GEMV_ROWS; m++)
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++)
+          acc[m][v] = fresh ? _mm256_set1_ps(-0.0f)
+                            : _mm256_maskload_ps(c[m] + j + 8 * v, mask[v]);
+      for (int64_t k = kb; k < ke; k++) {
+        const float *b = g->B + k * g->rsb + j;
+        __m256 b0 = _mm256_maskload_ps(b, mask[0]);
+        __m256 b1 = _mm256_maskload_ps(b + 8, mask[1]);
+#pragma GCC unroll 4
+        for (int m = 0; m < GEMV_ROWS; m++) {
+          __m256 am = _mm256_broadcast_ss(a[m] + k * g->csa);
+          acc[m][0] = _mm256_fmadd_ps(am, b0, acc[m][0]);
+          acc[m][1] = _mm256_fmadd_ps(am, b1, acc[m][1]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int m = 0; m < GEMV_ROWS; m++)
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++)
+          _mm256_maskstore_ps(c[m] + j + 8 * v, mask[v], acc[m][v]);
+    }
+  }
+}
+
+X86_AVX2 static void gemv_cols_avx2(const McGemmArgs *g, int64_t j0,
+                                    int64_t j1) {
+  const float *a[GEMV_ROWS];
+  float *c[GEMV_ROWS];
+  _Alignas(32) float t[8 * 8];
+  gemv_rows_of(g, a, c);
+  for (int64_t j = j0; j < j1; j += 8) {
+    int64_t nj = j1 - j < 8 ? j1 - j : 8;
+    __m256i jmask = mask8(nj);
+    __m256 acc[GEMV_ROWS];
+#pragma GCC unroll 4
+    for (int m = 0; m < GEMV_ROWS; m++)
+      acc[m] = g->accumulate ? _mm256_maskload_ps(c[m] + j, jmask)
+                             : _mm256_set1_ps(-0.0f);
+    for (int64_t k = 0; k < g->K; k += 8) {
+      int64_t kt = g->K - k < 8 ? g->K - k : 8;
+      transpose8(g->B + j * g->csb + k, g->csb, nj, kt, t, 8, 8);
+      for (int64_t kk = 0; kk < kt; kk++) {
+        __m256 bk = _mm256_load_ps(t + 8 * kk);
+#pragma GCC unroll 4
+        for (int m = 0; m < GEMV_ROWS; m++)
+          acc[m] = _mm256_fmadd_ps(
+              _mm256_broadcast_ss(a[m] + (k + kk) * g->csa), bk, acc[m]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < GEMV_ROWS; m++)
+      _mm256_maskstore_ps(c[m] + j, jmask, acc[m]);
+  }
+}
+
+X86_AVX2 static int pack_a_avx2(int64_t mc, int64_t kc, const float *A,
+                                int64_t rsa, int64_t csa, float *ap) {
+  if (csa != 1)
+    return 0;
+  for (int64_t i = 0; i < mc; i += A256_MR, ap += kc * A256_MR)
+    for (int64_t k = 0; k < kc; k += 8)
+      transpose8(A + i * rsa + k, rsa, mc - i < A256_MR ? mc - i : A256_MR,
+                 kc - k < 8 ? kc - k : 8, ap + k * A256_MR, A256_MR, A256_MR);
+  return 1;
+}
+
+X86_AVX2 static int pack_b_avx2(int64_t kc, int64_t nc, const float *B,
+                                int64_t rsb, int64_t csb, float *bp) {
+  if (csb == 1) {
+    for (int64_t j = 0; j < nc; j += A256_NR, bp += kc * A256_NR) {
+      __m256i m0 = mask8(nc - j), m1 = mask8(nc - j - 8);
+      for (int64_t k = 0; k < kc; k++) {
+        const float *b = B + k * rsb + j;
+        _mm256_storeu_ps(bp + k * A256_NR, _mm256_maskload_ps(b, m0));
+        _mm256_storeu_ps(bp + k * A256_NR + 8, _mm256_maskload_ps(b + 8, m1));
+      }
+    }
+    return 1;
+  }
+  if (rsb != 1)
+    return 0;
+  for (int64_t j = 0; j < (nc + A256_NR - 1) / A256_NR * A256_NR; j += 8) {
+    int64_t cols = nc - j < 0 ? 0 : nc - j < 8 ? nc - j : 8;
+    float *panel = bp + j / A256_NR * kc * A256_NR + j % A256_NR;
+    for (int64_t k = 0; k < kc; k += 8)
+      transpose8(B + (cols ? j : 0) * csb + k, csb, cols,
+                 kc - k < 8 ? kc - k : 8, panel + k * A256_NR, A256_NR, 8);
+  }
+  return 1;
+}
+
+static const McGemmKernel avx2_kernel = {.name = "avx2",
+                                         .fma = 1,
+                                         .mr = A256_MR,
+                                         .nr = A256_NR,
+                                         .tile = tile_avx2,
+                                         .gemv_rows = gemv_rows_avx2,
+                                         .gemv_cols = gemv_cols_avx2,
+                                         .pack_a = pack_a_avx2,
+                                         .pack_b = pack_b_avx2};
+
+const McGemmKernel *const mc_gemm_avx2_kernel = &avx2_kernel;
+const McGemmKernel *const mc_gemm_avx512_kernel = &avx512_kernel;
+
+#else
+
+const McGemmKernel *const mc_gemm_avx2_kernel = NULL;
+const McGemmKernel *const mc_gemm_avx512_kernel = NULL;
+
+#endif

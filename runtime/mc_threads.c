@@ -1,0 +1,294 @@
+/* A small thread pool for the kernels, and per-thread scratch memory.
+ *
+ * mc_parallel_for(n, grain, fn, ctx) cuts [0, n) into at most
+ * mc_get_threads() contiguous chunks, each a whole number of grains (the
+ * last may be short), and runs chunk 0 on the caller and chunk c on worker
+ * c. The cut depends only on n, grain and the thread count, never on
+ * timing. Workers are started on first use and sleep on a condition
+ * variable between jobs; mc_threads_shutdown (registered with atexit) stops
+ * and joins them.
+ *
+ * Invariants:
+ *  - one parallel region at a time: a call made while another thread holds
+ *    the pool, or from inside a region (a worker, or the caller's chunk),
+ *    runs fn(ctx, 0, n) serially on the calling thread, so nesting never
+ *    deadlocks and kernels may call mc_parallel_for unconditionally;
+ *  - a worker takes part in a job only if its chunk exists, and the caller
+ *    returns only after every chunk has finished;
+ *  - mc_thread_scratch memory belongs to one thread: a worker's is freed
+ *    when it exits (a pthread key destructor), the main thread's by the
+ *    atexit handler, so LeakSanitizer finds nothing.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "mc_runtime.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS_MAX 256
+
+typedef struct ThreadPool {
+  pthread_mutex_t lock;
+  pthread_cond_t wake; /* workers wait for a new generation */
+  pthread_cond_t done; /* the caller waits for pending == 0 */
+  int nworkers;
+  int stop;
+  atomic_ulong generation;               /* one per job; set under lock */
+  unsigned long started_at[THREADS_MAX]; /* generation when worker w began */
+  pthread_t workers[THREADS_MAX];
+  /* the current job */
+  McParallelFn fn;
+  void *ctx;
+  int64_t n, grain;
+  int nchunks;
+  atomic_int pending; /* chunks the workers have not finished */
+} ThreadPool;
+
+static ThreadPool pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                          .wake = PTHREAD_COND_INITIALIZER,
+                          .done = PTHREAD_COND_INITIALIZER};
+/* Held by the thread that runs a parallel region (try-locked). */
+static pthread_mutex_t pool_busy = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int threads_wanted; /* 0 until decided */
+static _Thread_local int in_region;
+static pthread_once_t at_exit_once = PTHREAD_ONCE_INIT;
+
+static int threads_cores(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > THREADS_MAX ? THREADS_MAX : (int)n;
+}
+
+/* MC_THREADS when it is a positive integer, else every core. */
+static int threads_default(void) {
+  const char *s = getenv("MC_THREADS");
+  if (s && *s) {
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (*end == '\0' && n >= 1)
+      return n > THREADS_MAX ? THREADS_MAX : (int)n;
+  }
+  return threads_cores();
+}
+
+void mc_set_threads(int n) {
+  atomic_store(&threads_wanted, n <= 0            ? threads_cores()
+                                : n > THREADS_MAX ? THREADS_MAX
+                                                  : n);
+}
+
+int mc_get_threads(void) {
+  int n = atomic_load(&threads_wanted);
+  if (n == 0) {
+    int expected = 0;
+    n = threads_default();
+    if (!atomic_compare_exchange_strong(&threads_wanted, &expected, n))
+      n = expected;
+  }
+  return n;
+}
+
+/* Before sleeping, a thread waits actively for a while, on both sides:
+ * kernels come in quick succession, and waking a sleeping thread costs
+ * tens of microseconds, more on a busy machine. After a few pauses it
+ * yields the CPU at each step, so that a co-scheduled thread it waits for
+ * (or another program) can run. */
+#define THREADS_SPIN_NS 200000
+
+typedef struct ThreadSpin {
+  int steps;
+  struct timespec start;
+} ThreadSpin;
+
+/* One step of waiting; 0 once the time is up. */
+static int threads_spin(ThreadSpin *s) {
+  if (s->steps++ < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    return 1;
+  }
+  sched_yield();
+  if (s->steps % 16)
+    return 1;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (s->steps == 80) {
+    s->start = now;
+    return 1;
+  }
+  return (now.tv_sec - s->start.tv_sec) * 1000000000L +
+             (now.tv_nsec - s->start.tv_nsec) <
+         THREADS_SPIN_NS;
+}
+
+/* Chunk c of nchunks: a balanced share of the ceil(n / grain) grains. */
+static void threads_chunk(int64_t n, int64_t grain, int nchunks, int c,
+                          int64_t *begin, int64_t *end) {
+  int64_t units = (n - 1) / grain + 1;
+  int64_t share = units / nchunks, extra = units % nchunks;
+  int64_t u0 = share * c + (c < extra ? c : extra);
+  int64_t u1 = u0 + share + (c < extra);
+  *begin = u0 * grain;
+  *end = u1 * grain < n ? u1 * grain : n;
+}
+
+static void *threads_worker(void *arg) {
+  int chunk = (int)(intptr_t)arg + 1;
+  in_region = 1;
+  pthread_mutex_lock(&pool.lock);
+  unsigned long seen = pool.started_at[chunk - 1];
+  pthread_mutex_unlock(&pool.lock);
+  for (;;) {
+    ThreadSpin spin = {0, {0, 0}};
+    while (atomic_load(&pool.generation) == seen && threads_spin(&spin))
+      continue;
+    pthread_mutex_lock(&pool.lock);
+    while (!pool.stop && atomic_load(&pool.generation) == seen)
+      pthread_cond_wait(&pool.wake, &pool.lock);
+    if (pool.stop)
+      break;
+    /* a generation skipped here had no chunk for us: it could not have
+     * finished without it */
+    seen = atomic_load(&pool.generation);
+    if (chunk >= pool.nchunks) {
+      pthread_mutex_unlock(&pool.lock);
+      continue;
+    }
+    McParallelFn fn = pool.fn;
+    void *ctx = pool.ctx;
+    int64_t begin, end;
+    threads_chunk(pool.n, pool.grain, pool.nchunks, chunk, &begin, &end);
+    pthread_mutex_unlock(&pool.lock);
+    fn(ctx, begin, end);
+    if (atomic_fetch_sub(&pool.pending, 1) == 1) {
+      pthread_mutex_lock(&pool.lock);
+      pthread_cond_signal(&pool.done);
+      pthread_mutex_unlock(&pool.lock);
+    }
+  }
+  pthread_mutex_unlock(&pool.lock);
+  return NULL;
+}
+
+static void threads_at_exit(void) {
+  mc_threads_shutdown();
+}
+static void threads_register_at_exit(void) {
+  atexit(threads_at_exit);
+}
+
+void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
+  if (n <= 0)
+    return;
+  if (grain < 1)
+    grain = 1;
+  int64_t units = (n - 1) / grain + 1;
+  int threads = mc_get_threads();
+  int nchunks = units < threads ? (int)units : threads;
+  if (nchunks <= 1 || in_region || pthread_mutex_trylock(&pool_busy) != 0) {
+    fn(ctx, 0, n);
+    return;
+  }
+  pthread_once(&at_exit_once, threads_register_at_exit);
+  pthread_mutex_lock(&pool.lock);
+  while (pool.nworkers < nchunks - 1) {
+    int w = pool.nworkers;
+    pool.started_at[w] = atomic_load(&pool.generation);
+    if (pthread_create(&pool.workers[w], NULL, threads_worker,
+                       (void *)(intptr_t)w) != 0)
+      break;
+    pool.nworkers++;
+  }
+  if (nchunks > pool.nworkers + 1)
+    nchunks = pool.nworkers + 1;
+  pool.fn = fn;
+  pool.ctx = ctx;
+  pool.n = n;
+  pool.grain = grain;
+  pool.nchunks = nchunks;
+  atomic_store(&pool.pending, nchunks - 1);
+  atomic_fetch_add(&pool.generation, 1);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.lock);
+
+  int64_t begin, end;
+  threads_chunk(n, grain, nchunks, 0, &begin, &end);
+  in_region = 1;
+  fn(ctx, begin, end);
+  in_region = 0;
+
+  ThreadSpin spin = {0, {0, 0}};
+  while (atomic_load(&pool.pending) > 0 && threads_spin(&spin))
+    continue;
+  if (atomic_load(&pool.pending) > 0) {
+    pthread_mutex_lock(&pool.lock);
+    while (atomic_load(&pool.pending) > 0)
+      pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+  }
+  pthread_mutex_unlock(&pool_busy);
+}
+
+/* ---- per-thread scratch ------------------------------------------------- */
+static _Thread_local void *scratch_data;
+static _Thread_local size_t scratch_size;
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void) {
+  scratch_key_ok = pthread_key_create(&scratch_key, free) == 0;
+}
+
+/* The calling thread's scratch; only a thread that allocated (and so went
+ * through scratch_once) reads scratch_key_ok. */
+static void scratch_release(void) {
+  if (!scratch_data)
+    return;
+  if (scratch_key_ok)
+    pthread_setspecific(scratch_key, NULL);
+  free(scratch_data);
+  scratch_data = NULL;
+  scratch_size = 0;
+}
+
+void *mc_thread_scratch(size_t bytes) {
+  if (scratch_data && scratch_size >= bytes)
+    return scratch_data;
+  pthread_once(&scratch_once, scratch_key_init);
+  pthread_once(&at_exit_once, threads_register_at_exit);
+  scratch_release();
+  size_t size = (bytes + 4095) / 4096 * 4096;
+  void *p = NULL;
+  if (size < bytes || posix_memalign(&p, 64, size) != 0)
+    return NULL;
+  scratch_data = p;
+  scratch_size = size;
+  if (scratch_key_ok)
+    pthread_setspecific(scratch_key, p);
+  return p;
+}
+
+void mc_threads_shutdown(void) {
+  pthread_mutex_lock(&pool_busy);
+  pthread_mutex_lock(&pool.lock);
+  pool.stop = 1;
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.lock);
+  for (int w = 0; w < pool.nworkers; w++)
+    pthread_join(pool.workers[w], NULL);
+  pthread_mutex_lock(&pool.lock);
+  pool.nworkers = 0;
+  pool.stop = 0;
+  pthread_mutex_unlock(&pool.lock);
+  pthread_mutex_unlock(&pool_busy);
+  scratch_release();
+}
