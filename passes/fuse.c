@@ -209,12 +209,18 @@ static Op *build(Fuser *f, Op *root) {
   Value **map = calloc((size_t)m->next_value_id, sizeof(Value *));
   for (int i = 0; i < n; i++)
     map[outside[i]->id] = body->args[i];
+  /* the members in program order: all precede the root, so a walk back
+   * from it finds them without visiting the rest of the block */
+  Op **order = malloc((size_t)f->nmembers * sizeof(Op *));
+  int found = 0;
+  for (Op *op = root; op && found < f->nmembers; op = op->prev)
+    if (is_member(f, op))
+      order[f->nmembers - 1 - found++] = op;
   Value *last = NULL;
   Op *through[FUSE_MAX_OPERANDS];
   int nthrough = 0;
-  for (Op *op = b->first; op; op = op->next) {
-    if (!is_member(f, op))
-      continue;
+  for (int i = 0; i < f->nmembers; i++) {
+    Op *op = order[i];
     Value *xs[3] = {NULL, NULL, NULL};
     for (int j = 0; j < op->noperands && j < 3; j++) {
       Value *x = op->operands[j];
@@ -241,12 +247,10 @@ static Op *build(Fuser *f, Op *root) {
   /* members go last to first, each unused by then (but cheap ones that
    * other ops read, which stay); then the broadcasts read through, unused
    * now */
-  for (Op *op = root; op;) {
-    Op *prev = op->prev;
-    if (is_member(f, op) && op->results[0]->nuses == 0)
-      ir_op_remove(op);
-    op = prev;
-  }
+  for (int i = f->nmembers - 1; i >= 0; i--)
+    if (order[i]->results[0]->nuses == 0)
+      ir_op_remove(order[i]);
+  free(order);
   for (int i = 0; i < nthrough; i++)
     if (through[i]->results[0]->nuses == 0)
       ir_op_remove(through[i]);
