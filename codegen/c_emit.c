@@ -132,7 +132,8 @@ static bool takes_literals(const Op *op) {
 }
 
 static const Value *alias_root(FnEmit *fe, const Value *v) {
-  while (cg_info(fe, v)->storage == ST_ALIAS)
+  while (cg_info(fe, v)->storage == ST_ALIAS ||
+         cg_info(fe, v)->storage == ST_VIEW)
     v = cg_info(fe, v)->alias;
   return v;
 }
@@ -199,6 +200,9 @@ static bool assign_storage(FnEmit *fe, const Block *b) {
       } else if (op->kind == OP_PARAM) {
         vi->storage = ST_PARAM;
         vi->index = op->attrs.param.index;
+      } else if (vi->view) {
+        vi->storage = ST_VIEW;
+        vi->alias = alias_root(fe, vi->view->base);
       } else if (cg_op_is_alias(op) || cg_update_in_place(fe, op)) {
         vi->storage = ST_ALIAS;
         vi->alias = alias_root(fe, op->operands[0]);
@@ -259,6 +263,7 @@ static bool analyze(FnEmit *fe) {
   for (int i = 0; i < f->noutputs; i++)
     cg_info(fe, f->outputs[i].value)->uses++;
   mark_live(fe, f->body);
+  cg_find_views(fe, f->body);
   if (!assign_storage(fe, f->body))
     return false;
   fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
@@ -319,6 +324,16 @@ const char *cg_pointer(FnEmit *fe, const Value *v) {
   ValueInfo *vi = cg_info(fe, v);
   if (vi->storage == ST_CONST)
     return const_array(fe, v);
+  if (vi->storage == ST_VIEW) {
+    const char *base = cg_pointer(fe, vi->alias);
+    int64_t off;
+    if (dim_is_const(vi->view->offset, &off) && off == 0)
+      return base;
+    uint64_t used = 0;
+    return cg_strf(
+        &fe->e->arena, "%s + %s", base,
+        cg_dim(&fe->e->arena, vi->view->offset, fe->e->symnames, &used));
+  }
   return vi->cname;
 }
 
@@ -450,8 +465,11 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   k.in_place = cg_info(fe, op->results[0])->storage == ST_ALIAS;
   k.literal = arena_alloc(&e->arena,
                           (size_t)(op->noperands + 1) * sizeof(const char *));
+  k.view = arena_alloc(&e->arena,
+                       (size_t)(op->noperands + 1) * sizeof(const CgView *));
   for (int i = 0; i < op->noperands; i++) {
     const Value *x = op->operands[i];
+    k.view[i] = cg_info(fe, x)->view;
     if (takes_literals(op) && is_inlinable_const(x))
       k.literal[i] =
           cg_literal(&e->arena, x->type.dtype, x->def->attrs.cst.data, 0);

@@ -68,6 +68,14 @@ typedef enum CgHelper {
 /* The C definition of a helper (a static inline function). */
 const char *cg_helper_text(CgHelper h);
 
+/* Where a view's element [i_0, ..., i_r-1] is: base's data at offset +
+ * sum of i_j * stride[j] (elements). */
+typedef struct CgView {
+  const Value *base;
+  Dim offset;
+  Dim stride[MAX_RANK];
+} CgView;
+
 /* ---- one kernel --------------------------------------------------------- */
 typedef struct CgKernel {
   /* in */
@@ -79,6 +87,9 @@ typedef struct CgKernel {
   /* per operand: a literal to inline (scalar constant of an elementwise
    * op), or NULL to read it through a pointer parameter */
   const char **literal;
+  /* per operand: its view (read with the view's strides from the pointer
+   * of its base plus the offset), or NULL for a dense array */
+  const CgView **view;
   /* dynamic_update_slice only: y already holds operand 0 (the update is
    * made in place), which is then not a parameter */
   bool in_place;
@@ -171,14 +182,16 @@ typedef enum Storage {
   ST_WORKSPACE,
   ST_OUTPUT,
   ST_ALIAS,
-  ST_LOCAL /* a scan region's argument: a pointer the scan's loop sets */
+  ST_LOCAL, /* a scan region's argument: a pointer the scan's loop sets */
+  ST_VIEW   /* strided elements of alias (c_views.c): no buffer, no kernel */
 } Storage;
 
 typedef struct ValueInfo {
   Storage storage;
   const char *cname;  /* the pointer variable (or array) holding the data */
   int index;          /* input, param, output or buffer index */
-  const Value *alias; /* ST_ALIAS: the value whose data this is */
+  const Value *alias; /* ST_ALIAS, ST_VIEW: the value whose data this is */
+  const CgView *view; /* ST_VIEW: how; alias is its base's alias root */
   int uses;           /* uses by live ops and outputs */
 } ValueInfo;
 
@@ -244,6 +257,9 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m);
  * kernel takes k.in_place). Called in program order by the storage
  * assignment, after liveness. */
 bool cg_update_in_place(FnEmit *fe, const Op *op);
+/* c_views.c: marks the operands of matmuls in b (and its regions) that
+ * are read as views (ValueInfo.view); after liveness, before storage. */
+void cg_find_views(FnEmit *fe, const Block *b);
 /* c_plan.c: memory planning (see its header comment). The lifetimes of
  * fe->buffers, and with constant sizes their offsets; called once the
  * buffers are collected. */

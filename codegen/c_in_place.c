@@ -36,7 +36,7 @@ static Version version(FnEmit *fe, const Value *v, const Value *r,
       continue;
     }
     ValueInfo *vi = cg_info(fe, v);
-    if (vi->storage != ST_ALIAS)
+    if (vi->storage != ST_ALIAS && vi->storage != ST_VIEW)
       return V_OTHER;
     v = vi->alias;
   }
@@ -50,8 +50,8 @@ static bool is_live(FnEmit *fe, const Op *o) {
 }
 
 /* Some live op from `o` on reads r's old contents. */
-static bool reads_old(FnEmit *fe, const Op *o, const Value *r,
-                      const Op *update, int carry) {
+static bool reads_old(FnEmit *fe, const Op *o, const Value *r, const Op *update,
+                      int carry) {
   for (; o; o = o->next) {
     if (!is_live(fe, o))
       continue;

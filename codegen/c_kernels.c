@@ -34,6 +34,31 @@ static bool is_lit(const char *s, const char *lit) {
 /* ---- matmul -----------------------------------------------------------------
  */
 
+/* The strides of a matmul operand of shape s as C: its view's, or those of
+ * a dense array. */
+static void matmul_strides(CgKernel *k, const Shape *s, const CgView *view,
+                           const char **out) {
+  for (int j = 0; j < s->rank; j++)
+    out[j] =
+        view ? cg_kdim(k, view->stride[j]) : cg_kproduct(k, s, j + 1, s->rank);
+}
+
+/* sum of pos[j] * stride[j] over the n batch axes ("0" when none). */
+static const char *offset_of(CgKernel *k, const char *const *stride, int n,
+                             const char *const *pos) {
+  CgBuf b = {0};
+  for (int j = 0; j < n; j++) {
+    if (!pos[j] || is_lit(stride[j], "0"))
+      continue;
+    cg_buf_printf(&b, "%s%s", b.len ? " + " : "", pos[j]);
+    if (!is_lit(stride[j], "1"))
+      cg_buf_printf(&b, " * %s", stride[j]);
+  }
+  const char *r = cg_strf(k->arena, "%s", b.len ? cg_buf_str(&b) : "0");
+  cg_buf_free(&b);
+  return r;
+}
+
 /* Batch loops around mc_gemm_f32/f64 (strides express the transposes and
  * rank-1 operands); integer matmul is a plain triple loop. */
 static bool kernel_matmul(CgKernel *k) {
@@ -43,35 +68,30 @@ static bool kernel_matmul(CgKernel *k) {
   const Shape *ys = &op->results[0]->type.shape;
   bool ta = op->attrs.matmul.trans_a, tb = op->attrs.matmul.trans_b;
   int ar = as->rank, br = bs->rank;
+  /* the operands' strides: their views' or dense row-major ones */
+  const char *sa[MAX_RANK], *sb[MAX_RANK];
+  matmul_strides(k, as, k->view ? k->view[0] : NULL, sa);
+  matmul_strides(k, bs, k->view ? k->view[1] : NULL, sb);
   const char *M, *K, *N, *rsa, *csa, *rsb, *csb;
   if (ar == 1) {
     M = "1";
     K = cg_kdim(k, as->dims[0]);
     rsa = K;
-    csa = "1";
-  } else if (!ta) {
-    M = cg_kdim(k, as->dims[ar - 2]);
-    K = cg_kdim(k, as->dims[ar - 1]);
-    rsa = K;
-    csa = "1";
+    csa = sa[0];
   } else {
-    M = cg_kdim(k, as->dims[ar - 1]);
-    K = cg_kdim(k, as->dims[ar - 2]);
-    rsa = "1";
-    csa = M;
+    M = cg_kdim(k, as->dims[ar - 1 - !ta]);
+    K = cg_kdim(k, as->dims[ar - 1 - ta]);
+    rsa = sa[ar - 1 - !ta];
+    csa = sa[ar - 1 - ta];
   }
   if (br == 1) {
     N = "1";
-    rsb = "1";
-    csb = "1";
-  } else if (!tb) {
-    N = cg_kdim(k, bs->dims[br - 1]);
-    rsb = N;
+    rsb = sb[0];
     csb = "1";
   } else {
-    N = cg_kdim(k, bs->dims[br - 2]);
-    rsb = "1";
-    csb = cg_kdim(k, bs->dims[br - 1]);
+    N = cg_kdim(k, bs->dims[br - 1 - tb]);
+    rsb = sb[br - 1 - !tb];
+    csb = sb[br - 1 - tb];
   }
   /* batch axes of the result, and where each operand's batch axes align */
   Shape batch = *ys;
@@ -87,8 +107,8 @@ static bool kernel_matmul(CgKernel *k) {
     bpos[j] = cg_is_one(bs->dims[j]) ? NULL : vars[j + batch.rank - (br - 2)];
   for (int j = 0; j < batch.rank; j++)
     ypos[j] = vars[j];
-  const char *aoff = cg_strided_index(k, as, apos);
-  const char *boff = cg_strided_index(k, bs, bpos);
+  const char *aoff = offset_of(k, sa, ar - 2, apos);
+  const char *boff = offset_of(k, sb, br - 2, bpos);
   const char *yoff = cg_strided_index(k, ys, ypos);
   const char *pa = is_lit(aoff, "0") ? "a" : cg_strf(k->arena, "a + %s", aoff);
   const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);

@@ -82,7 +82,8 @@ static void extend(CgPlan *p, int buffer, int step) {
 /* `user` (NULL: the function's outputs) reads v at `step`. */
 static void note_read(Steps *s, const Value *v, const Op *user, int step) {
   FnEmit *fe = s->fe;
-  while (cg_info(fe, v)->storage == ST_ALIAS)
+  while (cg_info(fe, v)->storage == ST_ALIAS ||
+         cg_info(fe, v)->storage == ST_VIEW)
     v = cg_info(fe, v)->alias;
   int buffer = s->buffer_of[v->id];
   if (buffer < 0)

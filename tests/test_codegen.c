@@ -352,6 +352,89 @@ Test(codegen, matmul_trans_b_and_batch_broadcast) {
             "tm_close(mod);\nreturn 0;");
 }
 
+/* Slices, reshapes, permutes and broadcasts feeding a matmul are read in
+ * place through strides (c_views.c); a reshape that merges axes a permute
+ * made non-contiguous is copied first. */
+Test(codegen, matmul_reads_views_of_its_operands) {
+  Value *x = input("x", ty(DT_F32, 2, -1, 12));
+  Value *u = input("u", ty(DT_F32, 2, 6, 4));
+  Attrs s;
+  memset(&s, 0, sizeof s);
+  s.slice.start[0] = dim_const(0); /* x[:, 4:12] */
+  s.slice.step[0] = 1;
+  s.slice.start[1] = dim_const(4);
+  s.slice.step[1] = 1;
+  Type st = ty(DT_F32, 2, -1, 8);
+  Value *xs = op1(OP_SLICE, x, &s, &st, 3);
+  Type rt = ty(DT_F32, 3, -1, 2, 4);
+  Value *xr = op1(OP_RESHAPE, xs, NULL, &rt, 4);
+  Attrs p;
+  memset(&p, 0, sizeof p);
+  p.perm.perm[0] = 1;
+  p.perm.perm[1] = 0;
+  p.perm.perm[2] = 2;
+  Value *a = op1(OP_PERMUTE, xr, &p, NULL, 5); /* [2, T, 4] */
+  Attrs s2;
+  memset(&s2, 0, sizeof s2);
+  s2.slice.start[0] = dim_const(1); /* u[1::2] */
+  s2.slice.step[0] = 2;
+  s2.slice.start[1] = dim_const(0);
+  s2.slice.step[1] = 1;
+  Type st2 = ty(DT_F32, 2, 3, 4);
+  Value *us = op1(OP_SLICE, u, &s2, &st2, 6);
+  Attrs p2;
+  memset(&p2, 0, sizeof p2);
+  p2.perm.perm[0] = 1;
+  p2.perm.perm[1] = 0;
+  Value *b = op1(OP_PERMUTE, us, &p2, NULL, 6); /* [4, 3] */
+  output("y", op2(OP_MATMUL, a, b, NULL, 7));   /* [2, T, 3] */
+  Type rt2 = ty(DT_F32, 3, -1, 3, 4);
+  Value *x3 = op1(OP_RESHAPE, x, NULL, &rt2, 8);
+  Value *a2 = op1(OP_PERMUTE, x3, &p, NULL, 8); /* [3, T, 4] */
+  Type mt = a2->type;
+  mt.shape.rank = 2;
+  cr_assert(dim_mul(dim_const(3), dim_sym(0), &mt.shape.dims[0]));
+  mt.shape.dims[1] = dim_const(4);
+  Value *a2m = op1(OP_RESHAPE, a2, NULL, &mt, 8);
+  Value *v = input("v", ty(DT_F32, 2, 3, 4));
+  Attrs tb;
+  memset(&tb, 0, sizeof tb);
+  tb.matmul.trans_b = true;
+  output("z", op2(OP_MATMUL, a2m, v, &tb, 9)); /* [3 T, 3] */
+  char *text = emit();
+  cr_expect_null(strstr(text, "tm_L5_permute"), "copied a view:\n%s", text);
+  cr_expect_null(strstr(text, "tm_L6_permute"), "copied a view:\n%s", text);
+  cr_expect_null(strstr(text, "tm_L3_slice"), "copied a view:\n%s", text);
+  cr_expect_not_null(strstr(text, "tm_L8_permute"), "%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 5 };\n"
+      "float x[T * 12], u[6 * 4], v[3 * 4], y[2 * T * 3], z[3 * T * 3];\n"
+      "for (int i = 0; i < T * 12; i++) x[i] = (float)(i % 11) - 4;\n"
+      "for (int i = 0; i < 24; i++) u[i] = (float)(i % 7) - 2;\n"
+      "for (int i = 0; i < 12; i++) v[i] = (float)(i % 5) - 1;\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(tm_run(mod, T, x, u, v, y, z, &e) == MC_OK);\n"
+      "for (int h = 0; h < 2; h++)\n"
+      " for (int t = 0; t < T; t++)\n"
+      "  for (int j = 0; j < 3; j++) {\n"
+      "   float s = 0;\n"
+      "   for (int k = 0; k < 4; k++)\n"
+      "    s += x[t * 12 + 4 + h * 4 + k] * u[(1 + 2 * j) * 4 + k];\n"
+      "   CHECK(y[(h * T + t) * 3 + j] == s);\n"
+      "  }\n"
+      "for (int h = 0; h < 3; h++)\n"
+      " for (int t = 0; t < T; t++)\n"
+      "  for (int j = 0; j < 3; j++) {\n"
+      "   float s = 0;\n"
+      "   for (int k = 0; k < 4; k++) s += x[t * 12 + h * 4 + k] * v[j * 4 + "
+      "k];\n"
+      "   CHECK(z[(h * T + t) * 3 + j] == s);\n"
+      "  }\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
 /* ---- softmax, reductions, argmax
  * ------------------------------------------------ */
 

@@ -518,6 +518,41 @@ Test(kernels, softmax_matches_reference_with_inner_stride) {
       cr_assert_float_eq(xd[i], lref[i], 1e-12);
 }
 
+/* Rows of every length around the 8 lanes, contiguous and strided, on 1
+ * and 3 threads: the same bits everywhere, within 2e-7 of the reference. */
+Test(kernels, softmax_bits_independent_of_layout_and_threads) {
+  enum { R = 7, NMAX = 37, I = 3 };
+  static float x[R * NMAX], xt[R * NMAX * I], y[R * NMAX], yt[R * NMAX * I],
+      y3[R * NMAX];
+  static double xd[R * NMAX], ref[R * NMAX];
+  for (int n = 1; n <= NMAX; n++) {
+    for (int i = 0; i < R * n; i++) {
+      xd[i] = x[i] = rnd() * 20;
+      for (int c = 0; c < I; c++) /* x as column c of [R, n, I] */
+        xt[(i / n * n + i % n) * I + c] = c == 1 ? x[i] : 0.0f;
+    }
+    for (int logarithmic = 0; logarithmic < 2; logarithmic++) {
+      void (*sm)(const float *, float *, int64_t, int64_t, int64_t) =
+          logarithmic ? mc_log_softmax_f32 : mc_softmax_f32;
+      softmax_ref(xd, ref, R, n, 1, logarithmic);
+      mc_set_threads(1);
+      sm(x, y, R, n, 1);
+      sm(xt, yt, R, n, I);
+      mc_set_threads(3);
+      sm(x, y3, R, n, 1);
+      for (int i = 0; i < R * n; i++) {
+        float ys = yt[(i / n * n + i % n) * I + 1];
+        cr_assert(!memcmp(&y[i], &ys, 4) && !memcmp(&y[i], &y3[i], 4),
+                  "n %d log %d at %d: %a %a %a", n, logarithmic, i, y[i], ys,
+                  y3[i]);
+        cr_assert_float_eq(y[i], ref[i], 2e-7 + 2e-7 * fabs(ref[i]),
+                           "n %d log %d at %d", n, logarithmic, i);
+      }
+    }
+  }
+  mc_set_threads(1);
+}
+
 Test(kernels, softmax_all_masked_row_is_nan_like_torch) {
   float x[6] = {-INFINITY, -INFINITY, -INFINITY, 0, 1000, -INFINITY}, y[6],
         ly[6];

@@ -41,6 +41,7 @@ static size_t write_st_aligned(const char *header, const void *data, size_t n,
   size_t len = strlen(header), hlen = (len + align - 1) / align * align;
   size_t total = 8 + hlen + n;
   unsigned char *buf = malloc(total);
+  cr_assert_not_null(buf);
   for (int i = 0; i < 8; i++)
     buf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
   memcpy(buf + 8, header, len);
