@@ -18,6 +18,13 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
         temperature 0; torch: argmax). The bandwidth bound is the bytes of
         weights one token reads (all but wpe, of which one row) / the triad
         bandwidth at the same thread count. Target: <= 0.26.
+ 1, 2 gpt2_128_f16, gpt2_128_bf16, gpt2_decode_f16, gpt2_decode_bf16: the
+        same programs compiled with --weight-dtype f16 / bf16 (the matrices in
+        16 bits), timed against the same torch f32 runs; the check prints the
+        accuracy cost (max |logit - torch f32 logit|, absolute and relative to
+        the largest logit; decoding: how many greedy tokens stay torch's).
+        The bound counts 2 bytes per matrix element. Decoding target: <= 5
+        ms/token on 2 threads.
  3 encoder  one torch.nn.TransformerEncoderLayer(512, 8, 2048, dropout=0,
         batch_first=True) in eval mode (post-norm, ReLU, eps 1e-5 - the layout
         models/transformer_encoder.model implements at -D num_layers=1), x of
@@ -106,12 +113,14 @@ def gpt2_flops(t, g):
     return g["n_layer"] * per_layer + 2 * t * d * g["n_vocab"]
 
 
-def gpt2_token_bytes(g):
+def gpt2_token_bytes(g, half=False):
     """Bytes of weights one decoding step reads: everything but wpe, of which
-    one row (wte is read whole by the tied LM head)."""
-    d, L = g["n_embd"], g["n_layer"]
-    per_layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 4 * d
-    return 4 * (L * per_layer + g["n_vocab"] * d + d + 2 * d)
+    one row (wte is read whole by the tied LM head). half: the matrices in 16
+    bits (--weight-dtype), the vectors in f32."""
+    d, L, m = g["n_embd"], g["n_layer"], 2 if half else 4
+    matrices = L * (d * 3 * d + d * d + d * 4 * d + 4 * d * d) + g["n_vocab"] * d
+    vectors = L * (3 * d + d + 4 * d + d + 4 * d) + d + 2 * d
+    return m * matrices + 4 * vectors
 
 
 def make_encoder(rng, c):
@@ -189,6 +198,16 @@ def cases(cfg):
         make=lambda rng: ("gpt2", {"prompt": rng.integers(0, g["n_vocab"], p).astype(np.int32)}),
         small=None, flops=None, target=("ratio", 0.26), cfg=dict(g, max_new=new),
         kind="decode"))
+    # 16-bit weights (--weight-dtype): the first prompt and decoding, timed
+    # against the same torch f32 run; the output check prints the accuracy
+    # cost against it
+    for base in [c for c in out if c["key"] in ("gpt2_%d" % cfg["prompts"][0], "gpt2_decode")]:
+        for wdt in ("f16", "bf16"):
+            out.append(dict(base, key="%s_%s" % (base["key"], wdt),
+                            name="%s, %s weights" % (base["name"], wdt),
+                            compile_args=["--weight-dtype", wdt], torch_key=base["key"],
+                            weight_dtype=wdt,
+                            target=("ms", 5.0) if base["kind"] == "decode" else base["target"]))
     e = cfg["encoder"]
     out.append(dict(
         key="encoder", row=3,
@@ -243,7 +262,7 @@ def target_text(target):
         return "-"
     kind, v = target
     return {"ratio": "<=%.2f" % v, "gemm": ">=%.1fx BLAS" % v,
-            "triad": ">=%d%% triad" % round(100 * v)}[kind]
+            "triad": ">=%d%% triad" % round(100 * v), "ms": "<=%g ms" % v}[kind]
 
 
 def model_path(case):

@@ -250,6 +250,7 @@ def write_inputs(workdir, inputs, prefix="in_"):
 
 def modelc_compile_cmd(modelc, case, emit, out, defines):
     cmd = [modelc, "compile", model_path(case), "-O2", "--emit", emit, "-o", out]
+    cmd += case.get("compile_args", [])
     if case["entry"]:
         cmd += ["--entry", case["entry"]]
     for k, v in defines:
@@ -258,7 +259,8 @@ def modelc_compile_cmd(modelc, case, emit, out, defines):
 
 
 def compile_case(modelc, case, outdir, cache):
-    cache_key = (model_path(case), tuple(sorted(case["defines"].items())), case["entry"])
+    cache_key = (model_path(case), tuple(sorted(case["defines"].items())), case["entry"],
+                 tuple(case.get("compile_args", [])))
     if cache_key in cache:
         return cache[cache_key], 0.0
     os.makedirs(outdir, exist_ok=True)
@@ -376,7 +378,8 @@ def time_torch(case, work, threads, runs, explicit, settings, save):
     first child writes its outputs to work/torch_out."""
     best = None
     for s in settings:
-        r = run_torch(case["key"], work, threads, runs, explicit, s, save=save)
+        r = run_torch(case.get("torch_key", case["key"]), work, threads, runs, explicit, s,
+                      save=save)
         save = False
         t = per_token(case, r["main"], r["one"]) if case["kind"] == "decode" else r["main"]
         if best is None or t < best[0]:

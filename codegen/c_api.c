@@ -366,8 +366,10 @@ static void io_specs(Emitter *e, const char *prefix, const char *what, int n,
   cg_buf_puts(&e->info, "};\n");
 }
 
-/* One McWeightSpec initializer line: {"name", rank, {dims}}, */
-static bool spec_literal(Emitter *e, const Param *p, CgBuf *out) {
+/* One McWeightSpec initializer line: {"name", rank, {dims}, store,
+ * transposed}, */
+static bool spec_literal(Emitter *e, int i, CgBuf *out) {
+  const Param *p = &e->m->params[i];
   bool ok = true;
   cg_buf_printf(out, "    {\"%s\", %d, {",
                 cg_c_string(&e->arena, p->name, false), p->type.shape.rank);
@@ -379,7 +381,7 @@ static bool spec_literal(Emitter *e, const Param *p, CgBuf *out) {
     }
     cg_buf_printf(out, "%s%" PRId64, j ? ", " : "", c);
   }
-  cg_buf_puts(out, "}},\n");
+  cg_buf_printf(out, "}, %s, %d},\n", cg_mc_dtype(e->wstore[i]), e->wtrans[i]);
   return ok;
 }
 
@@ -399,7 +401,7 @@ bool cg_emit_model_api(Emitter *e) {
                    p->name, dtype_name(p->type.dtype));
         ok = false;
       }
-      ok &= spec_literal(e, p, out);
+      ok &= spec_literal(e, i, out);
     }
     cg_buf_puts(out, "};\n\n");
   }
@@ -414,8 +416,8 @@ bool cg_emit_model_api(Emitter *e) {
                 np ? "" : " /* NULL: the model has no weights */");
   if (np > 0)
     cg_buf_printf(out,
-                  "  const float *w[%d]; /* weight i, in %s_weights order "
-                  "*/\n",
+                  "  const void *w[%d]; /* weight i, in %s_weights order, "
+                  "kept as the spec says */\n",
                   np, n);
   cg_buf_puts(out, "};\n\n");
   /* <n>_load: loads the weights an entry uses (which[i] = index in
@@ -435,7 +437,7 @@ bool cg_emit_model_api(Emitter *e) {
         "  if (mc_weights_load(weights_path, specs, n, &m->weights, err) != "
         "MC_OK) {\n    free(m);\n    return NULL;\n  }\n"
         "  for (int i = 0; i < n; i++)\n"
-        "    m->w[which ? which[i] : i] = mc_weights_get(m->weights, i);\n"
+        "    m->w[which ? which[i] : i] = mc_weights_data(m->weights, i);\n"
         "  return m;\n}\n\n"
         "%s_model *%s_open(const char *weights_path, McError *err) {\n"
         "  return %s_load(weights_path, %s_weights, NULL, %d, err);\n}\n\n",
@@ -496,7 +498,7 @@ static void emit_entry_open(FnEmit *fe, int *nused, const char **specs) {
                   fe->f->name, p, k);
     for (int i = 0; i < np; i++)
       if (used[i])
-        spec_literal(e, &m->params[i], info);
+        spec_literal(e, i, info);
     cg_buf_printf(info, "};\nstatic const int %s_which[%d] = {%s};\n", p, k,
                   cg_buf_str(&which));
   }

@@ -145,9 +145,9 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
-/* Runs argv with stdout and stderr into log_path; returns the exit status,
- * or -1 when it could not run. */
-static int run_logged(char **argv, const char *log_path) {
+/* Runs argv in directory cwd (NULL: this one) with stdout and stderr into
+ * log_path; returns the exit status, or -1 when it could not run. */
+static int run_logged(char **argv, const char *cwd, const char *log_path) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0)
@@ -157,6 +157,10 @@ static int run_logged(char **argv, const char *log_path) {
     if (log) {
       dup2(fileno(log), 1);
       dup2(fileno(log), 2);
+    }
+    if (cwd && chdir(cwd) != 0) {
+      fprintf(stderr, "cannot enter '%s': %s\n", cwd, strerror(errno));
+      _exit(127);
     }
     execvp(argv[0], argv);
     fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
@@ -182,44 +186,98 @@ static char *read_text(const char *path) {
   return b.data;
 }
 
+/* Runtime files --emit c writes for the user's own programs (the GPT-2
+ * tokenizer) that no generated program calls: not compiled into one. */
+static bool is_library_only(const char *file) {
+  static const char *const files[] = {"mc_bpe.c", "mc_bpe_load.c",
+                                      "mc_unicode_tables.c"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+    if (!strcmp(file, files[i]))
+      return true;
+  return false;
+}
+
+static bool is_runtime(const char *file) {
+  return !strncmp(file, "mc_", 3);
+}
+
+/* Runs the compiler command argv in dir (logging into dir/cc.log); on
+ * failure reports the command and the log. */
+static bool run_cc(const Args *argv, const char *dir, Arena *arena, Diag *d) {
+  char *log = cg_strf(arena, "%s/cc.log", dir);
+  int status = run_logged(argv->v, dir, log);
+  if (status == 0)
+    return true;
+  CgBuf cmd = {0};
+  for (int i = 0; i < argv->n; i++)
+    cg_buf_printf(&cmd, "%s%s", i ? " " : "", argv->v[i]);
+  char *text = read_text(log);
+  diag_error(d, loc_none(), "the C compiler failed (exit status %d): %s\n%s",
+             status, cg_buf_str(&cmd), text ? text : "");
+  free(text);
+  cg_buf_free(&cmd);
+  return false;
+}
+
+/* The compiler and the flags of every step: C11, IEEE arithmetic (no
+ * contraction, no fast-math), the runtime's thread pool, each function in
+ * a section of its own (the link keeps only the runtime code the program
+ * calls), then $MC_CFLAGS or the options' extra flags. */
+static void cc_command(Args *argv, const CgOptions *o, const char *opt) {
+  const char *cc = o->cc ? o->cc : getenv("CC");
+  args_push_words(argv, cc && *cc ? cc : "cc");
+  args_push(argv, "-std=c11");
+  args_push(argv, o->opt_level == 0 ? "-O0" : opt);
+  args_push(argv, "-ffp-contract=off");
+  args_push(argv, "-fno-fast-math");
+  args_push(argv, "-pthread");
+  args_push(argv, "-ffunction-sections");
+  args_push(argv, "-fdata-sections");
+  args_push_words(argv,
+                  o->extra_cflags ? o->extra_cflags : getenv("MC_CFLAGS"));
+}
+
+/* Builds the program from the C files in dir: the runtime's files to
+ * objects at -O2 (hand-vectorized or not hot: -O3 would only grow them),
+ * then the model's at -O3 (gcc 12 vectorizes loops of unknown length, the
+ * fused loops and their mc_vmath.h calls, only from -O3 on; IEEE rules stay
+ * as at -O2) linked with them. */
 static bool compile(const char *dir, const char *out_path, const CgOptions *o,
                     Diag *d) {
   Arena arena;
   arena_init(&arena);
-  bool ok = true;
-  Args argv = {0};
-  const char *cc = o->cc ? o->cc : getenv("CC");
-  args_push_words(&argv, cc && *cc ? cc : "cc");
-  args_push(&argv, "-std=c11");
-  /* -O3: gcc 12 vectorizes loops of unknown length (the fused loops and
-   * their mc_vmath.h calls) only from -O3 on; IEEE rules stay as at -O2 */
-  args_push(&argv, o->opt_level == 0 ? "-O0" : "-O3");
-  args_push(&argv, "-ffp-contract=off");
-  args_push(&argv, "-fno-fast-math");
-  args_push(&argv, "-pthread"); /* the runtime's thread pool */
-  args_push_words(&argv,
-                  o->extra_cflags ? o->extra_cflags : getenv("MC_CFLAGS"));
-  Args sources = list_dir(dir, ".c");
+  Args sources = list_dir(dir, ".c"), objects = {0}, argv = {0};
+  cc_command(&argv, o, "-O2");
+  args_push(&argv, "-c"); /* objects into dir, the compiler's directory */
   for (int i = 0; i < sources.n; i++)
-    args_push(&argv, cg_strf(&arena, "%s/%s", dir, sources.v[i]));
-  args_free(&sources);
-  args_push(&argv, "-lm");
-  args_push(&argv, "-o");
-  char *tmp_out = cg_strf(&arena, "%s.tmp", out_path);
-  args_push(&argv, tmp_out);
-  char *log = cg_strf(&arena, "%s/cc.log", dir);
-  int status = ok ? run_logged(argv.v, log) : -1;
-  if (ok && status != 0) {
-    CgBuf cmd = {0};
-    for (int i = 0; i < argv.n; i++)
-      cg_buf_printf(&cmd, "%s%s", i ? " " : "", argv.v[i]);
-    char *text = read_text(log);
-    diag_error(d, loc_none(), "the C compiler failed (exit status %d): %s\n%s",
-               status, cg_buf_str(&cmd), text ? text : "");
-    free(text);
-    cg_buf_free(&cmd);
-    remove(tmp_out);
-    ok = false;
+    if (is_runtime(sources.v[i]) && !is_library_only(sources.v[i])) {
+      size_t n = strlen(sources.v[i]);
+      args_push(&argv, sources.v[i]);
+      args_push(&objects, cg_strf(&arena, "%.*s.o", (int)n - 2, sources.v[i]));
+    }
+  bool ok = run_cc(&argv, dir, &arena, d);
+  args_free(&argv);
+  argv = (Args){0};
+  /* the link runs in dir: out_path from here */
+  char cwd[4096];
+  const char *here = out_path[0] == '/' ? NULL : getcwd(cwd, sizeof cwd);
+  char *tmp_out = here ? cg_strf(&arena, "%s/%s.tmp", here, out_path)
+                       : cg_strf(&arena, "%s.tmp", out_path);
+  if (ok) {
+    cc_command(&argv, o, "-O3");
+    for (int i = 0; i < sources.n; i++)
+      if (!is_runtime(sources.v[i]))
+        args_push(&argv, sources.v[i]);
+    for (int i = 0; i < objects.n; i++)
+      args_push(&argv, objects.v[i]);
+    args_push(&argv, "-Wl,--gc-sections");
+    args_push(&argv, "-lm");
+    args_push(&argv, "-o");
+    args_push(&argv, tmp_out);
+    ok = run_cc(&argv, dir, &arena, d);
+    args_free(&argv);
+    if (!ok)
+      remove(tmp_out);
   }
   if (ok && rename(tmp_out, out_path) != 0) {
     diag_error(d, loc_none(), "cannot rename '%s' to '%s': %s", tmp_out,
@@ -227,14 +285,15 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
     remove(tmp_out);
     ok = false;
   }
-  args_free(&argv);
+  args_free(&sources);
+  args_free(&objects);
   arena_free(&arena);
   return ok;
 }
 
 bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
                   Diag *d) {
-  CgOptions defaults = {2, NULL, NULL, NULL};
+  CgOptions defaults = {2, NULL, NULL, NULL, DT_F32};
   if (!o)
     o = &defaults;
   const char *tmpdir = getenv("TMPDIR");

@@ -15,7 +15,11 @@
  *   output     the caller's output buffer, for the value an output is (or
  *              is a reshape of), when no other output claimed it first;
  *   alias      a reshape, or a broadcast that only adds leading 1s: the
- *              operand's pointer.
+ *              operand's pointer;
+ *   view       a slice/permute/reshape/broadcast chain a matmul reads
+ *              through strides (c_views.c): its base's pointer plus an
+ *              offset, no kernel.
+ * Weights are kept as c_weights.c chooses (transposed, 16 bits).
  * Outputs that could not be written in place are copied at the end.
  * Ops whose results nothing live uses are not emitted.
  *
@@ -245,6 +249,36 @@ static void collect_buffers(FnEmit *fe, const Block *b) {
   }
 }
 
+/* Which values the emitted code names: the pointer arguments of kernel
+ * calls (an update made in place does not take its operand 0; a view's
+ * reads are its base's), every operand of a scan and a yield, outputs
+ * copied at the end. Ops whose result is an alias or a view emit nothing. */
+static void mark_referenced(FnEmit *fe, const Block *b) {
+  for (const Op *op = b->first; op; op = op->next) {
+    bool live = op->kind == OP_YIELD;
+    for (int i = 0; i < op->nresults; i++)
+      live |= cg_info(fe, op->results[i])->uses > 0;
+    if (!live)
+      continue;
+    bool kernel = true, in_place = false;
+    if (op->kind != OP_SCAN && op->kind != OP_YIELD) {
+      const ValueInfo *yi = cg_info(fe, op->results[0]);
+      kernel = yi->storage != ST_VIEW &&
+               !(yi->storage == ST_ALIAS && cg_op_is_alias(op));
+      in_place = yi->storage == ST_ALIAS && !cg_op_is_alias(op);
+    }
+    for (int i = 0; kernel && i < op->noperands; i++) {
+      if (in_place && i == 0)
+        continue;
+      const ValueInfo *xi = cg_info(fe, op->operands[i]);
+      cg_info(fe, xi->storage == ST_VIEW ? xi->view->base : op->operands[i])
+          ->referenced = true;
+    }
+    for (int r = 0; r < op->nregions; r++)
+      mark_referenced(fe, op->regions[r]);
+  }
+}
+
 /* Liveness, storage and workspace buffers of one function. */
 static bool analyze(FnEmit *fe) {
   Emitter *e = fe->e;
@@ -286,6 +320,10 @@ static bool analyze(FnEmit *fe) {
     if (f->inputs[i].has_default && cg_info(fe, f->inputs[i].value)->uses > 0)
       fe->buffers[fe->nbuffers++] = f->inputs[i].value;
   e->any_workspace |= fe->nbuffers > 0;
+  mark_referenced(fe, f->body);
+  for (int i = 0; i < f->noutputs; i++)
+    if (!fe->out_direct[i])
+      cg_info(fe, f->outputs[i].value)->referenced = true;
   cg_plan_lifetimes(fe);
   return true;
 }
@@ -324,8 +362,8 @@ const char *cg_pointer(FnEmit *fe, const Value *v) {
   ValueInfo *vi = cg_info(fe, v);
   if (vi->storage == ST_CONST)
     return const_array(fe, v);
-  if (vi->storage == ST_VIEW) {
-    const char *base = cg_pointer(fe, vi->alias);
+  if (vi->storage == ST_VIEW) { /* from the variable of the chain's base */
+    const char *base = cg_pointer(fe, vi->view->base);
     int64_t off;
     if (dim_is_const(vi->view->offset, &off) && off == 0)
       return base;
@@ -467,9 +505,18 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
                           (size_t)(op->noperands + 1) * sizeof(const char *));
   k.view = arena_alloc(&e->arena,
                        (size_t)(op->noperands + 1) * sizeof(const CgView *));
+  DType *store =
+      arena_alloc(&e->arena, (size_t)(op->noperands + 1) * sizeof(DType));
+  bool *transposed =
+      arena_alloc(&e->arena, (size_t)(op->noperands + 1) * sizeof(bool));
+  k.store = store;
+  k.transposed = transposed;
   for (int i = 0; i < op->noperands; i++) {
     const Value *x = op->operands[i];
-    k.view[i] = cg_info(fe, x)->view;
+    const ValueInfo *xi = cg_info(fe, x);
+    k.view[i] = xi->view;
+    store[i] = xi->storage == ST_PARAM ? e->wstore[xi->index] : DT_F32;
+    transposed[i] = xi->storage == ST_PARAM && e->wtrans[xi->index];
     if (takes_literals(op) && is_inlinable_const(x))
       k.literal[i] =
           cg_literal(&e->arena, x->type.dtype, x->def->attrs.cst.data, 0);
@@ -500,9 +547,9 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     if (k.literal[i] || (k.in_place && i == 0))
       continue;
     const Value *x = op->operands[i];
-    ps[np++] = (CgParam){
-        cg_strf(&e->arena, "const %s *restrict", cg_ctype(x->type.dtype)),
-        cg_operand_name(op, i), cg_pointer(fe, x), true};
+    DType t = store[i] != DT_F32 ? store[i] : x->type.dtype;
+    ps[np++] = (CgParam){cg_strf(&e->arena, "const %s *restrict", cg_ctype(t)),
+                         cg_operand_name(op, i), cg_pointer(fe, x), true};
   }
   const Value *y = op->results[0];
   ps[np++] = (CgParam){
@@ -598,19 +645,6 @@ static void name_values(FnEmit *fe, const Block *b) {
   }
 }
 
-/* Whether v's only uses are outputs its root's kernel writes in place (an
- * alias nothing reads: declaring it would be an unused variable). */
-static bool only_direct_outputs(FnEmit *fe, const Value *v) {
-  int n = 0;
-  for (int i = 0; i < fe->f->noutputs; i++)
-    if (fe->f->outputs[i].value == v) {
-      if (!fe->out_direct[i])
-        return false;
-      n++;
-    }
-  return n == cg_info(fe, v)->uses;
-}
-
 /* The pointer variables of op's results: weights, buffers and aliases. */
 void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
   for (int i = 0; i < op->nresults; i++) {
@@ -618,13 +652,20 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
     ValueInfo *vi = cg_info(fe, v);
     const char *ct = cg_ctype(v->type.dtype);
     if (vi->storage == ST_PARAM) {
-      cg_buf_printf(out, "  const float *%s = m->w[%d];\n", vi->cname,
-                    vi->index);
+      DType t = fe->e->wstore[vi->index];
+      bool tr = fe->e->wtrans[vi->index];
+      const char *how = t != DT_F32
+                            ? cg_strf(&fe->e->arena, " /* kept as %s%s */",
+                                      dtype_name(t), tr ? ", transposed" : "")
+                        : tr ? " /* kept transposed */"
+                             : "";
+      cg_buf_printf(out, "  const %s *%s = m->w[%d];%s\n", cg_ctype(t),
+                    vi->cname, vi->index, how);
       *uses_m = true;
     } else if (vi->storage == ST_WORKSPACE) {
       cg_buf_printf(out, "  %s *%s = (%s *)(ws + off[%d]);\n", ct, vi->cname,
                     ct, vi->index);
-    } else if (vi->storage == ST_ALIAS && !only_direct_outputs(fe, v)) {
+    } else if (vi->storage == ST_ALIAS && vi->referenced) {
       cg_buf_printf(out, "  const %s *%s = %s; /* %s of %s */\n", ct, vi->cname,
                     cg_pointer(fe, vi->alias), ir_op_info[op->kind].name,
                     value_text(fe, op->operands[0]));
@@ -910,7 +951,7 @@ static bool emit_files(Emitter *e, const char *outdir) {
 
 bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
                Diag *d) {
-  CgOptions defaults = {2, NULL, NULL, NULL};
+  CgOptions defaults = {2, NULL, NULL, NULL, DT_F32};
   Emitter e;
   memset(&e, 0, sizeof e);
   e.m = m;
@@ -935,6 +976,7 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
   if (!ok)
     diag_error(d, loc_none(), "model '%s' has no function to emit", e.name);
   bool single = ok && !m->functions->next;
+  cg_choose_weight_layouts(&e);
   ok = ok && cg_emit_model_api(&e);
   int nentries = 0;
   CgBuf table = {0};

@@ -90,6 +90,10 @@ typedef struct CgKernel {
   /* per operand: its view (read with the view's strides from the pointer
    * of its base plus the offset), or NULL for a dense array */
   const CgView **view;
+  /* per operand, for weights (c_weights.c): kept in DT_F16 / DT_BF16 bits
+   * (else DT_F32), kept transposed */
+  const DType *store;
+  const bool *transposed;
   /* dynamic_update_slice only: y already holds operand 0 (the update is
    * made in place), which is then not a parameter */
   bool in_place;
@@ -193,6 +197,7 @@ typedef struct ValueInfo {
   const Value *alias; /* ST_ALIAS, ST_VIEW: the value whose data this is */
   const CgView *view; /* ST_VIEW: how; alias is its base's alias root */
   int uses;           /* uses by live ops and outputs */
+  bool referenced;    /* the emitted code reads its pointer variable */
 } ValueInfo;
 
 typedef struct Emitter {
@@ -208,7 +213,12 @@ typedef struct Emitter {
   unsigned helpers;
   bool any_workspace;
   bool any_run_time_plan; /* some layout calls plan_place */
+  DType *wstore;          /* by param: how the model keeps it (c_weights.c) */
+  bool *wtrans;
 } Emitter;
+
+/* c_weights.c: e->wstore and e->wtrans from the uses of every weight. */
+void cg_choose_weight_layouts(Emitter *e);
 
 /* The memory plan of a function's workspace buffers (c_plan.c). */
 typedef struct CgPlan {

@@ -72,6 +72,11 @@ static bool kernel_matmul(CgKernel *k) {
   const char *sa[MAX_RANK], *sb[MAX_RANK];
   matmul_strides(k, as, k->view ? k->view[0] : NULL, sa);
   matmul_strides(k, bs, k->view ? k->view[1] : NULL, sb);
+  if (k->transposed && k->transposed[1]) { /* a [N, K] weight kept as W.T */
+    sb[0] = "1";
+    sb[1] = cg_kdim(k, bs->dims[0]);
+  }
+  DType store = k->store ? k->store[1] : DT_F32;
   const char *M, *K, *N, *rsa, *csa, *rsb, *csb;
   if (ar == 1) {
     M = "1";
@@ -113,6 +118,14 @@ static bool kernel_matmul(CgKernel *k) {
   const char *pa = is_lit(aoff, "0") ? "a" : cg_strf(k->arena, "a + %s", aoff);
   const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);
   const char *py = is_lit(yoff, "0") ? "y" : cg_strf(k->arena, "y + %s", yoff);
+  if (is_float && store != DT_F32) {
+    cg_line(k, depth,
+            "mc_gemm_f32_w16(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "0);",
+            M, N, K, pa, rsa, csa, pb, rsb, csb,
+            store == DT_F16 ? "MC_W16_F16" : "MC_W16_BF16", py, N);
+    return true;
+  }
   if (is_float) {
     cg_line(k, depth,
             "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
@@ -322,12 +335,22 @@ static bool kernel_gather(CgKernel *k) {
           k->where, n);
   const char *yrow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
   const char *trow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
+  /* a weight kept transposed ([inner, n]: column i) or in 16 bits */
+  bool tr = k->transposed && k->transposed[0] && !has_outer;
+  DType store = k->store ? k->store[0] : DT_F32;
+  const char *widen = store == DT_F16    ? "mc_f16_to_f32_1"
+                      : store == DT_BF16 ? "mc_bf16_to_f32_1"
+                                         : "";
+  const char *at = has_inner ? tr ? cg_strf(A, "c * %s + %s", n, trow)
+                                  : cg_strf(A, "%s * %s + c", trow, inner)
+                             : trow;
+  const char *value = *widen ? cg_strf(A, "%s(table[%s])", widen, at)
+                             : cg_strf(A, "table[%s]", at);
   if (has_inner) {
     cg_line(k, depth, "for (int64_t c = 0; c < %s; c++)", inner);
-    cg_line(k, depth + 1, "y[%s * %s + c] = table[%s * %s + c];", yrow, inner,
-            trow, inner);
+    cg_line(k, depth + 1, "y[%s * %s + c] = %s;", yrow, inner, value);
   } else {
-    cg_line(k, depth, "y[%s] = table[%s];", yrow, trow);
+    cg_line(k, depth, "y[%s] = %s;", yrow, value);
   }
   cg_line(k, depth - 1, "}");
   cg_line(k, 1, "return MC_OK;");

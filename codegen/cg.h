@@ -4,6 +4,8 @@
  *   c_emit.c     the model's header and source: names, symbols, workspace
  *                layout, typed run functions, the McModelInfo adapter
  *   c_kernels.c  one static C function per op (loops, runtime kernels)
+ *   c_views.c    matmul operands read through strides instead of copies
+ *   c_weights.c  how each weight is kept (transposed, 16 bits)
  *   c_build.c    writing files atomically and invoking the C compiler
  *
  * Invariants of the emitted code: deterministic (same Module, same bytes),
@@ -25,6 +27,9 @@ typedef struct CgOptions {
   const char *default_weights; /* compiled-in weights path, or NULL */
   const char *cc;              /* NULL: $CC, else "cc" */
   const char *extra_cflags;    /* NULL: $MC_CFLAGS */
+  /* DT_F16 / DT_BF16: matrices the model only multiplies by (as the right
+   * operand) or gathers rows from are kept in 16 bits (c_weights.c) */
+  DType weight_dtype;
 } CgOptions;
 
 /* Writes OUTDIR/<m->name>.h, OUTDIR/<m->name>.c, OUTDIR/<m->name>_main.c
@@ -36,11 +41,14 @@ typedef struct CgOptions {
 bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
                Diag *d);
 
-/* Emits into a fresh temporary directory (see cg_emit_c) and runs `cc -std=c11
- * -O3 (-O0 when opt_level == 0) -ffp-contract=off -fno-fast-math <extra> *.c
- * -lm -pthread -o out_path.tmp`, then renames the result to out_path. On
- * failure reports the command and the compiler's output. The temporary
- * directory is removed in every case. */
+/* Emits into a fresh temporary directory (see cg_emit_c) and builds there
+ * with `cc -std=c11 -ffp-contract=off -fno-fast-math -pthread
+ * -ffunction-sections -fdata-sections <extra>`: the runtime's files to
+ * objects at -O2, then the model's files at -O3 linked with them
+ * (--gc-sections, -lm) into out_path.tmp (-O0 throughout when opt_level is
+ * 0), renamed to out_path. The tokenizer's files are left out (no
+ * generated program calls them). On failure reports the command and the
+ * compiler's output. The temporary directory is removed in every case. */
 bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
                   Diag *d);
 

@@ -75,6 +75,18 @@ int options_parse_emit(const char *s, EmitKind *out) {
   return 0;
 }
 
+int options_parse_weight_dtype(const char *s, DType *t) {
+  if (strcmp(s, "f32") == 0)
+    *t = DT_F32;
+  else if (strcmp(s, "f16") == 0)
+    *t = DT_F16;
+  else if (strcmp(s, "bf16") == 0)
+    *t = DT_BF16;
+  else
+    return -1;
+  return 0;
+}
+
 static char *read_text(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f)
@@ -176,12 +188,21 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else if (strcmp(key, "emit") == 0) {
     EmitKind e;
     if (options_parse_emit(s, &e) != 0) {
-      diag_error(c->d, node_loc(c, v),
-                 "'emit' must be c, ir or exe, not '%s'", s);
+      diag_error(c->d, node_loc(c, v), "'emit' must be c, ir or exe, not '%s'",
+                 s);
       return -1;
     }
     if (!o->set_emit)
       o->emit = e;
+  } else if (strcmp(key, "weight_dtype") == 0) {
+    DType t;
+    if (options_parse_weight_dtype(s, &t) != 0) {
+      diag_error(c->d, node_loc(c, v),
+                 "'weight_dtype' must be f32, f16 or bf16, not '%s'", s);
+      return -1;
+    }
+    if (!o->set_weight_dtype)
+      o->weight_dtype = t;
   } else if (strcmp(key, "O") == 0 || strcmp(key, "opt_level") == 0) {
     if (!((s[0] >= '0' && s[0] <= '2') && s[1] == 0)) {
       diag_error(c->d, node_loc(c, v), "'%s' must be 0, 1 or 2, not '%s'", key,
@@ -193,7 +214,7 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else {
     diag_error(c->d, node_loc(c, k),
                "unknown key '%s' (known: D, defines, weights, emit, O, "
-               "opt_level, o, output, entry)",
+               "opt_level, o, output, entry, weight_dtype)",
                key);
     return -1;
   }

@@ -18,13 +18,15 @@ typedef struct BuildOptions {
   const char *entry;   /* --entry: compile only this entry point */
   EmitKind emit;
   int opt_level;
+  DType weight_dtype; /* --weight-dtype: DT_F32, DT_F16 or DT_BF16 */
   int ndefines, cap_defines;
   LowerDefine *defines;
   /* strings copied from a config file, freed by options_free */
   int nowned, cap_owned;
   char **owned;
   /* which options the command line set (they win over the config file) */
-  unsigned char set_weights, set_output, set_emit, set_opt, set_entry;
+  unsigned char set_weights, set_output, set_emit, set_opt, set_entry,
+      set_weight_dtype;
 } BuildOptions;
 
 /* Adds or replaces -D name=value. from_cli: replaces a config value, and a
@@ -34,6 +36,8 @@ void options_define(BuildOptions *o, const char *name, const char *value,
 /* Keeps a copy of s until options_free. */
 const char *options_own(BuildOptions *o, const char *s);
 void options_free(BuildOptions *o);
+/* "f32", "f16" or "bf16" into *t; -1 for anything else. */
+int options_parse_weight_dtype(const char *s, DType *t);
 /* Parses "c", "ir", "exe". */
 int options_parse_emit(const char *s, EmitKind *out);
 

@@ -2,7 +2,7 @@
  *
  *   modelc compile FILE.model [-D name=value]... [--config BUILD.yaml]
  *                  [--weights W.safetensors] [--emit c|ir|exe] [-O0|-O1|-O2]
- *                  [--entry NAME] -o OUT
+ *                  [--entry NAME] [--weight-dtype f32|f16|bf16] -o OUT
  *   modelc inspect FILE.model [-D name=value]...
  *   modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] [-o OUT]
  *
@@ -27,7 +27,8 @@ static void usage(FILE *out) {
       "usage: modelc compile FILE.model [-D name=value]... [--config "
       "BUILD.yaml]\n"
       "                      [--weights W.safetensors] [--emit c|ir|exe]\n"
-      "                      [-O0|-O1|-O2] [--entry NAME] -o OUT\n"
+      "                      [-O0|-O1|-O2] [--entry NAME]\n"
+      "                      [--weight-dtype f32|f16|bf16] -o OUT\n"
       "       modelc inspect FILE.model [-D name=value]...\n"
       "       modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] "
       "[-o OUT]\n"
@@ -42,6 +43,9 @@ static void usage(FILE *out) {
       "         --weights checks weight names, dtypes and shapes now, and "
       "becomes\n"
       "         the program's default weights file\n"
+      "         --weight-dtype f16|bf16 keeps the matrices the model only\n"
+      "         multiplies by or gathers rows from in 16 bits (rounded once\n"
+      "         when the program loads them; arithmetic stays f32)\n"
       "inspect  prints constants, inputs, outputs and weights as YAML\n"
       "opt      runs passes on IR text (see --passes=help)\n",
       out);
@@ -110,6 +114,13 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
     } else if ((v = opt_value(argc, argv, &i, "--entry"))) {
       o->entry = v;
       o->set_entry = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--weight-dtype"))) {
+      if (options_parse_weight_dtype(v, &o->weight_dtype)) {
+        diag_error(d, loc_none(),
+                   "--weight-dtype must be f32, f16 or bf16, not '%s'", v);
+        return -1;
+      }
+      o->set_weight_dtype = 1;
     } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
       o->weights = v;
       o->set_weights = 1;
@@ -221,6 +232,7 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   memset(&cg, 0, sizeof cg);
   cg.opt_level = o.opt_level;
   cg.default_weights = o.weights;
+  cg.weight_dtype = o.weight_dtype;
   switch (o.emit) {
   case EMIT_IR: {
     char *text = ir_print_to_string(m);

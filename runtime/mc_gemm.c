@@ -42,6 +42,15 @@
  * stack if that fails). The kernel's packers handle the common layouts
  * with SIMD; gemm_pack does the rest.
  *
+ * 16-bit B (mc_gemm_f32_w16): the same blocking; B is converted to f32
+ * (exactly) while it is packed, never read in place. The GEMV converts a
+ * row-major B in registers as it streams it (the kernel's gemv_rows16, for
+ * whole vectors), and the rest (edge columns, column-major B, kernels
+ * without gemv_rows16) through blocks of B converted into a buffer on the
+ * stack for the f32 GEMV routines. Either way every element sees the
+ * operations of mc_gemm_f32 on B converted, so the contract above holds
+ * with B[k][j] the converted value.
+ *
  * Threads: mc_parallel_for over row tiles or column panels. Every thread
  * packs all of the operand along the axis it does not split, so the split
  * goes along the axis that leaves the cheaper one (a row-major B is only
@@ -145,6 +154,7 @@ static const McGemmKernel gemm_portable = {.name = "portable",
                                            .tile = port_tile,
                                            .gemv_rows = port_gemv_rows,
                                            .gemv_cols = port_gemv_cols,
+                                           .gemv_rows16 = NULL,
                                            .pack_a = NULL,
                                            .pack_b = NULL};
 
@@ -222,6 +232,39 @@ static void gemm_pack(int w, int64_t n, int64_t kc, const float *src,
   }
 }
 
+/* nc columns of a 16-bit B (kc rows, the first at B) into panels as
+ * gemm_pack makes them, converted to f32 (exactly). Row-major: converted
+ * straight into the panel; otherwise nr columns are converted into wb
+ * (kc * nr floats, a column after the other; other strides than 1 are
+ * gathered first), which is packed as a column-major B. */
+static void gemm_pack_b16(const McGemmKernel *kern, const McGemmArgs *g,
+                          int64_t kc, int64_t nc, const uint16_t *B, float *bp,
+                          float *wb) {
+  const int nr = kern->nr;
+  const int64_t rsb = g->rsb, csb = g->csb;
+  uint16_t gather[GEMM_KC];
+  for (int64_t j = 0; j < nc; j += nr, bp += kc * nr) {
+    int64_t cols = nc - j < nr ? nc - j : nr;
+    if (csb == 1) {
+      mc_w16_to_f32_2d(g->fmt, kc, cols, B + j, rsb, bp, nr);
+      for (int64_t k = 0; cols < nr && k < kc; k++)
+        memset(bp + k * nr + cols, 0, sizeof(float) * (size_t)(nr - cols));
+      continue;
+    }
+    for (int64_t x = 0; x < cols; x++) {
+      const uint16_t *b = B + (j + x) * csb;
+      if (rsb != 1) {
+        for (int64_t k = 0; k < kc; k++)
+          gather[k] = b[k * rsb];
+        b = gather;
+      }
+      mc_w16_to_f32_2d(g->fmt, 1, kc, b, kc, wb + x * kc, kc);
+    }
+    if (!kern->pack_b || !kern->pack_b(kc, cols, wb, 1, kc, bp))
+      gemm_pack(nr, cols, kc, wb, kc, 1, bp);
+  }
+}
+
 /* ---- the blocked GEMM ---------------------------------------------------- */
 typedef struct GemmJob {
   McGemmArgs g;
@@ -244,10 +287,10 @@ static void gemm_edge_tile(const McGemmKernel *kern, int64_t kc,
       c[i * ldc + j] = edge[i * nr + j];
 }
 
-/* Block sizes and where the packed blocks go. */
+/* Block sizes and where the packed blocks go; wb: for gemm_pack_b16. */
 typedef struct GemmBlocks {
   int64_t mc, kc, nc;
-  float *ap, *bp, *edge;
+  float *ap, *bp, *edge, *wb;
 } GemmBlocks;
 
 /* Rows [m0, m1) and columns [n0, n1) of C, in blocks of bl. */
@@ -256,7 +299,7 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
   const McGemmArgs *g = &job->g;
   const McGemmKernel *kern = job->kern;
   const int mr = kern->mr, nr = kern->nr;
-  int direct_b = g->csb == 1 && m1 - m0 <= GEMM_DIRECT_M;
+  int direct_b = !g->fmt && g->csb == 1 && m1 - m0 <= GEMM_DIRECT_M;
   for (int64_t ic = m0; ic < m1; ic += bl->mc) {
     int64_t mc = m1 - ic < bl->mc ? m1 - ic : bl->mc;
     for (int64_t pc = 0; pc < g->K; pc += bl->kc) {
@@ -269,12 +312,17 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
       for (int64_t jc = n0; jc < n1; jc += bl->nc) {
         int64_t nc = n1 - jc < bl->nc ? n1 - jc : bl->nc;
         int64_t packed_from = direct_b ? nc / nr * nr : 0;
-        const float *bk = g->B + pc * g->rsb;
-        const float *b_block = bk + (jc + packed_from) * g->csb;
-        float *bp = bl->bp + packed_from * kc;
-        if (!kern->pack_b ||
-            !kern->pack_b(kc, nc - packed_from, b_block, g->rsb, g->csb, bp))
-          gemm_pack(nr, nc - packed_from, kc, b_block, g->csb, g->rsb, bp);
+        if (g->fmt) {
+          gemm_pack_b16(kern, g, kc, nc, g->B16 + pc * g->rsb + jc * g->csb,
+                        bl->bp, bl->wb);
+        } else {
+          const float *b_block =
+              g->B + pc * g->rsb + (jc + packed_from) * g->csb;
+          float *bp = bl->bp + packed_from * kc;
+          if (!kern->pack_b ||
+              !kern->pack_b(kc, nc - packed_from, b_block, g->rsb, g->csb, bp))
+            gemm_pack(nr, nc - packed_from, kc, b_block, g->csb, g->rsb, bp);
+        }
         for (int64_t ir = 0; ir < mc; ir += mr) {
           int64_t rows = mc - ir < mr ? mc - ir : mr;
           const float *a = bl->ap + ir * kc;
@@ -284,7 +332,7 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
             const float *b = bl->bp + jr * kc;
             int64_t ldb = nr;
             if (jr < packed_from) {
-              b = bk + jc + jr;
+              b = g->B + pc * g->rsb + jc + jr;
               ldb = g->rsb;
             }
             if (rows == mr && cols == nr)
@@ -313,13 +361,17 @@ static void gemm_run_blocks(const GemmJob *job, int64_t m0, int64_t m1,
   /* multiples of 16 floats keep bp and edge 64-byte aligned */
   int64_t a_size = ((mc + mr - 1) / mr * mr * kc + 15) / 16 * 16;
   int64_t b_size = ((nc + nr - 1) / nr * nr * kc + 15) / 16 * 16;
-  float *p =
-      mc_thread_scratch(sizeof(float) * (size_t)(a_size + b_size + mr * nr));
+  int64_t e_size = (mr * nr + 15) / 16 * 16;
+  int64_t w_size = job->g.fmt ? kc * nr : 0;
+  float *p = mc_thread_scratch(sizeof(float) *
+                               (size_t)(a_size + b_size + e_size + w_size));
   _Alignas(64) float ap[GEMM_MAX_MR * 64], bp[64 * GEMM_MAX_NR],
-      edge[GEMM_MAX_MR * GEMM_MAX_NR];
-  GemmBlocks bl = {mr, 64, nr, ap, bp, edge};
-  if (p)
-    bl = (GemmBlocks){mc, kc, nc, p, p + a_size, p + a_size + b_size};
+      edge[GEMM_MAX_MR * GEMM_MAX_NR], wb[64 * GEMM_MAX_NR];
+  GemmBlocks bl = {mr, 64, nr, ap, bp, edge, wb};
+  if (p) {
+    float *b = p + a_size, *e = b + b_size;
+    bl = (GemmBlocks){mc, kc, nc, p, b, e, e + e_size};
+  }
   gemm_blocked(job, &bl, m0, m1, n0, n1);
 }
 
@@ -337,17 +389,66 @@ static void gemm_run_chunk(void *ctx, int64_t begin, int64_t end) {
   gemm_run_blocks(job, m0, m1, n0, n1);
 }
 
-static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
-  const GemmJob *job = ctx;
-  if (job->g.csb == 1)
-    job->kern->gemv_rows(&job->g, begin, end);
-  else
-    job->kern->gemv_cols(&job->g, begin, end);
+/* Columns [j0, j1) of the GEMV with a 16-bit B through the kernel's f32
+ * GEMV routines: blocks of B (rows: 16 rows of 512 columns; columns: 32
+ * columns of 256 values) converted into a buffer, each a GEMV of its own
+ * that resumes from C after the first block of k. */
+static void gemv16_buffered(const McGemmArgs *g, const McGemmKernel *kern,
+                            int64_t j0, int64_t j1) {
+  enum { BUF = 16 * 512 };
+  _Alignas(64) float buf[BUF];
+  const int rows = g->csb == 1;
+  const int64_t jb = rows ? 512 : 32, kb = BUF / jb;
+  for (int64_t j = j0; j < j1; j += jb)
+    for (int64_t k = 0; k < g->K; k += kb) {
+      int64_t nj = j1 - j < jb ? j1 - j : jb,
+              nk = g->K - k < kb ? g->K - k : kb;
+      McGemmArgs sub = *g;
+      sub.N = nj;
+      sub.K = nk;
+      sub.A = g->A + k * g->csa;
+      sub.B = buf;
+      sub.C = g->C + j;
+      sub.accumulate = g->accumulate || k > 0;
+      sub.fmt = 0;
+      sub.B16 = NULL;
+      if (rows) {
+        mc_w16_to_f32_2d(g->fmt, nk, nj, g->B16 + k * g->rsb + j, g->rsb, buf,
+                         nj);
+        sub.rsb = nj;
+        kern->gemv_rows(&sub, 0, nj);
+      } else {
+        mc_w16_to_f32_2d(g->fmt, nj, nk, g->B16 + j * g->csb + k, g->csb, buf,
+                         nk);
+        sub.rsb = 1;
+        sub.csb = nk;
+        kern->gemv_cols(&sub, 0, nj);
+      }
+    }
 }
 
-void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
-                 int64_t csa, const float *B, int64_t rsb, int64_t csb,
-                 float *C, int64_t ldc, int accumulate) {
+static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
+  const GemmJob *job = ctx;
+  const McGemmArgs *g = &job->g;
+  const McGemmKernel *kern = job->kern;
+  if (!g->fmt) {
+    if (g->csb == 1)
+      kern->gemv_rows(g, begin, end);
+    else
+      kern->gemv_cols(g, begin, end);
+    return;
+  }
+  if (g->csb == 1 && kern->gemv_rows16 && mc_half_f16c())
+    begin = kern->gemv_rows16(g, begin, end);
+  if (begin < end)
+    gemv16_buffered(g, kern, begin, end);
+}
+
+/* Both GEMMs: B is f32 if fmt is 0, else B16 holds it. */
+static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t rsa, int64_t csa, const float *B,
+                     const uint16_t *B16, int fmt, int64_t rsb, int64_t csb,
+                     float *C, int64_t ldc, int accumulate) {
   if (M <= 0 || N <= 0)
     return;
   if (K <= 0) {
@@ -359,7 +460,9 @@ void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
   }
   const McGemmKernel *kern = gemm_kernel();
   GemmJob job = {
-      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate}, kern, 0};
+      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt, B16},
+      kern,
+      0};
   /* units of parallel work, the multiply-adds in one, grains aligned to */
   int64_t units = N, work = M * K, align = 64;
   McParallelFn run = gemm_run_gemv;
@@ -382,4 +485,18 @@ void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
   /* enough grains that a chunk is worth waking a thread for */
   mc_parallel_for(units, align * (GEMM_MIN_WORK / (work * align) + 1), run,
                   &job);
+}
+
+void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
+                 int64_t csa, const float *B, int64_t rsb, int64_t csb,
+                 float *C, int64_t ldc, int accumulate) {
+  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, accumulate);
+}
+
+void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t rsa, int64_t csa, const uint16_t *B, int64_t rsb,
+                     int64_t csb, int fmt, float *C, int64_t ldc,
+                     int accumulate) {
+  if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
+    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, accumulate);
 }

@@ -16,7 +16,9 @@
 /* At most this many rows of C go to the GEMV routines. */
 #define MC_GEMV_MAX_M 4
 
-/* The operands of one mc_gemm_f32 call. */
+/* The operands of one mc_gemm_f32 or mc_gemm_f32_w16 call: B is f32 when
+ * fmt is 0, else B16 holds it in format fmt (MC_W16_F16, MC_W16_BF16) and
+ * B is NULL. */
 typedef struct McGemmArgs {
   int64_t M, N, K;
   const float *A;
@@ -26,6 +28,8 @@ typedef struct McGemmArgs {
   float *C;
   int64_t ldc;
   int accumulate;
+  int fmt;
+  const uint16_t *B16;
 } McGemmArgs;
 
 typedef struct McGemmKernel {
@@ -41,6 +45,13 @@ typedef struct McGemmKernel {
    * columns are (rsb == 1). K >= 1. */
   void (*gemv_rows)(const McGemmArgs *g, int64_t j0, int64_t j1);
   void (*gemv_cols)(const McGemmArgs *g, int64_t j0, int64_t j1);
+  /* Optional: gemv_rows for a 16-bit B (g->B16, csb == 1) that converts it
+   * in registers, with the bits of gemv_rows on B converted to f32. It may
+   * stop short of j1 (at whole vectors) and returns where it stopped; the
+   * driver does the rest, and all of it when this is NULL or
+   * mc_half_f16c() is 0 (the AVX2 version uses F16C), through gemv_rows on
+   * blocks of B converted into a buffer. */
+  int64_t (*gemv_rows16)(const McGemmArgs *g, int64_t j0, int64_t j1);
   /* Optional faster packing for the common layouts; each returns 0, having
    * done nothing, for a layout it does not handle (NULL: never handles),
    * and the driver's portable loops do it. pack_a: mc rows of A into
@@ -56,5 +67,20 @@ typedef struct McGemmKernel {
 /* NULL on other architectures or compilers. */
 extern const McGemmKernel *const mc_gemm_avx2_kernel;
 extern const McGemmKernel *const mc_gemm_avx512_kernel;
+
+/* ---- 16-bit floats (mc_half.c) ------------------------------------------
+ * dst[r * ldd + c] = src[r * lds + c] converted from fmt (MC_W16_F16,
+ * MC_W16_BF16) to f32, for r < rows, c < cols: mc_f16_to_f32_n and
+ * mc_bf16_to_f32_n row by row. */
+void mc_w16_to_f32_2d(int fmt, int64_t rows, int64_t cols, const uint16_t *src,
+                      int64_t lds, float *dst, int64_t ldd);
+/* 1 when the f16 conversions use F16C (the CPU has it and it is not
+ * switched off). */
+int mc_half_f16c(void);
+/* For tests: on = 0 makes the conversions use their portable C even on a
+ * CPU with F16C (and mc_half_f16c() return 0, so the GEMM's gemv_rows16
+ * is not used either), on = 1 lets them use F16C again. Both give the same
+ * bits, so it may be called at any time. */
+void mc_half_use_simd(int on);
 
 #endif /* MC_GEMM_INTERNAL_H */

@@ -12,15 +12,22 @@
  *   tile       AVX-512 14 x 32 (28 of the 32 registers accumulate),
  *              AVX2 6 x 16 (12 of 16)
  *   gemv_rows  row-major B: 2W columns of 4 rows of C stay in registers
- *              while GEMV_KB rows of B stream by
+ *              while GEMV_KB rows of B stream by, each prefetched ahead
+ *   gemv_rows16  the same for a 16-bit B (mc_gemm_f32_w16), converted in
+ *              registers (f16: vcvtph2ps, bf16: a shift), and for one row
+ *              of C 8W columns of it instead of 4 copies of the row
  *   gemv_cols  B's columns contiguous: W columns by W values of k, loaded
  *              as rows and transposed in registers
  *   pack_a/b   row-major A and transposed B packed through the same W x W
  *              transpose; row-major B copied
  *
  * Code size matters (the whole runtime is meant to stay small): the
- * transpose lives in one function per instruction set, and the GEMV
- * routines always compute 4 rows (rows past M repeat the last one).
+ * transpose lives in one function per instruction set, the GEMV routines
+ * compute 4 rows (rows past M repeat the last one; with 16-bit B, M == 1
+ * has its own loop, which doubles its speed where it is not bound by
+ * memory), AVX-512's gemv_rows and gemv_rows16 are one inline function,
+ * and f16 and bf16 share a loop (the format is a predictable branch). The
+ * 16-bit routines do whole vectors only; mc_gemm.c does the edge columns.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -34,11 +41,15 @@
 
 #define X86_AVX2 __attribute__((target("avx2,fma")))
 #define X86_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define X86_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 #define X86_INLINE static inline __attribute__((always_inline))
 #define X86_NOINLINE static __attribute__((noinline))
 
 #define GEMV_KB 16  /* rows of B per pass over the columns */
 #define GEMV_ROWS 4 /* rows of C the GEMV routines compute (MC_GEMV_MAX_M) */
+/* gemv_rows: the hardware prefetchers do not keep up with GEMV_KB rows of
+ * B streaming at once; each row is prefetched this many bytes ahead. */
+#define GEMV_PREFETCH 512
 
 /* Row m of A and C for the GEMV routines; rows past M repeat row M - 1,
  * which computes and stores the same floats again (one code path for
@@ -141,41 +152,87 @@ X86_NOINLINE X86_AVX512 void transpose16(const float *src, int64_t lds,
       _mm512_mask_storeu_ps(dst + q * ldd, lanes, r[q]);
 }
 
-X86_AVX512 static void gemv_rows_avx512(const McGemmArgs *g, int64_t j0,
-                                        int64_t j1) {
+/* 16 values of a row of B at p, as floats: f32 (w16 == 0; the lanes in
+ * mask) or 16-bit of format fmt converted in registers (all 16; f16 by
+ * vcvtph2ps, bf16 zero extended and shifted into the top half). */
+X86_INLINE X86_AVX512 __m512 load_b_avx512(const char *p, __mmask16 mask,
+                                           int w16, int fmt) {
+  if (!w16)
+    return _mm512_maskz_loadu_ps(mask, p);
+  __m256i h = _mm256_loadu_si256((const __m256i *)p);
+  if (fmt == MC_W16_F16)
+    return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* gemv_rows, for w16 and rows constants: w16 == 0 is an f32 B (g->B,
+ * masked loads at the edge), else a 16-bit one (g->B16 in format g->fmt,
+ * whole chunks only: j1 - j0 a multiple of the chunk). rows is GEMV_ROWS,
+ * or 1 for M == 1, which computes 4 times the columns per pass instead of
+ * repeating the row: 8 accumulators either way. */
+X86_INLINE X86_AVX512 void gemv_rows_fmt_avx512(const McGemmArgs *g, int64_t j0,
+                                                int64_t j1, int w16, int rows) {
+  enum { ACC = 2 * GEMV_ROWS };
+  const int nv = ACC / rows, width = 16 * nv; /* vectors, columns per row */
   const float *a[GEMV_ROWS];
   float *c[GEMV_ROWS];
   gemv_rows_of(g, a, c);
+  const int64_t size = w16 ? 2 : 4; /* bytes per value of B */
+  const char *B = w16 ? (const char *)g->B16 : (const char *)g->B;
+  const int fmt = g->fmt;
   for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
     int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
     int fresh = kb == 0 && !g->accumulate;
-    for (int64_t j = j0; j < j1; j += 32) {
-      __mmask16 mask[2] = {mask16(j1 - j), mask16(j1 - j - 16)};
-      __m512 acc[GEMV_ROWS][2];
-#pragma GCC unroll 4
-      for (int m = 0; m < GEMV_ROWS; m++)
-#pragma GCC unroll 2
-        for (int v = 0; v < 2; v++)
-          acc[m][v] = fresh ? _mm512_set1_ps(-0.0f)
-                            : _mm512_maskz_loadu_ps(mask[v], c[m] + j + 16 * v);
+    for (int64_t j = j0; j < j1; j += width) {
+      __mmask16 mask[ACC];
+      __m512 acc[ACC], b[ACC];
+#pragma GCC unroll 8
+      for (int v = 0; v < nv; v++)
+        mask[v] = mask16(j1 - j - 16 * v);
+#pragma GCC unroll 8
+      for (int x = 0; x < ACC; x++)
+        acc[x] = fresh ? _mm512_set1_ps(-0.0f)
+                       : _mm512_maskz_loadu_ps(mask[x % nv],
+                                               c[x / nv] + j + x % nv * 16);
       for (int64_t k = kb; k < ke; k++) {
-        const float *b = g->B + k * g->rsb + j;
-        __m512 b0 = _mm512_maskz_loadu_ps(mask[0], b);
-        __m512 b1 = _mm512_maskz_loadu_ps(mask[1], b + 16);
+        const char *bk = B + (k * g->rsb + j) * size;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) {
+          b[v] = load_b_avx512(bk + 16 * v * size, mask[v], w16, fmt);
+          if (16 * v * size % 64 == 0) /* a line of B, a chunk or two on */
+            _mm_prefetch(bk + 16 * v * size + GEMV_PREFETCH, _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
-        for (int m = 0; m < GEMV_ROWS; m++) {
+        for (int m = 0; m < rows; m++) {
           __m512 am = _mm512_set1_ps(a[m][k * g->csa]);
-          acc[m][0] = _mm512_fmadd_ps(am, b0, acc[m][0]);
-          acc[m][1] = _mm512_fmadd_ps(am, b1, acc[m][1]);
+#pragma GCC unroll 8
+          for (int v = 0; v < nv; v++)
+            acc[m * nv + v] = _mm512_fmadd_ps(am, b[v], acc[m * nv + v]);
         }
       }
-#pragma GCC unroll 4
-      for (int m = 0; m < GEMV_ROWS; m++)
-#pragma GCC unroll 2
-        for (int v = 0; v < 2; v++)
-          _mm512_mask_storeu_ps(c[m] + j + 16 * v, mask[v], acc[m][v]);
+#pragma GCC unroll 8
+      for (int x = 0; x < ACC; x++)
+        _mm512_mask_storeu_ps(c[x / nv] + j + x % nv * 16, mask[x % nv],
+                              acc[x]);
     }
   }
+}
+
+X86_AVX512 static void gemv_rows_avx512(const McGemmArgs *g, int64_t j0,
+                                        int64_t j1) {
+  gemv_rows_fmt_avx512(g, j0, j1, 0, GEMV_ROWS);
+}
+
+/* Whole chunks: 128 columns for one row, else 32. */
+X86_AVX512 static int64_t gemv_rows16_avx512(const McGemmArgs *g, int64_t j0,
+                                             int64_t j1) {
+  int one = g->M == 1;
+  int64_t end = j0 + (j1 - j0) / (one ? 128 : 32) * (one ? 128 : 32);
+  if (one)
+    gemv_rows_fmt_avx512(g, j0, end, 1, 1);
+  else
+    gemv_rows_fmt_avx512(g, j0, end, 1, GEMV_ROWS);
+  return end;
 }
 
 X86_AVX512 static void gemv_cols_avx512(const McGemmArgs *g, int64_t j0,
@@ -258,6 +315,7 @@ static const McGemmKernel avx512_kernel = {.name = "avx512",
                                            .tile = tile_avx512,
                                            .gemv_rows = gemv_rows_avx512,
                                            .gemv_cols = gemv_cols_avx512,
+                                           .gemv_rows16 = gemv_rows16_avx512,
                                            .pack_a = pack_a_avx512,
                                            .pack_b = pack_b_avx512};
 
@@ -361,6 +419,7 @@ X86_AVX2 static void gemv_rows_avx2(const McGemmArgs *g, int64_t j0,
         const float *b = g->B + k * g->rsb + j;
         __m256 b0 = _mm256_maskload_ps(b, mask[0]);
         __m256 b1 = _mm256_maskload_ps(b + 8, mask[1]);
+        _mm_prefetch((const char *)b + GEMV_PREFETCH, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int m = 0; m < GEMV_ROWS; m++) {
           __m256 am = _mm256_broadcast_ss(a[m] + k * g->csa);
@@ -375,6 +434,63 @@ X86_AVX2 static void gemv_rows_avx2(const McGemmArgs *g, int64_t j0,
           _mm256_maskstore_ps(c[m] + j + 8 * v, mask[v], acc[m][v]);
     }
   }
+}
+
+/* gemv_rows_fmt_avx512 for AVX2 and a 16-bit B, 8 floats per vector
+ * (whole chunks of 64 columns for one row, else 16). Apart from the f32
+ * gemv_rows_avx2 because it needs F16C (so it runs only on CPUs that have
+ * it, see mc_half_f16c), which that one must not: an always-inline
+ * function compiled for F16C cannot be inlined into one that is not. */
+X86_INLINE X86_AVX2_F16C void
+gemv_rows16_fmt_avx2(const McGemmArgs *g, int64_t j0, int64_t j1, int rows) {
+  enum { ACC = 2 * GEMV_ROWS };
+  const int fmt = g->fmt;
+  const int nv = ACC / rows, width = 8 * nv;
+  const float *a[GEMV_ROWS];
+  float *c[GEMV_ROWS];
+  gemv_rows_of(g, a, c);
+  for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
+    int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
+    int fresh = kb == 0 && !g->accumulate;
+    for (int64_t j = j0; j < j1; j += width) {
+      __m256 acc[ACC];
+#pragma GCC unroll 8
+      for (int x = 0; x < ACC; x++)
+        acc[x] = fresh ? _mm256_set1_ps(-0.0f)
+                       : _mm256_loadu_ps(c[x / nv] + j + x % nv * 8);
+      for (int64_t k = kb; k < ke; k++) {
+        const uint16_t *bk = g->B16 + k * g->rsb + j;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) {
+          __m128i h = _mm_loadu_si128((const __m128i *)(bk + 8 * v));
+          __m256 b = fmt == MC_W16_F16 ? _mm256_cvtph_ps(h)
+                                       : _mm256_castsi256_ps(_mm256_slli_epi32(
+                                             _mm256_cvtepu16_epi32(h), 16));
+          if (v % 4 == 0)
+            _mm_prefetch((const char *)(bk + 8 * v) + GEMV_PREFETCH,
+                         _MM_HINT_T0);
+#pragma GCC unroll 4
+          for (int m = 0; m < rows; m++)
+            acc[m * nv + v] = _mm256_fmadd_ps(
+                _mm256_broadcast_ss(a[m] + k * g->csa), b, acc[m * nv + v]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int x = 0; x < ACC; x++)
+        _mm256_storeu_ps(c[x / nv] + j + x % nv * 8, acc[x]);
+    }
+  }
+}
+
+X86_AVX2_F16C static int64_t gemv_rows16_avx2(const McGemmArgs *g, int64_t j0,
+                                              int64_t j1) {
+  int one = g->M == 1;
+  int64_t end = j0 + (j1 - j0) / (one ? 64 : 16) * (one ? 64 : 16);
+  if (one)
+    gemv_rows16_fmt_avx2(g, j0, end, 1);
+  else
+    gemv_rows16_fmt_avx2(g, j0, end, GEMV_ROWS);
+  return end;
 }
 
 X86_AVX2 static void gemv_cols_avx2(const McGemmArgs *g, int64_t j0,
@@ -451,6 +567,7 @@ static const McGemmKernel avx2_kernel = {.name = "avx2",
                                          .tile = tile_avx2,
                                          .gemv_rows = gemv_rows_avx2,
                                          .gemv_cols = gemv_cols_avx2,
+                                         .gemv_rows16 = gemv_rows16_avx2,
                                          .pack_a = pack_a_avx2,
                                          .pack_b = pack_b_avx2};
 

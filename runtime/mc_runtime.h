@@ -7,6 +7,7 @@
  *   mc_weights.c      model weights resolved against specs, as f32
  *   mc_gemm.c         the f32 GEMM (blocking, packing, GEMV, threads)
  *   mc_gemm_x86.c     its AVX2 and AVX-512 kernels
+ *   mc_half.c         f16/bf16 <-> f32 arrays (F16C when the CPU has it)
  *   mc_kernels.c      the f64 GEMM and softmax kernels
  *   mc_threads.c      the thread pool and per-thread scratch memory
  *   mc_main.c         the command-line driver of an emitted executable
@@ -112,6 +113,60 @@ float mc_bf16_to_f32(uint16_t h);
 uint16_t mc_f32_to_f16(float f);
 uint16_t mc_f32_to_bf16(float f);
 
+/* ---- 16-bit floats in bulk (mc_half.c) ------------------------------------
+ * y[i] = x[i] converted, for i < n (the arrays must not overlap).
+ *
+ * f32 -> f16/bf16: round to nearest even; finite values beyond the largest
+ * finite result round to inf (f16: |x| >= 65520; bf16: above the FLT_MAX
+ * midpoint); subnormal results are produced, f32 subnormals are converted
+ * (to +-0 for f16), NaN gives a quiet NaN with the sign and the top payload
+ * bits of the input (f16: sign | 0x7e00 | payload >> 13; bf16: the top 16
+ * bits with bit 6 set). f16 -> f32 and bf16 -> f32 are exact, except that a
+ * signalling f16 NaN becomes quiet (bit 22 set, as vcvtph2ps does); a bf16
+ * NaN is shifted, not quieted (as zero-extending and shifting does).
+ *
+ * The f16 conversions are the bits of the x86 F16C instructions
+ * (vcvtps2ph with round-to-nearest, vcvtph2ps), which they use when the CPU
+ * has them, and of portable C otherwise (equal on every f16 and every f32
+ * input: tests/test_gemm16.c checks every 13th f32). 16 -> 32 -> 16 gives
+ * back every pattern but signalling NaNs, which come back quiet (f16 bit
+ * 9, bf16 bit 6 set). f32 -> 16-bit equals the scalar mc_f32_to_f16 and
+ * mc_f32_to_bf16 above; the scalar mc_f16_to_f32 does not quiet signalling
+ * NaNs. */
+void mc_f32_to_f16_n(const float *x, uint16_t *y, int64_t n);
+void mc_f32_to_bf16_n(const float *x, uint16_t *y, int64_t n);
+void mc_f16_to_f32_n(const uint16_t *x, float *y, int64_t n);
+void mc_bf16_to_f32_n(const uint16_t *x, float *y, int64_t n);
+
+/* One value, as the functions above convert it, inline (for generated code:
+ * straight-line, so that loops over them vectorize). */
+static inline float mc_f16_to_f32_1(uint16_t h) {
+  union {
+    uint32_t u;
+    float f;
+  } r;
+  uint32_t em = h & 0x7fffu;
+  r.f = (float)em * 0x1p-24f; /* zero or subnormal: exact */
+  uint32_t sub = r.u;
+  uint32_t inf_nan = em << 13 | 0x7f800000u | (em > 0x7c00u) << 22;
+  uint32_t normal = (em << 13) + (112u << 23); /* exponent bias 15 -> 127 */
+  /* masks, not ?: (a branch would take the multiplication with it) */
+  uint32_t is_sub = 0u - (uint32_t)(em < 0x400u);
+  uint32_t is_big = 0u - (uint32_t)(em >= 0x7c00u);
+  r.u = (sub & is_sub) | (inf_nan & is_big) | (normal & ~(is_sub | is_big));
+  r.u |= (uint32_t)(h & 0x8000u) << 16;
+  return r.f;
+}
+
+static inline float mc_bf16_to_f32_1(uint16_t h) {
+  union {
+    uint32_t u;
+    float f;
+  } r;
+  r.u = (uint32_t)h << 16;
+  return r.f;
+}
+
 /* ---- .npy -----------------------------------------------------------------
  */
 /* Reads .npy format 1.0/2.0/3.0 with a little-endian dtype among <f2 <f4 <f8
@@ -149,23 +204,35 @@ const McStTensor *mc_st_find(const McSafetensors *st, const char *name,
                              int *ambiguous);
 
 /* ---- model weights ------------------------------------------------------ */
-/* A weight the model expects; all are f32 in the model. */
+/* A weight the model expects (f32 in the model), and how the model keeps
+ * it: store MC_F32 (0, the default), or MC_F16 / MC_BF16 (rounded to
+ * nearest even once at load, for a matrix the model only multiplies by or
+ * gathers rows from); transposed: a matrix kept as its transpose (for one
+ * the model only multiplies by as a transposed right operand, so decoding
+ * streams its rows). */
 typedef struct McWeightSpec {
   const char *name;
   int rank;
   int64_t shape[MC_MAX_RANK];
+  McDType store;
+  int transposed;
 } McWeightSpec;
 
 typedef struct McWeights McWeights;
 
 /* Opens path, resolves every spec with mc_st_find, checks dtypes (F32, F16,
- * BF16, F64; the latter three are converted to f32 once here) and shapes.
- * F32 data is used in place from the mapping when 4-byte aligned on a
- * little-endian host, else copied. Extra tensors are ignored. */
+ * BF16, F64) and shapes, and brings each tensor into the spec's store and
+ * layout once here. Data already in that form (F32, or the F16/BF16 of the
+ * store, not transposed, aligned, little-endian host) is used in place from
+ * the mapping; otherwise it is converted into a buffer of its own and the
+ * mapping's pages of it are given back. Extra tensors are ignored. */
 int mc_weights_load(const char *path, const McWeightSpec *specs, int n,
                     McWeights **out, McError *e);
-const float *mc_weights_get(const McWeights *w, int i); /* NULL if OOB */
-void mc_weights_free(McWeights *w);                     /* NULL is fine */
+/* Weight i's data as its spec keeps it; NULL if i is out of range. */
+const void *mc_weights_data(const McWeights *w, int i);
+/* The same for an f32 weight (store MC_F32). */
+const float *mc_weights_get(const McWeights *w, int i);
+void mc_weights_free(McWeights *w); /* NULL is fine */
 
 /* ---- kernels ------------------------------------------------------------ */
 /* C[m*ldc + n] (+)= sum_k A[m*rsa + k*csa] * B[k*rsb + n*csb] for m < M,
@@ -180,6 +247,23 @@ void mc_weights_free(McWeights *w);                     /* NULL is fine */
 void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
                  int64_t csa, const float *B, int64_t rsb, int64_t csb,
                  float *C, int64_t ldc, int accumulate);
+/* The 16-bit formats of mc_gemm_f32_w16's B. */
+typedef enum McW16Format {
+  MC_W16_F16 = 1, /* IEEE binary16 */
+  MC_W16_BF16 = 2 /* bfloat16: the top half of a binary32 */
+} McW16Format;
+/* mc_gemm_f32 with B given as 16-bit floats (fmt: MC_W16_F16 or
+ * MC_W16_BF16; any other value writes nothing), for weights stored in half
+ * precision. Its bits are those of mc_gemm_f32 with the same kernel and B
+ * converted to f32 by mc_f16_to_f32_n / mc_bf16_to_f32_n (exact), for every
+ * shape, stride and thread count. With M <= 4 and B row-major (csb == 1),
+ * the decoding case, B is converted in registers as it streams by (AVX2
+ * with F16C, AVX-512); else blocks of it are converted to f32 on the way
+ * (into a buffer for the GEMV, while packing for the GEMM). */
+void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
+                     int64_t rsa, int64_t csa, const uint16_t *B, int64_t rsb,
+                     int64_t csb, int fmt, float *C, int64_t ldc,
+                     int accumulate);
 void mc_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
                  int64_t csa, const double *B, int64_t rsb, int64_t csb,
                  double *C, int64_t ldc, int accumulate);

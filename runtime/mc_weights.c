@@ -1,12 +1,16 @@
 /* Model weights: a safetensors file resolved against the specs a model
- * declares, with every tensor presented as f32.
+ * declares, with every tensor presented as its spec keeps it (f32, or
+ * f16/bf16 bits; transposed or not).
  *
  * Invariants after mc_weights_load succeeds: every spec resolved to exactly
  * one tensor (exact name, else a unique "." suffix), of a float dtype and of
- * exactly the spec's shape; data[i] is f32 in host byte order, pointing into
- * the mapping (F32, aligned, little-endian host) or into owned[i]; nothing is
- * converted again after load.
+ * exactly the spec's shape; data[i] is in the spec's store dtype, host byte
+ * order and layout, pointing into the mapping (already in that form) or
+ * into owned[i]; nothing is converted again after load.
  */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* madvise */
+#endif
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -18,12 +22,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 struct McWeights {
   McSafetensors *st;
   int n;
-  const float **data; /* into the mapping, or owned[i] */
-  float **owned;
+  const void **data; /* into the mapping, or owned[i] */
+  void **owned;
 };
 
 static uint64_t weights_load_le(const unsigned char *p, int n) {
@@ -158,9 +164,75 @@ static int weights_convert(const McWeightSpec *spec, const McStTensor *t,
   return MC_OK;
 }
 
+/* Gives the mapping's whole pages inside [p, p + n) back to the system
+ * (they are clean: read again from the file if ever touched). */
+static void weights_release(const void *p, size_t n) {
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || n < (size_t)page)
+    return;
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+  uintptr_t b = ((uintptr_t)p + n) & ~((uintptr_t)page - 1);
+  if (b > a)
+    madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Tensor t in the spec's store and layout: f32 as weights_convert gives
+ * it, then transposed and/or rounded to 16 bits into a buffer of its own;
+ * F16/BF16 data of the store itself is used as it is when it can be. */
+static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
+                          const void **data, void **owned, McError *e) {
+  int half = spec->store == MC_F16 || spec->store == MC_BF16;
+  int transpose = spec->transposed && spec->rank == 2;
+  const uint16_t one = 1;
+  if (half && !transpose && t->dtype == spec->store &&
+      *(const unsigned char *)&one == 1 && (uintptr_t)t->data % 2 == 0) {
+    *data = t->data;
+    return MC_OK;
+  }
+  const float *f = NULL;
+  float *f_owned = NULL;
+  int rc = weights_convert(spec, t, &f, &f_owned, e);
+  if (rc || (!half && !transpose)) {
+    *data = f;
+    *owned = f_owned;
+    return rc;
+  }
+  size_t n = t->nbytes / mc_dtype_size(t->dtype);
+  int64_t rows = transpose ? spec->shape[0] : 1;
+  int64_t cols = transpose ? spec->shape[1] : (int64_t)n;
+  float *tf = NULL;
+  if (transpose) { /* [rows, cols] -> [cols, rows], in 32 x 32 blocks */
+    tf = malloc(n ? n * sizeof *tf : 1);
+    if (tf)
+      for (int64_t r0 = 0; r0 < rows; r0 += 32)
+        for (int64_t c0 = 0; c0 < cols; c0 += 32)
+          for (int64_t r = r0; r < rows && r < r0 + 32; r++)
+            for (int64_t c = c0; c < cols && c < c0 + 32; c++)
+              tf[c * rows + r] = f[r * cols + c];
+  }
+  void *out = tf;
+  if (half && (!transpose || tf)) {
+    uint16_t *h = malloc(n ? n * sizeof *h : 1);
+    if (h) {
+      if (spec->store == MC_F16)
+        mc_f32_to_f16_n(tf ? tf : f, h, (int64_t)n);
+      else
+        mc_f32_to_bf16_n(tf ? tf : f, h, (int64_t)n);
+    }
+    free(tf);
+    out = h;
+  }
+  free(f_owned);
+  if (!out)
+    return mc_fail(e, MC_ERR_NOMEM, "weight '%s': out of memory", spec->name);
+  weights_release(t->data, t->nbytes);
+  *data = *owned = out;
+  return MC_OK;
+}
+
 static int weights_resolve(const McSafetensors *st, const char *path,
-                           const McWeightSpec *spec, const float **data,
-                           float **owned, McError *e) {
+                           const McWeightSpec *spec, const void **data,
+                           void **owned, McError *e) {
   const McStTensor *m[2] = {NULL, NULL};
   char want[256], found[256];
   if (!spec->name || spec->rank < 0 || spec->rank > MC_MAX_RANK)
@@ -194,7 +266,7 @@ static int weights_resolve(const McSafetensors *st, const char *path,
                    spec->name,
                    mc_shape_str(spec->rank, spec->shape, want, sizeof want),
                    mc_shape_str(t->rank, t->shape, found, sizeof found));
-  return weights_convert(spec, t, data, owned, e);
+  return weights_layout(spec, t, data, owned, e);
 }
 
 int mc_weights_load(const char *path, const McWeightSpec *specs, int n,
@@ -229,8 +301,12 @@ int mc_weights_load(const char *path, const McWeightSpec *specs, int n,
   return MC_OK;
 }
 
-const float *mc_weights_get(const McWeights *w, int i) {
+const void *mc_weights_data(const McWeights *w, int i) {
   return w && i >= 0 && i < w->n ? w->data[i] : NULL;
+}
+
+const float *mc_weights_get(const McWeights *w, int i) {
+  return mc_weights_data(w, i);
 }
 
 void mc_weights_free(McWeights *w) {

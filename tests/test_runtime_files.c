@@ -388,6 +388,50 @@ static int load_expect(const McWeightSpec *specs, int n, int code,
   return rc;
 }
 
+/* Weights kept transposed and/or in 16 bits: converted once at load from
+ * F32 (rounded to nearest even), used in place when the file already holds
+ * the store's 16-bit format untransposed. */
+Test(weights, kept_transposed_and_in_16_bits, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+  unsigned char data[64] = {0};
+  float m[6] = {1, 2, 3, 4, 5, 1.00048828125f}; /* [2, 3]; the last a tie */
+  uint16_t h[2] = {0x3c00, 0xc100};             /* f16 1, -2.5 */
+  memcpy(data, m, 24);
+  memcpy(data + 24, h, 4);
+  write_st(entries(2, ENTRY("m", "F32", "[2, 3]", "[0, 24]"),
+                   ENTRY("h", "F16", "[2]", "[24, 28]")),
+           data, 28);
+  McWeightSpec specs[5] = {
+      {.name = "m", .rank = 2, .shape = {2, 3}, .transposed = 1},
+      {.name = "m", .rank = 2, .shape = {2, 3}, .store = MC_F16},
+      {.name = "m",
+       .rank = 2,
+       .shape = {2, 3},
+       .store = MC_BF16,
+       .transposed = 1},
+      {.name = "h", .rank = 1, .shape = {2}, .store = MC_F16},
+      {.name = "h", .rank = 1, .shape = {2}, .store = MC_BF16}};
+  McWeights *w;
+  load_expect(specs, 5, MC_OK, NULL, &w);
+  const float *t = mc_weights_get(w, 0);
+  const float want_t[6] = {1, 4, 2, 5, 3, 1.00048828125f};
+  for (int i = 0; i < 6; i++)
+    cr_assert_eq(t[i], want_t[i], "transposed [%d]", i);
+  const uint16_t *f16 = mc_weights_data(w, 1);
+  const uint16_t want16[6] = {0x3c00, 0x4000, 0x4200, 0x4400, 0x4500, 0x3c00};
+  for (int i = 0; i < 6; i++)
+    cr_assert_eq(f16[i], want16[i], "f16 [%d]: %#x", i, f16[i]);
+  const uint16_t *bf = mc_weights_data(w, 2);
+  const uint16_t want_bf[6] = {0x3f80, 0x4080, 0x4000, 0x40a0, 0x4040, 0x3f80};
+  for (int i = 0; i < 6; i++)
+    cr_assert_eq(bf[i], want_bf[i], "bf16 transposed [%d]: %#x", i, bf[i]);
+  const uint16_t *hh = mc_weights_data(w, 3);
+  cr_assert(hh[0] == 0x3c00 && hh[1] == 0xc100);
+  const uint16_t *hb = mc_weights_data(w, 4); /* f16 file, bf16 store */
+  cr_assert(hb[0] == 0x3f80 && hb[1] == 0xc020);
+  mc_weights_free(w);
+}
+
 Test(weights, resolves_prefixed_names_and_converts, .init = make_tmpdir,
      .fini = remove_tmpdir) {
   unsigned char data[64] = {0};
@@ -406,10 +450,11 @@ Test(weights, resolves_prefixed_names_and_converts, .init = make_tmpdir,
               ENTRY("extra", "I64", "[1]", "[40, 48]"),
               ENTRY("lm.scale", "F64", "[2]", "[24, 40]")),
       data, 48);
-  McWeightSpec specs[4] = {{"h.0.ln_1.weight", 1, {2}},
-                           {"h.0.ln_1.bias", 2, {3, 1}},
-                           {"wte", 1, {2}},
-                           {"scale", 1, {2}}};
+  McWeightSpec specs[4] = {
+      {.name = "h.0.ln_1.weight", .rank = 1, .shape = {2}},
+      {.name = "h.0.ln_1.bias", .rank = 2, .shape = {3, 1}},
+      {.name = "wte", .rank = 1, .shape = {2}},
+      {.name = "scale", .rank = 1, .shape = {2}}};
   McWeights *w;
   load_expect(specs, 4, MC_OK, NULL, &w);
   const float *p = mc_weights_get(w, 0);
@@ -472,7 +517,8 @@ Test(weights, errors_name_the_tensor, .init = make_tmpdir,
   load_expect(spec1("ids", 1, 1, 0), 1, MC_ERR_DTYPE, "weight 'ids'", NULL);
   load_expect(spec1("big", 1, 1, 0), 1, MC_ERR_RANGE,
               "weight 'big': value 1e+300 at index 0", NULL);
-  McWeightSpec two[2] = {{"a.w", 1, {1}}, {"missing", 1, {1}}};
+  McWeightSpec two[2] = {{.name = "a.w", .rank = 1, .shape = {1}},
+                         {.name = "missing", .rank = 1, .shape = {1}}};
   load_expect(two, 2, MC_ERR_NAME, "'missing'", NULL); /* frees the first */
   McWeights *w;
   McError e;

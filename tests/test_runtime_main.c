@@ -25,7 +25,8 @@ static const McIOSpec add_inputs[] = {
     {"x", MC_F32, 2, 0}, {"ids", MC_I32, 1, 1}, {"mask", MC_BOOL, 1, 1}};
 static const McIOSpec add_outputs[] = {{"y", MC_F32, 2, 0},
                                        {"n", MC_I64, 1, 0}};
-static const McWeightSpec add_weights[] = {{"bias", 1, {1}}};
+static const McWeightSpec add_weights[] = {
+    {.name = "bias", .rank = 1, .shape = {1}}};
 
 typedef struct AddModel {
   McWeights *w;

@@ -225,6 +225,26 @@ def emitted_c(ck, work, torch):
             link_and_run(ck, work, out, torch)
 
 
+def every_model_warning_free(ck, work):
+    """Every shipped model (GPT-2 generation also with 16-bit weights): the
+    model's emitted C passes gcc and clang -Wall -Wextra -Wpedantic -Wshadow
+    -Werror -fsyntax-only."""
+    models = sorted(f for f in os.listdir(os.path.dirname(mc_e2e.model_path("mlp.model")))
+                    if f.endswith(".model"))
+    builds = [(m, []) for m in models] + [("gpt2_generate.model", ["--weight-dtype", "f16"])]
+    for model, extra in builds:
+        base = model.split(".")[0]
+        out = work.path("all", base + "".join(extra[1:]))
+        mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path(model), out, emit="c", opt=2,
+                                       extra=extra))
+        for cc in ("gcc", "clang"):
+            res = mc_e2e.run([cc, "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow",
+                              "-Werror", "-fsyntax-only", os.path.join(out, base + ".c")],
+                             check=False)
+            ck.check("%s%s: %s warning-free" % (base, " " + " ".join(extra) if extra else "", cc),
+                     res.returncode == 0, res.stderr.strip()[:400])
+
+
 def link_and_run(ck, work, csrc, torch):
     prog = work.path("c", "mlp", "by-hand")
     objs = [os.path.join(work.path("c", "mlp", "gcc"), f[:-2] + ".o")
@@ -256,6 +276,7 @@ def body(ck, work):
     config(ck, work, torch)
     ir_round_trip(ck, work)
     emitted_c(ck, work, torch)
+    every_model_warning_free(ck, work)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ Weights are saved twice: once as a GPT2Model checkpoint (no prefix, float
 attn.bias / attn.masked_bias buffers) and once as a GPT2LMHeadModel state dict
 ("transformer." prefix, bool attn.bias buffers, lm_head.weight).
 Tolerance: |got - ref| <= 1e-4 + 1e-5 * |ref| (float32 logits).
+
+--weight-dtype f16 / bf16 keeps the matrices (wte, the Conv1D weights) in 16
+bits: checked against the same reference on weights rounded to that dtype
+(torch's .half() / .bfloat16(), round to nearest even), at the same
+tolerance; the cost of the rounding itself (against the f32 logits) is
+printed.
 """
 import math
 import os
@@ -130,6 +136,26 @@ def body(ck, work):
             name = "%s: T=%d tokens %s" % (label, toks.shape[0], toks.dtype)
             if ck.check(name + ": logits present", "logits" in out, "outputs %s" % sorted(out)):
                 ck.close(name + ": logits", out["logits"], want, RTOL, ATOL)
+
+    # 16-bit weights: the matrices rounded once, the arithmetic f32.
+    weights = work.path("w0", "model.safetensors")
+    for wdt, tdt in (("f16", torch.float16), ("bf16", torch.bfloat16)):
+        rounded = {k: v.to(tdt).float() if v.dim() == 2 and k != "wpe.weight" else v
+                   for k, v in w.items()}
+        prog = mc_e2e.compile_model(model, work.path(wdt, "gpt2"), defines=CONFIG,
+                                    weights=weights, opt=2,
+                                    extra=["--weight-dtype", wdt])
+        toks = mc_e2e.to_numpy(token_sets[1]).astype(np.int32)
+        _, out = mc_e2e.run_program(prog, {"tokens": toks}, work.path(wdt, "out"), work,
+                                    weights=weights)
+        with torch.no_grad():
+            want = mc_e2e.to_numpy(reference_logits(torch, rounded, token_sets[1], **CONFIG))
+        if ck.check("--weight-dtype %s: logits present" % wdt, "logits" in out):
+            ck.close("--weight-dtype %s: logits vs torch on %s-rounded weights" % (wdt, wdt),
+                     out["logits"], want, RTOL, ATOL)
+            cost = np.abs(out["logits"] - wants[1]).max()
+            print("--weight-dtype %s: max |logit - f32 logit| = %.3g (logits up to %.3g)"
+                  % (wdt, cost, np.abs(wants[1]).max()))
 
     # -O0 gives the same logits (within tolerance) as -O2.
     weights = work.path("w0", "model.safetensors")

@@ -10,6 +10,9 @@ weights (tiny configuration, GPT2LMHeadModel layout):
 - sampling is a function of the seed: the same seed gives the same tokens on
   two runs, top_k=1 and a tiny top_p give the greedy tokens, and every
   sampled token is among the top_k tokens of torch's logits for its prefix.
+- --weight-dtype f16 and bf16: prefill's logits (the decoding path: GEMV
+  and a gather from the 16-bit, transposed wte) equal torch's on the weights
+  rounded to that dtype, same tolerance.
 - the demo's shipped byte-level GPT-2 (models/demo/gpt2_bytes.safetensors)
   continues the demo's prompt greedily exactly as torch does on its weights.
 """
@@ -64,6 +67,23 @@ def body(ck, work):
         ck.close("prefill T=%d == gpt2.model logits" % len(prompt), got, out["logits"], RTOL, ATOL)
         ck.close("prefill T=%d == torch logits" % len(prompt), got,
                  mc_e2e.to_numpy(ref_logits(prompt)), RTOL, ATOL)
+
+    # 16-bit weights: the decoding path against torch on rounded weights
+    for wdt, tdt in (("f16", torch.float16), ("bf16", torch.bfloat16)):
+        half = mc_e2e.compile_model(mc_e2e.model_path("gpt2_generate.model"),
+                                    work.path("gen_" + wdt), defines=defines,
+                                    weights=weights, extra=["--weight-dtype", wdt])
+        rounded = {k: v.to(tdt).float() if v.dim() == 2 and k != "wpe.weight" else v
+                   for k, v in w.items()}
+        prompt = prompts[2]
+        paths = ["tokens=%s" % mc_e2e.save_npy(work.next_input_path("tokens"), prompt)]
+        mc_e2e.run([half, "prefill"] + paths + ["-o", work.path("prefill_" + wdt)])
+        got = mc_e2e.load_npy(os.path.join(work.path("prefill_" + wdt), "logits.npy"))
+        with torch.no_grad():
+            want = test_gpt2.reference_logits(torch, rounded, torch.tensor(prompt).long(),
+                                              **CONFIG)
+        ck.close("--weight-dtype %s: prefill T=%d == torch on rounded weights"
+                 % (wdt, len(prompt)), got, mc_e2e.to_numpy(want), RTOL, ATOL)
 
     # greedy: exactly torch's argmax tokens, up to max_new or a full context
     for n, prompt in enumerate(prompts):

@@ -9,9 +9,9 @@
 enum { MAX_INPUT = 1 << 20 };
 
 static const McWeightSpec specs[] = {
-    {"w", 2, {2, 3}},
-    {"b", 1, {3}},
-    {"h.0.ln.weight", 1, {4}},
+    {.name = "w", .rank = 2, .shape = {2, 3}, .transposed = 1},
+    {.name = "b", .rank = 1, .shape = {3}, .store = MC_F16},
+    {.name = "h.0.ln.weight", .rank = 1, .shape = {4}},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -40,12 +40,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mc_weights_load(path, specs, count, &w, &e) == MC_OK) {
       float sum = 0;
       for (int i = 0; i < count; i++) {
-        const float *x = mc_weights_get(w, i);
+        const void *x = mc_weights_data(w, i);
         int64_t numel = 1;
         for (int k = 0; k < specs[i].rank; k++)
           numel *= specs[i].shape[k];
-        for (int64_t k = 0; k < numel; k++)
-          sum += x[k];
+        for (int64_t k = 0; k < numel; k++) /* every element is readable */
+          sum += specs[i].store == MC_F16
+                     ? mc_f16_to_f32_1(((const uint16_t *)x)[k])
+                     : ((const float *)x)[k];
         fuzz_checksum += sum;
       }
       mc_weights_free(w);

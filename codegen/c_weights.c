@@ -1,0 +1,73 @@
+/* How the model keeps each weight (McWeightSpec.store and .transposed),
+ * chosen from how every function uses it; the runtime brings the file's
+ * tensors into that form once, when the program loads them.
+ *
+ *  - transposed: a matrix whose only uses are as the right operand of a
+ *    float matmul with trans_b (x @ W.T, as a tied LM head or nn.Linear
+ *    computes), and possibly as the table of a gather along axis 0, is kept
+ *    as W.T: the matmul then reads row-major B (a GEMV streams its rows, a
+ *    GEMM packs it by copying) and the gather reads a column.
+ *  - 16 bits (--weight-dtype f16|bf16): a matrix whose only uses are those
+ *    (matmul right operands, either layout, and gather tables) is kept in
+ *    16 bits; the matmul widens it in registers (mc_gemm_f32_w16), the
+ *    gather element by element. Everything else stays f32: vectors, weights
+ *    that feed elementwise ops, views, outputs.
+ * Either way the values the model computes with are the same f32 numbers
+ * (16-bit rounding aside), so no other part of the backend changes.
+ */
+#include "c_emit.h"
+
+typedef struct Uses {
+  int matmul, trans_b, gather, other;
+} Uses;
+
+static int param_of(const Value *v) {
+  return v->def && v->def->kind == OP_PARAM ? v->def->attrs.param.index : -1;
+}
+
+static void count_uses(const Block *b, Uses *u) {
+  for (const Op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->noperands; i++) {
+      int p = param_of(op->operands[i]);
+      if (p < 0)
+        continue;
+      if (op->kind == OP_MATMUL && i == 1 &&
+          dtype_is_float(op->results[0]->type.dtype)) {
+        u[p].matmul++;
+        u[p].trans_b += op->attrs.matmul.trans_b;
+      } else if (op->kind == OP_GATHER && i == 0 && op->attrs.axis.axis == 0) {
+        u[p].gather++;
+      } else {
+        u[p].other++;
+      }
+    }
+    for (int r = 0; r < op->nregions; r++)
+      count_uses(op->regions[r], u);
+  }
+}
+
+void cg_choose_weight_layouts(Emitter *e) {
+  const Module *m = e->m;
+  int np = m->nparams;
+  e->wstore = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(DType));
+  e->wtrans = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(bool));
+  Uses *u = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(Uses));
+  for (const Function *f = m->functions; f; f = f->next) {
+    count_uses(f->body, u);
+    for (int i = 0; i < f->noutputs; i++) {
+      int p = param_of(f->outputs[i].value);
+      if (p >= 0)
+        u[p].other++;
+    }
+  }
+  DType half = e->o->weight_dtype;
+  for (int p = 0; p < np; p++) {
+    e->wstore[p] = DT_F32;
+    const Type *t = &m->params[p].type;
+    if (t->dtype != DT_F32 || t->shape.rank != 2 || u[p].other || !u[p].matmul)
+      continue;
+    e->wtrans[p] = u[p].trans_b == u[p].matmul;
+    if (half == DT_F16 || half == DT_BF16)
+      e->wstore[p] = half;
+  }
+}
