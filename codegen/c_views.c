@@ -5,7 +5,7 @@
  * buffer of its own: the matmul reads the value's buffer at an offset with
  * the strides the chain composes. Typical chains are attention's heads
  * (reshape then permute of a slice of the fused QKV projection) and a KV
- * cache's keys (reshape and permute of cache[l, 0]), which would otherwise
+ * cache's values (reshape and permute of values[l]), which would otherwise
  * copy the whole cache per layer and token.
  *
  * A chain is followed back from a float matmul's operand through values

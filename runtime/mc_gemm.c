@@ -75,6 +75,10 @@
 #define GEMM_MAX_MR 16   /* bounds on every kernel's tile */
 #define GEMM_MAX_NR 32
 #define GEMM_MIN_WORK (1 << 20) /* multiply-adds worth a thread */
+/* the same for the GEMV: it streams B from memory (2^17 multiply-adds read
+ * 512 KB of f32 B, tens of microseconds), so a thread pays off sooner; a
+ * batch-1 decoding step's 768 x 768 products split too */
+#define GEMV_MIN_WORK (1 << 17)
 
 /* ---- the portable kernel ------------------------------------------------
  * 4 x 8 tiles of named scalars, c<row><column>, listed by X-macros:
@@ -464,7 +468,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
       kern,
       0};
   /* units of parallel work, the multiply-adds in one, grains aligned to */
-  int64_t units = N, work = M * K, align = 64;
+  int64_t units = N, work = M * K, align = 64, min_work = GEMV_MIN_WORK;
   McParallelFn run = gemm_run_gemv;
   if (M > MC_GEMV_MAX_M || (csb != 1 && rsb != 1)) {
     int64_t row_tiles = (M + kern->mr - 1) / kern->mr;
@@ -480,11 +484,11 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
     units = job.split_rows ? row_tiles : col_panels;
     work = job.split_rows ? kern->mr * N * K : kern->nr * M * K;
     align = 1;
+    min_work = GEMM_MIN_WORK;
     run = gemm_run_chunk;
   }
   /* enough grains that a chunk is worth waking a thread for */
-  mc_parallel_for(units, align * (GEMM_MIN_WORK / (work * align) + 1), run,
-                  &job);
+  mc_parallel_for(units, align * (min_work / (work * align) + 1), run, &job);
 }
 
 void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,

@@ -25,6 +25,7 @@
 #endif
 
 #include "mc_gemm_internal.h"
+#include "mc_vmath.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -42,27 +43,15 @@
 typedef void (*HalfToF32)(int64_t rows, int64_t cols, const uint16_t *x,
                           int64_t ldx, float *y, int64_t ldy);
 
-static inline uint32_t half_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-}
-
-static inline float half_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 /* ---- portable C ---------------------------------------------------------- */
 static inline uint16_t half_from_f32(float f) {
-  uint32_t x = half_bits(f), a = x & 0x7fffffffu;
+  uint32_t x = mc_vmath_bits(f), a = x & 0x7fffffffu;
   /* a normal f16: rebias 127 -> 15 and round the 13 dropped bits to
    * nearest even; a carry runs into the exponent, up to inf (65520) */
   uint32_t normal = (a - (112u << 23) + 0xfffu + (a >> 13 & 1u)) >> 13;
   /* below 2^-14: 0.5 + |f| has units of 2^-24 in its low bits, rounded by
    * the addition; 0x400 (2^-14, the smallest normal) comes out right */
-  uint32_t sub = half_bits(half_float(a) + 0.5f) - 0x3f000000u;
+  uint32_t sub = mc_vmath_bits(mc_vmath_float(a) + 0.5f) - 0x3f000000u;
   uint32_t nan = 0u - (uint32_t)(a > 0x7f800000u);
   uint32_t big = 0x7c00u | (nan & (0x200u | (a >> 13 & 0x3ffu)));
   /* masks, not ?: (a branch would take the addition with it) */
@@ -73,7 +62,7 @@ static inline uint16_t half_from_f32(float f) {
 }
 
 static inline uint16_t bf16_from_f32(float f) {
-  uint32_t x = half_bits(f);
+  uint32_t x = mc_vmath_bits(f);
   uint32_t rounded = (x + 0x7fffu + (x >> 16 & 1u)) >> 16;
   return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? (x >> 16 | 0x40u)
                                                     : rounded);

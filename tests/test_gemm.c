@@ -15,6 +15,7 @@
  * a big call, 1, 2 and 3 threads, -0 products, non-finite values, M/N/K = 0
  * and the kernel selection (MC_GEMM_KERNEL, mc_gemm_use_kernel).
  */
+#include "gemm_contract.h"
 #include "mc_runtime.h"
 
 #include <criterion/criterion.h>
@@ -31,33 +32,6 @@ static uint32_t rng_state = 2024;
 static float rnd(void) {
   rng_state = rng_state * 1664525u + 1013904223u;
   return (float)(rng_state >> 8) / (float)(1 << 24) * 2.0f - 1.0f;
-}
-
-/* The contract, one element at a time; volatile keeps the compiler from
- * fusing or reordering the portable kernel's two roundings. */
-static void gemm_contract(int fused, int64_t M, int64_t N, int64_t K,
-                          const float *A, int64_t rsa, int64_t csa,
-                          const float *B, int64_t rsb, int64_t csb, float *C,
-                          int64_t ldc, int accumulate) {
-  for (int64_t i = 0; i < M; i++)
-    for (int64_t j = 0; j < N; j++) {
-      if (K == 0) {
-        if (!accumulate)
-          C[i * ldc + j] = 0.0f;
-        continue;
-      }
-      volatile float acc = accumulate ? C[i * ldc + j] : -0.0f;
-      for (int64_t k = 0; k < K; k++) {
-        float a = A[i * rsa + k * csa], b = B[k * rsb + j * csb];
-        if (fused) {
-          acc = fmaf(a, b, acc);
-        } else {
-          volatile float p = a * b;
-          acc = acc + p;
-        }
-      }
-      C[i * ldc + j] = acc;
-    }
 }
 
 /* Selects kernel `k`; 0 when this CPU lacks it. */

@@ -22,6 +22,7 @@
  * NaN operands an addition returns depends on how the compiler ordered
  * them; the scalar loop here and the kernels may differ).
  */
+#include "gemm_contract.h"
 #include "mc_gemm_internal.h"
 #include "mc_runtime.h"
 
@@ -395,32 +396,6 @@ static void fill_w16(uint16_t *b, int64_t n, int fmt, int specials) {
       pick = (int)(r >> 20) % 6;
     b[i] = fmt == MC_W16_F16 ? f16s[pick] : bf16s[pick];
   }
-}
-
-/* The contract of mc_gemm_f32 (see tests/test_gemm.c), on an f32 B. */
-static void gemm_contract(int fused, int64_t M, int64_t N, int64_t K,
-                          const float *A, int64_t rsa, int64_t csa,
-                          const float *B, int64_t rsb, int64_t csb, float *C,
-                          int64_t ldc, int accumulate) {
-  for (int64_t i = 0; i < M; i++)
-    for (int64_t j = 0; j < N; j++) {
-      if (K == 0) {
-        if (!accumulate)
-          C[i * ldc + j] = 0.0f;
-        continue;
-      }
-      volatile float acc = accumulate ? C[i * ldc + j] : -0.0f;
-      for (int64_t k = 0; k < K; k++) {
-        float a = A[i * rsa + k * csa], b = B[k * rsb + j * csb];
-        if (fused) {
-          acc = fmaf(a, b, acc);
-        } else {
-          volatile float p = a * b;
-          acc = acc + p;
-        }
-      }
-      C[i * ldc + j] = acc;
-    }
 }
 
 /* Layout bits: 1 = A transposed, 2 = B column-major, 4 = B with neither
