@@ -27,7 +27,8 @@ from measure import blas_settings, run_torch, setting_label, setting_valid
 
 # codegen/c_build.c's flags (the runtime's files at -O2, the model's at -O3)
 # and the files it leaves out of a program
-CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-pthread",
+CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math",
+          "-pthread",
           "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
 LIBRARY_ONLY = ("mc_bpe.c", "mc_bpe_load.c", "mc_unicode_tables.c")
 RUNTIME_TEXT_TARGET = 64 * 1024

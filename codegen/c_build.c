@@ -230,6 +230,10 @@ static void cc_command(Args *argv, const CgOptions *o, const char *opt) {
   args_push(argv, o->opt_level == 0 ? "-O0" : opt);
   args_push(argv, "-ffp-contract=off");
   args_push(argv, "-fno-fast-math");
+  /* the program never reads the floating-point exception flags: without
+   * this gcc keeps every selection a branch (x > 0 ? x : a * x), and no
+   * loop holding one vectorizes; values stay IEEE's */
+  args_push(argv, "-fno-trapping-math");
   args_push(argv, "-pthread");
   args_push(argv, "-ffunction-sections");
   args_push(argv, "-fdata-sections");

@@ -42,8 +42,8 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
                Diag *d);
 
 /* Emits into a fresh temporary directory (see cg_emit_c) and builds there
- * with `cc -std=c11 -ffp-contract=off -fno-fast-math -pthread
- * -ffunction-sections -fdata-sections <extra>`: the runtime's files to
+ * with `cc -std=c11 -ffp-contract=off -fno-fast-math -fno-trapping-math
+ * -pthread -ffunction-sections -fdata-sections <extra>`: the runtime's files to
  * objects at -O2, then the model's files at -O3 linked with them
  * (--gc-sections, -lm) into out_path.tmp (-O0 throughout when opt_level is
  * 0), renamed to out_path. The tokenizer's files are left out (no

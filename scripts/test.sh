@@ -6,8 +6,9 @@
 # weights through ASan adds minutes and no coverage the tiny GPT-2 lacks);
 # build/ runs the unit tests and the end-to-end tests whose point is the
 # optimized, unsanitized build: bit-exact activations at -O0/-O2, emitted C
-# under gcc and clang, GPT-2 small, the demo GPT-2's generation (the
-# sanitized runs of seq2seq and gpt2_generate cover fewer configurations).
+# under gcc and clang (every shipped model), GPT-2 small, the demo GPT-2's
+# generation and decoding with 16-bit weights (the sanitized runs of seq2seq
+# and gpt2_generate cover fewer configurations).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -276,7 +276,8 @@ def body(ck, work):
     config(ck, work, torch)
     ir_round_trip(ck, work)
     emitted_c(ck, work, torch)
-    every_model_warning_free(ck, work)
+    if not mc_e2e.SANITIZE:  # about the emitted text: once is enough
+        every_model_warning_free(ck, work)
 
 
 if __name__ == "__main__":
