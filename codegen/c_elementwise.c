@@ -215,9 +215,8 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
 /* The statements of one element inside the loop at `depth`, given the
  * operand reads x; returns the expression of the result. A fused op's region
  * ops become `const T tN = ...;` locals (constants inline as literals). */
-static const char *element_body(CgKernel *k, int depth, const char *const *x,
-                                Diag *d) {
-  const Op *op = k->op;
+static const char *element_body(CgKernel *k, const Op *op, int depth,
+                                const char *const *x, Diag *d) {
   if (op->kind != OP_FUSED)
     return elementwise_expr(k, op, x, d);
   const Block *body = op->regions[0];
@@ -297,7 +296,7 @@ bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
               fused ? " {" : "");
       depth = 2;
     }
-    const char *e = element_body(k, depth, x, d);
+    const char *e = element_body(k, op, depth, x, d);
     if (!e)
       return false;
     cg_line(k, depth, "y[%s] = %s;", idx, e);
@@ -336,12 +335,136 @@ bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
     x[i] = cg_strf(k->arena, "%s[%s]", cg_operand_name(op, i),
                    cg_strided_index(k, s, pos));
   }
-  const char *e = element_body(k, depth, x, d);
+  const char *e = element_body(k, op, depth, x, d);
   if (!e)
     return false;
   cg_line(k, depth, "y[%s] = %s;", cg_strided_index(k, ys, vars), e);
   if (fused)
     cg_close_block(k, depth);
   cg_end_range(k);
+  return true;
+}
+
+const char *cg_element_at(CgKernel *k, const Op *op, int depth,
+                          const char *const *pos, const char *prefix,
+                          const char *const *literal, int given,
+                          const char *given_expr, Diag *d) {
+  const Shape *ys = &op->results[0]->type.shape;
+  int n = op->noperands;
+  const char **x = arena_alloc(k->arena, (size_t)(n + 1) * sizeof *x);
+  for (int i = 0; i < n; i++) {
+    const Shape *s = &op->operands[i]->type.shape;
+    if (i == given) {
+      x[i] = given_expr;
+    } else if (literal && literal[i]) {
+      x[i] = literal[i];
+    } else {
+      const char *at[MAX_RANK] = {0};
+      for (int j = 0; j < s->rank; j++)
+        at[j] = cg_is_one(s->dims[j]) ? NULL : pos[j + ys->rank - s->rank];
+      x[i] =
+          cg_strf(k->arena, "%s%d[%s]", prefix, i, cg_strided_index(k, s, at));
+    }
+  }
+  return element_body(k, op, depth, x, d);
+}
+
+/* ---- GEMM epilogues ------------------------------------------------------
+ * The elementwise op ep = k->epilogue reads the product of the matmul k->op
+ * (operand `product`) and has its shape. The GEMM calls NAME_ep on blocks
+ * of its result C once they are final (mc_gemm_f32_ep), and NAME_ep
+ * replaces each element by ep's value there: the same C expressions as
+ * ep's own loop, so the same bits, without writing and reading the
+ * product. ep's other operands are read at the element's position (with
+ * broadcasting): their pointers in NAME_ep_args are offset to the batch,
+ * rows and columns index them within it. */
+
+bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
+                      int nbatch, int rows, int cols, Diag *d) {
+  const Op *ep = k->epilogue;
+  const Shape *ys = &ep->results[0]->type.shape;
+  int n = ep->noperands;
+  /* the function's body, with the symbols it reads kept apart */
+  CgBuf outer = k->body;
+  uint64_t outer_syms = k->syms;
+  k->body = (CgBuf){0};
+  k->syms = 0;
+  const char *pos[MAX_RANK] = {0};
+  if (rows >= 0)
+    pos[rows] = "i";
+  if (cols >= 0)
+    pos[cols] = "j";
+  int product = 0;
+  while (ep->operands[product] != k->op->results[0])
+    product++;
+  cg_line(k, 1, "for (int64_t i = i0; i < i1; i++)");
+  cg_line(k, 2, "for (int64_t j = j0; j < j1; j++) {");
+  const char *e = cg_element_at(k, ep, 3, pos, "x", k->ep_literal, product,
+                                "c[i * ldc + j]", d);
+  if (!e)
+    return false;
+  cg_line(k, 3, "c[i * ldc + j] = %s;", e);
+  cg_line(k, 2, "}");
+  CgBuf body = k->body;
+  uint64_t syms = k->syms;
+  k->body = outer;
+  k->syms = outer_syms | syms;
+  /* NAME_ep_args: ep's pointer operands, then the symbols NAME_ep reads */
+  CgBuf *o = &k->defs, init = {0};
+  size_t start = o->len;
+  cg_buf_puts(o, "typedef struct {\n");
+  for (int i = 0; i < n; i++) {
+    const Value *v = ep->operands[i];
+    if (v == k->op->results[0] || k->ep_literal[i])
+      continue;
+    cg_buf_printf(o, "  const %s *x%d;\n", cg_ctype(v->type.dtype), i);
+    const Shape *s = &v->type.shape;
+    const char *at[MAX_RANK] = {0};
+    for (int j = 0; j < s->rank; j++) {
+      int axis = j + ys->rank - s->rank;
+      if (axis < nbatch && !cg_is_one(s->dims[j]))
+        at[j] = vars[axis];
+    }
+    const char *off = cg_strided_index(k, s, at);
+    cg_buf_printf(&init, "%sx%d%s%s", init.len ? ", " : "", i,
+                  strcmp(off, "0") ? " + " : "", strcmp(off, "0") ? off : "");
+  }
+  for (int s = 0; s < MAX_SYMBOLS; s++)
+    if (syms & (UINT64_C(1) << s)) {
+      cg_buf_printf(o, "  int64_t %s;\n", k->symnames[s]);
+      cg_buf_printf(&init, "%s%s", init.len ? ", " : "", k->symnames[s]);
+    }
+  bool any = init.len > 0; /* else no struct: C has no empty ones */
+  if (any)
+    cg_buf_printf(o, "} %s_ep_args;\n\n", k->name);
+  else
+    o->len = start; /* drop the struct's opening */
+  cg_buf_printf(o,
+                "static void %s_ep(void *ctx, float *c, int64_t ldc, int64_t "
+                "i0, int64_t i1, int64_t j0, int64_t j1) {\n",
+                k->name);
+  if (any)
+    cg_buf_printf(o, "  const %s_ep_args *args = ctx;\n", k->name);
+  else
+    cg_buf_puts(o, "  (void)ctx;\n");
+  for (int i = 0; i < n; i++) {
+    const Value *v = ep->operands[i];
+    if (v != k->op->results[0] && !k->ep_literal[i])
+      cg_buf_printf(o, "  const %s *restrict x%d = args->x%d;\n",
+                    cg_ctype(v->type.dtype), i, i);
+  }
+  for (int s = 0; s < MAX_SYMBOLS; s++)
+    if (syms & (UINT64_C(1) << s))
+      cg_buf_printf(o, "  const int64_t %s = args->%s;\n", k->symnames[s],
+                    k->symnames[s]);
+  cg_buf_printf(o, "%s}\n\n", cg_buf_str(&body));
+  cg_buf_free(&body);
+  if (any) {
+    cg_line(k, depth, "%s_ep_args ep_args = {%s};", k->name, cg_buf_str(&init));
+    cg_line(k, depth, "const McEpilogue ep = {%s_ep, &ep_args};", k->name);
+  } else {
+    cg_line(k, depth, "const McEpilogue ep = {%s_ep, NULL};", k->name);
+  }
+  cg_buf_free(&init);
   return true;
 }

@@ -97,6 +97,19 @@ typedef struct CgKernel {
   /* dynamic_update_slice only: y already holds operand 0 (the update is
    * made in place), which is then not a parameter */
   bool in_place;
+  /* matmul and reductions: the elementwise op that reads the result and
+   * runs as the kernel's epilogue (ir_is_gemm_epilogue,
+   * ir_is_reduce_epilogue); y is its result, its operands but the product
+   * are parameters named x<i> unless ep_literal[i] inlines them */
+  const Op *epilogue;
+  const char **ep_literal;
+  /* reductions: the elementwise op whose result is operand 0, evaluated
+   * at each element read (ir_is_reduce_prologue); its operands are
+   * parameters named p<i> unless pro_literal[i] inlines them */
+  const Op *prologue;
+  const char **pro_literal;
+  const char *name; /* the kernel's C name (the epilogue's is NAME_ep) */
+  CgBuf defs;       /* definitions that precede the kernel (an epilogue) */
   /* out */
   CgBuf body;    /* statements, indented two spaces */
   uint64_t syms; /* symbols the body reads: become int64_t parameters */
@@ -151,6 +164,22 @@ void cg_end_range(CgKernel *k);
 
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
 bool cg_kernel_elementwise(CgKernel *k, Diag *d);
+/* c_elementwise.c: k->epilogue as a GEMM epilogue: NAME_ep_args and
+ * NAME_ep into k->defs, and at `depth` of the body the statements that
+ * declare `ep` for the batch whose loop variables are vars (the result's
+ * first nbatch axes; rows and cols: the result axes of the GEMM's rows and
+ * columns, -1 when it has none). */
+bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
+                      int nbatch, int rows, int cols, Diag *d);
+/* c_elementwise.c: the value of elementwise op `op` at the element of its
+ * result whose loop variables are pos (NULL: position 0 on that axis),
+ * its statements at `depth`; returns its expression. Operand i reads
+ * <prefix><i> with broadcasting, or is literal[i], or for i == given is
+ * the expression given_expr. */
+const char *cg_element_at(CgKernel *k, const Op *op, int depth,
+                          const char *const *pos, const char *prefix,
+                          const char *const *literal, int given,
+                          const char *given_expr, Diag *d);
 
 /* c_kernels_decode.c: the decoding ops' kernels (dynamic slices,
  * take_along_axis, topk, cumsum, random_uniform, categorical). */
@@ -187,7 +216,10 @@ typedef enum Storage {
   ST_OUTPUT,
   ST_ALIAS,
   ST_LOCAL, /* a scan region's argument: a pointer the scan's loop sets */
-  ST_VIEW   /* strided elements of alias (c_views.c): no buffer, no kernel */
+  ST_VIEW,  /* strided elements of alias (c_views.c): no buffer, no kernel */
+  ST_FUSED  /* computed inside the kernel of its only reader, the next op
+               (a matmul or reduction with that reader as its epilogue,
+               an elementwise loop as a reduction's prologue): no buffer */
 } Storage;
 
 typedef struct ValueInfo {
@@ -319,5 +351,38 @@ void cg_emit_entry_info(FnEmit *fe);
 bool cg_write_file(const char *path, const char *text, size_t len, Diag *d);
 /* mkdir -p */
 bool cg_make_dirs(const char *path, Diag *d);
+/* Runs argv in directory cwd (NULL: this one) with stdout and stderr into
+ * log_path; returns the exit status, or -1 when it could not run. */
+int cg_run_logged(char **argv, const char *cwd, const char *log_path);
+
+/* ---- cache of the compiled runtime objects (c_cache.c) ------------------ */
+/* The runtime's objects (mc_*.o) are the same for every model: they are
+ * kept in <cache>/runtime-<key>/, the key a hash of the compile command, the
+ * compiler's identity and the text of every mc_*.c and mc_*.h. <cache> is
+ * $MODELC_CACHE_DIR (the value "off" disables the cache), else
+ * $XDG_CACHE_HOME/modelc, else $HOME/.cache/modelc. A cache that cannot be
+ * used is no error: the build compiles as without it. */
+#define CG_CACHE_KEY_LEN 32 /* hex digits */
+typedef struct CgCache {
+  char *root; /* the cache directory; NULL: no caching for this build */
+  char key[CG_CACHE_KEY_LEN + 1];
+} CgCache;
+/* The cache directory (malloc'd), NULL when it is off or has no place. */
+char *cg_cache_root(void);
+/* The key of the objects argv (the runtime's compile command, run in dir,
+ * its first ncc words the compiler) makes from dir's files; false when the
+ * compiler cannot be identified or a file read. */
+bool cg_cache_key(char *const *argv, int ncc, const char *dir,
+                  char key[CG_CACHE_KEY_LEN + 1]);
+/* Looks the objects of argv up and on a hit places them into dir (true).
+ * Sets *c up for cg_cache_store either way; free it with cg_cache_free. */
+bool cg_cache_fetch(CgCache *c, char *const *argv, int ncc, const char *dir,
+                    char *const *objects, int nobjects);
+/* After a miss and a successful compile: stores dir's objects. */
+void cg_cache_store(CgCache *c, char *const *argv, const char *dir,
+                    char *const *objects, int nobjects);
+void cg_cache_free(CgCache *c);
+/* SHA-256 of n bytes. */
+void cg_sha256(const void *data, size_t n, unsigned char out[32]);
 
 #endif

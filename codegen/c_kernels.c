@@ -61,7 +61,7 @@ static const char *offset_of(CgKernel *k, const char *const *stride, int n,
 
 /* Batch loops around mc_gemm_f32/f64 (strides express the transposes and
  * rank-1 operands); integer matmul is a plain triple loop. */
-static bool kernel_matmul(CgKernel *k) {
+static bool kernel_matmul(CgKernel *k, Diag *d) {
   const Op *op = k->op;
   const Shape *as = &op->operands[0]->type.shape;
   const Shape *bs = &op->operands[1]->type.shape;
@@ -105,7 +105,11 @@ static bool kernel_matmul(CgKernel *k) {
                               *ypos[MAX_RANK] = {0};
   DType t = op->results[0]->type.dtype;
   bool is_float = dtype_is_float(t);
-  int depth = cg_open_loops(k, 1, &batch, 0, vars, !is_float);
+  bool batch_loops = false; /* an epilogue's arguments are per batch */
+  for (int j = 0; j < batch.rank; j++)
+    batch_loops |= !cg_is_one(batch.dims[j]);
+  bool block = !is_float || (k->epilogue && batch_loops);
+  int depth = cg_open_loops(k, 1, &batch, 0, vars, block);
   for (int j = 0; j < ar - 2; j++)
     apos[j] = cg_is_one(as->dims[j]) ? NULL : vars[j + batch.rank - (ar - 2)];
   for (int j = 0; j < br - 2; j++)
@@ -118,19 +122,30 @@ static bool kernel_matmul(CgKernel *k) {
   const char *pa = is_lit(aoff, "0") ? "a" : cg_strf(k->arena, "a + %s", aoff);
   const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);
   const char *py = is_lit(yoff, "0") ? "y" : cg_strf(k->arena, "y + %s", yoff);
+  /* with an epilogue: the _ep entry, whose last argument is &ep */
+  const char *ep = "", *last = "0";
+  if (k->epilogue) {
+    if (!cg_gemm_epilogue(k, depth, vars, batch.rank, ar >= 2 ? batch.rank : -1,
+                          br >= 2 ? ys->rank - 1 : -1, d))
+      return false;
+    ep = "_ep";
+    last = "&ep";
+  }
   if (is_float && store != DT_F32) {
     cg_line(k, depth,
-            "mc_gemm_f32_w16(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "0);",
-            M, N, K, pa, rsa, csa, pb, rsb, csb,
-            store == DT_F16 ? "MC_W16_F16" : "MC_W16_BF16", py, N);
-    return true;
+            "mc_gemm_f32_w16%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s);",
+            ep, M, N, K, pa, rsa, csa, pb, rsb, csb,
+            store == DT_F16 ? "MC_W16_F16" : "MC_W16_BF16", py, N, last);
+  } else if (is_float) {
+    cg_line(k, depth,
+            "mc_gemm_%s%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+            t == DT_F32 ? "f32" : "f64", ep, M, N, K, pa, rsa, csa, pb, rsb,
+            csb, py, N, last);
   }
   if (is_float) {
-    cg_line(k, depth,
-            "mc_gemm_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0);",
-            t == DT_F32 ? "f32" : "f64", M, N, K, pa, rsa, csa, pb, rsb, csb,
-            py, N);
+    if (block)
+      cg_close_block(k, depth);
     return true;
   }
   const char *ct = cg_ctype(t);
@@ -154,18 +169,37 @@ static bool kernel_matmul(CgKernel *k) {
  */
 
 /* Opens the loops over the reduced axes (those of `axes` with extent != 1);
- * returns the element read x[...] and sets *inner to the depth inside. */
-static char *reduce_loops(CgKernel *k, int depth, const Shape *s, uint32_t axes,
-                          const char **vars, int *inner) {
-  for (int j = 0; j < s->rank; j++) {
+ * returns the element read, x[...] or the prologue's value there (its
+ * statements in a block that reduce_end closes), and sets *inner to the
+ * depth inside. */
+static const char *reduce_loops(CgKernel *k, int depth, const Shape *s,
+                                uint32_t axes, const char **vars, int *inner,
+                                Diag *d) {
+  int last = -1;
+  for (int j = 0; j < s->rank; j++)
+    if ((axes & (1u << j)) && !cg_is_one(s->dims[j]))
+      last = j;
+  for (int j = 0; j <= last; j++) {
     if (!(axes & (1u << j)) || cg_is_one(s->dims[j]))
       continue;
     vars[j] = cg_loop_vars[j];
-    cg_line(k, depth++, "for (int64_t %s = 0; %s < %s; %s++)", vars[j], vars[j],
-            cg_kdim(k, s->dims[j]), vars[j]);
+    cg_line(k, depth++, "for (int64_t %s = 0; %s < %s; %s++)%s", vars[j],
+            vars[j], cg_kdim(k, s->dims[j]), vars[j],
+            k->prologue && j == last ? " {" : "");
   }
+  if (k->prologue && last < 0)
+    cg_line(k, depth++, "{");
   *inner = depth;
-  return cg_strf(k->arena, "x[%s]", cg_strided_index(k, s, vars));
+  if (!k->prologue)
+    return cg_strf(k->arena, "x[%s]", cg_strided_index(k, s, vars));
+  return cg_element_at(k, k->prologue, depth, vars, "p", k->pro_literal, -1,
+                       NULL, d);
+}
+
+/* Closes what reduce_loops opened for a prologue. */
+static void reduce_end(CgKernel *k, int inner) {
+  if (k->prologue)
+    cg_close_block(k, inner);
 }
 
 /* Product of the dims of s selected by axes. */
@@ -180,7 +214,7 @@ static char *masked_product(CgKernel *k, const Shape *s, uint32_t axes) {
 
 /* Loops over the kept axes (in order, so the result is written with a
  * running index), then the reduced ones. */
-static bool kernel_reduce(CgKernel *k) {
+static bool kernel_reduce(CgKernel *k, Diag *d) {
   const Op *op = k->op;
   const Shape *s = &op->operands[0]->type.shape;
   uint32_t axes = op->attrs.reduce.axes;
@@ -194,60 +228,84 @@ static bool kernel_reduce(CgKernel *k) {
   if (has_outer)
     cg_line(k, 1, "int64_t o = 0;");
   int depth = cg_open_loops(k, 1, s, axes, vars, true);
-  const char *dst = has_outer ? "y[o++]" : "y[0]";
+  /* the result's positions: the kept axes' loop variables */
+  const char *rpos[MAX_RANK] = {0};
+  for (int j = 0, r = 0; j < s->rank; j++)
+    if (!(axes & (1u << j)))
+      rpos[r++] = vars[j];
+    else if (op->attrs.reduce.keepdims)
+      r++;
   OpKind kind = op->kind;
-  char *e;
+  const char *e, *val;
   int in;
   if (kind == OP_REDUCE_SUM || kind == OP_REDUCE_MEAN) {
-    if (flt) {
-      cg_line(k, depth, "double acc = 0;");
-      e = reduce_loops(k, depth, s, axes, vars, &in);
-      cg_line(k, in, "acc += %s;", e);
-    } else {
-      cg_line(k, depth, "uint64_t acc = 0; /* wraps like torch */");
-      e = reduce_loops(k, depth, s, axes, vars, &in);
-      cg_line(k, in, "acc += (uint64_t)%s;", e);
-    }
+    cg_line(k, depth,
+            flt ? "double acc = 0;"
+                : "uint64_t acc = 0; /* wraps like torch */");
+    if (!(e = reduce_loops(k, depth, s, axes, vars, &in, d)))
+      return false;
+    cg_line(k, in, flt ? "acc += %s;" : "acc += (uint64_t)%s;", e);
+    reduce_end(k, in);
     if (kind == OP_REDUCE_MEAN)
-      cg_line(k, depth, "%s = (%s)(acc / (double)%s);", dst, cg_ctype(rt),
-              masked_product(k, s, axes));
+      val = cg_strf(k->arena, "(%s)(acc / (double)%s)", cg_ctype(rt),
+                    masked_product(k, s, axes));
     else
-      cg_line(k, depth, "%s = (%s)acc;", dst, cg_ctype(rt));
+      val = cg_strf(k->arena, "(%s)acc", cg_ctype(rt));
   } else if (kind == OP_REDUCE_MAX || kind == OP_REDUCE_MIN) {
     bool mx = kind == OP_REDUCE_MAX;
     if (flt) {
       k->helpers |= 1u << (mx ? (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64)
                               : (f32 ? CG_HELPER_MIN_F32 : CG_HELPER_MIN_F64));
       cg_line(k, depth, "%s acc = %sINFINITY;", ct, mx ? "-" : "");
-      e = reduce_loops(k, depth, s, axes, vars, &in);
-      cg_line(k, in, "acc = op_%s_%s(acc, %s);", mx ? "max" : "min", sfx, e);
     } else {
       const char *lim = t == DT_I32 ? (mx ? "INT32_MIN" : "INT32_MAX")
                                     : (mx ? "INT64_MIN" : "INT64_MAX");
       cg_line(k, depth, "%s acc = %s;", ct, lim);
-      e = reduce_loops(k, depth, s, axes, vars, &in);
-      cg_line(k, in, "acc = %s %s acc ? %s : acc;", e, mx ? ">" : "<", e);
     }
-    cg_line(k, depth, "%s = acc;", dst);
+    if (!(e = reduce_loops(k, depth, s, axes, vars, &in, d)))
+      return false;
+    if (flt)
+      cg_line(k, in, "acc = op_%s_%s(acc, %s);", mx ? "max" : "min", sfx, e);
+    else if (k->prologue) /* the value once, in a local */
+      cg_line(k, in, "{ const %s v = %s; acc = v %s acc ? v : acc; }", ct, e,
+              mx ? ">" : "<");
+    else
+      cg_line(k, in, "acc = %s %s acc ? %s : acc;", e, mx ? ">" : "<", e);
+    reduce_end(k, in);
+    val = "acc";
   } else if (kind == OP_LOGSUMEXP) {
     /* max-subtracted; a slice that is all -inf (or has +inf) gives -inf
      * (+inf) as torch does, a NaN gives NaN */
     k->helpers |= 1u << (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64);
     const char *fs = f32 ? "f" : "";
     cg_line(k, depth, "%s mx = -INFINITY;", ct);
-    e = reduce_loops(k, depth, s, axes, vars, &in);
+    if (!(e = reduce_loops(k, depth, s, axes, vars, &in, d)))
+      return false;
     cg_line(k, in, "mx = op_max_%s(mx, %s);", sfx, e);
+    reduce_end(k, in);
     cg_line(k, depth, "%s r = mx;", ct);
     cg_line(k, depth, "if (!isinf(mx)) {");
     cg_line(k, depth + 1, "double acc = 0;");
-    e = reduce_loops(k, depth + 1, s, axes, vars, &in);
+    if (!(e = reduce_loops(k, depth + 1, s, axes, vars, &in, d)))
+      return false;
     cg_line(k, in, "acc += exp%s(%s - mx);", fs, e);
+    reduce_end(k, in);
     cg_line(k, depth + 1, "r = mx + log%s((%s)acc);", fs, ct);
     cg_line(k, depth, "}");
-    cg_line(k, depth, "%s = r;", dst);
+    val = "r";
   } else {
     return false;
   }
+  if (k->epilogue) {
+    int product = 0;
+    while (k->epilogue->operands[product] != op->results[0])
+      product++;
+    val = cg_element_at(k, k->epilogue, depth, rpos, "x", k->ep_literal,
+                        product, val, d);
+    if (!val)
+      return false;
+  }
+  cg_line(k, depth, "%s = %s;", has_outer ? "y[o++]" : "y[0]", val);
   cg_close_block(k, depth);
   return true;
 }
@@ -545,13 +603,13 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
   case OP_FUSED:
     return cg_kernel_elementwise(k, d);
   case OP_MATMUL:
-    return kernel_matmul(k);
+    return kernel_matmul(k, d);
   case OP_REDUCE_SUM:
   case OP_REDUCE_MEAN:
   case OP_REDUCE_MAX:
   case OP_REDUCE_MIN:
   case OP_LOGSUMEXP:
-    return kernel_reduce(k);
+    return kernel_reduce(k, d);
   case OP_ARGMAX:
   case OP_ARGMIN:
     return kernel_arg(k);

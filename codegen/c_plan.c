@@ -23,6 +23,8 @@
  * own buffers never outlive a step: the yield copies what the next step
  * needs into the carries, which are the scan results' buffers. Values
  * written straight into the caller's output buffers are not in the arena.
+ * An op computed in its reader's kernel (ST_FUSED) is no step of its own:
+ * its reads are made at the reader's step.
  *
  * <fn>_layout places the buffers in order of first step (then index) by
  * first fit: each goes at the lowest offset where it overlaps none of the
@@ -54,17 +56,20 @@ typedef struct Steps {
   int step;
 } Steps;
 
-static bool op_is_live(FnEmit *fe, const Op *op) {
+/* Whether op is a step: it is live, and not a GEMM that runs in its
+ * reader's kernel (ST_FUSED: that reader's step reads its operands). */
+static bool op_is_step(FnEmit *fe, const Op *op) {
   bool live = op->kind == OP_YIELD;
   for (int i = 0; i < op->nresults; i++)
     live |= cg_info(fe, op->results[i])->uses > 0;
-  return live;
+  return live && !(op->nresults == 1 &&
+                   cg_info(fe, op->results[0])->storage == ST_FUSED);
 }
 
 /* First pass: the end step of every live scan. */
 static void number_scans(Steps *s, const Block *b) {
   for (const Op *op = b->first; op; op = op->next) {
-    if (!op_is_live(s->fe, op))
+    if (!op_is_step(s->fe, op))
       continue;
     s->step++;
     if (op->kind != OP_SCAN)
@@ -97,12 +102,21 @@ static void note_read(Steps *s, const Value *v, const Op *user, int step) {
   extend(&fe->plan, buffer, step);
 }
 
+/* note_read, and for a value computed in user's kernel (ST_FUSED) the
+ * reads of its op, which run in that kernel. */
+static void note_reads(Steps *s, const Value *v, const Op *user, int step) {
+  note_read(s, v, user, step);
+  if (cg_info(s->fe, v)->storage == ST_FUSED)
+    for (int j = 0; j < v->def->noperands; j++)
+      note_reads(s, v->def->operands[j], user, step);
+}
+
 /* Second pass: the same numbering; writes start buffers, reads extend
  * them. */
 static void note_steps(Steps *s, const Block *b) {
   CgPlan *p = &s->fe->plan;
   for (const Op *op = b->first; op; op = op->next) {
-    if (!op_is_live(s->fe, op))
+    if (!op_is_step(s->fe, op))
       continue;
     int begin = ++s->step, end = begin;
     bool scan = op->kind == OP_SCAN;
@@ -119,7 +133,7 @@ static void note_steps(Steps *s, const Block *b) {
     }
     for (int i = 0; i < op->noperands; i++) {
       bool carry = scan && i < op->attrs.scan.ncarry;
-      note_read(s, op->operands[i], op, scan && !carry ? end : begin);
+      note_reads(s, op->operands[i], op, scan && !carry ? end : begin);
     }
   }
 }

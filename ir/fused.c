@@ -17,6 +17,51 @@ bool ir_fusable_kind(OpKind k) {
   return (f & OPF_ELEMENTWISE) && !(f & OPF_RANDOM);
 }
 
+/* An elementwise loop: a fused op or one elementwise op. */
+static bool is_loop(const Op *op) {
+  return op->kind == OP_FUSED ||
+         (ir_fusable_kind(op->kind) && op->kind != OP_CONST);
+}
+
+/* Whether reader is an elementwise loop over the shape of producer's
+ * result, its only reader, that reads it once. */
+static bool only_reader_loop(const Op *producer, const Op *reader) {
+  if (!producer || !reader || producer->nresults != 1 ||
+      reader->nresults != 1 || reader->parent != producer->parent ||
+      !is_loop(reader))
+    return false;
+  const Value *p = producer->results[0], *y = reader->results[0];
+  if (p->nuses != 1 || !shape_eq(&p->type.shape, &y->type.shape))
+    return false;
+  int reads = 0;
+  for (int i = 0; i < reader->noperands; i++)
+    reads += reader->operands[i] == p;
+  return reads == 1;
+}
+
+static bool is_reduction(const Op *op) {
+  return op->kind == OP_REDUCE_SUM || op->kind == OP_REDUCE_MEAN ||
+         op->kind == OP_REDUCE_MAX || op->kind == OP_REDUCE_MIN ||
+         op->kind == OP_LOGSUMEXP;
+}
+
+bool ir_is_gemm_epilogue(const Op *mm, const Op *reader) {
+  return mm && mm->kind == OP_MATMUL && only_reader_loop(mm, reader) &&
+         mm->results[0]->type.dtype == DT_F32 &&
+         reader->results[0]->type.dtype == DT_F32;
+}
+
+bool ir_is_reduce_epilogue(const Op *red, const Op *reader) {
+  return red && is_reduction(red) && only_reader_loop(red, reader);
+}
+
+bool ir_is_reduce_prologue(const Op *producer, const Op *red) {
+  return producer && red && is_loop(producer) && is_reduction(red) &&
+         producer->nresults == 1 && red->parent == producer->parent &&
+         producer->results[0]->nuses == 1 &&
+         red->operands[0] == producer->results[0];
+}
+
 Op *ir_fused_begin(Module *m, Block *b, Value *const *operands, int noperands,
                    DType result, Loc loc) {
   Type t = {result, shape_scalar()};

@@ -395,6 +395,20 @@ bool ir_fused_check(const Module *m, const Op *fused, Diag *d);
 /* Whether an op may sit in a fused region: an elementwise op (not a random
  * draw) or a scalar constant. */
 bool ir_fusable_kind(OpKind k);
+/* Whether `reader` can run as the epilogue of the f32 matmul `mm`: it is an
+ * elementwise loop (a fused op or one elementwise op) over mm's result
+ * shape, of f32 results, that reads mm's result once, and nothing else
+ * reads that result. The C backend then applies it to the GEMM's output
+ * while it is in cache, and passes/fuse.c moves mm right before it. */
+bool ir_is_gemm_epilogue(const Op *mm, const Op *reader);
+/* Whether the elementwise op `producer` can be computed inside the
+ * reduction `red` (reduce_*, logsumexp) that is its only reader: the
+ * reduction evaluates it at each element it reads instead of reading a
+ * buffer. And whether `reader` can be that reduction's epilogue: an
+ * elementwise loop over its result shape that reads its result once, and
+ * nothing else reads it. passes/fuse.c moves them next to each other. */
+bool ir_is_reduce_prologue(const Op *producer, const Op *red);
+bool ir_is_reduce_epilogue(const Op *red, const Op *reader);
 
 /* Iteration helper: for (Op *op = b->first; op; op = op->next) */
 

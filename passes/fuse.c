@@ -1,5 +1,9 @@
 /* pass_fuse: chains of elementwise ops become one `fused` op each (one loop
- * in the generated code instead of one loop and one buffer per op).
+ * in the generated code instead of one loop and one buffer per op); a
+ * matmul or reduction whose only reader is such a loop over its result
+ * moves right before it, and a loop whose only reader is a reduction
+ * right before that (the C backend makes each pair one kernel:
+ * sink_into_readers).
  *
  * Grouping, per block (scan regions too), from the last op backwards: an
  * elementwise op roots a group of its result shape S; a producer P of a
@@ -7,7 +11,9 @@
  * shape S, and either all of P's uses are operands of group members (P then
  * goes: nothing else needs its result in memory) or P is cheap (arithmetic,
  * comparisons, select: computing it again in each loop costs less than
- * writing and reading it; P stays for its other readers). Operands from
+ * writing and reading it; P stays for its other readers; but not when P
+ * reads a matmul's product, see reads_product, nor when the loop would read
+ * more arrays of shape S, see count_arrays). Operands from
  * outside the group become the fused op's operands (at most
  * FUSE_MAX_OPERANDS: the group stops growing there); a scalar (shape [])
  * constant is copied into the region instead; a single-use `broadcast`
@@ -121,6 +127,19 @@ static int count_outside(const Fuser *f, Value **out) {
   return n;
 }
 
+/* The distinct outside operands of the group's shape s: the arrays its
+ * loop reads in full. A copied member must not add one: recomputing
+ * x + y where its result could be read would read two arrays instead of
+ * one (and copies of copies would rebuild a residual stream from all its
+ * terms in every loop that reads it). */
+static int count_arrays(const Fuser *f, const Shape *s) {
+  Value *outside[FUSE_MAX_OPERANDS];
+  int n = count_outside(f, outside), arrays = 0;
+  for (int i = 0; i < n && i < FUSE_MAX_OPERANDS; i++)
+    arrays += shape_eq(&outside[i]->type.shape, s);
+  return arrays;
+}
+
 static void add_member(Fuser *f, Op *op, bool moves) {
   if (f->nmembers == f->cap) {
     f->cap = f->cap ? 2 * f->cap : 16;
@@ -140,6 +159,17 @@ static void update_moves(Fuser *f) {
       if (!f->moves[i] && only_moving_users(f, f->members[i]->results[0]))
         changed = f->moves[i] = true;
   }
+}
+
+/* Whether op reads a matmul's product. Such an op is not copied into a
+ * group: it stays for its other readers anyway, and as the only reader of
+ * the product it can be the GEMM's epilogue (the group then reads its
+ * result instead of the product: no more memory traffic). */
+static bool reads_product(const Op *op) {
+  for (int i = 0; i < op->noperands; i++)
+    if (op->operands[i]->def && op->operands[i]->def->kind == OP_MATMUL)
+      return true;
+  return false;
 }
 
 /* Grows the group rooted at root until no producer can join; returns its
@@ -168,10 +198,12 @@ static int grow(Fuser *f, Op *root) {
             is_member(f, p) || !shape_eq(&x->type.shape, s))
           continue;
         bool moves = only_moving_users(f, x);
-        if (!moves && !cheap(p->kind))
+        if (!moves && (!cheap(p->kind) || reads_product(p)))
           continue;
+        int arrays = moves ? 0 : count_arrays(f, s);
         add_member(f, p, moves);
-        if (count_outside(f, outside) > FUSE_MAX_OPERANDS) {
+        if (count_outside(f, outside) > FUSE_MAX_OPERANDS ||
+            (!moves && count_arrays(f, s) > arrays)) {
           f->nmembers--; /* it stays a kernel of its own */
           if (nrejected == 64)
             return f->nmembers;
@@ -257,6 +289,41 @@ static Op *build(Fuser *f, Op *root) {
   return fused;
 }
 
+static bool reads(const Op *op, const Value *v) {
+  for (int i = 0; i < op->noperands; i++)
+    if (op->operands[i] == v)
+      return true;
+  return false;
+}
+
+/* The op that reads op's result and may take it inside its kernel, or
+ * NULL: a GEMM's or a reduction's epilogue, a reduction reading an
+ * elementwise loop (ir_is_gemm_epilogue, ir_is_reduce_*). */
+static Op *kernel_partner(Op *op) {
+  if (op->nresults != 1 || op->results[0]->nuses != 1)
+    return NULL;
+  Op *reader = op->next;
+  while (reader && !reads(reader, op->results[0]))
+    reader = reader->next;
+  if (ir_is_gemm_epilogue(op, reader) || ir_is_reduce_epilogue(op, reader) ||
+      ir_is_reduce_prologue(op, reader))
+    return reader;
+  return NULL;
+}
+
+/* Such an op moves down to right before its reader, last ones first (so a
+ * reduction's prologue follows it to its epilogue): its operands are
+ * defined before it and nothing else reads its result, so no value
+ * changes; the C backend then makes them one kernel. */
+static void sink_into_readers(Block *b) {
+  for (Op *op = b->last; op;) {
+    Op *prev = op->prev, *reader = kernel_partner(op);
+    if (reader && reader != op->next)
+      ir_op_move_before(op, reader);
+    op = prev;
+  }
+}
+
 static void fuse_block(Fuser *f, Block *b) {
   for (Op *op = b->first; op; op = op->next)
     if (op->kind == OP_SCAN)
@@ -266,6 +333,7 @@ static void fuse_block(Fuser *f, Block *b) {
       op = build(f, op);
     op = op->prev;
   }
+  sink_into_readers(b);
 }
 
 bool pass_fuse(Module *m, Diag *d) {

@@ -345,6 +345,9 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
               gemm_edge_tile(kern, kc, a, b, ldb, crow + jr, g->ldc, rows, cols,
                              load_c, bl->edge);
           }
+          if (g->ep && pc + kc == g->K) /* these rows are final: in cache */
+            g->ep->fn(g->ep->ctx, g->C, g->ldc, ic + ir, ic + ir + rows, jc,
+                      jc + nc);
         }
       }
     }
@@ -435,24 +438,28 @@ static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
   const GemmJob *job = ctx;
   const McGemmArgs *g = &job->g;
   const McGemmKernel *kern = job->kern;
+  int64_t j = begin;
   if (!g->fmt) {
     if (g->csb == 1)
       kern->gemv_rows(g, begin, end);
     else
       kern->gemv_cols(g, begin, end);
-    return;
+  } else {
+    if (g->csb == 1 && kern->gemv_rows16 && mc_half_f16c())
+      j = kern->gemv_rows16(g, begin, end);
+    if (j < end)
+      gemv16_buffered(g, kern, j, end);
   }
-  if (g->csb == 1 && kern->gemv_rows16 && mc_half_f16c())
-    begin = kern->gemv_rows16(g, begin, end);
-  if (begin < end)
-    gemv16_buffered(g, kern, begin, end);
+  if (g->ep)
+    g->ep->fn(g->ep->ctx, g->C, g->ldc, 0, g->M, begin, end);
 }
 
 /* Both GEMMs: B is f32 if fmt is 0, else B16 holds it. */
 static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t rsa, int64_t csa, const float *B,
                      const uint16_t *B16, int fmt, int64_t rsb, int64_t csb,
-                     float *C, int64_t ldc, int accumulate) {
+                     float *C, int64_t ldc, int accumulate,
+                     const McEpilogue *ep) {
   if (M <= 0 || N <= 0)
     return;
   if (K <= 0) {
@@ -460,11 +467,13 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
       for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++)
           C[i * ldc + j] = 0.0f;
+    if (ep)
+      ep->fn(ep->ctx, C, ldc, 0, M, 0, N);
     return;
   }
   const McGemmKernel *kern = gemm_kernel();
   GemmJob job = {
-      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt, B16},
+      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt, B16, ep},
       kern,
       0};
   /* units of parallel work, the multiply-adds in one, grains aligned to */
@@ -494,7 +503,14 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
 void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
                  int64_t csa, const float *B, int64_t rsb, int64_t csb,
                  float *C, int64_t ldc, int accumulate) {
-  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, accumulate);
+  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, accumulate,
+           NULL);
+}
+
+void mc_gemm_f32_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                    int64_t rsa, int64_t csa, const float *B, int64_t rsb,
+                    int64_t csb, float *C, int64_t ldc, const McEpilogue *ep) {
+  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, 0, ep);
 }
 
 void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
@@ -502,5 +518,14 @@ void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t csb, int fmt, float *C, int64_t ldc,
                      int accumulate) {
   if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
-    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, accumulate);
+    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, accumulate,
+             NULL);
+}
+
+void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t rsa, int64_t csa, const uint16_t *B,
+                        int64_t rsb, int64_t csb, int fmt, float *C,
+                        int64_t ldc, const McEpilogue *ep) {
+  if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
+    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, 0, ep);
 }

@@ -30,6 +30,7 @@ typedef struct McGemmArgs {
   int accumulate;
   int fmt;
   const uint16_t *B16;
+  const McEpilogue *ep; /* NULL: none */
 } McGemmArgs;
 
 typedef struct McGemmKernel {

@@ -264,6 +264,26 @@ void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t rsa, int64_t csa, const uint16_t *B, int64_t rsb,
                      int64_t csb, int fmt, float *C, int64_t ldc,
                      int accumulate);
+/* A GEMM's epilogue: fn(ctx, C, ldc, i0, i1, j0, j1) is called once the
+ * elements C[i * ldc + j], i0 <= i < i1, j0 <= j < j1, hold their final
+ * sums, on the thread that computed them while they are still in its
+ * cache; it may rewrite them in place (a bias, an activation, a residual:
+ * one pass less over memory). Each element is in exactly one call; calls
+ * run on any thread, in any order. */
+typedef struct McEpilogue {
+  void (*fn)(void *ctx, float *C, int64_t ldc, int64_t i0, int64_t i1,
+             int64_t j0, int64_t j1);
+  void *ctx;
+} McEpilogue;
+/* mc_gemm_f32 / mc_gemm_f32_w16 (overwriting C) followed by ep on every
+ * element: the bits of the GEMM and then ep's function. */
+void mc_gemm_f32_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                    int64_t rsa, int64_t csa, const float *B, int64_t rsb,
+                    int64_t csb, float *C, int64_t ldc, const McEpilogue *ep);
+void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t rsa, int64_t csa, const uint16_t *B,
+                        int64_t rsb, int64_t csb, int fmt, float *C,
+                        int64_t ldc, const McEpilogue *ep);
 void mc_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
                  int64_t csa, const double *B, int64_t rsb, int64_t csb,
                  double *C, int64_t ldc, int accumulate);

@@ -435,6 +435,144 @@ Test(codegen, matmul_reads_views_of_its_operands) {
       "tm_close(mod);\nreturn 0;");
 }
 
+/* A matmul whose only reader is an elementwise loop over its result runs
+ * that loop as its GEMM's epilogue (pass_fuse puts them together): one
+ * kernel, named after both lines, per batch with the epilogue's operands
+ * offset to the batch; and with nothing but the product to read (rank-1
+ * operand, no struct). The values are those of the separate ops. */
+Test(codegen, gemm_epilogue_applies_the_reader_in_the_store) {
+  Value *x = input("x", ty(DT_F32, 3, 2, -1, 4));
+  Value *w = input("w", ty(DT_F32, 2, 4, 3));
+  Value *bias = input("bias", ty(DT_F32, 1, 3));
+  Value *r = input("r", ty(DT_F32, 3, 2, -1, 3));
+  Value *v = input("v", ty(DT_F32, 1, 4));
+  Value *p = op2(OP_MATMUL, x, w, NULL, 3); /* [2, T, 3] */
+  Value *q = op2(OP_ADD, p, bias, NULL, 4);
+  Value *s = op2(OP_MUL, q, cst(DT_F32, 0.5), NULL, 4);
+  Value *t = op1(OP_TANH, s, NULL, NULL, 5);
+  output("y", op2(OP_ADD, t, r, NULL, 5));
+  Value *pv = op2(OP_MATMUL, v, w, NULL, 6);    /* [3] */
+  Value *other = op1(OP_NEG, x, NULL, NULL, 7); /* between: pv moves down */
+  output("o", other);
+  output("z", op1(OP_NEG, pv, NULL, NULL, 8));
+  cr_assert(pass_fuse(m, &d));
+  char *text = emit();
+  cr_expect_not_null(strstr(text, "static void tm_L3_matmul_L5_ep("), "%s",
+                     text);
+  cr_expect_not_null(strstr(text, "mc_gemm_f32_ep("), "%s", text);
+  cr_expect_not_null(strstr(text, "tm_L6_matmul_L8_ep, NULL}"), "%s", text);
+  cr_expect_null(strstr(text, "mc_gemm_f32("),
+                 "a GEMM without its epilogue:\n%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 37 };\n"
+      "static float x[2 * T * 4], w[12], bias[3], r[2 * T * 3], v[4];\n"
+      "static float y[2 * T * 3], o[2 * T * 4], z[3];\n"
+      "for (int i = 0; i < 2 * T * 4; i++) x[i] = (float)(i % 13) - 6;\n"
+      "for (int i = 0; i < 12; i++) w[i] = (float)(i % 5) - 2;\n"
+      "for (int i = 0; i < 3; i++) bias[i] = 0.25f * (float)i - 0.3f;\n"
+      "for (int i = 0; i < 2 * T * 3; i++) r[i] = 0.1f * (float)(i % 7);\n"
+      "for (int i = 0; i < 4; i++) v[i] = (float)i - 1.5f;\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(tm_run(mod, T, x, w, bias, r, v, y, o, z, &e) == MC_OK);\n"
+      "for (int b = 0; b < 2; b++)\n"
+      " for (int t = 0; t < T; t++)\n"
+      "  for (int j = 0; j < 3; j++) {\n"
+      "   float s = 0;\n"
+      "   for (int k = 0; k < 4; k++)\n"
+      "    s += x[(b * T + t) * 4 + k] * w[k * 3 + j];\n"
+      "   const float q = s + bias[j];\n"
+      "   const float h = q * 0.5f;\n"
+      "   const float want = mc_tanhf(h) + r[(b * T + t) * 3 + j];\n"
+      "   CHECK(fbits(y[(b * T + t) * 3 + j]) == fbits(want));\n"
+      "  }\n"
+      "for (int j = 0; j < 3; j++) {\n"
+      " float s = 0;\n"
+      " for (int k = 0; k < 4; k++) s += v[k] * w[k * 3 + j];\n"
+      " CHECK(fbits(z[j]) == fbits(-s));\n"
+      "}\n"
+      "for (int i = 0; i < 2 * T * 4; i++) CHECK(o[i] == -x[i]);\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
+/* A reduction computes the elementwise loop it reads (its prologue) at
+ * each element, and applies the loop that reads its result (its
+ * epilogue) before storing: layer norm's variance is one kernel. Values
+ * are those of the separate ops, for sum/mean/max/logsumexp, with and
+ * without keepdims, integer and float. */
+Test(codegen, reductions_take_their_prologue_and_epilogue) {
+  Value *x = input("x", ty(DT_F32, 2, -1, 6));
+  Value *g = input("g", ty(DT_F32, 1, -1));
+  Value *n = input("n", ty(DT_I32, 2, -1, 6));
+  Attrs last;
+  memset(&last, 0, sizeof last);
+  last.reduce.axes = 2u; /* axis 1 */
+  Attrs keep = last;
+  keep.reduce.keepdims = true;
+  /* sqrt(mean((x - 1)^2, keepdims) + eps) */
+  Value *c = op2(OP_SUB, x, cst(DT_F32, 1.0), NULL, 3);
+  Value *sq = op2(OP_MUL, c, c, NULL, 3);
+  Value *var = op1(OP_REDUCE_MEAN, sq, &keep, NULL, 4);
+  Value *e = op2(OP_ADD, var, cst(DT_F32, 1e-5), NULL, 5);
+  output("s", op1(OP_SQRT, e, NULL, NULL, 5));
+  /* logsumexp(2x) * g, over axis 1 without keepdims */
+  Value *x2 = op2(OP_MUL, x, cst(DT_F32, 2.0), NULL, 6);
+  Value *lse = op1(OP_LOGSUMEXP, x2, &last, NULL, 7);
+  output("l", op2(OP_MUL, lse, g, NULL, 8));
+  /* max(|n|) and sum(n * 3) on i32 */
+  Value *an = op1(OP_ABS, n, NULL, NULL, 9);
+  output("m", op1(OP_REDUCE_MAX, an, &last, NULL, 10));
+  Value *n3 = op2(OP_MUL, n, cst(DT_I32, 3), NULL, 11);
+  output("t", op1(OP_REDUCE_SUM, n3, &last, NULL, 12));
+  cr_assert(pass_fuse(m, &d));
+  char *text = emit();
+  cr_expect_not_null(strstr(text, "static void tm_L4_reduce_mean_L5("), "%s",
+                     text);
+  cr_expect_not_null(strstr(text, "static void tm_L7_logsumexp_L8("), "%s",
+                     text);
+  cr_expect_null(strstr(text, "_L3_fused"), "the prologue's own loop:\n%s",
+                 text);
+  cr_expect_null(strstr(text, "_L9_abs"), "the prologue's own loop:\n%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 5 };\n"
+      "float x[T * 6], g[T], s[T], l[T];\n"
+      "int32_t n[T * 6], mx[T], t[T];\n"
+      "for (int i = 0; i < T * 6; i++) {\n"
+      "  x[i] = 0.37f * (float)(i % 9) - 1.1f;\n"
+      "  n[i] = (i * 7919) % 23 - 11;\n"
+      "}\n"
+      "for (int i = 0; i < T; i++) g[i] = 0.5f + (float)i;\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(tm_run(mod, T, x, g, n, s, l, mx, t, &e) == MC_OK);\n"
+      "for (int r = 0; r < T; r++) {\n"
+      "  double acc = 0;\n"
+      "  for (int j = 0; j < 6; j++) {\n"
+      "    const float c = x[r * 6 + j] - 1.0f;\n"
+      "    const float q = c * c;\n"
+      "    acc += q;\n"
+      "  }\n"
+      "  const float v = (float)(acc / 6.0) + 1e-5f;\n"
+      "  CHECK(fbits(s[r]) == fbits(sqrtf(v)));\n"
+      "  float m = -INFINITY;\n"
+      "  for (int j = 0; j < 6; j++) m = fmaxf(m, x[r * 6 + j] * 2.0f);\n"
+      "  double se = 0;\n"
+      "  for (int j = 0; j < 6; j++) se += expf(x[r * 6 + j] * 2.0f - m);\n"
+      "  const float want = (m + logf((float)se)) * g[r];\n"
+      "  CHECK(fbits(l[r]) == fbits(want));\n"
+      "  int32_t big = INT32_MIN, sum = 0;\n"
+      "  for (int j = 0; j < 6; j++) {\n"
+      "    int32_t a = n[r * 6 + j] < 0 ? -n[r * 6 + j] : n[r * 6 + j];\n"
+      "    big = a > big ? a : big;\n"
+      "    sum += n[r * 6 + j] * 3;\n"
+      "  }\n"
+      "  CHECK(mx[r] == big && t[r] == sum);\n"
+      "}\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
 /* ---- softmax, reductions, argmax
  * ------------------------------------------------ */
 

@@ -348,3 +348,80 @@ Test(gemm, kernel_selection) {
                !!__builtin_cpu_supports("avx512f"));
 #endif
 }
+
+/* An epilogue that counts its visits per element and maps each value v to
+ * 2v + column (so a misplaced or repeated call shows in the bits). */
+typedef struct CountingEpilogue {
+  int *visits;
+  int64_t ldc;
+} CountingEpilogue;
+
+static void counting_epilogue(void *ctx, float *C, int64_t ldc, int64_t i0,
+                              int64_t i1, int64_t j0, int64_t j1) {
+  CountingEpilogue *e = ctx;
+  cr_assert_eq(ldc, e->ldc);
+  for (int64_t i = i0; i < i1; i++)
+    for (int64_t j = j0; j < j1; j++) {
+      __atomic_add_fetch(&e->visits[i * ldc + j], 1, __ATOMIC_RELAXED);
+      C[i * ldc + j] = 2.0f * C[i * ldc + j] + (float)j;
+    }
+}
+
+/* mc_gemm_f32_ep: every element once, after its last sum (the GEMM's bits,
+ * then the epilogue's), for the blocked GEMM, the GEMV, K = 0, every
+ * kernel and 1 to 3 threads; the 16-bit B variant likewise. */
+Test(gemm, epilogue_sees_every_final_element_once) {
+  static const int64_t shapes[][3] = {{130, 260, 400}, {600, 40, 150},
+                                      {1, 9000, 300},  {3, 700, 800},
+                                      {7, 5, 0},       {2, 3, 0}};
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    for (int s = 0; s < 6; s++) {
+      int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      float *a = alloc_floats(M * K), *b = alloc_floats(K * N);
+      float *c = alloc_floats(M * N), *ref = alloc_floats(M * N);
+      uint16_t *b16 = malloc(sizeof(uint16_t) * (size_t)(K * N + 1));
+      int *visits = calloc((size_t)(M * N), sizeof(int));
+      cr_assert(b16 && visits);
+      for (int64_t i = 0; i < M * K; i++)
+        a[i] = rnd();
+      for (int64_t i = 0; i < K * N; i++) {
+        b[i] = rnd();
+        uint32_t u;
+        memcpy(&u, &b[i], 4);
+        b16[i] = (uint16_t)(u >> 16); /* bf16 by truncation: exact in f32 */
+        u = (uint32_t)b16[i] << 16;
+        memcpy(&b[i], &u, 4);
+      }
+      for (int threads = 1; threads <= 3; threads++) {
+        mc_set_threads(threads);
+        for (int w16 = 0; w16 < 2; w16++) {
+          mc_gemm_f32(M, N, K, a, K, 1, b, N, 1, ref, N, 0);
+          for (int64_t i = 0; i < M * N; i++)
+            ref[i] = 2.0f * ref[i] + (float)(i % N);
+          memset(visits, 0, sizeof(int) * (size_t)(M * N));
+          CountingEpilogue ce = {visits, N};
+          McEpilogue ep = {counting_epilogue, &ce};
+          if (w16)
+            mc_gemm_f32_w16_ep(M, N, K, a, K, 1, b16, N, 1, MC_W16_BF16, c, N,
+                               &ep);
+          else
+            mc_gemm_f32_ep(M, N, K, a, K, 1, b, N, 1, c, N, &ep);
+          for (int64_t i = 0; i < M * N; i++)
+            cr_assert_eq(visits[i], 1, "M %lld N %lld K %lld: C[%lld] seen %d",
+                         (long long)M, (long long)N, (long long)K, (long long)i,
+                         visits[i]);
+          assert_same_bits(c, ref, M * N, N,
+                           w16 ? "epilogue, bf16 B" : "epilogue");
+        }
+      }
+      free(a);
+      free(b);
+      free(b16);
+      free(c);
+      free(ref);
+      free(visits);
+    }
+  }
+}
