@@ -2,7 +2,8 @@
  * emits a model (with its main()) into a fresh temporary directory, compiles
  * everything with the user's C compiler and renames the program into place. The
  * temporary directory is always removed; a failed build leaves no output file
- * behind.
+ * behind. The runtime's objects come from a cache when it has them
+ * (c_cache.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -145,9 +146,7 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
-/* Runs argv in directory cwd (NULL: this one) with stdout and stderr into
- * log_path; returns the exit status, or -1 when it could not run. */
-static int run_logged(char **argv, const char *cwd, const char *log_path) {
+int cg_run_logged(char **argv, const char *cwd, const char *log_path) {
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0)
@@ -205,7 +204,7 @@ static bool is_runtime(const char *file) {
  * failure reports the command and the log. */
 static bool run_cc(const Args *argv, const char *dir, Arena *arena, Diag *d) {
   char *log = cg_strf(arena, "%s/cc.log", dir);
-  int status = run_logged(argv->v, dir, log);
+  int status = cg_run_logged(argv->v, dir, log);
   if (status == 0)
     return true;
   CgBuf cmd = {0};
@@ -219,13 +218,18 @@ static bool run_cc(const Args *argv, const char *dir, Arena *arena, Diag *d) {
   return false;
 }
 
+/* The compiler's words: the options', else $CC, else cc. */
+static const char *cc_name(const CgOptions *o) {
+  const char *cc = o->cc ? o->cc : getenv("CC");
+  return cc && *cc ? cc : "cc";
+}
+
 /* The compiler and the flags of every step: C11, IEEE arithmetic (no
  * contraction, no fast-math), the runtime's thread pool, each function in
  * a section of its own (the link keeps only the runtime code the program
  * calls), then $MC_CFLAGS or the options' extra flags. */
 static void cc_command(Args *argv, const CgOptions *o, const char *opt) {
-  const char *cc = o->cc ? o->cc : getenv("CC");
-  args_push_words(argv, cc && *cc ? cc : "cc");
+  args_push_words(argv, cc_name(o));
   args_push(argv, "-std=c11");
   args_push(argv, o->opt_level == 0 ? "-O0" : opt);
   args_push(argv, "-ffp-contract=off");
@@ -245,7 +249,10 @@ static void cc_command(Args *argv, const CgOptions *o, const char *opt) {
  * objects at -O2 (hand-vectorized or not hot: -O3 would only grow them),
  * then the model's at -O3 (gcc 12 vectorizes loops of unknown length, the
  * fused loops and their mc_vmath.h calls, only from -O3 on; IEEE rules stay
- * as at -O2) linked with them. */
+ * as at -O2) linked with them. The runtime's objects are the same for every
+ * model: the cache puts them into dir when it holds them for this exact
+ * command, compiler and runtime text; otherwise they are compiled here and
+ * stored. */
 static bool compile(const char *dir, const char *out_path, const CgOptions *o,
                     Diag *d) {
   Arena arena;
@@ -259,7 +266,17 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
       args_push(&argv, sources.v[i]);
       args_push(&objects, cg_strf(&arena, "%.*s.o", (int)n - 2, sources.v[i]));
     }
-  bool ok = run_cc(&argv, dir, &arena, d);
+  Args cc = {0};
+  args_push_words(&cc, cc_name(o));
+  CgCache cache;
+  bool ok = cg_cache_fetch(&cache, argv.v, cc.n, dir, objects.v, objects.n);
+  if (!ok) {
+    ok = run_cc(&argv, dir, &arena, d);
+    if (ok)
+      cg_cache_store(&cache, argv.v, dir, objects.v, objects.n);
+  }
+  cg_cache_free(&cache);
+  args_free(&cc);
   args_free(&argv);
   argv = (Args){0};
   /* the link runs in dir: out_path from here */

@@ -380,7 +380,8 @@ const char *cg_element_at(CgKernel *k, const Op *op, int depth,
  * rows and columns index them within it. */
 
 bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
-                      int nbatch, int rows, int cols, Diag *d) {
+                      int nbatch, int rows, int cols, const char *row0,
+                      Diag *d) {
   const Op *ep = k->epilogue;
   const Shape *ys = &ep->results[0]->type.shape;
   int n = ep->noperands;
@@ -424,6 +425,8 @@ bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
       int axis = j + ys->rank - s->rank;
       if (axis < nbatch && !cg_is_one(s->dims[j]))
         at[j] = vars[axis];
+      else if (axis == rows && row0 && !cg_is_one(s->dims[j]))
+        at[j] = row0;
     }
     const char *off = cg_strided_index(k, s, at);
     cg_buf_printf(&init, "%sx%d%s%s", init.len ? ", " : "", i,

@@ -108,6 +108,12 @@ typedef struct CgKernel {
    * parameters named p<i> unless pro_literal[i] inlines them */
   const Op *prologue;
   const char **pro_literal;
+  /* matmul only: attention, softmax(op's result, or its epilogue's) read
+   * by the matmul pv as its left operand (ir_is_attention_*): the kernel
+   * computes pv's result y; pv's right operand is parameter v (view
+   * pv_view) */
+  const Op *softmax, *pv;
+  const CgView *pv_view;
   const char *name; /* the kernel's C name (the epilogue's is NAME_ep) */
   CgBuf defs;       /* definitions that precede the kernel (an epilogue) */
   /* out */
@@ -162,15 +168,32 @@ void cg_begin_range(CgKernel *k, const char *range, const char *grain);
 /* Ends it: the symbols read since cg_begin_range are the body's. */
 void cg_end_range(CgKernel *k);
 
+/* c_kernels.c: a matmul's GEMM arguments as C, from the operands' views
+ * (NULL: dense) and whether B is a weight kept transposed. */
+typedef struct CgGemm {
+  const char *M, *N, *K, *rsa, *csa, *rsb, *csb;
+  const char *sa[MAX_RANK], *sb[MAX_RANK]; /* the operands' strides */
+  int ar, br;                              /* the operands' ranks */
+} CgGemm;
+void cg_gemm_layout(CgKernel *k, const Op *mm, const CgView *va,
+                    const CgView *vb, bool b_kept_transposed, CgGemm *g);
+/* sum of pos[j] * stride[j] over the n batch axes ("0" when none). */
+const char *cg_batch_offset(CgKernel *k, const char *const *stride, int n,
+                            const char *const *pos);
+/* c_attention.c: k->op computes S (with k->epilogue), k->softmax P, k->pv
+ * P @ V: blocks of rows at a time. */
+bool cg_kernel_attention(CgKernel *k, Diag *d);
+
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
 bool cg_kernel_elementwise(CgKernel *k, Diag *d);
 /* c_elementwise.c: k->epilogue as a GEMM epilogue: NAME_ep_args and
  * NAME_ep into k->defs, and at `depth` of the body the statements that
  * declare `ep` for the batch whose loop variables are vars (the result's
  * first nbatch axes; rows and cols: the result axes of the GEMM's rows and
- * columns, -1 when it has none). */
+ * columns, -1 when it has none) and whose first row is row0 (NULL: 0). */
 bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
-                      int nbatch, int rows, int cols, Diag *d);
+                      int nbatch, int rows, int cols, const char *row0,
+                      Diag *d);
 /* c_elementwise.c: the value of elementwise op `op` at the element of its
  * result whose loop variables are pos (NULL: position 0 on that axis),
  * its statements at `depth`; returns its expression. Operand i reads
@@ -282,13 +305,25 @@ typedef struct FnEmit {
 } FnEmit;
 
 ValueInfo *cg_info(FnEmit *fe, const Value *v);
+/* c_storage.c: liveness, storage and workspace buffers of one function,
+ * then its memory plan (cg_plan_lifetimes). */
+bool cg_analyze(FnEmit *fe);
+/* A scalar constant an elementwise kernel inlines as a literal. */
+bool cg_is_inlinable_const(const Value *v);
+/* Whether op's kernel inlines scalar constants (elementwise, fused). */
+bool cg_takes_literals(const Op *op);
 /* The C expression of a value's data pointer in the run function. */
 const char *cg_pointer(FnEmit *fe, const Value *v);
 /* Byte size of a value's buffer as a C size_t expression. */
 const char *cg_buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used);
 /* The model-file line at loc (for comments), or NULL. */
 const char *cg_source_line(Emitter *e, Loc loc);
-/* Emits op's kernel and appends its call (indented two spaces) to run. */
+/* "h_5: f32[T, 768] = add(x, h_3) axis=..." with literal[i] for inlined
+ * operands (c_emit.c). */
+void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
+                       const char **literal);
+/* c_kernel_call.c: emits op's kernel and appends its call (indented two
+ * spaces) to run. */
 bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);
 /* The code of any live op: a kernel call, a scan's loop, or nothing. */
 bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run);

@@ -44,8 +44,8 @@ static void matmul_strides(CgKernel *k, const Shape *s, const CgView *view,
 }
 
 /* sum of pos[j] * stride[j] over the n batch axes ("0" when none). */
-static const char *offset_of(CgKernel *k, const char *const *stride, int n,
-                             const char *const *pos) {
+const char *cg_batch_offset(CgKernel *k, const char *const *stride, int n,
+                            const char *const *pos) {
   CgBuf b = {0};
   for (int j = 0; j < n; j++) {
     if (!pos[j] || is_lit(stride[j], "0"))
@@ -59,6 +59,42 @@ static const char *offset_of(CgKernel *k, const char *const *stride, int n,
   return r;
 }
 
+void cg_gemm_layout(CgKernel *k, const Op *mm, const CgView *va,
+                    const CgView *vb, bool b_kept_transposed, CgGemm *g) {
+  const Shape *as = &mm->operands[0]->type.shape;
+  const Shape *bs = &mm->operands[1]->type.shape;
+  bool ta = mm->attrs.matmul.trans_a, tb = mm->attrs.matmul.trans_b;
+  int ar = as->rank, br = bs->rank;
+  g->ar = ar;
+  g->br = br;
+  matmul_strides(k, as, va, g->sa);
+  matmul_strides(k, bs, vb, g->sb);
+  if (b_kept_transposed) { /* a [N, K] weight kept as W.T */
+    g->sb[0] = "1";
+    g->sb[1] = cg_kdim(k, bs->dims[0]);
+  }
+  if (ar == 1) {
+    g->M = "1";
+    g->K = cg_kdim(k, as->dims[0]);
+    g->rsa = g->K;
+    g->csa = g->sa[0];
+  } else {
+    g->M = cg_kdim(k, as->dims[ar - 1 - !ta]);
+    g->K = cg_kdim(k, as->dims[ar - 1 - ta]);
+    g->rsa = g->sa[ar - 1 - !ta];
+    g->csa = g->sa[ar - 1 - ta];
+  }
+  if (br == 1) {
+    g->N = "1";
+    g->rsb = g->sb[0];
+    g->csb = "1";
+  } else {
+    g->N = cg_kdim(k, bs->dims[br - 1 - tb]);
+    g->rsb = g->sb[br - 1 - !tb];
+    g->csb = g->sb[br - 1 - tb];
+  }
+}
+
 /* Batch loops around mc_gemm_f32/f64 (strides express the transposes and
  * rank-1 operands); integer matmul is a plain triple loop. */
 static bool kernel_matmul(CgKernel *k, Diag *d) {
@@ -66,38 +102,15 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
   const Shape *as = &op->operands[0]->type.shape;
   const Shape *bs = &op->operands[1]->type.shape;
   const Shape *ys = &op->results[0]->type.shape;
-  bool ta = op->attrs.matmul.trans_a, tb = op->attrs.matmul.trans_b;
-  int ar = as->rank, br = bs->rank;
-  /* the operands' strides: their views' or dense row-major ones */
-  const char *sa[MAX_RANK], *sb[MAX_RANK];
-  matmul_strides(k, as, k->view ? k->view[0] : NULL, sa);
-  matmul_strides(k, bs, k->view ? k->view[1] : NULL, sb);
-  if (k->transposed && k->transposed[1]) { /* a [N, K] weight kept as W.T */
-    sb[0] = "1";
-    sb[1] = cg_kdim(k, bs->dims[0]);
-  }
+  CgGemm g;
+  cg_gemm_layout(k, op, k->view ? k->view[0] : NULL,
+                 k->view ? k->view[1] : NULL, k->transposed && k->transposed[1],
+                 &g);
+  int ar = g.ar, br = g.br;
+  const char **sa = g.sa, **sb = g.sb;
+  const char *M = g.M, *K = g.K, *N = g.N, *rsa = g.rsa, *csa = g.csa,
+             *rsb = g.rsb, *csb = g.csb;
   DType store = k->store ? k->store[1] : DT_F32;
-  const char *M, *K, *N, *rsa, *csa, *rsb, *csb;
-  if (ar == 1) {
-    M = "1";
-    K = cg_kdim(k, as->dims[0]);
-    rsa = K;
-    csa = sa[0];
-  } else {
-    M = cg_kdim(k, as->dims[ar - 1 - !ta]);
-    K = cg_kdim(k, as->dims[ar - 1 - ta]);
-    rsa = sa[ar - 1 - !ta];
-    csa = sa[ar - 1 - ta];
-  }
-  if (br == 1) {
-    N = "1";
-    rsb = sb[0];
-    csb = "1";
-  } else {
-    N = cg_kdim(k, bs->dims[br - 1 - tb]);
-    rsb = sb[br - 1 - !tb];
-    csb = sb[br - 1 - tb];
-  }
   /* batch axes of the result, and where each operand's batch axes align */
   Shape batch = *ys;
   batch.rank = ys->rank - (ar >= 2) - (br >= 2);
@@ -116,8 +129,8 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
     bpos[j] = cg_is_one(bs->dims[j]) ? NULL : vars[j + batch.rank - (br - 2)];
   for (int j = 0; j < batch.rank; j++)
     ypos[j] = vars[j];
-  const char *aoff = offset_of(k, sa, ar - 2, apos);
-  const char *boff = offset_of(k, sb, br - 2, bpos);
+  const char *aoff = cg_batch_offset(k, sa, ar - 2, apos);
+  const char *boff = cg_batch_offset(k, sb, br - 2, bpos);
   const char *yoff = cg_strided_index(k, ys, ypos);
   const char *pa = is_lit(aoff, "0") ? "a" : cg_strf(k->arena, "a + %s", aoff);
   const char *pb = is_lit(boff, "0") ? "b" : cg_strf(k->arena, "b + %s", boff);
@@ -126,7 +139,7 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
   const char *ep = "", *last = "0";
   if (k->epilogue) {
     if (!cg_gemm_epilogue(k, depth, vars, batch.rank, ar >= 2 ? batch.rank : -1,
-                          br >= 2 ? ys->rank - 1 : -1, d))
+                          br >= 2 ? ys->rank - 1 : -1, NULL, d))
       return false;
     ep = "_ep";
     last = "&ep";
@@ -603,7 +616,7 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
   case OP_FUSED:
     return cg_kernel_elementwise(k, d);
   case OP_MATMUL:
-    return kernel_matmul(k, d);
+    return k->softmax ? cg_kernel_attention(k, d) : kernel_matmul(k, d);
   case OP_REDUCE_SUM:
   case OP_REDUCE_MEAN:
   case OP_REDUCE_MAX:

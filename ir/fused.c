@@ -62,6 +62,37 @@ bool ir_is_reduce_prologue(const Op *producer, const Op *red) {
          red->operands[0] == producer->results[0];
 }
 
+bool ir_is_attention_softmax(const Op *sm, const Op *mm) {
+  if (!sm || !mm || sm->kind != OP_SOFTMAX || mm->kind != OP_MATMUL ||
+      sm->parent != mm->parent || sm->results[0]->nuses != 1 ||
+      mm->operands[0] != sm->results[0] || mm->operands[1] == sm->results[0] ||
+      mm->attrs.matmul.trans_a)
+    return false;
+  const Shape *s = &sm->results[0]->type.shape,
+              *y = &mm->results[0]->type.shape,
+              *v = &mm->operands[1]->type.shape;
+  if (sm->results[0]->type.dtype != DT_F32 ||
+      mm->results[0]->type.dtype != DT_F32 || s->rank < 2 || v->rank < 2 ||
+      sm->attrs.axis.axis != s->rank - 1 || y->rank != s->rank)
+    return false;
+  for (int i = 0; i < s->rank - 1; i++)
+    if (!dim_eq(s->dims[i], y->dims[i]))
+      return false;
+  return true;
+}
+
+bool ir_is_attention_scores(const Op *scores, const Op *sm) {
+  if (!scores || !sm || sm->kind != OP_SOFTMAX || scores->nresults != 1 ||
+      scores->parent != sm->parent || scores->results[0]->nuses != 1 ||
+      sm->operands[0] != scores->results[0] ||
+      scores->results[0]->type.dtype != DT_F32)
+    return false;
+  if (scores->kind == OP_MATMUL)
+    return scores->operands[0]->type.shape.rank >= 2 &&
+           scores->operands[1]->type.shape.rank >= 2;
+  return is_loop(scores);
+}
+
 Op *ir_fused_begin(Module *m, Block *b, Value *const *operands, int noperands,
                    DType result, Loc loc) {
   Type t = {result, shape_scalar()};

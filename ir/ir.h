@@ -409,6 +409,15 @@ bool ir_is_gemm_epilogue(const Op *mm, const Op *reader);
  * nothing else reads it. passes/fuse.c moves them next to each other. */
 bool ir_is_reduce_prologue(const Op *producer, const Op *red);
 bool ir_is_reduce_epilogue(const Op *red, const Op *reader);
+/* Attention, softmax(S) @ V with S = Q @ K.T (then optionally an
+ * elementwise loop: scale, mask): whether sm, an f32 softmax along the
+ * last axis, is read only by the matmul mm as its left operand with the
+ * same batch axes; and whether `scores` (that matmul, or the loop that is
+ * its epilogue) is read only by sm. The C backend then computes a block of
+ * rows of S, its softmax and its product with V at a time (never all of
+ * S); passes/fuse.c moves them next to each other. */
+bool ir_is_attention_softmax(const Op *sm, const Op *mm);
+bool ir_is_attention_scores(const Op *scores, const Op *sm);
 
 /* Iteration helper: for (Op *op = b->first; op; op = op->next) */
 

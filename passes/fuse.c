@@ -128,16 +128,41 @@ static int count_outside(const Fuser *f, Value **out) {
 }
 
 /* The distinct outside operands of the group's shape s: the arrays its
- * loop reads in full. A copied member must not add one: recomputing
- * x + y where its result could be read would read two arrays instead of
- * one (and copies of copies would rebuild a residual stream from all its
- * terms in every loop that reads it). */
+ * loop reads in full. A copied member must not make the loop read more
+ * (worth_copying): recomputing x + y instead of reading it would read two
+ * arrays instead of one, and copies of copies would rebuild a residual
+ * stream from all its terms in every loop that reads it. */
 static int count_arrays(const Fuser *f, const Shape *s) {
   Value *outside[FUSE_MAX_OPERANDS];
   int n = count_outside(f, outside), arrays = 0;
   for (int i = 0; i < n && i < FUSE_MAX_OPERANDS; i++)
     arrays += shape_eq(&outside[i]->type.shape, s);
   return arrays;
+}
+
+/* Whether every reader of p's result is an elementwise op of shape s (in
+ * p's block): each can copy p into its loop, and p then goes. */
+static bool only_loop_readers(const Op *p, const Shape *s) {
+  const Value *v = p->results[0];
+  int found = 0;
+  for (const Op *op = p->next; op && found < v->nuses; op = op->next)
+    for (int i = 0; i < op->noperands; i++)
+      if (op->operands[i] == v) {
+        if (!fusable(op) || !shape_eq(&op->results[0]->type.shape, s))
+          return false;
+        found++; /* a use per operand, as nuses counts them */
+      }
+  return found == v->nuses;
+}
+
+/* Whether copying the member p just added (its result stays for other
+ * readers) is worth it: the group reads fewer arrays than the `before` it
+ * read without p, or as many and p goes once its other readers copy it
+ * too (x - mu in a layer norm's variance and its normalization). */
+static bool worth_copying(const Fuser *f, const Op *p, const Shape *s,
+                          int before) {
+  int after = count_arrays(f, s);
+  return after < before || (after == before && only_loop_readers(p, s));
 }
 
 static void add_member(Fuser *f, Op *op, bool moves) {
@@ -202,8 +227,9 @@ static int grow(Fuser *f, Op *root) {
           continue;
         int arrays = moves ? 0 : count_arrays(f, s);
         add_member(f, p, moves);
-        if (count_outside(f, outside) > FUSE_MAX_OPERANDS ||
-            (!moves && count_arrays(f, s) > arrays)) {
+        if (!moves && !worth_copying(f, p, s, arrays)) {
+          f->nmembers--; /* for now: it may join once its readers have */
+        } else if (count_outside(f, outside) > FUSE_MAX_OPERANDS) {
           f->nmembers--; /* it stays a kernel of its own */
           if (nrejected == 64)
             return f->nmembers;
@@ -298,7 +324,8 @@ static bool reads(const Op *op, const Value *v) {
 
 /* The op that reads op's result and may take it inside its kernel, or
  * NULL: a GEMM's or a reduction's epilogue, a reduction reading an
- * elementwise loop (ir_is_gemm_epilogue, ir_is_reduce_*). */
+ * elementwise loop, the steps of attention (ir_is_gemm_epilogue,
+ * ir_is_reduce_*, ir_is_attention_*). */
 static Op *kernel_partner(Op *op) {
   if (op->nresults != 1 || op->results[0]->nuses != 1)
     return NULL;
@@ -306,7 +333,8 @@ static Op *kernel_partner(Op *op) {
   while (reader && !reads(reader, op->results[0]))
     reader = reader->next;
   if (ir_is_gemm_epilogue(op, reader) || ir_is_reduce_epilogue(op, reader) ||
-      ir_is_reduce_prologue(op, reader))
+      ir_is_reduce_prologue(op, reader) ||
+      ir_is_attention_softmax(op, reader) || ir_is_attention_scores(op, reader))
     return reader;
   return NULL;
 }

@@ -314,6 +314,11 @@ void mc_threads_shutdown(void);
  * kept for its next call (which may move it); NULL when out of memory.
  * Freed when the thread exits, for the main thread at exit. */
 void *mc_thread_scratch(size_t bytes);
+/* The same for another slot: each slot is a buffer of its own, so a
+ * kernel may keep slot 1 across the calls it makes (a GEMM takes slot 0).
+ * Slots 0 .. MC_SCRATCH_SLOTS-1; mc_thread_scratch is slot 0. */
+enum { MC_SCRATCH_SLOTS = 2 };
+void *mc_thread_scratch_slot(int slot, size_t bytes);
 
 /* Softmax along an axis of length n whose elements are
  * x[(o*n + j)*inner + i] for o < outer, i < inner. Max-subtracted like torch:

@@ -238,43 +238,50 @@ void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
 }
 
 /* ---- per-thread scratch ------------------------------------------------- */
-static _Thread_local void *scratch_data;
-static _Thread_local size_t scratch_size;
-static pthread_key_t scratch_key;
-static int scratch_key_ok;
+static _Thread_local void *scratch_data[MC_SCRATCH_SLOTS];
+static _Thread_local size_t scratch_size[MC_SCRATCH_SLOTS];
+static pthread_key_t scratch_key[MC_SCRATCH_SLOTS];
+static int scratch_key_ok[MC_SCRATCH_SLOTS];
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_key_init(void) {
-  scratch_key_ok = pthread_key_create(&scratch_key, free) == 0;
+  for (int s = 0; s < MC_SCRATCH_SLOTS; s++)
+    scratch_key_ok[s] = pthread_key_create(&scratch_key[s], free) == 0;
 }
 
-/* The calling thread's scratch; only a thread that allocated (and so went
- * through scratch_once) reads scratch_key_ok. */
-static void scratch_release(void) {
-  if (!scratch_data)
+/* The calling thread's scratch of a slot; only a thread that allocated
+ * (and so went through scratch_once) reads scratch_key_ok. */
+static void scratch_release(int slot) {
+  if (!scratch_data[slot])
     return;
-  if (scratch_key_ok)
-    pthread_setspecific(scratch_key, NULL);
-  free(scratch_data);
-  scratch_data = NULL;
-  scratch_size = 0;
+  if (scratch_key_ok[slot])
+    pthread_setspecific(scratch_key[slot], NULL);
+  free(scratch_data[slot]);
+  scratch_data[slot] = NULL;
+  scratch_size[slot] = 0;
 }
 
-void *mc_thread_scratch(size_t bytes) {
-  if (scratch_data && scratch_size >= bytes)
-    return scratch_data;
+void *mc_thread_scratch_slot(int slot, size_t bytes) {
+  if (slot < 0 || slot >= MC_SCRATCH_SLOTS)
+    return NULL;
+  if (scratch_data[slot] && scratch_size[slot] >= bytes)
+    return scratch_data[slot];
   pthread_once(&scratch_once, scratch_key_init);
   pthread_once(&at_exit_once, threads_register_at_exit);
-  scratch_release();
+  scratch_release(slot);
   size_t size = (bytes + 4095) / 4096 * 4096;
   void *p = NULL;
   if (size < bytes || posix_memalign(&p, 64, size) != 0)
     return NULL;
-  scratch_data = p;
-  scratch_size = size;
-  if (scratch_key_ok)
-    pthread_setspecific(scratch_key, p);
+  scratch_data[slot] = p;
+  scratch_size[slot] = size;
+  if (scratch_key_ok[slot])
+    pthread_setspecific(scratch_key[slot], p);
   return p;
+}
+
+void *mc_thread_scratch(size_t bytes) {
+  return mc_thread_scratch_slot(0, bytes);
 }
 
 void mc_threads_shutdown(void) {
@@ -290,5 +297,6 @@ void mc_threads_shutdown(void) {
   pool.stop = 0;
   pthread_mutex_unlock(&pool.lock);
   pthread_mutex_unlock(&pool_busy);
-  scratch_release();
+  for (int slot = 0; slot < MC_SCRATCH_SLOTS; slot++)
+    scratch_release(slot);
 }

@@ -573,6 +573,56 @@ Test(codegen, reductions_take_their_prologue_and_epilogue) {
       "tm_close(mod);\nreturn 0;");
 }
 
+/* softmax(Q K.T * c) V is one kernel over blocks of 64 rows (no T x T
+ * buffer in the plan): bit for bit the separate GEMMs and softmax, with
+ * several row blocks, a short last one, batches, and 1 or 3 threads. */
+Test(codegen, attention_runs_by_blocks_of_rows) {
+  Value *q = input("q", ty(DT_F32, 3, 2, -1, 8));
+  Value *kk = input("k", ty(DT_F32, 3, 2, -1, 8));
+  Value *v = input("v", ty(DT_F32, 3, 2, -1, 5));
+  Attrs tb;
+  memset(&tb, 0, sizeof tb);
+  tb.matmul.trans_b = true;
+  Value *sc = op2(OP_MATMUL, q, kk, &tb, 3);
+  Value *scaled = op2(OP_MUL, sc, cst(DT_F32, 0.35), NULL, 3);
+  Attrs ax;
+  memset(&ax, 0, sizeof ax);
+  ax.axis.axis = 2;
+  Value *p = op1(OP_SOFTMAX, scaled, &ax, NULL, 4);
+  output("y", op2(OP_MATMUL, p, v, NULL, 4));
+  cr_assert(pass_fuse(m, &d));
+  char *text = emit();
+  cr_expect_not_null(strstr(text, "static int tm_L3_attention("), "%s", text);
+  cr_expect_null(strstr(text, "_softmax("), "a softmax of its own:\n%s", text);
+  cr_expect_null(strstr(text, "T * T"), "a T x T buffer:\n%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 150 };\n"
+      "static float q[2 * T * 8], k[2 * T * 8], v[2 * T * 5], y[2 * T * 5];\n"
+      "static float s[T * T], want[T * 5];\n"
+      "for (int i = 0; i < 2 * T * 8; i++) {\n"
+      "  q[i] = 0.01f * (float)((i * 37) % 101) - 0.5f;\n"
+      "  k[i] = 0.02f * (float)((i * 53) % 89) - 0.8f;\n"
+      "}\n"
+      "for (int i = 0; i < 2 * T * 5; i++) v[i] = (float)(i % 7) - 3.0f;\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "for (int threads = 1; threads <= 3; threads += 2) {\n"
+      "  mc_set_threads(threads);\n"
+      "  CHECK(tm_run(mod, T, q, k, v, y, &e) == MC_OK);\n"
+      "  for (int b = 0; b < 2; b++) {\n"
+      "    mc_gemm_f32(T, T, 8, q + b * T * 8, 8, 1, k + b * T * 8, 1, 8, s, "
+      "T, 0);\n"
+      "    for (int i = 0; i < T * T; i++) s[i] = s[i] * 0.35f;\n"
+      "    mc_softmax_f32(s, s, T, T, 1);\n"
+      "    mc_gemm_f32(T, 5, T, s, T, 1, v + b * T * 5, 5, 1, want, 5, 0);\n"
+      "    for (int i = 0; i < T * 5; i++)\n"
+      "      CHECK(fbits(y[b * T * 5 + i]) == fbits(want[i]));\n"
+      "  }\n"
+      "}\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
 /* ---- softmax, reductions, argmax
  * ------------------------------------------------ */
 

@@ -1,7 +1,7 @@
 """The command line: inspect, --config with -D precedence, the IR text round
 trip through `modelc opt`, and the emitted C compiled warning-free by gcc and
 clang (-Wall -Wextra -Werror). Output is deterministic: emitting twice gives
-the same bytes.
+the same bytes. The cache of compiled runtime objects (MODELC_CACHE_DIR).
 """
 import collections
 import filecmp
@@ -266,6 +266,115 @@ def link_and_run(ck, work, csrc, torch):
         ck.close("mlp: hand-built program: y", out["y"], want, 1e-5, 1e-5)
 
 
+def runtime_cache(ck, work):
+    """The cache of compiled runtime objects (MODELC_CACHE_DIR): two builds
+    with the same flags share one entry and give the same program; other
+    MC_CFLAGS make another entry; an entry missing an object, or a leftover
+    staging directory, is not used and the build succeeds; `off` writes no
+    cache anywhere; an unwritable cache still builds. At -O0 and without
+    sanitizers, whatever the build: each miss compiles the runtime (1-2 s
+    so, 12 s and more under ASan) and the cache's logic is the same for any
+    flags."""
+    import subprocess
+    import numpy as np
+    model = mc_e2e.model_path("mlp.model")
+    rng = np.random.default_rng(11)
+    tensors = {"fc1.weight": (64, 16), "fc1.bias": (64,), "fc2.weight": (8, 64),
+               "fc2.bias": (8,)}
+    weights = work.path("cache", "mlp.safetensors")
+    mc_e2e.write_safetensors(weights, {k: rng.standard_normal(v).astype(np.float32)
+                                       for k, v in tensors.items()})
+    x = rng.standard_normal((3, 16)).astype(np.float32)
+    cache = work.path("cache", "dir")
+
+    def build(name, cache_dir=cache, cflags="", env_extra=None):
+        env = dict(os.environ)
+        env["MC_CFLAGS"] = cflags
+        if cache_dir is None:
+            env.pop("MODELC_CACHE_DIR", None)
+        else:
+            env["MODELC_CACHE_DIR"] = cache_dir
+        env.update(env_extra or {})
+        prog = work.path("cache", "programs", name)
+        argv = mc_e2e.compile_args(model, prog, opt=0)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=env, timeout=mc_e2e.TIMEOUT)
+        ok = ck.check("runtime cache: %s: builds" % name,
+                      proc.returncode == 0 and os.path.isfile(prog),
+                      "exit %d %s" % (proc.returncode, proc.stderr.strip()[:400]))
+        return prog if ok else None
+
+    def output(prog):
+        if prog is None:
+            return None
+        _, out = mc_e2e.run_program(prog, {"x": x}, work.path("cache", "out",
+                                                              os.path.basename(prog)),
+                                    work, weights=weights)
+        return out.get("y")
+
+    def entries(d):
+        return sorted(e for e in os.listdir(d) if e.startswith("runtime-")) \
+            if os.path.isdir(d) else []
+
+    first = build("first")
+    after_first = entries(cache)
+    second = build("second")
+    ck.check("runtime cache: two builds with the same flags make one entry",
+             len(after_first) == 1 and entries(cache) == after_first,
+             "%s, then %s" % (after_first, entries(cache)))
+    want = output(first)
+    ck.check("runtime cache: the programs are the same bytes",
+             first and second and filecmp.cmp(first, second, shallow=False))
+    ck.bits_equal("runtime cache: the second program's y", output(second), want)
+
+    build("other-flags", cflags="-DMC_CACHE_TEST=1")
+    ck.check("runtime cache: other MC_CFLAGS make another entry",
+             len(entries(cache)) == 2 and set(after_first) < set(entries(cache)),
+             "%s" % entries(cache))
+
+    # an entry missing an object, and a complete-looking leftover of a killed
+    # build under a staging name
+    entry = os.path.join(cache, after_first[0])
+    shutil.copytree(entry, os.path.join(cache, "tmp-leftover"))
+    removed = sorted(f for f in os.listdir(entry) if f.endswith(".o"))[0]
+    os.remove(os.path.join(entry, removed))
+    broken = build("broken-entry")
+    ck.bits_equal("runtime cache: with a broken entry, y", output(broken), want)
+    ck.check("runtime cache: the broken entry is whole again",
+             os.path.isfile(os.path.join(entry, removed)) and len(entries(cache)) == 2,
+             "%s" % sorted(os.listdir(entry)))
+
+    # off: nothing in $MODELC_CACHE_DIR's stead ($XDG_CACHE_HOME, $HOME)
+    home, xdg = work.path("cache", "home"), work.path("cache", "xdg")
+    os.makedirs(home)
+    os.makedirs(xdg)
+    off = build("off", cache_dir="off", env_extra={"HOME": home, "XDG_CACHE_HOME": xdg})
+    ck.bits_equal("runtime cache: off: y", output(off), want)
+    ck.check("runtime cache: off writes no cache", os.listdir(home) == [] and
+             os.listdir(xdg) == [], "%s %s" % (os.listdir(home), os.listdir(xdg)))
+
+    # unset: $XDG_CACHE_HOME/modelc
+    default = build("default", cache_dir=None, env_extra={"HOME": home, "XDG_CACHE_HOME": xdg})
+    ck.check("runtime cache: by default in $XDG_CACHE_HOME/modelc",
+             default and len(entries(os.path.join(xdg, "modelc"))) == 1 and
+             os.listdir(home) == [], "%s" % os.listdir(xdg))
+
+    # a cache that cannot be created (under a regular file: even for root)
+    blocker = work.path("cache", "a-file")
+    with open(blocker, "w") as f:
+        f.write("not a directory\n")
+    unwritable = build("unwritable", cache_dir=os.path.join(blocker, "cache"))
+    ck.bits_equal("runtime cache: unwritable: y", output(unwritable), want)
+    if os.geteuid() != 0:  # permissions do not stop root
+        readonly = work.path("cache", "read-only")
+        os.makedirs(readonly)
+        os.chmod(readonly, 0o555)
+        build("read-only", cache_dir=readonly)
+        ck.check("runtime cache: a read-only directory stays empty",
+                 os.listdir(readonly) == [])
+        os.chmod(readonly, 0o755)
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     try:
@@ -276,6 +385,7 @@ def body(ck, work):
     config(ck, work, torch)
     ir_round_trip(ck, work)
     emitted_c(ck, work, torch)
+    runtime_cache(ck, work)
     if not mc_e2e.SANITIZE:  # about the emitted text: once is enough
         every_model_warning_free(ck, work)
 
