@@ -463,7 +463,7 @@ static bool emit_run(FnEmit *fe) {
     cg_buf_printf(out, "  size_t off[%s];\n", upper);
     cg_buf_printf(out, "  const size_t wsize = %s(%soff);\n", fe->layout,
                   cg_sym_args(fe, layout_syms, false));
-    cg_buf_puts(out, "  unsigned char *ws = calloc(1, wsize ? wsize : 1);\n");
+    cg_buf_puts(out, "  unsigned char *ws = mc_alloc_zeroed(wsize);\n");
     cg_buf_printf(out,
                   "  if (!ws)\n    return mc_fail(err, MC_ERR_NOMEM, \"%s: "
                   "cannot allocate %%zu bytes of workspace\", wsize);\n",

@@ -5,6 +5,9 @@
  * conversions never invoke undefined behaviour (out-of-range values are
  * detected before the cast).
  */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* madvise */
+#endif
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- errors and dtypes ----------------------------------------------- */
 
@@ -113,6 +117,21 @@ int mc_tensor_nbytes(const McTensor *t, size_t *nbytes, McError *e) {
   return MC_OK;
 }
 
+void *mc_alloc_zeroed(size_t n) {
+  enum { HUGE = 2 << 20 };
+  if (n < HUGE)
+    return calloc(n ? n : 1, 1);
+  size_t size = (n + HUGE - 1) / HUGE * HUGE;
+  void *p = NULL;
+  if (size < n || posix_memalign(&p, HUGE, size) != 0)
+    return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE); /* before the first touch */
+#endif
+  memset(p, 0, n);
+  return p;
+}
+
 int mc_tensor_alloc(McTensor *t, McDType dtype, int rank, const int64_t *shape,
                     McError *e) {
   McTensor r;
@@ -128,7 +147,7 @@ int mc_tensor_alloc(McTensor *t, McDType dtype, int rank, const int64_t *shape,
   int rc = mc_tensor_nbytes(&r, &nbytes, e);
   if (rc)
     return rc;
-  r.data = calloc(nbytes ? nbytes : 1, 1);
+  r.data = mc_alloc_zeroed(nbytes);
   if (!r.data)
     return mc_fail(e, MC_ERR_NOMEM, "out of memory allocating %zu bytes",
                    nbytes);

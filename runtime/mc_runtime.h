@@ -92,6 +92,10 @@ int64_t mc_tensor_numel(const McTensor *t);
 int mc_tensor_nbytes(const McTensor *t, size_t *nbytes, McError *e);
 /* Sets dtype, rank and shape and mallocs zeroed data (never NULL on success,
  * even for zero elements). shape may be NULL when rank is 0. */
+/* n zeroed bytes for free(): from 2 MB on in 2 MB-aligned memory the
+ * kernel may back with huge pages (a 64 MB output takes 32 page faults
+ * instead of 16384); NULL when out of memory. */
+void *mc_alloc_zeroed(size_t n);
 int mc_tensor_alloc(McTensor *t, McDType dtype, int rank, const int64_t *shape,
                     McError *e);
 void mc_tensor_free(McTensor *t); /* frees data, sets it to NULL */

@@ -573,3 +573,20 @@ Test(kernels, softmax_all_masked_row_is_nan_like_torch) {
     cr_assert(isnan(nan_row[j]));
   mc_softmax_f32(x, y, 0, 3, 1); /* empty: no-op */
 }
+
+/* mc_alloc_zeroed: zeroed memory for free(), 2 MB-aligned from 2 MB on
+ * (so the kernel can back it with huge pages). */
+Test(runtime, alloc_zeroed_large_and_small) {
+  const size_t sizes[] = {0, 1, 4096, (2u << 20) - 1, 2u << 20, (5u << 20) + 3};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+    unsigned char *p = mc_alloc_zeroed(sizes[s]);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < sizes[s]; i++)
+      if (p[i])
+        cr_assert_fail("byte %zu of %zu is %d", i, sizes[s], p[i]);
+    if (sizes[s] >= (2u << 20))
+      cr_assert_eq((uintptr_t)p % (2u << 20), 0);
+    memset(p, 0xab, sizes[s]);
+    free(p);
+  }
+}
