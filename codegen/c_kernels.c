@@ -238,9 +238,37 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
   bool has_outer = false;
   for (int j = 0; j < s->rank; j++)
     has_outer |= !(axes & (1u << j)) && !cg_is_one(s->dims[j]);
-  if (has_outer)
-    cg_line(k, 1, "int64_t o = 0;");
-  int depth = cg_open_loops(k, 1, s, axes, vars, true);
+  /* the first axis with a loop, when it is kept: the runtime's threads
+   * take ranges of it (each result is computed by the same code in any
+   * range: the bits do not depend on the thread count) */
+  int outer = 0;
+  while (outer < s->rank && cg_is_one(s->dims[outer]))
+    outer++;
+  bool ranged = outer < s->rank && !(axes & (1u << outer));
+  int depth = 1;
+  if (ranged) {
+    const char *inner = cg_kproduct(k, s, outer + 1, s->rank);
+    cg_begin_range(k, cg_kdim(k, s->dims[outer]),
+                   cg_strf(k->arena, "16384 / (%s) + 1", inner));
+    const char *ov = cg_loop_vars[outer];
+    bool others = false; /* kept axes with a loop inside the range's */
+    for (int j = outer + 1; j < s->rank; j++)
+      others |= !(axes & (1u << j)) && !cg_is_one(s->dims[j]);
+    cg_line(k, 1, "for (int64_t %s = begin; %s < end; %s++)%s", ov, ov, ov,
+            others ? "" : " {");
+    if (others) {
+      depth = cg_open_loops(k, 2, s, axes | (1u << outer), vars, true);
+    } else {
+      for (int j = 0; j < s->rank; j++)
+        vars[j] = NULL;
+      depth = 2;
+    }
+    vars[outer] = ov;
+  } else {
+    if (has_outer)
+      cg_line(k, 1, "int64_t o = 0;");
+    depth = cg_open_loops(k, 1, s, axes, vars, true);
+  }
   /* the result's positions: the kept axes' loop variables */
   const char *rpos[MAX_RANK] = {0};
   for (int j = 0, r = 0; j < s->rank; j++)
@@ -248,6 +276,11 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
       rpos[r++] = vars[j];
     else if (op->attrs.reduce.keepdims)
       r++;
+  const char *dst =
+      ranged      ? cg_strf(k->arena, "y[%s]",
+                            cg_strided_index(k, &op->results[0]->type.shape, rpos))
+      : has_outer ? "y[o++]"
+                  : "y[0]";
   OpKind kind = op->kind;
   const char *e, *val;
   int in;
@@ -318,8 +351,10 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
     if (!val)
       return false;
   }
-  cg_line(k, depth, "%s = %s;", has_outer ? "y[o++]" : "y[0]", val);
+  cg_line(k, depth, "%s = %s;", dst, val);
   cg_close_block(k, depth);
+  if (ranged)
+    cg_end_range(k);
   return true;
 }
 
