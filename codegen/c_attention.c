@@ -8,7 +8,7 @@
  *   static void NAME_range(void *ctx, int64_t begin, int64_t end) {
  *     ...
  *     for (int64_t slot = begin; slot < end; slot++) {   (one per thread)
- *       float *restrict sc = s + slot * ATTN_ROWS * N;
+ *       float *restrict sc = s + slot * BLOCK * N;  (BLOCK: ATTN_ROWS or M)
  *       for (int64_t blk = slot; blk < batches * row_blocks; blk += nt) {
  *         S rows r0 .. r0+rows of batch blk / row_blocks into sc (with ep)
  *         mc_softmax_f32(sc, sc, rows, N, 1);
@@ -23,6 +23,7 @@
  * and the epilogue only on the element, so the result is bit for bit that
  * of the three separate kernels, for any block size and thread count.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "c_emit.h"
@@ -38,6 +39,17 @@ static void batch_pos(const Shape *s, int nb, const char *const *vars,
     pos[j] = cg_is_one(s->dims[j]) ? NULL : vars[j + nb - n];
 }
 
+/* The rows of a block (and of a thread's part of the buffer): ATTN_ROWS,
+ * or all M when fewer (one row when decoding: 1 x T floats per thread, not
+ * 64 x T, allocated on each call). */
+static const char *block_rows(CgKernel *k, const char *M) {
+  char *end;
+  long long m = strtoll(M, &end, 10);
+  if (*M && !*end)
+    return m < atoll(ATTN_ROWS) ? M : ATTN_ROWS;
+  return cg_strf(k->arena, "(%s < %s ? %s : %s)", M, ATTN_ROWS, M, ATTN_ROWS);
+}
+
 bool cg_kernel_attention(CgKernel *k, Diag *d) {
   const Op *mm = k->op, *pv = k->pv;
   const Shape *ss = &k->softmax->results[0]->type.shape;
@@ -48,17 +60,16 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   cg_gemm_layout(k, mm, k->view[0], k->view[1], k->transposed[1], &g);
   cg_gemm_layout(k, pv, NULL, k->pv_view, false, &h);
   /* the range function's body, with the symbols it reads kept apart */
-  CgBuf outer = k->body;
-  uint64_t outer_syms = k->syms;
-  k->body = (CgBuf){0};
-  k->syms = 0;
+  CgSub outer;
+  cg_sub_begin(k, &outer);
   Shape batch = *ss;
   batch.rank = nb;
   const char *batches = cg_kproduct(k, &batch, 0, nb);
+  const char *block = block_rows(k, g.M);
   cg_line(k, 1, "const int64_t row_blocks = (%s + %s - 1) / %s;", g.M,
           ATTN_ROWS, ATTN_ROWS);
   cg_line(k, 1, "for (int64_t slot = begin; slot < end; slot++) {");
-  cg_line(k, 2, "float *restrict sc = s + slot * %s * %s;", ATTN_ROWS, g.N);
+  cg_line(k, 2, "float *restrict sc = s + slot * %s * %s;", block, g.N);
   cg_line(k, 2, "for (int64_t blk = slot; blk < %s * row_blocks; blk += nt) {",
           batches);
   cg_line(k, 3, "const int64_t r0 = blk %% row_blocks * %s;", ATTN_ROWS);
@@ -87,8 +98,12 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   const char *yoff = cg_strided_index(k, ys, ypos);
   const char *last = "0";
   if (k->epilogue) {
-    if (!cg_gemm_epilogue(k, 3, vars, nb, nb, ss->rank - 1, "r0", d))
+    if (!cg_gemm_epilogue(k, 3, vars, nb, nb, ss->rank - 1, "r0", d)) {
+      CgBuf dropped;
+      cg_sub_end(k, &outer, &dropped);
+      cg_buf_free(&dropped);
       return false;
+    }
     last = "&ep";
   }
   cg_line(k, 3,
@@ -103,10 +118,8 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
           h.N, g.N, g.N, voff, h.rsb, h.csb, yoff, h.N, h.N);
   cg_line(k, 2, "}");
   cg_line(k, 1, "}");
-  CgBuf range = k->body;
-  uint64_t syms = k->syms;
-  k->body = outer;
-  k->syms = outer_syms | syms;
+  CgBuf range;
+  uint64_t syms = cg_sub_end(k, &outer, &range);
   /* NAME_args: the symbols and pointers the range reads */
   CgBuf *o = &k->defs, init = {0};
   cg_buf_puts(o, "typedef struct {\n");
@@ -154,7 +167,7 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   cg_line(k, 1, "const int64_t nt = mc_get_threads();");
   cg_line(k, 1,
           "float *s = malloc(sizeof(float) * (size_t)nt * %s * (size_t)%s);",
-          ATTN_ROWS, cg_kdim(k, ss->dims[ss->rank - 1]));
+          block_rows(k, g.M), cg_kdim(k, ss->dims[ss->rank - 1]));
   cg_line(k, 1, "if (!s)");
   cg_line(k, 2,
           "return mc_fail(err, MC_ERR_NOMEM, \"out of memory for a block of "

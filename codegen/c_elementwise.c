@@ -386,10 +386,8 @@ bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
   const Shape *ys = &ep->results[0]->type.shape;
   int n = ep->noperands;
   /* the function's body, with the symbols it reads kept apart */
-  CgBuf outer = k->body;
-  uint64_t outer_syms = k->syms;
-  k->body = (CgBuf){0};
-  k->syms = 0;
+  CgSub outer;
+  cg_sub_begin(k, &outer);
   const char *pos[MAX_RANK] = {0};
   if (rows >= 0)
     pos[rows] = "i";
@@ -402,14 +400,16 @@ bool cg_gemm_epilogue(CgKernel *k, int depth, const char *const *vars,
   cg_line(k, 2, "for (int64_t j = j0; j < j1; j++) {");
   const char *e = cg_element_at(k, ep, 3, pos, "x", k->ep_literal, product,
                                 "c[i * ldc + j]", d);
-  if (!e)
+  if (e) {
+    cg_line(k, 3, "c[i * ldc + j] = %s;", e);
+    cg_line(k, 2, "}");
+  }
+  CgBuf body;
+  uint64_t syms = cg_sub_end(k, &outer, &body);
+  if (!e) {
+    cg_buf_free(&body);
     return false;
-  cg_line(k, 3, "c[i * ldc + j] = %s;", e);
-  cg_line(k, 2, "}");
-  CgBuf body = k->body;
-  uint64_t syms = k->syms;
-  k->body = outer;
-  k->syms = outer_syms | syms;
+  }
   /* NAME_ep_args: ep's pointer operands, then the symbols NAME_ep reads */
   CgBuf *o = &k->defs, init = {0};
   size_t start = o->len;

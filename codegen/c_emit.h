@@ -167,6 +167,16 @@ void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
 void cg_begin_range(CgKernel *k, const char *range, const char *grain);
 /* Ends it: the symbols read since cg_begin_range are the body's. */
 void cg_end_range(CgKernel *k);
+/* A function of its own inside a kernel (an epilogue, attention's range):
+ * cg_sub_begin sets the kernel's body aside, cg_sub_end hands the lines
+ * written since to *body and returns the symbols they read, which the
+ * kernel reads too (to pass them on). */
+typedef struct CgSub {
+  CgBuf body;
+  uint64_t syms;
+} CgSub;
+void cg_sub_begin(CgKernel *k, CgSub *saved);
+uint64_t cg_sub_end(CgKernel *k, CgSub *saved, CgBuf *body);
 
 /* c_kernels.c: a matmul's GEMM arguments as C, from the operands' views
  * (NULL: dense) and whether B is a weight kept transposed. */

@@ -35,6 +35,21 @@ void cg_end_range(CgKernel *k) {
   k->syms |= outside;
 }
 
+void cg_sub_begin(CgKernel *k, CgSub *saved) {
+  saved->body = k->body;
+  saved->syms = k->syms;
+  k->body = (CgBuf){0};
+  k->syms = 0;
+}
+
+uint64_t cg_sub_end(CgKernel *k, CgSub *saved, CgBuf *body) {
+  uint64_t syms = k->syms;
+  *body = k->body;
+  k->body = saved->body;
+  k->syms = saved->syms | syms;
+  return syms;
+}
+
 void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
                     int np, const char *sig, CgBuf *out) {
   cg_buf_puts(out, "typedef struct {\n");
