@@ -77,20 +77,16 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
     big_args = wargs + write_inputs(work, inputs)
     prog, compile_s = compile_case(modelc, case, os.path.join(root, "progs"), progs)
     arena = arena_bytes(modelc, case, work)
-    small_args = None
-    if case["small"] is not None:
-        small_args = wargs + write_inputs(os.path.join(work, "small"), case["small"])
     saved = False
     for n in threads_list:
         row = dict(row=case["row"], key=case["key"], case=case["name"], threads=n,
                    target=target_text(case["target"]), weights_mb=weight_bytes / 2 ** 20,
                    arena_mb="" if arena is None else arena / 2 ** 20, compile_s=compile_s)
-        mc_s, columns, mc_out = time_modelc(case, prog, big_args, small_args, work, n, runs,
-                                            explicit)
+        mc_s, columns, mc_out = time_modelc(case, prog, big_args, work, n, runs)
         row.update(columns)
         pt_s, s, r = time_torch(case, work, n, runs, explicit, candidates[n], save=not saved)
         saved = True
-        noise = mc_s <= 0 or pt_s <= 0  # the fixed cost's own noise exceeds the work
+        noise = mc_s <= 0 or pt_s <= 0  # decoding: t(64) - t(1) within noise
         row.update(torch_ms=1e3 * pt_s, torch_setting=setting_label(s),
                    torch_runs=r.get("runs", ""), torch_cpu_wall=r.get("cpu_wall", ""),
                    rss_pt_mb=r["rss_kb"] / 1024.0, ratio="" if noise else mc_s / pt_s)

@@ -12,8 +12,7 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
         Prompt 16 tokens. Both sides are timed twice, with 64 new tokens and
         with 1 (modelc: the `stop` input set to the first greedy token, so the
         same program stops after one step; torch: the same loop run for 1
-        step); ms/token = (t(64) - t(1)) / 63: prefill, process start, weight
-        mapping and I/O cancel. Every step is one token through the layers and
+        step); ms/token = (t(64) - t(1)) / 63: the prefill cancels. Every step is one token through the layers and
         the choice of the next token (modelc: its top-k/top-p machinery at
         temperature 0; torch: argmax). The bandwidth bound is the bytes of
         weights one token reads (all but wpe, of which one row) / the triad
@@ -69,7 +68,7 @@ def configs(quick):
     if quick:
         # GPT-2 small's weights take long to write and its programs to
         # compile: a tiny GPT-2; the encoder and BiLSTM-CRF rows are cheap at
-        # full size (smaller ones vanish in the process start).
+        # full size.
         return dict(gpt2=GPT2_QUICK, prompts=(64,), decode_prompt=8, decode_new=16,
                     encoder=dict(d=512, heads=8, ffn=2048, batch=8, t=128),
                     bilstm=dict(vocab=5000, emb=100, hidden=128, tags=9, batch=32, t=50),
@@ -175,8 +174,8 @@ def make_bilstm(rng, c):
 
 # ---- cases ------------------------------------------------------------------------
 # A case: key, row, name, model, defines, entry, make(rng) -> (weights or
-# "gpt2", inputs), small inputs (the fixed-cost run), flops, target, cfg (for
-# the torch child) and kind ("forward" or "decode").
+# "gpt2", inputs), flops, target, cfg (for the torch child) and kind
+# ("forward" or "decode").
 
 def cases(cfg):
     g = cfg["gpt2"]
@@ -187,7 +186,7 @@ def cases(cfg):
             model="gpt2.model", defines=gpt2_defines(g), entry=None, arena_defines={"T": t},
             make=lambda rng, t=t: ("gpt2", {"tokens": rng.integers(0, g["n_vocab"], t)
                                             .astype(np.int32)}),
-            small={"tokens": np.zeros(1, np.int32)}, flops=gpt2_flops(t, g),
+            flops=gpt2_flops(t, g),
             target=("ratio", 0.4), cfg=dict(g), kind="forward"))
     p, new = cfg["decode_prompt"], cfg["decode_new"]
     out.append(dict(
@@ -196,7 +195,7 @@ def cases(cfg):
         model="gpt2_generate.model", defines=dict(gpt2_defines(g), max_new=new),
         entry="generate", arena_defines={"P": p},
         make=lambda rng: ("gpt2", {"prompt": rng.integers(0, g["n_vocab"], p).astype(np.int32)}),
-        small=None, flops=None, target=("ratio", 0.26), cfg=dict(g, max_new=new),
+        flops=None, target=("ratio", 0.26), cfg=dict(g, max_new=new),
         kind="decode"))
     # 16-bit weights (--weight-dtype): the first prompt and decoding, timed
     # against the same torch f32 run; the output check prints the accuracy
@@ -217,7 +216,7 @@ def cases(cfg):
         defines=dict(d_model=e["d"], nhead=e["heads"], dim_feedforward=e["ffn"], num_layers=1),
         entry=None, arena_defines={"B": e["batch"], "T": e["t"]},
         make=lambda rng: make_encoder(rng, e),
-        small={"x": np.zeros((1, 1, e["d"]), np.float32)}, flops=encoder_flops(e),
+            flops=encoder_flops(e),
         target=("ratio", 0.6), cfg=e, kind="forward"))
     b = cfg["bilstm"]
     out.append(dict(
@@ -229,7 +228,6 @@ def cases(cfg):
                      n_tags=b["tags"]),
         entry="decode", arena_defines={"B": b["batch"], "T": b["t"]},
         make=lambda rng: make_bilstm(rng, b),
-        small={"tokens": np.zeros((1, 1), np.int32), "lengths": np.ones(1, np.int32)},
         flops=None, target=("ratio", 0.2), cfg=b, kind="forward"))
     n = cfg["act_n"]
     out.append(dict(
@@ -237,7 +235,7 @@ def cases(cfg):
         model=os.path.join(HERE, "models", "activation_chain.model"), defines={}, entry=None,
         arena_defines={"N": n},
         make=lambda rng: ({}, {"x": (4 * rng.standard_normal(n)).astype(np.float32)}),
-        small={"x": np.zeros(1, np.float32)}, flops=None, bytes=8 * n,
+            flops=None, bytes=8 * n,
         target=("triad", 0.8), cfg={}, kind="forward"))
     for s in cfg["sgemm"]:
         out.append(dict(
@@ -246,13 +244,12 @@ def cases(cfg):
             arena_defines={"N": s},
             make=lambda rng, s=s: ({}, {"a": rng.standard_normal((s, s), dtype=np.float32),
                                         "b": rng.standard_normal((s, s), dtype=np.float32)}),
-            small={"a": np.ones((1, 1), np.float32), "b": np.ones((1, 1), np.float32)},
             flops=2 * s ** 3, target=("gemm", 0.9), cfg={}, kind="forward"))
     out.append(dict(
         key="activations_all", row=5, name="activations.model, 14 outputs, %dM floats" % (n >> 20),
         model="activations.model", defines={}, entry=None, arena_defines={"N": n},
         make=lambda rng: ({}, {"x": (4 * rng.standard_normal(n)).astype(np.float32)}),
-        small={"x": np.zeros(1, np.float32)}, flops=None, target=None, cfg={}, kind="forward",
+            flops=None, target=None, cfg={}, kind="forward",
         optional=True))
     return out
 

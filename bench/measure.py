@@ -19,24 +19,17 @@ best one (--quick: the best only) and keeps the fastest; the table says which
 won.
 
 What is timed:
-  modelc  the generated program has no internal timer (runtime/mc_main.c
-          prints none), so: the median wall time of whole runs of the program
-          (process start, weights mmap'd from safetensors, inputs read from
-          .npy, the model, outputs written as .npy to a tmpfs) minus the
-          median of runs of the same program on the case's smallest input
-          (1 token, 1 element, ...): process start, weight mapping and
-          faulting cancel; the output writing of the real input does not
-          (GPT-2 at 512 writes 103 MB of logits), and the small run's own
-          compute is subtracted too (for GPT-2 one token, one pass over the
-          weights). Big and small runs alternate. Decoding: see row 2 in
-          cases.py.
+  modelc  the generated program's own timer (PROG --time R, runtime/
+          mc_main.c): it loads the weights and inputs, runs the model once,
+          then R more times and prints the median wall time of those R runs,
+          the model alone: no process start, weight loading or .npy I/O.
+          Runs shorter than 50 ms are repeated up to 20 times (1 s).
+          Decoding: see row 2 in cases.py.
   torch   the median of warm calls of the forward in a running process (one
           warm-up call first); no interpreter start, weight load or I/O.
-Runs: --runs N (default 5; 1 with --quick). A run shorter than 0.25 s is
-repeated up to 20 times (or 1 s); without an explicit --runs a run longer
-than 5 s is repeated 3 times only. When modelc's difference of medians is
-not positive (the work is below the noise of process start) the row says
-"below timing noise" and has no ratio.
+Runs: --runs N (default 5; 1 with --quick). A torch run shorter than 0.25 s
+is repeated up to 20 times (or 1 s); without an explicit --runs a run longer
+than 5 s is repeated 3 times only.
 Peak RSS: GNU time's maximum resident set of the program and of the torch
 child (which includes the interpreter, torch and the weights). Arena: the
 layout comment of the C that `modelc compile --emit c` writes with the
@@ -304,72 +297,58 @@ def arena_bytes(modelc, case, workdir):
     return None
 
 
-def run_program(prog, args, outdir, threads, rss_file):
-    """Wall time and peak RSS (KiB, see with_gnu_time) of one run of prog."""
+def run_program(prog, args, outdir, threads, rss_file, runs):
+    """One process of prog that runs the model 1 + runs times (--time runs):
+    (the median wall time of the last runs as the program measures it, in
+    seconds, and the process's peak RSS in KiB, see with_gnu_time)."""
     shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(outdir)
-    cmd = [prog] + args + ["-o", outdir]
+    cmd = [prog] + args + ["--time", str(runs), "-o", outdir]
     full, use_time = with_gnu_time(cmd, rss_file)
     env = dict(os.environ, MC_THREADS=str(threads))
-    t0 = time.perf_counter()
     p = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(p.pid, 0)
-    elapsed = time.perf_counter() - t0
     err = p.stderr.read().decode()
     p.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError("%s failed: %s" % (" ".join(cmd), err.strip()[-2000:]))
-    return elapsed, read_rss(rss_file) if use_time else usage.ru_maxrss
+    m = re.search(r"time: median ([0-9.]+) ms", err)
+    if not m:
+        raise RuntimeError("%s printed no time: %s" % (" ".join(cmd), err.strip()[-2000:]))
+    return float(m.group(1)) / 1e3, read_rss(rss_file) if use_time else usage.ru_maxrss
 
 
-def time_pair(prog, big_args, small_args, work, threads, runs, explicit, first=None):
-    """Alternating runs on the real and on the small input (decoding: all new
-    tokens and one): (median real, median small, peak RSS of the real runs,
-    the real runs' output dir, the number of pairs). first: (seconds, RSS)
-    of a real run already made, counted as the first."""
-    big, small, rss = [], [], 0
-    out_big, out_small = os.path.join(work, "out"), os.path.join(work, "out_small")
-    rss_file = os.path.join(work, "rss.txt")
-    total = 0.0
-    while True:
-        if first is not None:
-            t, r = first
-            first = None
-        else:
-            t, r = run_program(prog, big_args, out_big, threads, rss_file)
-        big.append(t)
-        total += t
-        rss = max(rss, r)
-        small.append(run_program(prog, small_args, out_small, threads, rss_file)[0])
-        if not more_runs(big, total, runs, explicit):
-            break
-    return statistics.median(big), statistics.median(small), rss, out_big, len(big)
+def run_enough(prog, args, outdir, threads, rss_file, runs):
+    """run_program, again with more runs when they are short (at most 1 s
+    of them, at most 20): (median seconds, peak RSS KiB, runs)."""
+    t, rss = run_program(prog, args, outdir, threads, rss_file, runs)
+    more = min(20, int(1.0 / max(t, 1e-4)))
+    if more > runs:
+        t, rss2 = run_program(prog, args, outdir, threads, rss_file, more)
+        return t, max(rss, rss2), more
+    return t, rss, runs
 
 
 # ---- one case at one thread count -------------------------------------------------
 
-def time_modelc(case, prog, big_args, small_args, work, threads, runs, explicit):
+def time_modelc(case, prog, args, work, threads, runs):
     """(seconds of the case's work (decoding: per token), the row's modelc
     columns, the output dir of the real input)."""
+    mc_out, rss_file = os.path.join(work, "out"), os.path.join(work, "rss.txt")
+    t, rss, nr = run_enough(prog, args, mc_out, threads, rss_file, runs)
+    mc_s = t
     if case["kind"] == "decode":
-        # the greedy tokens first, then the same program stopping after one
-        mc_out = os.path.join(work, "out")
-        pre = run_program(prog, big_args, mc_out, threads, os.path.join(work, "rss.txt"))
+        # all new tokens, then the same program stopping after the first
         first = int(np.load(os.path.join(mc_out, "tokens.npy"))[0])
-        stop_args = big_args + write_inputs(work, {"stop": np.array(first, np.int32)},
-                                            prefix="stop_")
-        t_big, t_small, rss, mc_out, nr = time_pair(prog, big_args, stop_args, work, threads,
-                                                    runs, explicit, first=pre)
-        n_one = int(np.load(os.path.join(work, "out_small", "n_tokens.npy")))
+        stop_args = args + write_inputs(work, {"stop": np.array(first, np.int32)},
+                                        prefix="stop_")
+        one_out = os.path.join(work, "out_one")
+        t_one, _, _ = run_enough(prog, stop_args, one_out, threads, rss_file, runs)
+        n_one = int(np.load(os.path.join(one_out, "n_tokens.npy")))
         if n_one != 1:
             raise RuntimeError("generate with stop=first token made %d tokens" % n_one)
-        mc_s = per_token(case, t_big, t_small)
-    else:
-        t_big, t_small, rss, mc_out, nr = time_pair(prog, big_args, small_args, work, threads,
-                                                    runs, explicit)
-        mc_s = t_big - t_small
-    return mc_s, dict(modelc_raw_ms=1e3 * t_big, modelc_fixed_ms=1e3 * t_small,
-                      modelc_ms=1e3 * mc_s, modelc_runs=nr, rss_mc_mb=rss / 1024.0), mc_out
+        mc_s = per_token(case, t, t_one)
+    return mc_s, dict(modelc_ms=1e3 * mc_s, modelc_runs=nr, rss_mc_mb=rss / 1024.0), mc_out
 
 
 def time_torch(case, work, threads, runs, explicit, settings, save):

@@ -367,7 +367,7 @@ static void io_specs(Emitter *e, const char *prefix, const char *what, int n,
 }
 
 /* One McWeightSpec initializer line: {"name", rank, {dims}, store,
- * transposed}, */
+ * transposed, packed}, */
 static bool spec_literal(Emitter *e, int i, CgBuf *out) {
   const Param *p = &e->m->params[i];
   bool ok = true;
@@ -381,7 +381,8 @@ static bool spec_literal(Emitter *e, int i, CgBuf *out) {
     }
     cg_buf_printf(out, "%s%" PRId64, j ? ", " : "", c);
   }
-  cg_buf_printf(out, "}, %s, %d},\n", cg_mc_dtype(e->wstore[i]), e->wtrans[i]);
+  cg_buf_printf(out, "}, %s, %d, %d},\n", cg_mc_dtype(e->wstore[i]),
+                e->wtrans[i], e->wpacked[i]);
   return ok;
 }
 

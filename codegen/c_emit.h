@@ -94,6 +94,7 @@ typedef struct CgKernel {
    * (else DT_F32), kept transposed */
   const DType *store;
   const bool *transposed;
+  const bool *packed; /* f32 weight kept in GEMM panels (mc_gemm_pack_b) */
   /* dynamic_update_slice only: y already holds operand 0 (the update is
    * made in place), which is then not a parameter */
   bool in_place;
@@ -280,9 +281,11 @@ typedef struct Emitter {
   bool any_run_time_plan; /* some layout calls plan_place */
   DType *wstore;          /* by param: how the model keeps it (c_weights.c) */
   bool *wtrans;
+  bool *wpacked;
 } Emitter;
 
-/* c_weights.c: e->wstore and e->wtrans from the uses of every weight. */
+/* c_weights.c: e->wstore, e->wtrans and e->wpacked from the uses of every
+ * weight. */
 void cg_choose_weight_layouts(Emitter *e);
 
 /* The memory plan of a function's workspace buffers (c_plan.c). */

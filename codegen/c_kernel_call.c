@@ -136,13 +136,17 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
       arena_alloc(&e->arena, (size_t)(op->noperands + 1) * sizeof(DType));
   bool *transposed =
       arena_alloc(&e->arena, (size_t)(op->noperands + 1) * sizeof(bool));
+  bool *packed =
+      arena_alloc(&e->arena, (size_t)(op->noperands + 1) * sizeof(bool));
   k.store = store;
   k.transposed = transposed;
+  k.packed = packed;
   for (int i = 0; i < op->noperands; i++) {
     const ValueInfo *xi = cg_info(fe, op->operands[i]);
     k.view[i] = xi->view;
     store[i] = xi->storage == ST_PARAM ? e->wstore[xi->index] : DT_F32;
     transposed[i] = xi->storage == ST_PARAM && e->wtrans[xi->index];
+    packed[i] = xi->storage == ST_PARAM && e->wpacked[xi->index];
   }
   k.name = pv   ? attention_kernel_name(e, op)
            : ep ? epilogue_kernel_name(e, op, ep)

@@ -144,7 +144,11 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
     ep = "_ep";
     last = "&ep";
   }
-  if (is_float && store != DT_F32) {
+  if (is_float && k->packed && k->packed[1]) { /* a weight, any batch */
+    cg_line(k, depth,
+            "mc_gemm_f32_packed%s(%s, %s, %s, %s, %s, %s, b, %s, %s, %s);", ep,
+            M, N, K, pa, rsa, csa, py, N, last);
+  } else if (is_float && store != DT_F32) {
     cg_line(k, depth,
             "mc_gemm_f32_w16%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
             "%s);",

@@ -12,14 +12,31 @@
  *    16 bits; the matmul widens it in registers (mc_gemm_f32_w16), the
  *    gather element by element. Everything else stays f32: vectors, weights
  *    that feed elementwise ops, views, outputs.
+ *  - packed: an f32 matrix whose only uses are as the right operand of
+ *    float matmuls, all with trans_b or all without, is kept as the GEMM's
+ *    panels of B (mc_gemm_pack_b, of W or W.T): every call reads it in
+ *    place (mc_gemm_f32_packed), none packs it again (a prompt's GEMMs, a
+ *    batch of them sharing the weight, a scan's step).
  * Either way the values the model computes with are the same f32 numbers
  * (16-bit rounding aside), so no other part of the backend changes.
+ * Attention's two matmuls (c_attention.c) read their operands as the file
+ * has them: a weight used there keeps its layout.
  */
 #include "c_emit.h"
 
 typedef struct Uses {
   int matmul, trans_b, gather, other;
 } Uses;
+
+/* Whether mm is one of attention's matmuls: P @ V, or Q @ K.T with perhaps
+ * its epilogue before the softmax (passes/fuse.c made them neighbours). */
+static bool attention_matmul(const Op *mm) {
+  const Op *a = mm->operands[0]->def;
+  if (a && a->kind == OP_SOFTMAX)
+    return true;
+  const Op *s = ir_is_gemm_epilogue(mm, mm->next) ? mm->next : mm;
+  return ir_is_attention_scores(s, s->next);
+}
 
 static int param_of(const Value *v) {
   return v->def && v->def->kind == OP_PARAM ? v->def->attrs.param.index : -1;
@@ -32,7 +49,7 @@ static void count_uses(const Block *b, Uses *u) {
       if (p < 0)
         continue;
       if (op->kind == OP_MATMUL && i == 1 &&
-          dtype_is_float(op->results[0]->type.dtype)) {
+          dtype_is_float(op->results[0]->type.dtype) && !attention_matmul(op)) {
         u[p].matmul++;
         u[p].trans_b += op->attrs.matmul.trans_b;
       } else if (op->kind == OP_GATHER && i == 0 && op->attrs.axis.axis == 0) {
@@ -51,6 +68,7 @@ void cg_choose_weight_layouts(Emitter *e) {
   int np = m->nparams;
   e->wstore = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(DType));
   e->wtrans = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(bool));
+  e->wpacked = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(bool));
   Uses *u = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(Uses));
   for (const Function *f = m->functions; f; f = f->next) {
     count_uses(f->body, u);
@@ -69,5 +87,7 @@ void cg_choose_weight_layouts(Emitter *e) {
     e->wtrans[p] = u[p].trans_b == u[p].matmul;
     if (half == DT_F16 || half == DT_BF16)
       e->wstore[p] = half;
+    else if (!u[p].gather && (u[p].trans_b == 0 || e->wtrans[p]))
+      e->wpacked[p] = true;
   }
 }

@@ -303,7 +303,7 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
   const McGemmArgs *g = &job->g;
   const McGemmKernel *kern = job->kern;
   const int mr = kern->mr, nr = kern->nr;
-  int direct_b = !g->fmt && g->csb == 1 && m1 - m0 <= GEMM_DIRECT_M;
+  int direct_b = !g->fmt && !g->P && g->csb == 1 && m1 - m0 <= GEMM_DIRECT_M;
   for (int64_t ic = m0; ic < m1; ic += bl->mc) {
     int64_t mc = m1 - ic < bl->mc ? m1 - ic : bl->mc;
     for (int64_t pc = 0; pc < g->K; pc += bl->kc) {
@@ -316,7 +316,9 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
       for (int64_t jc = n0; jc < n1; jc += bl->nc) {
         int64_t nc = n1 - jc < bl->nc ? n1 - jc : bl->nc;
         int64_t packed_from = direct_b ? nc / nr * nr : 0;
-        if (g->fmt) {
+        if (g->P) {
+          /* read in place below */
+        } else if (g->fmt) {
           gemm_pack_b16(kern, g, kc, nc, g->B16 + pc * g->rsb + jc * g->csb,
                         bl->bp, bl->wb);
         } else {
@@ -335,7 +337,12 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
             int64_t cols = nc - jr < nr ? nc - jr : nr;
             const float *b = bl->bp + jr * kc;
             int64_t ldb = nr;
-            if (jr < packed_from) {
+            if (g->P) {
+              int64_t j = jc + jr;
+              b = g->P + j / MC_GEMM_PANEL * g->K * MC_GEMM_PANEL +
+                  pc * MC_GEMM_PANEL + j % MC_GEMM_PANEL;
+              ldb = MC_GEMM_PANEL;
+            } else if (jr < packed_from) {
               b = g->B + pc * g->rsb + jc + jr;
               ldb = g->rsb;
             }
@@ -434,12 +441,34 @@ static void gemv16_buffered(const McGemmArgs *g, const McGemmKernel *kern,
     }
 }
 
+/* Columns [j0, j1) of the GEMV with a pre-packed B: each panel is a
+ * row-major B of its own (rows MC_GEMM_PANEL floats apart). */
+static void gemv_packed(const McGemmArgs *g, const McGemmKernel *kern,
+                        int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1;) {
+    int64_t s = j / MC_GEMM_PANEL, base = s * MC_GEMM_PANEL;
+    int64_t end = base + MC_GEMM_PANEL < j1 ? base + MC_GEMM_PANEL : j1;
+    McGemmArgs sub = *g;
+    sub.N = end - base;
+    sub.B = g->P + s * g->K * MC_GEMM_PANEL;
+    sub.rsb = MC_GEMM_PANEL;
+    sub.csb = 1;
+    sub.C = g->C + base;
+    sub.P = NULL;
+    sub.ep = NULL;
+    kern->gemv_rows(&sub, j - base, end - base);
+    j = end;
+  }
+}
+
 static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
   const GemmJob *job = ctx;
   const McGemmArgs *g = &job->g;
   const McGemmKernel *kern = job->kern;
   int64_t j = begin;
-  if (!g->fmt) {
+  if (g->P) {
+    gemv_packed(g, kern, begin, end);
+  } else if (!g->fmt) {
     if (g->csb == 1)
       kern->gemv_rows(g, begin, end);
     else
@@ -454,12 +483,13 @@ static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
     g->ep->fn(g->ep->ctx, g->C, g->ldc, 0, g->M, begin, end);
 }
 
-/* Both GEMMs: B is f32 if fmt is 0, else B16 holds it. */
+/* All the f32 GEMMs: B is f32 if fmt is 0, else B16 holds it; P, when
+ * not NULL, is B pre-packed (B and B16 NULL, rsb and csb unused). */
 static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t rsa, int64_t csa, const float *B,
                      const uint16_t *B16, int fmt, int64_t rsb, int64_t csb,
                      float *C, int64_t ldc, int accumulate,
-                     const McEpilogue *ep) {
+                     const McEpilogue *ep, const float *P) {
   if (M <= 0 || N <= 0)
     return;
   if (K <= 0) {
@@ -473,12 +503,16 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
   }
   const McGemmKernel *kern = gemm_kernel();
   GemmJob job = {
-      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt, B16, ep},
+      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt, B16, ep, P},
       kern,
       0};
   /* units of parallel work, the multiply-adds in one, grains aligned to */
   int64_t units = N, work = M * K, align = 64, min_work = GEMV_MIN_WORK;
   McParallelFn run = gemm_run_gemv;
+  if (P) { /* packed B: rows (panels) of 32 floats, read in place */
+    rsb = MC_GEMM_PANEL;
+    csb = 1;
+  }
   if (M > MC_GEMV_MAX_M || (csb != 1 && rsb != 1)) {
     int64_t row_tiles = (M + kern->mr - 1) / kern->mr;
     int64_t col_panels = (N + kern->nr - 1) / kern->nr;
@@ -487,8 +521,10 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
      * (row-major B is copied, A and column-major B are transposed), as
      * long as there are tiles enough for every thread. */
     int64_t few = 2 * mc_get_threads();
+    /* a packed B costs nothing to share: split rows when they suffice */
     job.split_rows = col_panels < few  ? row_tiles > col_panels
                      : row_tiles < few ? 0
+                     : P               ? 1
                                        : N * (csb == 1 ? 1 : 2) < M * 2;
     units = job.split_rows ? row_tiles : col_panels;
     work = job.split_rows ? kern->mr * N * K : kern->nr * M * K;
@@ -503,14 +539,14 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
 void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
                  int64_t csa, const float *B, int64_t rsb, int64_t csb,
                  float *C, int64_t ldc, int accumulate) {
-  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, accumulate,
+  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, accumulate, NULL,
            NULL);
 }
 
 void mc_gemm_f32_ep(int64_t M, int64_t N, int64_t K, const float *A,
                     int64_t rsa, int64_t csa, const float *B, int64_t rsb,
                     int64_t csb, float *C, int64_t ldc, const McEpilogue *ep) {
-  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, 0, ep);
+  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, 0, ep, NULL);
 }
 
 void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
@@ -519,7 +555,7 @@ void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
                      int accumulate) {
   if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
     gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, accumulate,
-             NULL);
+             NULL, NULL);
 }
 
 void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
@@ -527,5 +563,27 @@ void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t rsb, int64_t csb, int fmt, float *C,
                         int64_t ldc, const McEpilogue *ep) {
   if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
-    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, 0, ep);
+    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, 0, ep, NULL);
+}
+
+int64_t mc_gemm_packed_floats(int64_t K, int64_t N) {
+  return (N + MC_GEMM_PANEL - 1) / MC_GEMM_PANEL * MC_GEMM_PANEL * K;
+}
+
+void mc_gemm_pack_b(int64_t K, int64_t N, const float *B, int64_t rsb,
+                    int64_t csb, float *P) {
+  gemm_pack(MC_GEMM_PANEL, N, K, B, csb, rsb, P);
+}
+
+void mc_gemm_f32_packed(int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t rsa, int64_t csa, const float *P, float *C,
+                        int64_t ldc, int accumulate) {
+  gemm_run(M, N, K, A, rsa, csa, NULL, NULL, 0, 0, 0, C, ldc, accumulate, NULL,
+           P);
+}
+
+void mc_gemm_f32_packed_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t rsa, int64_t csa, const float *P, float *C,
+                           int64_t ldc, const McEpilogue *ep) {
+  gemm_run(M, N, K, A, rsa, csa, NULL, NULL, 0, 0, 0, C, ldc, 0, ep, P);
 }

@@ -31,6 +31,7 @@ typedef struct McGemmArgs {
   int fmt;
   const uint16_t *B16;
   const McEpilogue *ep; /* NULL: none */
+  const float *P;       /* B pre-packed (mc_gemm_pack_b), else NULL */
 } McGemmArgs;
 
 typedef struct McGemmKernel {

@@ -1,11 +1,14 @@
 /* The driver of an emitted executable:
  *
- *   PROG [--weights W.safetensors] [--threads N] name=FILE.npy ... -o OUTDIR
+ *   PROG [--weights W.safetensors] [--threads N] [--time R] name=FILE.npy
+ *        ... -o OUTDIR
  *
  * reads the inputs, converts them to the model's dtypes (range-checked),
  * opens the weights, runs the model (its kernels on N threads: --threads,
  * else $MC_THREADS, else every core) and writes OUTDIR/<output>.npy for
- * every output.
+ * every output. --time R runs it R more times and prints the median and
+ * the fastest of those runs' wall times to stderr (the model alone: no
+ * loading, no files; for benchmarks), then writes the last run's outputs.
  *
  * Invariants: mc_main never exits or aborts (tests call it in-process) and
  * frees everything it allocates; output is all-or-nothing: every output is
@@ -26,12 +29,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct MainArgs {
   const char *weights;
   const char *outdir;
   int threads;        /* 0: not given */
+  int time_runs;      /* --time R: 0 when not given */
   const char **files; /* per input spec: the .npy path, or NULL */
 } MainArgs;
 
@@ -64,21 +69,24 @@ static void main_usage(FILE *f, const char *prog, const McModelInfo *info) {
             info->default_weights ? ")" : "");
   fprintf(f,
           "options:\n  %-16s run the kernels on N threads (default: "
-          "$MC_THREADS, else every core)\n",
-          "--threads N");
+          "$MC_THREADS, else every core)\n  %-16s run the model R more times "
+          "and print their median and fastest\n  %-16s wall time (the model "
+          "alone) to stderr\n",
+          "--threads N", "--time R", "");
 }
 
-/* A --threads value: a positive integer, at most MAIN_MAX_THREADS. */
+/* The value of --threads or --time: a positive integer, at most max. */
 #define MAIN_MAX_THREADS 1024
-static int main_parse_threads(const char *s, int *threads, McError *e) {
+#define MAIN_MAX_TIME_RUNS 100000
+static int main_parse_count(const char *opt, const char *s, long max, int *out,
+                            McError *e) {
   char *end = NULL;
   long n = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : 0;
-  if (n < 1 || n > MAIN_MAX_THREADS || *end != '\0')
+  if (n < 1 || n > max || *end != '\0')
     return mc_fail(e, MC_ERR_USAGE,
-                   "--threads: '%.40s' is not a number of threads (a "
-                   "positive integer up to %d)",
-                   s, MAIN_MAX_THREADS);
-  *threads = (int)n;
+                   "%s: '%.40s' is not a positive integer up to %ld", opt, s,
+                   max);
+  *out = (int)n;
   return MC_OK;
 }
 
@@ -95,11 +103,19 @@ static int main_parse(int argc, char **argv, const McModelInfo *info,
       *(a[1] == 'o' ? &args->outdir : &args->weights) = argv[++i];
     } else if (strncmp(a, "--weights=", 10) == 0) {
       args->weights = a + 10;
-    } else if (strcmp(a, "--threads") == 0 ||
-               strncmp(a, "--threads=", 10) == 0) {
+    } else if (strncmp(a, "--threads", 9) == 0 &&
+               (a[9] == '\0' || a[9] == '=')) {
       if (a[9] == '\0' && i + 1 >= argc)
         return mc_fail(e, MC_ERR_USAGE, "--threads needs an argument");
-      int rc = main_parse_threads(a[9] ? a + 10 : argv[++i], &args->threads, e);
+      int rc = main_parse_count("--threads", a[9] ? a + 10 : argv[++i],
+                                MAIN_MAX_THREADS, &args->threads, e);
+      if (rc)
+        return rc;
+    } else if (strncmp(a, "--time", 6) == 0 && (a[6] == '\0' || a[6] == '=')) {
+      if (a[6] == '\0' && i + 1 >= argc)
+        return mc_fail(e, MC_ERR_USAGE, "--time needs an argument");
+      int rc = main_parse_count("--time", a[6] ? a + 7 : argv[++i],
+                                MAIN_MAX_TIME_RUNS, &args->time_runs, e);
       if (rc)
         return rc;
     } else if (a[0] != '-' && eq && eq != a) {
@@ -121,7 +137,8 @@ static int main_parse(int argc, char **argv, const McModelInfo *info,
     } else {
       return mc_fail(e, MC_ERR_USAGE,
                      "unexpected argument '%s' (expected name=FILE.npy, "
-                     "--weights FILE, --threads N or -o OUTDIR; see --help)",
+                     "--weights FILE, --threads N, --time R or -o OUTDIR; "
+                     "see --help)",
                      a);
     }
   }
@@ -299,9 +316,49 @@ static int main_write_outputs(const McModelInfo *info, const McTensor *outs,
   return rc;
 }
 
+static double main_now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int main_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* --time R: R more runs (outs holds the first run's results, which are
+ * replaced by each run's), their median and fastest wall time to stderr. */
+static int main_time(const McModelInfo *info, void *handle, const McTensor *ins,
+                     McTensor *outs, int runs, const char *prog, McError *e) {
+  double *ms = malloc(sizeof *ms * (size_t)runs);
+  if (!ms)
+    return mc_fail(e, MC_ERR_NOMEM, "out of memory");
+  int rc = MC_OK;
+  for (int r = 0; !rc && r < runs; r++) {
+    for (int i = 0; i < info->noutputs; i++) {
+      mc_tensor_free(&outs[i]);
+      outs[i].dtype = info->outputs[i].dtype;
+      outs[i].rank = info->outputs[i].rank;
+    }
+    double t0 = main_now_ms();
+    rc = info->run(handle, ins, outs, e);
+    ms[r] = main_now_ms() - t0;
+  }
+  if (!rc) {
+    qsort(ms, (size_t)runs, sizeof *ms, main_cmp_double);
+    double median =
+        runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2.0;
+    fprintf(stderr, "%s: time: median %.3f ms, fastest %.3f ms, %d runs\n",
+            prog, median, ms[0], runs);
+  }
+  free(ms);
+  return rc;
+}
+
 static int main_run(int argc, char **argv, const McModelInfo *info,
                     McError *e) {
-  MainArgs args = {NULL, NULL, 0, NULL};
+  MainArgs args = {NULL, NULL, 0, 0, NULL};
   McTensor *ins = NULL, *outs = NULL;
   void *handle = NULL;
   int rc = MC_OK, opened = 0;
@@ -338,6 +395,9 @@ static int main_run(int argc, char **argv, const McModelInfo *info,
   }
   if (!rc)
     rc = info->run(handle, ins, outs, e);
+  if (!rc && args.time_runs > 0)
+    rc = main_time(info, handle, ins, outs, args.time_runs,
+                   main_prog_name(argc, argv), e);
   if (!rc)
     rc = main_write_outputs(info, outs, args.outdir, e);
 done:
@@ -384,10 +444,11 @@ int mc_main_entries(int argc, char **argv, int nentries,
     FILE *f = want && (strcmp(want, "--help") == 0 || strcmp(want, "-h") == 0)
                   ? stdout
                   : stderr;
-    fprintf(f,
-            "usage: %s ENTRY [--weights W.safetensors] [--threads N] "
-            "name=FILE.npy ... -o OUTDIR\nentries:",
-            prog);
+    fprintf(
+        f,
+        "usage: %s ENTRY [--weights W.safetensors] [--threads N] [--time R] "
+        "name=FILE.npy ... -o OUTDIR\nentries:",
+        prog);
     for (int i = 0; i < nentries; i++)
       fprintf(f, " %s", entries[i]->name);
     fprintf(f, "\n'%s ENTRY --help' lists an entry's inputs and outputs\n",

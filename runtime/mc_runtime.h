@@ -213,13 +213,17 @@ const McStTensor *mc_st_find(const McSafetensors *st, const char *name,
  * nearest even once at load, for a matrix the model only multiplies by or
  * gathers rows from); transposed: a matrix kept as its transpose (for one
  * the model only multiplies by as a transposed right operand, so decoding
- * streams its rows). */
+ * streams its rows); packed: an f32 matrix the model only multiplies by as
+ * a right operand, kept as mc_gemm_pack_b's panels of B, where B is the
+ * matrix or, with transposed, its transpose (mc_gemm_f32_packed then never
+ * packs it again). */
 typedef struct McWeightSpec {
   const char *name;
   int rank;
   int64_t shape[MC_MAX_RANK];
   McDType store;
   int transposed;
+  int packed;
 } McWeightSpec;
 
 typedef struct McWeights McWeights;
@@ -288,6 +292,24 @@ void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t rsa, int64_t csa, const uint16_t *B,
                         int64_t rsb, int64_t csb, int fmt, float *C,
                         int64_t ldc, const McEpilogue *ep);
+/* Pre-packed B, for weights: the K x N matrix B[k * rsb + n * csb] in
+ * panels of MC_GEMM_PANEL columns, P[(n / MC_GEMM_PANEL) * K * MC_GEMM_PANEL
+ * + k * MC_GEMM_PANEL + n % MC_GEMM_PANEL], zero past N. Every kernel reads
+ * this layout in place (its tile width divides the panel's), so a matrix
+ * packed once at load is never packed again, whatever the kernel, M or
+ * thread count. mc_gemm_packed_floats: the floats P holds. */
+#define MC_GEMM_PANEL 32
+int64_t mc_gemm_packed_floats(int64_t K, int64_t N);
+void mc_gemm_pack_b(int64_t K, int64_t N, const float *B, int64_t rsb,
+                    int64_t csb, float *P);
+/* mc_gemm_f32 / mc_gemm_f32_ep with B packed by mc_gemm_pack_b: the same
+ * bits as with the unpacked B. */
+void mc_gemm_f32_packed(int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t rsa, int64_t csa, const float *P, float *C,
+                        int64_t ldc, int accumulate);
+void mc_gemm_f32_packed_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t rsa, int64_t csa, const float *P, float *C,
+                           int64_t ldc, const McEpilogue *ep);
 void mc_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
                  int64_t csa, const double *B, int64_t rsb, int64_t csb,
                  double *C, int64_t ldc, int accumulate);

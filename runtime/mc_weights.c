@@ -1,6 +1,6 @@
 /* Model weights: a safetensors file resolved against the specs a model
  * declares, with every tensor presented as its spec keeps it (f32, or
- * f16/bf16 bits; transposed or not).
+ * f16/bf16 bits; transposed, packed in GEMM panels or neither).
  *
  * Invariants after mc_weights_load succeeds: every spec resolved to exactly
  * one tensor (exact name, else a unique "." suffix), of a float dtype and of
@@ -176,29 +176,33 @@ static void weights_release(const void *p, size_t n) {
     madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* n bytes for a converted weight: in 2 MB pages where the system gives
- * them on request (a few faults instead of one per 4 KB when it is written,
- * and fewer TLB misses when decoding streams it). */
+/* n bytes for a converted weight: its whole 2 MB blocks in 2 MB pages
+ * where the system gives them on request (a few faults instead of one per
+ * 4 KB when it is written, and fewer TLB misses when decoding streams it);
+ * the tail in small pages, so no weight holds most of a 2 MB page it does
+ * not use (48 such tails were 45 MB of GPT-2 small). */
 static void *weights_alloc(size_t n) {
   enum { HUGE = 2 << 20 };
   void *p = NULL;
   if (n < HUGE)
     return malloc(n ? n : 1);
-  if (posix_memalign(&p, HUGE, (n + HUGE - 1) / HUGE * HUGE) != 0)
+  if (posix_memalign(&p, HUGE, n) != 0)
     return NULL;
 #ifdef MADV_HUGEPAGE
-  madvise(p, (n + HUGE - 1) / HUGE * HUGE, MADV_HUGEPAGE);
+  madvise(p, n / HUGE * HUGE, MADV_HUGEPAGE);
 #endif
   return p;
 }
 
 /* Tensor t in the spec's store and layout: f32 as weights_convert gives
- * it, then transposed and/or rounded to 16 bits into a buffer of its own;
+ * it, then packed, or transposed and/or rounded to 16 bits, into a buffer
+ * of its own;
  * F16/BF16 data of the store itself is used as it is when it can be. */
 static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
                           const void **data, void **owned, McError *e) {
   int half = spec->store == MC_F16 || spec->store == MC_BF16;
-  int transpose = spec->transposed && spec->rank == 2;
+  int packed = spec->packed && spec->rank == 2 && spec->store == MC_F32;
+  int transpose = spec->transposed && spec->rank == 2 && !packed;
   const uint16_t one = 1;
   if (half && !transpose && t->dtype == spec->store &&
       *(const unsigned char *)&one == 1 && (uintptr_t)t->data % 2 == 0) {
@@ -208,12 +212,26 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   const float *f = NULL;
   float *f_owned = NULL;
   int rc = weights_convert(spec, t, &f, &f_owned, e);
-  if (rc || (!half && !transpose)) {
+  if (rc || (!half && !transpose && !packed)) {
     *data = f;
     *owned = f_owned;
     return rc;
   }
   size_t n = t->nbytes / mc_dtype_size(t->dtype);
+  if (packed) { /* B = the matrix or its transpose, in GEMM panels */
+    int64_t r = spec->shape[0], c = spec->shape[1];
+    int64_t K = spec->transposed ? c : r, N = spec->transposed ? r : c;
+    float *p = weights_alloc(sizeof *p * (size_t)mc_gemm_packed_floats(K, N));
+    if (p)
+      mc_gemm_pack_b(K, N, f, spec->transposed ? 1 : c,
+                     spec->transposed ? c : 1, p);
+    free(f_owned);
+    if (!p)
+      return mc_fail(e, MC_ERR_NOMEM, "weight '%s': out of memory", spec->name);
+    weights_release(t->data, t->nbytes);
+    *data = *owned = p;
+    return MC_OK;
+  }
   int64_t rows = transpose ? spec->shape[0] : 1;
   int64_t cols = transpose ? spec->shape[1] : (int64_t)n;
   float *tf = NULL;

@@ -873,6 +873,11 @@ Test(codegen, build_exe_with_weights_and_npy) {
   memset(&at, 0, sizeof at);
   at.matmul.trans_b = true;
   output("y", op2(OP_MATMUL, x, w, &at, 3));
+  /* a weight only multiplied by is kept in the GEMM's panels (of W.T) */
+  char *text = emit();
+  cr_expect(strstr(text, "{\"h.0.w\", 2, {4, 3}, MC_F32, 1, 1},"), "%s", text);
+  cr_expect(strstr(text, "mc_gemm_f32_packed("), "%s", text);
+  free(text);
   float wdata[12], xdata[6] = {1, 2, 3, -1, 0.5f, 2};
   for (int i = 0; i < 12; i++)
     wdata[i] = (float)i * 0.25f;

@@ -425,3 +425,80 @@ Test(gemm, epilogue_sees_every_final_element_once) {
     }
   }
 }
+
+/* mc_gemm_pack_b's layout (panels of MC_GEMM_PANEL columns, zero past N),
+ * and mc_gemm_f32_packed(_ep) giving the bits of mc_gemm_f32 on the
+ * unpacked B: both B layouts, a padded C, accumulate, the blocked GEMM
+ * and the GEMV, every kernel, 1 to 3 threads. */
+Test(gemm, packed_b_gives_the_bits_of_b) {
+  static const int64_t shapes[][3] = {
+      {1, 1, 1},  {1, 33, 7},    {3, 100, 50},   {4, 64, 385},
+      {5, 31, 9}, {17, 70, 33},  {100, 65, 400}, {130, 600, 800},
+      {2, 7, 0},  {40, 1000, 3}, {1, 2304, 768}};
+  enum { SHAPES = sizeof shapes / sizeof shapes[0], PAD = 3 };
+  for (int k = 0; k < KERNEL_COUNT; k++) {
+    if (!use_kernel(k))
+      continue;
+    for (int s = 0; s < SHAPES; s++)
+      for (int tb = 0; tb < 2; tb++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        int64_t ldc = N + PAD, rsb = tb ? 1 : N, csb = tb ? K : 1;
+        int64_t np = mc_gemm_packed_floats(K, N);
+        cr_assert_eq(np, (N + 31) / 32 * 32 * K);
+        float *a = alloc_floats(M * K), *b = alloc_floats(K * N);
+        float *p = alloc_floats(np), *c = alloc_floats(M * ldc),
+              *ref = alloc_floats(M * ldc);
+        for (int64_t i = 0; i < M * K; i++)
+          a[i] = rnd();
+        for (int64_t i = 0; i < K * N; i++)
+          b[i] = rnd();
+        mc_gemm_pack_b(K, N, b, rsb, csb, p);
+        for (int64_t j = 0; j < (N + 31) / 32 * 32; j++)
+          for (int64_t x = 0; x < K; x++) {
+            float want = j < N ? b[x * rsb + j * csb] : 0.0f;
+            cr_assert(memcmp(&p[j / 32 * K * 32 + x * 32 + j % 32], &want, 4) ==
+                          0,
+                      "packed B[%lld][%lld]", (long long)x, (long long)j);
+          }
+        for (int threads = 1; threads <= 3; threads++) {
+          mc_set_threads(threads);
+          for (int mode = 0; mode < 3; mode++) { /* =, +=, epilogue */
+            char what[96];
+            snprintf(what, sizeof what, "packed M %lld N %lld K %lld tb %d %s",
+                     (long long)M, (long long)N, (long long)K, tb,
+                     mode == 0   ? "="
+                     : mode == 1 ? "+="
+                                 : "ep");
+            for (int64_t i = 0; i < M * ldc; i++)
+              c[i] = ref[i] = rnd();
+            mc_gemm_f32(M, N, K, a, K, 1, b, rsb, csb, ref, ldc, mode == 1);
+            if (mode == 2) {
+              int *visits = calloc((size_t)(M * ldc), sizeof(int));
+              cr_assert_not_null(visits);
+              for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++)
+                  ref[i * ldc + j] = 2.0f * ref[i * ldc + j] + (float)j;
+              CountingEpilogue ce = {visits, ldc};
+              McEpilogue ep = {counting_epilogue, &ce};
+              mc_gemm_f32_packed_ep(M, N, K, a, K, 1, p, c, ldc, &ep);
+              for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++)
+                  cr_assert_eq(visits[i * ldc + j], 1, "%s: C[%lld][%lld]",
+                               what, (long long)i, (long long)j);
+              free(visits);
+            } else {
+              mc_gemm_f32_packed(M, N, K, a, K, 1, p, c, ldc, mode == 1);
+            }
+            assert_same_bits(c, ref, M * ldc, ldc, what);
+          }
+        }
+        free(a);
+        free(b);
+        free(p);
+        free(c);
+        free(ref);
+      }
+  }
+  mc_set_threads(1);
+  mc_gemm_use_kernel(NULL);
+}

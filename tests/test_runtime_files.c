@@ -432,6 +432,53 @@ Test(weights, kept_transposed_and_in_16_bits, .init = make_tmpdir,
   mc_weights_free(w);
 }
 
+/* Weights kept packed for the GEMM (mc_gemm_pack_b's panels of the matrix
+ * or of its transpose), from F32 and from F16 data; a GEMM reading them
+ * gives the bits of one reading the file's matrix. */
+Test(weights, kept_packed_in_gemm_panels, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+  enum { R = 5, C = 37 }; /* C crosses a panel */
+  static unsigned char data[R * C * 4 + R * C * 2];
+  float m[R * C];
+  uint16_t h[R * C];
+  for (int i = 0; i < R * C; i++) {
+    m[i] = (float)(i % 7) - 2.5f;
+    h[i] = (uint16_t)(0x3c00 + i % 5); /* f16 near 1 */
+  }
+  memcpy(data, m, sizeof m);
+  memcpy(data + sizeof m, h, sizeof h);
+  write_st(entries(2, ENTRY("m", "F32", "[5, 37]", "[0, 740]"),
+                   ENTRY("h", "F16", "[5, 37]", "[740, 1110]")),
+           data, sizeof data);
+  McWeightSpec specs[3] = {
+      {.name = "m", .rank = 2, .shape = {R, C}, .packed = 1},
+      {.name = "m", .rank = 2, .shape = {R, C}, .transposed = 1, .packed = 1},
+      {.name = "h", .rank = 2, .shape = {R, C}, .packed = 1}};
+  McWeights *w;
+  load_expect(specs, 3, MC_OK, NULL, &w);
+  float hf[R * C];
+  mc_f16_to_f32_n(h, hf, R * C);
+  for (int s = 0; s < 3; s++) {
+    const float *p = mc_weights_get(w, s), *src = s == 2 ? hf : m;
+    int tr = s == 1;
+    int64_t K = tr ? C : R, N = tr ? R : C;
+    for (int64_t j = 0; j < (N + 31) / 32 * 32; j++)
+      for (int64_t k = 0; k < K; k++) {
+        float want = j >= N ? 0.0f : tr ? src[j * C + k] : src[k * C + j];
+        cr_assert_eq(p[j / 32 * K * 32 + k * 32 + j % 32], want,
+                     "spec %d: B[%lld][%lld]", s, (long long)k, (long long)j);
+      }
+    float a[3 * 37], y[3 * 37], ref[3 * 37];
+    for (int i = 0; i < 3 * K; i++)
+      a[i] = (float)i * 0.25f - 3.0f;
+    mc_gemm_f32_packed(3, N, K, a, K, 1, p, y, N, 0);
+    mc_gemm_f32(3, N, K, a, K, 1, src, tr ? 1 : C, tr ? C : 1, ref, N, 0);
+    cr_assert(memcmp(y, ref, sizeof(float) * (size_t)(3 * N)) == 0,
+              "spec %d", s);
+  }
+  mc_weights_free(w);
+}
+
 Test(weights, resolves_prefixed_names_and_converts, .init = make_tmpdir,
      .fini = remove_tmpdir) {
   unsigned char data[64] = {0};

@@ -20,6 +20,7 @@
 
 enum { RUN_OK, RUN_SECOND_OUTPUT_NULL, RUN_SECOND_OUTPUT_BF16, RUN_FAIL };
 static int run_mode;
+static int model_runs; /* add_run's calls */
 
 static const McIOSpec add_inputs[] = {
     {"x", MC_F32, 2, 0}, {"ids", MC_I32, 1, 1}, {"mask", MC_BOOL, 1, 1}};
@@ -57,7 +58,9 @@ static int add_run(void *handle, const McTensor *in, McTensor *out,
                    McError *e) {
   AddModel *m = handle;
   int rc;
+  model_runs++;
   cr_assert_eq(out[0].dtype, MC_F32);
+  cr_assert_null(out[0].data); /* a run starts with no output data */
   cr_assert_eq(out[1].rank, 1);
   if (run_mode == RUN_FAIL)
     return mc_fail(e, MC_ERR_RANGE, "model failed on purpose");
@@ -238,6 +241,36 @@ Test(mc_main, runs_and_writes_every_output, .init = make_tmpdir,
   mc_tensor_free(&y);
   mc_tensor_free(&n);
   cr_assert_eq(count_entries(path("out/a/b")), 2); /* no temp files left */
+}
+
+/* --time R: R more runs after the first, their times on stderr, the
+ * outputs of the last; bad counts are usage errors. */
+Test(mc_main, time_runs_the_model_again_and_reports, .init = make_tmpdir,
+     .fini = remove_tmpdir) {
+  save("x.npy", MC_F32, 2, s23, x23);
+  model_runs = 0;
+  cr_assert_eq(run("--time", "3", arg("x", "x.npy"), "-o", path("out"), NULL),
+               0, "%s", output);
+  cr_assert_eq(model_runs, 4);
+  cr_assert(strstr(output, "add1: time: median ") &&
+                strstr(output, " ms, fastest ") && strstr(output, ", 3 runs\n"),
+            "%s", output);
+  McTensor y;
+  McError e;
+  cr_assert_eq(mc_npy_read(path("out/y.npy"), &y, &e), MC_OK, "%s", e.msg);
+  cr_assert_eq(((float *)y.data)[5], 7.0f);
+  mc_tensor_free(&y);
+  cr_assert_eq(run("--time=1", arg("x", "x.npy"), "-o", path("out"), NULL), 0,
+               "%s", output);
+  expect_error(run("--time", "0", arg("x", "x.npy"), "-o", path("o2"), NULL),
+               "--time: '0' is not a positive integer");
+  expect_error(run("--time=x", arg("x", "x.npy"), "-o", path("o2"), NULL),
+               "--time: 'x' is not a positive integer");
+  expect_error(run(arg("x", "x.npy"), "-o", path("o2"), "--time", NULL),
+               "--time needs an argument");
+  expect_error(run("--threads=0", arg("x", "x.npy"), "-o", path("o2"), NULL),
+               "--threads: '0' is not a positive integer");
+  cr_assert_eq(count_entries(path("o2")), -1);
 }
 
 Test(mc_main, converts_f64_and_skips_absent_optionals, .init = make_tmpdir,
