@@ -36,8 +36,8 @@ void cg_emit_header_function(FnEmit *fe) {
     type_print(ty, sizeof ty, &f->outputs[i].value->type, e->m);
     cg_buf_printf(h, " *   output %s: %s\n", fe->out_names[i], ty);
   }
-  cg_buf_printf(h, " * %d weights (listed in %s_info.weights).", e->m->nparams,
-                fe->prefix);
+  cg_buf_printf(h, " * %d weights (listed in %s_info.weights).",
+                ir_file_params(e->m), fe->prefix);
   if (fe->nbuffers > 0)
     cg_buf_printf(h,
                   "\n * A call callocs one arena of %s bytes\n * for its %d "
@@ -386,11 +386,70 @@ static bool spec_literal(Emitter *e, int i, CgBuf *out) {
   return ok;
 }
 
+/* <n>_prepare_weights: the prepared params (passes/hoist_weights.c) into
+ * buffers of their own, once, after the file's weights are loaded: the
+ * prepare function's outputs, then packed for the GEMM where c_weights.c
+ * says so. */
+static void emit_prepare_weights(Emitter *e) {
+  const Module *m = e->m;
+  const Function *prep = ir_prepare_function(m);
+  const char *n = e->name;
+  int nfile = ir_file_params(m);
+  CgBuf *out = &e->info;
+  cg_buf_printf(out,
+                "\n/* The prepared weights, computed once from the file's "
+                "(%s_prepare). */\n"
+                "static int %s_prepare_weights(%s_model *m, McError *err) {\n",
+                n, n, n);
+  for (int o = 0; o < prep->noutputs; o++) {
+    const Value *v = prep->outputs[o].value;
+    int64_t numel = 1, d;
+    for (int k = 0; k < v->type.shape.rank; k++)
+      numel *= dim_is_const(v->type.shape.dims[k], &d) ? d : 0;
+    cg_buf_printf(out,
+                  "  if (!(m->prepared[%d] = mc_alloc_zeroed(sizeof(float) * "
+                  "%" PRId64 ")))\n    return mc_fail(err, MC_ERR_NOMEM, "
+                  "\"%s_open: out of memory\");\n",
+                  o, numel, n);
+  }
+  cg_buf_printf(out, "  int rc = %s_prepare(m", n);
+  for (int o = 0; o < prep->noutputs; o++)
+    cg_buf_printf(out, ", m->prepared[%d]", o);
+  cg_buf_puts(out, ", err);\n  if (rc != MC_OK)\n    return rc;\n");
+  for (int o = 0; o < prep->noutputs; o++) {
+    int p = nfile;
+    while (p < m->nparams && strcmp(m->params[p].name, prep->outputs[o].name))
+      p++;
+    if (p < m->nparams && e->wpacked[p]) {
+      const Shape *s = &m->params[p].type.shape;
+      int64_t r = 0, c = 0;
+      dim_is_const(s->dims[0], &r);
+      dim_is_const(s->dims[1], &c);
+      bool t = e->wtrans[p];
+      cg_buf_printf(
+          out,
+          "  { /* \"%s\": in GEMM panels of %s */\n"
+          "    float *p = mc_alloc_zeroed(sizeof(float) *\n"
+          "        (size_t)mc_gemm_packed_floats(%" PRId64 ", %" PRId64 "));\n"
+          "    if (!p)\n      return mc_fail(err, MC_ERR_NOMEM, \"%s_open: "
+          "out of memory\");\n"
+          "    mc_gemm_pack_b(%" PRId64 ", %" PRId64
+          ", m->prepared[%d], %" PRId64 ", %" PRId64 ", p);\n"
+          "    free(m->prepared[%d]);\n    m->prepared[%d] = p;\n  }\n",
+          cg_c_string(&e->arena, m->params[p].name, false),
+          t ? "its transpose" : "itself", t ? c : r, t ? r : c, n, t ? c : r,
+          t ? r : c, o, t ? (int64_t)1 : c, t ? c : (int64_t)1, o, o);
+    }
+    cg_buf_printf(out, "  m->w[%d] = m->prepared[%d];\n", p, o);
+  }
+  cg_buf_puts(out, "  return MC_OK;\n}\n");
+}
+
 bool cg_emit_model_api(Emitter *e) {
   const Module *m = e->m;
   Arena *a = &e->arena;
   const char *n = e->name;
-  int np = m->nparams;
+  int np = ir_file_params(m), nall = m->nparams, nprep = nall - np;
   CgBuf *out = &e->model;
   bool ok = true;
   if (np > 0) {
@@ -415,35 +474,65 @@ bool cg_emit_model_api(Emitter *e) {
                   dw ? "\"" : "");
   cg_buf_printf(out, "struct %s_model {\n  McWeights *weights;%s\n", n,
                 np ? "" : " /* NULL: the model has no weights */");
-  if (np > 0)
+  if (nall > 0)
     cg_buf_printf(out,
                   "  const void *w[%d]; /* weight i, in %s_weights order, "
-                  "kept as the spec says */\n",
-                  np, n);
+                  "kept as the spec says%s */\n",
+                  nall, n, nprep ? "; then the prepared ones" : "");
+  if (nprep > 0)
+    cg_buf_printf(out,
+                  "  void *prepared[%d]; /* %s_prepare's outputs, owned */\n",
+                  nprep, n);
   cg_buf_puts(out, "};\n\n");
+  if (nprep > 0) {
+    cg_buf_printf(out,
+                  "static int %s_prepare_weights(%s_model *m, McError *err);"
+                  "\n\n",
+                  n, n);
+    emit_prepare_weights(e);
+  }
   /* <n>_load: loads the weights an entry uses (which[i] = index in
-   * <n>_weights of specs[i]); <n>_open loads them all. */
-  if (np > 0)
-    cg_buf_printf(
-        out,
-        "static %s_model *%s_load(const char *weights_path,\n"
-        "    const McWeightSpec *specs, const int *which, int n, McError "
-        "*err) {\n"
-        "  %s_model *m = calloc(1, sizeof *m);\n  if (!m) {\n"
-        "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of memory\");\n"
-        "    return NULL;\n  }\n  if (n == 0)\n    return m;\n"
-        "  if (!weights_path)\n    weights_path = %s_default_weights;\n"
-        "  if (!weights_path) {\n    mc_fail(err, MC_ERR_USAGE, \"%s_open: no "
-        "weights file given\");\n    free(m);\n    return NULL;\n  }\n"
-        "  if (mc_weights_load(weights_path, specs, n, &m->weights, err) != "
-        "MC_OK) {\n    free(m);\n    return NULL;\n  }\n"
-        "  for (int i = 0; i < n; i++)\n"
-        "    m->w[which ? which[i] : i] = mc_weights_data(m->weights, i);\n"
-        "  return m;\n}\n\n"
-        "%s_model *%s_open(const char *weights_path, McError *err) {\n"
-        "  return %s_load(weights_path, %s_weights, NULL, %d, err);\n}\n\n",
-        n, n, n, n, n, n, n, n, n, n, np);
-  else
+   * <n>_weights of specs[i]) and, if asked, computes the prepared ones;
+   * <n>_open does all of it. */
+  if (nall > 0) {
+    cg_buf_printf(out,
+                  "static %s_model *%s_load(const char *weights_path,\n"
+                  "    const McWeightSpec *specs, const int *which, int n,%s "
+                  "McError *err) {\n"
+                  "  %s_model *m = calloc(1, sizeof *m);\n  if (!m) {\n"
+                  "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of "
+                  "memory\");\n    return NULL;\n  }\n",
+                  n, n, nprep ? " int prepare," : "", n, n);
+    if (np > 0)
+      cg_buf_printf(
+          out,
+          "  if (n > 0) {\n"
+          "    if (!weights_path)\n      weights_path = %s_default_weights;\n"
+          "    if (!weights_path) {\n      mc_fail(err, MC_ERR_USAGE, "
+          "\"%s_open: no weights file given\");\n      free(m);\n"
+          "      return NULL;\n    }\n"
+          "    if (mc_weights_load(weights_path, specs, n, &m->weights, err) "
+          "!= MC_OK) {\n      free(m);\n      return NULL;\n    }\n"
+          "    for (int i = 0; i < n; i++)\n"
+          "      m->w[which ? which[i] : i] = mc_weights_data(m->weights, i);\n"
+          "  }\n",
+          n, n);
+    else
+      cg_buf_puts(out, "  (void)weights_path;\n  (void)specs;\n  (void)which;"
+                       "\n  (void)n;\n");
+    if (nprep > 0)
+      cg_buf_printf(out,
+                    "  if (prepare && %s_prepare_weights(m, err) != MC_OK) {\n"
+                    "    %s_close(m);\n    return NULL;\n  }\n",
+                    n, n);
+    cg_buf_printf(out,
+                  "  return m;\n}\n\n"
+                  "%s_model *%s_open(const char *weights_path, McError *err) "
+                  "{\n  return %s_load(weights_path, %s%s, NULL, %d,%s err);\n"
+                  "}\n\n",
+                  n, n, n, np ? n : "NULL", np ? "_weights" : "", np,
+                  nprep ? " 1," : "");
+  } else {
     cg_buf_printf(out,
                   "%s_model *%s_open(const char *weights_path, McError *err) "
                   "{\n  (void)weights_path;\n"
@@ -451,11 +540,17 @@ bool cg_emit_model_api(Emitter *e) {
                   "    mc_fail(err, MC_ERR_NOMEM, \"%s_open: out of "
                   "memory\");\n  return m;\n}\n\n",
                   n, n, n, n);
-  cg_buf_printf(
-      out,
-      "void %s_close(%s_model *m) {\n  if (!m)\n"
-      "    return;\n  mc_weights_free(m->weights);\n  free(m);\n}\n\n",
-      n, n);
+  }
+  cg_buf_printf(out,
+                "void %s_close(%s_model *m) {\n  if (!m)\n"
+                "    return;\n  mc_weights_free(m->weights);\n%s  free(m);\n}"
+                "\n\n",
+                n, n,
+                nprep ? cg_strf(a,
+                                "  for (int j = 0; j < %d; j++)\n"
+                                "    free(m->prepared[j]);\n",
+                                nprep)
+                      : "");
 
   cg_buf_printf(&e->info,
                 "\nstatic void %s_info_close(void *handle) { "
@@ -481,10 +576,18 @@ static void emit_entry_open(FnEmit *fe, int *nused, const char **specs) {
   const Module *m = e->m;
   const char *n = e->name, *p = fe->prefix;
   CgBuf *info = &e->info;
-  int np = m->nparams;
+  int np = ir_file_params(m), nprep = m->nparams - np;
   bool single = p == n;
-  bool *used = arena_alloc(&e->arena, (size_t)np + 1);
+  bool *used = arena_alloc(&e->arena, (size_t)m->nparams + 1);
   mark_params(fe->f->body, used);
+  /* an entry reading a prepared weight runs the prepare function, which
+   * reads file weights of its own */
+  bool prepare = false;
+  for (int i = np; i < m->nparams; i++)
+    prepare |= used[i];
+  if (prepare)
+    mark_params(ir_prepare_function(m)->body, used);
+  const char *prep_arg = !nprep ? "" : prepare ? " 1," : " 0,";
   int k = 0;
   CgBuf which = {0};
   for (int i = 0; i < np; i++)
@@ -508,18 +611,18 @@ static void emit_entry_open(FnEmit *fe, int *nused, const char **specs) {
                 "\nstatic int %s_info_open(const char *weights_path, void "
                 "**handle,\n    McError *err) {\n",
                 p);
-  if (single || np == 0)
+  if (single || m->nparams == 0)
     cg_buf_printf(info, "  %s_model *m = %s_open(weights_path, err);\n", n, n);
   else if (k == 0)
     cg_buf_printf(info,
-                  "  %s_model *m = %s_load(weights_path, NULL, NULL, 0, "
+                  "  %s_model *m = %s_load(weights_path, NULL, NULL, 0,%s "
                   "err);\n",
-                  n, n);
+                  n, n, prep_arg);
   else
     cg_buf_printf(info,
                   "  %s_model *m =\n      %s_load(weights_path, %s_weights, "
-                  "%s_which, %d, err);\n",
-                  n, n, p, p, k);
+                  "%s_which, %d,%s err);\n",
+                  n, n, p, p, k, prep_arg);
   cg_buf_puts(info, "  *handle = m;\n  return m ? MC_OK : err && err->code "
                     "? err->code : MC_ERR_IO;\n}\n\n");
 }

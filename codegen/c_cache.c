@@ -7,7 +7,8 @@
  * that decides their bytes: the compile command word by word, the
  * compiler's identity (`CC --version`, `CC -dumpmachine`, the driver's path,
  * size and mtime: the same command names another compiler after an
- * upgrade), the environment variables that move gcc's and clang's header
+ * upgrade), this CPU's model and flags when the command says
+ * -march=native, the environment variables that move gcc's and clang's header
  * search, and the name and text of every mc_*.c and mc_*.h in the build
  * directory. System headers can change under an unchanged compiler (a libc
  * update), so an entry also lists every absolute header its compile read
@@ -468,6 +469,26 @@ static bool is_runtime_text(const char *name) {
          (!strcmp(name + n - 2, ".c") || !strcmp(name + n - 2, ".h"));
 }
 
+/* -march=native means this machine's CPU: its model and feature flags
+ * (/proc/cpuinfo's first "model name" and "flags" lines) go into the key,
+ * so a cache shared by machines never hands one another's objects. */
+static void sha_native_cpu(Sha256 *s) {
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  char line[8192];
+  bool model = false, flags = false;
+  while (f && (!model || !flags) && fgets(line, sizeof line, f)) {
+    bool *seen = !strncmp(line, "model name", 10) ? &model
+                 : !strncmp(line, "flags", 5)     ? &flags
+                                                  : NULL;
+    if (seen && !*seen) {
+      *seen = true;
+      sha_str(s, "cpu", line);
+    }
+  }
+  if (f)
+    fclose(f);
+}
+
 bool cg_cache_key(char *const *argv, int ncc, const char *dir,
                   char key[CG_CACHE_KEY_LEN + 1]) {
   uint8_t id[32];
@@ -477,8 +498,11 @@ bool cg_cache_key(char *const *argv, int ncc, const char *dir,
   sha_init(&s);
   sha_str(&s, "format", CACHE_FORMAT);
   sha_field(&s, "compiler", id, sizeof id);
-  for (int i = 0; argv[i]; i++)
+  for (int i = 0; argv[i]; i++) {
     sha_str(&s, "arg", argv[i]);
+    if (!strcmp(argv[i], "-march=native"))
+      sha_native_cpu(&s);
+  }
   /* what moves gcc's or clang's header search without a flag */
   static const char *const vars[] = {"CPATH", "C_INCLUDE_PATH",
                                      "GCC_EXEC_PREFIX", "COMPILER_PATH"};

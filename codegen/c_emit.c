@@ -450,7 +450,8 @@ static bool emit_run(FnEmit *fe) {
       return false;
     }
   CgBuf *out = &e->funcs;
-  cg_buf_printf(out, "int %s%s {\n", fe->run, cg_run_params(fe, false));
+  cg_buf_printf(out, "%sint %s%s {\n", fe->internal ? "static " : "", fe->run,
+                cg_run_params(fe, false));
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))
       cg_buf_printf(out,
@@ -534,17 +535,23 @@ static bool emit_run(FnEmit *fe) {
  * ------------------------------------------------------------------ */
 
 /* One entry point: "<model>_run" when it is the only one, else
- * "<model>_<entry>" with its own "<model>_<entry>_info". */
+ * "<model>_<entry>" with its own "<model>_<entry>_info"; the prepare
+ * function: "<model>_prepare", static. */
 static bool emit_function(Emitter *e, const Function *f, bool single,
                           FnEmit *fe) {
   memset(fe, 0, sizeof *fe);
   fe->e = e;
   fe->f = f;
+  fe->internal = f->prepares;
   Arena *a = &e->arena;
   const char *fn = cg_c_ident(a, f->name);
-  fe->run = cg_names_unique(&e->globals, a,
-                            single ? cg_strf(a, "%s_run", e->name)
-                                   : cg_strf(a, "%s_%s", e->name, fn));
+  fe->run = f->prepares
+                ? cg_strf(a, "%s_prepare", e->name)
+                : cg_names_unique(&e->globals, a,
+                                  single ? cg_strf(a, "%s_run", e->name)
+                                         : cg_strf(a, "%s_%s", e->name, fn));
+  if (f->prepares)
+    single = false;
   fe->prefix = single ? e->name : fe->run;
   if (!single)
     for (const char *suffix =
@@ -565,6 +572,8 @@ static bool emit_function(Emitter *e, const Function *f, bool single,
   cg_buf_printf(&e->funcs, "/* ---- %s ---- */\n\n", fe->run);
   if (!emit_run(fe))
     return false;
+  if (fe->internal)
+    return true;
   cg_emit_header_function(fe);
   return cg_emit_info_run(fe);
 }
@@ -620,7 +629,7 @@ static bool emit_files(Emitter *e, const char *outdir) {
               "model\n * into another program. */\n#include \"%s.h\"\n\n"
               "int main(int argc, char **argv) {\n",
               e->name, e->name);
-  if (m->functions && m->functions->next)
+  if (!e->single)
     main_c = cg_strf(a,
                      "%s  return mc_main_entries(argc, argv,\n"
                      "      (int)(sizeof %s_entries / sizeof *%s_entries), "
@@ -646,7 +655,7 @@ static bool emit_files(Emitter *e, const char *outdir) {
 
 bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
                Diag *d) {
-  CgOptions defaults = {2, NULL, NULL, NULL, DT_F32};
+  CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL};
   Emitter e;
   memset(&e, 0, sizeof e);
   e.m = m;
@@ -657,10 +666,10 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
   reserve_c_names(&e.globals, &e.arena);
   cg_names_unique(&e.globals, &e.arena, "plan_place");
   cg_names_unique(&e.globals, &e.arena, "plan_check");
-  const char *fixed[] = {"align64",        "info",       "model",    "open",
-                         "close",          "weights",    "inputs",   "outputs",
-                         "info_open",      "info_close", "info_run", "entries",
-                         "default_weights"};
+  const char *fixed[] = {
+      "align64",  "info",    "model",           "open",      "close",
+      "weights",  "inputs",  "outputs",         "info_open", "info_close",
+      "info_run", "entries", "default_weights", "prepare",   "prepare_weights"};
   for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
     cg_names_unique(&e.globals, &e.arena,
                     i == 0 ? fixed[0]
@@ -670,17 +679,21 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
   bool ok = m->functions != NULL;
   if (!ok)
     diag_error(d, loc_none(), "model '%s' has no function to emit", e.name);
-  bool single = ok && !m->functions->next;
+  int nfunctions = 0;
+  for (const Function *f = m->functions; f; f = f->next)
+    nfunctions += !f->prepares;
+  bool single = e.single = nfunctions == 1;
   cg_choose_weight_layouts(&e);
   ok = ok && cg_emit_model_api(&e);
   int nentries = 0;
   CgBuf table = {0};
-  for (const Function *f = m->functions; ok && f; f = f->next, nentries++) {
+  for (const Function *f = m->functions; ok && f; f = f->next) {
     FnEmit fe;
     ok = emit_function(&e, f, single, &fe);
-    if (ok)
-      cg_emit_entry_info(&fe);
-    cg_buf_printf(&table, "%s&%s_info", nentries ? ", " : "", fe.prefix);
+    if (!ok || f->prepares)
+      continue;
+    cg_emit_entry_info(&fe);
+    cg_buf_printf(&table, "%s&%s_info", nentries++ ? ", " : "", fe.prefix);
   }
   if (ok && !single) {
     /* the table mc_main_entries reads: PROG ENTRY ... */

@@ -282,6 +282,7 @@ typedef struct Emitter {
   DType *wstore;          /* by param: how the model keeps it (c_weights.c) */
   bool *wtrans;
   bool *wpacked;
+  bool single; /* one entry point (besides a prepare function) */
 } Emitter;
 
 /* c_weights.c: e->wstore, e->wtrans and e->wpacked from the uses of every
@@ -314,6 +315,9 @@ typedef struct FnEmit {
   bool *out_direct; /* output written in place by its kernel */
   NameSet locals;
   bool uses_m; /* a scan region reads weights through m */
+  /* the prepare function: its run is static, called by the model's open,
+   * with no workspace-size function, header entry or McModelInfo */
+  bool internal;
   CgPlan plan;
 } FnEmit;
 

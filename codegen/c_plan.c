@@ -405,6 +405,8 @@ uint64_t cg_emit_layout(FnEmit *fe) {
     cg_buf_free(&body);
     e->any_run_time_plan |= !p->constant;
   }
+  if (fe->internal)
+    return used;
   cg_buf_printf(out, "size_t %s(%s", fe->wsize, fe->syms ? "" : "void");
   for (int s = 0, n = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))

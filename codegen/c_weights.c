@@ -84,10 +84,12 @@ void cg_choose_weight_layouts(Emitter *e) {
     const Type *t = &m->params[p].type;
     if (t->dtype != DT_F32 || t->shape.rank != 2 || u[p].other || !u[p].matmul)
       continue;
+    bool prepared = m->params[p].prepared; /* packed at load, if at all */
     e->wtrans[p] = u[p].trans_b == u[p].matmul;
-    if (half == DT_F16 || half == DT_BF16)
+    if ((half == DT_F16 || half == DT_BF16) && !prepared)
       e->wstore[p] = half;
     else if (!u[p].gather && (u[p].trans_b == 0 || e->wtrans[p]))
       e->wpacked[p] = true;
+    e->wtrans[p] &= e->wpacked[p] || !prepared;
   }
 }

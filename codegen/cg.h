@@ -30,6 +30,11 @@ typedef struct CgOptions {
   /* DT_F16 / DT_BF16: matrices the model only multiplies by (as the right
    * operand) or gathers rows from are kept in 16 bits (c_weights.c) */
   DType weight_dtype;
+  /* --emit exe: the CPU the program is built for, as the C compiler's
+   * -march (NULL or "native": this machine's; "generic": the compiler's
+   * default target, for a program that runs on any CPU of its kind). The
+   * runtime's GEMM picks its kernels at run time either way. */
+  const char *cpu;
 } CgOptions;
 
 /* Writes OUTDIR/<m->name>.h, OUTDIR/<m->name>.c, OUTDIR/<m->name>_main.c

@@ -75,6 +75,18 @@ int options_parse_emit(const char *s, EmitKind *out) {
   return 0;
 }
 
+bool options_valid_cpu(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > 64)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
+          s[i] == '.'))
+      return false;
+  return true;
+}
+
 int options_parse_weight_dtype(const char *s, DType *t) {
   if (strcmp(s, "f32") == 0)
     *t = DT_F32;
@@ -203,6 +215,16 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
     }
     if (!o->set_weight_dtype)
       o->weight_dtype = t;
+  } else if (strcmp(key, "cpu") == 0) {
+    if (!options_valid_cpu(s)) {
+      diag_error(c->d, node_loc(c, v),
+                 "'cpu' must be native, generic or a CPU name of the C "
+                 "compiler's -march, not '%s'",
+                 s);
+      return -1;
+    }
+    if (!o->set_cpu)
+      o->cpu = options_own(o, s);
   } else if (strcmp(key, "O") == 0 || strcmp(key, "opt_level") == 0) {
     if (!((s[0] >= '0' && s[0] <= '2') && s[1] == 0)) {
       diag_error(c->d, node_loc(c, v), "'%s' must be 0, 1 or 2, not '%s'", key,
@@ -214,7 +236,7 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else {
     diag_error(c->d, node_loc(c, k),
                "unknown key '%s' (known: D, defines, weights, emit, O, "
-               "opt_level, o, output, entry, weight_dtype)",
+               "opt_level, o, output, entry, weight_dtype, cpu)",
                key);
     return -1;
   }

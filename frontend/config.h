@@ -19,6 +19,7 @@ typedef struct BuildOptions {
   EmitKind emit;
   int opt_level;
   DType weight_dtype; /* --weight-dtype: DT_F32, DT_F16 or DT_BF16 */
+  const char *cpu;    /* --cpu: NULL (native), "generic" or a -march value */
   int ndefines, cap_defines;
   LowerDefine *defines;
   /* strings copied from a config file, freed by options_free */
@@ -26,7 +27,7 @@ typedef struct BuildOptions {
   char **owned;
   /* which options the command line set (they win over the config file) */
   unsigned char set_weights, set_output, set_emit, set_opt, set_entry,
-      set_weight_dtype;
+      set_weight_dtype, set_cpu;
 } BuildOptions;
 
 /* Adds or replaces -D name=value. from_cli: replaces a config value, and a
@@ -38,6 +39,9 @@ const char *options_own(BuildOptions *o, const char *s);
 void options_free(BuildOptions *o);
 /* "f32", "f16" or "bf16" into *t; -1 for anything else. */
 int options_parse_weight_dtype(const char *s, DType *t);
+/* Whether s can name a CPU for --cpu: letters, digits, '-', '_' and '.',
+ * 1 to 64 of them. */
+bool options_valid_cpu(const char *s);
 /* Parses "c", "ir", "exe". */
 int options_parse_emit(const char *s, EmitKind *out);
 

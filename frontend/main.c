@@ -2,7 +2,8 @@
  *
  *   modelc compile FILE.model [-D name=value]... [--config BUILD.yaml]
  *                  [--weights W.safetensors] [--emit c|ir|exe] [-O0|-O1|-O2]
- *                  [--entry NAME] [--weight-dtype f32|f16|bf16] -o OUT
+ *                  [--entry NAME] [--weight-dtype f32|f16|bf16]
+ *                  [--cpu native|generic|NAME] -o OUT
  *   modelc inspect FILE.model [-D name=value]...
  *   modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] [-o OUT]
  *
@@ -28,7 +29,8 @@ static void usage(FILE *out) {
       "BUILD.yaml]\n"
       "                      [--weights W.safetensors] [--emit c|ir|exe]\n"
       "                      [-O0|-O1|-O2] [--entry NAME]\n"
-      "                      [--weight-dtype f32|f16|bf16] -o OUT\n"
+      "                      [--weight-dtype f32|f16|bf16]\n"
+      "                      [--cpu native|generic|NAME] -o OUT\n"
       "       modelc inspect FILE.model [-D name=value]...\n"
       "       modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] "
       "[-o OUT]\n"
@@ -46,6 +48,8 @@ static void usage(FILE *out) {
       "         --weight-dtype f16|bf16 keeps the matrices the model only\n"
       "         multiplies by or gathers rows from in 16 bits (rounded once\n"
       "         when the program loads them; arithmetic stays f32)\n"
+      "         --cpu: the CPU an exe is built for (the C compiler's -march):\n"
+      "         native (default) this machine's, generic any of its kind\n"
       "inspect  prints constants, inputs, outputs and weights as YAML\n"
       "opt      runs passes on IR text (see --passes=help)\n",
       out);
@@ -121,6 +125,16 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
         return -1;
       }
       o->set_weight_dtype = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--cpu"))) {
+      if (!options_valid_cpu(v)) {
+        diag_error(d, loc_none(),
+                   "--cpu must be native, generic or a CPU name of the C "
+                   "compiler's -march, not '%s'",
+                   v);
+        return -1;
+      }
+      o->cpu = v;
+      o->set_cpu = 1;
     } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
       o->weights = v;
       o->set_weights = 1;
@@ -157,10 +171,10 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
 
 /* Checks every parameter against the weights file: names, shapes, dtypes. */
 static int check_weights(const Module *m, const char *path, Diag *d) {
-  McWeightSpec *specs = calloc((size_t)m->nparams + 1, sizeof *specs);
+  McWeightSpec *specs = calloc((size_t)ir_file_params(m) + 1, sizeof *specs);
   if (!specs)
     return -1;
-  for (int i = 0; i < m->nparams; i++) {
+  for (int i = 0; i < ir_file_params(m); i++) {
     specs[i].name = m->params[i].name;
     specs[i].rank = m->params[i].type.shape.rank;
     for (int k = 0; k < specs[i].rank; k++)
@@ -168,11 +182,11 @@ static int check_weights(const Module *m, const char *path, Diag *d) {
   }
   McWeights *w = NULL;
   McError err = {0, {0}};
-  int rc = mc_weights_load(path, specs, m->nparams, &w, &err);
+  int rc = mc_weights_load(path, specs, ir_file_params(m), &w, &err);
   if (rc != MC_OK) {
     /* point at the model line that declares the offending weight */
     Loc where = loc_none();
-    for (int i = 0; i < m->nparams; i++) {
+    for (int i = 0; i < ir_file_params(m); i++) {
       char quoted[512];
       snprintf(quoted, sizeof quoted, "'%s'", m->params[i].name);
       if (strstr(err.msg, quoted)) {
@@ -233,6 +247,7 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   cg.opt_level = o.opt_level;
   cg.default_weights = o.weights;
   cg.weight_dtype = o.weight_dtype;
+  cg.cpu = o.cpu;
   switch (o.emit) {
   case EMIT_IR: {
     char *text = ir_print_to_string(m);

@@ -150,7 +150,22 @@ int ir_add_param(Module *m, const char *name, Type type, Loc loc, Diag *d) {
   p->name = ir_strdup(m, name);
   p->type = type;
   p->loc = loc;
+  p->prepared = false;
   return m->nparams++;
+}
+
+int ir_file_params(const Module *m) {
+  int n = 0;
+  while (n < m->nparams && !m->params[n].prepared)
+    n++;
+  return n;
+}
+
+const Function *ir_prepare_function(const Module *m) {
+  for (const Function *f = m->functions; f; f = f->next)
+    if (f->prepares)
+      return f;
+  return NULL;
 }
 
 static ModelConst *const_slot(Module *m, const char *name) {

@@ -256,6 +256,10 @@ typedef struct Function {
   FuncInput *inputs;
   FuncOutput *outputs;
   Loc loc;
+  /* The module's prepare function (passes/hoist_weights.c), at most one:
+   * no inputs; it runs once, when the weights are loaded, and each output
+   * is the value of the prepared param of its name. Not an entry point. */
+  bool prepares;
   struct Function *next;
 } Function;
 
@@ -264,6 +268,9 @@ typedef struct Param {
   const char *name; /* weight name in the safetensors file */
   Type type;        /* dtype f32 (storage dtypes are converted); const shape */
   Loc loc;          /* first declaration */
+  /* not in the weights file: the prepare function's output of this name
+   * (computed from other weights once, when they are loaded) */
+  bool prepared;
 } Param;
 
 /* A compile-time integer constant of the model (for inspect and the header). */
@@ -298,6 +305,11 @@ int ir_find_symbol(const Module *m, const char *name);
 /* Finds or adds a parameter by weight name. If it exists with another type,
  * reports an error naming both declarations and returns -1. */
 int ir_add_param(Module *m, const char *name, Type type, Loc loc, Diag *d);
+/* The params read from the weights file: the first ones, before any
+ * prepared param (pass_verify checks the order). */
+int ir_file_params(const Module *m);
+/* The module's prepare function, or NULL. */
+const Function *ir_prepare_function(const Module *m);
 void ir_add_const(Module *m, const char *name, int64_t value);
 void ir_add_const_float(Module *m, const char *name, double value);
 

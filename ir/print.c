@@ -436,7 +436,7 @@ static void print_function(Printer *p, const Function *f) {
   assign_block(p, &t, f->body);
   free(t.slots);
 
-  fputs("func @", out);
+  fputs(f->prepares ? "func prepare @" : "func @", out);
   print_name(out, f->name);
   fputc('(', out);
   for (int i = 0; i < f->ninputs; i++) {
@@ -510,6 +510,8 @@ void ir_print(FILE *out, const Module *m) {
     ir_print_string(out, m->params[i].name);
     fputs(" : ", out);
     print_type(&p, &m->params[i].type);
+    if (m->params[i].prepared)
+      fputs(" prepared", out);
     print_loc(&p, m->params[i].loc);
     fputc('\n', out);
   }

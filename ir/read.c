@@ -9,8 +9,8 @@
  *   module   := 'module' ['@' name] ['file' STRING] item*
  *   item     := 'symbols' IDENT (',' IDENT)*
  *             | 'const' name '=' number [':' 'f64']
- *             | 'param' STRING ':' type [loc]
- *             | 'func' '@' name '(' [input (',' input)*] ')' [loc]
+ *             | 'param' STRING ':' type ['prepared'] [loc]
+ *             | 'func' ['prepare'] '@' name '(' [input (',' input)*] ')' [loc]
  *               '{' op* 'return' [output (',' output)*] '}'
  *   input    := VALUE ':' type ['=' number] [loc]
  *   output   := name '=' VALUE [loc]
@@ -820,22 +820,35 @@ static bool parse_item(Reader *r) {
     EXPECT(r, TK_COLON, "':'");
     Type t;
     Loc loc;
-    if (!parse_type(r, &t) || !parse_loc(r, &loc))
+    if (!parse_type(r, &t))
+      return false;
+    bool prepared = irlex_is(lx, "prepared");
+    if (prepared)
+      irlex_next(lx);
+    if (!parse_loc(r, &loc))
       return false;
     if (!shape_is_const(&t.shape)) {
       irlex_error(lx, "param \"%s\" needs a constant shape", name);
       return false;
     }
-    if (ir_add_param(r->m, name, t, loc, lx->d) < 0) {
+    int index = ir_add_param(r->m, name, t, loc, lx->d);
+    if (index < 0) {
       lx->failed = true;
       lx->kind = TK_ERROR;
       return false;
     }
+    r->m->params[index].prepared = prepared;
     return true;
   }
   if (irlex_is(lx, "func")) {
     irlex_next(lx);
-    return parse_function(r);
+    bool prepares = irlex_is(lx, "prepare");
+    if (prepares)
+      irlex_next(lx);
+    if (!parse_function(r))
+      return false;
+    r->m->last_function->prepares = prepares;
+    return true;
   }
   return irlex_expect(lx, TK_NONE, "'symbols', 'const', 'param' or 'func'");
 }

@@ -266,6 +266,55 @@ static void verify_uses(Verifier *v, Block *b) {
   }
 }
 
+/* The prepare function and the prepared params: at most one prepare
+ * function, without inputs, reading no prepared param; its outputs and the
+ * prepared params match one to one by name and type. */
+static void verify_prepared(Verifier *v) {
+  const Module *m = v->m;
+  const Function *prep = NULL;
+  for (const Function *f = m->functions; f; f = f->next)
+    if (f->prepares) {
+      if (prep)
+        VERR(v, f->loc, "a second prepare function: @%s after @%s", f->name,
+             prep->name);
+      prep = f;
+      if (f->ninputs)
+        VERR(v, f->loc, "prepare function @%s has inputs", f->name);
+      for (const Op *op = f->body->first; op; op = op->next)
+        if (op->kind == OP_PARAM && op->attrs.param.index >= 0 &&
+            op->attrs.param.index < m->nparams &&
+            m->params[op->attrs.param.index].prepared)
+          VERR(v, op->loc, "prepare function @%s reads prepared param \"%s\"",
+               f->name, m->params[op->attrs.param.index].name);
+    }
+  int prepared = 0;
+  for (int i = 0; i < m->nparams; i++) {
+    const Param *p = &m->params[i];
+    if (!p->prepared) {
+      if (prepared)
+        VERR(v, p->loc, "param \"%s\" of the weights file after a prepared one",
+             p->name);
+      continue;
+    }
+    prepared++;
+    int found = 0;
+    for (int o = 0; prep && o < prep->noutputs; o++)
+      if (!strcmp(prep->outputs[o].name, p->name)) {
+        found = 1;
+        if (!type_eq(&prep->outputs[o].value->type, &p->type))
+          VERR(v, p->loc, "prepared param \"%s\" and its output differ in type",
+               p->name);
+      }
+    if (!found)
+      VERR(v, p->loc, "prepared param \"%s\" is no prepare function's output",
+           p->name);
+  }
+  if (prep && prep->noutputs != prepared)
+    VERR(v, prep->loc,
+         "prepare function @%s has %d outputs for %d prepared params",
+         prep->name, prep->noutputs, prepared);
+}
+
 bool pass_verify(Module *m, Diag *d) {
   Verifier v;
   memset(&v, 0, sizeof v);
@@ -282,6 +331,7 @@ bool pass_verify(Module *m, Diag *d) {
       VERR(&v, p->loc, "param \"%s\" needs a dtype and a constant shape",
            p->name);
   }
+  verify_prepared(&v);
   for (Function *f = m->functions; f; f = f->next)
     verify_function(&v, f);
   if (v.errors == 0)

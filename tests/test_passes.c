@@ -49,8 +49,9 @@ static const char two_exps[] = "module @t\n"
 Test(passes, table_and_lookup) {
   int n;
   const PassInfo *list = pass_list(&n);
-  cr_assert_eq(n, 7);
+  cr_assert_eq(n, 8);
   cr_assert_str_eq(list[0].name, "verify");
+  cr_assert_not_null(pass_find("hoist_weights"));
   cr_assert_not_null(pass_find("fold_constants"));
   cr_assert_not_null(pass_find("simplify"));
   cr_assert_null(pass_find("nope"));
@@ -103,6 +104,43 @@ Test(passes, default_pipelines) {
   text = ir_print_to_string(m);
   cr_assert_null(strstr(text, "%1 = exp %x"));
   free(text);
+  ir_module_free(m);
+}
+
+/* The prepare function and prepared params agree one to one, by name and
+ * type; prepared params follow the file's; the prepare function takes no
+ * inputs and reads no prepared param. */
+Test(passes, verify_checks_prepared_weights) {
+  static const char *const bad[][2] = {
+      {"param \"p\" : f32[2] prepared\n",
+       "prepared param \"p\" is no prepare function's output"},
+      {"param \"p\" : f32[2] prepared\nparam \"w\" : f32[2]\n"
+       "func prepare @prep() {\n  %0 = param 1 : f32[2]\n  return p = %0\n}\n",
+       "param \"w\" of the weights file after a prepared one"},
+      {"param \"w\" : f32[2]\nparam \"p\" : f32[3] prepared\n"
+       "func prepare @prep() {\n  %0 = param 0 : f32[2]\n  return p = %0\n}\n",
+       "prepared param \"p\" and its output differ in type"},
+      {"param \"w\" : f32[2]\nparam \"p\" : f32[2] prepared\n"
+       "func prepare @prep() {\n  %0 = param 1 : f32[2]\n  return p = %0\n}\n",
+       "prepare function @prep reads prepared param \"p\""},
+      {"param \"w\" : f32[2]\n"
+       "func prepare @prep(%x: f32[2]) {\n  %0 = param 0 : f32[2]\n"
+       "  return q = %0\n}\n",
+       "prepare function @prep has inputs"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char text[512];
+    snprintf(text, sizeof text, "module @t\n%s", bad[i][0]);
+    Module *m = read_ok(text);
+    cr_assert(!pass_verify(m, &d), "case %zu verified", i);
+    cr_assert(strstr(diag_text(), bad[i][1]), "case %zu: %s", i, diag_text());
+    ir_module_free(m);
+  }
+  Module *m = read_ok("module @t\nparam \"w\" : f32[2]\n"
+                      "param \"p\" : f32[2] prepared\n"
+                      "func prepare @prep() {\n  %0 = param 0 : f32[2]\n"
+                      "  %1 = neg %0 : f32[2]\n  return p = %1\n}\n");
+  cr_assert(pass_verify(m, &d), "%s", diag_text());
   ir_module_free(m);
 }
 

@@ -375,6 +375,35 @@ def runtime_cache(ck, work):
         os.chmod(readonly, 0o755)
 
 
+def cpu_targets(ck, work):
+    """--cpu: the default (this machine's -march) and generic programs give
+    the same bits for every activation, the float-rounding one included
+    (vector width changes no IEEE operation: no contraction, no fast-math);
+    a --cpu that is no CPU name is refused before any compile."""
+    import subprocess
+    import numpy as np
+    model = mc_e2e.model_path("activations.model")
+    x = np.concatenate([np.linspace(-30, 30, 20001, dtype=np.float32),
+                        np.array([0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan],
+                                 np.float32)])
+    outs = {}
+    for cpu in ("native", "generic"):
+        prog = work.path("cpu", "prog_" + cpu)
+        mc_e2e.compile_model(model, prog, extra=["--cpu", cpu])
+        _, outs[cpu] = mc_e2e.run_program(prog, {"x": x}, work.path("cpu", "out_" + cpu), work)
+    ck.check("--cpu native and generic: the same outputs",
+             sorted(outs["native"]) == sorted(outs["generic"]) and len(outs["native"]) > 10)
+    for name in sorted(outs["native"]):
+        ck.bits_equal("--cpu native vs generic: %s" % name, outs["native"][name],
+                      outs["generic"].get(name))
+    bad = subprocess.run(mc_e2e.compile_args(model, work.path("cpu", "bad"),
+                                             extra=["--cpu", "x;rm"]),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ck.check("--cpu 'x;rm' is refused",
+             bad.returncode != 0 and "--cpu must be native, generic or a CPU name" in bad.stderr,
+             bad.stderr[-300:])
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     try:
@@ -386,6 +415,7 @@ def body(ck, work):
     ir_round_trip(ck, work)
     emitted_c(ck, work, torch)
     runtime_cache(ck, work)
+    cpu_targets(ck, work)
     if not mc_e2e.SANITIZE:  # about the emitted text: once is enough
         every_model_warning_free(ck, work)
 

@@ -316,6 +316,44 @@ def test_spectral_norm(ck, work, torch, model):
                      got["sigma"].astype(np.float64), np.float64(top), 1e-4, 0)
 
 
+def test_spectral_linear(ck, work, torch, model):
+    """A frozen spectrally normalized nn.Linear: the module's output in
+    training mode from its stored u, and the compiled program's, whose
+    W / sigma is computed once at load (a prepared weight in its IR)."""
+    import subprocess
+    ir = subprocess.run(mc_e2e.compile_args(model, "-", emit="ir",
+                                            extra=["--entry", "spectral_linear"]),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ck.check("spectral_linear: W / sigma is a prepared weight",
+             ir.returncode == 0 and "func prepare @" in ir.stdout and
+             "prepared @" in ir.stdout, ir.stderr[-300:])
+    for i, (label, defines, n_out, n_in, iters) in enumerate([
+            ("default 16x8, 1 iteration", None, 16, 8, 1),
+            ("5x12, 3 iterations", {"n_out": 5, "n_in": 12, "n_power_iterations": 3}, 5, 12, 3)]):
+        layer = torch.nn.utils.spectral_norm(torch.nn.Linear(n_in, n_out),
+                                             n_power_iterations=iters).train()
+        sd = {"sn_linear." + k: v.detach().clone() for k, v in layer.state_dict().items()
+              if k != "weight_v"}
+        x = torch.randn(6, n_in)
+        with torch.no_grad():
+            want = layer(x)
+            want64 = torch.nn.functional.linear(x.double(), layer.weight.double(),
+                                                layer.bias.double())
+        weights = work.path("snl%d" % i, "w.safetensors")
+        mc_e2e.write_safetensors(weights, sd)
+        got = run_entry(work, model, "spectral_linear", {"x": mc_e2e.to_numpy(x)},
+                        defines=defines, weights=weights, tag="snl%d" % i,
+                        weight_tensors=sd)
+        compare(ck, "spectral_linear %s" % label, got, {"y": want}, {"y": want64})
+        if i == 0:  # -O0 hoists nothing: each call computes W / sigma
+            prog = mc_e2e.compile_model(model, work.path("snl0", "o0"), weights=weights,
+                                        opt=0, extra=["--entry", "spectral_linear"])
+            _, o0 = mc_e2e.run_program(prog, {"x": mc_e2e.to_numpy(x)},
+                                       work.path("snl0", "out_o0"), work, weights=weights)
+            ck.bits_equal("spectral_linear: prepared once (-O2) = per call (-O0)",
+                          got.get("y"), o0.get("y"))
+
+
 # ---- all entries in one program ---------------------------------------------------
 
 def test_whole_file(ck, work, model):
@@ -352,6 +390,7 @@ def body(ck, work):
     test_skipgram(ck, work, torch, model)
     test_gan(ck, work, torch, model)
     test_spectral_norm(ck, work, torch, model)
+    test_spectral_linear(ck, work, torch, model)
     test_whole_file(ck, work, model)
 
 
