@@ -227,8 +227,10 @@ static const char *cc_name(const CgOptions *o) {
 /* The compiler and the flags of every step: C11, IEEE arithmetic (no
  * contraction, no fast-math), the runtime's thread pool, each function in
  * a section of its own (the link keeps only the runtime code the program
- * calls), then $MC_CFLAGS or the options' extra flags. */
-static void cc_command(Args *argv, const CgOptions *o, const char *opt) {
+ * calls), for the model's files -march (--cpu), then $MC_CFLAGS or the
+ * options' extra flags. */
+static void cc_command(Args *argv, const CgOptions *o, const char *opt,
+                       bool model) {
   args_push_words(argv, cc_name(o));
   args_push(argv, "-std=c11");
   args_push(argv, o->opt_level == 0 ? "-O0" : opt);
@@ -239,9 +241,12 @@ static void cc_command(Args *argv, const CgOptions *o, const char *opt) {
    * loop holding one vectorizes; values stay IEEE's */
   args_push(argv, "-fno-trapping-math");
   /* the model's loops vectorize for this CPU's vectors (AVX-512: 16 floats
-   * an instruction, not SSE2's 4); -ffp-contract=off keeps FMA out of them */
+   * an instruction, not SSE2's 4); -ffp-contract=off keeps FMA out of them.
+   * Not the runtime's: it picks its SIMD code at run time, and gcc 12's
+   * code for its portable loops under -march=skylake-avx512 is slower (a
+   * row softmax took twice as long) */
   const char *cpu = o->cpu ? o->cpu : "native";
-  if (strcmp(cpu, "generic") != 0) {
+  if (model && strcmp(cpu, "generic") != 0) {
     char march[160];
     snprintf(march, sizeof march, "-march=%.150s", cpu);
     args_push(argv, march);
@@ -266,7 +271,7 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
   Arena arena;
   arena_init(&arena);
   Args sources = list_dir(dir, ".c"), objects = {0}, argv = {0};
-  cc_command(&argv, o, "-O2");
+  cc_command(&argv, o, "-O2", false);
   args_push(&argv, "-c"); /* objects into dir, the compiler's directory */
   for (int i = 0; i < sources.n; i++)
     if (is_runtime(sources.v[i]) && !is_library_only(sources.v[i])) {
@@ -293,7 +298,7 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
   char *tmp_out = here ? cg_strf(&arena, "%s/%s.tmp", here, out_path)
                        : cg_strf(&arena, "%s.tmp", out_path);
   if (ok) {
-    cc_command(&argv, o, "-O3");
+    cc_command(&argv, o, "-O3", true);
     for (int i = 0; i < sources.n; i++)
       if (!is_runtime(sources.v[i]))
         args_push(&argv, sources.v[i]);

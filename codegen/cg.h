@@ -48,12 +48,15 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
 
 /* Emits into a fresh temporary directory (see cg_emit_c) and builds there
  * with `cc -std=c11 -ffp-contract=off -fno-fast-math -fno-trapping-math
- * -pthread -ffunction-sections -fdata-sections <extra>`: the runtime's files to
- * objects at -O2, then the model's files at -O3 linked with them
- * (--gc-sections, -lm) into out_path.tmp (-O0 throughout when opt_level is
- * 0), renamed to out_path. The tokenizer's files are left out (no
- * generated program calls them). On failure reports the command and the
- * compiler's output. The temporary directory is removed in every case. */
+ * -pthread -ffunction-sections -fdata-sections <extra>`: the runtime's
+ * files to objects at -O2 (taken
+ * from the runtime object cache, codegen/c_cache.c, when it holds them for
+ * this exact command, compiler and runtime text), then the model's files
+ * at -O3 and -march=<cpu> (none for cpu "generic") linked with them
+ * (--gc-sections, -lm) into out_path.tmp (-O0 throughout when opt_level is 0),
+ * renamed to out_path. The tokenizer's files are left out (no generated program
+ * calls them). On failure reports the command and the compiler's output. The
+ * temporary directory is removed in every case. */
 bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
                   Diag *d);
 
