@@ -136,13 +136,27 @@ softmax_row_f32(const float *x, float *y, int64_t n, int64_t s, int log_sm) {
   }
 }
 
-static void softmax_rows_f32(void *ctx, int64_t begin, int64_t end) {
+/* gcc's -O2 (the runtime's level) vectorizes only loops that need no
+ * epilogue: the row loops ask for its -O3 cost model (clang vectorizes
+ * them at -O2 anyway). Before, every exp of a softmax ran in scalar code:
+ * 16% of the encoder's time, 10 ns an element. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SOFTMAX_VECTORIZE __attribute__((optimize("vect-cost-model=dynamic")))
+#else
+#define SOFTMAX_VECTORIZE
+#endif
+
+/* Rows [begin, end). The contiguous softmax (attention's, a classifier's)
+ * is a copy of its own with the row's branches resolved, so that its loops
+ * vectorize; lane by lane it does the same operations (the same bits). */
+SOFTMAX_VECTORIZE static void softmax_rows_f32(void *ctx, int64_t begin,
+                                               int64_t end) {
   const SoftmaxJob *job = ctx;
   int64_t n = job->n, inner = job->inner;
   for (int64_t r = begin; r < end; r++) {
     int64_t at = r / inner * n * inner + r % inner;
-    if (inner == 1)
-      softmax_row_f32(job->x + at, job->y + at, n, 1, job->logarithmic);
+    if (inner == 1 && !job->logarithmic)
+      softmax_row_f32(job->x + at, job->y + at, n, 1, 0);
     else
       softmax_row_f32(job->x + at, job->y + at, n, inner, job->logarithmic);
   }
