@@ -473,8 +473,8 @@ Test(weights, kept_packed_in_gemm_panels, .init = make_tmpdir,
       a[i] = (float)i * 0.25f - 3.0f;
     mc_gemm_f32_packed(3, N, K, a, K, 1, p, y, N, 0);
     mc_gemm_f32(3, N, K, a, K, 1, src, tr ? 1 : C, tr ? C : 1, ref, N, 0);
-    cr_assert(memcmp(y, ref, sizeof(float) * (size_t)(3 * N)) == 0,
-              "spec %d", s);
+    cr_assert(memcmp(y, ref, sizeof(float) * (size_t)(3 * N)) == 0, "spec %d",
+              s);
   }
   mc_weights_free(w);
 }
