@@ -133,10 +133,9 @@ def main():
     for line in environment(cpu, threads_list):
         print("  " + line)
     print("  modelc: %s" % modelc)
-    print("  timing: modelc = median whole-process wall time on the input minus on the "
-          "smallest input (the program has no internal timer); decoding = (t(%d new) - "
-          "t(1 new)) / %d on both sides; torch = median warm call; %d run(s) (short runs "
-          "repeated); RSS from %s" % (
+    print("  timing: modelc = median of the program's own timer (PROG --time R: the model "
+          "alone, after a warm-up run); decoding = (t(%d new) - t(1 new)) / %d on both "
+          "sides; torch = median warm call; %d run(s) (short runs repeated); RSS from %s" % (
               cfg["decode_new"], cfg["decode_new"] - 1, runs,
               GNU_TIME if has_gnu_time() else "wait4 (floor: python's RSS)"))
     print(flush=True)
