@@ -22,7 +22,19 @@
  * the operands (mc_gemm_f32's contract), a softmax row only on that row,
  * and the epilogue only on the element, so the result is bit for bit that
  * of the three separate kernels, for any block size and thread count.
+ *
+ * Masked keys: when the epilogue is where(mask, ..., -inf) with a mask
+ * along the keys only (decoding's arange(n_ctx) <= pos over a cache of
+ * n_ctx, a padding mask), the keys after the last one the mask keeps are
+ * left out of all three steps: nk = 1 + that key's index (or 1 if none).
+ * Their scores are -inf whatever Q and K hold, so the softmax row's max is
+ * unchanged and each exp is +0, which leaves its lanes' sums (and so every
+ * p) unchanged; in P @ V each would add p * v = 0 * v, exact unless v is
+ * inf or nan there (then the three kernels give nan where this one does
+ * not) or the sum so far is -0 (then they give +0 for -0). Decoding at
+ * position pos reads pos + 1 keys and values instead of the whole cache.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +62,39 @@ static const char *block_rows(CgKernel *k, const char *M) {
   return cg_strf(k->arena, "(%s < %s ? %s : %s)", M, ATTN_ROWS, M, ATTN_ROWS);
 }
 
+/* The epilogue operand that masks keys, when the epilogue's result is
+ * where(mask, ..., -inf) and mask varies along the key (last) axis only,
+ * as in decoding's where(arange(n_ctx) <= pos, scores, -inf) or a padding
+ * mask: its index, else -1. */
+static int key_mask_operand(const CgKernel *k, const Shape *ss) {
+  const Op *ep = k->epilogue;
+  if (!ep || ep->nregions != 1)
+    return -1;
+  const Block *body = ep->regions[0];
+  const Op *y = body->last;
+  if (!y || y->kind != OP_YIELD || y->noperands != 1)
+    return -1;
+  const Op *sel = y->operands[0]->def;
+  if (!sel || sel->kind != OP_SELECT || sel->operands[0]->def)
+    return -1;
+  const Op *inf = sel->operands[2]->def;
+  if (!inf || inf->kind != OP_CONST || inf->results[0]->type.dtype != DT_F32 ||
+      inf->results[0]->type.shape.rank != 0 ||
+      ir_const_load(DT_F32, inf->attrs.cst.data, 0) != -INFINITY)
+    return -1;
+  int i = sel->operands[0]->def_index; /* the block argument's operand */
+  if (i >= ep->noperands || ep->operands[i] == k->op->results[0] ||
+      k->ep_literal[i])
+    return -1;
+  const Shape *ms = &ep->operands[i]->type.shape;
+  if (ms->rank == 0 || !dim_eq(ms->dims[ms->rank - 1], ss->dims[ss->rank - 1]))
+    return -1;
+  for (int j = 0; j < ms->rank - 1; j++)
+    if (!cg_is_one(ms->dims[j]))
+      return -1;
+  return i;
+}
+
 bool cg_kernel_attention(CgKernel *k, Diag *d) {
   const Op *mm = k->op, *pv = k->pv;
   const Shape *ss = &k->softmax->results[0]->type.shape;
@@ -68,6 +113,18 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   const char *block = block_rows(k, g.M);
   cg_line(k, 1, "const int64_t row_blocks = (%s + %s - 1) / %s;", g.M,
           ATTN_ROWS, ATTN_ROWS);
+  const char *keys = g.N; /* the keys computed */
+  int mask = key_mask_operand(k, ss);
+  if (mask >= 0) {
+    cg_line(k, 1,
+            "/* keys past the last one x%d keeps score -inf, which softmax "
+            "makes 0: left out */",
+            mask);
+    cg_line(k, 1, "int64_t nk = %s;", g.N);
+    cg_line(k, 1, "while (nk > 1 && !x%d[nk - 1])", mask);
+    cg_line(k, 2, "nk--;");
+    keys = "nk";
+  }
   cg_line(k, 1, "for (int64_t slot = begin; slot < end; slot++) {");
   cg_line(k, 2, "float *restrict sc = s + slot * %s * %s;", block, g.N);
   cg_line(k, 2, "for (int64_t blk = slot; blk < %s * row_blocks; blk += nt) {",
@@ -109,13 +166,13 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   cg_line(k, 3,
           "mc_gemm_f32%s(rows, %s, %s, a + %s + r0 * %s, %s, %s, b + %s, "
           "%s, %s, sc, %s, %s);",
-          k->epilogue ? "_ep" : "", g.N, g.K, aoff, g.rsa, g.rsa, g.csa, boff,
-          g.rsb, g.csb, g.N, last);
-  cg_line(k, 3, "mc_softmax_f32(sc, sc, rows, %s, 1);", g.N);
+          k->epilogue ? "_ep" : "", keys, g.K, aoff, g.rsa, g.rsa, g.csa, boff,
+          g.rsb, g.csb, keys, last);
+  cg_line(k, 3, "mc_softmax_f32(sc, sc, rows, %s, 1);", keys);
   cg_line(k, 3,
           "mc_gemm_f32(rows, %s, %s, sc, %s, 1, v + %s, %s, %s, y + %s + r0 * "
           "%s, %s, 0);",
-          h.N, g.N, g.N, voff, h.rsb, h.csb, yoff, h.N, h.N);
+          h.N, keys, keys, voff, h.rsb, h.csb, yoff, h.N, h.N);
   cg_line(k, 2, "}");
   cg_line(k, 1, "}");
   CgBuf range;

@@ -434,7 +434,7 @@ Test(gemm, packed_b_gives_the_bits_of_b) {
   static const int64_t shapes[][3] = {
       {1, 1, 1},  {1, 33, 7},    {3, 100, 50},   {4, 64, 385},
       {5, 31, 9}, {17, 70, 33},  {100, 65, 400}, {130, 600, 800},
-      {2, 7, 0},  {40, 1000, 3}, {1, 2304, 768}};
+      {2, 7, 0},  {40, 1000, 3}, {1, 2304, 768}, {1, 200, 13}};
   enum { SHAPES = sizeof shapes / sizeof shapes[0], PAD = 3 };
   for (int k = 0; k < KERNEL_COUNT; k++) {
     if (!use_kernel(k))

@@ -4,7 +4,8 @@ Checked against the plain PyTorch GPT-2 of test_gpt2.py on the same random
 weights (tiny configuration, GPT2LMHeadModel layout):
 - `prefill` feeds the prompt one token at a time through the cache; its
   logits equal the full-sequence logits of models/gpt2.model's program and of
-  torch: |got - ref| <= 1e-4 + 1e-4 * |ref|.
+  torch: |got - ref| <= 1e-4 + 1e-4 * |ref|; and those of -O0 bit for bit
+  (at -O2 attention reads only the keys up to the position, -O0 all n_ctx).
 - `generate` at temperature 0 gives exactly torch's greedy tokens, stops
   after the `stop` token or when the context is full.
 - sampling is a function of the seed: the same seed gives the same tokens on
@@ -67,6 +68,17 @@ def body(ck, work):
         ck.close("prefill T=%d == gpt2.model logits" % len(prompt), got, out["logits"], RTOL, ATOL)
         ck.close("prefill T=%d == torch logits" % len(prompt), got,
                  mc_e2e.to_numpy(ref_logits(prompt)), RTOL, ATOL)
+
+    # -O0 computes the scores over the whole cache of n_ctx keys, masked;
+    # -O2's attention kernel leaves out the keys past pos: the same bits
+    o0 = mc_e2e.compile_model(mc_e2e.model_path("gpt2_generate.model"), work.path("gen_O0"),
+                              defines=defines, weights=weights, opt=0)
+    for n, prompt in enumerate(prompts):
+        paths = ["tokens=%s" % mc_e2e.save_npy(work.next_input_path("tokens"), prompt)]
+        mc_e2e.run([o0, "prefill"] + paths + ["-o", work.path("prefill_O0_%d" % n)])
+        ck.bits_equal("prefill T=%d: -O0 (whole cache) = -O2 (keys up to pos)" % len(prompt),
+                      mc_e2e.load_npy(os.path.join(work.path("prefill_O0_%d" % n), "logits.npy")),
+                      run("prefill", {"tokens": prompt}, "prefill_O2_%d" % n)["logits"])
 
     # 16-bit weights: the decoding path against torch on rounded weights (in
     # the unsanitized build; test_gpt2 and the unit tests cover the 16-bit
