@@ -425,20 +425,20 @@ static void emit_prepare_weights(Emitter *e) {
       int64_t r = 0, c = 0;
       dim_is_const(s->dims[0], &r);
       dim_is_const(s->dims[1], &c);
-      bool t = e->wtrans[p];
+      int t = e->wtrans[p];
       cg_buf_printf(
           out,
           "  { /* \"%s\": in GEMM panels of %s */\n"
           "    float *p = mc_alloc_zeroed(sizeof(float) *\n"
-          "        (size_t)mc_gemm_packed_floats(%" PRId64 ", %" PRId64 "));\n"
+          "        (size_t)mc_gemm_weight_floats(%" PRId64 ", %" PRId64
+          ", %d));\n"
           "    if (!p)\n      return mc_fail(err, MC_ERR_NOMEM, \"%s_open: "
           "out of memory\");\n"
-          "    mc_gemm_pack_b(%" PRId64 ", %" PRId64
-          ", m->prepared[%d], %" PRId64 ", %" PRId64 ", p);\n"
+          "    mc_gemm_pack_weight(%" PRId64 ", %" PRId64
+          ", %d, m->prepared[%d], p);\n"
           "    free(m->prepared[%d]);\n    m->prepared[%d] = p;\n  }\n",
           cg_c_string(&e->arena, m->params[p].name, false),
-          t ? "its transpose" : "itself", t ? c : r, t ? r : c, n, t ? c : r,
-          t ? r : c, o, t ? (int64_t)1 : c, t ? c : (int64_t)1, o, o);
+          t ? "its transpose" : "itself", r, c, t, n, r, c, t, o, o, o);
     }
     cg_buf_printf(out, "  m->w[%d] = m->prepared[%d];\n", p, o);
   }

@@ -575,6 +575,19 @@ void mc_gemm_pack_b(int64_t K, int64_t N, const float *B, int64_t rsb,
   gemm_pack(MC_GEMM_PANEL, N, K, B, csb, rsb, P);
 }
 
+int64_t mc_gemm_weight_floats(int64_t rows, int64_t cols, int transposed) {
+  return transposed ? mc_gemm_packed_floats(cols, rows)
+                    : mc_gemm_packed_floats(rows, cols);
+}
+
+void mc_gemm_pack_weight(int64_t rows, int64_t cols, int transposed,
+                         const float *W, float *P) {
+  if (transposed)
+    mc_gemm_pack_b(cols, rows, W, 1, cols, P);
+  else
+    mc_gemm_pack_b(rows, cols, W, cols, 1, P);
+}
+
 void mc_gemm_f32_packed(int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t rsa, int64_t csa, const float *P, float *C,
                         int64_t ldc, int accumulate) {

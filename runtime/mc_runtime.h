@@ -302,6 +302,12 @@ void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
 int64_t mc_gemm_packed_floats(int64_t K, int64_t N);
 void mc_gemm_pack_b(int64_t K, int64_t N, const float *B, int64_t rsb,
                     int64_t csb, float *P);
+/* A row-major weight W [rows, cols] packed as the B of x @ W (K = rows,
+ * N = cols) or, transposed, of x @ W.T (K = cols, N = rows), as the
+ * loader and a prepare function keep it: mc_gemm_weight_floats floats. */
+int64_t mc_gemm_weight_floats(int64_t rows, int64_t cols, int transposed);
+void mc_gemm_pack_weight(int64_t rows, int64_t cols, int transposed,
+                         const float *W, float *P);
 /* mc_gemm_f32 / mc_gemm_f32_ep with B packed by mc_gemm_pack_b: the same
  * bits as with the unpacked B. */
 void mc_gemm_f32_packed(int64_t M, int64_t N, int64_t K, const float *A,

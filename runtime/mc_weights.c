@@ -220,11 +220,10 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   size_t n = t->nbytes / mc_dtype_size(t->dtype);
   if (packed) { /* B = the matrix or its transpose, in GEMM panels */
     int64_t r = spec->shape[0], c = spec->shape[1];
-    int64_t K = spec->transposed ? c : r, N = spec->transposed ? r : c;
-    float *p = weights_alloc(sizeof *p * (size_t)mc_gemm_packed_floats(K, N));
+    float *p = weights_alloc(
+        sizeof *p * (size_t)mc_gemm_weight_floats(r, c, spec->transposed));
     if (p)
-      mc_gemm_pack_b(K, N, f, spec->transposed ? 1 : c,
-                     spec->transposed ? c : 1, p);
+      mc_gemm_pack_weight(r, c, spec->transposed, f, p);
     free(f_owned);
     if (!p)
       return mc_fail(e, MC_ERR_NOMEM, "weight '%s': out of memory", spec->name);

@@ -426,6 +426,32 @@ Test(gemm, epilogue_sees_every_final_element_once) {
   }
 }
 
+/* A weight W [rows, cols] packed as x @ W's B or x @ W.T's: the panels
+ * of W or of W.T (zero past N), as the loader and prepare keep them. */
+Test(gemm, pack_weight_packs_w_or_its_transpose) {
+  enum { R = 37, C = 70 };
+  float *w = alloc_floats(R * C);
+  for (int i = 0; i < R * C; i++)
+    w[i] = (float)i;
+  for (int t = 0; t < 2; t++) {
+    int64_t K = t ? C : R, N = t ? R : C, np = mc_gemm_weight_floats(R, C, t);
+    cr_assert_eq(np, mc_gemm_packed_floats(K, N));
+    float *p = alloc_floats(np);
+    mc_gemm_pack_weight(R, C, t, w, p);
+    for (int64_t n = 0;
+         n < (N + MC_GEMM_PANEL - 1) / MC_GEMM_PANEL * MC_GEMM_PANEL; n++)
+      for (int64_t k = 0; k < K; k++) {
+        float want = n >= N ? 0.0f : t ? w[n * C + k] : w[k * C + n];
+        cr_assert_eq(p[n / MC_GEMM_PANEL * K * MC_GEMM_PANEL +
+                       k * MC_GEMM_PANEL + n % MC_GEMM_PANEL],
+                     want, "transposed %d: n %lld k %lld", t, (long long)n,
+                     (long long)k);
+      }
+    free(p);
+  }
+  free(w);
+}
+
 /* mc_gemm_pack_b's layout (panels of MC_GEMM_PANEL columns, zero past N),
  * and mc_gemm_f32_packed(_ep) giving the bits of mc_gemm_f32 on the
  * unpacked B: both B layouts, a padded C, accumulate, the blocked GEMM
