@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "c_emit.h"
+#include "read_file.h"
 
 /* changing what an entry holds or how the key is made: bump it */
 #define CACHE_FORMAT "modelc runtime cache 1"
@@ -183,34 +184,6 @@ static void sha_hex(Sha256 *s, char hex[CG_CACHE_KEY_LEN + 1]) {
 
 /* ---- files ---------------------------------------------------------------
  */
-
-/* The bytes of path (malloc'd, NUL-terminated, *len set), or NULL. */
-static char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  size_t n = 0, cap = 4096;
-  char *p = malloc(cap);
-  size_t got;
-  while (p && (got = fread(p + n, 1, cap - n - 1, f)) > 0) {
-    n += got;
-    if (cap - n - 1 == 0) {
-      char *q = realloc(p, cap *= 2);
-      if (!q)
-        free(p);
-      p = q;
-    }
-  }
-  bool ok = p && !ferror(f);
-  fclose(f);
-  if (!ok) {
-    free(p);
-    return NULL;
-  }
-  p[n] = 0;
-  *len = n;
-  return p;
-}
 
 static bool hash_file(const char *path, char hex[CG_CACHE_KEY_LEN + 1]) {
   FILE *f = fopen(path, "rb");
@@ -386,7 +359,7 @@ char *cg_cache_root(void) {
 static char *capture(char **argv, const char *cwd, const char *log,
                      size_t *len) {
   int status = cg_run_logged(argv, cwd, log);
-  char *text = status == 0 ? read_all(log, len) : NULL;
+  char *text = status == 0 ? read_path(log, SIZE_MAX, len) : NULL;
   unlink(log);
   return text;
 }
@@ -520,7 +493,8 @@ bool cg_cache_key(char *const *argv, int ncc, const char *dir,
     if (!is_runtime_text(names[i].name))
       continue;
     size_t len;
-    char *text = read_all(cg_strf(&a, "%s/%s", dir, names[i].name), &len);
+    char *text =
+        read_path(cg_strf(&a, "%s/%s", dir, names[i].name), SIZE_MAX, &len);
     ok = text != NULL;
     sha_str(&s, "file", names[i].name);
     sha_field(&s, "text", text, ok ? len : 0);
@@ -545,7 +519,7 @@ bool cg_cache_key(char *const *argv, int ncc, const char *dir,
 static bool entry_valid(const char *entry, const char *key,
                         char *const *objects, int nobjects, Arena *a) {
   size_t len;
-  char *text = read_all(cg_strf(a, "%s/manifest", entry), &len);
+  char *text = read_path(cg_strf(a, "%s/manifest", entry), SIZE_MAX, &len);
   if (!text)
     return false;
   bool *seen = arena_alloc(a, (size_t)nobjects + 1);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lexer.h"
+#include "read_file.h"
 
 /* ---- parsing entry points ----------------------------------------------- */
 
@@ -50,39 +51,26 @@ AstModule *ast_parse_file(const char *path, Diag *d) {
     diag_error(d, loc, "cannot open: %s", strerror(errno));
     return NULL;
   }
-  AstModule *m = ast_module_new(path);
-  size_t len = 0, cap = 4096;
-  char *buf = malloc(cap);
-  size_t n;
-  /* Stops at the first NUL byte or past the size limit, so a device or an
-   * endless pipe (include "/dev/zero") ends with an error, not a hang. */
-  bool has_nul = false, too_big = false;
-  while (buf && !has_nul && !too_big &&
-         (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-    has_nul = memchr(buf + len, 0, n) != NULL;
-    len += n;
-    too_big = len > AST_MAX_FILE_BYTES;
-    if (cap - len - 1 == 0)
-      buf = realloc(buf, cap *= 2);
-  }
-  if (!buf) {
-    fprintf(stderr, "modelc: out of memory\n");
-    abort();
-  }
-  bool failed = ferror(f);
+  /* Reads at most a byte past the size limit, so a device or an endless
+   * pipe (include "/dev/zero") ends with an error, not a hang. */
+  size_t len;
+  char *buf = read_stream(f, AST_MAX_FILE_BYTES, &len);
+  int read_errno = errno;
   fclose(f);
-  if (failed || has_nul || too_big) {
-    if (failed)
-      diag_error(d, loc, "cannot read: %s", strerror(errno));
+  bool has_nul = buf && memchr(buf, 0, len) != NULL;
+  bool too_big = buf && len > AST_MAX_FILE_BYTES;
+  if (!buf || has_nul || too_big) {
+    if (!buf)
+      diag_error(d, loc, "cannot read: %s", strerror(read_errno));
     else if (has_nul) /* the lexer works on a NUL-terminated buffer */
       diag_error(d, loc, "the file contains a NUL byte");
     else
       diag_error(d, loc, "limit exceeded: the file is larger than %d MiB",
                  AST_MAX_FILE_BYTES >> 20);
     free(buf);
-    ast_free(m);
     return NULL;
   }
+  AstModule *m = ast_module_new(path);
   m->source = arena_strndup(&m->arena, buf, len);
   free(buf);
   return ast_parse_module(m, d);

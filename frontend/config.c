@@ -3,6 +3,7 @@
  *     build.yaml:3:4: error: unknown key 'wieghts' (known: D, defines, ...)
  * The config text stays alive until the process ends (the Diag quotes it). */
 #include "config.h"
+#include "read_file.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -97,31 +98,6 @@ int options_parse_weight_dtype(const char *s, DType *t) {
   else
     return -1;
   return 0;
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  size_t r;
-  while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-    n += r;
-    if (cap - n - 1 == 0) {
-      cap *= 2;
-      char *nb = realloc(buf, cap);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-      }
-      buf = nb;
-    }
-  }
-  fclose(f);
-  if (buf)
-    buf[n] = 0;
-  return buf;
 }
 
 typedef struct Cfg {
@@ -244,7 +220,8 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
 }
 
 int config_read(const char *path, BuildOptions *o, Diag *d) {
-  char *text = read_text(path);
+  size_t len;
+  char *text = read_path(path, SIZE_MAX, &len);
   if (!text) {
     diag_error(d, loc_none(), "cannot read config file '%s': %s", path,
                strerror(errno));

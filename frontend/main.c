@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../codegen/cg.h"
+#include "../ir/read_file.h"
 #include "../passes/passes.h"
 #include "../runtime/mc_runtime.h"
 #include "config.h"
@@ -298,27 +299,13 @@ static int cmd_inspect(int argc, char **argv, Diag *d) {
 
 static char *slurp(const char *path, Diag *d) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-  if (!f) {
+  size_t len;
+  char *text = f ? read_stream(f, SIZE_MAX, &len) : NULL;
+  if (!text)
     diag_error(d, loc_none(), "cannot read '%s': %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t cap = 1 << 16, n = 0, r;
-  char *buf = malloc(cap);
-  while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-    n += r;
-    if (n + 1 == cap) {
-      char *nb = realloc(buf, cap * 2);
-      if (!nb)
-        free(buf);
-      buf = nb;
-      cap *= 2;
-    }
-  }
-  if (f != stdin)
+  if (f && f != stdin)
     fclose(f);
-  if (buf)
-    buf[n] = 0;
-  return buf;
+  return text;
 }
 
 static int cmd_opt(int argc, char **argv, Diag *d) {

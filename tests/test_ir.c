@@ -2,11 +2,15 @@
  * construction and editing helpers, and the text form (print/read round
  * trip, reader errors, robustness against garbage). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ir.h"
+#include "read_file.h"
 
 static Module *m;
 static Function *fn;
@@ -756,4 +760,41 @@ Test(text, garbage_never_crashes) {
     }
   }
   free(buf);
+}
+
+/* ---- whole files ---- */
+
+Test(read_file, reads_everything_up_to_the_limit) {
+  char path[] = "/tmp/mc_test_read_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  for (int i = 0; i < 5000; i++) /* past the first buffer */
+    fputc('a' + i % 26, f);
+  fclose(f);
+  size_t len = 0;
+  char *text = read_path(path, SIZE_MAX, &len);
+  cr_assert_not_null(text);
+  cr_assert_eq(len, 5000);
+  cr_assert_eq(text[4999], 'a' + 4999 % 26);
+  cr_assert_eq(text[5000], 0);
+  free(text);
+  text = read_path(path, 100, &len); /* stops early, says so */
+  cr_assert_not_null(text);
+  cr_assert(len > 100 && len <= 5000);
+  free(text);
+  f = fopen(path, "w");
+  fclose(f);
+  text = read_path(path, SIZE_MAX, &len);
+  cr_assert_not_null(text);
+  cr_assert_eq(len, 0);
+  cr_assert_str_eq(text, "");
+  free(text);
+  unlink(path);
+  errno = 0;
+  cr_assert_null(read_path(path, SIZE_MAX, &len));
+  cr_assert_eq(errno, ENOENT);
+  errno = 0;
+  cr_assert_null(read_path("/tmp", SIZE_MAX, &len));
+  cr_assert_eq(errno, EISDIR);
 }

@@ -521,6 +521,28 @@ Test(parser, parse_file) {
   cr_assert(strstr(errors(), "/nonexistent/x.model: error: cannot open: "));
 }
 
+/* A file is text: a NUL byte, a directory and a device without end are
+ * each one clear error (the device's read stops past the size limit). */
+Test(parser, parse_file_refuses_what_is_not_text) {
+  char path[] = "/tmp/mc_test_parser_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs("const n = 2", f);
+  fputc(0, f);
+  fputs("\n", f);
+  fclose(f);
+  cr_assert_null(ast_parse_file(path, &d));
+  unlink(path);
+  cr_assert(strstr(errors(), ": error: the file contains a NUL byte"), "%s",
+            errors());
+  cr_assert_null(ast_parse_file("/tmp", &d));
+  cr_assert(strstr(errors(), "/tmp: error: cannot read: Is a directory"), "%s",
+            errors());
+  cr_assert_null(ast_parse_file("/dev/zero", &d));
+  cr_assert_eq(d.nerrors, 3);
+}
+
 /* ---- realistic snippets ---- */
 
 Test(parser, snippet_gelu) {
