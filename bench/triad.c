@@ -90,7 +90,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "triad: wrong result %g\n", (double)a[n / 2]);
     return 1;
   }
-  printf("triad %d %.3f\n", nthreads, 3.0 * sizeof(float) * (double)n / best * 1e-9);
+  printf("triad %d %.3f\n", nthreads,
+         3.0 * sizeof(float) * (double)n / best * 1e-9);
   free(tid);
   free(a);
   free(b);

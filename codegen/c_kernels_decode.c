@@ -96,8 +96,10 @@ static bool kernel_take_along_axis(CgKernel *k) {
 }
 
 static const char *suffix(DType t) {
-  return t == DT_F32 ? "f32" : t == DT_F64 ? "f64" : t == DT_I32 ? "i32"
-                                                                 : "i64";
+  return t == DT_F32   ? "f32"
+         : t == DT_F64 ? "f64"
+         : t == DT_I32 ? "i32"
+                       : "i64";
 }
 
 static bool kernel_topk(CgKernel *k) {

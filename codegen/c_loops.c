@@ -69,9 +69,8 @@ int cg_open_loops(CgKernel *k, int depth, const Shape *s, uint32_t skip,
     if ((skip & (1u << j)) || cg_is_one(s->dims[j]))
       continue;
     vars[j] = cg_loop_vars[j];
-    cg_line(k, depth, "for (int64_t %s = 0; %s < %s; %s++)%s", vars[j],
-            vars[j], cg_kdim(k, s->dims[j]), vars[j],
-            block && j == last ? " {" : "");
+    cg_line(k, depth, "for (int64_t %s = 0; %s < %s; %s++)%s", vars[j], vars[j],
+            cg_kdim(k, s->dims[j]), vars[j], block && j == last ? " {" : "");
     depth++;
   }
   if (block && last < 0)

@@ -172,14 +172,13 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
       const char *n =
           cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
       bool paren = strchr(n, ' ') != NULL;
-      const char *row = cg_strf(a, "%s%s%s", paren ? "(" : "", n,
-                                paren ? ")" : "");
-      cg_buf_printf(run, "  memset(%s%s, 0, (size_t)(%s - %s) * %s * sizeof(%s));\n",
-                    cg_pointer(fe, r),
-                    op->attrs.scan.reverse
-                        ? ""
-                        : cg_strf(a, " + %s * %s", steps, row),
-                    len, steps, row, cg_ctype(r->type.dtype));
+      const char *row =
+          cg_strf(a, "%s%s%s", paren ? "(" : "", n, paren ? ")" : "");
+      cg_buf_printf(
+          run, "  memset(%s%s, 0, (size_t)(%s - %s) * %s * sizeof(%s));\n",
+          cg_pointer(fe, r),
+          op->attrs.scan.reverse ? "" : cg_strf(a, " + %s * %s", steps, row),
+          len, steps, row, cg_ctype(r->type.dtype));
     }
     cg_buf_printf(run, "  %s[0] = (int32_t)%s;\n",
                   cg_pointer(fe, op->results[op->nresults - 1]), steps);

@@ -17,25 +17,25 @@
 
 typedef enum AstKind {
   /* expressions */
-  AST_INT,     /* ival */
-  AST_FLOAT,   /* fval; text keeps the literal as written */
-  AST_BOOL,    /* ival 0/1 */
-  AST_STRING,  /* text: contents without quotes, escapes resolved */
-  AST_NAME,    /* text */
-  AST_NONE,    /* `None` (new axis in an index) */
-  AST_ELLIPSIS,/* `...` in an index */
-  AST_UNARY,   /* op; kids[0] */
-  AST_BINARY,  /* op; kids[0] op kids[1] */
-  AST_CALL,    /* kids[0] callee (AST_NAME), kids[1..] args (AST_KWARG for
-                  name=value) */
-  AST_KWARG,   /* text = name; kids[0] value */
-  AST_INDEX,   /* kids[0] base; kids[1..] index items */
-  AST_SLICE,   /* index item lo:hi:step; kids[0..2] each may be NULL */
-  AST_ATTR,    /* kids[0].text   (x.T, x.shape) */
-  AST_LIST,    /* [kids...] */
-  AST_TUPLE,   /* a, b  (multiple return values / assignment targets) */
-  AST_TYPE,    /* text = dtype name; kids = dimension expressions; a scalar
-                  type has no kids and ival 0, a tensor type ival 1 */
+  AST_INT,      /* ival */
+  AST_FLOAT,    /* fval; text keeps the literal as written */
+  AST_BOOL,     /* ival 0/1 */
+  AST_STRING,   /* text: contents without quotes, escapes resolved */
+  AST_NAME,     /* text */
+  AST_NONE,     /* `None` (new axis in an index) */
+  AST_ELLIPSIS, /* `...` in an index */
+  AST_UNARY,    /* op; kids[0] */
+  AST_BINARY,   /* op; kids[0] op kids[1] */
+  AST_CALL,     /* kids[0] callee (AST_NAME), kids[1..] args (AST_KWARG for
+                   name=value) */
+  AST_KWARG,    /* text = name; kids[0] value */
+  AST_INDEX,    /* kids[0] base; kids[1..] index items */
+  AST_SLICE,    /* index item lo:hi:step; kids[0..2] each may be NULL */
+  AST_ATTR,     /* kids[0].text   (x.T, x.shape) */
+  AST_LIST,     /* [kids...] */
+  AST_TUPLE,    /* a, b  (multiple return values / assignment targets) */
+  AST_TYPE,     /* text = dtype name; kids = dimension expressions; a scalar
+                   type has no kids and ival 0, a tensor type ival 1 */
 
   /* statements */
   AST_CONST,   /* const text = kids[0] */
@@ -62,9 +62,24 @@ typedef enum AstKind {
 
 /* Operators of AST_UNARY / AST_BINARY */
 typedef enum AstOp {
-  AOP_ADD, AOP_SUB, AOP_MUL, AOP_DIV, AOP_MOD, AOP_POW, AOP_MATMUL,
-  AOP_EQ, AOP_NE, AOP_LT, AOP_LE, AOP_GT, AOP_GE,
-  AOP_AND, AOP_OR, AOP_NOT, AOP_NEG, AOP_POS,
+  AOP_ADD,
+  AOP_SUB,
+  AOP_MUL,
+  AOP_DIV,
+  AOP_MOD,
+  AOP_POW,
+  AOP_MATMUL,
+  AOP_EQ,
+  AOP_NE,
+  AOP_LT,
+  AOP_LE,
+  AOP_GT,
+  AOP_GE,
+  AOP_AND,
+  AOP_OR,
+  AOP_NOT,
+  AOP_NEG,
+  AOP_POS,
   AOP_COUNT
 } AstOp;
 
@@ -83,19 +98,19 @@ struct AstNode {
 typedef struct AstModule {
   Arena arena;
   const char *path;
-  char *source;   /* NUL-terminated file contents (owned) */
-  AstNode *root;  /* AST_MODULE */
+  char *source;  /* NUL-terminated file contents (owned) */
+  AstNode *root; /* AST_MODULE */
 } AstModule;
 
 /* Model files larger than this are refused ("limit exceeded"). */
 #define AST_MAX_FILE_BYTES (64 << 20)
 
 /* Reads and parses a model file (reading stops at a NUL byte or past
- * AST_MAX_FILE_BYTES, so devices and endless pipes fail). Errors go to d (registered source, so they
- * quote the line); returns NULL if there were any. `path` is not copied: it
- * is the file of every Loc, so it must outlive them (argv strings do). The
- * source stays registered in d: free the module after the last message that
- * quotes it. */
+ * AST_MAX_FILE_BYTES, so devices and endless pipes fail). Errors go to d
+ * (registered source, so they quote the line); returns NULL if there were any.
+ * `path` is not copied: it is the file of every Loc, so it must outlive them
+ * (argv strings do). The source stays registered in d: free the module after
+ * the last message that quotes it. */
 AstModule *ast_parse_file(const char *path, Diag *d);
 /* Parses text held in memory (tests); `path` is used in messages. */
 AstModule *ast_parse_string(const char *text, const char *path, Diag *d);

@@ -45,11 +45,11 @@ typedef struct Lexer {
   const char *cur;        /* next byte to read */
   const char *line_start; /* first byte of the current line */
   int line;
-  int depth;    /* open ( and [ */
-  Loc open_loc; /* the outermost unclosed ( or [ while depth > 0 */
+  int depth;      /* open ( and [ */
+  Loc open_loc;   /* the outermost unclosed ( or [ while depth > 0 */
   char open_char; /* '(' or '[' */
-  int prev;     /* kind of the last token returned, -1 at start */
-  Loc prev_end; /* position just past the last token returned */
+  int prev;       /* kind of the last token returned, -1 at start */
+  Loc prev_end;   /* position just past the last token returned */
   const char *path;
   Arena *arena;
   Diag *diag;

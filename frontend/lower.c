@@ -29,7 +29,9 @@ LVal lv_dim(Dim d) {
   v.dim = d;
   return v;
 }
-LVal lv_int(int64_t i) { return lv_dim(dim_const(i)); }
+LVal lv_int(int64_t i) {
+  return lv_dim(dim_const(i));
+}
 LVal lv_float(double f) {
   LVal v = lv_void();
   v.kind = LV_FLOAT;
@@ -56,23 +58,38 @@ LVal lv_error(void) {
   v.s = error_marker;
   return v;
 }
-bool lv_is_error(LVal v) { return v.kind == LV_VOID && v.s == error_marker; }
+bool lv_is_error(LVal v) {
+  return v.kind == LV_VOID && v.s == error_marker;
+}
 
 const char *lv_kind_name(LKind k) {
   switch (k) {
-  case LV_VOID: return "nothing";
-  case LV_INT: return "an integer";
-  case LV_FLOAT: return "a number";
-  case LV_BOOL: return "a bool";
-  case LV_STRING: return "a string";
-  case LV_TENSOR: return "a tensor";
-  case LV_LIST: return "a list";
-  case LV_TUPLE: return "a tuple";
-  case LV_FUNC: return "a function";
-  case LV_BUILTIN: return "a builtin";
-  case LV_NONE: return "None";
-  case LV_ELLIPSIS: return "...";
-  case LV_SLICE: return "a slice";
+  case LV_VOID:
+    return "nothing";
+  case LV_INT:
+    return "an integer";
+  case LV_FLOAT:
+    return "a number";
+  case LV_BOOL:
+    return "a bool";
+  case LV_STRING:
+    return "a string";
+  case LV_TENSOR:
+    return "a tensor";
+  case LV_LIST:
+    return "a list";
+  case LV_TUPLE:
+    return "a tuple";
+  case LV_FUNC:
+    return "a function";
+  case LV_BUILTIN:
+    return "a builtin";
+  case LV_NONE:
+    return "None";
+  case LV_ELLIPSIS:
+    return "...";
+  case LV_SLICE:
+    return "a slice";
   }
   return "a value";
 }
@@ -180,7 +197,8 @@ bool lower_const_int(Lowerer *L, Scope *s, const AstNode *n, int64_t *out) {
   return false;
 }
 
-/* ---- expressions ----------------------------------------------------------- */
+/* ---- expressions -----------------------------------------------------------
+ */
 static LVal lower_call(Lowerer *L, Scope *s, const AstNode *n);
 
 static LVal lower_list(Lowerer *L, Scope *s, const AstNode *n, LKind kind) {
@@ -362,13 +380,14 @@ static LVal lower_call(Lowerer *L, Scope *s, const AstNode *n) {
   if (f.kind == LV_FUNC)
     return lower_call_user(L, f.fn, n, args, nargs, kwnames, kwargs, nkw);
   if (f.kind == LV_BUILTIN)
-    return lower_call_builtin(L, f.s, n, args, argnodes, nargs, kwnames,
-                              kwargs, kwnodes, nkw);
+    return lower_call_builtin(L, f.s, n, args, argnodes, nargs, kwnames, kwargs,
+                              kwnodes, nkw);
   diag_error(L->d, callee->loc, "%s is not callable", lv_kind_name(f.kind));
   return lv_error();
 }
 
-/* ---- statements -------------------------------------------------------------- */
+/* ---- statements
+ * -------------------------------------------------------------- */
 static LStatus lower_stmts(Lowerer *L, Scope *s, const AstNode *block,
                            LVal *ret);
 
@@ -389,15 +408,13 @@ static LStatus lower_assign(Lowerer *L, Scope *s, const AstNode *n) {
   }
   /* a, b = tuple */
   if (v.kind != LV_TUPLE && v.kind != LV_LIST) {
-    diag_error(L->d, n->kids[1]->loc,
-               "cannot unpack %s into %d names", lv_kind_name(v.kind),
-               target->nkids);
+    diag_error(L->d, n->kids[1]->loc, "cannot unpack %s into %d names",
+               lv_kind_name(v.kind), target->nkids);
     return LS_ERROR;
   }
   if (v.nitems != target->nkids) {
-    diag_error(L->d, n->kids[1]->loc,
-               "cannot unpack %d values into %d names", v.nitems,
-               target->nkids);
+    diag_error(L->d, n->kids[1]->loc, "cannot unpack %d values into %d names",
+               v.nitems, target->nkids);
     return LS_ERROR;
   }
   for (int i = 0; i < target->nkids; i++) {
@@ -486,7 +503,8 @@ LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
       diag_error(L->d, n->loc, "'return' outside a function");
       return LS_ERROR;
     }
-    *ret = n->nkids > 0 && n->kids[0] ? lower_expr(L, s, n->kids[0]) : lv_void();
+    *ret =
+        n->nkids > 0 && n->kids[0] ? lower_expr(L, s, n->kids[0]) : lv_void();
     return lv_is_error(*ret) ? LS_ERROR : LS_RETURN;
   case AST_BLOCK:
     return lower_stmts(L, s, n, ret);
@@ -503,9 +521,8 @@ LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
                : n->kind == AST_FN     ? "fn"
                : n->kind == AST_ENTRY  ? "entry"
                                        : "include",
-               n->kind == AST_INPUT || n->kind == AST_OUTPUT
-                   ? " or in an entry"
-                   : "");
+               n->kind == AST_INPUT || n->kind == AST_OUTPUT ? " or in an entry"
+                                                             : "");
     return LS_ERROR;
   case AST_INT:
   case AST_FLOAT:
@@ -545,7 +562,8 @@ static LStatus lower_stmts(Lowerer *L, Scope *s, const AstNode *block,
   return LS_OK;
 }
 
-/* ---- user functions ----------------------------------------------------------- */
+/* ---- user functions
+ * ----------------------------------------------------------- */
 LVal lower_call_user(Lowerer *L, const AstNode *fn, const AstNode *call,
                      LVal *args, int nargs, const char **kwnames, LVal *kwargs,
                      int nkw) {
@@ -577,8 +595,8 @@ LVal lower_call_user(Lowerer *L, const AstNode *fn, const AstNode *call,
       if (strcmp(params->kids[i]->text, kwnames[k]) == 0)
         break;
     if (i == np) {
-      diag_error(L->d, call->loc, "'%s' has no parameter named '%s'",
-                 fn->text, kwnames[k]);
+      diag_error(L->d, call->loc, "'%s' has no parameter named '%s'", fn->text,
+                 kwnames[k]);
       return lv_error();
     }
     if (set[i]) {
@@ -624,4 +642,3 @@ LVal lower_call_user(Lowerer *L, const AstNode *fn, const AstNode *call,
   }
   return ret;
 }
-

@@ -20,11 +20,13 @@ Value *lower_op(Lowerer *L, OpKind k, Value **ops, int n, const Attrs *a,
 bool lower_dtype(const char *name, DType *out) {
   if (!dtype_from_name(name, out))
     return false;
-  return *out == DT_F32 || *out == DT_F64 || *out == DT_I32 ||
-         *out == DT_I64 || *out == DT_BOOL;
+  return *out == DT_F32 || *out == DT_F64 || *out == DT_I32 || *out == DT_I64 ||
+         *out == DT_BOOL;
 }
 
-static Loc op_loc(Lowerer *L, const AstNode *n) { return lower_loc(L, n); }
+static Loc op_loc(Lowerer *L, const AstNode *n) {
+  return lower_loc(L, n);
+}
 
 static bool is_number(LVal v) {
   return v.kind == LV_INT || v.kind == LV_FLOAT || v.kind == LV_BOOL;
@@ -95,8 +97,7 @@ static DType number_dtype(LVal num, DType t) {
 }
 
 /* Brings two operands (at least one a tensor) to tensors of one dtype. */
-static bool unify(Lowerer *L, LVal a, LVal b, Value **va, Value **vb,
-                  Loc loc) {
+static bool unify(Lowerer *L, LVal a, LVal b, Value **va, Value **vb, Loc loc) {
   DType t;
   if (a.kind == LV_TENSOR && b.kind == LV_TENSOR)
     t = promote(a.v->type.dtype, b.v->type.dtype);
@@ -117,7 +118,8 @@ static Value *to_float(Lowerer *L, Value *v, Loc loc) {
   return dtype_is_float(v->type.dtype) ? v : cast_to(L, v, DT_F32, loc);
 }
 
-/* ---- compile-time arithmetic ------------------------------------------------ */
+/* ---- compile-time arithmetic ------------------------------------------------
+ */
 static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
   Dim r;
   int64_t x, y;
@@ -191,28 +193,44 @@ static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
   case AOP_COUNT:
     break;
   }
-  diag_error(L->d, n->loc, "cannot compute '%s' of these integers at compile "
-             "time", ast_op_text(op));
+  diag_error(L->d, n->loc,
+             "cannot compute '%s' of these integers at compile "
+             "time",
+             ast_op_text(op));
   return lv_error();
 }
 
 static LVal fold_numbers(Lowerer *L, AstOp op, double x, double y,
                          const AstNode *n) {
   switch (op) {
-  case AOP_ADD: return lv_float(x + y);
-  case AOP_SUB: return lv_float(x - y);
-  case AOP_MUL: return lv_float(x * y);
-  case AOP_DIV: return lv_float(x / y);
-  case AOP_MOD: return lv_float(fmod(x, y));
-  case AOP_POW: return lv_float(pow(x, y));
-  case AOP_EQ: return lv_bool(x == y);
-  case AOP_NE: return lv_bool(x != y);
-  case AOP_LT: return lv_bool(x < y);
-  case AOP_LE: return lv_bool(x <= y);
-  case AOP_GT: return lv_bool(x > y);
-  case AOP_GE: return lv_bool(x >= y);
-  case AOP_AND: return lv_bool(x != 0 && y != 0);
-  case AOP_OR: return lv_bool(x != 0 || y != 0);
+  case AOP_ADD:
+    return lv_float(x + y);
+  case AOP_SUB:
+    return lv_float(x - y);
+  case AOP_MUL:
+    return lv_float(x * y);
+  case AOP_DIV:
+    return lv_float(x / y);
+  case AOP_MOD:
+    return lv_float(fmod(x, y));
+  case AOP_POW:
+    return lv_float(pow(x, y));
+  case AOP_EQ:
+    return lv_bool(x == y);
+  case AOP_NE:
+    return lv_bool(x != y);
+  case AOP_LT:
+    return lv_bool(x < y);
+  case AOP_LE:
+    return lv_bool(x <= y);
+  case AOP_GT:
+    return lv_bool(x > y);
+  case AOP_GE:
+    return lv_bool(x >= y);
+  case AOP_AND:
+    return lv_bool(x != 0 && y != 0);
+  case AOP_OR:
+    return lv_bool(x != 0 || y != 0);
   case AOP_MATMUL:
   case AOP_NOT:
   case AOP_NEG:
@@ -224,7 +242,8 @@ static LVal fold_numbers(Lowerer *L, AstOp op, double x, double y,
   return lv_error();
 }
 
-/* ---- operators ----------------------------------------------------------------- */
+/* ---- operators
+ * ----------------------------------------------------------------- */
 static Value *binop(Lowerer *L, OpKind k, Value *a, Value *b, Loc loc) {
   Value *ops[2] = {a, b};
   return lower_op(L, k, ops, 2, NULL, NULL, loc);
@@ -273,30 +292,56 @@ LVal lower_binary(Lowerer *L, AstOp op, LVal a, LVal b, const AstNode *n) {
     return lv_error();
   OpKind k;
   switch (op) {
-  case AOP_ADD: k = OP_ADD; break;
-  case AOP_SUB: k = OP_SUB; break;
-  case AOP_MUL: k = OP_MUL; break;
+  case AOP_ADD:
+    k = OP_ADD;
+    break;
+  case AOP_SUB:
+    k = OP_SUB;
+    break;
+  case AOP_MUL:
+    k = OP_MUL;
+    break;
   case AOP_DIV:
     /* true division, as in torch */
     va = to_float(L, va, loc);
     vb = to_float(L, vb, loc);
     k = OP_DIV;
     break;
-  case AOP_MOD: k = OP_MOD; break;
+  case AOP_MOD:
+    k = OP_MOD;
+    break;
   case AOP_POW:
     va = to_float(L, va, loc);
     vb = to_float(L, vb, loc);
     k = OP_POW;
     break;
-  case AOP_MATMUL: k = OP_MATMUL; break;
-  case AOP_EQ: k = OP_EQ; break;
-  case AOP_NE: k = OP_NE; break;
-  case AOP_LT: k = OP_LT; break;
-  case AOP_LE: k = OP_LE; break;
-  case AOP_GT: k = OP_GT; break;
-  case AOP_GE: k = OP_GE; break;
-  case AOP_AND: k = OP_AND; break;
-  case AOP_OR: k = OP_OR; break;
+  case AOP_MATMUL:
+    k = OP_MATMUL;
+    break;
+  case AOP_EQ:
+    k = OP_EQ;
+    break;
+  case AOP_NE:
+    k = OP_NE;
+    break;
+  case AOP_LT:
+    k = OP_LT;
+    break;
+  case AOP_LE:
+    k = OP_LE;
+    break;
+  case AOP_GT:
+    k = OP_GT;
+    break;
+  case AOP_GE:
+    k = OP_GE;
+    break;
+  case AOP_AND:
+    k = OP_AND;
+    break;
+  case AOP_OR:
+    k = OP_OR;
+    break;
   case AOP_NOT:
   case AOP_NEG:
   case AOP_POS:

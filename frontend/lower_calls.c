@@ -28,10 +28,10 @@ static const struct {
   const char *name;
   OpKind op;
 } unary_ops[] = {
-    {"exp", OP_EXP},     {"log", OP_LOG},       {"sqrt", OP_SQRT},
-    {"tanh", OP_TANH},   {"erf", OP_ERF},       {"sigmoid", OP_SIGMOID},
-    {"abs", OP_ABS},     {"sign", OP_SIGN},     {"sin", OP_SIN},
-    {"cos", OP_COS},     {"expm1", OP_EXPM1},   {"log1p", OP_LOG1P},
+    {"exp", OP_EXP},     {"log", OP_LOG},     {"sqrt", OP_SQRT},
+    {"tanh", OP_TANH},   {"erf", OP_ERF},     {"sigmoid", OP_SIGMOID},
+    {"abs", OP_ABS},     {"sign", OP_SIGN},   {"sin", OP_SIN},
+    {"cos", OP_COS},     {"expm1", OP_EXPM1}, {"log1p", OP_LOG1P},
     {"floor", OP_FLOOR}, {"ceil", OP_CEIL},
 };
 
@@ -39,18 +39,17 @@ static const struct {
   const char *name;
   OpKind op;
 } reduce_ops[] = {
-    {"sum", OP_REDUCE_SUM},      {"mean", OP_REDUCE_MEAN},
-    {"max", OP_REDUCE_MAX},      {"min", OP_REDUCE_MIN},
-    {"logsumexp", OP_LOGSUMEXP}, {"argmax", OP_ARGMAX},
+    {"sum", OP_REDUCE_SUM}, {"mean", OP_REDUCE_MEAN},    {"max", OP_REDUCE_MAX},
+    {"min", OP_REDUCE_MIN}, {"logsumexp", OP_LOGSUMEXP}, {"argmax", OP_ARGMAX},
     {"argmin", OP_ARGMIN},
 };
 
 static const char *const other_builtins[] = {
-    "rsqrt",   "relu",      "maximum",   "minimum", "where",   "f32",
-    "f64",     "i32",       "i64",       "bool",    "var",     "softmax",
-    "log_softmax", "reshape", "transpose", "permute", "concat", "split",
-    "broadcast_to", "arange", "zeros",   "ones",    "full",    "scan",
-    NULL};
+    "rsqrt",   "relu",    "maximum",     "minimum",      "where",
+    "f32",     "f64",     "i32",         "i64",          "bool",
+    "var",     "softmax", "log_softmax", "reshape",      "transpose",
+    "permute", "concat",  "split",       "broadcast_to", "arange",
+    "zeros",   "ones",    "full",        "scan",         NULL};
 
 const char *lower_builtin_name(int i) {
   int nunary = (int)(sizeof unary_ops / sizeof unary_ops[0]);
@@ -82,7 +81,8 @@ bool lower_is_builtin(const char *name) {
   return lower_is_decode_builtin(name);
 }
 
-/* ---- argument helpers -------------------------------------------------------- */
+/* ---- argument helpers
+ * -------------------------------------------------------- */
 /* sig is the usage, e.g. "softmax(x, axis=-1)"; a generic one shared by a
  * family ("f(x)", "dtype(x)", "reduction(...)") is shown with the name the
  * call used. */
@@ -116,9 +116,10 @@ static Value *tensor_arg(Call *c, int i) {
     return v.v;
   if (v.kind == LV_FLOAT || v.kind == LV_BOOL ||
       (v.kind == LV_INT && dim_is_const(v.dim, &(int64_t){0})))
-    return lower_to_tensor(c->L, v, v.kind == LV_BOOL ? DT_BOOL
-                                    : v.kind == LV_INT ? DT_I32
-                                                       : DT_F32,
+    return lower_to_tensor(c->L, v,
+                           v.kind == LV_BOOL  ? DT_BOOL
+                           : v.kind == LV_INT ? DT_I32
+                                              : DT_F32,
                            c->loc);
   diag_error(c->L->d, c->argnodes[i]->loc,
              "argument %d of '%s' must be a tensor, not %s", i + 1, c->name,
@@ -196,9 +197,8 @@ static bool operands_like(Call *c, int first, int n, Value **out) {
   for (int i = first; i < first + n; i++)
     if (c->args[i].kind == LV_TENSOR) {
       DType d = c->args[i].v->type.dtype;
-      if (!have || (dtype_is_float(d) && !dtype_is_float(t)) ||
-          (d == DT_F64) || (d == DT_I64 && t == DT_I32) ||
-          (t == DT_BOOL && d != DT_BOOL))
+      if (!have || (dtype_is_float(d) && !dtype_is_float(t)) || (d == DT_F64) ||
+          (d == DT_I64 && t == DT_I32) || (t == DT_BOOL && d != DT_BOOL))
         t = d;
       have = true;
     }
@@ -230,7 +230,8 @@ static double number_of(LVal v, bool *ok) {
   return 0;
 }
 
-/* ---- reductions ------------------------------------------------------------- */
+/* ---- reductions -------------------------------------------------------------
+ */
 static LVal reduce(Call *c, OpKind k) {
   if (!want_args(c, 1, 2, "reduction(x, axis=None, keepdims=false)"))
     return lv_error();
@@ -246,8 +247,9 @@ static LVal reduce(Call *c, OpKind k) {
   LVal *kd = kwarg(c, "keepdims");
   Attrs a;
   memset(&a, 0, sizeof a);
-  a.reduce.keepdims = kd && ((kd->kind == LV_BOOL && kd->b) ||
-                             (kd->kind == LV_INT && !dim_eq(kd->dim, dim_const(0))));
+  a.reduce.keepdims =
+      kd && ((kd->kind == LV_BOOL && kd->b) ||
+             (kd->kind == LV_INT && !dim_eq(kd->dim, dim_const(0))));
   if (!axv || axv->kind == LV_NONE) {
     a.reduce.axes = rank >= 32 ? 0xffffffffu : (1u << rank) - 1u;
   } else if (axv->kind == LV_LIST || axv->kind == LV_TUPLE) {
@@ -300,7 +302,8 @@ static LVal variance(Call *c) {
   return lv_tensor(lower_op(c->L, OP_REDUCE_MEAN, &sq, 1, &a, NULL, c->loc));
 }
 
-/* ---- shapes ----------------------------------------------------------------- */
+/* ---- shapes -----------------------------------------------------------------
+ */
 static LVal reshape(Call *c) {
   if (!want_args(c, 2, 2, "reshape(x, [dims])"))
     return lv_error();
@@ -382,8 +385,8 @@ static LVal permute(Call *c) {
   LVal p = c->args[1];
   int rank = x->type.shape.rank;
   if ((p.kind != LV_LIST && p.kind != LV_TUPLE) || p.nitems != rank) {
-    diag_error(c->L->d, c->argnodes[1]->loc,
-               "permute needs a list of %d axes", rank);
+    diag_error(c->L->d, c->argnodes[1]->loc, "permute needs a list of %d axes",
+               rank);
     return lv_error();
   }
   int perm[MAX_RANK] = {0};
@@ -414,7 +417,8 @@ static LVal concat(Call *c) {
                "concat needs a non-empty list of tensors");
     return lv_error();
   }
-  Value **ops = arena_alloc(&c->L->m->arena, sizeof(Value *) * (size_t)l.nitems);
+  Value **ops =
+      arena_alloc(&c->L->m->arena, sizeof(Value *) * (size_t)l.nitems);
   for (int i = 0; i < l.nitems; i++) {
     if (l.items[i].kind != LV_TENSOR) {
       diag_error(c->L->d, c->argnodes[0]->loc,
@@ -492,7 +496,8 @@ static bool dtype_kw(Call *c, DType *out) {
     return true;
   if (v->kind == LV_BUILTIN && lower_dtype(v->s, out))
     return true;
-  diag_error(c->L->d, c->node->loc, "dtype= must be f32, f64, i32, i64 or bool");
+  diag_error(c->L->d, c->node->loc,
+             "dtype= must be f32, f64, i32, i64 or bool");
   return false;
 }
 
@@ -598,13 +603,13 @@ static LVal dispatch(Call *c) {
     if (name[0] == 'r' && name[1] == 's') {
       x = cast(c, x, dtype_is_float(x->type.dtype) ? x->type.dtype : DT_F32);
       Value *s = x ? unary(c, OP_SQRT, x) : NULL;
-      Value *one = s ? ir_const_scalar(c->L->m, c->L->body, s->type.dtype, 1.0,
-                                       c->loc)
-                     : NULL;
+      Value *one =
+          s ? ir_const_scalar(c->L->m, c->L->body, s->type.dtype, 1.0, c->loc)
+            : NULL;
       return lv_tensor(one ? binary(c, OP_DIV, one, s) : NULL);
     }
-    Value *zero = ir_const_scalar(c->L->m, c->L->body, x->type.dtype, 0.0,
-                                  c->loc);
+    Value *zero =
+        ir_const_scalar(c->L->m, c->L->body, x->type.dtype, 0.0, c->loc);
     return lv_tensor(binary(c, OP_MAXIMUM, x, zero));
   }
   if (strcmp(name, "maximum") == 0 || strcmp(name, "minimum") == 0) {
@@ -642,9 +647,9 @@ static LVal dispatch(Call *c) {
     Attrs a;
     memset(&a, 0, sizeof a);
     a.axis.axis = nx;
-    return lv_tensor(lower_op(c->L, name[0] == 's' ? OP_SOFTMAX
-                                                  : OP_LOG_SOFTMAX,
-                              &x, 1, &a, NULL, c->loc));
+    return lv_tensor(lower_op(c->L,
+                              name[0] == 's' ? OP_SOFTMAX : OP_LOG_SOFTMAX, &x,
+                              1, &a, NULL, c->loc));
   }
   if (strcmp(name, "reshape") == 0)
     return reshape(c);
@@ -687,8 +692,7 @@ static LVal dispatch(Call *c) {
   if (strcmp(name, "full") == 0) {
     if (!want_args(c, 2, 2, "full([dims], value, dtype=f32)"))
       return lv_error();
-    return fill(c, 0, false,
-                c->args[1].kind == LV_BOOL ? DT_BOOL : DT_F32);
+    return fill(c, 0, false, c->args[1].kind == LV_BOOL ? DT_BOOL : DT_F32);
   }
   diag_error(c->L->d, c->node->loc, "unknown builtin '%s'", name);
   return lv_error();
@@ -698,13 +702,13 @@ LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
                         LVal *args, const AstNode **argnodes, int nargs,
                         const char **kwnames, LVal *kwargs,
                         const AstNode **kwnodes, int nkw) {
-  Call c = {L,       name,    call,    lower_loc(L, call), args,
-            argnodes, nargs,  kwnames, kwargs,             kwnodes,
-            nkw,     NULL};
+  Call c = {L,      name,     call,  lower_loc(L, call),
+            args,   argnodes, nargs, kwnames,
+            kwargs, kwnodes,  nkw,   NULL};
   c.kwused = arena_alloc(&L->m->arena, (size_t)nkw + 1);
   if (strcmp(name, "scan") == 0) /* takes a function: lower_scan.c */
-    return lower_scan(L, call, args, argnodes, nargs, kwnames, kwargs,
-                      kwnodes, nkw);
+    return lower_scan(L, call, args, argnodes, nargs, kwnames, kwargs, kwnodes,
+                      nkw);
   if (lower_is_decode_builtin(name)) /* lower_decode.c */
     return lower_decode_builtin(L, name, call, args, argnodes, nargs, kwnames,
                                 kwargs, kwnodes, nkw);
@@ -724,8 +728,8 @@ LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
     return r;
   for (int i = 0; i < nkw; i++)
     if (!c.kwused[i]) {
-      diag_error(L->d, kwnodes[i]->loc, "'%s' has no argument named '%s'",
-                 name, kwnames[i]);
+      diag_error(L->d, kwnodes[i]->loc, "'%s' has no argument named '%s'", name,
+                 kwnames[i]);
       return lv_error();
     }
   return r;

@@ -129,8 +129,8 @@ static bool bool_kw(DCall *c, const char *kw, bool *out) {
 static bool list_arg(DCall *c, int i, const char *what) {
   if (c->args[i].kind == LV_LIST || c->args[i].kind == LV_TUPLE)
     return true;
-  diag_error(c->L->d, c->argnodes[i]->loc, "'%s' needs a list of %s",
-             c->name, what);
+  diag_error(c->L->d, c->argnodes[i]->loc, "'%s' needs a list of %s", c->name,
+             what);
   return false;
 }
 
@@ -162,7 +162,8 @@ static bool starts_arg(DCall *c, int i, int rank, Value **out) {
                "start %d of '%s' must be a scalar integer tensor or an "
                "integer constant, not %s",
                j, c->name,
-               s.kind == LV_INT ? "a symbolic dimension" : lv_kind_name(s.kind));
+               s.kind == LV_INT ? "a symbolic dimension"
+                                : lv_kind_name(s.kind));
     return false;
   }
   return true;
@@ -313,24 +314,32 @@ LVal lower_decode_builtin(Lowerer *L, const char *name, const AstNode *call,
   int which = 0;
   while (strcmp(decode_builtins[which][0], name))
     which++;
-  DCall c = {L,        name,  decode_builtins[which][1],
-             call,     lower_loc(L, call),
-             args,     argnodes, nargs,
-             kwnames,  kwargs, kwnodes,
-             nkw,      NULL};
+  DCall c = {L,
+             name,
+             decode_builtins[which][1],
+             call,
+             lower_loc(L, call),
+             args,
+             argnodes,
+             nargs,
+             kwnames,
+             kwargs,
+             kwnodes,
+             nkw,
+             NULL};
   c.kwused = arena_alloc(&L->m->arena, (size_t)nkw + 1);
   if (nargs < counts[which][0] || nargs > counts[which][1])
     return fail(&c, NULL, "wrong number of arguments");
   LVal (*const fns[NDECODE])(DCall *) = {
-      dynamic_slice, dynamic_update_slice, take_along_axis, topk,
-      cumsum,        uniform,              categorical};
+      dynamic_slice, dynamic_update_slice, take_along_axis, topk, cumsum,
+      uniform,       categorical};
   LVal r = fns[which](&c);
   if (lv_is_error(r))
     return r;
   for (int i = 0; i < nkw; i++)
     if (!c.kwused[i]) {
-      diag_error(L->d, kwnodes[i]->loc, "'%s' has no argument named '%s'",
-                 name, kwnames[i]);
+      diag_error(L->d, kwnodes[i]->loc, "'%s' has no argument named '%s'", name,
+                 kwnames[i]);
       return lv_error();
     }
   return r;

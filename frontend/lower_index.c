@@ -268,8 +268,7 @@ LVal lower_attr(Lowerer *L, LVal base, const char *name, const AstNode *n) {
       a.perm.perm[i] = i;
     a.perm.perm[rank - 2] = rank - 1;
     a.perm.perm[rank - 1] = rank - 2;
-    return lv_tensor(
-        lower_op(L, OP_PERMUTE, &x, 1, &a, NULL, lower_loc(L, n)));
+    return lv_tensor(lower_op(L, OP_PERMUTE, &x, 1, &a, NULL, lower_loc(L, n)));
   }
   diag_error(L->d, n->loc, "a tensor has no attribute '%s' (known: T, shape)",
              name);

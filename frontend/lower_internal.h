@@ -9,19 +9,19 @@
  * `T - 1` and `n_embd / n_head` compute the same way whether symbolic or
  * constant. */
 typedef enum LKind {
-  LV_VOID,   /* no value (a function that returns nothing) */
-  LV_INT,    /* dim */
-  LV_FLOAT,  /* f */
-  LV_BOOL,   /* b */
-  LV_STRING, /* s */
-  LV_TENSOR, /* v */
-  LV_LIST,   /* items: [a, b] and x.shape */
-  LV_TUPLE,  /* items: several results */
-  LV_FUNC,   /* fn: a user function */
-  LV_BUILTIN,/* s: builtin name (also dtype names, for dtype=f32) */
-  LV_NONE,   /* None */
+  LV_VOID,    /* no value (a function that returns nothing) */
+  LV_INT,     /* dim */
+  LV_FLOAT,   /* f */
+  LV_BOOL,    /* b */
+  LV_STRING,  /* s */
+  LV_TENSOR,  /* v */
+  LV_LIST,    /* items: [a, b] and x.shape */
+  LV_TUPLE,   /* items: several results */
+  LV_FUNC,    /* fn: a user function */
+  LV_BUILTIN, /* s: builtin name (also dtype names, for dtype=f32) */
+  LV_NONE,    /* None */
   LV_ELLIPSIS,
-  LV_SLICE,  /* items[0..2]: lo, hi, step, each LV_NONE when absent */
+  LV_SLICE, /* items[0..2]: lo, hi, step, each LV_NONE when absent */
 } LKind;
 
 typedef struct LVal LVal;

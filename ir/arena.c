@@ -13,7 +13,9 @@ struct ArenaChunk {
 
 enum { ARENA_CHUNK = 64 * 1024 };
 
-void arena_init(Arena *a) { a->chunks = NULL; }
+void arena_init(Arena *a) {
+  a->chunks = NULL;
+}
 
 void arena_free(Arena *a) {
   ArenaChunk *c = a->chunks;

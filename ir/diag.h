@@ -32,9 +32,9 @@ typedef struct DiagSource {
 } DiagSource;
 
 typedef struct Diag {
-  FILE *out;         /* where messages go; stderr by default */
-  int nerrors;       /* errors reported so far */
-  int max_errors;    /* stop printing after this many (0 = 20) */
+  FILE *out;      /* where messages go; stderr by default */
+  int nerrors;    /* errors reported so far */
+  int max_errors; /* stop printing after this many (0 = 20) */
   DiagSource *sources;
 } Diag;
 

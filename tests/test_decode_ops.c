@@ -187,8 +187,8 @@ Test(decode, ir_shape_rules_and_round_trip) {
   Value *one = ir_const_scalar(m, fn->body, DT_I32, 1, loc_none());
   Value *zero = ir_const_scalar(m, fn->body, DT_I32, 0, loc_none());
   Value *ops[5] = {cache, row, one, t, zero};
-  Value *c2 = ir_build(m, fn->body, OP_DYNAMIC_UPDATE_SLICE, ops, 5, NULL,
-                       NULL, loc_none(), &d);
+  Value *c2 = ir_build(m, fn->body, OP_DYNAMIC_UPDATE_SLICE, ops, 5, NULL, NULL,
+                       loc_none(), &d);
   cr_assert(c2, "%s", diag_text());
   cr_assert(type_eq(&c2->type, &cache_t));
   Value *sops[4] = {c2, one, t, zero};
@@ -196,8 +196,8 @@ Test(decode, ir_shape_rules_and_round_trip) {
                         loc_none(), &d);
   cr_assert(blk, "%s", diag_text());
   /* three starts for a rank-3 tensor, not two */
-  cr_assert_null(ir_build(m, fn->body, OP_DYNAMIC_SLICE, sops, 3, NULL,
-                          &row_t, loc_none(), &d));
+  cr_assert_null(ir_build(m, fn->body, OP_DYNAMIC_SLICE, sops, 3, NULL, &row_t,
+                          loc_none(), &d));
   cr_assert(strstr(diag_text(), "needs 3 start indices"), "%s", diag_text());
   Attrs a;
   memset(&a, 0, sizeof a);
@@ -209,8 +209,8 @@ Test(decode, ir_shape_rules_and_round_trip) {
   Value *vals = ir_build(m, fn->body, OP_TAKE_ALONG_AXIS, tops, 2, &a, NULL,
                          loc_none(), &d);
   cr_assert(vals, "%s", diag_text());
-  Value *cs = ir_build(m, fn->body, OP_CUMSUM, &vals, 1, &a, NULL,
-                       loc_none(), &d);
+  Value *cs =
+      ir_build(m, fn->body, OP_CUMSUM, &vals, 1, &a, NULL, loc_none(), &d);
   cr_assert(cs && cs->type.dtype == DT_F32);
   ir_add_output(m, fn, "blk", blk, loc_none());
   ir_add_output(m, fn, "cs", cs, loc_none());
@@ -218,8 +218,7 @@ Test(decode, ir_shape_rules_and_round_trip) {
   char *text = ir_print_to_string(m);
   Module *r = ir_read(text, "rt.ir", &d);
   cr_assert(r, "%s\n%s", diag_text(), text);
-  cr_assert(pass_verify(r, &d) && pass_infer_shapes(r, &d), "%s",
-            diag_text());
+  cr_assert(pass_verify(r, &d) && pass_infer_shapes(r, &d), "%s", diag_text());
   char *again = ir_print_to_string(r);
   cr_assert_str_eq(text, again);
   free(text);
@@ -248,8 +247,8 @@ Test(decode, scan_until_builds_with_a_step_count) {
   Attrs all;
   memset(&all, 0, sizeof all);
   all.reduce.axes = 1;
-  Value *sum = ir_build(m, b, OP_REDUCE_SUM, &h2, 1, &all, NULL, loc_none(),
-                        &d);
+  Value *sum =
+      ir_build(m, b, OP_REDUCE_SUM, &h2, 1, &all, NULL, loc_none(), &d);
   Value *lim = ir_const_scalar(m, b, DT_F32, 3, loc_none());
   Value *gt_ops[2] = {sum, lim};
   Value *done = ir_build(m, b, OP_GT, gt_ops, 2, NULL, NULL, loc_none(), &d);
