@@ -337,7 +337,9 @@ typedef void (*McParallelFn)(void *ctx, int64_t begin, int64_t end);
  * whole grains (the cut depends only on n, grain and the thread count), one
  * on the caller, the others on a lazily started pool; returns when all are
  * done. Called inside a parallel region, or while another thread runs one,
- * it runs fn(ctx, 0, n) on the calling thread. */
+ * it runs fn(ctx, 0, n) on the calling thread. With $MC_SPLIT_ALL set (not
+ * "0"), every grain is 1: a small model's kernels run in pieces on every
+ * thread too, for tests that check that the pieces never change a bit. */
 void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx);
 /* Joins the pool's threads and frees the caller's scratch (also done at
  * exit); a later mc_parallel_for starts them again. Not from inside fn. */

@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +77,18 @@ static int threads_default(void) {
       return n > THREADS_MAX ? THREADS_MAX : (int)n;
   }
   return threads_cores();
+}
+
+/* $MC_SPLIT_ALL set and not "0": every grain is 1 (read once). */
+static int threads_split_all(void) {
+  static atomic_int state; /* 0: not read yet, 1: no, 2: yes */
+  int s = atomic_load(&state);
+  if (!s) {
+    const char *e = getenv("MC_SPLIT_ALL");
+    s = e && *e && strcmp(e, "0") != 0 ? 2 : 1;
+    atomic_store(&state, s);
+  }
+  return s == 2;
 }
 
 void mc_set_threads(int n) {
@@ -188,7 +201,7 @@ static void threads_register_at_exit(void) {
 void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
   if (n <= 0)
     return;
-  if (grain < 1)
+  if (grain < 1 || threads_split_all())
     grain = 1;
   int64_t units = (n - 1) / grain + 1;
   int threads = mc_get_threads();

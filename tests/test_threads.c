@@ -119,6 +119,18 @@ Test(threads, static_partition) {
   mc_parallel_for(-3, 1, record_chunk, &r);
 }
 
+/* $MC_SPLIT_ALL: whatever the grain, as many chunks as threads allow. */
+Test(threads, split_all_ignores_the_grain) {
+  static Record r;
+  setenv("MC_SPLIT_ALL", "1", 1);
+  mc_set_threads(3);
+  int64_t cut[MAX_CHUNKS][2];
+  cr_assert_eq(run_and_sort(10, 1000, &r, cut), 3);
+  cr_assert(cut[0][0] == 0 && cut[0][1] == 4 && cut[1][1] == 7 &&
+            cut[2][1] == 10);
+  cr_assert_eq(run_and_sort(2, 1000, &r, cut), 2);
+}
+
 typedef struct Nested {
   atomic_int inner_calls;
   atomic_int sum;

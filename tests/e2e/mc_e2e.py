@@ -10,11 +10,14 @@ python3-numpy) with this environment, set by tests/CMakeLists.txt:
 Optional: MC_E2E_KEEP=1 keeps the work directories of passing tests.
 
 A test builds its checks with a Checker and ends with `sys.exit(ck.finish())`.
+Every model family's test also runs its program on 1, 2 and 3 threads with
+every loop cut into pieces (check_threads): the outputs must keep their bits.
 Every comparison prints what it measured, pass or fail. A missing torch or
 numpy is a failure, never a skip.
 """
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -167,12 +170,13 @@ class Result:
             " ".join(self.argv), self.returncode, self.stdout, self.stderr)
 
 
-def run(argv, check=True, cwd=None):
-    """Runs a command, returns a Result; with check, raises on a non-zero exit."""
+def run(argv, check=True, cwd=None, env=None):
+    """Runs a command (with env's variables added), returns a Result; with
+    check, raises on a non-zero exit."""
     argv = [str(a) for a in argv]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, env=tool_env(), cwd=cwd,
-                          timeout=TIMEOUT)
+                          universal_newlines=True, env=dict(tool_env(), **(env or {})),
+                          cwd=cwd, timeout=TIMEOUT)
     res = Result(argv, proc)
     if check and res.returncode != 0:
         raise RuntimeError("command failed\n" + res.describe())
@@ -203,10 +207,16 @@ def compile_model(model, out, **kw):
     return out
 
 
-def run_program(prog, inputs, outdir, work, weights=None, check=True):
-    """Runs an emitted program. inputs: {name: array} (saved as .npy, dtype
-    kept) or {name: path}. Returns (Result, {output name: array})."""
+def run_program(prog, inputs, outdir, work, weights=None, check=True, entry=None,
+                threads=None, env=None):
+    """Runs an emitted program (its entry `entry`, on `threads` threads when
+    given). inputs: {name: array} (saved as .npy, dtype kept) or {name:
+    path}. Returns (Result, {output name: array})."""
     argv = [prog]
+    if entry:
+        argv.append(entry)
+    if threads:
+        argv += ["--threads", str(threads)]
     if weights:
         argv += ["--weights", weights]
     for name, value in inputs.items():
@@ -216,13 +226,32 @@ def run_program(prog, inputs, outdir, work, weights=None, check=True):
             path = save_npy(work.next_input_path(name), value)
         argv.append("%s=%s" % (name, path))
     argv += ["-o", outdir]
-    res = run(argv, check=check)
+    res = run(argv, check=check, env=env)
     outputs = {}
     if os.path.isdir(outdir):
         for f in sorted(os.listdir(outdir)):
             if f.endswith(".npy"):
                 outputs[f[:-4]] = load_npy(os.path.join(outdir, f))
     return res, outputs
+
+
+def check_threads(ck, name, prog, inputs, work, weights=None, entry=None):
+    """Runs prog on 1, 2 and 3 threads, with MC_SPLIT_ALL=1 (every loop in
+    as many pieces as threads, however small: the test models are): every
+    output has the same bits on each."""
+    runs = []
+    for t in (1, 2, 3):
+        outdir = work.path("threads", "%s-%d" % (re.sub(r"\W+", "_", name), t))
+        runs.append(run_program(prog, inputs, outdir, work, weights=weights, entry=entry,
+                                threads=t, env={"MC_SPLIT_ALL": "1"})[1])
+    same = bool(runs[0]) and all(sorted(r) == sorted(runs[0]) for r in runs)
+    ck.check("%s: the same outputs on 1, 2, 3 threads" % name, same,
+             ", ".join(sorted(runs[0])) if same else "%s" % [sorted(r) for r in runs])
+    for out in sorted(runs[0]):
+        for t, r in ((2, runs[1]), (3, runs[2])):
+            if out in r:
+                ck.bits_equal("%s: %s on %d threads = on 1" % (name, out, t), r[out],
+                              runs[0][out])
 
 
 # ---- comparing -----------------------------------------------------------
@@ -292,19 +321,21 @@ class Checker:
         return self.check(name, ok, detail)
 
     def bits_equal(self, name, got, want):
-        """Bit-for-bit equality of two float32 arrays."""
+        """Bit-for-bit equality of two arrays of the same dtype (floats,
+        integers or bools)."""
         got = np.asarray(got)
         want = np.asarray(want)
         if got.shape != want.shape or got.dtype != want.dtype:
             return self.check(name, False, "got %s %s, expected %s %s" % (
                 got.dtype, got.shape, want.dtype, want.shape))
-        gb = got.view(np.uint32)
-        wb = want.view(np.uint32)
+        bits = np.dtype("u%d" % got.dtype.itemsize)
+        gb = got.view(bits)
+        wb = want.view(bits)
         differ = int((gb != wb).sum())
         detail = "%d of %d elements differ in their bits" % (differ, got.size)
         if differ:
             i = int(np.argmax(gb != wb))
-            detail += "; first at %d: got %r (0x%08x) want %r (0x%08x)" % (
+            detail += "; first at %d: got %r (0x%x) want %r (0x%x)" % (
                 i, got.flat[i], gb.flat[i], want.flat[i], wb.flat[i])
         return self.check(name, differ == 0, detail)
 

@@ -1,9 +1,11 @@
-"""models/activations.model against torch.nn.functional, at -O0 and -O2.
+"""models/activations.model against torch.nn.functional, at -O0, -O1 and -O2.
 
 Tolerance of the activations: |got - ref| <= 1e-6 + 1e-5 * |ref| (float32;
 erf/tanh/exp come from different libraries, and where 1 + erf(x) cancels the
 absolute term covers a one-ulp difference of erf).
-`rounding` is compared bit for bit with numpy float32, at both levels.
+`rounding` is compared bit for bit with numpy float32, at every level; every
+output of -O1 and -O2 with -O0's, bit for bit (fusion rounds each op as
+written); and each level's outputs on 1, 2 and 3 threads, bit for bit.
 """
 import os
 import sys
@@ -71,9 +73,12 @@ def body(ck, work):
     ck.check("rounding reference is non-linear (changes some values)", changed > 0)
 
     model = mc_e2e.model_path("activations.model")
-    for opt in (0, 2):
+    by_opt = {}
+    for opt in (0, 1, 2):
         prog = mc_e2e.compile_model(model, work.path("O%d" % opt, "activations"), opt=opt)
         _, out = mc_e2e.run_program(prog, {"x": x}, work.path("O%d" % opt, "out"), work)
+        by_opt[opt] = out
+        mc_e2e.check_threads(ck, "-O%d" % opt, prog, {"x": x}, work)
         expected = sorted(list(refs) + ["rounding"])
         ck.check("-O%d outputs" % opt, sorted(out) == expected,
                  "got %s" % ", ".join(sorted(out)))
@@ -82,6 +87,13 @@ def body(ck, work):
                 ck.close("-O%d %s" % (opt, name), out[name], want, RTOL, ATOL)
         if "rounding" in out:
             ck.bits_equal("-O%d rounding bit for bit" % opt, out["rounding"], want_rounding)
+
+    # Fusion changes no bit: each op is rounded as written at every level.
+    for opt in (1, 2):
+        for name in sorted(by_opt[0]):
+            if name in by_opt[opt]:
+                ck.bits_equal("-O%d %s = -O0's" % (opt, name), by_opt[opt][name],
+                              by_opt[0][name])
 
     # Same model at a second size of the symbolic dimension N, and float64
     # input (converted to float32 by the program).

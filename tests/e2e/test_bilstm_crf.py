@@ -234,6 +234,14 @@ class Builds:
             got[entry] = out.get(name)
         return got["decode"], got["nll"]
 
+    def check_threads(self, ck, work, tag, weights, tokens, lengths, tags):
+        """The two-entry program's outputs on 1, 2 and 3 threads."""
+        inputs = {"tokens": tokens, "lengths": lengths}
+        for entry in ENTRIES:
+            mc_e2e.check_threads(ck, "%s %s" % (tag, entry), self.both,
+                                 dict(inputs, tags=tags) if entry == "nll" else inputs,
+                                 work, weights=weights, entry=entry)
+
 
 def check_paths(ck, name, got, want, ref=None, e=None, lengths=None):
     """Exact equality of decoded tags; on a mismatch, the reference's score
@@ -316,6 +324,8 @@ def body(ck, work):
         e = ref.emissions(np.where(tokens < 0, 0, tokens), lengths)
         ref_tags, ref_nll, ref_log_z = reference_outputs(ref, e, lengths, tags)
         got_tags, got_nll = builds.run(ck, work, tag, weights, tokens, lengths, tags)
+        if draw in (0, 10):
+            builds.check_threads(ck, work, tag, weights, tokens, lengths, tags)
         print("%s: |emissions| <= %.3g, reference nll %s" % (
             tag, float(e.abs().max()), np.array2string(ref_nll, precision=6)))
         check_paths(ck, "%s: decode equals the reference" % tag, got_tags,

@@ -131,6 +131,9 @@ def body(ck, work):
             "seed": np.int64(1234)}
     a = run("generate", base, "sample_a")["tokens"]
     b = run("generate", base, "sample_b")["tokens"]
+    mc_e2e.check_threads(ck, "generate, sampling", gen, base, work, entry="generate")
+    mc_e2e.check_threads(ck, "prefill T=%d" % len(prompts[2]), gen,
+                         {"tokens": prompts[2]}, work, entry="prefill")
     ck.check("same seed, same tokens", np.array_equal(a, b), "%s" % a)
     others = [run("generate", dict(base, seed=np.int64(s)), "seed%d" % s)["tokens"]
               for s in (1, 2, 3)]

@@ -380,6 +380,8 @@ def test_whole_file(ck, work, model):
             got = mc_e2e.load_npy(os.path.join(outdir, name + ".npy"))
             ck.bits_equal("whole file: %s (%s) %s = --entry %s" % (entry, tag, name, entry),
                           got, ref)
+        mc_e2e.check_threads(ck, "whole file: %s (%s)" % (entry, tag), prog, inputs, work,
+                             weights=weights, entry=entry)
 
 
 def body(ck, work):

@@ -112,6 +112,8 @@ def body(ck, work):
                 if name in got and name in junk:
                     ck.bits_equal("%s: %s unchanged by junk in the padding" % (
                         tag, name), junk[name], got[name])
+        mc_e2e.check_threads(ck, tag, prog, {"x": mc_e2e.to_numpy(x), "lengths": lengths},
+                             work, weights=weights)
 
 
 if __name__ == "__main__":

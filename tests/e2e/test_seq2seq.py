@@ -374,6 +374,9 @@ def check_model(ck, torch, ref, cfg, label, prog, weights, rng, work, greedy_tal
                     and np.array_equal(out["n"][clear], greedy["n"][clear])
                     and np.array_equal(out["scores"][clear].view(np.uint32),
                                        greedy["scores"][clear].view(np.uint32)))
+    for entry in ("greedy", "beam_search"):
+        mc_e2e.check_threads(ck, "%s %s" % (label, entry), prog, inputs, work,
+                             weights=weights, entry=entry)
     return beam1_rows
 
 

@@ -91,6 +91,8 @@ def body(ck, work):
             keep = ~pad
             ck.close("%s: with pad: y at non-padded positions vs the nested-tensor path"
                      % label, out["y"][keep], want_nested[keep], RTOL, ATOL)
+        mc_e2e.check_threads(ck, label + " with pad", prog, {"x": x, "pad": pad}, work,
+                             weights=weights)
 
         # An all-false mask given explicitly equals the absent input.
         _, out = mc_e2e.run_program(prog, {"x": x, "pad": np.zeros_like(pad)},
