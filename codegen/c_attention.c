@@ -23,16 +23,18 @@
  * and the epilogue only on the element, so the result is bit for bit that
  * of the three separate kernels, for any block size and thread count.
  *
- * Masked keys: when the epilogue is where(mask, ..., -inf) with a mask
- * along the keys only (decoding's arange(n_ctx) <= pos over a cache of
- * n_ctx, a padding mask), the keys after the last one the mask keeps are
- * left out of all three steps: nk = 1 + that key's index (or 1 if none).
+ * Masked keys: when the epilogue is where(mask, ..., -inf) (or the mask's
+ * negation) with a mask that has the key axis, a block leaves out of all
+ * three steps the keys after the last one that any of its rows keeps:
+ * nk = 1 + that key's index (1 if none).
  * Their scores are -inf whatever Q and K hold, so the softmax row's max is
  * unchanged and each exp is +0, which leaves its lanes' sums (and so every
  * p) unchanged; in P @ V each would add p * v = 0 * v, exact unless v is
  * inf or nan there (then the three kernels give nan where this one does
  * not) or the sum so far is -0 (then they give +0 for -0). Decoding at
- * position pos reads pos + 1 keys and values instead of the whole cache.
+ * position pos reads pos + 1 keys and values instead of the whole cache;
+ * a causal prompt's block of rows r0 .. r0 + 63, r0 + 64 keys instead of
+ * T; a padded batch element, its own length.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -63,36 +65,68 @@ static const char *block_rows(CgKernel *k, const char *M) {
 }
 
 /* The epilogue operand that masks keys, when the epilogue's result is
- * where(mask, ..., -inf) and mask varies along the key (last) axis only,
- * as in decoding's where(arange(n_ctx) <= pos, scores, -inf) or a padding
- * mask: its index, else -1. */
-static int key_mask_operand(const CgKernel *k, const Shape *ss) {
+ * where(mask, ..., -inf) or where(mask, -inf, ...) with a mask that has
+ * the key (last) axis: decoding's arange(n_ctx) <= pos over a cache, a
+ * causal [T, T] mask, a padding mask [B, 1, 1, T]. Its index, else -1;
+ * *true_masks tells whether a true element masks its key (the second
+ * form) or keeps it. */
+static int key_mask_operand(const CgKernel *k, const Shape *ss,
+                            bool *true_masks) {
   const Op *ep = k->epilogue;
   if (!ep || ep->nregions != 1)
     return -1;
-  const Block *body = ep->regions[0];
-  const Op *y = body->last;
+  const Op *y = ep->regions[0]->last;
   if (!y || y->kind != OP_YIELD || y->noperands != 1)
     return -1;
   const Op *sel = y->operands[0]->def;
   if (!sel || sel->kind != OP_SELECT || sel->operands[0]->def)
     return -1;
-  const Op *inf = sel->operands[2]->def;
-  if (!inf || inf->kind != OP_CONST || inf->results[0]->type.dtype != DT_F32 ||
-      inf->results[0]->type.shape.rank != 0 ||
-      ir_const_load(DT_F32, inf->attrs.cst.data, 0) != -INFINITY)
+  int inf_at = 0;
+  for (int o = 1; o <= 2; o++) {
+    const Op *c = sel->operands[o]->def;
+    if (c && c->kind == OP_CONST && c->results[0]->type.dtype == DT_F32 &&
+        c->results[0]->type.shape.rank == 0 &&
+        ir_const_load(DT_F32, c->attrs.cst.data, 0) == -INFINITY)
+      inf_at = o;
+  }
+  if (!inf_at)
     return -1;
+  *true_masks = inf_at == 1;
   int i = sel->operands[0]->def_index; /* the block argument's operand */
   if (i >= ep->noperands || ep->operands[i] == k->op->results[0] ||
       k->ep_literal[i])
     return -1;
   const Shape *ms = &ep->operands[i]->type.shape;
-  if (ms->rank == 0 || !dim_eq(ms->dims[ms->rank - 1], ss->dims[ss->rank - 1]))
+  if (ms->rank == 0 || ms->rank > ss->rank ||
+      !dim_eq(ms->dims[ms->rank - 1], ss->dims[ss->rank - 1]))
     return -1;
-  for (int j = 0; j < ms->rank - 1; j++)
-    if (!cg_is_one(ms->dims[j]))
-      return -1;
   return i;
+}
+
+/* Inside the loop over blocks: nk = 1 + the last key that a row of the
+ * block keeps (mask operand x<mask>, dense, broadcast to the scores' shape
+ * ss), at least 1. */
+static void emit_kept_keys(CgKernel *k, const Shape *ss, const char **vars,
+                           int mask, bool true_masks, const char *N) {
+  const Shape *ms = &k->epilogue->operands[mask]->type.shape;
+  int lead = ss->rank - ms->rank, row = ms->rank - 2;
+  const char *pos[MAX_RANK] = {0};
+  for (int a = 0; a < ms->rank - 1; a++)
+    if (!cg_is_one(ms->dims[a]))
+      pos[a] = a == row ? "(r0 + q)" : vars[a + lead];
+  bool by_row = row >= 0 && pos[row];
+  cg_line(k, 3, "int64_t nk = 1; /* 1 + the last key a row keeps */");
+  int d = 3;
+  if (by_row)
+    cg_line(k, d++, "for (int64_t q = 0; q < rows; q++) {");
+  cg_line(k, d, "const uint8_t *mrow = x%d + %s;", mask,
+          cg_strided_index(k, ms, pos));
+  cg_line(k, d, "int64_t n = %s;", N);
+  cg_line(k, d, "while (n > nk && %smrow[n - 1])", true_masks ? "" : "!");
+  cg_line(k, d + 1, "n--;");
+  cg_line(k, d, "nk = n;");
+  if (by_row)
+    cg_line(k, 3, "}");
 }
 
 bool cg_kernel_attention(CgKernel *k, Diag *d) {
@@ -113,18 +147,9 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   const char *block = block_rows(k, g.M);
   cg_line(k, 1, "const int64_t row_blocks = (%s + %s - 1) / %s;", g.M,
           ATTN_ROWS, ATTN_ROWS);
-  const char *keys = g.N; /* the keys computed */
-  int mask = key_mask_operand(k, ss);
-  if (mask >= 0) {
-    cg_line(k, 1,
-            "/* keys past the last one x%d keeps score -inf, which softmax "
-            "makes 0: left out */",
-            mask);
-    cg_line(k, 1, "int64_t nk = %s;", g.N);
-    cg_line(k, 1, "while (nk > 1 && !x%d[nk - 1])", mask);
-    cg_line(k, 2, "nk--;");
-    keys = "nk";
-  }
+  bool true_masks = false;
+  int mask = key_mask_operand(k, ss, &true_masks);
+  const char *keys = mask >= 0 ? "nk" : g.N; /* the keys computed */
   cg_line(k, 1, "for (int64_t slot = begin; slot < end; slot++) {");
   cg_line(k, 2, "float *restrict sc = s + slot * %s * %s;", block, g.N);
   cg_line(k, 2, "for (int64_t blk = slot; blk < %s * row_blocks; blk += nt) {",
@@ -153,6 +178,8 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   const char *boff = cg_batch_offset(k, g.sb, g.br - 2, bpos);
   const char *voff = cg_batch_offset(k, h.sb, h.br - 2, vpos);
   const char *yoff = cg_strided_index(k, ys, ypos);
+  if (mask >= 0)
+    emit_kept_keys(k, ss, vars, mask, true_masks, g.N);
   const char *last = "0";
   if (k->epilogue) {
     if (!cg_gemm_epilogue(k, 3, vars, nb, nb, ss->rank - 1, "r0", d)) {
