@@ -574,21 +574,26 @@ Test(codegen, reductions_take_their_prologue_and_epilogue) {
       "tm_close(mod);\nreturn 0;");
 }
 
-/* With where(mask, Q K.T * c, -inf) and a mask along the keys, the kernel
- * leaves out the keys after the last one the mask keeps: bit for bit the
- * separate kernels over all T keys, for masks that end early, have holes,
- * keep everything or nothing (every row nan, as the separate kernels). */
-Test(codegen, attention_leaves_out_trailing_masked_keys) {
+/* softmax(where(mask, Q K.T * c, -inf)) V (or where(mask, -inf, ...) when
+ * true_masks) with a bool mask of type mask_t: the kernel's text has
+ * `wants`; run with the masks `fill` makes (a statement setting mask[i],
+ * T x T or T of them, for kind 0 to 3), its output is bit for bit that of
+ * the separate kernels over all T keys (masked(i): element i of S is
+ * masked), nan where kind 3 masks every key. */
+static void check_masked_attention(Type mask_t, bool true_masks,
+                                   const char *wants, const char *fill,
+                                   const char *masked_at) {
   Value *q = input("q", ty(DT_F32, 3, 2, -1, 8));
   Value *kk = input("k", ty(DT_F32, 3, 2, -1, 8));
   Value *v = input("v", ty(DT_F32, 3, 2, -1, 5));
-  Value *mask = input("mask", ty(DT_BOOL, 1, -1));
+  Value *mask = input("mask", mask_t);
   Attrs tb;
   memset(&tb, 0, sizeof tb);
   tb.matmul.trans_b = true;
   Value *sc = op2(OP_MATMUL, q, kk, &tb, 3);
   Value *scaled = op2(OP_MUL, sc, cst(DT_F32, 0.35), NULL, 3);
-  Value *ops[3] = {mask, scaled, cst(DT_F32, -INFINITY)};
+  Value *inf = cst(DT_F32, -INFINITY);
+  Value *ops[3] = {mask, true_masks ? inf : scaled, true_masks ? scaled : inf};
   Value *masked =
       ir_build(m, fn->body, OP_SELECT, ops, 3, NULL, NULL, L(3, 5), &d);
   cr_assert(masked, "%s", diag_text());
@@ -600,97 +605,36 @@ Test(codegen, attention_leaves_out_trailing_masked_keys) {
   cr_assert(pass_fuse(m, &d));
   char *text = emit();
   cr_expect_not_null(strstr(text, "static int tm_L3_attention("), "%s", text);
-  cr_expect_not_null(strstr(text, "while (n > nk && !mrow[n - 1])"), "%s",
-                     text);
+  cr_expect_not_null(strstr(text, wants), "no '%s' in\n%s", wants, text);
   free(text);
-  expect_ok(
-      "enum { T = 150 };\n"
-      "static float q[2 * T * 8], k[2 * T * 8], v[2 * T * 5], y[2 * T * 5];\n"
-      "static float s[T * T], want[T * 5];\n"
-      "static uint8_t mask[T];\n"
-      "for (int i = 0; i < 2 * T * 8; i++) {\n"
-      "  q[i] = 0.01f * (float)((i * 37) % 101) - 0.5f;\n"
-      "  k[i] = 0.02f * (float)((i * 53) % 89) - 0.8f;\n"
-      "}\n"
-      "for (int i = 0; i < 2 * T * 5; i++) v[i] = (float)(i % 7) - 3.0f;\n"
-      "McError e;\n"
-      "tm_model *mod = tm_open(NULL, &e);\n"
-      "for (int kind = 0; kind < 4; kind++) {\n"
-      "  for (int j = 0; j < T; j++)\n"
-      "    mask[j] = kind == 0 ? j < 100 : kind == 1 ? j < 120 && j % 3 != 0\n"
-      "            : kind == 2;\n"
-      "  mc_set_threads(kind % 2 ? 3 : 1);\n"
-      "  CHECK(tm_run(mod, T, q, k, v, mask, y, &e) == MC_OK);\n"
-      "  for (int b = 0; b < 2; b++) {\n"
-      "    mc_gemm_f32(T, T, 8, q + b * T * 8, 8, 1, k + b * T * 8, 1, 8, s, "
-      "T, 0);\n"
-      "    for (int i = 0; i < T * T; i++)\n"
-      "      s[i] = mask[i % T] ? s[i] * 0.35f : -INFINITY;\n"
-      "    mc_softmax_f32(s, s, T, T, 1);\n"
-      "    mc_gemm_f32(T, 5, T, s, T, 1, v + b * T * 5, 5, 1, want, 5, 0);\n"
-      "    for (int i = 0; i < T * 5; i++) {\n"
-      "      float got = y[b * T * 5 + i];\n"
-      "      CHECK(kind == 3 ? got != got && want[i] != want[i]\n"
-      "                      : fbits(got) == fbits(want[i]));\n"
-      "    }\n"
-      "  }\n"
-      "}\n"
-      "tm_close(mod);\nreturn 0;");
-}
-
-/* The same with where(mask, -inf, Q K.T * c) and a [T, T] mask, true
- * where a key is masked: each block of rows leaves out the keys after the
- * last one any of its rows keeps (a causal mask, holes, none, all). */
-Test(codegen, attention_leaves_out_the_keys_a_row_mask_masks) {
-  Value *q = input("q", ty(DT_F32, 3, 2, -1, 8));
-  Value *kk = input("k", ty(DT_F32, 3, 2, -1, 8));
-  Value *v = input("v", ty(DT_F32, 3, 2, -1, 5));
-  Value *mask = input("mask", ty(DT_BOOL, 2, -1, -1));
-  Attrs tb;
-  memset(&tb, 0, sizeof tb);
-  tb.matmul.trans_b = true;
-  Value *sc = op2(OP_MATMUL, q, kk, &tb, 3);
-  Value *scaled = op2(OP_MUL, sc, cst(DT_F32, 0.35), NULL, 3);
-  Value *ops[3] = {mask, cst(DT_F32, -INFINITY), scaled};
-  Value *masked =
-      ir_build(m, fn->body, OP_SELECT, ops, 3, NULL, NULL, L(3, 5), &d);
-  cr_assert(masked, "%s", diag_text());
-  Attrs ax;
-  memset(&ax, 0, sizeof ax);
-  ax.axis.axis = 2;
-  Value *p = op1(OP_SOFTMAX, masked, &ax, NULL, 4);
-  output("y", op2(OP_MATMUL, p, v, NULL, 4));
-  cr_assert(pass_fuse(m, &d));
-  char *text = emit();
-  cr_expect_not_null(strstr(text, "for (int64_t q = 0; q < rows; q++) {"), "%s",
-                     text);
-  cr_expect_not_null(strstr(text, "while (n > nk && mrow[n - 1])"), "%s", text);
-  free(text);
-  expect_ok(
+  char body[4096];
+  snprintf(
+      body, sizeof body,
       "enum { T = 150 };\n"
       "static float q[2 * T * 8], k[2 * T * 8], v[2 * T * 5], y[2 * T * 5];\n"
       "static float s[T * T], want[T * 5];\n"
       "static uint8_t mask[T * T];\n"
       "for (int i = 0; i < 2 * T * 8; i++) {\n"
-      "  q[i] = 0.01f * (float)((i * 37) % 101) - 0.5f;\n"
-      "  k[i] = 0.02f * (float)((i * 53) % 89) - 0.8f;\n"
+      "  q[i] = 0.01f * (float)((i * 37) %% 101) - 0.5f;\n"
+      "  k[i] = 0.02f * (float)((i * 53) %% 89) - 0.8f;\n"
       "}\n"
-      "for (int i = 0; i < 2 * T * 5; i++) v[i] = (float)(i % 7) - 3.0f;\n"
+      "for (int i = 0; i < 2 * T * 5; i++) v[i] = (float)(i %% 7) - 3.0f;\n"
       "McError e;\n"
       "tm_model *mod = tm_open(NULL, &e);\n"
       "for (int kind = 0; kind < 4; kind++) {\n"
       "  for (int i = 0; i < T * T; i++) {\n"
-      "    int r = i / T, c = i % T;\n"
-      "    mask[i] = kind == 0 ? c > r : kind == 1 ? (c * 7 + r) % 5 == 0 ||\n"
-      "              c > 2 * r : kind == 3;\n"
+      "    int r = i / T, c = i %% T;\n"
+      "    (void)r;\n"
+      "    (void)c;\n"
+      "    %s\n"
       "  }\n"
-      "  mc_set_threads(kind % 2 ? 3 : 1);\n"
+      "  mc_set_threads(kind %% 2 ? 3 : 1);\n"
       "  CHECK(tm_run(mod, T, q, k, v, mask, y, &e) == MC_OK);\n"
       "  for (int b = 0; b < 2; b++) {\n"
       "    mc_gemm_f32(T, T, 8, q + b * T * 8, 8, 1, k + b * T * 8, 1, 8, s, "
       "T, 0);\n"
       "    for (int i = 0; i < T * T; i++)\n"
-      "      s[i] = mask[i] ? -INFINITY : s[i] * 0.35f;\n"
+      "      s[i] = %s ? -INFINITY : s[i] * 0.35f;\n"
       "    mc_softmax_f32(s, s, T, T, 1);\n"
       "    mc_gemm_f32(T, 5, T, s, T, 1, v + b * T * 5, 5, 1, want, 5, 0);\n"
       "    for (int i = 0; i < T * 5; i++) {\n"
@@ -700,7 +644,31 @@ Test(codegen, attention_leaves_out_the_keys_a_row_mask_masks) {
       "    }\n"
       "  }\n"
       "}\n"
-      "tm_close(mod);\nreturn 0;");
+      "tm_close(mod);\nreturn 0;",
+      fill, masked_at);
+  expect_ok(body);
+}
+
+/* A mask along the keys, true where a key is kept: the keys after the last
+ * one it keeps are left out (masks that end early, have holes, keep
+ * everything or nothing). */
+Test(codegen, attention_leaves_out_trailing_masked_keys) {
+  check_masked_attention(
+      ty(DT_BOOL, 1, -1), false, "while (n > nk && !mrow[n - 1])",
+      "mask[i] = i < T && (kind == 0 ? i < 100 : kind == 1 ? i < 120 && "
+      "i % 3 != 0 : kind == 2);",
+      "!mask[i % T]");
+}
+
+/* A [T, T] mask, true where a key is masked: each block of rows leaves out
+ * the keys after the last one any of its rows keeps (causal, holes, none,
+ * all masked). */
+Test(codegen, attention_leaves_out_the_keys_a_row_mask_masks) {
+  check_masked_attention(
+      ty(DT_BOOL, 2, -1, -1), true, "for (int64_t q = 0; q < rows; q++) {",
+      "mask[i] = kind == 0 ? c > r : kind == 1 ? (c * 7 + r) % 5 == 0 || "
+      "c > 2 * r : kind == 3;",
+      "mask[i]");
 }
 
 /* softmax(Q K.T * c) V is one kernel over blocks of 64 rows (no T x T

@@ -499,13 +499,18 @@ Test(parser, deep_nesting_is_an_error) {
   cr_assert(strncmp(errors(), "t.model:1:", 10) == 0);
 }
 
-Test(parser, parse_file) {
-  char path[] = "/tmp/mc_test_parser_XXXXXX";
+/* A new temporary file holding the n bytes of text; its name in path. */
+static void write_temp(char path[], const char *text, size_t n) {
   int fd = mkstemp(path);
   cr_assert(fd >= 0);
   FILE *f = fdopen(fd, "w");
-  fputs("const n = 2\ny = n *\n", f);
+  cr_assert_eq(fwrite(text, 1, n, f), n);
   fclose(f);
+}
+
+Test(parser, parse_file) {
+  char path[] = "/tmp/mc_test_parser_XXXXXX";
+  write_temp(path, "const n = 2\ny = n *\n", 20);
   AstModule *m = ast_parse_file(path, &d);
   unlink(path);
   cr_assert_null(m);
@@ -525,13 +530,7 @@ Test(parser, parse_file) {
  * each one clear error (the device's read stops past the size limit). */
 Test(parser, parse_file_refuses_what_is_not_text) {
   char path[] = "/tmp/mc_test_parser_XXXXXX";
-  int fd = mkstemp(path);
-  cr_assert(fd >= 0);
-  FILE *f = fdopen(fd, "w");
-  fputs("const n = 2", f);
-  fputc(0, f);
-  fputs("\n", f);
-  fclose(f);
+  write_temp(path, "const n = 2\0\n", 13);
   cr_assert_null(ast_parse_file(path, &d));
   unlink(path);
   cr_assert(strstr(errors(), ": error: the file contains a NUL byte"), "%s",

@@ -235,22 +235,30 @@ def run_program(prog, inputs, outdir, work, weights=None, check=True, entry=None
     return res, outputs
 
 
-def check_threads(ck, name, prog, inputs, work, weights=None, entry=None):
-    """Runs prog on 1, 2 and 3 threads, with MC_SPLIT_ALL=1 (every loop in
-    as many pieces as threads, however small: the test models are): every
-    output has the same bits on each."""
-    runs = []
-    for t in (1, 2, 3):
+def check_threads(ck, name, prog, inputs, work, weights=None, entry=None, base=None):
+    """Runs prog on 1, 2 and 3 threads with MC_SPLIT_ALL=1 (every loop in as
+    many pieces as threads, however small: the test models are): every
+    output has the same bits on each. Under the sanitizers, where a run
+    costs more, only on 3 threads against `base` (the outputs of the test's
+    own run, on every core, without the switch), or on 1 and 3 without it."""
+    if SANITIZE and base:
+        counts, runs = (3,), [base]
+        names = ["the test's run", "3 threads"]
+    else:
+        counts = (1, 3) if SANITIZE else (1, 2, 3)
+        runs = []
+        names = ["%d thread%s" % (t, "s" if t > 1 else "") for t in counts]
+    for t in counts:
         outdir = work.path("threads", "%s-%d" % (re.sub(r"\W+", "_", name), t))
         runs.append(run_program(prog, inputs, outdir, work, weights=weights, entry=entry,
                                 threads=t, env={"MC_SPLIT_ALL": "1"})[1])
     same = bool(runs[0]) and all(sorted(r) == sorted(runs[0]) for r in runs)
-    ck.check("%s: the same outputs on 1, 2, 3 threads" % name, same,
+    ck.check("%s: the same outputs on %s" % (name, ", ".join(names)), same,
              ", ".join(sorted(runs[0])) if same else "%s" % [sorted(r) for r in runs])
     for out in sorted(runs[0]):
-        for t, r in ((2, runs[1]), (3, runs[2])):
+        for what, r in zip(names[1:], runs[1:]):
             if out in r:
-                ck.bits_equal("%s: %s on %d threads = on 1" % (name, out, t), r[out],
+                ck.bits_equal("%s: %s on %s = on %s" % (name, out, what, names[0]), r[out],
                               runs[0][out])
 
 

@@ -235,7 +235,8 @@ class Builds:
         return got["decode"], got["nll"]
 
     def check_threads(self, ck, work, tag, weights, tokens, lengths, tags):
-        """The two-entry program's outputs on 1, 2 and 3 threads."""
+        """The two-entry program's outputs on 1, 2 and 3 threads (1 and 3
+        under the sanitizers)."""
         inputs = {"tokens": tokens, "lengths": lengths}
         for entry in ENTRIES:
             mc_e2e.check_threads(ck, "%s %s" % (tag, entry), self.both,
@@ -324,7 +325,7 @@ def body(ck, work):
         e = ref.emissions(np.where(tokens < 0, 0, tokens), lengths)
         ref_tags, ref_nll, ref_log_z = reference_outputs(ref, e, lengths, tags)
         got_tags, got_nll = builds.run(ck, work, tag, weights, tokens, lengths, tags)
-        if draw in (0, 10):
+        if draw == 0:
             builds.check_threads(ck, work, tag, weights, tokens, lengths, tags)
         print("%s: |emissions| <= %.3g, reference nll %s" % (
             tag, float(e.abs().max()), np.array2string(ref_nll, precision=6)))

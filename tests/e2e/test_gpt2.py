@@ -136,7 +136,8 @@ def body(ck, work):
             name = "%s: T=%d tokens %s" % (label, toks.shape[0], toks.dtype)
             if ck.check(name + ": logits present", "logits" in out, "outputs %s" % sorted(out)):
                 ck.close(name + ": logits", out["logits"], want, RTOL, ATOL)
-        mc_e2e.check_threads(ck, label, prog, {"tokens": toks}, work, weights=weights)
+        mc_e2e.check_threads(ck, label, prog, {"tokens": toks}, work, weights=weights,
+                             base=out)
 
     # 16-bit weights: the matrices rounded once, the arithmetic f32.
     weights = work.path("w0", "model.safetensors")

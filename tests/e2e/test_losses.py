@@ -381,7 +381,7 @@ def test_whole_file(ck, work, model):
             ck.bits_equal("whole file: %s (%s) %s = --entry %s" % (entry, tag, name, entry),
                           got, ref)
         mc_e2e.check_threads(ck, "whole file: %s (%s)" % (entry, tag), prog, inputs, work,
-                             weights=weights, entry=entry)
+                             weights=weights, entry=entry, base=want)
 
 
 def body(ck, work):

@@ -58,7 +58,7 @@ def body(ck, work):
                                     work.path(label, "out64"), work, weights=weights)
         if ck.check("%s: float64 input accepted" % label, "y" in out):
             ck.close("%s: y from float64 x" % label, out["y"], want, RTOL, ATOL)
-        mc_e2e.check_threads(ck, label, prog, {"x": x}, work, weights=weights)
+        mc_e2e.check_threads(ck, label, prog, {"x": x}, work, weights=weights, base=out)
 
     # Weights given only at run time (checked at load), batch of one.
     net = torch_mlp(torch, 16, 64, 8, 7)

@@ -94,7 +94,7 @@ def body(ck, work):
             ck.close("%s: with pad: y at non-padded positions vs the nested-tensor path"
                      % label, out["y"][keep], want_nested[keep], RTOL, ATOL)
         mc_e2e.check_threads(ck, label + " with pad", prog, {"x": x, "pad": pad}, work,
-                             weights=weights)
+                             weights=weights, base=out)
         # -O0 computes every key's score, masked; -O2's attention leaves out
         # each sequence's padded tail: the same bits
         o0 = mc_e2e.compile_model(model, work.path(label, "encoder_O0"), defines=defines,
