@@ -574,37 +574,47 @@ Test(codegen, reductions_take_their_prologue_and_epilogue) {
       "tm_close(mod);\nreturn 0;");
 }
 
-/* softmax(where(mask, Q K.T * c, -inf)) V (or where(mask, -inf, ...) when
- * true_masks) with a bool mask of type mask_t: the kernel's text has
- * `wants`; run with the masks `fill` makes (a statement setting mask[i],
- * T x T or T of them, for kind 0 to 3), its output is bit for bit that of
- * the separate kernels over all T keys (masked(i): element i of S is
- * masked), nan where kind 3 masks every key. */
-static void check_masked_attention(Type mask_t, bool true_masks,
-                                   const char *wants, const char *fill,
-                                   const char *masked_at) {
+/* softmax(S) V with S = Q K.T * 0.35, or where(mask, S, -inf) with the
+ * bool input `mask` of type *mask_t (where(mask, -inf, S) when
+ * true_masks), fused and emitted: the text, which has one attention
+ * kernel. */
+static char *attention_text(const Type *mask_t, bool true_masks) {
   Value *q = input("q", ty(DT_F32, 3, 2, -1, 8));
   Value *kk = input("k", ty(DT_F32, 3, 2, -1, 8));
   Value *v = input("v", ty(DT_F32, 3, 2, -1, 5));
-  Value *mask = input("mask", mask_t);
+  Value *mask = mask_t ? input("mask", *mask_t) : NULL;
   Attrs tb;
   memset(&tb, 0, sizeof tb);
   tb.matmul.trans_b = true;
   Value *sc = op2(OP_MATMUL, q, kk, &tb, 3);
-  Value *scaled = op2(OP_MUL, sc, cst(DT_F32, 0.35), NULL, 3);
-  Value *inf = cst(DT_F32, -INFINITY);
-  Value *ops[3] = {mask, true_masks ? inf : scaled, true_masks ? scaled : inf};
-  Value *masked =
-      ir_build(m, fn->body, OP_SELECT, ops, 3, NULL, NULL, L(3, 5), &d);
-  cr_assert(masked, "%s", diag_text());
+  Value *scores = op2(OP_MUL, sc, cst(DT_F32, 0.35), NULL, 3);
+  if (mask) {
+    Value *inf = cst(DT_F32, -INFINITY);
+    Value *ops[3] = {mask, true_masks ? inf : scores,
+                     true_masks ? scores : inf};
+    scores = ir_build(m, fn->body, OP_SELECT, ops, 3, NULL, NULL, L(3, 5), &d);
+    cr_assert(scores, "%s", diag_text());
+  }
   Attrs ax;
   memset(&ax, 0, sizeof ax);
   ax.axis.axis = 2;
-  Value *p = op1(OP_SOFTMAX, masked, &ax, NULL, 4);
+  Value *p = op1(OP_SOFTMAX, scores, &ax, NULL, 4);
   output("y", op2(OP_MATMUL, p, v, NULL, 4));
   cr_assert(pass_fuse(m, &d));
   char *text = emit();
   cr_expect_not_null(strstr(text, "static int tm_L3_attention("), "%s", text);
+  return text;
+}
+
+/* attention_text with a mask: the text has `wants`; run with the masks
+ * `fill` makes (a statement setting mask[i], T x T or T of them, for kind
+ * 0 to 3), its output is bit for bit that of the separate kernels over all
+ * T keys (masked_at: whether element i of S is masked), nan where kind 3
+ * masks every key. */
+static void check_masked_attention(Type mask_t, bool true_masks,
+                                   const char *wants, const char *fill,
+                                   const char *masked_at) {
+  char *text = attention_text(&mask_t, true_masks);
   cr_expect_not_null(strstr(text, wants), "no '%s' in\n%s", wants, text);
   free(text);
   char body[4096];
@@ -675,22 +685,7 @@ Test(codegen, attention_leaves_out_the_keys_a_row_mask_masks) {
  * buffer in the plan): bit for bit the separate GEMMs and softmax, with
  * several row blocks, a short last one, batches, and 1 or 3 threads. */
 Test(codegen, attention_runs_by_blocks_of_rows) {
-  Value *q = input("q", ty(DT_F32, 3, 2, -1, 8));
-  Value *kk = input("k", ty(DT_F32, 3, 2, -1, 8));
-  Value *v = input("v", ty(DT_F32, 3, 2, -1, 5));
-  Attrs tb;
-  memset(&tb, 0, sizeof tb);
-  tb.matmul.trans_b = true;
-  Value *sc = op2(OP_MATMUL, q, kk, &tb, 3);
-  Value *scaled = op2(OP_MUL, sc, cst(DT_F32, 0.35), NULL, 3);
-  Attrs ax;
-  memset(&ax, 0, sizeof ax);
-  ax.axis.axis = 2;
-  Value *p = op1(OP_SOFTMAX, scaled, &ax, NULL, 4);
-  output("y", op2(OP_MATMUL, p, v, NULL, 4));
-  cr_assert(pass_fuse(m, &d));
-  char *text = emit();
-  cr_expect_not_null(strstr(text, "static int tm_L3_attention("), "%s", text);
+  char *text = attention_text(NULL, false);
   cr_expect_null(strstr(text, "_softmax("), "a softmax of its own:\n%s", text);
   cr_expect_null(strstr(text, "T * T"), "a T x T buffer:\n%s", text);
   free(text);
