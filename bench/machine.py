@@ -31,6 +31,9 @@ CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-trappi
           "-pthread",
           "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
 LIBRARY_ONLY = ("mc_bpe.c", "mc_bpe_load.c", "mc_unicode_tables.c")
+# compiled -Os by modelc (codegen/c_build.c, is_cold)
+COLD = ("mc_main.c", "mc_model.c", "mc_npy.c", "mc_runtime.c", "mc_safetensors.c",
+        "mc_weights.c")
 RUNTIME_TEXT_TARGET = 64 * 1024
 
 
@@ -86,7 +89,7 @@ def runtime_text(modelc, root):
     for f in sorted(os.listdir(out)):
         if f.endswith(".c") and f not in LIBRARY_ONLY:
             objs.append(os.path.join(out, f[:-2] + ".o"))
-            opt = [] if f.startswith("mc_") else ["-O3"]
+            opt = ["-Os"] if f in COLD else [] if f.startswith("mc_") else ["-O3"]
             subprocess.run([cc] + CFLAGS + opt + extra + ["-c", os.path.join(out, f), "-o",
                                                           objs[-1]],
                            check=True, capture_output=True)

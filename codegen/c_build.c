@@ -200,6 +200,19 @@ static bool is_runtime(const char *file) {
   return !strncmp(file, "mc_", 3);
 }
 
+/* Runtime files that run once per program or per call, never per element:
+ * reading and checking files and inputs, the driver, the model glue. They
+ * are compiled for size (-Os): a third smaller, no slower where it counts. */
+static bool is_cold(const char *file) {
+  static const char *const files[] = {"mc_main.c",        "mc_model.c",
+                                      "mc_npy.c",         "mc_runtime.c",
+                                      "mc_safetensors.c", "mc_weights.c"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+    if (!strcmp(file, files[i]))
+      return true;
+  return false;
+}
+
 /* Runs the compiler command argv in dir (logging into dir/cc.log); on
  * failure reports the command and the log. */
 static bool run_cc(const Args *argv, const char *dir, Arena *arena, Diag *d) {
@@ -258,40 +271,55 @@ static void cc_command(Args *argv, const CgOptions *o, const char *opt,
                   o->extra_cflags ? o->extra_cflags : getenv("MC_CFLAGS"));
 }
 
-/* Builds the program from the C files in dir: the runtime's files to
- * objects at -O2 (hand-vectorized or not hot: -O3 would only grow them),
- * then the model's at -O3 (gcc 12 vectorizes loops of unknown length, the
- * fused loops and their mc_vmath.h calls, only from -O3 on; IEEE rules stay
- * as at -O2) linked with them. The runtime's objects are the same for every
- * model: the cache puts them into dir when it holds them for this exact
- * command, compiler and runtime text; otherwise they are compiled here and
+/* Compiles the runtime's files of one kind (cold or not) at `opt` into
+ * objects in dir, appended to *objects: from the cache when it holds them
+ * for this exact command, compiler and runtime text, else compiled here and
  * stored. */
+static bool compile_runtime(const char *dir, const Args *sources, bool cold,
+                            const char *opt, const CgOptions *o, Args *objects,
+                            Arena *arena, Diag *d) {
+  Args argv = {0}, mine = {0}, cc = {0};
+  cc_command(&argv, o, opt, false);
+  args_push(&argv, "-c"); /* objects into dir, the compiler's directory */
+  for (int i = 0; i < sources->n; i++) {
+    const char *f = sources->v[i];
+    if (is_runtime(f) && !is_library_only(f) && is_cold(f) == cold) {
+      size_t n = strlen(f);
+      args_push(&argv, f);
+      args_push(&mine, cg_strf(arena, "%.*s.o", (int)n - 2, f));
+    }
+  }
+  args_push_words(&cc, cc_name(o));
+  CgCache cache;
+  bool ok = cg_cache_fetch(&cache, argv.v, cc.n, dir, mine.v, mine.n);
+  if (!ok) {
+    ok = run_cc(&argv, dir, arena, d);
+    if (ok)
+      cg_cache_store(&cache, argv.v, dir, mine.v, mine.n);
+  }
+  cg_cache_free(&cache);
+  for (int i = 0; i < mine.n; i++)
+    args_push(objects, mine.v[i]);
+  args_free(&cc);
+  args_free(&mine);
+  args_free(&argv);
+  return ok;
+}
+
+/* Builds the program from the C files in dir: the runtime's files to
+ * objects at -O2 (hand-vectorized or not hot: -O3 would only grow them;
+ * the cold ones at -Os), then the model's at -O3 (gcc 12 vectorizes loops
+ * of unknown length, the fused loops and their mc_vmath.h calls, only from
+ * -O3 on; IEEE rules stay as at -O2) linked with them. The runtime's
+ * objects are the same for every model (see compile_runtime). */
 static bool compile(const char *dir, const char *out_path, const CgOptions *o,
                     Diag *d) {
   Arena arena;
   arena_init(&arena);
   Args sources = list_dir(dir, ".c"), objects = {0}, argv = {0};
-  cc_command(&argv, o, "-O2", false);
-  args_push(&argv, "-c"); /* objects into dir, the compiler's directory */
-  for (int i = 0; i < sources.n; i++)
-    if (is_runtime(sources.v[i]) && !is_library_only(sources.v[i])) {
-      size_t n = strlen(sources.v[i]);
-      args_push(&argv, sources.v[i]);
-      args_push(&objects, cg_strf(&arena, "%.*s.o", (int)n - 2, sources.v[i]));
-    }
-  Args cc = {0};
-  args_push_words(&cc, cc_name(o));
-  CgCache cache;
-  bool ok = cg_cache_fetch(&cache, argv.v, cc.n, dir, objects.v, objects.n);
-  if (!ok) {
-    ok = run_cc(&argv, dir, &arena, d);
-    if (ok)
-      cg_cache_store(&cache, argv.v, dir, objects.v, objects.n);
-  }
-  cg_cache_free(&cache);
-  args_free(&cc);
-  args_free(&argv);
-  argv = (Args){0};
+  bool ok =
+      compile_runtime(dir, &sources, false, "-O2", o, &objects, &arena, d) &&
+      compile_runtime(dir, &sources, true, "-Os", o, &objects, &arena, d);
   /* the link runs in dir: out_path from here */
   char cwd[4096];
   const char *here = out_path[0] == '/' ? NULL : getcwd(cwd, sizeof cwd);

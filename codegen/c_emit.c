@@ -352,7 +352,7 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
                         tr ? "its transpose" : "itself")
           : tr ? " /* kept transposed */"
                : "";
-      cg_buf_printf(out, "  const %s *%s = m->w[%d];%s\n", cg_ctype(t),
+      cg_buf_printf(out, "  const %s *%s = m->base.w[%d];%s\n", cg_ctype(t),
                     vi->cname, vi->index, how);
       *uses_m = true;
     } else if (vi->storage == ST_WORKSPACE) {
@@ -555,7 +555,8 @@ static bool emit_function(Emitter *e, const Function *f, bool single,
   fe->prefix = single ? e->name : fe->run;
   if (!single)
     for (const char *suffix =
-             "info\0inputs\0outputs\0info_run\0info_open\0weights\0which\0";
+             "info\0inputs\0outputs\0info_run\0info_open\0weights\0which\0"
+             "entry\0input_dims\0output_dims\0";
          *suffix; suffix += strlen(suffix) + 1)
       cg_names_unique(&e->globals, a, cg_strf(a, "%s_%s", fe->run, suffix));
   fe->wsize =
@@ -570,12 +571,14 @@ static bool emit_function(Emitter *e, const Function *f, bool single,
   name_values(fe, f->body);
   cg_buf_printf(&e->kernels, "/* ---- kernels of %s ---- */\n\n", fe->run);
   cg_buf_printf(&e->funcs, "/* ---- %s ---- */\n\n", fe->run);
-  if (!emit_run(fe))
+  fe->run_v = f->prepares ? cg_strf(a, "%s_prepare_v", e->name)
+                          : cg_names_unique(&e->globals, a,
+                                            cg_strf(a, "%s_v", fe->run));
+  if (!emit_run(fe) || !cg_emit_info_run(fe))
     return false;
-  if (fe->internal)
-    return true;
-  cg_emit_header_function(fe);
-  return cg_emit_info_run(fe);
+  if (!fe->internal)
+    cg_emit_header_function(fe);
+  return true;
 }
 
 static bool emit_files(Emitter *e, const char *outdir) {
@@ -605,19 +608,14 @@ static bool emit_files(Emitter *e, const char *outdir) {
                 " * The entry points are documented in %s.h. */\n"
                 "#include \"%s.h\"\n#include \"mc_vmath.h\"\n\n"
                 "#include <math.h>\n#include <stdint.h>\n"
-                "#include <stdlib.h>\n#include <string.h>\n"
-                "#ifdef MC_CHECK_PLAN\n#include <stdio.h>\n#endif\n\n",
+                "#include <stdlib.h>\n#include <string.h>\n\n",
                 e->name, src, e->name, e->name);
   for (int h2 = 0; h2 < CG_HELPER_COUNT; h2++)
     if (e->helpers & (1u << h2))
       cg_buf_printf(&c, "%s\n", cg_helper_text((CgHelper)h2));
-  if (e->any_run_time_plan) {
+  if (e->any_run_time_plan)
     cg_buf_puts(&c, "static size_t align64(size_t n) { return (n + 63) & "
                     "~(size_t)63; }\n\n");
-    cg_buf_puts(&c, cg_plan_helpers);
-  }
-  if (e->any_workspace)
-    cg_buf_puts(&c, cg_plan_check_helper);
   cg_buf_puts(&c, cg_buf_str(&e->consts));
   cg_buf_puts(&c, cg_buf_str(&e->model));
   cg_buf_puts(&c, cg_buf_str(&e->kernels));
@@ -664,12 +662,11 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
   arena_init(&e.arena);
   e.name = cg_c_ident(&e.arena, m->name ? m->name : "model");
   reserve_c_names(&e.globals, &e.arena);
-  cg_names_unique(&e.globals, &e.arena, "plan_place");
-  cg_names_unique(&e.globals, &e.arena, "plan_check");
   const char *fixed[] = {
-      "align64",  "info",    "model",           "open",      "close",
-      "weights",  "inputs",  "outputs",         "info_open", "info_close",
-      "info_run", "entries", "default_weights", "prepare",   "prepare_weights"};
+      "align64",  "info",     "model",   "open",       "close",
+      "weights",  "inputs",   "outputs", "info_open",  "info_close",
+      "info_run", "entries",  "prepare", "prepare_v",  "desc",
+      "symbols",  "prepared", "entry",   "input_dims", "output_dims"};
   for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
     cg_names_unique(&e.globals, &e.arena,
                     i == 0 ? fixed[0]

@@ -278,7 +278,7 @@ typedef struct Emitter {
   CgBuf consts, model, kernels, funcs, info, header;
   unsigned helpers;
   bool any_workspace;
-  bool any_run_time_plan; /* some layout calls plan_place */
+  bool any_run_time_plan; /* some layout calls mc_plan_place */
   DType *wstore;          /* by param: how the model keeps it (c_weights.c) */
   bool *wtrans;
   bool *wpacked;
@@ -303,6 +303,7 @@ typedef struct FnEmit {
   Emitter *e;
   const Function *f;
   const char *run;    /* "gpt2_run"; "crf_decode" with several entries */
+  const char *run_v;  /* "gpt2_run_v": run as a McRunFn */
   const char *prefix; /* of the entry's McModelInfo: "gpt2" / "crf_decode" */
   const char *layout; /* "gpt2_run_layout" */
   const char *wsize;  /* "gpt2_workspace_size" */
@@ -361,7 +362,7 @@ void cg_plan_lifetimes(FnEmit *fe);
 /* First fit over lifetimes [start[i], end[i]]: in order of start (then
  * index) each buffer goes at the lowest offset where its bytes[i] overlap
  * no buffer placed before it whose lifetime meets its own. Fills off;
- * returns the arena size. The emitted plan_place does the same at run
+ * returns the arena size. The runtime's mc_plan_place does the same at run
  * time. */
 size_t cg_plan_first_fit(int n, const int *start, const int *end,
                          const size_t *bytes, size_t *off);
@@ -371,10 +372,6 @@ uint64_t cg_emit_layout(FnEmit *fe);
 /* The arena's size for the header: "123456 (gpt2_workspace_size())" or
  * "gpt2_workspace_size(T)". */
 const char *cg_plan_arena_text(FnEmit *fe);
-/* Definitions the generated file needs: plan_place (when a layout runs at
- * run time) and plan_check (compiled only with -DMC_CHECK_PLAN). */
-extern const char *const cg_plan_helpers;
-extern const char *const cg_plan_check_helper;
 /* "int64_t T, int64_t B, " (decl) or "T, B, " for the symbols in syms. */
 const char *cg_sym_args(FnEmit *fe, uint64_t syms, bool decl);
 /* c_scan.c: a scan as a loop over its steps, appended to run. */

@@ -29,10 +29,10 @@
  * <fn>_layout places the buffers in order of first step (then index) by
  * first fit: each goes at the lowest offset where it overlaps none of the
  * buffers placed before it whose lifetimes meet its own. With symbolic
- * sizes the generated code runs that algorithm (plan_place) when called;
+ * sizes the generated code runs that algorithm (mc_plan_place) when called;
  * with constant sizes cg_plan_first_fit runs it here and the offsets are
  * written as numbers. Compiled with -DMC_CHECK_PLAN, the layout checks that
- * no two buffers live at a common step overlap (plan_check), and the run
+ * no two buffers live at a common step overlap (mc_plan_check), and the run
  * function fills the arena with 0xff bytes, so a buffer read before it is
  * written reads NaNs instead of zeros.
  *
@@ -227,49 +227,6 @@ void cg_plan_lifetimes(FnEmit *fe) {
 
 /* ---- the emitted layout ------------------------------------------------- */
 
-const char *const cg_plan_helpers =
-    "/* First fit: buffer i goes at the lowest offset where its size[i] "
-    "bytes\n * overlap none of the n placed buffers in meets[] (those live "
-    "at a step\n * where it is); returns the arena's new end. */\n"
-    "static size_t plan_place(int i, const int *meets, int n, size_t *off,\n"
-    "                         const size_t *size, size_t end) {\n"
-    "  size_t at = 0;\n"
-    "  for (int k = 0; k < n; k++) {\n"
-    "    size_t lo = off[meets[k]], hi = lo + size[meets[k]];\n"
-    "    if (at < hi && lo < at + size[i]) {\n"
-    "      at = hi;\n"
-    "      k = -1; /* moved past it: every placed buffer again */\n"
-    "    }\n"
-    "  }\n"
-    "  off[i] = at;\n"
-    "  return at + size[i] > end ? at + size[i] : end;\n"
-    "}\n\n";
-
-const char *const cg_plan_check_helper =
-    "#ifdef MC_CHECK_PLAN\n"
-    "/* Aborts unless every buffer fits the arena and no two buffers live "
-    "at a\n * common step (live[i] = {first, last}) overlap. */\n"
-    "static void plan_check(const char *fn, int n, const int (*live)[2],\n"
-    "                       const size_t *off, const size_t *size, size_t "
-    "arena) {\n"
-    "  for (int i = 0; i < n; i++) {\n"
-    "    if (off[i] + size[i] > arena) {\n"
-    "      fprintf(stderr, \"%s: buffer %d ends past the arena\\n\", fn, i);\n"
-    "      abort();\n"
-    "    }\n"
-    "    for (int j = i + 1; j < n; j++)\n"
-    "      if (live[i][0] <= live[j][1] && live[j][0] <= live[i][1] &&\n"
-    "          size[i] && size[j] && off[i] < off[j] + size[j] &&\n"
-    "          off[j] < off[i] + size[i]) {\n"
-    "        fprintf(stderr, \"%s: buffers %d and %d are live together and "
-    "overlap\\n\",\n"
-    "                fn, i, j);\n"
-    "        abort();\n"
-    "      }\n"
-    "  }\n"
-    "}\n"
-    "#endif\n\n";
-
 static const char *buffer_label(FnEmit *fe, const Value *v) {
   if (!v->def)
     return cg_strf(&fe->e->arena, "default of input %s",
@@ -320,12 +277,12 @@ static void emit_check(FnEmit *fe, CgBuf *out, const char *count) {
     emit_constant_sizes(fe, out);
     cg_buf_puts(out, "};\n");
   }
-  cg_buf_printf(out, "  plan_check(\"%s\", %s, live, off, size, %s);\n",
+  cg_buf_printf(out, "  mc_plan_check(\"%s\", %s, live, off, size, %s);\n",
                 fe->layout, count, p->constant ? "arena" : "end");
   cg_buf_puts(out, "#endif\n");
 }
 
-/* The layout's statements: one numeric offset per buffer, or plan_place
+/* The layout's statements: one numeric offset per buffer, or mc_plan_place
  * calls in placement order. */
 static void emit_placements(FnEmit *fe, CgBuf *out, uint64_t *used) {
   const CgPlan *p = &fe->plan;
@@ -354,10 +311,10 @@ static void emit_placements(FnEmit *fe, CgBuf *out, uint64_t *used) {
                   p->end[i]);
     cg_buf_printf(out, "  size[%d] = align64(%s);\n", i,
                   cg_buffer_bytes(fe, v, used));
-    cg_buf_printf(out, "  end = plan_place(%d, %s, %d, off, size, end);\n", i,
-                  nmeets ? cg_strf(a, "(const int[]){%s}", cg_buf_str(&list))
-                         : "NULL",
-                  nmeets);
+    cg_buf_printf(
+        out, "  end = mc_plan_place(%d, %s, %d, off, size, end);\n", i,
+        nmeets ? cg_strf(a, "(const int[]){%s}", cg_buf_str(&list)) : "NULL",
+        nmeets);
     cg_buf_free(&list);
   }
 }

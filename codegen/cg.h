@@ -2,7 +2,8 @@
  * runtime it links (see "Generated code contract" in ARCHITECTURE.md).
  *
  *   c_emit.c     the model's header and source: names, symbols, workspace
- *                layout, typed run functions, the McModelInfo adapter
+ *                layout, typed run functions
+ *   c_api.c      the header, and the tables the runtime's model glue reads
  *   c_kernels.c  one static C function per op (loops, runtime kernels)
  *   c_views.c    matmul operands read through strides instead of copies
  *   c_weights.c  how each weight is kept (transposed, 16 bits)

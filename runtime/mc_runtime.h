@@ -396,13 +396,121 @@ void mc_categorical_f32(const float *p, const float *u, int32_t *y,
 void mc_categorical_f64(const double *p, const double *u, int32_t *y,
                         int64_t outer, int64_t n, int64_t inner);
 
-/* ---- the executable driver ---------------------------------------------- */
+/* ---- a generated model, described as data (mc_model.c) -------------------
+ * The model's code is its kernels and typed run functions; everything around
+ * them (loading and preparing the weights, binding the sizes from the input
+ * shapes, checking them, allocating the outputs) is done here from tables the
+ * model defines, the same for the C and the LLVM backend. */
+
+/* A dimension: the sum over terms of coef * sym[0] * ... * sym[nfactors-1],
+ * the symbols numbered as in McModelDesc.symbols; text is how the model file
+ * spells it ("2*T + 1"), for messages. */
+typedef struct McDimTerm {
+  int64_t coef;
+  int nfactors;
+  int sym[3];
+} McDimTerm;
+
+typedef struct McDim {
+  const char *text;
+  int nterms;
+  McDimTerm terms[4];
+} McDim;
+
+/* An input or output of an entry point; dims (rank of them) may be NULL in
+ * a McModelInfo made by hand. */
 typedef struct McIOSpec {
   const char *name;
   McDType dtype;
   int rank;
   int optional;
+  const McDim *dims;
 } McIOSpec;
+
+/* A run function in one signature for every entry: the values of the
+ * symbols the entry takes (in the order of their numbers), then the inputs'
+ * and the outputs' data (an absent optional input NULL). */
+typedef int (*McRunFn)(void *model, const int64_t *syms, void *const *inputs,
+                       void *const *outputs, McError *e);
+
+/* A weight the model computes from the file's when it is opened: the
+ * prepare function's output `output`, of `floats` floats, kept as weight
+ * `weight` (after the file's); with `packed`, in the GEMM's panels of a
+ * rows x cols matrix (mc_gemm_pack_weight, of its transpose when
+ * `transposed`). */
+typedef struct McPreparedSpec {
+  int weight;
+  int64_t floats;
+  int packed;
+  int64_t rows, cols;
+  int transposed;
+} McPreparedSpec;
+
+typedef struct McModelDesc {
+  const char *name; /* C name of the model: messages say "<name>_open: ..." */
+  const char *default_weights; /* path given at compile time, or NULL */
+  int nsymbols;
+  const char *const *symbols;
+  int nweights; /* read from the weights file */
+  const McWeightSpec *weights;
+  int nprepared;
+  const McPreparedSpec *prepared;
+  McRunFn prepare; /* the prepared weights into its outputs; NULL if none */
+} McModelDesc;
+
+/* The handle of an open model: w holds the file's weights as their specs
+ * keep them, then the prepared ones. Generated code reads w. */
+typedef struct McModel {
+  const void **w;
+  McWeights *weights;
+  void **prepared; /* owned, by McPreparedSpec */
+  const McModelDesc *desc;
+} McModel;
+
+/* Opens a model: loads every weight and computes the prepared ones. NULL
+ * (with e filled) on error. */
+McModel *mc_model_open(const McModelDesc *d, const char *weights_path,
+                       McError *e);
+void mc_model_close(McModel *m); /* NULL is fine */
+
+/* One entry point of a model. */
+typedef struct McEntry {
+  const McModelDesc *model;
+  int ninputs;
+  const McIOSpec *inputs;
+  int noutputs;
+  const McIOSpec *outputs;
+  int nweights; /* the file weights the entry reads: their specs, and */
+  const McWeightSpec *weights;
+  const int *which; /* their indexes in model->weights (NULL: 0, 1, ...) */
+  int prepare;      /* the entry reads prepared weights */
+  uint64_t syms;    /* bit s: run takes symbol s */
+  McRunFn run;
+} McEntry;
+
+/* McModelInfo.open of an entry: loads the weights it reads only, so an
+ * entry that reads none runs without a weights file. */
+int mc_entry_open(const McEntry *x, const char *weights_path, void **handle,
+                  McError *e);
+/* McModelInfo.run of an entry. Binds each symbol from the first input
+ * dimension of the form c*S + k (c > 0), checks every other dimension
+ * against it, naming both sides ("input 'pad': dimension 1 is 7 but T = 5
+ * from input 'x'"), allocates the outputs and calls x->run; on failure
+ * frees them again. An absent optional input binds nothing. */
+int mc_entry_run(const McEntry *x, void *handle, const McTensor *inputs,
+                 McTensor *outputs, McError *e);
+
+/* The memory plan's first fit at run time: buffer i goes at the lowest
+ * offset where its size[i] bytes overlap none of the n placed buffers in
+ * meets[] (those live at a step where it is); returns the arena's new end. */
+size_t mc_plan_place(int i, const int *meets, int n, size_t *off,
+                     const size_t *size, size_t end);
+/* Aborts unless every buffer fits the arena and no two buffers live at a
+ * common step (live[i] = {first, last}) overlap (-DMC_CHECK_PLAN builds). */
+void mc_plan_check(const char *fn, int n, const int (*live)[2],
+                   const size_t *off, const size_t *size, size_t arena);
+
+/* ---- the executable driver ---------------------------------------------- */
 
 typedef struct McModelInfo {
   const char *name;

@@ -1,7 +1,7 @@
 /* Memory planning (codegen/c_plan.c): first fit over lifetimes, the
  * lifetimes the emitter computes (a chain, aliases, buffers read inside a
  * scan's loop, a region's own buffers), the constant plan written as
- * numbers against the run-time plan_place, and a model with a scan and a
+ * numbers against the run-time mc_plan_place, and a model with a scan and a
  * KV cache updated in place built with -DMC_CHECK_PLAN (every pair of
  * buffers live together checked for overlap, the arena filled with NaNs)
  * by gcc and clang, its results checked. */
@@ -327,8 +327,8 @@ Test(plan, checked_build_of_a_kv_cache_decoding_loop) {
   char *c = emit(kv_model);
   /* the cache is updated in place and planned at run time */
   cr_assert(strstr(c, "carry 0 is in place"), "%s", c);
-  cr_assert(strstr(c, "end = plan_place("), "%s", c);
-  cr_assert(strstr(c, "plan_check(\"t_run_layout\""), "%s", c);
+  cr_assert(strstr(c, "end = mc_plan_place("), "%s", c);
+  cr_assert(strstr(c, "mc_plan_check(\"t_run_layout\""), "%s", c);
   int cf, cl, df, dl;
   buffer_line(c, "cache_", &cf, &cl);
   buffer_line(c, "got_", &df, &dl); /* e is summed where it is computed */

@@ -22,10 +22,11 @@ enum { RUN_OK, RUN_SECOND_OUTPUT_NULL, RUN_SECOND_OUTPUT_BF16, RUN_FAIL };
 static int run_mode;
 static int model_runs; /* add_run's calls */
 
-static const McIOSpec add_inputs[] = {
-    {"x", MC_F32, 2, 0}, {"ids", MC_I32, 1, 1}, {"mask", MC_BOOL, 1, 1}};
-static const McIOSpec add_outputs[] = {{"y", MC_F32, 2, 0},
-                                       {"n", MC_I64, 1, 0}};
+static const McIOSpec add_inputs[] = {{"x", MC_F32, 2, 0, NULL},
+                                      {"ids", MC_I32, 1, 1, NULL},
+                                      {"mask", MC_BOOL, 1, 1, NULL}};
+static const McIOSpec add_outputs[] = {{"y", MC_F32, 2, 0, NULL},
+                                       {"n", MC_I64, 1, 0, NULL}};
 static const McWeightSpec add_weights[] = {
     {.name = "bias", .rank = 1, .shape = {1}}};
 

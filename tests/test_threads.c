@@ -215,7 +215,7 @@ Test(threads, scratch_memory) {
 }
 
 /* ---- the driver's --threads ---------------------------------------------- */
-static const McIOSpec count_outputs[] = {{"threads", MC_I64, 1, 0}};
+static const McIOSpec count_outputs[] = {{"threads", MC_I64, 1, 0, NULL}};
 
 static int count_open(const char *weights, void **handle, McError *e) {
   (void)weights;
