@@ -5,6 +5,7 @@
  *
  *   llvm_target.c  targets and target machines, verify, optimize, write
  *                  .ll and .o files
+ *   llvm_jit.c     the in-process JIT (llvm_jit.h)
  *
  * Invariants: floating point stays IEEE: no fast-math flag is ever set,
  * the pipeline is LLVM's default<On>, which never reassociates or folds
@@ -26,7 +27,7 @@
 /* Registers LLVM's target for this machine (all_targets: also every other
  * target libLLVM-14 provides: AArch64, ARM, RISC-V, ...) with its code
  * generator and assembly printer. Once per process, thread-safe;
- * cg_llvm_target_create calls it itself. */
+ * cg_llvm_target_create and cg_llvm_jit_create call it themselves. */
 void cg_llvm_initialize(bool all_targets);
 
 typedef struct CgLlvmTargetOptions {

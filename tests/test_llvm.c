@@ -1,9 +1,10 @@
-/* The LLVM backend's foundation (codegen/llvm_target.h): small functions
- * built with LLVM's IR builder are verified, optimized for this machine or
- * another target and written as .ll and .o files. Checks: the loop
- * vectorizer uses the host's vector width, no fast-math or contraction
- * appears, names LLVM does not know are errors, and a failed write leaves
- * no file behind.
+/* The LLVM backend's foundation (codegen/llvm_target.h, llvm_jit.h): small
+ * functions built with LLVM's IR builder are verified, optimized for this
+ * machine or another target, written as .ll and .o files, and run in the
+ * JIT, also calling the runtime linked into this program. Checks: the loop
+ * vectorizer uses the host's vector width, floating point stays IEEE (no
+ * contraction, no folding of x * c / c), names LLVM does not know are
+ * errors, and a failed write leaves no file behind.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -16,7 +17,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "llvm_jit.h"
 #include "llvm_target.h"
+#include "mc_bpe.h"
+#include "mc_runtime.h"
 
 static Diag d;
 static char *dbuf;
@@ -151,11 +155,30 @@ static void add_saxpy(LLVMModuleRef m) {
   LLVMDisposeBuilder(b);
 }
 
+/* float scale_back(float x) { return x * 0x1p-140f / 0x1p-140f; } */
+static void add_scale_back(LLVMModuleRef m) {
+  LLVMContextRef c = LLVMGetModuleContext(m);
+  LLVMTypeRef param = f32_type(c);
+  LLVMValueRef fn = LLVMAddFunction(
+      m, "scale_back", LLVMFunctionType(f32_type(c), &param, 1, 0));
+  LLVMBuilderRef b = begin_function(fn);
+  LLVMValueRef scale = LLVMConstReal(f32_type(c), 0x1p-140);
+  LLVMValueRef tiny = LLVMBuildFMul(b, LLVMGetParam(fn, 0), scale, "tiny");
+  LLVMBuildRet(b, LLVMBuildFDiv(b, tiny, scale, "back"));
+  LLVMDisposeBuilder(b);
+}
+
 static char *module_text(LLVMModuleRef m) {
   char *text = LLVMPrintModuleToString(m);
   char *copy = strdup(text);
   LLVMDisposeMessage(text);
   return copy;
+}
+
+static uint32_t float_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
 }
 
 /* ---- targets ----------------------------------------------------------- */
@@ -247,6 +270,36 @@ Test(llvm, loop_vectorizes_for_host) {
   free(text);
   cg_llvm_target_free(t);
   LLVMDisposeModule(m);
+}
+
+/* x * 0x1p-140f is subnormal and loses x's last bits, so dividing again
+ * gives 1.0f for x = 1 + 2^-23: folding to x would be wrong */
+Test(llvm, ieee_multiply_divide_not_folded) {
+  CgLlvmJit *jit = cg_llvm_jit_create(3, &d);
+  cr_assert(jit, "%s", diag_text());
+  LLVMModuleRef m =
+      LLVMModuleCreateWithNameInContext("ieee", cg_llvm_jit_context(jit));
+  add_scale_back(m);
+  /* the JIT optimizes with the same pipeline: look at its result first */
+  LLVMModuleRef copy = LLVMCloneModule(m);
+  cr_assert(cg_llvm_optimize(cg_llvm_jit_target(jit), copy, &d));
+  char *text = module_text(copy);
+  cr_assert(strstr(text, "fmul float") && strstr(text, "fdiv float"),
+            "folded:\n%s", text);
+  free(text);
+  LLVMDisposeModule(copy);
+
+  cr_assert(cg_llvm_jit_add_module(jit, m, &d), "%s", diag_text());
+  float (*scale_back)(float) =
+      (float (*)(float))cg_llvm_jit_lookup(jit, "scale_back", &d);
+  cr_assert(scale_back, "%s", diag_text());
+  float x = 0x1.000002p0f;
+  volatile float scale = 0x1p-140f;
+  float expected = x * scale / scale;
+  cr_assert_eq(float_bits(expected), float_bits(1.0f));
+  cr_assert_eq(float_bits(scale_back(x)), float_bits(expected));
+  cr_assert_eq(float_bits(scale_back(3.0f)), float_bits(3.0f));
+  cg_llvm_jit_free(jit);
 }
 
 /* ---- files ------------------------------------------------------------- */
@@ -388,4 +441,192 @@ Test(llvm, failed_write_leaves_no_file) {
   cr_assert_str_eq(list_dir(path_in_dir("taken")), "");
   cg_llvm_target_free(t);
   LLVMDisposeModule(m);
+}
+
+/* ---- the JIT ----------------------------------------------------------- */
+
+Test(llvm, jit_runs_functions) {
+  CgLlvmJit *jit = cg_llvm_jit_create(2, &d);
+  cr_assert(jit, "%s", diag_text());
+  LLVMModuleRef m =
+      LLVMModuleCreateWithNameInContext("kernels", cg_llvm_jit_context(jit));
+  add_axpy(m);
+  add_saxpy(m);
+  cr_assert(cg_llvm_jit_add_module(jit, m, &d), "%s", diag_text());
+  float (*axpy)(float, float, float) =
+      (float (*)(float, float, float))cg_llvm_jit_lookup(jit, "axpy", &d);
+  void (*saxpy)(float, const float *, float *, int64_t) =
+      (void (*)(float, const float *, float *, int64_t))cg_llvm_jit_lookup(
+          jit, "saxpy", &d);
+  cr_assert(axpy && saxpy, "%s", diag_text());
+  cr_assert_eq(axpy(2.0f, 3.0f, 1.0f), 7.0f);
+  /* (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 rounds to 1 + 2^-11 (a tie, to
+   * even): a fused multiply-add would keep the 2^-24 */
+  float a = 1.0f + 0x1p-12f;
+  cr_assert_eq(float_bits(axpy(a, a, -(1.0f + 0x1p-11f))), float_bits(0.0f));
+
+  /* an odd length: the vector loop and its scalar remainder */
+  enum { N = 1003 };
+  static float x[N], y[N], expected[N];
+  for (int i = 0; i < N; i++) {
+    x[i] = 1.0f + (float)i * 0x1p-12f;
+    y[i] = -(1.0f + (float)i * 0x1p-11f);
+    volatile float ax = x[i] * a;
+    expected[i] = ax + y[i];
+  }
+  saxpy(a, x, y, N);
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(float_bits(y[i]), float_bits(expected[i]), "y[%d]", i);
+
+  cr_assert_eq(cg_llvm_jit_lookup(jit, "nothing", &d), 0);
+  assert_diag("JIT: cannot find 'nothing': Symbols not found: [ nothing ]");
+  /* a second definition of axpy */
+  LLVMModuleRef again =
+      LLVMModuleCreateWithNameInContext("again", cg_llvm_jit_context(jit));
+  add_axpy(again);
+  cr_assert_not(cg_llvm_jit_add_module(jit, again, &d));
+  assert_diag("Duplicate definition of symbol 'axpy'");
+  /* a module of another context is refused (and disposed) */
+  LLVMModuleRef other = LLVMModuleCreateWithNameInContext("other", ctx);
+  cr_assert_not(cg_llvm_jit_add_module(jit, other, &d));
+  assert_diag("LLVM module 'other' is not in the JIT's context");
+  cg_llvm_jit_free(jit);
+}
+
+/* declares `name` in m */
+static LLVMValueRef declare(LLVMModuleRef m, const char *name, LLVMTypeRef ret,
+                            LLVMTypeRef *params, unsigned n, bool varargs) {
+  return LLVMAddFunction(m, name, LLVMFunctionType(ret, params, n, varargs));
+}
+
+/* out[i] = 2 * i for i in [begin, end) */
+static void double_index_body(LLVMBuilderRef b, LLVMValueRef fn,
+                              LLVMValueRef i) {
+  LLVMContextRef c = LLVMGetTypeContext(LLVMTypeOf(fn));
+  LLVMValueRef out = LLVMBuildBitCast(b, LLVMGetParam(fn, 0),
+                                      LLVMPointerType(f32_type(c), 0), "out");
+  LLVMValueRef value = LLVMBuildFMul(b, LLVMBuildSIToFP(b, i, f32_type(c), ""),
+                                     LLVMConstReal(f32_type(c), 2.0), "");
+  LLVMBuildStore(b, value, element(b, out, i));
+}
+
+/* Functions that call the runtime linked into this program:
+ *   int32 fail(McError *e) { return mc_fail(e, 7, "jit %d", 42); }
+ *   int32 threads(void) { return mc_get_threads(); }
+ *   int32 char_class(int32 cp) { return mc_unicode_class(cp); }
+ *   void double_index(void *out, int64 begin, int64 end) (an McParallelFn)
+ *   void fill(float *out, int64 n) { mc_parallel_for(n, 1, double_index,
+ *                                                   out); } */
+static void add_runtime_calls(LLVMModuleRef m) {
+  LLVMContextRef c = LLVMGetModuleContext(m);
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(c), i64 = i64_type(c);
+  LLVMTypeRef i8p = LLVMPointerType(LLVMInt8TypeInContext(c), 0);
+  LLVMTypeRef void_type = LLVMVoidTypeInContext(c);
+
+  LLVMTypeRef fail_params[] = {i8p, i32, i8p};
+  LLVMValueRef mc_fail_fn = declare(m, "mc_fail", i32, fail_params, 3, true);
+  LLVMValueRef fn = declare(m, "fail", i32, &i8p, 1, false);
+  LLVMBuilderRef b = begin_function(fn);
+  LLVMValueRef args[] = {LLVMGetParam(fn, 0), LLVMConstInt(i32, 7, 0),
+                         LLVMBuildGlobalStringPtr(b, "jit %d", "format"),
+                         LLVMConstInt(i32, 42, 0)};
+  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(mc_fail_fn),
+                                 mc_fail_fn, args, 4, ""));
+  LLVMDisposeBuilder(b);
+
+  LLVMValueRef get_threads = declare(m, "mc_get_threads", i32, NULL, 0, false);
+  fn = declare(m, "threads", i32, NULL, 0, false);
+  b = begin_function(fn);
+  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(get_threads),
+                                 get_threads, NULL, 0, ""));
+  LLVMDisposeBuilder(b);
+
+  LLVMValueRef unicode_class =
+      declare(m, "mc_unicode_class", i32, &i32, 1, false);
+  fn = declare(m, "char_class", i32, &i32, 1, false);
+  b = begin_function(fn);
+  LLVMValueRef cp = LLVMGetParam(fn, 0);
+  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(unicode_class),
+                                 unicode_class, &cp, 1, ""));
+  LLVMDisposeBuilder(b);
+
+  LLVMTypeRef body_params[] = {i8p, i64, i64};
+  LLVMValueRef body = declare(m, "double_index", void_type, body_params, 3, 0);
+  b = begin_function(body);
+  build_loop(b, body, LLVMGetParam(body, 1), LLVMGetParam(body, 2),
+             double_index_body);
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+
+  LLVMTypeRef for_params[] = {i64, i64, LLVMTypeOf(body), i8p};
+  LLVMValueRef parallel_for =
+      declare(m, "mc_parallel_for", void_type, for_params, 4, false);
+  LLVMTypeRef fill_params[] = {LLVMPointerType(f32_type(c), 0), i64};
+  fn = declare(m, "fill", void_type, fill_params, 2, false);
+  b = begin_function(fn);
+  LLVMValueRef for_args[] = {LLVMGetParam(fn, 1), LLVMConstInt(i64, 1, 0), body,
+                             LLVMBuildBitCast(b, LLVMGetParam(fn, 0), i8p, "")};
+  LLVMBuildCall2(b, LLVMGlobalGetValueType(parallel_for), parallel_for,
+                 for_args, 4, "");
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+}
+
+Test(llvm, jit_calls_the_runtime) {
+  CgLlvmJit *jit = cg_llvm_jit_create(2, &d);
+  cr_assert(jit, "%s", diag_text());
+  LLVMModuleRef m =
+      LLVMModuleCreateWithNameInContext("runtime", cg_llvm_jit_context(jit));
+  add_runtime_calls(m);
+  cr_assert(cg_llvm_jit_add_module(jit, m, &d), "%s", diag_text());
+
+  int32_t (*fail)(McError *) =
+      (int32_t(*)(McError *))cg_llvm_jit_lookup(jit, "fail", &d);
+  int32_t (*threads)(void) =
+      (int32_t(*)(void))cg_llvm_jit_lookup(jit, "threads", &d);
+  int32_t (*char_class)(int32_t) =
+      (int32_t(*)(int32_t))cg_llvm_jit_lookup(jit, "char_class", &d);
+  void (*fill)(float *, int64_t) =
+      (void (*)(float *, int64_t))cg_llvm_jit_lookup(jit, "fill", &d);
+  cr_assert(fail && threads && char_class && fill, "%s", diag_text());
+
+  McError e = {0, ""};
+  cr_assert_eq(fail(&e), 7);
+  cr_assert_eq(e.code, 7);
+  cr_assert_str_eq(e.msg, "jit 42");
+  mc_set_threads(3);
+  cr_assert_eq(threads(), 3);
+  /* mc_unicode_class is in an object of mc_runtime nothing in this
+   * program calls: there only because the whole archive is linked */
+  cr_assert_eq(char_class('A'), MC_UCLASS_LETTER);
+  cr_assert_eq(char_class(0xE9), MC_UCLASS_LETTER); /* e acute */
+  cr_assert_eq(char_class('7'), MC_UCLASS_NUMBER);
+  cr_assert_eq(char_class(' '), MC_UCLASS_SPACE);
+  /* JIT'd code run by the runtime's threads, one grain per index */
+  enum { N = 1000 };
+  static float out[N];
+  fill(out, N);
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(out[i], 2.0f * (float)i, "out[%d]", i);
+  mc_threads_shutdown();
+  cg_llvm_jit_free(jit);
+}
+
+Test(llvm, jit_reports_undefined_symbols) {
+  CgLlvmJit *jit = cg_llvm_jit_create(0, &d);
+  cr_assert(jit, "%s", diag_text());
+  LLVMModuleRef m =
+      LLVMModuleCreateWithNameInContext("undefined", cg_llvm_jit_context(jit));
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(cg_llvm_jit_context(jit));
+  LLVMValueRef missing = declare(m, "mc_no_such_function", i32, NULL, 0, 0);
+  LLVMValueRef fn = declare(m, "calls_missing", i32, NULL, 0, false);
+  LLVMBuilderRef b = begin_function(fn);
+  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(missing), missing,
+                                 NULL, 0, ""));
+  LLVMDisposeBuilder(b);
+  cr_assert(cg_llvm_jit_add_module(jit, m, &d), "%s", diag_text());
+  cr_assert_eq(cg_llvm_jit_lookup(jit, "calls_missing", &d), 0);
+  assert_diag("JIT: cannot find 'calls_missing'");
+  assert_diag("mc_no_such_function");
+  cg_llvm_jit_free(jit);
 }
