@@ -396,8 +396,6 @@ bool cg_emit_model_api(Emitter *e);
 void cg_emit_entry_info(FnEmit *fe);
 
 /* ---- files (c_build.c) -------------------------------------------------- */
-/* Writes len bytes to path via "path.tmp.<pid>" and rename. */
-bool cg_write_file(const char *path, const char *text, size_t len, Diag *d);
 /* mkdir -p */
 bool cg_make_dirs(const char *path, Diag *d);
 /* Runs argv in directory cwd (NULL: this one) with stdout and stderr into
