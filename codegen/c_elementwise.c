@@ -54,16 +54,15 @@ static char *fn1(CgKernel *k, DType t, const char *name, const char *a) {
   return cg_strf(k->arena, "%s%s(%s)", name, t == DT_F32 ? "f" : "", a);
 }
 
-static char *helper_call(CgKernel *k, CgHelper h32, CgHelper h64, bool f32,
-                         const char *name, const char *a, const char *b) {
-  CgHelper h = f32 ? h32 : h64;
-  k->helpers |= 1u << h;
-  return cg_strf(k->arena, "op_%s_%s(%s, %s)", name,
-                 h == CG_HELPER_DIV_I32 || h == CG_HELPER_MOD_I32   ? "i32"
-                 : h == CG_HELPER_DIV_I64 || h == CG_HELPER_MOD_I64 ? "i64"
-                 : f32                                              ? "f32"
-                                                                    : "f64",
-                 a, b);
+/* op_<name>_<dtype>(a, b): the operations where C and torch differ, from
+ * the runtime's mc_ops.h */
+static char *op_call(CgKernel *k, DType t, const char *name, const char *a,
+                     const char *b) {
+  const char *sfx = t == DT_F32   ? "f32"
+                    : t == DT_F64 ? "f64"
+                    : t == DT_I32 ? "i32"
+                                  : "i64";
+  return cg_strf(k->arena, "op_%s_%s(%s, %s)", name, sfx, a, b);
 }
 
 /* Integer +, -, * wrap around like torch instead of being undefined. */
@@ -88,7 +87,7 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
                               Diag *d) {
   DType t = op->operands[op->kind == OP_SELECT ? 1 : 0]->type.dtype;
   DType rt = op->results[0]->type.dtype;
-  bool flt = dtype_is_float(t), f32 = t == DT_F32, i32 = t == DT_I32;
+  bool flt = dtype_is_float(t), f32 = t == DT_F32;
   Arena *A = k->arena;
   const char *a = x[0], *b = op->noperands > 1 ? x[1] : NULL;
   switch (op->kind) {
@@ -140,23 +139,16 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
   case OP_MUL:
     return flt ? cg_strf(A, "%s * %s", a, b) : wrapping(k, t, a, "*", b);
   case OP_DIV:
-    return flt ? cg_strf(A, "%s / %s", a, b)
-               : helper_call(k, CG_HELPER_DIV_I32, CG_HELPER_DIV_I64, i32,
-                             "div", a, b);
+    return flt ? cg_strf(A, "%s / %s", a, b) : op_call(k, t, "div", a, b);
   case OP_MOD:
-    return flt ? helper_call(k, CG_HELPER_MOD_F32, CG_HELPER_MOD_F64, f32,
-                             "mod", a, b)
-               : helper_call(k, CG_HELPER_MOD_I32, CG_HELPER_MOD_I64, i32,
-                             "mod", a, b);
+    return op_call(k, t, "mod", a, b);
   case OP_POW:
     return cg_strf(A, "%s(%s, %s)", f32 ? "powf" : "pow", a, b);
   case OP_MAXIMUM:
-    return flt ? helper_call(k, CG_HELPER_MAX_F32, CG_HELPER_MAX_F64, f32,
-                             "max", a, b)
+    return flt ? op_call(k, t, "max", a, b)
                : cg_strf(A, "(%s > %s ? %s : %s)", a, b, a, b);
   case OP_MINIMUM:
-    return flt ? helper_call(k, CG_HELPER_MIN_F32, CG_HELPER_MIN_F64, f32,
-                             "min", a, b)
+    return flt ? op_call(k, t, "min", a, b)
                : cg_strf(A, "(%s < %s ? %s : %s)", a, b, a, b);
   case OP_LT:
     return cg_strf(A, "(uint8_t)(%s < %s)", a, b);

@@ -50,24 +50,6 @@ char *cg_dims_product(Arena *a, const Dim *dims, int from, int to,
  * when `format` is set ('%' doubled). */
 char *cg_c_string(Arena *a, const char *s, bool format);
 
-/* ---- helpers the generated file defines when a kernel needs them -------- */
-typedef enum CgHelper {
-  CG_HELPER_DIV_I32,
-  CG_HELPER_DIV_I64,
-  CG_HELPER_MOD_I32,
-  CG_HELPER_MOD_I64,
-  CG_HELPER_MOD_F32,
-  CG_HELPER_MOD_F64,
-  CG_HELPER_MAX_F32,
-  CG_HELPER_MAX_F64,
-  CG_HELPER_MIN_F32,
-  CG_HELPER_MIN_F64,
-  CG_HELPER_COUNT
-} CgHelper;
-
-/* The C definition of a helper (a static inline function). */
-const char *cg_helper_text(CgHelper h);
-
 /* Where a view's element [i_0, ..., i_r-1] is: base's data at offset +
  * sum of i_j * stride[j] (elements). */
 typedef struct CgView {
@@ -126,8 +108,7 @@ typedef struct CgKernel {
    * reads (the others only size the range). NULL range: a plain body. */
   const char *range, *grain;
   uint64_t body_syms;
-  bool can_fail;    /* returns int and takes McError *err */
-  unsigned helpers; /* bit per CgHelper */
+  bool can_fail; /* returns int and takes McError *err */
 } CgKernel;
 
 /* ---- loops and indexes of kernels (c_loops.c) ---------------------------- */
@@ -276,7 +257,6 @@ typedef struct Emitter {
   NameSet globals;
   /* sections of <name>.c in file order, and <name>.h's declarations */
   CgBuf consts, model, kernels, funcs, info, header;
-  unsigned helpers;
   bool any_workspace;
   bool any_run_time_plan; /* some layout calls mc_plan_place */
   DType *wstore;          /* by param: how the model keeps it (c_weights.c) */

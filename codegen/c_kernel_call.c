@@ -156,7 +156,6 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     cg_buf_free(&k.defs);
     return false;
   }
-  e->helpers |= k.helpers;
   const char *name = k.name;
   /* comment: location, source line, the op (and its epilogue's) */
   CgBuf *out = &e->kernels;

@@ -9,8 +9,8 @@
  * index check, slices with symbolic bounds) return MC_OK or an MC_ERR_* code
  * through mc_fail, naming the model-file location.
  *
- * Semantics chosen where C and torch differ (documented in the generated
- * helpers too):
+ * Semantics chosen where C and torch differ (documented in the runtime's
+ * mc_ops.h too, whose op_* functions the kernels call):
  *  - integer +, -, *, neg wrap (computed in unsigned); x / 0 and x % 0 give 0;
  *  - integer / truncates like C; % is Python's/torch's remainder (the result
  *    takes the sign of the divisor), for floats too;
@@ -304,8 +304,6 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
   } else if (kind == OP_REDUCE_MAX || kind == OP_REDUCE_MIN) {
     bool mx = kind == OP_REDUCE_MAX;
     if (flt) {
-      k->helpers |= 1u << (mx ? (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64)
-                              : (f32 ? CG_HELPER_MIN_F32 : CG_HELPER_MIN_F64));
       cg_line(k, depth, "%s acc = %sINFINITY;", ct, mx ? "-" : "");
     } else {
       const char *lim = t == DT_I32 ? (mx ? "INT32_MIN" : "INT32_MAX")
@@ -326,7 +324,6 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
   } else if (kind == OP_LOGSUMEXP) {
     /* max-subtracted; a slice that is all -inf (or has +inf) gives -inf
      * (+inf) as torch does, a NaN gives NaN */
-    k->helpers |= 1u << (f32 ? CG_HELPER_MAX_F32 : CG_HELPER_MAX_F64);
     const char *fs = f32 ? "f" : "";
     cg_line(k, depth, "%s mx = -INFINITY;", ct);
     if (!(e = reduce_loops(k, depth, s, axes, vars, &in, d)))

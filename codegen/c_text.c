@@ -1,7 +1,6 @@
 /* Text for the C backend: a growable buffer, and the C spelling of IR things
- * (types, bit-exact literals, symbolic dimensions, string literals) plus the
- * helper functions a generated file defines when its kernels need them.
- * Every char * returned lives in the caller's arena. */
+ * (types, bit-exact literals, symbolic dimensions, string literals). Every
+ * char * returned lives in the caller's arena. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -241,68 +240,4 @@ char *cg_c_string(Arena *a, const char *s, bool format) {
   char *r = cg_strf(a, "%s", cg_buf_str(&b));
   cg_buf_free(&b);
   return r;
-}
-
-/* ---- helpers defined in the generated file ------------------------------- */
-
-const char *cg_helper_text(CgHelper h) {
-  switch (h) {
-  case CG_HELPER_DIV_I32:
-    return "/* C's truncating division; x / 0 is 0 and INT32_MIN / -1 wraps\n"
-           " * (both undefined in C). */\n"
-           "static inline int32_t op_div_i32(int32_t a, int32_t b) {\n"
-           "  if (b == 0)\n    return 0;\n"
-           "  if (b == -1)\n    return (int32_t)(0u - (uint32_t)a);\n"
-           "  return a / b;\n}\n";
-  case CG_HELPER_DIV_I64:
-    return "/* C's truncating division; x / 0 is 0 and INT64_MIN / -1 wraps\n"
-           " * (both undefined in C). */\n"
-           "static inline int64_t op_div_i64(int64_t a, int64_t b) {\n"
-           "  if (b == 0)\n    return 0;\n"
-           "  if (b == -1)\n    return (int64_t)(0u - (uint64_t)a);\n"
-           "  return a / b;\n}\n";
-  case CG_HELPER_MOD_I32:
-    return "/* Python/torch remainder: the result takes the divisor's sign;\n"
-           " * x % 0 is 0. */\n"
-           "static inline int32_t op_mod_i32(int32_t a, int32_t b) {\n"
-           "  if (b == 0 || b == -1)\n    return 0;\n"
-           "  int32_t r = a % b;\n"
-           "  return r != 0 && (r < 0) != (b < 0) ? r + b : r;\n}\n";
-  case CG_HELPER_MOD_I64:
-    return "/* Python/torch remainder: the result takes the divisor's sign;\n"
-           " * x % 0 is 0. */\n"
-           "static inline int64_t op_mod_i64(int64_t a, int64_t b) {\n"
-           "  if (b == 0 || b == -1)\n    return 0;\n"
-           "  int64_t r = a % b;\n"
-           "  return r != 0 && (r < 0) != (b < 0) ? r + b : r;\n}\n";
-  case CG_HELPER_MOD_F32:
-    return "/* torch.remainder: fmod, moved to the divisor's sign. */\n"
-           "static inline float op_mod_f32(float a, float b) {\n"
-           "  float r = fmodf(a, b);\n"
-           "  return r != 0 && (r < 0) != (b < 0) ? r + b : r;\n}\n";
-  case CG_HELPER_MOD_F64:
-    return "/* torch.remainder: fmod, moved to the divisor's sign. */\n"
-           "static inline double op_mod_f64(double a, double b) {\n"
-           "  double r = fmod(a, b);\n"
-           "  return r != 0 && (r < 0) != (b < 0) ? r + b : r;\n}\n";
-  case CG_HELPER_MAX_F32:
-    return "/* torch.maximum: NaN propagates. */\n"
-           "static inline float op_max_f32(float a, float b) {\n"
-           "  return a != a || a > b ? a : b;\n}\n";
-  case CG_HELPER_MAX_F64:
-    return "/* torch.maximum: NaN propagates. */\n"
-           "static inline double op_max_f64(double a, double b) {\n"
-           "  return a != a || a > b ? a : b;\n}\n";
-  case CG_HELPER_MIN_F32:
-    return "/* torch.minimum: NaN propagates. */\n"
-           "static inline float op_min_f32(float a, float b) {\n"
-           "  return a != a || a < b ? a : b;\n}\n";
-  case CG_HELPER_MIN_F64:
-    return "/* torch.minimum: NaN propagates. */\n"
-           "static inline double op_min_f64(double a, double b) {\n"
-           "  return a != a || a < b ? a : b;\n}\n";
-  case CG_HELPER_COUNT:
-    break;
-  }
-  return "";
 }
