@@ -6,6 +6,9 @@
  *   llvm_target.c  targets and target machines, verify, optimize, write
  *                  .ll and .o files
  *   llvm_jit.c     the in-process JIT (llvm_jit.h)
+ *   llvm_vmath.c   the runtime's scalar math (mc_vmath.h, mc_ops.h) as
+ *                  bitcode built with modelc, linked into modules
+ *                  (llvm_vmath.h)
  *
  * Invariants: floating point stays IEEE: no fast-math flag is ever set,
  * the pipeline is LLVM's default<On>, which never reassociates or folds

@@ -3,7 +3,9 @@
  * remainder, and maximum/minimum with NaN. `static inline`, like
  * mc_vmath.h's functions: the generated C includes this header, and the
  * LLVM backend links the same functions, compiled to bitcode when modelc is
- * built (codegen/llvm_vmath.h), so both backends compute the same bits.
+ * built (codegen/llvm_vmath.h), so both backends compute the same bits; a
+ * function added here goes into the table of codegen/llvm_vmath.c too
+ * (test_llvm_vmath checks that every one is there).
  *
  * Naming: op_<op>_<dtype>, the dtype of the operands and result.
  */

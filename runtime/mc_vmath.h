@@ -54,6 +54,11 @@
  *
  * The f64 functions at the end are libm (or a stable formula over it): the
  * same names, so that generated code can pick the function by dtype.
+ *
+ * The LLVM backend links these very functions, compiled to bitcode by
+ * clang 14 when modelc is built (codegen/llvm_vmath.h): a function the
+ * generated code calls goes into the table of codegen/llvm_vmath.c too
+ * (test_llvm_vmath checks that every one is there).
  */
 #ifndef MC_VMATH_H
 #define MC_VMATH_H
