@@ -316,7 +316,8 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
                     Diag *d) {
   Arena arena;
   arena_init(&arena);
-  Args sources = list_dir(dir, ".c"), objects = {0}, argv = {0};
+  Args sources = list_dir(dir, ".c"), given = list_dir(dir, ".o"),
+       objects = {0}, argv = {0};
   bool ok =
       compile_runtime(dir, &sources, false, "-O2", o, &objects, &arena, d) &&
       compile_runtime(dir, &sources, true, "-Os", o, &objects, &arena, d);
@@ -330,6 +331,8 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
     for (int i = 0; i < sources.n; i++)
       if (!is_runtime(sources.v[i]))
         args_push(&argv, sources.v[i]);
+    for (int i = 0; i < given.n; i++) /* the LLVM backend's model */
+      args_push(&argv, given.v[i]);
     for (int i = 0; i < objects.n; i++)
       args_push(&argv, objects.v[i]);
     args_push(&argv, "-Wl,--gc-sections");
@@ -348,14 +351,16 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
     ok = false;
   }
   args_free(&sources);
+  args_free(&given);
   args_free(&objects);
   arena_free(&arena);
   return ok;
 }
 
-bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
-                  Diag *d) {
-  CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL};
+bool cg_build_exe_with(const CgOptions *o, const char *out_path,
+                       bool (*emit)(const char *dir, void *ctx, Diag *d),
+                       void *ctx, Diag *d) {
+  static const CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL};
   if (!o)
     o = &defaults;
   const char *tmpdir = getenv("TMPDIR");
@@ -367,7 +372,23 @@ bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
                tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
     return false;
   }
-  bool ok = cg_emit_c(m, dir, o, d) && compile(dir, out_path, o, d);
+  bool ok = emit(dir, ctx, d) && compile(dir, out_path, o, d);
   remove_dir(dir);
   return ok;
+}
+
+typedef struct EmitC {
+  const Module *m;
+  const CgOptions *o;
+} EmitC;
+
+static bool emit_c(const char *dir, void *ctx, Diag *d) {
+  const EmitC *c = ctx;
+  return cg_emit_c(c->m, dir, c->o, d);
+}
+
+bool cg_build_exe(const Module *m, const char *out_path, const CgOptions *o,
+                  Diag *d) {
+  EmitC c = {m, o};
+  return cg_build_exe_with(o, out_path, emit_c, &c, d);
 }

@@ -537,8 +537,7 @@ static bool emit_run(FnEmit *fe) {
 /* One entry point: "<model>_run" when it is the only one, else
  * "<model>_<entry>" with its own "<model>_<entry>_info"; the prepare
  * function: "<model>_prepare", static. */
-static bool emit_function(Emitter *e, const Function *f, bool single,
-                          FnEmit *fe) {
+bool cg_function_begin(Emitter *e, const Function *f, bool single, FnEmit *fe) {
   memset(fe, 0, sizeof *fe);
   fe->e = e;
   fe->f = f;
@@ -565,15 +564,22 @@ static bool emit_function(Emitter *e, const Function *f, bool single,
                              : cg_strf(a, "%s_%s_workspace_size", e->name, fn));
   fe->layout =
       cg_names_unique(&e->globals, a, cg_strf(a, "%s_layout", fe->run));
+  fe->run_v = f->prepares ? cg_strf(a, "%s_prepare_v", e->name)
+                          : cg_names_unique(&e->globals, a,
+                                            cg_strf(a, "%s_v", fe->run));
   name_function(fe);
   if (!cg_analyze(fe))
     return false;
   name_values(fe, f->body);
+  return true;
+}
+
+static bool emit_function(Emitter *e, const Function *f, bool single,
+                          FnEmit *fe) {
+  if (!cg_function_begin(e, f, single, fe))
+    return false;
   cg_buf_printf(&e->kernels, "/* ---- kernels of %s ---- */\n\n", fe->run);
   cg_buf_printf(&e->funcs, "/* ---- %s ---- */\n\n", fe->run);
-  fe->run_v = f->prepares ? cg_strf(a, "%s_prepare_v", e->name)
-                          : cg_names_unique(&e->globals, a,
-                                            cg_strf(a, "%s_v", fe->run));
   if (!emit_run(fe) || !cg_emit_info_run(fe))
     return false;
   if (!fe->internal)
@@ -643,42 +649,68 @@ static bool emit_files(Emitter *e, const char *outdir) {
                           strlen(main_c), e->d);
   cg_buf_free(&c);
   cg_buf_free(&h);
-  for (const EmbeddedFile *f = mc_embedded_files; ok && f->name; f++)
-    ok = cg_write_file(cg_strf(a, "%s/%s", outdir, f->name), f->text, f->size,
-                       e->d);
+  return ok && cg_write_runtime(outdir, e->d);
+}
+
+bool cg_write_runtime(const char *dir, Diag *d) {
+  bool ok = true;
+  for (const EmbeddedFile *f = mc_embedded_files; ok && f->name; f++) {
+    size_t n = strlen(dir) + strlen(f->name) + 2;
+    char *path = malloc(n);
+    if (!path)
+      return false;
+    snprintf(path, n, "%s/%s", dir, f->name);
+    ok = cg_write_file(path, f->text, f->size, d);
+    free(path);
+  }
   return ok;
 }
 
-bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
-               Diag *d) {
-  CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL};
-  Emitter e;
-  memset(&e, 0, sizeof e);
-  e.m = m;
-  e.o = o ? o : &defaults;
-  e.d = d;
-  arena_init(&e.arena);
-  e.name = cg_c_ident(&e.arena, m->name ? m->name : "model");
-  reserve_c_names(&e.globals, &e.arena);
+void cg_emitter_init(Emitter *e, const Module *m, const CgOptions *o, Diag *d) {
+  static const CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL};
+  memset(e, 0, sizeof *e);
+  e->m = m;
+  e->o = o ? o : &defaults;
+  e->d = d;
+  arena_init(&e->arena);
+  e->name = cg_c_ident(&e->arena, m->name ? m->name : "model");
+  reserve_c_names(&e->globals, &e->arena);
   const char *fixed[] = {
       "align64",  "info",     "model",   "open",       "close",
       "weights",  "inputs",   "outputs", "info_open",  "info_close",
       "info_run", "entries",  "prepare", "prepare_v",  "desc",
       "symbols",  "prepared", "entry",   "input_dims", "output_dims"};
   for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-    cg_names_unique(&e.globals, &e.arena,
+    cg_names_unique(&e->globals, &e->arena,
                     i == 0 ? fixed[0]
-                           : cg_strf(&e.arena, "%s_%s", e.name, fixed[i]));
+                           : cg_strf(&e->arena, "%s_%s", e->name, fixed[i]));
   for (int s = 0; s < m->nsymbols; s++)
-    e.symnames[s] = symbol_c_name(&e.arena, m->symbols[s]);
-  bool ok = m->functions != NULL;
-  if (!ok)
-    diag_error(d, loc_none(), "model '%s' has no function to emit", e.name);
+    e->symnames[s] = symbol_c_name(&e->arena, m->symbols[s]);
   int nfunctions = 0;
   for (const Function *f = m->functions; f; f = f->next)
     nfunctions += !f->prepares;
-  bool single = e.single = nfunctions == 1;
-  cg_choose_weight_layouts(&e);
+  e->single = nfunctions == 1;
+  cg_choose_weight_layouts(e);
+}
+
+void cg_emitter_free(Emitter *e) {
+  cg_buf_free(&e->consts);
+  cg_buf_free(&e->model);
+  cg_buf_free(&e->info);
+  cg_buf_free(&e->kernels);
+  cg_buf_free(&e->funcs);
+  cg_buf_free(&e->header);
+  arena_free(&e->arena);
+}
+
+bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
+               Diag *d) {
+  Emitter e;
+  cg_emitter_init(&e, m, o, d);
+  bool ok = m->functions != NULL;
+  if (!ok)
+    diag_error(d, loc_none(), "model '%s' has no function to emit", e.name);
+  bool single = e.single;
   ok = ok && cg_emit_model_api(&e);
   int nentries = 0;
   CgBuf table = {0};
@@ -702,12 +734,6 @@ bool cg_emit_c(const Module *m, const char *outdir, const CgOptions *o,
   }
   cg_buf_free(&table);
   ok = ok && emit_files(&e, outdir);
-  cg_buf_free(&e.consts);
-  cg_buf_free(&e.model);
-  cg_buf_free(&e.info);
-  cg_buf_free(&e.kernels);
-  cg_buf_free(&e.funcs);
-  cg_buf_free(&e.header);
-  arena_free(&e.arena);
+  cg_emitter_free(&e);
   return ok;
 }

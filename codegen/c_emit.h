@@ -302,6 +302,13 @@ typedef struct FnEmit {
   CgPlan plan;
 } FnEmit;
 
+/* Sets e up for m: names, symbols, how each weight is kept. Free with
+ * cg_emitter_free. Shared by both backends. */
+void cg_emitter_init(Emitter *e, const Module *m, const CgOptions *o, Diag *d);
+void cg_emitter_free(Emitter *e);
+/* Names f's entry points and values and analyzes it (liveness, storage,
+ * workspace buffers, memory plan) into fe. Shared by both backends. */
+bool cg_function_begin(Emitter *e, const Function *f, bool single, FnEmit *fe);
 ValueInfo *cg_info(FnEmit *fe, const Value *v);
 /* c_storage.c: liveness, storage and workspace buffers of one function,
  * then its memory plan (cg_plan_lifetimes). */
@@ -320,6 +327,8 @@ const char *cg_source_line(Emitter *e, Loc loc);
  * operands (c_emit.c). */
 void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
                        const char **literal);
+/* c_kernel_call.c: op's kernel's name, "scope_L12_kind", made unique. */
+const char *cg_kernel_name(Emitter *e, const Op *op);
 /* c_kernel_call.c: emits op's kernel and appends its call (indented two
  * spaces) to run. */
 bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);
@@ -346,6 +355,9 @@ void cg_plan_lifetimes(FnEmit *fe);
  * time. */
 size_t cg_plan_first_fit(int n, const int *start, const int *end,
                          const size_t *bytes, size_t *off);
+/* The buffers placed before the k-th in placement order (fe->plan.order)
+ * whose lifetimes meet its own, into out (up to k of them); their count. */
+int cg_plan_meets(const FnEmit *fe, int k, int *out);
 /* <fn>_layout and the public <fn>_workspace_size; returns the symbols the
  * layout reads. */
 uint64_t cg_emit_layout(FnEmit *fe);

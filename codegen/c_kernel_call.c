@@ -18,7 +18,7 @@ static const char *kernel_base(Emitter *e, const Op *op) {
              : cg_strf(&e->arena, "%s_%s", scope, ir_op_info[op->kind].name);
 }
 
-static const char *kernel_name(Emitter *e, const Op *op) {
+const char *cg_kernel_name(Emitter *e, const Op *op) {
   return cg_names_unique(&e->globals, &e->arena, kernel_base(e, op));
 }
 
@@ -150,7 +150,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   }
   k.name = pv   ? attention_kernel_name(e, op)
            : ep ? epilogue_kernel_name(e, op, ep)
-                : kernel_name(e, op);
+                : cg_kernel_name(e, op);
   if (!cg_kernel_emit(&k, e->d)) {
     cg_buf_free(&k.body);
     cg_buf_free(&k.defs);

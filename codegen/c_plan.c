@@ -284,6 +284,15 @@ static void emit_check(FnEmit *fe, CgBuf *out, const char *count) {
 
 /* The layout's statements: one numeric offset per buffer, or mc_plan_place
  * calls in placement order. */
+int cg_plan_meets(const FnEmit *fe, int k, int *out) {
+  const CgPlan *p = &fe->plan;
+  int i = p->order[k], n = 0;
+  for (int q = 0; q < k; q++)
+    if (meets(p->start, p->end, i, p->order[q]))
+      out[n++] = p->order[q];
+  return n;
+}
+
 static void emit_placements(FnEmit *fe, CgBuf *out, uint64_t *used) {
   const CgPlan *p = &fe->plan;
   Arena *a = &fe->e->arena;
@@ -301,12 +310,10 @@ static void emit_placements(FnEmit *fe, CgBuf *out, uint64_t *used) {
       continue;
     }
     CgBuf list = {0};
-    int nmeets = 0;
-    for (int q = 0; q < k; q++) {
-      int j = p->order[q];
-      if (meets(p->start, p->end, i, j))
-        cg_buf_printf(&list, "%s%d", nmeets++ ? ", " : "", j);
-    }
+    int *met = arena_alloc(a, sizeof(int) * ((size_t)k + 1));
+    int nmeets = cg_plan_meets(fe, k, met);
+    for (int q = 0; q < nmeets; q++)
+      cg_buf_printf(&list, "%s%d", q ? ", " : "", met[q]);
     cg_buf_printf(out, "  /* %s: %s, steps %d-%d */\n", label, ty, p->start[i],
                   p->end[i]);
     cg_buf_printf(out, "  size[%d] = align64(%s);\n", i,

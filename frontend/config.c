@@ -71,6 +71,10 @@ int options_parse_emit(const char *s, EmitKind *out) {
     *out = EMIT_IR;
   else if (strcmp(s, "exe") == 0)
     *out = EMIT_EXE;
+  else if (strcmp(s, "llvm") == 0)
+    *out = EMIT_LLVM;
+  else if (strcmp(s, "obj") == 0)
+    *out = EMIT_OBJ;
   else
     return -1;
   return 0;
@@ -176,8 +180,8 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else if (strcmp(key, "emit") == 0) {
     EmitKind e;
     if (options_parse_emit(s, &e) != 0) {
-      diag_error(c->d, node_loc(c, v), "'emit' must be c, ir or exe, not '%s'",
-                 s);
+      diag_error(c->d, node_loc(c, v),
+                 "'emit' must be c, ir, exe, llvm or obj, not '%s'", s);
       return -1;
     }
     if (!o->set_emit)
@@ -191,6 +195,15 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
     }
     if (!o->set_weight_dtype)
       o->weight_dtype = t;
+  } else if (strcmp(key, "backend") == 0) {
+    bool llvm = strcmp(s, "llvm") == 0;
+    if (!llvm && strcmp(s, "c") != 0) {
+      diag_error(c->d, node_loc(c, v), "'backend' must be c or llvm, not '%s'",
+                 s);
+      return -1;
+    }
+    if (!o->set_backend)
+      o->llvm = llvm;
   } else if (strcmp(key, "cpu") == 0) {
     if (!options_valid_cpu(s)) {
       diag_error(c->d, node_loc(c, v),
@@ -212,7 +225,7 @@ static int read_key(Cfg *c, yaml_node_t *k, const char *key, yaml_node_t *v) {
   } else {
     diag_error(c->d, node_loc(c, k),
                "unknown key '%s' (known: D, defines, weights, emit, O, "
-               "opt_level, o, output, entry, weight_dtype, cpu)",
+               "opt_level, o, output, entry, weight_dtype, cpu, backend)",
                key);
     return -1;
   }

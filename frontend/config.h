@@ -9,7 +9,14 @@
 #include "../ir/ir.h"
 #include "lower.h"
 
-typedef enum EmitKind { EMIT_EXE, EMIT_C, EMIT_IR, EMIT_COUNT } EmitKind;
+typedef enum EmitKind {
+  EMIT_EXE,
+  EMIT_C,
+  EMIT_IR,
+  EMIT_LLVM, /* textual LLVM IR (.ll) */
+  EMIT_OBJ,  /* an object file, through LLVM */
+  EMIT_COUNT
+} EmitKind;
 
 typedef struct BuildOptions {
   const char *model;   /* model file */
@@ -20,6 +27,8 @@ typedef struct BuildOptions {
   int opt_level;
   DType weight_dtype; /* --weight-dtype: DT_F32, DT_F16 or DT_BF16 */
   const char *cpu;    /* --cpu: NULL (native), "generic" or a -march value */
+  int llvm;           /* --backend llvm (--emit llvm and obj imply it) */
+  const char *target, *features; /* --target TRIPLE, --features +a,-b */
   int ndefines, cap_defines;
   LowerDefine *defines;
   /* strings copied from a config file, freed by options_free */
@@ -27,7 +36,7 @@ typedef struct BuildOptions {
   char **owned;
   /* which options the command line set (they win over the config file) */
   unsigned char set_weights, set_output, set_emit, set_opt, set_entry,
-      set_weight_dtype, set_cpu;
+      set_weight_dtype, set_cpu, set_backend;
 } BuildOptions;
 
 /* Adds or replaces -D name=value. from_cli: replaces a config value, and a

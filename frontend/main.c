@@ -1,9 +1,12 @@
 /* modelc: the command-line driver.
  *
  *   modelc compile FILE.model [-D name=value]... [--config BUILD.yaml]
- *                  [--weights W.safetensors] [--emit c|ir|exe] [-O0|-O1|-O2]
- *                  [--entry NAME] [--weight-dtype f32|f16|bf16]
- *                  [--cpu native|generic|NAME] -o OUT
+ *                  [--weights W.safetensors] [--emit c|ir|exe|llvm|obj]
+ *                  [--backend c|llvm] [-O0|-O1|-O2] [--entry NAME]
+ *                  [--weight-dtype f32|f16|bf16] [--cpu native|generic|NAME]
+ *                  [--target TRIPLE] [--features +a,-b] -o OUT
+ *   modelc run FILE.model [-D name=value]... [-O0|-O1|-O2] [--entry NAME]
+ *              [--weight-dtype f32|f16|bf16] PROGRAM-ARGUMENTS...
  *   modelc inspect FILE.model [-D name=value]...
  *   modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] [-o OUT]
  *
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 #include "../codegen/cg.h"
+#include "../codegen/llvm_emit.h"
 #include "../ir/read_file.h"
 #include "../passes/passes.h"
 #include "../runtime/mc_runtime.h"
@@ -28,10 +32,16 @@ static void usage(FILE *out) {
   fputs(
       "usage: modelc compile FILE.model [-D name=value]... [--config "
       "BUILD.yaml]\n"
-      "                      [--weights W.safetensors] [--emit c|ir|exe]\n"
+      "                      [--weights W.safetensors]\n"
+      "                      [--emit c|ir|exe|llvm|obj] [--backend c|llvm]\n"
       "                      [-O0|-O1|-O2] [--entry NAME]\n"
       "                      [--weight-dtype f32|f16|bf16]\n"
-      "                      [--cpu native|generic|NAME] -o OUT\n"
+      "                      [--cpu native|generic|NAME]\n"
+      "                      [--target TRIPLE] [--features +a,-b] -o OUT\n"
+      "       modelc run FILE.model [-D name=value]... [-O0|-O1|-O2] "
+      "[--entry NAME]\n"
+      "                  [--weight-dtype f32|f16|bf16] "
+      "PROGRAM-ARGUMENTS...\n"
       "       modelc inspect FILE.model [-D name=value]...\n"
       "       modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] "
       "[-o OUT]\n"
@@ -51,6 +61,14 @@ static void usage(FILE *out) {
       "         when the program loads them; arithmetic stays f32)\n"
       "         --cpu: the CPU an exe is built for (the C compiler's -march):\n"
       "         native (default) this machine's, generic any of its kind\n"
+      "         --emit llvm: OUT is LLVM IR (.ll); --emit obj: an object file\n"
+      "         with the entry points of the C backend's NAME.h; both for\n"
+      "         --target (default: this machine) with --cpu and --features\n"
+      "         --backend llvm: --emit exe through LLVM instead of C\n"
+      "run      compiles the model in memory (LLVM's JIT, no C compiler) and\n"
+      "         runs it as its program would: [ENTRY] [--weights W] "
+      "name=FILE.npy\n"
+      "         ... -o OUTDIR [--threads N]\n"
       "inspect  prints constants, inputs, outputs and weights as YAML\n"
       "opt      runs passes on IR text (see --passes=help)\n",
       out);
@@ -136,12 +154,24 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
       }
       o->cpu = v;
       o->set_cpu = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--backend"))) {
+      if (strcmp(v, "c") && strcmp(v, "llvm")) {
+        diag_error(d, loc_none(), "--backend must be c or llvm, not '%s'", v);
+        return -1;
+      }
+      o->llvm = strcmp(v, "llvm") == 0;
+      o->set_backend = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--target"))) {
+      o->target = v;
+    } else if ((v = opt_value(argc, argv, &i, "--features"))) {
+      o->features = v;
     } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
       o->weights = v;
       o->set_weights = 1;
     } else if ((v = opt_value(argc, argv, &i, "--emit"))) {
       if (options_parse_emit(v, &o->emit)) {
-        diag_error(d, loc_none(), "--emit must be c, ir or exe, not '%s'", v);
+        diag_error(d, loc_none(),
+                   "--emit must be c, ir, exe, llvm or obj, not '%s'", v);
         return -1;
       }
       o->set_emit = 1;
@@ -260,8 +290,17 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
     rc = cg_emit_c(m, o.output, &cg, d) ? 0 : 1;
     break;
   case EMIT_EXE:
-    rc = cg_build_exe(m, o.output, &cg, d) ? 0 : 1;
+    rc = (o.llvm ? cg_build_exe_llvm(m, o.output, &cg, d)
+                 : cg_build_exe(m, o.output, &cg, d))
+             ? 0
+             : 1;
     break;
+  case EMIT_LLVM:
+  case EMIT_OBJ: {
+    CgLlvmTargetOptions t = {o.target, o.cpu, o.features, o.opt_level};
+    rc = cg_emit_llvm(m, o.output, o.emit == EMIT_OBJ, &cg, &t, d) ? 0 : 1;
+    break;
+  }
   case EMIT_COUNT:
     break;
   }
@@ -272,6 +311,73 @@ done:
     ast_free(ast);
   lower_free_includes(&lo);
   options_free(&o);
+  return rc;
+}
+
+/* modelc run FILE.model [options] PROGRAM-ARGUMENTS: the compile options
+ * that shape the model are modelc's, everything else is the program's. */
+static int cmd_run(int argc, char **argv, Diag *d) {
+  BuildOptions o;
+  memset(&o, 0, sizeof o);
+  o.opt_level = 2;
+  char **pargv = calloc((size_t)argc + 1, sizeof *pargv);
+  int pargc = 0, rc = 1;
+  AstModule *ast = NULL;
+  LowerOptions lo;
+  memset(&lo, 0, sizeof lo);
+  Module *m = NULL;
+  if (!pargv)
+    goto done;
+  pargv[pargc++] = argv[0];
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (strcmp(a, "-D") == 0 && i + 1 < argc) {
+      if (parse_define_arg(&o, argv[++i], d))
+        goto done;
+    } else if (strncmp(a, "-D", 2) == 0 && a[2]) {
+      if (parse_define_arg(&o, a + 2, d))
+        goto done;
+    } else if ((v = opt_value(argc, argv, &i, "--entry"))) {
+      o.entry = v;
+    } else if ((v = opt_value(argc, argv, &i, "--weight-dtype"))) {
+      if (options_parse_weight_dtype(v, &o.weight_dtype)) {
+        diag_error(d, loc_none(),
+                   "--weight-dtype must be f32, f16 or bf16, not '%s'", v);
+        goto done;
+      }
+    } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 ||
+               strcmp(a, "-O2") == 0) {
+      o.opt_level = a[2] - '0';
+    } else if (!o.model && a[0] != '-') {
+      o.model = a;
+    } else {
+      pargv[pargc++] = argv[i];
+    }
+  }
+  if (!o.model) {
+    diag_error(d, loc_none(), "no model file given (see modelc --help)");
+    goto done;
+  }
+  m = load_model(&o, &ast, &lo, d);
+  if (!m || !pass_run_default(m, o.opt_level, d))
+    goto done;
+  CgOptions cg;
+  memset(&cg, 0, sizeof cg);
+  cg.opt_level = o.opt_level;
+  cg.weight_dtype = o.weight_dtype;
+  pargv[0] = (char *)o.model;
+  fflush(stdout);
+  rc = cg_llvm_run(m, &cg, pargc, pargv, d);
+  if (rc < 0)
+    rc = 1;
+done:
+  if (m)
+    ir_module_free(m);
+  if (ast)
+    ast_free(ast);
+  lower_free_includes(&lo);
+  options_free(&o);
+  free(pargv);
   return rc;
 }
 
@@ -364,6 +470,8 @@ int main(int argc, char **argv) {
   int rc;
   if (strcmp(cmd, "compile") == 0)
     rc = cmd_compile(argc, argv, &d);
+  else if (strcmp(cmd, "run") == 0)
+    rc = cmd_run(argc, argv, &d);
   else if (strcmp(cmd, "inspect") == 0)
     rc = cmd_inspect(argc, argv, &d);
   else if (strcmp(cmd, "opt") == 0)
@@ -376,8 +484,8 @@ int main(int argc, char **argv) {
     puts("modelc 0.1");
     rc = 0;
   } else {
-    diag_error(&d, loc_none(), "unknown command '%s' (compile, inspect, opt)",
-               cmd);
+    diag_error(&d, loc_none(),
+               "unknown command '%s' (compile, run, inspect, opt)", cmd);
     usage(stderr);
     rc = 2;
   }

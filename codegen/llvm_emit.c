@@ -1,0 +1,604 @@
+/* The LLVM backend's translation of a Module (llvm_emit.h): the module's
+ * tables and glue (llvm_glue.c), per function its layout, workspace size
+ * and typed run function (here), and a kernel per op (llvm_kernels.c).
+ * The C backend's analysis decides where every value lives, so the two
+ * backends lay out the same buffers at the same offsets and call the same
+ * runtime. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "llvm_emit.h"
+#include "llvm_emit_internal.h"
+#include "llvm_vmath.h"
+#include "mc_runtime.h"
+
+/* ---- small builders --------------------------------------------------- */
+
+LLVMTypeRef llvm_type(LlvmEmit *L, DType t) {
+  switch (t) {
+  case DT_F32:
+    return L->f32;
+  case DT_F64:
+    return L->f64;
+  case DT_I32:
+    return L->i32;
+  case DT_I64:
+    return L->i64;
+  case DT_BOOL:
+    return L->i8;
+  case DT_F16:
+  case DT_BF16:
+    return LLVMInt16TypeInContext(L->ctx);
+  case DT_COUNT:
+    break;
+  }
+  return L->i8;
+}
+
+LLVMValueRef llvm_dim(LlvmEmit *L, Dim d, const LLVMValueRef *sym) {
+  LLVMValueRef sum = LLVMConstInt(L->i64, 0, 0);
+  for (int t = 0; t < d.nterms; t++) {
+    LLVMValueRef p = LLVMConstInt(L->i64, (uint64_t)d.terms[t].coef, 1);
+    for (int f = 0; f < d.terms[t].nfactors; f++)
+      p = LLVMBuildMul(L->b, p, sym[d.terms[t].sym[f]], "");
+    sum = LLVMBuildAdd(L->b, sum, p, "");
+  }
+  return sum;
+}
+
+LLVMValueRef llvm_numel(LlvmEmit *L, const Shape *s, int from, int to,
+                        const LLVMValueRef *sym) {
+  LLVMValueRef n = LLVMConstInt(L->i64, 1, 0);
+  for (int i = from; i < to; i++)
+    n = LLVMBuildMul(L->b, n, llvm_dim(L, s->dims[i], sym), "");
+  return n;
+}
+
+LLVMValueRef llvm_function(LlvmEmit *L, const char *name, LLVMTypeRef ty) {
+  LLVMValueRef f = LLVMGetNamedFunction(L->mod, name);
+  return f ? f : LLVMAddFunction(L->mod, name, ty);
+}
+
+LLVMValueRef llvm_call(LlvmEmit *L, const char *name, LLVMTypeRef ty,
+                       LLVMValueRef *args, int n) {
+  return LLVMBuildCall2(L->b, ty, llvm_function(L, name, ty), args, (unsigned)n,
+                        "");
+}
+
+LLVMValueRef llvm_cstring(LlvmEmit *L, const char *s) {
+  LLVMValueRef str =
+      LLVMConstStringInContext(L->ctx, s, (unsigned)strlen(s), 0);
+  LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(str), ".str");
+  LLVMSetInitializer(g, str);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+  return LLVMConstBitCast(g, L->ptr);
+}
+
+LLVMValueRef llvm_const_elem(LlvmEmit *L, DType t, const void *data, size_t i) {
+  const unsigned char *p = (const unsigned char *)data + i * dtype_size(t);
+  uint64_t bits = 0;
+  memcpy(&bits, p, dtype_size(t)); /* little-endian host, as the IR's */
+  switch (t) {
+  case DT_F32:
+    return LLVMConstBitCast(LLVMConstInt(L->i32, bits, 0), L->f32);
+  case DT_F64:
+    return LLVMConstBitCast(LLVMConstInt(L->i64, bits, 0), L->f64);
+  case DT_I32:
+  case DT_I64:
+  case DT_BOOL:
+  case DT_F16:
+  case DT_BF16:
+  case DT_COUNT:
+    break;
+  }
+  return LLVMConstInt(llvm_type(L, t), bits, 0);
+}
+
+void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef n,
+                     const char *name) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(pre);
+  char label[64];
+  snprintf(label, sizeof label, "%s.head", name);
+  lp->head = LLVMAppendBasicBlockInContext(L->ctx, fn, label);
+  snprintf(label, sizeof label, "%s.body", name);
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->ctx, fn, label);
+  snprintf(label, sizeof label, "%s.exit", name);
+  lp->exit = LLVMAppendBasicBlockInContext(L->ctx, fn, label);
+  LLVMBuildBr(L->b, lp->head);
+  LLVMPositionBuilderAtEnd(L->b, lp->head);
+  lp->i = LLVMBuildPhi(L->b, L->i64, name);
+  LLVMValueRef zero = LLVMConstInt(L->i64, 0, 0);
+  LLVMAddIncoming(lp->i, &zero, &pre, 1);
+  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lp->i, n, ""), body,
+                  lp->exit);
+  LLVMPositionBuilderAtEnd(L->b, body);
+}
+
+void llvm_loop_end(LlvmEmit *L, LlvmLoop *lp) {
+  LLVMValueRef next =
+      LLVMBuildNSWAdd(L->b, lp->i, LLVMConstInt(L->i64, 1, 0), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->b);
+  LLVMAddIncoming(lp->i, &next, &latch, 1);
+  LLVMBuildBr(L->b, lp->head);
+  LLVMPositionBuilderAtEnd(L->b, lp->exit);
+}
+
+/* ---- pointers ------------------------------------------------------------ */
+
+/* A constant's data: a private global with its bytes. */
+static LLVMValueRef const_array(LlvmFn *F, const Value *v) {
+  LlvmEmit *L = F->L;
+  int64_t n = 0;
+  shape_const_numel(&v->type.shape, &n);
+  size_t bytes = (size_t)n * dtype_size(v->type.dtype);
+  LLVMValueRef data = LLVMConstStringInContext(
+      L->ctx, bytes ? v->def->attrs.cst.data : "", (unsigned)bytes, 1);
+  char name[64];
+  snprintf(name, sizeof name, "%s_c%d", F->L->e->name, v->id);
+  LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(data), name);
+  LLVMSetInitializer(g, data);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  LLVMSetAlignment(g, 64);
+  return LLVMConstBitCast(g, L->ptr);
+}
+
+LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
+  LlvmEmit *L = F->L;
+  ValueInfo *vi = cg_info(F->fe, v);
+  switch (vi->storage) {
+  case ST_CONST:
+    return const_array(F, v);
+  case ST_INPUT:
+    return F->in[vi->index];
+  case ST_OUTPUT:
+    return F->out[vi->index];
+  case ST_PARAM: { /* ((McModel *)m)->w[index] */
+    LLVMValueRef w = LLVMBuildLoad2(
+        L->b, L->pptr,
+        LLVMBuildBitCast(L->b, F->m, LLVMPointerType(L->pptr, 0), ""), "w");
+    LLVMValueRef idx = LLVMConstInt(L->i64, (uint64_t)vi->index, 0);
+    return LLVMBuildLoad2(L->b, L->ptr,
+                          LLVMBuildGEP2(L->b, L->ptr, w, &idx, 1, ""),
+                          vi->cname ? vi->cname : "");
+  }
+  case ST_WORKSPACE: {
+    LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
+                           LLVMConstInt(L->i64, (uint64_t)vi->index, 0)};
+    LLVMValueRef off = LLVMBuildLoad2(
+        L->b, L->i64,
+        LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)), F->off, idx,
+                      2, ""),
+        "");
+    return LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1,
+                         vi->cname ? vi->cname : "");
+  }
+  case ST_ALIAS:
+    return llvm_pointer(F, vi->alias);
+  case ST_VIEW: {
+    LLVMValueRef base = llvm_pointer(F, vi->view->base);
+    LLVMValueRef off =
+        LLVMBuildMul(L->b, llvm_dim(L, vi->view->offset, F->sym),
+                     LLVMConstInt(L->i64, dtype_size(v->type.dtype), 0), "");
+    return LLVMBuildGEP2(L->b, L->i8, base, &off, 1, "");
+  }
+  case ST_NONE:
+  case ST_LOCAL:
+  case ST_FUSED:
+    break;
+  }
+  return LLVMConstNull(L->ptr);
+}
+
+/* ---- layout and workspace ------------------------------------------------ */
+
+/* <run>_layout(i64 syms..., i64 *off) -> i64: the workspace's offsets into
+ * off[] and its size, as the C backend's layout (c_plan.c). */
+static LLVMValueRef emit_layout(LlvmEmit *L, FnEmit *fe) {
+  const CgPlan *p = &fe->plan;
+  int nsyms = 0;
+  LLVMTypeRef params[MAX_SYMBOLS + 1];
+  for (int s = 0; s < L->e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      params[nsyms++] = L->i64;
+  params[nsyms] = LLVMPointerType(L->i64, 0);
+  LLVMValueRef fn =
+      LLVMAddFunction(L->mod, fe->layout,
+                      LLVMFunctionType(L->i64, params, (unsigned)nsyms + 1, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(L->b);
+  LLVMPositionBuilderAtEnd(L->b,
+                           LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
+  LLVMValueRef sym[MAX_SYMBOLS] = {0};
+  for (int s = 0, k = 0; s < L->e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s)) {
+      sym[s] = LLVMGetParam(fn, (unsigned)k++);
+      LLVMSetValueName2(sym[s], L->e->m->symbols[s],
+                        strlen(L->e->m->symbols[s]));
+    }
+  LLVMValueRef off = LLVMGetParam(fn, (unsigned)nsyms);
+  LLVMSetValueName2(off, "off", 3);
+  if (p->constant) {
+    for (int i = 0; i < fe->nbuffers; i++) {
+      LLVMValueRef idx = LLVMConstInt(L->i64, (uint64_t)i, 0);
+      LLVMBuildStore(L->b, LLVMConstInt(L->i64, p->off[i], 0),
+                     LLVMBuildGEP2(L->b, L->i64, off, &idx, 1, ""));
+    }
+    LLVMBuildRet(L->b, LLVMConstInt(L->i64, p->arena, 0));
+  } else {
+    /* size[i] = align64(bytes); end = mc_plan_place(i, meets, n, ...) */
+    LLVMTypeRef arr = LLVMArrayType(L->i64, (unsigned)fe->nbuffers);
+    LLVMValueRef size = LLVMBuildAlloca(L->b, arr, "size");
+    LLVMValueRef end = LLVMConstInt(L->i64, 0, 0);
+    LLVMTypeRef place_params[6] = {L->i32,
+                                   LLVMPointerType(L->i32, 0),
+                                   L->i32,
+                                   LLVMPointerType(L->i64, 0),
+                                   LLVMPointerType(L->i64, 0),
+                                   L->i64};
+    LLVMTypeRef place = LLVMFunctionType(L->i64, place_params, 6, 0);
+    int *meets =
+        arena_alloc(&L->e->arena, sizeof(int) * ((size_t)fe->nbuffers + 1));
+    for (int k = 0; k < fe->nbuffers; k++) {
+      int i = p->order[k];
+      const Value *v = fe->buffers[i];
+      LLVMValueRef bytes = LLVMBuildMul(
+          L->b, llvm_numel(L, &v->type.shape, 0, v->type.shape.rank, sym),
+          LLVMConstInt(L->i64, dtype_size(v->type.dtype), 0), "");
+      bytes = LLVMBuildAnd(
+          L->b, LLVMBuildAdd(L->b, bytes, LLVMConstInt(L->i64, 63, 0), ""),
+          LLVMConstInt(L->i64, ~(uint64_t)63, 0), "");
+      LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
+                             LLVMConstInt(L->i64, (uint64_t)i, 0)};
+      LLVMBuildStore(L->b, bytes, LLVMBuildGEP2(L->b, arr, size, idx, 2, ""));
+      int n = cg_plan_meets(fe, k, meets);
+      LLVMValueRef list = LLVMConstNull(LLVMPointerType(L->i32, 0));
+      if (n > 0) {
+        LLVMValueRef *vals =
+            arena_alloc(&L->e->arena, sizeof(LLVMValueRef) * (size_t)n);
+        for (int q = 0; q < n; q++)
+          vals[q] = LLVMConstInt(L->i32, (uint64_t)meets[q], 0);
+        LLVMValueRef init = LLVMConstArray(L->i32, vals, (unsigned)n);
+        LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), "meets");
+        LLVMSetInitializer(g, init);
+        LLVMSetGlobalConstant(g, 1);
+        LLVMSetLinkage(g, LLVMPrivateLinkage);
+        list = LLVMConstBitCast(g, LLVMPointerType(L->i32, 0));
+      }
+      LLVMValueRef zero = LLVMConstInt(L->i64, 0, 0);
+      LLVMValueRef args[6] = {
+          LLVMConstInt(L->i32, (uint64_t)i, 0),
+          list,
+          LLVMConstInt(L->i32, (uint64_t)n, 0),
+          off,
+          LLVMBuildGEP2(L->b, arr, size, (LLVMValueRef[]){zero, zero}, 2, ""),
+          end};
+      end = llvm_call(L, "mc_plan_place", place, args, 6);
+    }
+    LLVMBuildRet(L->b, end);
+  }
+  if (saved)
+    LLVMPositionBuilderAtEnd(L->b, saved);
+  return fn;
+}
+
+/* size_t <wsize>(int64_t syms...) */
+static void emit_workspace_size(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
+  int nsyms = 0;
+  LLVMTypeRef params[MAX_SYMBOLS];
+  for (int s = 0; s < L->e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      params[nsyms++] = L->i64;
+  LLVMValueRef fn = LLVMAddFunction(
+      L->mod, fe->wsize, LLVMFunctionType(L->i64, params, (unsigned)nsyms, 0));
+  LLVMPositionBuilderAtEnd(L->b,
+                           LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
+  if (!layout) {
+    LLVMBuildRet(L->b, LLVMConstInt(L->i64, 0, 0));
+    return;
+  }
+  LLVMValueRef args[MAX_SYMBOLS + 1];
+  for (int k = 0; k < nsyms; k++)
+    args[k] = LLVMGetParam(fn, (unsigned)k);
+  args[nsyms] = LLVMBuildArrayAlloca(
+      L->b, L->i64, LLVMConstInt(L->i64, (uint64_t)fe->nbuffers, 0), "off");
+  LLVMBuildRet(L->b, LLVMBuildCall2(L->b, LLVMGlobalGetValueType(layout),
+                                    layout, args, (unsigned)nsyms + 1, ""));
+}
+
+/* return mc_fail(err, code, fmt, arg) from the run function */
+static void fail(LlvmFn *F, int code, const char *fmt, LLVMValueRef arg) {
+  LlvmEmit *L = F->L;
+  LLVMTypeRef params[3] = {L->ptr, L->i32, L->ptr};
+  LLVMTypeRef ty = LLVMFunctionType(L->i32, params, 3, 1);
+  LLVMValueRef args[4] = {F->err, LLVMConstInt(L->i32, (uint64_t)code, 0),
+                          llvm_cstring(L, fmt), arg};
+  LLVMBuildRet(L->b, llvm_call(L, "mc_fail", ty, args, arg ? 4 : 3));
+}
+
+/* if (cond) { fail } */
+static void fail_if(LlvmFn *F, LLVMValueRef cond, int code, const char *fmt,
+                    LLVMValueRef arg) {
+  LlvmEmit *L = F->L;
+  LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "fail");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "ok");
+  LLVMBuildCondBr(L->b, cond, bad, ok);
+  LLVMPositionBuilderAtEnd(L->b, bad);
+  fail(F, code, fmt, arg);
+  LLVMPositionBuilderAtEnd(L->b, ok);
+}
+
+/* Absent optional inputs read as buffers filled with their default. */
+static void fill_defaults(LlvmFn *F) {
+  LlvmEmit *L = F->L;
+  FnEmit *fe = F->fe;
+  const Function *f = fe->f;
+  for (int i = 0; i < f->ninputs; i++) {
+    const FuncInput *in = &f->inputs[i];
+    if (!in->has_default || cg_info(fe, in->value)->uses == 0)
+      continue;
+    int buf = 0;
+    while (fe->buffers[buf] != in->value)
+      buf++;
+    DType t = in->value->type.dtype;
+    unsigned char data[16] = {0};
+    ir_const_store(t, data, 0, in->default_value);
+    LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
+                           LLVMConstInt(L->i64, (uint64_t)buf, 0)};
+    LLVMValueRef off = LLVMBuildLoad2(
+        L->b, L->i64,
+        LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)), F->off, idx,
+                      2, ""),
+        "");
+    LLVMValueRef fill = LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1, "fill");
+    LLVMValueRef absent =
+        LLVMBuildICmp(L->b, LLVMIntEQ, F->in[i], LLVMConstNull(L->ptr), "");
+    LLVMBasicBlockRef yes =
+        LLVMAppendBasicBlockInContext(L->ctx, F->fn, "absent");
+    LLVMBasicBlockRef next =
+        LLVMAppendBasicBlockInContext(L->ctx, F->fn, "given");
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(L->b);
+    LLVMBuildCondBr(L->b, absent, yes, next);
+    LLVMPositionBuilderAtEnd(L->b, yes);
+    LLVMTypeRef et = llvm_type(L, t);
+    LLVMValueRef typed =
+        LLVMBuildBitCast(L->b, fill, LLVMPointerType(et, 0), "");
+    LlvmLoop lp;
+    llvm_loop_begin(L, &lp,
+                    llvm_numel(L, &in->value->type.shape, 0,
+                               in->value->type.shape.rank, F->sym),
+                    "i");
+    LLVMBuildStore(L->b, llvm_const_elem(L, t, data, 0),
+                   LLVMBuildGEP2(L->b, et, typed, &lp.i, 1, ""));
+    llvm_loop_end(L, &lp);
+    LLVMBasicBlockRef filled = LLVMGetInsertBlock(L->b);
+    LLVMBuildBr(L->b, next);
+    LLVMPositionBuilderAtEnd(L->b, next);
+    LLVMValueRef phi = LLVMBuildPhi(L->b, L->ptr, "");
+    LLVMValueRef vals[2] = {F->in[i], fill};
+    LLVMBasicBlockRef blocks[2] = {from, filled};
+    LLVMAddIncoming(phi, vals, blocks, 2);
+    F->in[i] = phi;
+  }
+}
+
+/* int <run>(model *m, int64_t syms..., inputs..., outputs..., McError *err) */
+static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
+  Emitter *e = L->e;
+  const Function *f = fe->f;
+  int nsyms = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    nsyms += (fe->syms >> s) & 1;
+  int np = 2 + nsyms + f->ninputs + f->noutputs;
+  LLVMTypeRef *params =
+      arena_alloc(&e->arena, sizeof(LLVMTypeRef) * (size_t)np);
+  for (int i = 0; i < np; i++)
+    params[i] = i > 0 && i <= nsyms ? L->i64 : L->ptr;
+  LlvmFn F;
+  memset(&F, 0, sizeof F);
+  F.L = L;
+  F.fe = fe;
+  F.fn = LLVMAddFunction(L->mod, fe->run,
+                         LLVMFunctionType(L->i32, params, (unsigned)np, 0));
+  if (fe->internal)
+    LLVMSetLinkage(F.fn, LLVMInternalLinkage);
+  F.m = LLVMGetParam(F.fn, 0);
+  LLVMSetValueName2(F.m, "m", 1);
+  F.err = LLVMGetParam(F.fn, (unsigned)np - 1);
+  LLVMSetValueName2(F.err, "err", 3);
+  int k = 1;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s)) {
+      F.sym[s] = LLVMGetParam(F.fn, (unsigned)k++);
+      LLVMSetValueName2(F.sym[s], e->symnames[s], strlen(e->symnames[s]));
+    }
+  F.in =
+      arena_alloc(&e->arena, sizeof(LLVMValueRef) * ((size_t)f->ninputs + 1));
+  F.out =
+      arena_alloc(&e->arena, sizeof(LLVMValueRef) * ((size_t)f->noutputs + 1));
+  for (int i = 0; i < f->ninputs; i++) {
+    F.in[i] = LLVMGetParam(F.fn, (unsigned)k++);
+    LLVMSetValueName2(F.in[i], fe->in_names[i], strlen(fe->in_names[i]));
+  }
+  for (int i = 0; i < f->noutputs; i++) {
+    F.out[i] = LLVMGetParam(F.fn, (unsigned)k++);
+    LLVMSetValueName2(F.out[i], fe->out_names[i], strlen(fe->out_names[i]));
+  }
+  LLVMPositionBuilderAtEnd(
+      L->b, LLVMAppendBasicBlockInContext(L->ctx, F.fn, "entry"));
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      fail_if(&F,
+              LLVMBuildICmp(L->b, LLVMIntSLT, F.sym[s],
+                            LLVMConstInt(L->i64, 0, 0), ""),
+              MC_ERR_SHAPE,
+              cg_strf(&e->arena, "%s: %s = %%lld is negative", fe->run,
+                      cg_c_string(&e->arena, e->m->symbols[s], true)),
+              F.sym[s]);
+  LLVMTypeRef alloc_t = LLVMFunctionType(L->ptr, &L->i64, 1, 0);
+  LLVMTypeRef free_t = LLVMFunctionType(L->vd, &L->ptr, 1, 0);
+  F.rc = LLVMBuildAlloca(L->b, L->i32, "rc");
+  LLVMBuildStore(L->b, LLVMConstInt(L->i32, MC_OK, 0), F.rc);
+  if (fe->nbuffers > 0) {
+    F.off = LLVMBuildAlloca(L->b, LLVMArrayType(L->i64, (unsigned)fe->nbuffers),
+                            "off");
+    LLVMValueRef args[MAX_SYMBOLS + 1];
+    int n = 0;
+    for (int s = 0; s < e->m->nsymbols; s++)
+      if (fe->syms & (UINT64_C(1) << s))
+        args[n++] = F.sym[s];
+    LLVMValueRef zero = LLVMConstInt(L->i64, 0, 0);
+    args[n++] =
+        LLVMBuildGEP2(L->b, LLVMArrayType(L->i64, (unsigned)fe->nbuffers),
+                      F.off, (LLVMValueRef[]){zero, zero}, 2, "");
+    LLVMValueRef wsize = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(layout),
+                                        layout, args, (unsigned)n, "wsize");
+    LLVMValueRef ws = llvm_call(L, "mc_alloc_zeroed", alloc_t, &wsize, 1);
+    LLVMSetValueName2(ws, "ws", 2);
+    F.ws = ws;
+    fail_if(&F, LLVMBuildICmp(L->b, LLVMIntEQ, ws, LLVMConstNull(L->ptr), ""),
+            MC_ERR_NOMEM,
+            cg_strf(&e->arena, "%s: cannot allocate %%zu bytes of workspace",
+                    fe->run),
+            wsize);
+  }
+  F.done = LLVMAppendBasicBlockInContext(L->ctx, F.fn, "done");
+  fill_defaults(&F);
+  bool ok = true;
+  for (const Op *op = f->body->first; ok && op; op = op->next) {
+    if (op->kind == OP_YIELD)
+      continue;
+    ValueInfo *vi = cg_info(fe, op->results[0]);
+    if (op->kind == OP_SCAN) {
+      if (vi->uses > 0) {
+        diag_error(e->d, op->loc,
+                   "the LLVM backend does not compile 'scan' yet (use the C "
+                   "backend)");
+        ok = false;
+      }
+      continue;
+    }
+    if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
+        (vi->storage == ST_ALIAS && !cg_op_is_alias(op)))
+      ok = llvm_emit_kernel(&F, op, e->d);
+  }
+  if (!ok)
+    return false;
+  /* outputs not written in place */
+  LLVMTypeRef memcpy_params[3] = {L->ptr, L->ptr, L->i64};
+  LLVMTypeRef memcpy_t = LLVMFunctionType(L->ptr, memcpy_params, 3, 0);
+  for (int i = 0; i < f->noutputs; i++) {
+    if (fe->out_direct[i])
+      continue;
+    const Value *v = f->outputs[i].value;
+    LLVMValueRef args[3] = {
+        F.out[i], llvm_pointer(&F, v),
+        LLVMBuildMul(
+            L->b, llvm_numel(L, &v->type.shape, 0, v->type.shape.rank, F.sym),
+            LLVMConstInt(L->i64, dtype_size(v->type.dtype), 0), "")};
+    llvm_call(L, "memcpy", memcpy_t, args, 3);
+  }
+  LLVMBuildBr(L->b, F.done);
+  LLVMPositionBuilderAtEnd(L->b, F.done);
+  if (F.ws)
+    llvm_call(L, "free", free_t, &F.ws, 1);
+  LLVMBuildRet(L->b, LLVMBuildLoad2(L->b, L->i32, F.rc, ""));
+  llvm_emit_entry_tables(&F);
+  return true;
+}
+
+/* ---- the module ---------------------------------------------------------- */
+
+static bool emit_function(LlvmEmit *L, const Function *f, FnEmit *fe) {
+  if (!cg_function_begin(L->e, f, L->e->single, fe))
+    return false;
+  LLVMValueRef layout = fe->nbuffers > 0 ? emit_layout(L, fe) : NULL;
+  if (!fe->internal)
+    emit_workspace_size(L, fe, layout);
+  return emit_run(L, fe, layout);
+}
+
+/* main(argc, argv): mc_main on the model's McModelInfo, or
+ * mc_main_entries on its entries. */
+static void emit_main(LlvmEmit *L, const char *name, LLVMValueRef *infos,
+                      int n) {
+  LLVMTypeRef params[2] = {L->i32, L->pptr};
+  LLVMValueRef fn =
+      LLVMAddFunction(L->mod, name, LLVMFunctionType(L->i32, params, 2, 0));
+  LLVMPositionBuilderAtEnd(L->b,
+                           LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
+  LLVMValueRef argc = LLVMGetParam(fn, 0), argv = LLVMGetParam(fn, 1);
+  if (L->e->single) {
+    LLVMTypeRef p3[3] = {L->i32, L->pptr, L->ptr};
+    LLVMValueRef args[3] = {argc, argv, LLVMConstBitCast(infos[0], L->ptr)};
+    LLVMBuildRet(L->b, llvm_call(L, "mc_main",
+                                 LLVMFunctionType(L->i32, p3, 3, 0), args, 3));
+    return;
+  }
+  LLVMValueRef *vals =
+      arena_alloc(&L->e->arena, sizeof(LLVMValueRef) * (size_t)n);
+  for (int i = 0; i < n; i++)
+    vals[i] = LLVMConstBitCast(infos[i], L->ptr);
+  LLVMValueRef init = LLVMConstArray(L->ptr, vals, (unsigned)n);
+  LLVMValueRef g =
+      LLVMAddGlobal(L->mod, LLVMTypeOf(init),
+                    cg_strf(&L->e->arena, "%s_entries", L->e->name));
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMTypeRef p4[4] = {L->i32, L->pptr, L->i32, L->pptr};
+  LLVMValueRef args[4] = {argc, argv, LLVMConstInt(L->i32, (uint64_t)n, 0),
+                          LLVMConstBitCast(g, L->pptr)};
+  LLVMBuildRet(L->b, llvm_call(L, "mc_main_entries",
+                               LLVMFunctionType(L->i32, p4, 4, 0), args, 4));
+}
+
+LLVMModuleRef cg_llvm_build(const Module *m, const CgOptions *o,
+                            LLVMContextRef ctx, const char *main_name,
+                            Diag *d) {
+  Emitter e;
+  cg_emitter_init(&e, m, o, d);
+  LlvmEmit L;
+  memset(&L, 0, sizeof L);
+  L.e = &e;
+  L.ctx = ctx;
+  L.mod = LLVMModuleCreateWithNameInContext(e.name, ctx);
+  if (m->source_file)
+    LLVMSetSourceFileName(L.mod, m->source_file, strlen(m->source_file));
+  L.b = LLVMCreateBuilderInContext(ctx);
+  L.i1 = LLVMInt1TypeInContext(ctx);
+  L.i8 = LLVMInt8TypeInContext(ctx);
+  L.i32 = LLVMInt32TypeInContext(ctx);
+  L.i64 = LLVMInt64TypeInContext(ctx);
+  L.f32 = LLVMFloatTypeInContext(ctx);
+  L.f64 = LLVMDoubleTypeInContext(ctx);
+  L.vd = LLVMVoidTypeInContext(ctx);
+  L.ptr = LLVMPointerType(L.i8, 0);
+  L.pptr = LLVMPointerType(L.ptr, 0);
+  bool ok = m->functions != NULL;
+  if (!ok)
+    diag_error(d, loc_none(), "model '%s' has no function to emit", e.name);
+  ok = ok && llvm_emit_model_tables(&L);
+  int n = 0;
+  LLVMValueRef *infos = arena_alloc(&e.arena, sizeof(LLVMValueRef) * 65);
+  for (const Function *f = m->functions; ok && f; f = f->next) {
+    FnEmit fe;
+    ok = emit_function(&L, f, &fe);
+    if (ok && !f->prepares && n < 64)
+      infos[n++] =
+          LLVMGetNamedGlobal(L.mod, cg_strf(&e.arena, "%s_info", fe.prefix));
+  }
+  if (ok && main_name)
+    emit_main(&L, main_name, infos, n);
+  ok = ok && cg_llvm_link_vmath(L.mod, d);
+  LLVMDisposeBuilder(L.b);
+  cg_emitter_free(&e);
+  if (!ok) {
+    LLVMDisposeModule(L.mod);
+    return NULL;
+  }
+  return L.mod;
+}

@@ -1,0 +1,86 @@
+/* Internal interface between the parts of the LLVM backend's translation
+ * (llvm_emit.h): the module being built and the run function being built.
+ *
+ * The translation shares the C backend's analysis (c_emit.h: names,
+ * storage, workspace buffers, memory plan) and the runtime's model glue
+ * (mc_model.c, fed the same tables), so both backends agree on every
+ * buffer, offset and message; only the code of the functions differs.
+ * Data pointers are i8* everywhere but inside a kernel, sizes and symbols
+ * are i64: 64-bit targets only.
+ */
+#ifndef MC_LLVM_EMIT_INTERNAL_H
+#define MC_LLVM_EMIT_INTERNAL_H
+
+#include <llvm-c/Core.h>
+
+#include "c_emit.h"
+
+typedef struct LlvmEmit {
+  Emitter *e;
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMTypeRef i1, i8, i32, i64, f32, f64, vd, ptr, pptr; /* ptr: i8* */
+} LlvmEmit;
+
+/* The run function of one entry (or the prepare function) being built. */
+typedef struct LlvmFn {
+  LlvmEmit *L;
+  FnEmit *fe;
+  LLVMValueRef fn;
+  LLVMValueRef m, err;           /* its model and McError* parameters */
+  LLVMValueRef sym[MAX_SYMBOLS]; /* i64 values of the symbols it takes */
+  LLVMValueRef *in, *out;        /* its input and output parameters (i8*) */
+  LLVMValueRef ws, off;          /* workspace (i8*), offsets ([n x i64]*) */
+  LLVMValueRef rc;               /* i32 slot: the status of failing kernels */
+  LLVMBasicBlockRef done;        /* frees the workspace, returns rc */
+} LlvmFn;
+
+/* ---- llvm_emit.c ----------------------------------------------------------
+ */
+/* The element type of t in memory (bool: i8). */
+LLVMTypeRef llvm_type(LlvmEmit *L, DType t);
+/* A dimension's i64 value from the symbols' values. */
+LLVMValueRef llvm_dim(LlvmEmit *L, Dim d, const LLVMValueRef *sym);
+/* The product of s's dims [from, to) as i64. */
+LLVMValueRef llvm_numel(LlvmEmit *L, const Shape *s, int from, int to,
+                        const LLVMValueRef *sym);
+/* The function `name` of type ty in the module, declared if new. */
+LLVMValueRef llvm_function(LlvmEmit *L, const char *name, LLVMTypeRef ty);
+/* Calls `name` (declared with ty if new). */
+LLVMValueRef llvm_call(LlvmEmit *L, const char *name, LLVMTypeRef ty,
+                       LLVMValueRef *args, int n);
+/* i8* constant of a NUL-terminated string (a private global). */
+LLVMValueRef llvm_cstring(LlvmEmit *L, const char *s);
+/* Element i of a constant's data as an LLVM constant of its type, bit for
+ * bit. */
+LLVMValueRef llvm_const_elem(LlvmEmit *L, DType t, const void *data, size_t i);
+/* A value's data pointer (i8*) in F's run function. */
+LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
+/* Counted loops: head/body/exit blocks, the i64 index i from 0 to n. */
+typedef struct LlvmLoop {
+  LLVMBasicBlockRef head, exit;
+  LLVMValueRef i;
+} LlvmLoop;
+void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef n,
+                     const char *name);
+void llvm_loop_end(LlvmEmit *L, LlvmLoop *lp);
+
+/* ---- llvm_kernels.c --------------------------------------------------------
+ */
+/* Emits op's kernel (a function of its own, named after its model-file
+ * line) and its call in F's run function at the builder's position.
+ * Reports ops the LLVM backend does not compile yet. */
+bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d);
+
+/* ---- llvm_glue.c ----------------------------------------------------------
+ */
+/* The tables of mc_model.c (McModelDesc, the weights, symbols, prepared
+ * weights) and <n>_open / <n>_close. */
+bool llvm_emit_model_tables(LlvmEmit *L);
+/* An entry's McRunFn, McEntry, McModelInfo and its open/run functions. */
+LLVMValueRef llvm_emit_entry_tables(LlvmFn *F);
+/* <n>_prepare_v's declaration (the prepare function's McRunFn). */
+LLVMTypeRef llvm_run_fn_type(LlvmEmit *L);
+
+#endif

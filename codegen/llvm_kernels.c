@@ -1,0 +1,460 @@
+/* The LLVM backend's kernels: one internal function per op, named after its
+ * model-file line (as the C backend's, c_kernel_call.c), called from the
+ * run function with the symbols it reads and its operands' pointers.
+ *
+ * Elementwise ops, non-alias broadcasts and fused elementwise chains are
+ * one loop over the result (flat when every operand has the result's shape
+ * or one element, else a loop per axis with stride 0 on broadcast axes).
+ * Each IR op is one LLVM instruction or one call of the C backend's own
+ * function (mc_vmath.h, mc_ops.h, libm, linked in by llvm_vmath.c), so the
+ * bits are the C backend's: no fast-math flags, no contraction.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llvm_emit_internal.h"
+
+/* The kernel being built. */
+typedef struct LlvmK {
+  LlvmEmit *L;
+  LlvmFn *F;
+  const Op *op;
+  LLVMValueRef fn;
+  LLVMValueRef sym[MAX_SYMBOLS]; /* the kernel's own symbol parameters */
+  Diag *d;
+} LlvmK;
+
+/* ---- one element ----------------------------------------------------------
+ */
+
+static LLVMValueRef call1(LlvmK *k, const char *name, LLVMTypeRef t,
+                          LLVMValueRef a) {
+  return llvm_call(k->L, name, LLVMFunctionType(t, &t, 1, 0), &a, 1);
+}
+
+static LLVMValueRef call2(LlvmK *k, const char *name, LLVMTypeRef t,
+                          LLVMValueRef a, LLVMValueRef b) {
+  LLVMTypeRef p[2] = {t, t};
+  LLVMValueRef args[2] = {a, b};
+  return llvm_call(k->L, name, LLVMFunctionType(t, p, 2, 0), args, 2);
+}
+
+/* f32: the runtime's mc_<name>f (mc_vmath.h) where it has one, else libm's
+ * <name>f; f64: libm's <name>, as the C backend calls them. */
+static LLVMValueRef math1(LlvmK *k, DType t, const char *name, bool vmath,
+                          LLVMValueRef a) {
+  bool f32 = t == DT_F32;
+  const char *fn = cg_strf(&k->L->e->arena, "%s%s%s", vmath && f32 ? "mc_" : "",
+                           name, f32 ? "f" : "");
+  return call1(k, fn, llvm_type(k->L, t), a);
+}
+
+static LLVMValueRef intrinsic1(LlvmK *k, const char *name, LLVMTypeRef t,
+                               LLVMValueRef a) {
+  const char *full = cg_strf(&k->L->e->arena, "llvm.%s.%s", name,
+                             t == k->L->f32 ? "f32" : "f64");
+  return call1(k, full, t, a);
+}
+
+static LLVMValueRef to_bool(LlvmK *k, LLVMValueRef c) {
+  return LLVMBuildZExt(k->L->b, c, k->L->i8, "");
+}
+
+static LLVMValueRef is_true(LlvmK *k, LLVMValueRef a) {
+  return LLVMBuildICmp(k->L->b, LLVMIntNE, a, LLVMConstInt(k->L->i8, 0, 0), "");
+}
+
+static LLVMValueRef cast(LlvmK *k, DType from, DType to, LLVMValueRef a) {
+  LLVMBuilderRef b = k->L->b;
+  LLVMTypeRef t = llvm_type(k->L, to);
+  bool ff = dtype_is_float(from), tf = dtype_is_float(to);
+  if (from == to)
+    return a;
+  if (to == DT_BOOL)
+    return to_bool(k,
+                   ff ? LLVMBuildFCmp(b, LLVMRealUNE, a,
+                                      LLVMConstReal(LLVMTypeOf(a), 0), "")
+                      : LLVMBuildICmp(b, LLVMIntNE, a,
+                                      LLVMConstInt(LLVMTypeOf(a), 0, 0), ""));
+  if (ff && tf)
+    return LLVMBuildFPCast(b, a, t, "");
+  if (ff)
+    return LLVMBuildFPToSI(b, a, t, "");
+  if (tf)
+    return from == DT_BOOL ? LLVMBuildUIToFP(b, a, t, "")
+                           : LLVMBuildSIToFP(b, a, t, "");
+  return LLVMBuildIntCast2(b, a, t, from != DT_BOOL, "");
+}
+
+/* One element of an elementwise op from its operands' elements x[]. */
+static LLVMValueRef element(LlvmK *k, const Op *op, LLVMValueRef *x) {
+  LLVMBuilderRef b = k->L->b;
+  DType t = op->operands[op->kind == OP_SELECT ? 1 : 0]->type.dtype;
+  DType rt = op->results[0]->type.dtype;
+  LLVMTypeRef ty = llvm_type(k->L, t);
+  bool flt = dtype_is_float(t), f32 = t == DT_F32, i32 = t == DT_I32;
+  LLVMValueRef a = x[0], c = op->noperands > 1 ? x[1] : NULL;
+  const char *sfx = f32 ? "f32" : t == DT_F64 ? "f64" : i32 ? "i32" : "i64";
+  Arena *A = &k->L->e->arena;
+  switch (op->kind) {
+  case OP_NEG:
+    return flt ? LLVMBuildFNeg(b, a, "") : LLVMBuildNeg(b, a, "");
+  case OP_ABS:
+    return flt ? intrinsic1(k, "fabs", ty, a)
+               : LLVMBuildSelect(b,
+                                 LLVMBuildICmp(b, LLVMIntSLT, a,
+                                               LLVMConstInt(ty, 0, 0), ""),
+                                 LLVMBuildNeg(b, a, ""), a, "");
+  case OP_SIGN:
+    if (flt) {
+      LLVMValueRef one = LLVMConstReal(ty, 1), mone = LLVMConstReal(ty, -1),
+                   zero = LLVMConstReal(ty, 0);
+      return LLVMBuildSelect(
+          b, LLVMBuildFCmp(b, LLVMRealOGT, a, zero, ""), one,
+          LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, a, zero, ""), mone,
+                          a, ""),
+          "");
+    }
+    return LLVMBuildSub(
+        b,
+        LLVMBuildZExt(
+            b, LLVMBuildICmp(b, LLVMIntSGT, a, LLVMConstInt(ty, 0, 0), ""), ty,
+            ""),
+        LLVMBuildZExt(
+            b, LLVMBuildICmp(b, LLVMIntSLT, a, LLVMConstInt(ty, 0, 0), ""), ty,
+            ""),
+        "");
+  case OP_EXP:
+    return math1(k, t, "exp", true, a);
+  case OP_EXPM1:
+    return math1(k, t, "expm1", true, a);
+  case OP_LOG:
+    return math1(k, t, "log", true, a);
+  case OP_LOG1P:
+    return math1(k, t, "log1p", true, a);
+  case OP_TANH:
+    return math1(k, t, "tanh", true, a);
+  case OP_ERF:
+    return math1(k, t, "erf", true, a);
+  case OP_SIGMOID:
+    if (f32)
+      return call1(k, "mc_sigmoidf", ty, a);
+    return LLVMBuildFDiv(
+        b, LLVMConstReal(ty, 1),
+        LLVMBuildFAdd(b, LLVMConstReal(ty, 1),
+                      call1(k, "exp", ty, LLVMBuildFNeg(b, a, "")), ""),
+        "");
+  case OP_SQRT:
+    return intrinsic1(k, "sqrt", ty, a);
+  case OP_FLOOR:
+    return intrinsic1(k, "floor", ty, a);
+  case OP_CEIL:
+    return intrinsic1(k, "ceil", ty, a);
+  case OP_SIN:
+    return math1(k, t, "sin", false, a);
+  case OP_COS:
+    return math1(k, t, "cos", false, a);
+  case OP_NOT:
+    return to_bool(k, LLVMBuildNot(b, is_true(k, a), ""));
+  case OP_CAST:
+    return cast(k, t, rt, a);
+  case OP_BROADCAST:
+    return a;
+  case OP_ADD:
+    return flt ? LLVMBuildFAdd(b, a, c, "") : LLVMBuildAdd(b, a, c, "");
+  case OP_SUB:
+    return flt ? LLVMBuildFSub(b, a, c, "") : LLVMBuildSub(b, a, c, "");
+  case OP_MUL:
+    return flt ? LLVMBuildFMul(b, a, c, "") : LLVMBuildMul(b, a, c, "");
+  case OP_DIV:
+    return flt ? LLVMBuildFDiv(b, a, c, "")
+               : call2(k, cg_strf(A, "op_div_%s", sfx), ty, a, c);
+  case OP_MOD:
+    return call2(k, cg_strf(A, "op_mod_%s", sfx), ty, a, c);
+  case OP_POW:
+    return call2(k, f32 ? "powf" : "pow", ty, a, c);
+  case OP_MAXIMUM:
+    return flt ? call2(k, cg_strf(A, "op_max_%s", sfx), ty, a, c)
+               : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, a, c, ""), a,
+                                 c, "");
+  case OP_MINIMUM:
+    return flt ? call2(k, cg_strf(A, "op_min_%s", sfx), ty, a, c)
+               : LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, c, ""), a,
+                                 c, "");
+  case OP_LT:
+  case OP_LE:
+  case OP_GT:
+  case OP_GE:
+  case OP_EQ:
+  case OP_NE: {
+    static const LLVMRealPredicate fp[] = {LLVMRealOLT, LLVMRealOLE,
+                                           LLVMRealOGT, LLVMRealOGE,
+                                           LLVMRealOEQ, LLVMRealUNE};
+    static const LLVMIntPredicate ip[] = {LLVMIntSLT, LLVMIntSLE, LLVMIntSGT,
+                                          LLVMIntSGE, LLVMIntEQ,  LLVMIntNE};
+    static const LLVMIntPredicate up[] = {LLVMIntULT, LLVMIntULE, LLVMIntUGT,
+                                          LLVMIntUGE, LLVMIntEQ,  LLVMIntNE};
+    int i = op->kind - OP_LT;
+    return to_bool(
+        k, flt ? LLVMBuildFCmp(b, fp[i], a, c, "")
+               : LLVMBuildICmp(b, t == DT_BOOL ? up[i] : ip[i], a, c, ""));
+  }
+  case OP_AND:
+    return to_bool(k, LLVMBuildAnd(b, is_true(k, a), is_true(k, c), ""));
+  case OP_OR:
+    return to_bool(k, LLVMBuildOr(b, is_true(k, a), is_true(k, c), ""));
+  case OP_SELECT:
+    return LLVMBuildSelect(b, is_true(k, a), c, x[2], "");
+  case OP_CONST:
+  case OP_PARAM:
+  case OP_IOTA:
+  case OP_MATMUL:
+  case OP_REDUCE_SUM:
+  case OP_REDUCE_MEAN:
+  case OP_REDUCE_MAX:
+  case OP_REDUCE_MIN:
+  case OP_LOGSUMEXP:
+  case OP_ARGMAX:
+  case OP_ARGMIN:
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX:
+  case OP_GATHER:
+  case OP_SLICE:
+  case OP_CONCAT:
+  case OP_RESHAPE:
+  case OP_PERMUTE:
+  case OP_DYNAMIC_SLICE:
+  case OP_DYNAMIC_UPDATE_SLICE:
+  case OP_TAKE_ALONG_AXIS:
+  case OP_TOPK:
+  case OP_CUMSUM:
+  case OP_RANDOM_UNIFORM:
+  case OP_CATEGORICAL:
+  case OP_SCAN:
+  case OP_YIELD:
+  case OP_FUSED:
+  case OP_COUNT:
+    break;
+  }
+  return NULL;
+}
+
+/* A fused op's value from its operands' elements: its region's ops in
+ * order, each one instruction. */
+static LLVMValueRef fused_element(LlvmK *k, const Op *op, LLVMValueRef *x) {
+  const Block *r = op->regions[0];
+  LLVMValueRef *val =
+      calloc((size_t)k->L->e->m->next_value_id + 1, sizeof(LLVMValueRef));
+  for (int i = 0; i < r->nargs; i++)
+    val[r->args[i]->id] = x[i];
+  LLVMValueRef result = NULL;
+  for (const Op *o = r->first; o; o = o->next) {
+    if (o->kind == OP_YIELD) {
+      result = val[o->operands[0]->id];
+      break;
+    }
+    if (o->kind == OP_CONST) {
+      val[o->results[0]->id] = llvm_const_elem(k->L, o->results[0]->type.dtype,
+                                               o->attrs.cst.data, 0);
+      continue;
+    }
+    LLVMValueRef args[3];
+    for (int i = 0; i < o->noperands && i < 3; i++)
+      args[i] = val[o->operands[i]->id];
+    val[o->results[0]->id] = element(k, o, args);
+  }
+  free(val);
+  return result;
+}
+
+/* ---- the loop --------------------------------------------------------------
+ */
+
+/* Whether operand x is read at the result's flat index (same shape) or at
+ * 0 (one element) in a flat loop. */
+static bool flat_operand(const Value *x, const Shape *ys) {
+  int64_t n;
+  return shape_eq(&x->type.shape, ys) ||
+         (shape_const_numel(&x->type.shape, &n) && n == 1);
+}
+
+static bool elementwise(LlvmK *k, LLVMValueRef *xp, LLVMValueRef yp) {
+  LlvmEmit *L = k->L;
+  LLVMBuilderRef b = L->b;
+  const Op *op = k->op;
+  const Shape *ys = &op->results[0]->type.shape;
+  int n = op->noperands;
+  bool flat = true;
+  for (int i = 0; i < n; i++)
+    flat &= !xp[i] || flat_operand(op->operands[i], ys);
+  /* strides per operand and result axis (elements; 0: broadcast) */
+  LLVMValueRef stride[8][MAX_RANK];
+  LlvmLoop loops[MAX_RANK];
+  LLVMValueRef pos[MAX_RANK];
+  int r = flat ? 1 : ys->rank;
+  if (flat) {
+    llvm_loop_begin(L, &loops[0], llvm_numel(L, ys, 0, ys->rank, k->sym), "i");
+    pos[0] = loops[0].i;
+  } else {
+    for (int i = 0; i < n && i < 8; i++) {
+      const Shape *xs = &op->operands[i]->type.shape;
+      int lead = ys->rank - xs->rank;
+      LLVMValueRef s = LLVMConstInt(L->i64, 1, 0);
+      for (int j = ys->rank - 1; j >= 0; j--) {
+        int xj = j - lead;
+        if (xj < 0 || cg_is_one(xs->dims[xj])) {
+          stride[i][j] = LLVMConstInt(L->i64, 0, 0);
+          continue;
+        }
+        stride[i][j] = s;
+        s = LLVMBuildMul(b, s, llvm_dim(L, xs->dims[xj], k->sym), "");
+      }
+    }
+    for (int j = 0; j < r; j++) {
+      llvm_loop_begin(L, &loops[j], llvm_dim(L, ys->dims[j], k->sym),
+                      cg_loop_vars[j]);
+      pos[j] = loops[j].i;
+    }
+  }
+  LLVMValueRef x[8];
+  for (int i = 0; i < n && i < 8; i++) {
+    const Value *v = op->operands[i];
+    if (!xp[i]) { /* an inlined scalar constant */
+      x[i] = llvm_const_elem(L, v->type.dtype, v->def->attrs.cst.data, 0);
+      continue;
+    }
+    LLVMValueRef idx;
+    int64_t one;
+    if (flat)
+      idx = shape_const_numel(&v->type.shape, &one) && one == 1 &&
+                    !shape_eq(&v->type.shape, ys)
+                ? LLVMConstInt(L->i64, 0, 0)
+                : pos[0];
+    else {
+      idx = LLVMConstInt(L->i64, 0, 0);
+      for (int j = 0; j < r; j++)
+        idx =
+            LLVMBuildAdd(b, idx, LLVMBuildMul(b, pos[j], stride[i][j], ""), "");
+    }
+    LLVMTypeRef et = llvm_type(L, v->type.dtype);
+    x[i] = LLVMBuildLoad2(b, et, LLVMBuildGEP2(b, et, xp[i], &idx, 1, ""), "");
+  }
+  LLVMValueRef y =
+      op->kind == OP_FUSED ? fused_element(k, op, x) : element(k, op, x);
+  if (!y) {
+    diag_error(k->d, op->loc, "the LLVM backend does not compile '%s' yet",
+               ir_op_info[op->kind].name);
+    return false;
+  }
+  LLVMValueRef yidx = pos[0];
+  if (!flat) { /* row-major index of the result */
+    yidx = LLVMConstInt(L->i64, 0, 0);
+    for (int j = 0; j < r; j++)
+      yidx = LLVMBuildAdd(
+          b, LLVMBuildMul(b, yidx, llvm_dim(L, ys->dims[j], k->sym), ""),
+          pos[j], "");
+  }
+  LLVMTypeRef yt = llvm_type(L, op->results[0]->type.dtype);
+  LLVMBuildStore(b, y, LLVMBuildGEP2(b, yt, yp, &yidx, 1, ""));
+  for (int j = r - 1; j >= 0; j--)
+    llvm_loop_end(L, &loops[j]);
+  return true;
+}
+
+/* ---- kernels and their calls ----------------------------------------------
+ */
+
+static bool supported(const Op *op) {
+  return cg_op_is_elementwise(op->kind) || op->kind == OP_BROADCAST ||
+         op->kind == OP_FUSED;
+}
+
+bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
+  LlvmEmit *L = F->L;
+  FnEmit *fe = F->fe;
+  Emitter *e = L->e;
+  /* an operand computed inside this op's kernel: a GEMM or reduction
+   * with op as its epilogue, or the like (c_kernel_call.c) */
+  for (int i = 0; i < op->noperands; i++)
+    if (cg_info(fe, op->operands[i])->storage == ST_FUSED) {
+      op = op->operands[i]->def;
+      break;
+    }
+  if (!supported(op) || op->noperands > 8) {
+    diag_error(d, op->loc,
+               "the LLVM backend does not compile '%s' yet (use the C "
+               "backend)",
+               ir_op_info[op->kind].name);
+    return false;
+  }
+  /* parameters: the function's symbols, the operands read through
+   * pointers, the result */
+  LLVMTypeRef params[MAX_SYMBOLS + 10];
+  LLVMValueRef args[MAX_SYMBOLS + 10];
+  int np = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s)) {
+      params[np] = L->i64;
+      args[np++] = F->sym[s];
+    }
+  int first_ptr = np;
+  bool literal[8] = {0};
+  for (int i = 0; i < op->noperands; i++) {
+    literal[i] =
+        cg_takes_literals(op) && cg_is_inlinable_const(op->operands[i]);
+    if (literal[i])
+      continue;
+    params[np] = LLVMPointerType(llvm_type(L, op->operands[i]->type.dtype), 0);
+    args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, op->operands[i]),
+                                params[np], "");
+    np++;
+  }
+  const Value *y = op->results[0];
+  params[np] = LLVMPointerType(llvm_type(L, y->type.dtype), 0);
+  args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, y), params[np], "");
+  np++;
+  LlvmK k;
+  memset(&k, 0, sizeof k);
+  k.L = L;
+  k.F = F;
+  k.op = op;
+  k.d = d;
+  const char *name = cg_kernel_name(e, op);
+  k.fn = LLVMAddFunction(L->mod, name,
+                         LLVMFunctionType(L->vd, params, (unsigned)np, 0));
+  LLVMSetLinkage(k.fn, LLVMInternalLinkage);
+  /* a function of its own in the optimized module too: the .ll reads
+   * kernel by kernel, as the C backend's file does */
+  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+  LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(L->ctx, noinline, 0));
+  unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+  for (int i = first_ptr; i < np; i++)
+    LLVMAddAttributeAtIndex(k.fn, (unsigned)i + 1,
+                            LLVMCreateEnumAttribute(L->ctx, noalias, 0));
+  int p = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s)) {
+      k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
+      LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
+    }
+  LLVMValueRef xp[8] = {0};
+  for (int i = 0; i < op->noperands; i++)
+    if (!literal[i]) {
+      xp[i] = LLVMGetParam(k.fn, (unsigned)p++);
+      const char *pn = cg_operand_name(op, i);
+      LLVMSetValueName2(xp[i], pn, strlen(pn));
+    }
+  LLVMValueRef yp = LLVMGetParam(k.fn, (unsigned)p);
+  LLVMSetValueName2(yp, "y", 1);
+  LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
+  LLVMPositionBuilderAtEnd(
+      L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
+  bool ok = elementwise(&k, xp, yp);
+  LLVMBuildRetVoid(L->b);
+  LLVMPositionBuilderAtEnd(L->b, caller);
+  if (ok)
+    LLVMBuildCall2(L->b, LLVMGlobalGetValueType(k.fn), k.fn, args, (unsigned)np,
+                   "");
+  return ok;
+}

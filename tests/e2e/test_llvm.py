@@ -1,0 +1,231 @@
+"""The LLVM backend (codegen/llvm_*.c) against the C backend, bit for bit.
+
+Each model is compiled three ways and run on the same inputs: the C backend's
+program (the reference: its outputs are checked against PyTorch by the
+family's own test), the LLVM backend's program (--emit exe --backend llvm, at
+-O0 and -O2), and modelc run (LLVM's JIT, with no C compiler on PATH). Every
+output must have the same bits: both backends compute each IR op as one IEEE
+operation (no contraction, no fast-math) and call the same runtime and the
+same vmath functions (linked into the LLVM module as bitcode).
+
+Also: --emit llvm writes IR that llvm-as-14 and opt-14 -verify accept, with
+kernels named after their model-file lines; --emit obj links with the C
+backend's header and runtime into a program of one's own; an object for
+another target; ops the LLVM backend does not compile yet are a clean error
+naming the op and its line.
+"""
+import os
+import re
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mc_e2e  # noqa: E402
+import test_activations  # noqa: E402
+
+LLVM_BIN = "/usr/lib/llvm-14/bin"
+
+# Broadcasting on two axes, an optional input, integers, bools and casts.
+BROADCAST_MODEL = """\
+input x: f32[B, N]
+input b: f32[N]
+input k: i32[B, 1]
+input m: bool[B, N] = false
+h = x * 2 + b
+output y: f32[B, N] = where(m, 0.0, maximum(h, 0.0))
+output z: f32[B, N] = h - x / 3
+output q: i32[B, N] = k * 7 + i32(h) % 5 - k % 3
+output f: bool[B, N] = (h > 0.5) and not m
+"""
+
+
+def run_jit(model, inputs, outdir, work, extra=(), env=None):
+    argv = [mc_e2e.modelc(), "run", model] + list(extra)
+    for name, value in inputs.items():
+        argv.append("%s=%s" % (name, mc_e2e.save_npy(work.next_input_path(name), value)))
+    argv += ["-o", outdir]
+    res = mc_e2e.run(argv, env=env)
+    outs = {}
+    for f in sorted(os.listdir(outdir)):
+        if f.endswith(".npy"):
+            outs[f[:-4]] = mc_e2e.load_npy(os.path.join(outdir, f))
+    return res, outs
+
+
+def same_outputs(ck, what, got, want):
+    ck.check("%s: outputs %s" % (what, ", ".join(sorted(want))), sorted(got) == sorted(want),
+             "got %s" % ", ".join(sorted(got)))
+    for name in sorted(want):
+        if name in got:
+            ck.bits_equal("%s: %s = the C backend's" % (what, name), got[name], want[name])
+
+
+def three_ways(ck, work, label, model, inputs, extra=()):
+    """C program, LLVM program at -O0 and -O2, JIT: the same bits."""
+    c_prog = mc_e2e.compile_model(model, work.path(label, "c"), extra=extra)
+    _, want = mc_e2e.run_program(c_prog, inputs, work.path(label, "c-out"), work)
+    for opt in (0, 2):
+        prog = mc_e2e.compile_model(model, work.path(label, "llvm-O%d" % opt), opt=opt,
+                                    extra=list(extra) + ["--backend", "llvm"])
+        _, got = mc_e2e.run_program(prog, inputs, work.path(label, "llvm-O%d-out" % opt), work)
+        same_outputs(ck, "%s llvm -O%d" % (label, opt), got, want)
+    # modelc run needs no C compiler: PATH holds none
+    _, got = run_jit(model, inputs, work.path(label, "jit-out"), work, extra,
+                     env={"PATH": "/nonexistent"})
+    same_outputs(ck, "%s modelc run (no cc on PATH)" % label, got, want)
+    return want
+
+
+def emit_llvm(ck, work, model):
+    ll = work.path("ir", "activations.ll")
+    mc_e2e.compile_model(model, ll, emit="llvm")
+    text = open(ll).read()
+    for tool in ("llvm-as", "opt"):
+        exe = os.path.join(LLVM_BIN, tool)
+        if not os.path.exists(exe):
+            ck.check("%s found" % tool, False, exe)
+            continue
+        argv = [exe, ll, "-o", os.devnull] + (["-verify"] if tool == "opt" else [])
+        res = mc_e2e.run(argv, check=False)
+        ck.check("--emit llvm: %s-14 %saccepts it" % (tool, "-verify " if tool == "opt" else ""),
+                 res.returncode == 0, res.stderr.strip()[:300])
+    ck.check("--emit llvm: kernels named after their lines (define internal ... "
+             "@softplus_L16_...)", re.search(r"^define internal .*@softplus_L\d+_", text, re.M))
+    ck.check("--emit llvm: the entry points of the header",
+             "define i32 @activations_run(" in text and "@activations_info =" in text and
+             "define i8* @activations_open(" in text)
+    ck.check("--emit llvm: no fast-math flags", " fast " not in text and "reassoc" not in text
+             and "contract" not in text)
+
+
+def emit_obj_with_header(ck, work, model, x, want):
+    """A program of one's own: the C backend's header and runtime sources,
+    the LLVM backend's object."""
+    src = work.path("obj", "src")
+    mc_e2e.compile_model(model, src, emit="c")
+    obj = work.path("obj", "activations.o")
+    mc_e2e.compile_model(model, obj, emit="obj")
+    main_c = work.path("obj", "main.c")
+    with open(main_c, "w") as f:
+        f.write("""#include <stdio.h>
+#include <stdlib.h>
+#include "activations.h"
+int main(int argc, char **argv) {
+  (void)argc;
+  long n = atol(argv[1]);
+  float *x = malloc(sizeof(float) * n), *outs[14];
+  FILE *in = fopen(argv[2], "rb");
+  if (fread(x, sizeof(float), n, in) != (size_t)n) return 2;
+  fclose(in);
+  for (int i = 0; i < 14; i++) outs[i] = malloc(sizeof(float) * n);
+  McError err;
+  activations_model *m = activations_open(NULL, &err);
+  if (!m || activations_run(m, n, x, outs[0], outs[1], outs[2], outs[3], outs[4],
+                            outs[5], outs[6], outs[7], outs[8], outs[9], outs[10],
+                            outs[11], outs[12], outs[13], &err) != MC_OK) {
+    fprintf(stderr, "%s\\n", err.msg);
+    return 1;
+  }
+  FILE *out = fopen(argv[3], "wb");
+  for (int i = 0; i < 14; i++) fwrite(outs[i], sizeof(float), n, out);
+  fclose(out);
+  activations_close(m);
+  return 0;
+}
+""")
+    header = open(os.path.join(src, "activations.h")).read()
+    run_line = [l for l in header.splitlines() if l.startswith("int activations_run(")]
+    outs_order = []
+    for line in header.splitlines():
+        if line.startswith(" *   output "):
+            outs_order.append(line.split()[2].rstrip(":"))
+    ck.check("header: activations_run and 14 outputs", len(run_line) == 1 and len(outs_order) == 14,
+             "%s" % outs_order)
+    sources = [os.path.join(src, f) for f in sorted(os.listdir(src))
+               if f.startswith("mc_") and f.endswith(".c") and
+               f not in ("mc_bpe.c", "mc_bpe_load.c", "mc_unicode_tables.c", "mc_main.c")]
+    prog = work.path("obj", "mine")
+    cc = os.environ.get("CC", "cc")
+    res = mc_e2e.run([cc, "-std=c11", "-O2", "-ffp-contract=off", "-pthread", "-I", src, main_c,
+                      obj] + sources + ["-lm", "-o", prog], check=False)
+    if not ck.check("--emit obj links with the C backend's header and runtime",
+                    res.returncode == 0, res.stderr[:500]):
+        return
+    xin = work.path("obj", "x.bin")
+    x.astype(np.float32).tofile(xin)
+    out = work.path("obj", "y.bin")
+    res = mc_e2e.run([prog, str(x.size), xin, out], check=False)
+    if not ck.check("the program of one's own runs", res.returncode == 0, res.stderr[:300]):
+        return
+    got = np.fromfile(out, dtype=np.float32).reshape(14, x.size)
+    for i, name in enumerate(outs_order):
+        ck.bits_equal("--emit obj in a program of one's own: %s" % name, got[i], want[name])
+
+
+def other_target(ck, work, model):
+    obj = work.path("obj", "aarch64.o")
+    res = mc_e2e.run(mc_e2e.compile_args(model, obj, emit="obj",
+                                         extra=["--target", "aarch64-linux-gnu"]), check=False)
+    ok = ck.check("--emit obj --target aarch64-linux-gnu", res.returncode == 0, res.stderr[:300])
+    if ok:
+        with open(obj, "rb") as f:
+            head = f.read(20)
+        machine = struct.unpack("<H", head[18:20])[0]
+        ck.check("the object is ELF for AArch64 (e_machine 183)",
+                 head[:4] == b"\x7fELF" and machine == 183, "e_machine %d" % machine)
+    res = mc_e2e.run(mc_e2e.compile_args(model, work.path("obj", "bad.o"), emit="obj",
+                                         extra=["--target", "nonsense-triple-x"]), check=False)
+    ck.command_failed_cleanly("--target nonsense: a clean error", res)
+    ck.check("--target nonsense: nothing written", not os.path.exists(work.path("obj", "bad.o")))
+
+
+def unsupported(ck, work):
+    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("mlp.model"), work.path("mlp"),
+                                         extra=["--backend", "llvm"]), check=False)
+    ck.command_failed_cleanly("mlp (a matmul) with --backend llvm: a clean error", res)
+    ck.check("the error names the op and its line",
+             "mlp.model:" in res.stderr and "'matmul'" in res.stderr, res.stderr.strip()[:300])
+    ck.check("nothing written", not os.path.exists(work.path("mlp")))
+
+
+def body(ck, work):
+    torch = mc_e2e.import_torch()
+    x = test_activations.make_input()
+    model = mc_e2e.model_path("activations.model")
+    want = three_ways(ck, work, "activations", model, {"x": x})
+    # and the family's reference, to state it here too
+    refs = test_activations.torch_references(torch, x)
+    for name in ("gelu_erf", "softplus", "mish"):
+        if name in want:
+            ck.close("activations %s vs torch" % name, want[name], mc_e2e.to_numpy(refs[name]),
+                     test_activations.RTOL, test_activations.ATOL)
+
+    bmodel = work.path("broadcast.model")
+    with open(bmodel, "w") as f:
+        f.write(BROADCAST_MODEL)
+    rng = np.random.default_rng(7)
+    inputs = {"x": (rng.standard_normal((5, 6)) * 3).astype(np.float32),
+              "b": rng.standard_normal(6).astype(np.float32),
+              "k": rng.integers(-50, 50, (5, 1)).astype(np.int32)}
+    three_ways(ck, work, "broadcast", bmodel, inputs)
+    inputs["m"] = rng.random((5, 6)) < 0.3
+    three_ways(ck, work, "broadcast+mask", bmodel, inputs)
+    # the runtime's checks hold in the LLVM program too
+    prog = work.path("broadcast+mask", "llvm-O2")
+    bad = dict(inputs, b=np.zeros(7, np.float32))
+    res, _ = mc_e2e.run_program(prog, bad, work.path("bad-out"), work, check=False)
+    ck.command_failed_cleanly("llvm program, b of 7 for N = 6: a clean error", res)
+    ck.check("the message names both sides", "input 'b': dimension 0 is 7 but N = 6 from "
+             "input 'x'" in res.stderr, res.stderr.strip())
+    ck.check("no output written", not os.path.exists(work.path("bad-out", "y.npy")))
+
+    emit_llvm(ck, work, model)
+    emit_obj_with_header(ck, work, model, x, want)
+    other_target(ck, work, model)
+    unsupported(ck, work)
+
+
+if __name__ == "__main__":
+    mc_e2e.main("test_llvm", body)
