@@ -45,9 +45,13 @@
  * bitcode. */
 bool cg_llvm_link_vmath(LLVMModuleRef m, Diag *d);
 
-/* The functions the generated code calls, with their types: `dtype`
- * (DT_F32, DT_F64, DT_I32 or DT_I64) is the result's and every operand's.
- * The table ends with a {NULL, DT_COUNT, 0} row. */
+/* The functions of the two headers, with their types: `dtype` (DT_F32,
+ * DT_F64, DT_I32 or DT_I64) is the result's and every operand's. The
+ * table ends with a {NULL, DT_COUNT, 0} row.
+ * Not every one is what the C backend calls for its op: its f64 sigmoid
+ * is `1.0 / (1.0 + exp(-x))` written out (codegen/c_elementwise.c, and so
+ * the constant folder), not mc_sigmoid's formula; f32 sqrt, pow, sin,
+ * floor, ... are libm's (sqrtf, ...), not here. */
 typedef struct CgLlvmVmathFn {
   const char *name; /* "mc_expf", "op_div_i32", ... */
   DType dtype;
