@@ -76,6 +76,13 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
         json.dump(case["cfg"], f)
     big_args = wargs + write_inputs(work, inputs)
     prog, compile_s = compile_case(modelc, case, os.path.join(root, "progs"), progs)
+    # the LLVM backend's program, where it compiles the model's ops
+    llvm_case = dict(case, key=case["key"] + "_llvm",
+                     compile_args=case.get("compile_args", []) + ["--backend", "llvm"])
+    try:
+        llvm_prog, _ = compile_case(modelc, llvm_case, os.path.join(root, "progs"), progs)
+    except RuntimeError as e:
+        llvm_prog, llvm_why = None, str(e).strip().splitlines()[-1]
     arena = arena_bytes(modelc, case, work)
     saved = False
     for n in threads_list:
@@ -93,6 +100,15 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
         rate(case, row, mc_s, pt_s, triad[n], noise)
         ok, text = compare(case, mc_out, os.path.join(work, "torch_out"))
         row["check_ok"], row["check"] = ok, text
+        if llvm_prog:
+            os.makedirs(os.path.join(work, "llvm"), exist_ok=True)
+            llvm_s, _, llvm_out = time_modelc(case, llvm_prog, big_args,
+                                              os.path.join(work, "llvm"), n, runs)
+            ok, text = compare(case, llvm_out, os.path.join(work, "torch_out"))
+            row.update(llvm_ms=1e3 * llvm_s, llvm_vs_c=llvm_s / mc_s, llvm_check_ok=ok,
+                       llvm_check=text)
+        else:
+            row.update(llvm_ms="", llvm_vs_c="", llvm_note=llvm_why)
         rows.append(row)
         print("  %-44s t=%d modelc %9.2f ms  torch %9.2f ms (%s)  %s" % (
             case["key"], n, row["modelc_ms"], row["torch_ms"], row["torch_setting"], text),

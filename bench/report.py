@@ -129,12 +129,13 @@ def fmt_ms(v):
 
 def print_table(rows, failures):
     print()
-    head = ("#", "case", "thr", "modelc ms", "torch ms", "torch setting", "mc/pt", "target",
-            "met", "metric", "RSS mc", "RSS pt", "wts MB", "arena", "check")
-    fmt = "%-2s %-40s %3s %9s %9s %-15s %6s %12s %3s %-38s %6s %6s %7s %6s  %s"
+    head = ("#", "case", "thr", "modelc ms", "llvm/c", "torch ms", "torch setting", "mc/pt",
+            "target", "met", "metric", "RSS mc", "RSS pt", "wts MB", "arena", "check")
+    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %12s %3s %-38s %6s %6s %7s %6s  %s"
     print(fmt % head)
     for r in rows:
         print(fmt % (r["row"], r["case"][:40], r["threads"], fmt_ms(r["modelc_ms"]),
+                     "%.2f" % r["llvm_vs_c"] if r.get("llvm_vs_c") else "-",
                      fmt_ms(r["torch_ms"]), r["torch_setting"],
                      "%.2f" % r["ratio"] if r["ratio"] != "" else "-",
                      r["target"], r["target_met"] or "-", r["metric"][:38],
@@ -147,10 +148,12 @@ def print_table(rows, failures):
           "metric: GFLOP/s; decoding: the bandwidth bound\n(weight bytes per token / triad "
           "bandwidth) and the share of it each side reaches; activation chain: 8 bytes per "
           "element / time. RSS: peak MB\n(GNU time). wts MB: the safetensors weights; arena: "
-          "MiB of the planned arena of intermediates.")
+          "MiB of the planned arena of intermediates.\nllvm/c: the LLVM backend's "
+          "program (--backend llvm) / the C backend's, same inputs and threads; - where "
+          "the LLVM backend does not compile the model's ops yet.")
     for key, msg in failures:
         print("FAILED %s: %s" % (key, msg))
-    warn = [r for r in rows if not r["check_ok"]]
+    warn = [r for r in rows if not r["check_ok"] or r.get("llvm_check_ok") is False]
     if warn:
         print("WARNING: modelc and torch disagree on: %s" % ", ".join(
             "%s t=%d (%s)" % (r["key"], r["threads"], r["check"]) for r in warn))

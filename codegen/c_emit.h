@@ -329,6 +329,8 @@ void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
                        const char **literal);
 /* c_kernel_call.c: op's kernel's name, "scope_L12_kind", made unique. */
 const char *cg_kernel_name(Emitter *e, const Op *op);
+/* ... of a GEMM with its epilogue: "conv1d_L28_matmul_gelu_L32". */
+const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep);
 /* c_kernel_call.c: emits op's kernel and appends its call (indented two
  * spaces) to run. */
 bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);

@@ -47,8 +47,7 @@ static int fused_operand(FnEmit *fe, const Op *op) {
 /* A GEMM with an epilogue is named after both: conv1d_L28_matmul_gelu_L32,
  * block_L3_matmul_L5 in one function, conv1d_L28_matmul_add on one
  * line. */
-static const char *epilogue_kernel_name(Emitter *e, const Op *mm,
-                                        const Op *ep) {
+const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep) {
   const char *base = kernel_base(e, mm), *name;
   const char *scope =
       ep->loc.scope ? cg_c_ident(&e->arena, ep->loc.scope) : e->name;
@@ -149,7 +148,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     packed[i] = xi->storage == ST_PARAM && e->wpacked[xi->index];
   }
   k.name = pv   ? attention_kernel_name(e, op)
-           : ep ? epilogue_kernel_name(e, op, ep)
+           : ep ? cg_epilogue_kernel_name(e, op, ep)
                 : cg_kernel_name(e, op);
   if (!cg_kernel_emit(&k, e->d)) {
     cg_buf_free(&k.body);

@@ -97,8 +97,8 @@ LLVMValueRef llvm_const_elem(LlvmEmit *L, DType t, const void *data, size_t i) {
   return LLVMConstInt(llvm_type(L, t), bits, 0);
 }
 
-void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef n,
-                     const char *name) {
+void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef from,
+                     LLVMValueRef n, const char *name) {
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
   LLVMValueRef fn = LLVMGetBasicBlockParent(pre);
   char label[64];
@@ -111,8 +111,8 @@ void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef n,
   LLVMBuildBr(L->b, lp->head);
   LLVMPositionBuilderAtEnd(L->b, lp->head);
   lp->i = LLVMBuildPhi(L->b, L->i64, name);
-  LLVMValueRef zero = LLVMConstInt(L->i64, 0, 0);
-  LLVMAddIncoming(lp->i, &zero, &pre, 1);
+  LLVMValueRef start = from ? from : LLVMConstInt(L->i64, 0, 0);
+  LLVMAddIncoming(lp->i, &start, &pre, 1);
   LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lp->i, n, ""), body,
                   lp->exit);
   LLVMPositionBuilderAtEnd(L->b, body);
@@ -368,7 +368,7 @@ static void fill_defaults(LlvmFn *F) {
     LLVMValueRef typed =
         LLVMBuildBitCast(L->b, fill, LLVMPointerType(et, 0), "");
     LlvmLoop lp;
-    llvm_loop_begin(L, &lp,
+    llvm_loop_begin(L, &lp, NULL,
                     llvm_numel(L, &in->value->type.shape, 0,
                                in->value->type.shape.rank, F->sym),
                     "i");

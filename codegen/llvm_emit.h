@@ -4,14 +4,16 @@
  * program, or compiled in memory and run (modelc run).
  *
  *   llvm_emit.c     the module: layouts, workspace sizes, run functions
- *   llvm_kernels.c  a kernel per op
+ *   llvm_kernels.c  a kernel per op: elementwise loops
+ *   llvm_matmul.c   matmuls on the runtime's GEMM, with their epilogues
  *   llvm_glue.c     the tables the runtime's mc_model.c reads, open/close
  *   llvm_output.c   .ll, .o, programs and the JIT
  *
  * What it compiles today: elementwise ops, broadcasts and fused
- * elementwise chains (any dtype), with the run-time or constant memory
- * plan, optional inputs, weights read as they are. Any other op is an error
- * naming it and its model-file line.
+ * elementwise chains (any dtype, on the runtime's threads), matmuls with
+ * their epilogues (weights in the GEMM's panels or in 16 bits), with the
+ * run-time or constant memory plan, optional inputs. Any other op is an
+ * error naming it and its model-file line.
  */
 #ifndef MC_LLVM_EMIT_H
 #define MC_LLVM_EMIT_H

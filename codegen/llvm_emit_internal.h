@@ -57,17 +57,33 @@ LLVMValueRef llvm_cstring(LlvmEmit *L, const char *s);
 LLVMValueRef llvm_const_elem(LlvmEmit *L, DType t, const void *data, size_t i);
 /* A value's data pointer (i8*) in F's run function. */
 LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
-/* Counted loops: head/body/exit blocks, the i64 index i from 0 to n. */
+/* Counted loops: head/body/exit blocks, the i64 index i from `from` (NULL:
+ * 0) while below n. */
 typedef struct LlvmLoop {
   LLVMBasicBlockRef head, exit;
   LLVMValueRef i;
 } LlvmLoop;
-void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef n,
-                     const char *name);
+void llvm_loop_begin(LlvmEmit *L, LlvmLoop *lp, LLVMValueRef from,
+                     LLVMValueRef n, const char *name);
 void llvm_loop_end(LlvmEmit *L, LlvmLoop *lp);
 
 /* ---- llvm_kernels.c --------------------------------------------------------
  */
+/* A kernel being built. */
+typedef struct LlvmK {
+  LlvmEmit *L;
+  LlvmFn *F;
+  const Op *op;
+  LLVMValueRef fn;
+  LLVMValueRef sym[MAX_SYMBOLS]; /* the kernel's own symbols' values */
+  Diag *d;
+} LlvmK;
+/* One element of elementwise or fused op from its operands' elements x[]:
+ * one instruction (or call) per IR op; NULL for an op it cannot compute. */
+LLVMValueRef llvm_element(LlvmK *k, const Op *op, LLVMValueRef *x);
+/* llvm_matmul.c: a matmul's kernel, with `ep` (or NULL) as its epilogue,
+ * and its call. */
+bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d);
 /* Emits op's kernel (a function of its own, named after its model-file
  * line) and its call in F's run function at the builder's position.
  * Reports ops the LLVM backend does not compile yet. */

@@ -14,15 +14,8 @@
 
 #include "llvm_emit_internal.h"
 
-/* The kernel being built. */
-typedef struct LlvmK {
-  LlvmEmit *L;
-  LlvmFn *F;
-  const Op *op;
-  LLVMValueRef fn;
-  LLVMValueRef sym[MAX_SYMBOLS]; /* the kernel's own symbol parameters */
-  Diag *d;
-} LlvmK;
+/* Elements per piece of a loop on several threads (c_elementwise.c's). */
+#define GRAIN 16384
 
 /* ---- one element ----------------------------------------------------------
  */
@@ -267,6 +260,10 @@ static LLVMValueRef fused_element(LlvmK *k, const Op *op, LLVMValueRef *x) {
   return result;
 }
 
+LLVMValueRef llvm_element(LlvmK *k, const Op *op, LLVMValueRef *x) {
+  return op->kind == OP_FUSED ? fused_element(k, op, x) : element(k, op, x);
+}
+
 /* ---- the loop --------------------------------------------------------------
  */
 
@@ -278,22 +275,32 @@ static bool flat_operand(const Value *x, const Shape *ys) {
          (shape_const_numel(&x->type.shape, &n) && n == 1);
 }
 
-static bool elementwise(LlvmK *k, LLVMValueRef *xp, LLVMValueRef yp) {
+/* Whether op's loop is a flat one over the result's elements. */
+static bool is_flat(const Op *op, const bool *literal) {
+  const Shape *ys = &op->results[0]->type.shape;
+  bool flat = true;
+  for (int i = 0; i < op->noperands; i++)
+    flat &= literal[i] || flat_operand(op->operands[i], ys);
+  return flat;
+}
+
+/* The loop over [begin, end) of the range (flat: the elements; else the
+ * first axis, the others inside). */
+static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
+                        LLVMValueRef yp, LLVMValueRef begin, LLVMValueRef end) {
   LlvmEmit *L = k->L;
   LLVMBuilderRef b = L->b;
   const Op *op = k->op;
   const Shape *ys = &op->results[0]->type.shape;
   int n = op->noperands;
-  bool flat = true;
-  for (int i = 0; i < n; i++)
-    flat &= !xp[i] || flat_operand(op->operands[i], ys);
+  bool flat = is_flat(op, literal);
   /* strides per operand and result axis (elements; 0: broadcast) */
   LLVMValueRef stride[8][MAX_RANK];
   LlvmLoop loops[MAX_RANK];
   LLVMValueRef pos[MAX_RANK];
   int r = flat ? 1 : ys->rank;
   if (flat) {
-    llvm_loop_begin(L, &loops[0], llvm_numel(L, ys, 0, ys->rank, k->sym), "i");
+    llvm_loop_begin(L, &loops[0], begin, end, "i");
     pos[0] = loops[0].i;
   } else {
     for (int i = 0; i < n && i < 8; i++) {
@@ -311,7 +318,8 @@ static bool elementwise(LlvmK *k, LLVMValueRef *xp, LLVMValueRef yp) {
       }
     }
     for (int j = 0; j < r; j++) {
-      llvm_loop_begin(L, &loops[j], llvm_dim(L, ys->dims[j], k->sym),
+      llvm_loop_begin(L, &loops[j], j ? NULL : begin,
+                      j ? llvm_dim(L, ys->dims[j], k->sym) : end,
                       cg_loop_vars[j]);
       pos[j] = loops[j].i;
     }
@@ -319,7 +327,7 @@ static bool elementwise(LlvmK *k, LLVMValueRef *xp, LLVMValueRef yp) {
   LLVMValueRef x[8];
   for (int i = 0; i < n && i < 8; i++) {
     const Value *v = op->operands[i];
-    if (!xp[i]) { /* an inlined scalar constant */
+    if (literal[i]) { /* an inlined scalar constant */
       x[i] = llvm_const_elem(L, v->type.dtype, v->def->attrs.cst.data, 0);
       continue;
     }
@@ -339,8 +347,7 @@ static bool elementwise(LlvmK *k, LLVMValueRef *xp, LLVMValueRef yp) {
     LLVMTypeRef et = llvm_type(L, v->type.dtype);
     x[i] = LLVMBuildLoad2(b, et, LLVMBuildGEP2(b, et, xp[i], &idx, 1, ""), "");
   }
-  LLVMValueRef y =
-      op->kind == OP_FUSED ? fused_element(k, op, x) : element(k, op, x);
+  LLVMValueRef y = llvm_element(k, op, x);
   if (!y) {
     diag_error(k->d, op->loc, "the LLVM backend does not compile '%s' yet",
                ir_op_info[op->kind].name);
@@ -375,11 +382,16 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   Emitter *e = L->e;
   /* an operand computed inside this op's kernel: a GEMM or reduction
    * with op as its epilogue, or the like (c_kernel_call.c) */
+  const Op *ep = NULL;
   for (int i = 0; i < op->noperands; i++)
     if (cg_info(fe, op->operands[i])->storage == ST_FUSED) {
+      ep = op;
       op = op->operands[i]->def;
       break;
     }
+  if (op->kind == OP_MATMUL &&
+      cg_info(fe, op->operands[0])->storage != ST_FUSED)
+    return llvm_matmul_kernel(F, op, ep, d);
   if (!supported(op) || op->noperands > 8) {
     diag_error(d, op->loc,
                "the LLVM backend does not compile '%s' yet (use the C "
@@ -397,7 +409,6 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
       params[np] = L->i64;
       args[np++] = F->sym[s];
     }
-  int first_ptr = np;
   bool literal[8] = {0};
   for (int i = 0; i < op->noperands; i++) {
     literal[i] =
@@ -420,6 +431,45 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   k.op = op;
   k.d = d;
   const char *name = cg_kernel_name(e, op);
+  /* NAME(params): its range function over the loop's range on the
+   * runtime's threads, the parameters passed in a struct */
+  LLVMTypeRef argt = LLVMStructTypeInContext(L->ctx, params, (unsigned)np, 0);
+  LLVMTypeRef rparams[3] = {L->ptr, L->i64, L->i64};
+  LLVMTypeRef range_t = LLVMFunctionType(L->vd, rparams, 3, 0);
+  LLVMValueRef range =
+      LLVMAddFunction(L->mod, cg_strf(&e->arena, "%s_range", name), range_t);
+  LLVMSetLinkage(range, LLVMInternalLinkage);
+  LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
+  LLVMPositionBuilderAtEnd(
+      L->b, LLVMAppendBasicBlockInContext(L->ctx, range, "entry"));
+  LLVMValueRef ctx = LLVMBuildBitCast(L->b, LLVMGetParam(range, 0),
+                                      LLVMPointerType(argt, 0), "args");
+  LLVMValueRef field[MAX_SYMBOLS + 10];
+  for (int i = 0; i < np; i++)
+    field[i] = LLVMBuildLoad2(
+        L->b, params[i], LLVMBuildStructGEP2(L->b, argt, ctx, (unsigned)i, ""),
+        "");
+  int p = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s)) {
+      k.sym[s] = field[p++];
+      LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
+    }
+  LLVMValueRef xp[8] = {0};
+  for (int i = 0; i < op->noperands; i++)
+    if (!literal[i]) {
+      xp[i] = field[p++];
+      const char *pn = cg_operand_name(op, i);
+      LLVMSetValueName2(xp[i], pn, strlen(pn));
+    }
+  LLVMValueRef yp = field[p];
+  LLVMSetValueName2(yp, "y", 1);
+  LLVMValueRef begin = LLVMGetParam(range, 1), end = LLVMGetParam(range, 2);
+  LLVMSetValueName2(begin, "begin", 5);
+  LLVMSetValueName2(end, "end", 3);
+  bool ok = elementwise(&k, literal, xp, yp, begin, end);
+  LLVMBuildRetVoid(L->b);
+  /* the kernel */
   k.fn = LLVMAddFunction(L->mod, name,
                          LLVMFunctionType(L->vd, params, (unsigned)np, 0));
   LLVMSetLinkage(k.fn, LLVMInternalLinkage);
@@ -428,29 +478,35 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
   LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
                           LLVMCreateEnumAttribute(L->ctx, noinline, 0));
-  unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-  for (int i = first_ptr; i < np; i++)
-    LLVMAddAttributeAtIndex(k.fn, (unsigned)i + 1,
-                            LLVMCreateEnumAttribute(L->ctx, noalias, 0));
-  int p = 0;
-  for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s)) {
-      k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
-      LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
-    }
-  LLVMValueRef xp[8] = {0};
-  for (int i = 0; i < op->noperands; i++)
-    if (!literal[i]) {
-      xp[i] = LLVMGetParam(k.fn, (unsigned)p++);
-      const char *pn = cg_operand_name(op, i);
-      LLVMSetValueName2(xp[i], pn, strlen(pn));
-    }
-  LLVMValueRef yp = LLVMGetParam(k.fn, (unsigned)p);
-  LLVMSetValueName2(yp, "y", 1);
-  LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
   LLVMPositionBuilderAtEnd(
       L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
-  bool ok = elementwise(&k, xp, yp);
+  LLVMValueRef args_slot = LLVMBuildAlloca(L->b, argt, "args");
+  for (int i = 0; i < np; i++)
+    LLVMBuildStore(L->b, LLVMGetParam(k.fn, (unsigned)i),
+                   LLVMBuildStructGEP2(L->b, argt, args_slot, (unsigned)i, ""));
+  p = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
+  /* range: the elements, or the first axis (rows of at least GRAIN
+   * elements a piece), as the C backend's (c_elementwise.c) */
+  const Shape *ys = &op->results[0]->type.shape;
+  LLVMValueRef grain = LLVMConstInt(L->i64, GRAIN, 0), n;
+  if (is_flat(op, literal) || ys->rank == 0) {
+    n = llvm_numel(L, ys, 0, ys->rank, k.sym);
+  } else {
+    n = llvm_dim(L, ys->dims[0], k.sym);
+    grain = LLVMBuildAdd(
+        L->b,
+        LLVMBuildSDiv(L->b, grain, llvm_numel(L, ys, 1, ys->rank, k.sym), ""),
+        LLVMConstInt(L->i64, 1, 0), "");
+  }
+  LLVMTypeRef pf_params[4] = {L->i64, L->i64, L->ptr, L->ptr};
+  LLVMValueRef pf_args[4] = {n, grain,
+                             LLVMBuildBitCast(L->b, range, L->ptr, ""),
+                             LLVMBuildBitCast(L->b, args_slot, L->ptr, "")};
+  llvm_call(L, "mc_parallel_for", LLVMFunctionType(L->vd, pf_params, 4, 0),
+            pf_args, 4);
   LLVMBuildRetVoid(L->b);
   LLVMPositionBuilderAtEnd(L->b, caller);
   if (ok)

@@ -1,10 +1,10 @@
 """The LLVM backend (codegen/llvm_*.c) against the C backend, bit for bit.
 
 Each model is compiled three ways and run on the same inputs: the C backend's
-program (the reference: its outputs are checked against PyTorch by the
-family's own test), the LLVM backend's program (--emit exe --backend llvm, at
--O0 and -O2), and modelc run (LLVM's JIT, with no C compiler on PATH). Every
-output must have the same bits: both backends compute each IR op as one IEEE
+program (the reference, at the same -O level: its outputs are checked
+against PyTorch by the family's own test), the LLVM backend's program (--emit exe --backend llvm, at
+-O0 and -O2; the -O2 one also on 1, 2 and 3 threads), and modelc run (LLVM's
+JIT, with no C compiler on PATH). Every output must have the same bits: both backends compute each IR op as one IEEE
 operation (no contraction, no fast-math) and call the same runtime and the
 same vmath functions (linked into the LLVM module as bitcode).
 
@@ -12,7 +12,9 @@ Also: --emit llvm writes IR that llvm-as-14 and opt-14 -verify accept, with
 kernels named after their model-file lines; --emit obj links with the C
 backend's header and runtime into a program of one's own; an object for
 another target; ops the LLVM backend does not compile yet are a clean error
-naming the op and its line.
+naming the op and its line. Models: activations (elementwise, fused), a
+broadcasting model with integers, bools and an optional input, and the MLP
+(GEMMs with epilogues, f32 and f16 weights).
 """
 import os
 import re
@@ -41,8 +43,10 @@ output f: bool[B, N] = (h > 0.5) and not m
 """
 
 
-def run_jit(model, inputs, outdir, work, extra=(), env=None):
+def run_jit(model, inputs, outdir, work, extra=(), env=None, weights=None):
     argv = [mc_e2e.modelc(), "run", model] + list(extra)
+    if weights:
+        argv += ["--weights", weights]
     for name, value in inputs.items():
         argv.append("%s=%s" % (name, mc_e2e.save_npy(work.next_input_path(name), value)))
     argv += ["-o", outdir]
@@ -62,18 +66,27 @@ def same_outputs(ck, what, got, want):
             ck.bits_equal("%s: %s = the C backend's" % (what, name), got[name], want[name])
 
 
-def three_ways(ck, work, label, model, inputs, extra=()):
-    """C program, LLVM program at -O0 and -O2, JIT: the same bits."""
-    c_prog = mc_e2e.compile_model(model, work.path(label, "c"), extra=extra)
-    _, want = mc_e2e.run_program(c_prog, inputs, work.path(label, "c-out"), work)
+def three_ways(ck, work, label, model, inputs, extra=(), weights=None):
+    """The LLVM program at -O0 and -O2 against the C program at the same
+    level (-O0 runs other passes: no fusion, no 16-bit weights), the JIT
+    against -O2's: the same bits. Returns the C program's -O2 outputs."""
     for opt in (0, 2):
+        c_prog = mc_e2e.compile_model(model, work.path(label, "c-O%d" % opt), opt=opt,
+                                      extra=extra)
+        _, want = mc_e2e.run_program(c_prog, inputs, work.path(label, "c-O%d-out" % opt), work,
+                                     weights=weights)
         prog = mc_e2e.compile_model(model, work.path(label, "llvm-O%d" % opt), opt=opt,
                                     extra=list(extra) + ["--backend", "llvm"])
-        _, got = mc_e2e.run_program(prog, inputs, work.path(label, "llvm-O%d-out" % opt), work)
+        _, got = mc_e2e.run_program(prog, inputs, work.path(label, "llvm-O%d-out" % opt), work,
+                                    weights=weights)
         same_outputs(ck, "%s llvm -O%d" % (label, opt), got, want)
+        ck.check("%s -O%d: the C program's outputs" % (label, opt), bool(want))
+        if opt == 2:  # its loops cut across 1, 2 and 3 threads
+            mc_e2e.check_threads(ck, "%s llvm -O2" % label, prog, inputs, work,
+                                 weights=weights, base=got)
     # modelc run needs no C compiler: PATH holds none
     _, got = run_jit(model, inputs, work.path(label, "jit-out"), work, extra,
-                     env={"PATH": "/nonexistent"})
+                     env={"PATH": "/nonexistent"}, weights=weights)
     same_outputs(ck, "%s modelc run (no cc on PATH)" % label, got, want)
     return want
 
@@ -182,12 +195,35 @@ def other_target(ck, work, model):
 
 
 def unsupported(ck, work):
-    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("mlp.model"), work.path("mlp"),
+    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("gpt2.model"), work.path("gpt2"),
                                          extra=["--backend", "llvm"]), check=False)
-    ck.command_failed_cleanly("mlp (a matmul) with --backend llvm: a clean error", res)
+    ck.command_failed_cleanly("gpt2 (a gather) with --backend llvm: a clean error", res)
     ck.check("the error names the op and its line",
-             "mlp.model:" in res.stderr and "'matmul'" in res.stderr, res.stderr.strip()[:300])
-    ck.check("nothing written", not os.path.exists(work.path("mlp")))
+             "gpt2.model:" in res.stderr and "'gather'" in res.stderr, res.stderr.strip()[:300])
+    ck.check("nothing written", not os.path.exists(work.path("gpt2")))
+
+
+def mlp(ck, work, torch):
+    """models/mlp.model: GEMMs with their bias and GELU epilogues, f32 (in the
+    GEMM's panels) and f16 weights."""
+    rng = np.random.default_rng(11)
+    w = {"fc1.weight": rng.standard_normal((64, 16)).astype(np.float32) * 0.3,
+         "fc1.bias": rng.standard_normal(64).astype(np.float32),
+         "fc2.weight": rng.standard_normal((8, 64)).astype(np.float32) * 0.3,
+         "fc2.bias": rng.standard_normal(8).astype(np.float32)}
+    weights = work.path("mlp.safetensors")
+    mc_e2e.write_safetensors(weights, w)
+    x = rng.standard_normal((7, 16)).astype(np.float32)
+    model = mc_e2e.model_path("mlp.model")
+    want = three_ways(ck, work, "mlp", model, {"x": x}, weights=weights)
+    three_ways(ck, work, "mlp f16", model, {"x": x}, extra=["--weight-dtype", "f16"],
+               weights=weights)
+    F = torch.nn.functional
+    t = lambda a: torch.from_numpy(a)  # noqa: E731
+    ref = F.linear(F.gelu(F.linear(t(x), t(w["fc1.weight"]), t(w["fc1.bias"]))),
+                   t(w["fc2.weight"]), t(w["fc2.bias"]))
+    if "y" in want:
+        ck.close("mlp y vs torch", want["y"], mc_e2e.to_numpy(ref), 1e-5, 1e-5)
 
 
 def body(ck, work):
@@ -221,6 +257,7 @@ def body(ck, work):
              "input 'x'" in res.stderr, res.stderr.strip())
     ck.check("no output written", not os.path.exists(work.path("bad-out", "y.npy")))
 
+    mlp(ck, work, torch)
     emit_llvm(ck, work, model)
     emit_obj_with_header(ck, work, model, x, want)
     other_target(ck, work, model)
