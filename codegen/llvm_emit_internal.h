@@ -84,6 +84,9 @@ LLVMValueRef llvm_element(LlvmK *k, const Op *op, LLVMValueRef *x);
 /* llvm_matmul.c: a matmul's kernel, with `ep` (or NULL) as its epilogue,
  * and its call. */
 bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d);
+/* llvm_movement.c: iota, permute, slice, concat and gather. */
+bool llvm_is_movement(const Op *op);
+bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d);
 /* Emits op's kernel (a function of its own, named after its model-file
  * line) and its call in F's run function at the builder's position.
  * Reports ops the LLVM backend does not compile yet. */

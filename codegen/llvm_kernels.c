@@ -389,6 +389,8 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
       op = op->operands[i]->def;
       break;
     }
+  if (!ep && llvm_is_movement(op))
+    return llvm_movement_kernel(F, op, d);
   if (op->kind == OP_MATMUL &&
       cg_info(fe, op->operands[0])->storage != ST_FUSED)
     return llvm_matmul_kernel(F, op, ep, d);

@@ -1,0 +1,323 @@
+/* The LLVM backend's data-movement kernels, as the C backend's
+ * (c_kernels.c): iota, permute, slice, concat and gather. Each is loops
+ * over the result writing it in order; slice checks symbolic bounds and
+ * gather its indices at run time, returning MC_ERR_RANGE with a message
+ * that names the model-file line (then the run function stops).
+ */
+#include <string.h>
+
+#include "llvm_emit_internal.h"
+#include "mc_runtime.h"
+
+static LLVMValueRef gep(LlvmEmit *L, LLVMTypeRef t, LLVMValueRef p,
+                        LLVMValueRef off) {
+  return LLVMBuildGEP2(L->b, t, p, &off, 1, "");
+}
+
+static LLVMValueRef c64(LlvmEmit *L, int64_t v) {
+  return LLVMConstInt(L->i64, (uint64_t)v, 1);
+}
+
+/* Row-major index into shape s of pos[] (NULL: 0). */
+static LLVMValueRef index_of(LlvmK *k, const Shape *s, LLVMValueRef *pos) {
+  LlvmEmit *L = k->L;
+  LLVMValueRef idx = c64(L, 0);
+  for (int j = 0; j < s->rank; j++)
+    if (pos[j])
+      idx = LLVMBuildAdd(L->b, idx,
+                         LLVMBuildMul(L->b, pos[j],
+                                      llvm_numel(L, s, j + 1, s->rank, k->sym),
+                                      ""),
+                         "");
+  return idx;
+}
+
+/* return mc_fail(err, MC_ERR_RANGE, fmt, a, b) from the kernel when bad */
+static void fail_if(LlvmK *k, LLVMValueRef err, LLVMValueRef bad,
+                    const char *fmt, LLVMValueRef a, LLVMValueRef b) {
+  LlvmEmit *L = k->L;
+  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(L->ctx, k->fn, "bad");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, k->fn, "ok");
+  LLVMBuildCondBr(L->b, bad, no, ok);
+  LLVMPositionBuilderAtEnd(L->b, no);
+  LLVMTypeRef params[3] = {L->ptr, L->i32, L->ptr};
+  LLVMValueRef args[5] = {err, LLVMConstInt(L->i32, MC_ERR_RANGE, 0),
+                          llvm_cstring(L, fmt), a, b};
+  LLVMBuildRet(
+      L->b,
+      llvm_call(L, "mc_fail", LLVMFunctionType(L->i32, params, 3, 1), args, 5));
+  LLVMPositionBuilderAtEnd(L->b, ok);
+}
+
+/* The loops over ys (a loop per axis, its variable in vars[]). */
+static void open_loops(LlvmK *k, const Shape *ys, LlvmLoop *loops,
+                       LLVMValueRef *vars) {
+  for (int j = 0; j < ys->rank; j++) {
+    llvm_loop_begin(k->L, &loops[j], NULL, llvm_dim(k->L, ys->dims[j], k->sym),
+                    cg_loop_vars[j]);
+    vars[j] = loops[j].i;
+  }
+}
+
+static void close_loops(LlvmK *k, const Shape *ys, LlvmLoop *loops) {
+  for (int j = ys->rank - 1; j >= 0; j--)
+    llvm_loop_end(k->L, &loops[j]);
+}
+
+static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
+                 LLVMValueRef err, const char *where, bool trans, DType store) {
+  LlvmEmit *L = k->L;
+  const Shape *ys = &op->results[0]->type.shape;
+  LLVMTypeRef yt = llvm_type(L, op->results[0]->type.dtype);
+  LlvmLoop loops[MAX_RANK];
+  LLVMValueRef vars[MAX_RANK] = {0}, pos[MAX_RANK] = {0};
+  if (op->kind == OP_IOTA) {
+    open_loops(k, ys, loops, vars);
+    int axis = op->attrs.axis.axis;
+    LLVMValueRef v = vars[axis] ? vars[axis] : c64(L, 0);
+    v = dtype_is_float(op->results[0]->type.dtype)
+            ? LLVMBuildSIToFP(L->b, v, yt, "")
+            : LLVMBuildIntCast2(L->b, v, yt, 1, "");
+    LLVMBuildStore(L->b, v, gep(L, yt, yp, index_of(k, ys, vars)));
+    close_loops(k, ys, loops);
+    return;
+  }
+  if (op->kind == OP_PERMUTE) {
+    const Shape *xs = &op->operands[0]->type.shape;
+    open_loops(k, ys, loops, vars);
+    for (int i = 0; i < ys->rank; i++)
+      pos[op->attrs.perm.perm[i]] = vars[i];
+    LLVMValueRef v =
+        LLVMBuildLoad2(L->b, yt, gep(L, yt, xp[0], index_of(k, xs, pos)), "");
+    LLVMBuildStore(L->b, v, gep(L, yt, yp, index_of(k, ys, vars)));
+    close_loops(k, ys, loops);
+    return;
+  }
+  if (op->kind == OP_SLICE) {
+    const Shape *xs = &op->operands[0]->type.shape;
+    LLVMValueRef start[MAX_RANK];
+    for (int i = 0; i < xs->rank; i++) {
+      start[i] = llvm_dim(L, op->attrs.slice.start[i], k->sym);
+      int64_t c, step = op->attrs.slice.step[i];
+      if (dim_is_const(op->attrs.slice.start[i], &c) &&
+          dim_is_const(ys->dims[i], &c) && dim_is_const(xs->dims[i], &c))
+        continue; /* checked by ir/shape.c */
+      LLVMValueRef e = llvm_dim(L, ys->dims[i], k->sym),
+                   n = llvm_dim(L, xs->dims[i], k->sym);
+      LLVMValueRef last =
+          LLVMBuildAdd(L->b, start[i],
+                       LLVMBuildMul(L->b, LLVMBuildSub(L->b, e, c64(L, 1), ""),
+                                    c64(L, step), ""),
+                       "");
+      LLVMValueRef out_first = LLVMBuildOr(
+          L->b, LLVMBuildICmp(L->b, LLVMIntSLT, start[i], c64(L, 0), ""),
+          LLVMBuildICmp(L->b, LLVMIntSGE, start[i], n, ""), "");
+      LLVMValueRef out_last = LLVMBuildOr(
+          L->b, LLVMBuildICmp(L->b, LLVMIntSLT, last, c64(L, 0), ""),
+          LLVMBuildICmp(L->b, LLVMIntSGE, last, n, ""), "");
+      LLVMValueRef bad =
+          LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntSGT, e, c64(L, 0), ""),
+                       LLVMBuildOr(L->b, out_first, out_last, ""), "");
+      fail_if(k, err, bad,
+              cg_strf(&L->e->arena,
+                      "slice of axis %d reads index %%lld outside [0, %%lld) "
+                      "at %s",
+                      i, where),
+              LLVMBuildSelect(L->b, out_first, start[i], last, ""), n);
+    }
+    open_loops(k, ys, loops, vars);
+    for (int i = 0; i < xs->rank; i++)
+      pos[i] = LLVMBuildAdd(
+          L->b, start[i],
+          LLVMBuildMul(L->b, vars[i], c64(L, op->attrs.slice.step[i]), ""), "");
+    LLVMValueRef v =
+        LLVMBuildLoad2(L->b, yt, gep(L, yt, xp[0], index_of(k, xs, pos)), "");
+    LLVMBuildStore(L->b, v, gep(L, yt, yp, index_of(k, ys, vars)));
+    close_loops(k, ys, loops);
+    return;
+  }
+  if (op->kind ==
+      OP_CONCAT) { /* per index of the axes before `axis`, each chunk */
+    int axis = op->attrs.axis.axis;
+    LlvmLoop outer;
+    llvm_loop_begin(L, &outer, NULL, llvm_numel(L, ys, 0, axis, k->sym), "i");
+    LLVMValueRef o = LLVMBuildMul(
+        L->b, outer.i, llvm_numel(L, ys, axis, ys->rank, k->sym), "");
+    for (int n = 0; n < op->noperands; n++) {
+      const Shape *s = &op->operands[n]->type.shape;
+      LLVMValueRef chunk = llvm_numel(L, s, axis, s->rank, k->sym);
+      LlvmLoop lj;
+      LLVMValueRef base = LLVMBuildMul(L->b, outer.i, chunk, "");
+      llvm_loop_begin(L, &lj, NULL, chunk, "j");
+      LLVMValueRef v = LLVMBuildLoad2(
+          L->b, yt, gep(L, yt, xp[n], LLVMBuildAdd(L->b, base, lj.i, "")), "");
+      LLVMBuildStore(L->b, v, gep(L, yt, yp, LLVMBuildAdd(L->b, o, lj.i, "")));
+      llvm_loop_end(L, &lj);
+      o = LLVMBuildAdd(L->b, o, chunk, "");
+    }
+    llvm_loop_end(L, &outer);
+    return;
+  }
+  if (op->kind ==
+      OP_GATHER) { /* y[o, j, c] = table[o, index[j], c], index checked */
+    const Shape *ts = &op->operands[0]->type.shape;
+    const Shape *is = &op->operands[1]->type.shape;
+    int axis = op->attrs.axis.axis;
+    DType it = op->operands[1]->type.dtype;
+    LLVMValueRef n = llvm_dim(L, ts->dims[axis], k->sym);
+    LLVMValueRef inner = llvm_numel(L, ts, axis + 1, ts->rank, k->sym);
+    LLVMValueRef nidx = llvm_numel(L, is, 0, is->rank, k->sym);
+    LlvmLoop lo, lj, lc;
+    llvm_loop_begin(L, &lo, NULL, llvm_numel(L, ts, 0, axis, k->sym), "o");
+    llvm_loop_begin(L, &lj, NULL, nidx, "j");
+    LLVMTypeRef ity = llvm_type(L, it);
+    LLVMValueRef i = LLVMBuildIntCast2(
+        L->b, LLVMBuildLoad2(L->b, ity, gep(L, ity, xp[1], lj.i), ""), L->i64,
+        1, "i");
+    LLVMValueRef bad =
+        LLVMBuildOr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, i, c64(L, 0), ""),
+                    LLVMBuildICmp(L->b, LLVMIntSGE, i, n, ""), "");
+    fail_if(k, err, bad,
+            cg_strf(&L->e->arena, "index %%lld out of range [0, %%lld) at %s",
+                    where),
+            i, n);
+    LLVMValueRef yrow =
+        LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lo.i, nidx, ""), lj.i, "");
+    LLVMValueRef trow =
+        LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lo.i, n, ""), i, "");
+    llvm_loop_begin(L, &lc, NULL, inner, "c");
+    LLVMValueRef at =
+        trans
+            ? LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lc.i, n, ""), trow, "")
+            : LLVMBuildAdd(L->b, LLVMBuildMul(L->b, trow, inner, ""), lc.i, "");
+    LLVMTypeRef st =
+        llvm_type(L, store == DT_F32 ? op->results[0]->type.dtype : store);
+    LLVMValueRef v = LLVMBuildLoad2(L->b, st, gep(L, st, xp[0], at), "");
+    if (store == DT_F16) /* exact widening, as mc_f16_to_f32_1 */
+      v = LLVMBuildFPExt(
+          L->b, LLVMBuildBitCast(L->b, v, LLVMHalfTypeInContext(L->ctx), ""),
+          L->f32, "");
+    else if (store == DT_BF16) /* the top half of a binary32 */
+      v = LLVMBuildBitCast(L->b,
+                           LLVMBuildShl(L->b,
+                                        LLVMBuildZExt(L->b, v, L->i32, ""),
+                                        LLVMConstInt(L->i32, 16, 0), ""),
+                           L->f32, "");
+    LLVMBuildStore(
+        L->b, v,
+        gep(L, yt, yp,
+            LLVMBuildAdd(L->b, LLVMBuildMul(L->b, yrow, inner, ""), lc.i, "")));
+    llvm_loop_end(L, &lc);
+    llvm_loop_end(L, &lj);
+    llvm_loop_end(L, &lo);
+    return;
+  }
+}
+
+bool llvm_is_movement(const Op *op) {
+  return op->kind == OP_IOTA || op->kind == OP_PERMUTE ||
+         op->kind == OP_SLICE || op->kind == OP_CONCAT || op->kind == OP_GATHER;
+}
+
+bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
+  LlvmEmit *L = F->L;
+  FnEmit *fe = F->fe;
+  Emitter *e = L->e;
+  const Value *y = op->results[0];
+  /* a gathered weight may be kept transposed ([inner, n]: column i) or in
+   * 16 bits (widened as it is read) */
+  bool trans = false;
+  DType store = DT_F32;
+  if (op->kind == OP_GATHER) {
+    const ValueInfo *ti = cg_info(fe, op->operands[0]);
+    trans = ti->storage == ST_PARAM && e->wtrans[ti->index] &&
+            op->attrs.axis.axis == 0;
+    store = ti->storage == ST_PARAM ? e->wstore[ti->index] : DT_F32;
+  }
+  bool can_fail = op->kind == OP_GATHER || op->kind == OP_SLICE;
+  LLVMTypeRef params[MAX_SYMBOLS + 40];
+  LLVMValueRef args[MAX_SYMBOLS + 40];
+  int np = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s)) {
+      params[np] = L->i64;
+      args[np++] = F->sym[s];
+    }
+  int first_ptr = np;
+  if (op->noperands > 32) {
+    diag_error(d, op->loc,
+               "the LLVM backend does not compile a concat of "
+               "more than 32 operands yet");
+    return false;
+  }
+  for (int i = 0; i <= op->noperands; i++) {
+    const Value *v = i < op->noperands ? op->operands[i] : y;
+    params[np] = LLVMPointerType(
+        llvm_type(L, i == 0 && store != DT_F32 ? store : v->type.dtype), 0);
+    args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, v), params[np], "");
+    np++;
+  }
+  if (can_fail) {
+    params[np] = L->ptr;
+    args[np++] = F->err;
+  }
+  LlvmK k;
+  memset(&k, 0, sizeof k);
+  k.L = L;
+  k.F = F;
+  k.op = op;
+  k.d = d;
+  k.fn = LLVMAddFunction(
+      L->mod, cg_kernel_name(e, op),
+      LLVMFunctionType(can_fail ? L->i32 : L->vd, params, (unsigned)np, 0));
+  LLVMSetLinkage(k.fn, LLVMInternalLinkage);
+  LLVMAddAttributeAtIndex(
+      k.fn, LLVMAttributeFunctionIndex,
+      LLVMCreateEnumAttribute(
+          L->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+  int p = 0;
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
+  LLVMValueRef xp[34];
+  for (int i = 0; i < op->noperands; i++) {
+    xp[i] = LLVMGetParam(k.fn, (unsigned)(first_ptr + i));
+    const char *pn = cg_operand_name(op, i);
+    LLVMSetValueName2(xp[i], pn, strlen(pn));
+  }
+  LLVMValueRef yp = LLVMGetParam(k.fn, (unsigned)(first_ptr + op->noperands));
+  LLVMSetValueName2(yp, "y", 1);
+  LLVMValueRef err = can_fail ? LLVMGetParam(k.fn, (unsigned)np - 1) : NULL;
+  LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
+  LLVMPositionBuilderAtEnd(
+      L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
+  /* the line, for messages: '%' doubled (it goes into a format) */
+  const char *where = cg_where(e, op->loc);
+  char *fmt_where = arena_alloc(&e->arena, 2 * strlen(where) + 1),
+       *w = fmt_where;
+  for (const char *c = where; *c; c++)
+    if ((*w++ = *c) == '%')
+      *w++ = '%';
+  body(&k, op, xp, yp, err, fmt_where, trans, store);
+  if (can_fail)
+    LLVMBuildRet(L->b, LLVMConstInt(L->i32, MC_OK, 0));
+  else
+    LLVMBuildRetVoid(L->b);
+  LLVMPositionBuilderAtEnd(L->b, caller);
+  LLVMValueRef rc = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(k.fn), k.fn,
+                                   args, (unsigned)np, "");
+  if (can_fail) { /* a failure stops the run: rc, then `done` */
+    LLVMBasicBlockRef bad =
+        LLVMAppendBasicBlockInContext(L->ctx, F->fn, "failed");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "ok");
+    LLVMBuildCondBr(
+        L->b,
+        LLVMBuildICmp(L->b, LLVMIntNE, rc, LLVMConstInt(L->i32, MC_OK, 0), ""),
+        bad, ok);
+    LLVMPositionBuilderAtEnd(L->b, bad);
+    LLVMBuildStore(L->b, rc, F->rc);
+    LLVMBuildBr(L->b, F->done);
+    LLVMPositionBuilderAtEnd(L->b, ok);
+  }
+  return true;
+}
