@@ -263,6 +263,10 @@ typedef struct Emitter {
   bool *wtrans;
   bool *wpacked;
   bool single; /* one entry point (besides a prepare function) */
+  /* the LLVM backend's kernels: only GEMM epilogues are computed in their
+   * reader's kernel (no reduction prologues or epilogues, no attention);
+   * the others run as kernels of their own, with the same bits */
+  bool gemm_fusion_only;
 } Emitter;
 
 /* c_weights.c: e->wstore, e->wtrans and e->wpacked from the uses of every

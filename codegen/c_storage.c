@@ -98,7 +98,11 @@ static bool attention(FnEmit *fe, const Op *sm) {
  * (see ST_FUSED). A prologue's own operands are never made so: a
  * reduction's kernel nests one loop in it, not a GEMM. */
 static bool in_next_kernel(FnEmit *fe, const Op *op) {
-  if (ir_is_gemm_epilogue(op, op->next) || ir_is_reduce_epilogue(op, op->next))
+  if (ir_is_gemm_epilogue(op, op->next))
+    return true;
+  if (fe->e->gemm_fusion_only)
+    return false;
+  if (ir_is_reduce_epilogue(op, op->next))
     return true;
   if (op->kind == OP_SOFTMAX)
     return attention(fe, op);

@@ -561,6 +561,7 @@ LLVMModuleRef cg_llvm_build(const Module *m, const CgOptions *o,
                             Diag *d) {
   Emitter e;
   cg_emitter_init(&e, m, o, d);
+  e.gemm_fusion_only = true;
   LlvmEmit L;
   memset(&L, 0, sizeof L);
   L.e = &e;

@@ -7,15 +7,18 @@
  *   llvm_kernels.c  a kernel per op: elementwise loops
  *   llvm_matmul.c   matmuls on the runtime's GEMM, with their epilogues
  *   llvm_movement.c iota, permute, slice, concat, gather
+ *   llvm_reduce.c   reductions, argmax/argmin, softmax
  *   llvm_glue.c     the tables the runtime's mc_model.c reads, open/close
  *   llvm_output.c   .ll, .o, programs and the JIT
  *
  * What it compiles today: elementwise ops, broadcasts and fused
  * elementwise chains (any dtype, on the runtime's threads), matmuls with
  * their epilogues (weights in the GEMM's panels or in 16 bits), iota,
- * permute, slice, concat and gather (checked indices and bounds), with the
- * run-time or constant memory plan, optional inputs. Any other op is an
- * error naming it and its model-file line.
+ * permute, slice, concat and gather (checked indices and bounds),
+ * reductions and softmax, with the run-time or constant memory plan,
+ * optional inputs. Only GEMM epilogues are fused (Emitter.gemm_fusion_only):
+ * attention runs as its separate ops. Not yet: scan and the decoding ops;
+ * such an op is an error naming it and its model-file line.
  */
 #ifndef MC_LLVM_EMIT_H
 #define MC_LLVM_EMIT_H

@@ -87,6 +87,10 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d);
 /* llvm_movement.c: iota, permute, slice, concat and gather. */
 bool llvm_is_movement(const Op *op);
 bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d);
+/* llvm_reduce.c: reductions, argmax/argmin, softmax and log_softmax, whose
+ * kernels llvm_movement_kernel makes (reading x, writing y). */
+bool llvm_is_reduce(const Op *op);
+void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp, LLVMValueRef yp);
 /* Emits op's kernel (a function of its own, named after its model-file
  * line) and its call in F's run function at the builder's position.
  * Reports ops the LLVM backend does not compile yet. */

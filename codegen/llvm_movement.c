@@ -298,7 +298,10 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   for (const char *c = where; *c; c++)
     if ((*w++ = *c) == '%')
       *w++ = '%';
-  body(&k, op, xp, yp, err, fmt_where, trans, store);
+  if (llvm_is_reduce(op))
+    llvm_reduce_body(&k, op, xp[0], yp);
+  else
+    body(&k, op, xp, yp, err, fmt_where, trans, store);
   if (can_fail)
     LLVMBuildRet(L->b, LLVMConstInt(L->i32, MC_OK, 0));
   else

@@ -16,7 +16,9 @@ naming the op and its line. Models: activations (elementwise, fused), a
 broadcasting model with integers, bools and an optional input, the MLP
 (GEMMs with epilogues, f32 and f16 weights), data movement (transpose,
 slice, concat, gather with its range check, iota) and tied embeddings
-(gathered from a weight kept transposed, f32 and f16).
+(gathered from a weight kept transposed, f32 and f16), the tiny GPT-2 and
+the Transformer encoder with a padding mask (reductions, softmax, attention
+as separate kernels).
 """
 import os
 import re
@@ -92,17 +94,18 @@ def same_outputs(ck, what, got, want):
             ck.bits_equal("%s: %s = the C backend's" % (what, name), got[name], want[name])
 
 
-def three_ways(ck, work, label, model, inputs, extra=(), weights=None):
+def three_ways(ck, work, label, model, inputs, extra=(), weights=None, defines=None):
     """The LLVM program at -O0 and -O2 against the C program at the same
     level (-O0 runs other passes: no fusion, no 16-bit weights), the JIT
     against -O2's: the same bits. Returns the C program's -O2 outputs."""
     for opt in (0, 2):
         c_prog = mc_e2e.compile_model(model, work.path(label, "c-O%d" % opt), opt=opt,
-                                      extra=extra)
+                                      extra=extra, defines=defines)
         _, want = mc_e2e.run_program(c_prog, inputs, work.path(label, "c-O%d-out" % opt), work,
                                      weights=weights)
         prog = mc_e2e.compile_model(model, work.path(label, "llvm-O%d" % opt), opt=opt,
-                                    extra=list(extra) + ["--backend", "llvm"])
+                                    extra=list(extra) + ["--backend", "llvm"],
+                                    defines=defines)
         _, got = mc_e2e.run_program(prog, inputs, work.path(label, "llvm-O%d-out" % opt), work,
                                     weights=weights)
         same_outputs(ck, "%s llvm -O%d" % (label, opt), got, want)
@@ -111,7 +114,8 @@ def three_ways(ck, work, label, model, inputs, extra=(), weights=None):
             mc_e2e.check_threads(ck, "%s llvm -O2" % label, prog, inputs, work,
                                  weights=weights, base=got)
     # modelc run needs no C compiler: PATH holds none
-    _, got = run_jit(model, inputs, work.path(label, "jit-out"), work, extra,
+    dargs = [a for k, v in (defines or {}).items() for a in ("-D", "%s=%s" % (k, v))]
+    _, got = run_jit(model, inputs, work.path(label, "jit-out"), work, list(extra) + dargs,
                      env={"PATH": "/nonexistent"}, weights=weights)
     same_outputs(ck, "%s modelc run (no cc on PATH)" % label, got, want)
     return want
@@ -221,14 +225,14 @@ def other_target(ck, work, model):
 
 
 def unsupported(ck, work):
-    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("gpt2.model"), work.path("gpt2"),
+    out = work.path("rnn-llvm")
+    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("rnn.model"), out,
                                          extra=["--backend", "llvm"]), check=False)
-    ck.command_failed_cleanly("gpt2 (layer norm's reductions) with --backend llvm: a clean "
-                              "error", res)
+    ck.command_failed_cleanly("rnn (a scan) with --backend llvm: a clean error", res)
     ck.check("the error names the op and its line",
-             re.search(r"gpt2\.model:\d+:\d+: error: the LLVM backend does not compile "
-                       r"'reduce_mean' yet", res.stderr), res.stderr.strip()[:300])
-    ck.check("nothing written", not os.path.exists(work.path("gpt2")))
+             re.search(r"rnn\.model:\d+:\d+: error: the LLVM backend does not compile "
+                       r"'scan' yet", res.stderr), res.stderr.strip()[:300])
+    ck.check("nothing written", not os.path.exists(out))
 
 
 def movement(ck, work):
@@ -256,6 +260,38 @@ def movement(ck, work):
     three_ways(ck, work, "tied", tmodel, {"tokens": tokens}, weights=weights)
     three_ways(ck, work, "tied f16", tmodel, {"tokens": tokens},
                extra=["--weight-dtype", "f16"], weights=weights)
+
+
+def transformers(ck, work, torch):
+    """The tiny GPT-2 of test_gpt2 (layer norm, causal attention unfused,
+    GELU, tied embeddings) and the Transformer encoder of
+    test_transformer_encoder with a padding mask."""
+    import test_gpt2
+    import test_transformer_encoder as tte
+    w = test_gpt2.random_weights(torch, **test_gpt2.CONFIG)
+    weights = work.path("gpt2.safetensors")
+    mc_e2e.write_safetensors(weights, test_gpt2.checkpoint_gpt2model(torch, w,
+                                                                     **test_gpt2.CONFIG))
+    tokens = np.array([5, 17, 99, 0, 42, 42, 7, 63, 1, 2, 3], np.int32)
+    want = three_ways(ck, work, "gpt2", mc_e2e.model_path("gpt2.model"), {"tokens": tokens},
+                      weights=weights, defines=test_gpt2.CONFIG)
+    with torch.no_grad():
+        ref = test_gpt2.reference_logits(torch, w, torch.from_numpy(tokens.astype(np.int64)),
+                                         **test_gpt2.CONFIG)
+    if "logits" in want:
+        ck.close("gpt2 logits vs torch", want["logits"], mc_e2e.to_numpy(ref),
+                 test_gpt2.RTOL, test_gpt2.ATOL)
+    enc = tte.torch_encoder(torch, 64, 4, 128, 2, seed=0)
+    weights = work.path("encoder.safetensors")
+    mc_e2e.write_safetensors(weights, enc.state_dict())
+    x = torch.randn(2, 7, 64, generator=torch.Generator().manual_seed(3))
+    pad = tte.padding_mask(2, 7)
+    with torch.no_grad():
+        ref = mc_e2e.to_numpy(enc(x, src_key_padding_mask=torch.from_numpy(pad)))
+    want = three_ways(ck, work, "encoder", mc_e2e.model_path("transformer_encoder.model"),
+                      {"x": mc_e2e.to_numpy(x), "pad": pad}, weights=weights)
+    if "y" in want:
+        ck.close("encoder y vs torch", want["y"], ref, tte.RTOL, tte.ATOL)
 
 
 def mlp(ck, work, torch):
@@ -314,6 +350,7 @@ def body(ck, work):
 
     mlp(ck, work, torch)
     movement(ck, work)
+    transformers(ck, work, torch)
     emit_llvm(ck, work, model)
     emit_obj_with_header(ck, work, model, x, want)
     other_target(ck, work, model)
