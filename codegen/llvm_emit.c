@@ -186,8 +186,9 @@ LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
                      LLVMConstInt(L->i64, dtype_size(v->type.dtype), 0), "");
     return LLVMBuildGEP2(L->b, L->i8, base, &off, 1, "");
   }
-  case ST_NONE:
   case ST_LOCAL:
+    return F->local[v->id];
+  case ST_NONE:
   case ST_FUSED:
     break;
   }
@@ -468,24 +469,11 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
   }
   F.done = LLVMAppendBasicBlockInContext(L->ctx, F.fn, "done");
   fill_defaults(&F);
+  F.local = arena_alloc(&e->arena, sizeof(LLVMValueRef) *
+                                       ((size_t)e->m->next_value_id + 1));
   bool ok = true;
-  for (const Op *op = f->body->first; ok && op; op = op->next) {
-    if (op->kind == OP_YIELD)
-      continue;
-    ValueInfo *vi = cg_info(fe, op->results[0]);
-    if (op->kind == OP_SCAN) {
-      if (vi->uses > 0) {
-        diag_error(e->d, op->loc,
-                   "the LLVM backend does not compile 'scan' yet (use the C "
-                   "backend)");
-        ok = false;
-      }
-      continue;
-    }
-    if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
-        (vi->storage == ST_ALIAS && !cg_op_is_alias(op)))
-      ok = llvm_emit_kernel(&F, op, e->d);
-  }
+  for (const Op *op = f->body->first; ok && op; op = op->next)
+    ok = llvm_emit_op(&F, op, e->d);
   if (!ok)
     return false;
   /* outputs not written in place */
@@ -508,6 +496,18 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
     llvm_call(L, "free", free_t, &F.ws, 1);
   LLVMBuildRet(L->b, LLVMBuildLoad2(L->b, L->i32, F.rc, ""));
   llvm_emit_entry_tables(&F);
+  return true;
+}
+
+bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d) {
+  if (op->kind == OP_YIELD)
+    return true;
+  ValueInfo *vi = cg_info(F->fe, op->results[0]);
+  if (op->kind == OP_SCAN)
+    return vi->uses == 0 || llvm_emit_scan(F, op, d);
+  if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
+      (vi->storage == ST_ALIAS && !cg_op_is_alias(op)))
+    return llvm_emit_kernel(F, op, d);
   return true;
 }
 

@@ -8,6 +8,7 @@
  *   llvm_matmul.c   matmuls on the runtime's GEMM, with their epilogues
  *   llvm_movement.c iota, permute, slice, concat, gather
  *   llvm_reduce.c   reductions, argmax/argmin, softmax
+ *   llvm_scan.c     scan: a loop over its steps
  *   llvm_glue.c     the tables the runtime's mc_model.c reads, open/close
  *   llvm_output.c   .ll, .o, programs and the JIT
  *
@@ -17,8 +18,8 @@
  * permute, slice, concat and gather (checked indices and bounds),
  * reductions and softmax, with the run-time or constant memory plan,
  * optional inputs. Only GEMM epilogues are fused (Emitter.gemm_fusion_only):
- * attention runs as its separate ops. Not yet: scan and the decoding ops;
- * such an op is an error naming it and its model-file line.
+ * attention runs as its separate ops. Scans, with `until`. Not yet: the
+ * decoding ops; such an op is an error naming it and its model-file line.
  */
 #ifndef MC_LLVM_EMIT_H
 #define MC_LLVM_EMIT_H

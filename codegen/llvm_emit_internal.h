@@ -33,6 +33,7 @@ typedef struct LlvmFn {
   LLVMValueRef *in, *out;        /* its input and output parameters (i8*) */
   LLVMValueRef ws, off;          /* workspace (i8*), offsets ([n x i64]*) */
   LLVMValueRef rc;               /* i32 slot: the status of failing kernels */
+  LLVMValueRef *local;           /* by value id: a scan region's arguments */
   LLVMBasicBlockRef done;        /* frees the workspace, returns rc */
 } LlvmFn;
 
@@ -57,6 +58,11 @@ LLVMValueRef llvm_cstring(LlvmEmit *L, const char *s);
 LLVMValueRef llvm_const_elem(LlvmEmit *L, DType t, const void *data, size_t i);
 /* A value's data pointer (i8*) in F's run function. */
 LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
+/* The code of a live op in F's run function (or a scan's loop): its
+ * kernel and call, a scan's loop, or nothing. */
+bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d);
+/* llvm_scan.c: a scan as a loop over its steps. */
+bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d);
 /* Counted loops: head/body/exit blocks, the i64 index i from `from` (NULL:
  * 0) while below n. */
 typedef struct LlvmLoop {

@@ -18,7 +18,8 @@ broadcasting model with integers, bools and an optional input, the MLP
 slice, concat, gather with its range check, iota) and tied embeddings
 (gathered from a weight kept transposed, f32 and f16), the tiny GPT-2 and
 the Transformer encoder with a padding mask (reductions, softmax, attention
-as separate kernels).
+as separate kernels), and scans: the LSTM/GRU model and the BiLSTM-CRF's
+decoding and negative log-likelihood.
 """
 import os
 import re
@@ -225,13 +226,14 @@ def other_target(ck, work, model):
 
 
 def unsupported(ck, work):
-    out = work.path("rnn-llvm")
-    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("rnn.model"), out,
+    out = work.path("gen-llvm")
+    res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("gpt2_generate.model"), out,
                                          extra=["--backend", "llvm"]), check=False)
-    ck.command_failed_cleanly("rnn (a scan) with --backend llvm: a clean error", res)
+    ck.command_failed_cleanly("gpt2_generate (decoding ops) with --backend llvm: a clean "
+                              "error", res)
     ck.check("the error names the op and its line",
-             re.search(r"rnn\.model:\d+:\d+: error: the LLVM backend does not compile "
-                       r"'scan' yet", res.stderr), res.stderr.strip()[:300])
+             re.search(r"gpt2_generate\.model:\d+:\d+: error: the LLVM backend does not "
+                       r"compile 'dynamic_slice' yet", res.stderr), res.stderr.strip()[:300])
     ck.check("nothing written", not os.path.exists(out))
 
 
@@ -294,6 +296,40 @@ def transformers(ck, work, torch):
         ck.close("encoder y vs torch", want["y"], ref, tte.RTOL, tte.ATOL)
 
 
+def recurrent(ck, work, torch):
+    """Scans: the bidirectional LSTM and the GRU of models/rnn.model, and
+    the BiLSTM-CRF's Viterbi decoding and negative log-likelihood."""
+    import test_bilstm_crf as tbc
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(8, 16, batch_first=True, bidirectional=True).eval()
+    gru = torch.nn.GRU(8, 16, batch_first=True).eval()
+    state = {}
+    for k, v in lstm.state_dict().items():
+        state["lstm_reverse." + k[:-len("_reverse")] if k.endswith("_reverse")
+              else "lstm." + k] = v
+    for k, v in gru.state_dict().items():
+        state["gru." + k] = v
+    weights = work.path("rnn.safetensors")
+    mc_e2e.write_safetensors(weights, state)
+    x = torch.randn(3, 5, 8)
+    want = three_ways(ck, work, "rnn", mc_e2e.model_path("rnn.model"),
+                      {"x": mc_e2e.to_numpy(x)}, weights=weights)
+    with torch.no_grad():
+        out2, _ = lstm(x)
+    if "out" in want:
+        ck.close("rnn out vs torch", want["out"], mc_e2e.to_numpy(out2[..., :16]), 1e-5, 1e-5)
+    tiny = {"n_vocab": 11, "n_embd": 4, "n_hidden": 5, "n_tags": 3}
+    weights = work.path("crf.safetensors")
+    mc_e2e.write_safetensors(weights, tbc.random_state(torch, (11, 4, 5, 3), 2.0, 1.5))
+    tokens, lengths, tags = tbc.random_batch(np.random.default_rng(3), 6, 4, 11, 3)
+    model = mc_e2e.model_path("bilstm_crf.model")
+    three_ways(ck, work, "crf decode", model, {"tokens": tokens, "lengths": lengths},
+               extra=["--entry", "decode"], weights=weights, defines=tiny)
+    three_ways(ck, work, "crf nll", model, {"tokens": tokens, "lengths": lengths,
+                                            "tags": tags},
+               extra=["--entry", "nll"], weights=weights, defines=tiny)
+
+
 def mlp(ck, work, torch):
     """models/mlp.model: GEMMs with their bias and GELU epilogues, f32 (in the
     GEMM's panels) and f16 weights."""
@@ -351,6 +387,7 @@ def body(ck, work):
     mlp(ck, work, torch)
     movement(ck, work)
     transformers(ck, work, torch)
+    recurrent(ck, work, torch)
     emit_llvm(ck, work, model)
     emit_obj_with_header(ck, work, model, x, want)
     other_target(ck, work, model)

@@ -1,0 +1,169 @@
+/* The LLVM backend's scan, as the C backend's (c_scan.c, whose comment
+ * shows the loop): the carries start as their inits in the scan results'
+ * buffers, each step points the region's arguments at the carries, at
+ * slice t of each sequence and at the step index, runs the region's
+ * kernels, copies its outputs into slot t and then the new carries; with
+ * `until`, the loop stops after the step whose done flag is set, the rows
+ * no step wrote are zeroed and the step count stored.
+ */
+#include <string.h>
+
+#include "llvm_emit_internal.h"
+
+static const Value *root_of(FnEmit *fe, const Value *v) {
+  while (cg_info(fe, v)->storage == ST_ALIAS)
+    v = cg_info(fe, v)->alias;
+  return v;
+}
+
+static LLVMValueRef c64(LlvmEmit *L, int64_t v) {
+  return LLVMConstInt(L->i64, (uint64_t)v, 1);
+}
+
+/* Bytes of v's elements after the first axis (a row of a sequence). */
+static LLVMValueRef row_bytes(LlvmFn *F, const Value *v) {
+  const Shape *s = &v->type.shape;
+  return LLVMBuildMul(F->L->b, llvm_numel(F->L, s, 1, s->rank, F->sym),
+                      c64(F->L, (int64_t)dtype_size(v->type.dtype)), "");
+}
+
+static LLVMValueRef bytes_of(LlvmFn *F, const Value *v) {
+  const Shape *s = &v->type.shape;
+  return LLVMBuildMul(F->L->b, llvm_numel(F->L, s, 0, s->rank, F->sym),
+                      c64(F->L, (int64_t)dtype_size(v->type.dtype)), "");
+}
+
+static LLVMValueRef at(LlvmEmit *L, LLVMValueRef p, LLVMValueRef off) {
+  return LLVMBuildGEP2(L->b, L->i8, p, &off, 1, "");
+}
+
+static void copy(LlvmFn *F, LLVMValueRef dst, LLVMValueRef src,
+                 LLVMValueRef n) {
+  LlvmEmit *L = F->L;
+  LLVMTypeRef p[3] = {L->ptr, L->ptr, L->i64};
+  LLVMValueRef args[3] = {dst, src, n};
+  llvm_call(L, "memcpy", LLVMFunctionType(L->ptr, p, 3, 0), args, 3);
+}
+
+/* A stack slot in the run function's entry block (not in a loop). */
+static LLVMValueRef entry_slot(LlvmFn *F, LLVMTypeRef t, const char *name) {
+  LlvmEmit *L = F->L;
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(L->ctx);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(F->fn);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first)
+    LLVMPositionBuilderBefore(b, first);
+  else
+    LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef slot = LLVMBuildAlloca(b, t, name);
+  LLVMDisposeBuilder(b);
+  return slot;
+}
+
+bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
+  LlvmEmit *L = F->L;
+  FnEmit *fe = F->fe;
+  LLVMBuilderRef b = L->b;
+  const Block *body = op->regions[0];
+  const Op *y = ir_scan_yield(op);
+  int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;
+  int first = ir_scan_first_output(op);
+  bool until = op->attrs.scan.until;
+  int nout = op->nresults - nc - (until ? 1 : 0);
+  for (int i = 0; i < nc; i++) {
+    const Value *r = root_of(fe, y->operands[i]);
+    for (int j = 0; j < nc; j++)
+      if (j != i && r == body->args[j]) {
+        diag_error(d, y->loc,
+                   "the LLVM backend does not support a scan carry that "
+                   "takes another carry's old value yet (carry %d from "
+                   "carry %d)",
+                   i, j);
+        return false;
+      }
+  }
+  LLVMValueRef len = llvm_dim(L, op->attrs.scan.length, F->sym);
+  for (int i = 0; i < nc; i++)
+    if (root_of(fe, op->operands[i]) != op->results[i])
+      copy(F, llvm_pointer(F, op->results[i]), llvm_pointer(F, op->operands[i]),
+           bytes_of(F, op->results[i]));
+  LLVMValueRef index_slot = entry_slot(F, L->i32, "t");
+  LLVMValueRef steps = until ? entry_slot(F, L->i64, "steps") : NULL;
+  if (until)
+    LLVMBuildStore(b, c64(L, 0), steps);
+  LlvmLoop lp;
+  llvm_loop_begin(L, &lp, NULL, len, "step");
+  LLVMValueRef t =
+      op->attrs.scan.reverse
+          ? LLVMBuildSub(b, LLVMBuildSub(b, len, c64(L, 1), ""), lp.i, "t")
+          : lp.i;
+  for (int i = 0; i < body->nargs; i++) {
+    const Value *arg = body->args[i];
+    if (i < nc) {
+      F->local[arg->id] = llvm_pointer(F, op->results[i]);
+    } else if (i < nc + ns) {
+      const Value *seq = op->operands[i];
+      F->local[arg->id] = at(L, llvm_pointer(F, seq),
+                             LLVMBuildMul(b, t, row_bytes(F, seq), ""));
+    } else { /* the step index: an i32 the kernels read */
+      LLVMBuildStore(b, LLVMBuildTrunc(b, t, L->i32, ""), index_slot);
+      F->local[arg->id] = LLVMBuildBitCast(b, index_slot, L->ptr, "");
+    }
+  }
+  bool ok = true;
+  for (const Op *o = body->first; ok && o; o = o->next) {
+    bool live = o->kind == OP_YIELD;
+    for (int i = 0; i < o->nresults; i++)
+      live |= cg_info(fe, o->results[i])->uses > 0;
+    if (live)
+      ok = llvm_emit_op(F, o, d);
+  }
+  if (!ok)
+    return false;
+  LLVMValueRef stop = NULL;
+  if (until) /* the done flag, before any carry changes */
+    stop = LLVMBuildICmp(
+        b, LLVMIntNE,
+        LLVMBuildLoad2(b, L->i8, llvm_pointer(F, y->operands[nc]), ""),
+        LLVMConstInt(L->i8, 0, 0), "stop");
+  for (int j = 0; j < nout; j++) {
+    const Value *v = y->operands[first + j], *r = op->results[nc + j];
+    copy(F, at(L, llvm_pointer(F, r), LLVMBuildMul(b, t, row_bytes(F, r), "")),
+         llvm_pointer(F, v), bytes_of(F, v));
+  }
+  for (int i = 0; i < nc; i++) {
+    const Value *v = y->operands[i];
+    if (root_of(fe, v) != body->args[i]) /* else in place already */
+      copy(F, llvm_pointer(F, op->results[i]), llvm_pointer(F, v),
+           bytes_of(F, v));
+  }
+  if (until) {
+    LLVMBuildStore(b, LLVMBuildAdd(b, lp.i, c64(L, 1), ""), steps);
+    LLVMBasicBlockRef cont =
+        LLVMAppendBasicBlockInContext(L->ctx, F->fn, "step.next");
+    LLVMBuildCondBr(b, stop, lp.exit, cont);
+    LLVMPositionBuilderAtEnd(b, cont);
+  }
+  llvm_loop_end(L, &lp);
+  if (until) { /* rows no step wrote are zeros; the step count */
+    LLVMValueRef n = LLVMBuildLoad2(b, L->i64, steps, "");
+    LLVMTypeRef p[3] = {L->ptr, L->i32, L->i64};
+    for (int j = 0; j < nout; j++) {
+      const Value *r = op->results[nc + j];
+      LLVMValueRef row = row_bytes(F, r);
+      LLVMValueRef start =
+          op->attrs.scan.reverse
+              ? llvm_pointer(F, r)
+              : at(L, llvm_pointer(F, r), LLVMBuildMul(b, n, row, ""));
+      LLVMValueRef args[3] = {
+          start, LLVMConstInt(L->i32, 0, 0),
+          LLVMBuildMul(b, LLVMBuildSub(b, len, n, ""), row, "")};
+      llvm_call(L, "memset", LLVMFunctionType(L->ptr, p, 3, 0), args, 3);
+    }
+    LLVMBuildStore(
+        b, LLVMBuildTrunc(b, n, L->i32, ""),
+        LLVMBuildBitCast(b, llvm_pointer(F, op->results[op->nresults - 1]),
+                         LLVMPointerType(L->i32, 0), ""));
+  }
+  return true;
+}
