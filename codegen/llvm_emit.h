@@ -9,6 +9,7 @@
  *   llvm_movement.c iota, permute, slice, concat, gather
  *   llvm_reduce.c   reductions, argmax/argmin, softmax
  *   llvm_scan.c     scan: a loop over its steps
+ *   llvm_decode.c   dynamic slices, take_along_axis, topk, cumsum, sampling
  *   llvm_glue.c     the tables the runtime's mc_model.c reads, open/close
  *   llvm_output.c   .ll, .o, programs and the JIT
  *
@@ -18,8 +19,10 @@
  * permute, slice, concat and gather (checked indices and bounds),
  * reductions and softmax, with the run-time or constant memory plan,
  * optional inputs. Only GEMM epilogues are fused (Emitter.gemm_fusion_only):
- * attention runs as its separate ops. Scans, with `until`. Not yet: the
- * decoding ops; such an op is an error naming it and its model-file line.
+ * attention runs as its separate ops. Scans, with `until`, and the
+ * decoding ops (llvm_decode.c). Every op of the IR compiles; the limits
+ * that remain (more than 8 operands of an elementwise op, a scan carry
+ * taking another carry's old value) are errors naming the line.
  */
 #ifndef MC_LLVM_EMIT_H
 #define MC_LLVM_EMIT_H

@@ -97,6 +97,14 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d);
  * kernels llvm_movement_kernel makes (reading x, writing y). */
 bool llvm_is_reduce(const Op *op);
 void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp, LLVMValueRef yp);
+/* llvm_decode.c: the decoding ops (dynamic slices, take_along_axis, topk,
+ * cumsum, random_uniform, categorical), kernels made the same way; `where`
+ * is the op's line with '%' doubled, in_place: a dynamic_update_slice into
+ * its operand's buffer. */
+bool llvm_is_decode(const Op *op);
+bool llvm_decode_can_fail(const Op *op);
+void llvm_decode_body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
+                      LLVMValueRef err, const char *where, bool in_place);
 /* Emits op's kernel (a function of its own, named after its model-file
  * line) and its call in F's run function at the builder's position.
  * Reports ops the LLVM backend does not compile yet. */

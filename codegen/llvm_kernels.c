@@ -389,7 +389,7 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
       op = op->operands[i]->def;
       break;
     }
-  if (!ep && (llvm_is_movement(op) || llvm_is_reduce(op)))
+  if (!ep && (llvm_is_movement(op) || llvm_is_reduce(op) || llvm_is_decode(op)))
     return llvm_movement_kernel(F, op, d);
   if (op->kind == OP_MATMUL &&
       cg_info(fe, op->operands[0])->storage != ST_FUSED)

@@ -234,7 +234,10 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
             op->attrs.axis.axis == 0;
     store = ti->storage == ST_PARAM ? e->wstore[ti->index] : DT_F32;
   }
-  bool can_fail = op->kind == OP_GATHER || op->kind == OP_SLICE;
+  bool can_fail =
+      op->kind == OP_GATHER || op->kind == OP_SLICE || llvm_decode_can_fail(op);
+  bool in_place = op->kind == OP_DYNAMIC_UPDATE_SLICE &&
+                  cg_info(fe, y)->storage == ST_ALIAS;
   LLVMTypeRef params[MAX_SYMBOLS + 40];
   LLVMValueRef args[MAX_SYMBOLS + 40];
   int np = 0;
@@ -300,6 +303,8 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
       *w++ = '%';
   if (llvm_is_reduce(op))
     llvm_reduce_body(&k, op, xp[0], yp);
+  else if (llvm_is_decode(op))
+    llvm_decode_body(&k, op, xp, yp, err, fmt_where, in_place);
   else
     body(&k, op, xp, yp, err, fmt_where, trans, store);
   if (can_fail)
