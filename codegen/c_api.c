@@ -325,49 +325,60 @@ static void mark_params(const Block *b, bool *used) {
   }
 }
 
+int cg_entry_weights(FnEmit *fe, int *which, bool *prepare) {
+  Emitter *e = fe->e;
+  const Module *m = e->m;
+  int np = ir_file_params(m);
+  bool single = fe->prefix == e->name;
+  bool *used = arena_alloc(&e->arena, (size_t)m->nparams + 1);
+  mark_params(fe->f->body, used);
+  /* an entry reading a prepared weight runs the prepare function, which
+   * reads file weights of its own */
+  bool prep = false;
+  for (int i = np; i < m->nparams; i++)
+    prep |= used[i];
+  if (prep)
+    mark_params(ir_prepare_function(m)->body, used);
+  int k = 0;
+  for (int i = 0; i < np; i++)
+    if (used[i] || single)
+      which[k++] = i;
+  *prepare = (single || prep) && m->nparams > np;
+  return k;
+}
+
 /* The weights the entry reads: their count; their specs' table (the model's
  * own when it reads all of them) in *specs, the table of their indexes
  * (<p>_which, or NULL) in *which; whether it reads prepared weights. */
 static bool entry_weights(FnEmit *fe, int *nused, const char **specs,
                           const char **which) {
   Emitter *e = fe->e;
-  const Module *m = e->m;
   const char *p = fe->prefix;
   CgBuf *info = &e->info;
-  int np = ir_file_params(m);
-  bool single = p == e->name;
-  bool *used = arena_alloc(&e->arena, (size_t)m->nparams + 1);
-  mark_params(fe->f->body, used);
-  /* an entry reading a prepared weight runs the prepare function, which
-   * reads file weights of its own */
-  bool prepare = false;
-  for (int i = np; i < m->nparams; i++)
-    prepare |= used[i];
-  if (prepare)
-    mark_params(ir_prepare_function(m)->body, used);
-  int k = 0;
-  CgBuf list = {0};
-  for (int i = 0; i < np; i++)
-    if (used[i] || single)
-      cg_buf_printf(&list, "%s%d", k++ ? ", " : "", i);
+  int *list =
+      arena_alloc(&e->arena, sizeof(int) * ((size_t)ir_file_params(e->m) + 1));
+  bool prepare;
+  int k = cg_entry_weights(fe, list, &prepare);
   *nused = k;
   *specs = k == 0 ? "NULL" : cg_strf(&e->arena, "%s_weights", e->name);
   *which = "NULL";
-  if (!single && k > 0) {
+  if (p != e->name && k > 0) {
+    CgBuf idx = {0};
     cg_buf_printf(info,
                   "\n/* the weights entry '%s' uses */\n"
                   "static const McWeightSpec %s_weights[%d] = {\n",
                   fe->f->name, p, k);
-    for (int i = 0; i < np; i++)
-      if (used[i])
-        spec_literal(e, i, info);
+    for (int i = 0; i < k; i++) {
+      spec_literal(e, list[i], info);
+      cg_buf_printf(&idx, "%s%d", i ? ", " : "", list[i]);
+    }
     cg_buf_printf(info, "};\nstatic const int %s_which[%d] = {%s};\n", p, k,
-                  cg_buf_str(&list));
+                  cg_buf_str(&idx));
+    cg_buf_free(&idx);
     *specs = cg_strf(&e->arena, "%s_weights", p);
     *which = cg_strf(&e->arena, "%s_which", p);
   }
-  cg_buf_free(&list);
-  return single || prepare;
+  return prepare;
 }
 
 void cg_emit_entry_info(FnEmit *fe) {
@@ -394,8 +405,7 @@ void cg_emit_entry_info(FnEmit *fe) {
   io_specs(e, p, "outputs", "output_dims", f->noutputs, names, vals, NULL);
   int nused;
   const char *specs, *which;
-  bool prepare = entry_weights(fe, &nused, &specs, &which) &&
-                 m->nparams > ir_file_params(m);
+  bool prepare = entry_weights(fe, &nused, &specs, &which);
   CgBuf *info = &e->info;
   cg_buf_printf(info,
                 "\nstatic const McEntry %s_entry = {\n"

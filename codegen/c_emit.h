@@ -390,6 +390,10 @@ void cg_emit_header_function(FnEmit *fe);
 bool cg_emit_info_run(FnEmit *fe);
 /* Weight specs, the model struct and open/close, shared by every entry. */
 bool cg_emit_model_api(Emitter *e);
+/* The file weights entry fe reads (every one for a model's only entry),
+ * by index into which[] (room for all); their count. *prepare: whether
+ * opening it computes the prepared weights. */
+int cg_entry_weights(FnEmit *fe, int *which, bool *prepare);
 /* The McModelInfo <prefix>_info of one entry point. */
 void cg_emit_entry_info(FnEmit *fe);
 

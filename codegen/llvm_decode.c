@@ -22,45 +22,6 @@ bool llvm_decode_can_fail(const Op *op) {
          op->kind == OP_TAKE_ALONG_AXIS || op->kind == OP_TOPK;
 }
 
-static LLVMValueRef c64(LlvmEmit *L, int64_t v) {
-  return LLVMConstInt(L->i64, (uint64_t)v, 1);
-}
-
-static LLVMValueRef gep(LlvmEmit *L, LLVMTypeRef t, LLVMValueRef p,
-                        LLVMValueRef off) {
-  return LLVMBuildGEP2(L->b, t, p, &off, 1, "");
-}
-
-static LLVMValueRef index_of(LlvmK *k, const Shape *s, LLVMValueRef *pos) {
-  LlvmEmit *L = k->L;
-  LLVMValueRef idx = c64(L, 0);
-  for (int j = 0; j < s->rank; j++)
-    if (pos[j])
-      idx = LLVMBuildAdd(L->b, idx,
-                         LLVMBuildMul(L->b, pos[j],
-                                      llvm_numel(L, s, j + 1, s->rank, k->sym),
-                                      ""),
-                         "");
-  return idx;
-}
-
-/* return mc_fail(err, code, fmt, a, b) when bad */
-static void fail_if(LlvmK *k, LLVMValueRef err, LLVMValueRef bad, int code,
-                    const char *fmt, LLVMValueRef a, LLVMValueRef b) {
-  LlvmEmit *L = k->L;
-  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(L->ctx, k->fn, "bad");
-  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, k->fn, "ok");
-  LLVMBuildCondBr(L->b, bad, no, ok);
-  LLVMPositionBuilderAtEnd(L->b, no);
-  LLVMTypeRef params[3] = {L->ptr, L->i32, L->ptr};
-  LLVMValueRef args[5] = {err, LLVMConstInt(L->i32, (uint64_t)code, 0),
-                          llvm_cstring(L, fmt), a, b};
-  LLVMBuildRet(
-      L->b,
-      llvm_call(L, "mc_fail", LLVMFunctionType(L->i32, params, 3, 1), args, 5));
-  LLVMPositionBuilderAtEnd(L->b, ok);
-}
-
 /* The starts (operands first..) of a block of shape `block` in x, each
  * checked against [0, dim - size]. */
 static void starts(LlvmK *k, LLVMValueRef *xp, int first, const Shape *x,
@@ -75,13 +36,14 @@ static void starts(LlvmK *k, LLVMValueRef *xp, int first, const Shape *x,
     LLVMValueRef hi = LLVMBuildSub(L->b, llvm_dim(L, x->dims[i], k->sym),
                                    llvm_dim(L, block->dims[i], k->sym), "");
     LLVMValueRef bad = LLVMBuildOr(
-        L->b, LLVMBuildICmp(L->b, LLVMIntSLT, start[i], c64(L, 0), ""),
+        L->b, LLVMBuildICmp(L->b, LLVMIntSLT, start[i], llvm_i64(L, 0), ""),
         LLVMBuildICmp(L->b, LLVMIntSGT, start[i], hi, ""), "");
-    fail_if(k, err, bad, MC_ERR_RANGE,
-            cg_strf(&L->e->arena,
-                    "%s start %%lld of axis %d is outside [0, %%lld] at %s",
-                    what, i, where),
-            start[i], hi);
+    llvm_fail_if(
+        k->L, k->fn, err, bad, MC_ERR_RANGE,
+        cg_strf(&L->e->arena,
+                "%s start %%lld of axis %d is outside [0, %%lld] at %s", what,
+                i, where),
+        start[i], hi);
   }
 }
 
@@ -128,49 +90,55 @@ void llvm_decode_body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
           LLVMBuildBitCast(b, yp, L->ptr, ""),
           LLVMBuildBitCast(b, xp[0], L->ptr, ""),
           LLVMBuildMul(b, llvm_numel(L, x, 0, x->rank, k->sym),
-                       c64(L, (int64_t)dtype_size(dt)), "")};
+                       llvm_i64(L, (int64_t)dtype_size(dt)), "")};
       llvm_call(L, "memcpy", LLVMFunctionType(L->ptr, p, 3, 0), args, 3);
     }
     loops(k, block, lp, vars);
     for (int i = 0; i < x->rank; i++)
       pos[i] = LLVMBuildAdd(b, start[i], vars[i], "");
-    LLVMValueRef in_block = index_of(k, block, vars),
-                 in_x = index_of(k, x, pos);
+    LLVMValueRef in_block = llvm_index(k->L, block, vars, k->sym),
+                 in_x = llvm_index(k->L, x, pos, k->sym);
     if (update)
-      LLVMBuildStore(b, LLVMBuildLoad2(b, yt, gep(L, yt, xp[1], in_block), ""),
-                     gep(L, yt, yp, in_x));
+      LLVMBuildStore(
+          b, LLVMBuildLoad2(b, yt, llvm_gep(L, yt, xp[1], in_block), ""),
+          llvm_gep(L, yt, yp, in_x));
     else
-      LLVMBuildStore(b, LLVMBuildLoad2(b, yt, gep(L, yt, xp[0], in_x), ""),
-                     gep(L, yt, yp, in_block));
+      LLVMBuildStore(b, LLVMBuildLoad2(b, yt, llvm_gep(L, yt, xp[0], in_x), ""),
+                     llvm_gep(L, yt, yp, in_block));
     end_loops(k, block, lp);
   } else if (op->kind == OP_TAKE_ALONG_AXIS) {
     int axis = op->attrs.axis.axis;
     LLVMValueRef n = llvm_dim(L, x->dims[axis], k->sym);
     LLVMTypeRef it = llvm_type(L, op->operands[1]->type.dtype);
     loops(k, y, lp, vars);
-    LLVMValueRef o = index_of(k, y, vars);
+    LLVMValueRef o = llvm_index(k->L, y, vars, k->sym);
     LLVMValueRef j = LLVMBuildIntCast2(
-        b, LLVMBuildLoad2(b, it, gep(L, it, xp[1], o), ""), L->i64, 1, "j");
-    fail_if(k, err,
-            LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, j, c64(L, 0), ""),
-                        LLVMBuildICmp(b, LLVMIntSGE, j, n, ""), ""),
-            MC_ERR_RANGE,
-            cg_strf(A,
-                    "take_along_axis index %%lld out of range [0, %%lld) at %s",
-                    where),
-            j, n);
+        b, LLVMBuildLoad2(b, it, llvm_gep(L, it, xp[1], o), ""), L->i64, 1,
+        "j");
+    llvm_fail_if(
+        k->L, k->fn, err,
+        LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntSLT, j, llvm_i64(L, 0), ""),
+                    LLVMBuildICmp(b, LLVMIntSGE, j, n, ""), ""),
+        MC_ERR_RANGE,
+        cg_strf(A, "take_along_axis index %%lld out of range [0, %%lld) at %s",
+                where),
+        j, n);
     for (int i = 0; i < x->rank; i++)
       pos[i] = i == axis ? j : vars[i];
     LLVMBuildStore(
-        b, LLVMBuildLoad2(b, yt, gep(L, yt, xp[0], index_of(k, x, pos)), ""),
-        gep(L, yt, yp, o));
+        b,
+        LLVMBuildLoad2(b, yt,
+                       llvm_gep(L, yt, xp[0], llvm_index(k->L, x, pos, k->sym)),
+                       ""),
+        llvm_gep(L, yt, yp, o));
     end_loops(k, y, lp);
   } else if (op->kind == OP_TOPK) {
     int axis = op->attrs.axis.axis;
     LLVMValueRef n = llvm_dim(L, x->dims[axis], k->sym),
                  kk = llvm_dim(L, y->dims[axis], k->sym);
-    fail_if(k, err, LLVMBuildICmp(b, LLVMIntSGT, kk, n, ""), MC_ERR_SHAPE,
-            cg_strf(A, "topk of %%lld out of %%lld at %s", where), kk, n);
+    llvm_fail_if(k->L, k->fn, err, LLVMBuildICmp(b, LLVMIntSGT, kk, n, ""),
+                 MC_ERR_SHAPE,
+                 cg_strf(A, "topk of %%lld out of %%lld at %s", where), kk, n);
     LLVMTypeRef p[6] = {LLVMPointerType(xt, 0),
                         LLVMPointerType(L->i32, 0),
                         L->i64,
@@ -194,14 +162,14 @@ void llvm_decode_body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     LlvmLoop lo, li, lj;
     llvm_loop_begin(L, &lo, NULL, llvm_numel(L, x, 0, axis, k->sym), "o");
     llvm_loop_begin(L, &li, NULL, inner, "i");
-    LLVMBuildStore(b, flt ? LLVMConstReal(L->f64, 0) : c64(L, 0), acc);
+    LLVMBuildStore(b, flt ? LLVMConstReal(L->f64, 0) : llvm_i64(L, 0), acc);
     llvm_loop_begin(L, &lj, NULL, n, "j");
     LLVMValueRef idx = LLVMBuildAdd(
         b,
         LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, lo.i, n, ""), lj.i, ""),
                      inner, ""),
         li.i, "");
-    LLVMValueRef v = LLVMBuildLoad2(b, xt, gep(L, xt, xp[0], idx), "");
+    LLVMValueRef v = LLVMBuildLoad2(b, xt, llvm_gep(L, xt, xp[0], idx), "");
     LLVMValueRef a =
         flt ? LLVMBuildFAdd(b, LLVMBuildLoad2(b, L->f64, acc, ""),
                             LLVMBuildFPExt(b, v, L->f64, ""), "")
@@ -211,7 +179,7 @@ void llvm_decode_body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     LLVMBuildStore(b,
                    flt ? LLVMBuildFPCast(b, a, yt, "")
                        : LLVMBuildIntCast2(b, a, yt, 1, ""),
-                   gep(L, yt, yp, idx));
+                   llvm_gep(L, yt, yp, idx));
     llvm_loop_end(L, &lj);
     llvm_loop_end(L, &li);
     llvm_loop_end(L, &lo);

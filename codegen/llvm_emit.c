@@ -127,6 +127,52 @@ void llvm_loop_end(LlvmEmit *L, LlvmLoop *lp) {
   LLVMPositionBuilderAtEnd(L->b, lp->exit);
 }
 
+/* ---- helpers of the kernels ---------------------------------------------- */
+
+LLVMValueRef llvm_i64(LlvmEmit *L, int64_t v) {
+  return LLVMConstInt(L->i64, (uint64_t)v, 1);
+}
+
+LLVMValueRef llvm_gep(LlvmEmit *L, LLVMTypeRef t, LLVMValueRef p,
+                      LLVMValueRef off) {
+  return LLVMBuildGEP2(L->b, t, p, &off, 1, "");
+}
+
+LLVMValueRef llvm_index(LlvmEmit *L, const Shape *s, LLVMValueRef *pos,
+                        const LLVMValueRef *sym) {
+  LLVMValueRef idx = llvm_i64(L, 0);
+  for (int j = 0; j < s->rank; j++)
+    if (pos[j])
+      idx = LLVMBuildAdd(
+          L->b, idx,
+          LLVMBuildMul(L->b, pos[j], llvm_numel(L, s, j + 1, s->rank, sym), ""),
+          "");
+  return idx;
+}
+
+void llvm_fail_if(LlvmEmit *L, LLVMValueRef fn, LLVMValueRef err,
+                  LLVMValueRef bad, int code, const char *fmt, LLVMValueRef a,
+                  LLVMValueRef b) {
+  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(L->ctx, fn, "fail");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, fn, "ok");
+  LLVMBuildCondBr(L->b, bad, no, ok);
+  LLVMPositionBuilderAtEnd(L->b, no);
+  LLVMTypeRef params[3] = {L->ptr, L->i32, L->ptr};
+  LLVMValueRef args[5] = {err, LLVMConstInt(L->i32, (uint64_t)code, 0),
+                          llvm_cstring(L, fmt), a, b};
+  LLVMBuildRet(L->b,
+               llvm_call(L, "mc_fail", LLVMFunctionType(L->i32, params, 3, 1),
+                         args, a ? b ? 5 : 4 : 3));
+  LLVMPositionBuilderAtEnd(L->b, ok);
+}
+
+void llvm_noinline(LlvmEmit *L, LLVMValueRef fn) {
+  LLVMAddAttributeAtIndex(
+      fn, LLVMAttributeFunctionIndex,
+      LLVMCreateEnumAttribute(
+          L->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+}
+
 /* ---- pointers ------------------------------------------------------------ */
 
 /* A constant's data: a private global with its bytes. */
@@ -311,28 +357,6 @@ static void emit_workspace_size(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
                                     layout, args, (unsigned)nsyms + 1, ""));
 }
 
-/* return mc_fail(err, code, fmt, arg) from the run function */
-static void fail(LlvmFn *F, int code, const char *fmt, LLVMValueRef arg) {
-  LlvmEmit *L = F->L;
-  LLVMTypeRef params[3] = {L->ptr, L->i32, L->ptr};
-  LLVMTypeRef ty = LLVMFunctionType(L->i32, params, 3, 1);
-  LLVMValueRef args[4] = {F->err, LLVMConstInt(L->i32, (uint64_t)code, 0),
-                          llvm_cstring(L, fmt), arg};
-  LLVMBuildRet(L->b, llvm_call(L, "mc_fail", ty, args, arg ? 4 : 3));
-}
-
-/* if (cond) { fail } */
-static void fail_if(LlvmFn *F, LLVMValueRef cond, int code, const char *fmt,
-                    LLVMValueRef arg) {
-  LlvmEmit *L = F->L;
-  LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "fail");
-  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "ok");
-  LLVMBuildCondBr(L->b, cond, bad, ok);
-  LLVMPositionBuilderAtEnd(L->b, bad);
-  fail(F, code, fmt, arg);
-  LLVMPositionBuilderAtEnd(L->b, ok);
-}
-
 /* Absent optional inputs read as buffers filled with their default. */
 static void fill_defaults(LlvmFn *F) {
   LlvmEmit *L = F->L;
@@ -433,13 +457,13 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
       L->b, LLVMAppendBasicBlockInContext(L->ctx, F.fn, "entry"));
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))
-      fail_if(&F,
-              LLVMBuildICmp(L->b, LLVMIntSLT, F.sym[s],
-                            LLVMConstInt(L->i64, 0, 0), ""),
-              MC_ERR_SHAPE,
-              cg_strf(&e->arena, "%s: %s = %%lld is negative", fe->run,
-                      cg_c_string(&e->arena, e->m->symbols[s], true)),
-              F.sym[s]);
+      llvm_fail_if(L, F.fn, F.err,
+                   LLVMBuildICmp(L->b, LLVMIntSLT, F.sym[s],
+                                 LLVMConstInt(L->i64, 0, 0), ""),
+                   MC_ERR_SHAPE,
+                   cg_strf(&e->arena, "%s: %s = %%lld is negative", fe->run,
+                           cg_c_string(&e->arena, e->m->symbols[s], true)),
+                   F.sym[s], NULL);
   LLVMTypeRef alloc_t = LLVMFunctionType(L->ptr, &L->i64, 1, 0);
   LLVMTypeRef free_t = LLVMFunctionType(L->vd, &L->ptr, 1, 0);
   F.rc = LLVMBuildAlloca(L->b, L->i32, "rc");
@@ -461,11 +485,13 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
     LLVMValueRef ws = llvm_call(L, "mc_alloc_zeroed", alloc_t, &wsize, 1);
     LLVMSetValueName2(ws, "ws", 2);
     F.ws = ws;
-    fail_if(&F, LLVMBuildICmp(L->b, LLVMIntEQ, ws, LLVMConstNull(L->ptr), ""),
-            MC_ERR_NOMEM,
-            cg_strf(&e->arena, "%s: cannot allocate %%zu bytes of workspace",
-                    fe->run),
-            wsize);
+    llvm_fail_if(L, F.fn, F.err,
+                 LLVMBuildICmp(L->b, LLVMIntEQ, ws, LLVMConstNull(L->ptr), ""),
+                 MC_ERR_NOMEM,
+                 cg_strf(&e->arena,
+                         "%s: cannot allocate %%zu bytes of workspace",
+                         fe->run),
+                 wsize, NULL);
   }
   F.done = LLVMAppendBasicBlockInContext(L->ctx, F.fn, "done");
   fill_defaults(&F);

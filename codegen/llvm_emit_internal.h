@@ -56,6 +56,19 @@ LLVMValueRef llvm_cstring(LlvmEmit *L, const char *s);
 /* Element i of a constant's data as an LLVM constant of its type, bit for
  * bit. */
 LLVMValueRef llvm_const_elem(LlvmEmit *L, DType t, const void *data, size_t i);
+/* Kernel helpers: an i64 constant; &p[off] of element type t; the
+ * row-major index into s of pos[] (NULL: 0); `return mc_fail(err, code,
+ * fmt, a, b)` from fn when bad (a, b: NULL when fmt takes fewer);
+ * noinline (a kernel stays a function of its own in the .ll). */
+LLVMValueRef llvm_i64(LlvmEmit *L, int64_t v);
+LLVMValueRef llvm_gep(LlvmEmit *L, LLVMTypeRef t, LLVMValueRef p,
+                      LLVMValueRef off);
+LLVMValueRef llvm_index(LlvmEmit *L, const Shape *s, LLVMValueRef *pos,
+                        const LLVMValueRef *sym);
+void llvm_fail_if(LlvmEmit *L, LLVMValueRef fn, LLVMValueRef err,
+                  LLVMValueRef bad, int code, const char *fmt, LLVMValueRef a,
+                  LLVMValueRef b);
+void llvm_noinline(LlvmEmit *L, LLVMValueRef fn);
 /* A value's data pointer (i8*) in F's run function. */
 LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
 /* The code of a live op in F's run function (or a scan's loop): its

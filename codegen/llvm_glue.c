@@ -337,15 +337,6 @@ static LLVMValueRef emit_run_v(LlvmFn *F) {
   return fn;
 }
 
-static void mark_params(const Block *b, bool *used) {
-  for (const Op *op = b->first; op; op = op->next) {
-    if (op->kind == OP_PARAM)
-      used[op->attrs.param.index] = true;
-    for (int r = 0; r < op->nregions; r++)
-      mark_params(op->regions[r], used);
-  }
-}
-
 /* The McIOSpec table of an entry's inputs or outputs. */
 static LLVMValueRef io_specs(LlvmFn *F, const char *what, int n,
                              const char *const *names, const Value *const *vals,
@@ -425,24 +416,17 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
     vals[i] = f->outputs[i].value;
   }
   LLVMValueRef outputs = io_specs(F, "outputs", f->noutputs, names, vals, NULL);
-  /* the weights the entry reads (c_api.c's entry_weights) */
+  /* the weights the entry reads, as the C backend's tables list them */
   int np = ir_file_params(m);
-  bool single = fe->prefix == e->name;
-  bool *used = arena_alloc(a, (size_t)m->nparams + 1);
-  mark_params(f->body, used);
-  bool prepare = false;
-  for (int i = np; i < m->nparams; i++)
-    prepare |= used[i];
-  if (prepare)
-    mark_params(ir_prepare_function(m)->body, used);
-  LLVMValueRef *specs = arena_alloc(a, sizeof(LLVMValueRef) * ((size_t)np + 1));
-  LLVMValueRef *which = arena_alloc(a, sizeof(LLVMValueRef) * ((size_t)np + 1));
-  int k = 0;
-  for (int i = 0; i < np; i++)
-    if (used[i] || single) {
-      specs[k] = weight_spec(L, i);
-      which[k++] = cint(L, i);
-    }
+  bool single = fe->prefix == e->name, prepare;
+  int *list = arena_alloc(a, sizeof(int) * ((size_t)np + 1));
+  int k = cg_entry_weights(fe, list, &prepare);
+  LLVMValueRef *specs = arena_alloc(a, sizeof(LLVMValueRef) * ((size_t)k + 1));
+  LLVMValueRef *which = arena_alloc(a, sizeof(LLVMValueRef) * ((size_t)k + 1));
+  for (int i = 0; i < k; i++) {
+    specs[i] = weight_spec(L, list[i]);
+    which[i] = cint(L, list[i]);
+  }
   LLVMValueRef wtable =
       k == 0   ? NULL
       : single ? LLVMGetNamedGlobal(L->mod, cg_strf(a, "%s_weights", e->name))
@@ -454,16 +438,11 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
                                       L->i32, which, k);
   LLVMValueRef desc =
       LLVMGetNamedGlobal(L->mod, cg_strf(a, "%s_desc", e->name));
-  LLVMValueRef ef[11] = {cptr(L, desc),
-                         cint(L, f->ninputs),
-                         cptr(L, inputs),
-                         cint(L, f->noutputs),
-                         cptr(L, outputs),
-                         cint(L, k),
-                         cptr(L, wtable),
-                         cptr(L, wwhich),
-                         cint(L, (single || prepare) && m->nparams > np),
-                         LLVMConstInt(L->i64, fe->syms, 0),
+  LLVMValueRef ef[11] = {cptr(L, desc),    cint(L, f->ninputs),
+                         cptr(L, inputs),  cint(L, f->noutputs),
+                         cptr(L, outputs), cint(L, k),
+                         cptr(L, wtable),  cptr(L, wwhich),
+                         cint(L, prepare), LLVMConstInt(L->i64, fe->syms, 0),
                          cptr(L, run_v)};
   LLVMValueRef entry =
       global(L, cg_strf(a, "%s_entry", fe->prefix),

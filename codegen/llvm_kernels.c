@@ -477,9 +477,7 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMSetLinkage(k.fn, LLVMInternalLinkage);
   /* a function of its own in the optimized module too: the .ll reads
    * kernel by kernel, as the C backend's file does */
-  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-  LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
-                          LLVMCreateEnumAttribute(L->ctx, noinline, 0));
+  llvm_noinline(L, k.fn);
   LLVMPositionBuilderAtEnd(
       L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
   LLVMValueRef args_slot = LLVMBuildAlloca(L->b, argt, "args");

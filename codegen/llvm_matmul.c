@@ -21,11 +21,6 @@ static void strides(LlvmK *k, const Value *x, const CgView *view,
                   : llvm_numel(k->L, s, j + 1, s->rank, k->sym);
 }
 
-static LLVMValueRef gep(LlvmEmit *L, LLVMTypeRef t, LLVMValueRef p,
-                        LLVMValueRef off) {
-  return LLVMBuildGEP2(L->b, t, p, &off, 1, "");
-}
-
 /* ---- the epilogue ----------------------------------------------------------
  */
 
@@ -72,7 +67,7 @@ static LLVMValueRef epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
   for (int i = 0; i < ep->noperands; i++) {
     const Value *v = ep->operands[i];
     if (v == mm->results[0]) {
-      x[i] = LLVMBuildLoad2(L->b, L->f32, gep(L, L->f32, c, at), "");
+      x[i] = LLVMBuildLoad2(L->b, L->f32, llvm_gep(L, L->f32, c, at), "");
     } else if (literal[i]) {
       x[i] = llvm_const_elem(L, v->type.dtype, v->def->attrs.cst.data, 0);
     } else { /* broadcast over the result: only its row and column axes */
@@ -90,13 +85,13 @@ static LLVMValueRef epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
                            "");
       }
       LLVMTypeRef et = llvm_type(L, v->type.dtype);
-      x[i] = LLVMBuildLoad2(L->b, et, gep(L, et, xp[i], off), "");
+      x[i] = LLVMBuildLoad2(L->b, et, llvm_gep(L, et, xp[i], off), "");
     }
   }
   LLVMValueRef y = llvm_element(&e, ep, x);
   if (!y)
     return NULL;
-  LLVMBuildStore(L->b, y, gep(L, L->f32, c, at));
+  LLVMBuildStore(L->b, y, llvm_gep(L, L->f32, c, at));
   llvm_loop_end(L, &lj);
   llvm_loop_end(L, &li);
   LLVMBuildRetVoid(L->b);
@@ -169,10 +164,7 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   k.fn = LLVMAddFunction(L->mod, name,
                          LLVMFunctionType(L->vd, params, (unsigned)np, 0));
   LLVMSetLinkage(k.fn, LLVMInternalLinkage);
-  LLVMAddAttributeAtIndex(
-      k.fn, LLVMAttributeFunctionIndex,
-      LLVMCreateEnumAttribute(
-          L->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+  llvm_noinline(L, k.fn);
   LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
   int p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
@@ -276,8 +268,9 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
                                      ""),
                         "");
   LLVMTypeRef at_ = llvm_type(L, av->type.dtype), yt = llvm_type(L, t);
-  LLVMValueRef pa = gep(L, at_, pv[0], aoff), pb = gep(L, bt, pv[1], boff);
-  LLVMValueRef py = gep(L, yt, pv[nptr - 1], yoff);
+  LLVMValueRef pa = llvm_gep(L, at_, pv[0], aoff),
+               pb = llvm_gep(L, bt, pv[1], boff);
+  LLVMValueRef py = llvm_gep(L, yt, pv[nptr - 1], yoff);
   if (ep) { /* McEpilogue {NAME_ep, &ctx}, the pointers at this batch */
     const Shape *es = &ep->results[0]->type.shape;
     unsigned f = 0;
@@ -298,7 +291,7 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
               "");
       }
       LLVMTypeRef et = llvm_type(L, v->type.dtype);
-      LLVMBuildStore(L->b, gep(L, et, pv[q++], off),
+      LLVMBuildStore(L->b, llvm_gep(L, et, pv[q++], off),
                      LLVMBuildStructGEP2(L->b, ctx_t, ctx, f++, ""));
     }
     for (int s = 0; s < e->m->nsymbols; s++)
@@ -377,10 +370,11 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
     LLVMValueRef ib = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lk.i, rsb, ""),
                                    LLVMBuildMul(L->b, ln.i, csb, ""), "");
     LLVMValueRef va = LLVMBuildIntCast2(
-        L->b, LLVMBuildLoad2(L->b, at_, gep(L, at_, pa, ia), ""), L->i64, 1,
-        "");
+        L->b, LLVMBuildLoad2(L->b, at_, llvm_gep(L, at_, pa, ia), ""), L->i64,
+        1, "");
     LLVMValueRef vb = LLVMBuildIntCast2(
-        L->b, LLVMBuildLoad2(L->b, bt, gep(L, bt, pb, ib), ""), L->i64, 1, "");
+        L->b, LLVMBuildLoad2(L->b, bt, llvm_gep(L, bt, pb, ib), ""), L->i64, 1,
+        "");
     LLVMBuildStore(L->b,
                    LLVMBuildAdd(L->b, LLVMBuildLoad2(L->b, L->i64, acc, ""),
                                 LLVMBuildMul(L->b, va, vb, ""), ""),
@@ -391,7 +385,7 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
     LLVMBuildStore(L->b,
                    LLVMBuildIntCast2(
                        L->b, LLVMBuildLoad2(L->b, L->i64, acc, ""), yt, 1, ""),
-                   gep(L, yt, py, iy));
+                   llvm_gep(L, yt, py, iy));
     llvm_loop_end(L, &ln);
     llvm_loop_end(L, &lm);
   }

@@ -9,46 +9,6 @@
 #include "llvm_emit_internal.h"
 #include "mc_runtime.h"
 
-static LLVMValueRef gep(LlvmEmit *L, LLVMTypeRef t, LLVMValueRef p,
-                        LLVMValueRef off) {
-  return LLVMBuildGEP2(L->b, t, p, &off, 1, "");
-}
-
-static LLVMValueRef c64(LlvmEmit *L, int64_t v) {
-  return LLVMConstInt(L->i64, (uint64_t)v, 1);
-}
-
-/* Row-major index into shape s of pos[] (NULL: 0). */
-static LLVMValueRef index_of(LlvmK *k, const Shape *s, LLVMValueRef *pos) {
-  LlvmEmit *L = k->L;
-  LLVMValueRef idx = c64(L, 0);
-  for (int j = 0; j < s->rank; j++)
-    if (pos[j])
-      idx = LLVMBuildAdd(L->b, idx,
-                         LLVMBuildMul(L->b, pos[j],
-                                      llvm_numel(L, s, j + 1, s->rank, k->sym),
-                                      ""),
-                         "");
-  return idx;
-}
-
-/* return mc_fail(err, MC_ERR_RANGE, fmt, a, b) from the kernel when bad */
-static void fail_if(LlvmK *k, LLVMValueRef err, LLVMValueRef bad,
-                    const char *fmt, LLVMValueRef a, LLVMValueRef b) {
-  LlvmEmit *L = k->L;
-  LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(L->ctx, k->fn, "bad");
-  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, k->fn, "ok");
-  LLVMBuildCondBr(L->b, bad, no, ok);
-  LLVMPositionBuilderAtEnd(L->b, no);
-  LLVMTypeRef params[3] = {L->ptr, L->i32, L->ptr};
-  LLVMValueRef args[5] = {err, LLVMConstInt(L->i32, MC_ERR_RANGE, 0),
-                          llvm_cstring(L, fmt), a, b};
-  LLVMBuildRet(
-      L->b,
-      llvm_call(L, "mc_fail", LLVMFunctionType(L->i32, params, 3, 1), args, 5));
-  LLVMPositionBuilderAtEnd(L->b, ok);
-}
-
 /* The loops over ys (a loop per axis, its variable in vars[]). */
 static void open_loops(LlvmK *k, const Shape *ys, LlvmLoop *loops,
                        LLVMValueRef *vars) {
@@ -74,11 +34,12 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
   if (op->kind == OP_IOTA) {
     open_loops(k, ys, loops, vars);
     int axis = op->attrs.axis.axis;
-    LLVMValueRef v = vars[axis] ? vars[axis] : c64(L, 0);
+    LLVMValueRef v = vars[axis] ? vars[axis] : llvm_i64(L, 0);
     v = dtype_is_float(op->results[0]->type.dtype)
             ? LLVMBuildSIToFP(L->b, v, yt, "")
             : LLVMBuildIntCast2(L->b, v, yt, 1, "");
-    LLVMBuildStore(L->b, v, gep(L, yt, yp, index_of(k, ys, vars)));
+    LLVMBuildStore(L->b, v,
+                   llvm_gep(L, yt, yp, llvm_index(k->L, ys, vars, k->sym)));
     close_loops(k, ys, loops);
     return;
   }
@@ -87,9 +48,11 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     open_loops(k, ys, loops, vars);
     for (int i = 0; i < ys->rank; i++)
       pos[op->attrs.perm.perm[i]] = vars[i];
-    LLVMValueRef v =
-        LLVMBuildLoad2(L->b, yt, gep(L, yt, xp[0], index_of(k, xs, pos)), "");
-    LLVMBuildStore(L->b, v, gep(L, yt, yp, index_of(k, ys, vars)));
+    LLVMValueRef v = LLVMBuildLoad2(
+        L->b, yt, llvm_gep(L, yt, xp[0], llvm_index(k->L, xs, pos, k->sym)),
+        "");
+    LLVMBuildStore(L->b, v,
+                   llvm_gep(L, yt, yp, llvm_index(k->L, ys, vars, k->sym)));
     close_loops(k, ys, loops);
     return;
   }
@@ -104,35 +67,39 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
         continue; /* checked by ir/shape.c */
       LLVMValueRef e = llvm_dim(L, ys->dims[i], k->sym),
                    n = llvm_dim(L, xs->dims[i], k->sym);
-      LLVMValueRef last =
-          LLVMBuildAdd(L->b, start[i],
-                       LLVMBuildMul(L->b, LLVMBuildSub(L->b, e, c64(L, 1), ""),
-                                    c64(L, step), ""),
-                       "");
+      LLVMValueRef last = LLVMBuildAdd(
+          L->b, start[i],
+          LLVMBuildMul(L->b, LLVMBuildSub(L->b, e, llvm_i64(L, 1), ""),
+                       llvm_i64(L, step), ""),
+          "");
       LLVMValueRef out_first = LLVMBuildOr(
-          L->b, LLVMBuildICmp(L->b, LLVMIntSLT, start[i], c64(L, 0), ""),
+          L->b, LLVMBuildICmp(L->b, LLVMIntSLT, start[i], llvm_i64(L, 0), ""),
           LLVMBuildICmp(L->b, LLVMIntSGE, start[i], n, ""), "");
       LLVMValueRef out_last = LLVMBuildOr(
-          L->b, LLVMBuildICmp(L->b, LLVMIntSLT, last, c64(L, 0), ""),
+          L->b, LLVMBuildICmp(L->b, LLVMIntSLT, last, llvm_i64(L, 0), ""),
           LLVMBuildICmp(L->b, LLVMIntSGE, last, n, ""), "");
-      LLVMValueRef bad =
-          LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntSGT, e, c64(L, 0), ""),
-                       LLVMBuildOr(L->b, out_first, out_last, ""), "");
-      fail_if(k, err, bad,
-              cg_strf(&L->e->arena,
-                      "slice of axis %d reads index %%lld outside [0, %%lld) "
-                      "at %s",
-                      i, where),
-              LLVMBuildSelect(L->b, out_first, start[i], last, ""), n);
+      LLVMValueRef bad = LLVMBuildAnd(
+          L->b, LLVMBuildICmp(L->b, LLVMIntSGT, e, llvm_i64(L, 0), ""),
+          LLVMBuildOr(L->b, out_first, out_last, ""), "");
+      llvm_fail_if(
+          k->L, k->fn, err, bad, MC_ERR_RANGE,
+          cg_strf(&L->e->arena,
+                  "slice of axis %d reads index %%lld outside [0, %%lld) "
+                  "at %s",
+                  i, where),
+          LLVMBuildSelect(L->b, out_first, start[i], last, ""), n);
     }
     open_loops(k, ys, loops, vars);
     for (int i = 0; i < xs->rank; i++)
       pos[i] = LLVMBuildAdd(
           L->b, start[i],
-          LLVMBuildMul(L->b, vars[i], c64(L, op->attrs.slice.step[i]), ""), "");
-    LLVMValueRef v =
-        LLVMBuildLoad2(L->b, yt, gep(L, yt, xp[0], index_of(k, xs, pos)), "");
-    LLVMBuildStore(L->b, v, gep(L, yt, yp, index_of(k, ys, vars)));
+          LLVMBuildMul(L->b, vars[i], llvm_i64(L, op->attrs.slice.step[i]), ""),
+          "");
+    LLVMValueRef v = LLVMBuildLoad2(
+        L->b, yt, llvm_gep(L, yt, xp[0], llvm_index(k->L, xs, pos, k->sym)),
+        "");
+    LLVMBuildStore(L->b, v,
+                   llvm_gep(L, yt, yp, llvm_index(k->L, ys, vars, k->sym)));
     close_loops(k, ys, loops);
     return;
   }
@@ -150,8 +117,10 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
       LLVMValueRef base = LLVMBuildMul(L->b, outer.i, chunk, "");
       llvm_loop_begin(L, &lj, NULL, chunk, "j");
       LLVMValueRef v = LLVMBuildLoad2(
-          L->b, yt, gep(L, yt, xp[n], LLVMBuildAdd(L->b, base, lj.i, "")), "");
-      LLVMBuildStore(L->b, v, gep(L, yt, yp, LLVMBuildAdd(L->b, o, lj.i, "")));
+          L->b, yt, llvm_gep(L, yt, xp[n], LLVMBuildAdd(L->b, base, lj.i, "")),
+          "");
+      LLVMBuildStore(L->b, v,
+                     llvm_gep(L, yt, yp, LLVMBuildAdd(L->b, o, lj.i, "")));
       llvm_loop_end(L, &lj);
       o = LLVMBuildAdd(L->b, o, chunk, "");
     }
@@ -172,15 +141,15 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     llvm_loop_begin(L, &lj, NULL, nidx, "j");
     LLVMTypeRef ity = llvm_type(L, it);
     LLVMValueRef i = LLVMBuildIntCast2(
-        L->b, LLVMBuildLoad2(L->b, ity, gep(L, ity, xp[1], lj.i), ""), L->i64,
-        1, "i");
-    LLVMValueRef bad =
-        LLVMBuildOr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, i, c64(L, 0), ""),
-                    LLVMBuildICmp(L->b, LLVMIntSGE, i, n, ""), "");
-    fail_if(k, err, bad,
-            cg_strf(&L->e->arena, "index %%lld out of range [0, %%lld) at %s",
-                    where),
-            i, n);
+        L->b, LLVMBuildLoad2(L->b, ity, llvm_gep(L, ity, xp[1], lj.i), ""),
+        L->i64, 1, "i");
+    LLVMValueRef bad = LLVMBuildOr(
+        L->b, LLVMBuildICmp(L->b, LLVMIntSLT, i, llvm_i64(L, 0), ""),
+        LLVMBuildICmp(L->b, LLVMIntSGE, i, n, ""), "");
+    llvm_fail_if(k->L, k->fn, err, bad, MC_ERR_RANGE,
+                 cg_strf(&L->e->arena,
+                         "index %%lld out of range [0, %%lld) at %s", where),
+                 i, n);
     LLVMValueRef yrow =
         LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lo.i, nidx, ""), lj.i, "");
     LLVMValueRef trow =
@@ -192,7 +161,7 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
             : LLVMBuildAdd(L->b, LLVMBuildMul(L->b, trow, inner, ""), lc.i, "");
     LLVMTypeRef st =
         llvm_type(L, store == DT_F32 ? op->results[0]->type.dtype : store);
-    LLVMValueRef v = LLVMBuildLoad2(L->b, st, gep(L, st, xp[0], at), "");
+    LLVMValueRef v = LLVMBuildLoad2(L->b, st, llvm_gep(L, st, xp[0], at), "");
     if (store == DT_F16) /* exact widening, as mc_f16_to_f32_1 */
       v = LLVMBuildFPExt(
           L->b, LLVMBuildBitCast(L->b, v, LLVMHalfTypeInContext(L->ctx), ""),
@@ -205,7 +174,8 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
                            L->f32, "");
     LLVMBuildStore(
         L->b, v,
-        gep(L, yt, yp,
+        llvm_gep(
+            L, yt, yp,
             LLVMBuildAdd(L->b, LLVMBuildMul(L->b, yrow, inner, ""), lc.i, "")));
     llvm_loop_end(L, &lc);
     llvm_loop_end(L, &lj);
@@ -274,10 +244,7 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
       L->mod, cg_kernel_name(e, op),
       LLVMFunctionType(can_fail ? L->i32 : L->vd, params, (unsigned)np, 0));
   LLVMSetLinkage(k.fn, LLVMInternalLinkage);
-  LLVMAddAttributeAtIndex(
-      k.fn, LLVMAttributeFunctionIndex,
-      LLVMCreateEnumAttribute(
-          L->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+  llvm_noinline(L, k.fn);
   int p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))

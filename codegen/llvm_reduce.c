@@ -19,24 +19,6 @@ bool llvm_is_reduce(const Op *op) {
          k == OP_ARGMIN || k == OP_SOFTMAX || k == OP_LOG_SOFTMAX;
 }
 
-static LLVMValueRef c64(LlvmEmit *L, int64_t v) {
-  return LLVMConstInt(L->i64, (uint64_t)v, 1);
-}
-
-/* Row-major index into s of pos[] (NULL: 0). */
-static LLVMValueRef index_of(LlvmK *k, const Shape *s, LLVMValueRef *pos) {
-  LlvmEmit *L = k->L;
-  LLVMValueRef idx = c64(L, 0);
-  for (int j = 0; j < s->rank; j++)
-    if (pos[j])
-      idx = LLVMBuildAdd(L->b, idx,
-                         LLVMBuildMul(L->b, pos[j],
-                                      llvm_numel(L, s, j + 1, s->rank, k->sym),
-                                      ""),
-                         "");
-  return idx;
-}
-
 /* Loops over the axes of s in `axes` (in order); their variables into
  * pos; returns how many were opened. */
 static int open_loops(LlvmK *k, const Shape *s, uint32_t axes, LlvmLoop *lp,
@@ -98,7 +80,7 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
   LLVMValueRef acc_x = LLVMBuildAlloca(b, xt, "best");
   LLVMValueRef best_i = LLVMBuildAlloca(b, L->i32, "best_index");
   LLVMValueRef r = LLVMBuildAlloca(b, xt, "r");
-  LLVMBuildStore(b, c64(L, 0), o);
+  LLVMBuildStore(b, llvm_i64(L, 0), o);
   LlvmLoop outer[MAX_RANK], inner[MAX_RANK];
   LLVMValueRef pos[MAX_RANK] = {0};
   int no = open_loops(k, s, all & ~axes, outer, pos);
@@ -106,13 +88,11 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
   OpKind kind = op->kind;
   const char *sfx = f32 ? "f32" : "f64";
   if (kind == OP_REDUCE_SUM || kind == OP_REDUCE_MEAN) {
-    LLVMBuildStore(b, flt ? LLVMConstReal(L->f64, 0) : c64(L, 0),
+    LLVMBuildStore(b, flt ? LLVMConstReal(L->f64, 0) : llvm_i64(L, 0),
                    flt ? acc_d : acc_i);
     int ni = open_loops(k, s, axes, inner, pos);
-    v = LLVMBuildLoad2(
-        b, xt,
-        LLVMBuildGEP2(b, xt, xp, (LLVMValueRef[]){index_of(k, s, pos)}, 1, ""),
-        "");
+    v = LLVMBuildLoad2(b, xt,
+                       llvm_gep(L, xt, xp, llvm_index(L, s, pos, k->sym)), "");
     if (flt)
       LLVMBuildStore(b,
                      LLVMBuildFAdd(b, LLVMBuildLoad2(b, L->f64, acc_d, ""),
@@ -153,10 +133,8 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
                            1);
     LLVMBuildStore(b, init, acc_x);
     int ni = open_loops(k, s, axes, inner, pos);
-    v = LLVMBuildLoad2(
-        b, xt,
-        LLVMBuildGEP2(b, xt, xp, (LLVMValueRef[]){index_of(k, s, pos)}, 1, ""),
-        "");
+    v = LLVMBuildLoad2(b, xt,
+                       llvm_gep(L, xt, xp, llvm_index(L, s, pos, k->sym)), "");
     LLVMValueRef a = LLVMBuildLoad2(b, xt, acc_x, "");
     LLVMValueRef n;
     if (flt)
@@ -172,10 +150,8 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
   } else if (kind == OP_LOGSUMEXP) {
     LLVMBuildStore(b, LLVMConstReal(xt, -INFINITY), acc_x);
     int ni = open_loops(k, s, axes, inner, pos);
-    v = LLVMBuildLoad2(
-        b, xt,
-        LLVMBuildGEP2(b, xt, xp, (LLVMValueRef[]){index_of(k, s, pos)}, 1, ""),
-        "");
+    v = LLVMBuildLoad2(b, xt,
+                       llvm_gep(L, xt, xp, llvm_index(L, s, pos, k->sym)), "");
     LLVMBuildStore(b,
                    call(k, cg_strf(&L->e->arena, "op_max_%s", sfx), xt,
                         (LLVMValueRef[]){LLVMBuildLoad2(b, xt, acc_x, ""), v},
@@ -196,10 +172,8 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
     LLVMPositionBuilderAtEnd(b, yes);
     LLVMBuildStore(b, LLVMConstReal(L->f64, 0), acc_d);
     ni = open_loops(k, s, axes, inner, pos);
-    v = LLVMBuildLoad2(
-        b, xt,
-        LLVMBuildGEP2(b, xt, xp, (LLVMValueRef[]){index_of(k, s, pos)}, 1, ""),
-        "");
+    v = LLVMBuildLoad2(b, xt,
+                       llvm_gep(L, xt, xp, llvm_index(L, s, pos, k->sym)), "");
     LLVMValueRef ex = call(k, f32 ? "expf" : "exp", xt,
                            (LLVMValueRef[]){LLVMBuildFSub(b, v, mxv, "")}, 1);
     LLVMBuildStore(b,
@@ -224,10 +198,8 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
     LLVMBuildStore(b, LLVMConstInt(L->i32, 0, 0), best_i);
     int ni = open_loops(k, s, axes, inner, pos);
     LLVMValueRef j = inner[0].i;
-    v = LLVMBuildLoad2(
-        b, xt,
-        LLVMBuildGEP2(b, xt, xp, (LLVMValueRef[]){index_of(k, s, pos)}, 1, ""),
-        "");
+    v = LLVMBuildLoad2(b, xt,
+                       llvm_gep(L, xt, xp, llvm_index(L, s, pos, k->sym)), "");
     LLVMValueRef best = LLVMBuildLoad2(b, xt, acc_x, "");
     LLVMValueRef take =
         flt ? LLVMBuildOr(
@@ -238,8 +210,8 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
                                ""),
                   "")
             : LLVMBuildICmp(b, mx ? LLVMIntSGT : LLVMIntSLT, v, best, "");
-    take =
-        LLVMBuildOr(b, take, LLVMBuildICmp(b, LLVMIntEQ, j, c64(L, 0), ""), "");
+    take = LLVMBuildOr(b, take,
+                       LLVMBuildICmp(b, LLVMIntEQ, j, llvm_i64(L, 0), ""), "");
     LLVMBuildStore(b, LLVMBuildSelect(b, take, v, best, ""), acc_x);
     LLVMBuildStore(b,
                    LLVMBuildSelect(b, take, LLVMBuildTrunc(b, j, L->i32, ""),
@@ -250,6 +222,6 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
   }
   LLVMValueRef oi = LLVMBuildLoad2(b, L->i64, o, "");
   LLVMBuildStore(b, result, LLVMBuildGEP2(b, yt, yp, &oi, 1, ""));
-  LLVMBuildStore(b, LLVMBuildAdd(b, oi, c64(L, 1), ""), o);
+  LLVMBuildStore(b, LLVMBuildAdd(b, oi, llvm_i64(L, 1), ""), o);
   close_loops(k, outer, no);
 }

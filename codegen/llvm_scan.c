@@ -16,21 +16,17 @@ static const Value *root_of(FnEmit *fe, const Value *v) {
   return v;
 }
 
-static LLVMValueRef c64(LlvmEmit *L, int64_t v) {
-  return LLVMConstInt(L->i64, (uint64_t)v, 1);
-}
-
 /* Bytes of v's elements after the first axis (a row of a sequence). */
 static LLVMValueRef row_bytes(LlvmFn *F, const Value *v) {
   const Shape *s = &v->type.shape;
   return LLVMBuildMul(F->L->b, llvm_numel(F->L, s, 1, s->rank, F->sym),
-                      c64(F->L, (int64_t)dtype_size(v->type.dtype)), "");
+                      llvm_i64(F->L, (int64_t)dtype_size(v->type.dtype)), "");
 }
 
 static LLVMValueRef bytes_of(LlvmFn *F, const Value *v) {
   const Shape *s = &v->type.shape;
   return LLVMBuildMul(F->L->b, llvm_numel(F->L, s, 0, s->rank, F->sym),
-                      c64(F->L, (int64_t)dtype_size(v->type.dtype)), "");
+                      llvm_i64(F->L, (int64_t)dtype_size(v->type.dtype)), "");
 }
 
 static LLVMValueRef at(LlvmEmit *L, LLVMValueRef p, LLVMValueRef off) {
@@ -90,12 +86,12 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
   LLVMValueRef index_slot = entry_slot(F, L->i32, "t");
   LLVMValueRef steps = until ? entry_slot(F, L->i64, "steps") : NULL;
   if (until)
-    LLVMBuildStore(b, c64(L, 0), steps);
+    LLVMBuildStore(b, llvm_i64(L, 0), steps);
   LlvmLoop lp;
   llvm_loop_begin(L, &lp, NULL, len, "step");
   LLVMValueRef t =
       op->attrs.scan.reverse
-          ? LLVMBuildSub(b, LLVMBuildSub(b, len, c64(L, 1), ""), lp.i, "t")
+          ? LLVMBuildSub(b, LLVMBuildSub(b, len, llvm_i64(L, 1), ""), lp.i, "t")
           : lp.i;
   for (int i = 0; i < body->nargs; i++) {
     const Value *arg = body->args[i];
@@ -138,7 +134,7 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
            bytes_of(F, v));
   }
   if (until) {
-    LLVMBuildStore(b, LLVMBuildAdd(b, lp.i, c64(L, 1), ""), steps);
+    LLVMBuildStore(b, LLVMBuildAdd(b, lp.i, llvm_i64(L, 1), ""), steps);
     LLVMBasicBlockRef cont =
         LLVMAppendBasicBlockInContext(L->ctx, F->fn, "step.next");
     LLVMBuildCondBr(b, stop, lp.exit, cont);
