@@ -323,8 +323,13 @@ def recurrent(ck, work, torch):
     mc_e2e.write_safetensors(weights, tbc.random_state(torch, (11, 4, 5, 3), 2.0, 1.5))
     tokens, lengths, tags = tbc.random_batch(np.random.default_rng(3), 6, 4, 11, 3)
     model = mc_e2e.model_path("bilstm_crf.model")
-    three_ways(ck, work, "crf decode", model, {"tokens": tokens, "lengths": lengths},
-               extra=["--entry", "decode"], weights=weights, defines=tiny)
+    want = three_ways(ck, work, "crf decode", model, {"tokens": tokens, "lengths": lengths},
+                      extra=["--entry", "decode"], weights=weights, defines=tiny)
+    # the whole file in the JIT: the entry named first, as its program takes it
+    dargs = [a for k, v in tiny.items() for a in ("-D", "%s=%s" % (k, v))]
+    _, got = run_jit(model, {"tokens": tokens, "lengths": lengths},
+                     work.path("crf-jit-entries"), work, dargs + ["decode"], weights=weights)
+    same_outputs(ck, "crf: modelc run MODEL decode (all entries compiled)", got, want)
     three_ways(ck, work, "crf nll", model, {"tokens": tokens, "lengths": lengths,
                                             "tags": tags},
                extra=["--entry", "nll"], weights=weights, defines=tiny)
