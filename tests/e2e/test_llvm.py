@@ -18,8 +18,11 @@ slice, concat, gather with its range check, iota) and tied embeddings
 (gathered from a weight kept transposed, f32 and f16), the tiny GPT-2 and
 the Transformer encoder with a padding mask (reductions, softmax, attention
 as separate kernels), scans (the LSTM/GRU model, the BiLSTM-CRF's decoding
-and negative log-likelihood) and the decoding ops (GPT-2 generation with
-its KV cache, greedy and sampled; seq2seq greedy and beam search).
+and negative log-likelihood, the stacked LSTM/GRU over padded sequences),
+the decoding ops (GPT-2 generation with its KV cache, greedy and sampled;
+seq2seq greedy and beam search) and the losses (cross-entropy, skip-gram
+with negative sampling, RaSGAN, WGAN, spectral normalization): every
+shipped model family.
 """
 import os
 import re
@@ -335,6 +338,51 @@ def recurrent(ck, work, torch):
                extra=["--entry", "nll"], weights=weights, defines=tiny)
 
 
+def losses_and_stack(ck, work, torch):
+    """models/losses.model's entries (cross-entropy with label smoothing,
+    skip-gram with negative sampling, RaSGAN, WGAN, spectral
+    normalization's power iteration) and the stacked bidirectional LSTM/GRU
+    of rnn_stack.model over padded sequences."""
+    rng = np.random.default_rng(9)
+    model = mc_e2e.model_path("losses.model")
+    three_ways(ck, work, "cross_entropy", model,
+               {"logits": (3 * rng.standard_normal((6, 10))).astype(np.float32),
+                "targets": np.array([1, 9, 0, -100, 4, 4], np.int32),
+                "label_smoothing": np.float32(0.1)}, extra=["--entry", "cross_entropy"])
+    d = {"d_real": rng.standard_normal(7).astype(np.float32),
+         "d_fake": rng.standard_normal(7).astype(np.float32)}
+    for entry in ("rasgan", "wgan"):
+        three_ways(ck, work, entry, model, d, extra=["--entry", entry])
+    emb = work.path("skipgram.safetensors")
+    mc_e2e.write_safetensors(emb, {
+        "in_embed.weight": rng.standard_normal((50, 16)).astype(np.float32) * 0.3,
+        "out_embed.weight": rng.standard_normal((50, 16)).astype(np.float32) * 0.3})
+    three_ways(ck, work, "skipgram_ns", model,
+               {"center": rng.integers(0, 50, 5).astype(np.int32),
+                "context": rng.integers(0, 50, 5).astype(np.int32),
+                "negatives": rng.integers(0, 50, (5, 4)).astype(np.int32)},
+               extra=["--entry", "skipgram_ns"], weights=emb)
+    sn = work.path("sn.safetensors")
+    mc_e2e.write_safetensors(sn, {"weight_orig": rng.standard_normal((16, 8)).astype(
+        np.float32)})
+    three_ways(ck, work, "spectral_norm", model,
+               {"u": rng.standard_normal(16).astype(np.float32)},
+               extra=["--entry", "spectral_norm"], weights=sn)
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True, batch_first=True)
+    lstm = torch.nn.LSTM(8, 16, **kw).eval()
+    gru = torch.nn.GRU(8, 16, **kw).eval()
+    state = {"lstm." + k: v for k, v in lstm.state_dict().items()}
+    state.update({"gru." + k: v for k, v in gru.state_dict().items()})
+    weights = work.path("rnn_stack.safetensors")
+    mc_e2e.write_safetensors(weights, state)
+    lengths = np.array([9, 1, 4, 7], np.int32)
+    x = rng.standard_normal((4, 9, 8)).astype(np.float32)
+    x[np.arange(9)[None, :] >= lengths[:, None]] = 0
+    three_ways(ck, work, "rnn_stack", mc_e2e.model_path("rnn_stack.model"),
+               {"x": x, "lengths": lengths}, weights=weights)
+
+
 def decoding(ck, work, torch):
     """The decoding ops: GPT-2 generation with its KV cache (greedy, and
     sampling with temperature and top-k), seq2seq greedy and beam search."""
@@ -426,6 +474,7 @@ def body(ck, work):
     transformers(ck, work, torch)
     recurrent(ck, work, torch)
     decoding(ck, work, torch)
+    losses_and_stack(ck, work, torch)
     emit_llvm(ck, work, model)
     emit_obj_with_header(ck, work, model, x, want)
     other_target(ck, work, model)
