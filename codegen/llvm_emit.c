@@ -548,25 +548,13 @@ static bool emit_function(LlvmEmit *L, const Function *f, FnEmit *fe) {
   return emit_run(L, fe, layout);
 }
 
-/* main(argc, argv): mc_main on the model's McModelInfo, or
- * mc_main_entries on its entries. */
-static void emit_main(LlvmEmit *L, const char *name, LLVMValueRef *infos,
-                      int n) {
-  LLVMTypeRef params[2] = {L->i32, L->pptr};
-  LLVMValueRef fn =
-      LLVMAddFunction(L->mod, name, LLVMFunctionType(L->i32, params, 2, 0));
-  LLVMPositionBuilderAtEnd(L->b,
-                           LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
-  LLVMValueRef argc = LLVMGetParam(fn, 0), argv = LLVMGetParam(fn, 1);
-  if (L->e->single) {
-    LLVMTypeRef p3[3] = {L->i32, L->pptr, L->ptr};
-    LLVMValueRef args[3] = {argc, argv, LLVMConstBitCast(infos[0], L->ptr)};
-    LLVMBuildRet(L->b, llvm_call(L, "mc_main",
-                                 LLVMFunctionType(L->i32, p3, 3, 0), args, 3));
-    return;
-  }
+/* <n>_entries, the table of a model with several entry points (declared
+ * in the C backend's header): NULL for a single one. */
+static LLVMValueRef emit_entries(LlvmEmit *L, LLVMValueRef *infos, int n) {
+  if (L->e->single)
+    return NULL;
   LLVMValueRef *vals =
-      arena_alloc(&L->e->arena, sizeof(LLVMValueRef) * (size_t)n);
+      arena_alloc(&L->e->arena, sizeof(LLVMValueRef) * ((size_t)n + 1));
   for (int i = 0; i < n; i++)
     vals[i] = LLVMConstBitCast(infos[i], L->ptr);
   LLVMValueRef init = LLVMConstArray(L->ptr, vals, (unsigned)n);
@@ -575,9 +563,29 @@ static void emit_main(LlvmEmit *L, const char *name, LLVMValueRef *infos,
                     cg_strf(&L->e->arena, "%s_entries", L->e->name));
   LLVMSetInitializer(g, init);
   LLVMSetGlobalConstant(g, 1);
+  return g;
+}
+
+/* main(argc, argv): mc_main on the model's McModelInfo, or
+ * mc_main_entries on its entries. */
+static void emit_main(LlvmEmit *L, const char *name, LLVMValueRef info,
+                      LLVMValueRef entries, int n) {
+  LLVMTypeRef params[2] = {L->i32, L->pptr};
+  LLVMValueRef fn =
+      LLVMAddFunction(L->mod, name, LLVMFunctionType(L->i32, params, 2, 0));
+  LLVMPositionBuilderAtEnd(L->b,
+                           LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
+  LLVMValueRef argc = LLVMGetParam(fn, 0), argv = LLVMGetParam(fn, 1);
+  if (!entries) {
+    LLVMTypeRef p3[3] = {L->i32, L->pptr, L->ptr};
+    LLVMValueRef args[3] = {argc, argv, LLVMConstBitCast(info, L->ptr)};
+    LLVMBuildRet(L->b, llvm_call(L, "mc_main",
+                                 LLVMFunctionType(L->i32, p3, 3, 0), args, 3));
+    return;
+  }
   LLVMTypeRef p4[4] = {L->i32, L->pptr, L->i32, L->pptr};
   LLVMValueRef args[4] = {argc, argv, LLVMConstInt(L->i32, (uint64_t)n, 0),
-                          LLVMConstBitCast(g, L->pptr)};
+                          LLVMConstBitCast(entries, L->pptr)};
   LLVMBuildRet(L->b, llvm_call(L, "mc_main_entries",
                                LLVMFunctionType(L->i32, p4, 4, 0), args, 4));
 }
@@ -618,8 +626,9 @@ LLVMModuleRef cg_llvm_build(const Module *m, const CgOptions *o,
       infos[n++] =
           LLVMGetNamedGlobal(L.mod, cg_strf(&e.arena, "%s_info", fe.prefix));
   }
+  LLVMValueRef entries = ok ? emit_entries(&L, infos, n) : NULL;
   if (ok && main_name)
-    emit_main(&L, main_name, infos, n);
+    emit_main(&L, main_name, infos[0], entries, n);
   ok = ok && cg_llvm_link_vmath(L.mod, d);
   LLVMDisposeBuilder(L.b);
   cg_emitter_free(&e);

@@ -216,6 +216,23 @@ int main(int argc, char **argv) {
         ck.bits_equal("--emit obj in a program of one's own: %s" % name, got[i], want[name])
 
 
+def header_symbols(ck, work):
+    """--emit obj of a model with several entry points defines every
+    function and table its C header declares."""
+    model = mc_e2e.model_path("bilstm_crf.model")
+    src, obj = work.path("crf-h"), work.path("crf-h.o")
+    mc_e2e.compile_model(model, src, emit="c")
+    mc_e2e.compile_model(model, obj, emit="obj")
+    header = open(os.path.join(src, "bilstm_crf.h")).read()
+    declared = set(re.findall(r"\b(bilstm_crf_\w+)\s*(?:\(|\[|;)", header))
+    declared -= set(re.findall(r"typedef struct (\w+)", header))
+    res = mc_e2e.run(["nm", "--defined-only", obj])
+    defined = {line.split()[-1] for line in res.stdout.splitlines() if line.strip()}
+    missing = sorted(declared - defined)
+    ck.check("--emit obj defines the %d names bilstm_crf.h declares" % len(declared),
+             len(declared) >= 8 and not missing, "missing %s" % missing)
+
+
 def other_target(ck, work, model):
     obj = work.path("obj", "aarch64.o")
     res = mc_e2e.run(mc_e2e.compile_args(model, obj, emit="obj",
@@ -482,6 +499,7 @@ def body(ck, work):
     emit_llvm(ck, work, model)
     emit_obj_with_header(ck, work, model, x, want)
     other_target(ck, work, model)
+    header_symbols(ck, work)
     bad_cpu(ck, work)
 
 
