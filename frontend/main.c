@@ -266,6 +266,18 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
     diag_error(d, loc_none(), "no output given: use -o OUT");
     goto done;
   }
+  if (o.llvm && o.emit == EMIT_C) {
+    diag_error(d, loc_none(),
+               "--backend llvm emits no C: use --emit llvm, obj "
+               "or exe");
+    goto done;
+  }
+  if ((o.target || o.features) && o.emit != EMIT_LLVM && o.emit != EMIT_OBJ) {
+    diag_error(d, loc_none(),
+               "--target and --features are for --emit llvm and obj (a "
+               "program is built for this machine)");
+    goto done;
+  }
   m = load_model(&o, &ast, &lo, d);
   if (!m)
     goto done;

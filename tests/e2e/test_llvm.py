@@ -258,6 +258,12 @@ def bad_cpu(ck, work):
     ck.command_failed_cleanly("--backend llvm --cpu no-such-cpu: a clean error", res)
     ck.check("the error names the CPU", "no-such-cpu" in res.stderr, res.stderr.strip()[:300])
     ck.check("nothing written", not os.path.exists(out))
+    for what, extra in (("--backend llvm --emit c", ["--backend", "llvm", "--emit", "c"]),
+                        ("--target for a program", ["--target", "aarch64-linux-gnu"])):
+        res = mc_e2e.run(mc_e2e.compile_args(mc_e2e.model_path("mlp.model"), out, emit=None,
+                                             extra=extra), check=False)
+        ck.command_failed_cleanly("%s: a clean error" % what, res)
+        ck.check("%s: nothing written" % what, not os.path.exists(out))
 
 
 def movement(ck, work):
