@@ -41,6 +41,10 @@ static LLVMValueRef epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
                            LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
   LLVMValueRef ctx = LLVMBuildBitCast(L->b, LLVMGetParam(fn, 0),
                                       LLVMPointerType(ctx_t, 0), "");
+  static const char *const pnames[7] = {"ctx", "c",  "ldc", "i0",
+                                        "i1",  "j0", "j1"};
+  for (unsigned i = 0; i < 7; i++)
+    LLVMSetValueName2(LLVMGetParam(fn, i), pnames[i], strlen(pnames[i]));
   LLVMValueRef c = LLVMGetParam(fn, 1), ldc = LLVMGetParam(fn, 2);
   LlvmK e = *k;
   e.fn = fn;
@@ -168,8 +172,10 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
   int p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s))
+    if (fe->syms & (UINT64_C(1) << s)) {
       k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
+      LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
+    }
   LLVMValueRef pv[12];
   for (int i = 0; i < nptr; i++) {
     pv[i] = LLVMGetParam(k.fn, (unsigned)(first_ptr + i));

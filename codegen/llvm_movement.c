@@ -247,8 +247,10 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   llvm_noinline(L, k.fn);
   int p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s))
+    if (fe->syms & (UINT64_C(1) << s)) {
       k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
+      LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
+    }
   LLVMValueRef xp[34];
   for (int i = 0; i < op->noperands; i++) {
     xp[i] = LLVMGetParam(k.fn, (unsigned)(first_ptr + i));
@@ -258,6 +260,8 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMValueRef yp = LLVMGetParam(k.fn, (unsigned)(first_ptr + op->noperands));
   LLVMSetValueName2(yp, "y", 1);
   LLVMValueRef err = can_fail ? LLVMGetParam(k.fn, (unsigned)np - 1) : NULL;
+  if (err)
+    LLVMSetValueName2(err, "err", 3);
   LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
   LLVMPositionBuilderAtEnd(
       L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
