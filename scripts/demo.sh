@@ -92,3 +92,17 @@ build/demo/bilstm_crf decode --weights "$seg_weights" tokens=build/demo/segment/
 set +x
 echo "input:  $squeezed"
 echo "output: $(/usr/bin/python3 models/demo/segment.py decode build/demo/segment/out/tags.npy "$squeezed")"
+
+# The same model through the LLVM backend's JIT: compiled in memory, no C
+# compiler involved, the same tags bit for bit.
+set -x
+build/modelc run models/bilstm_crf.model "${seg_config[@]}" decode \
+  --weights "$seg_weights" tokens=build/demo/segment/tokens.npy \
+  lengths=build/demo/segment/lengths.npy -o build/demo/segment/out_jit
+set +x
+if cmp -s build/demo/segment/out/tags.npy build/demo/segment/out_jit/tags.npy; then
+  echo "modelc run (LLVM JIT): the same tags"
+else
+  echo "modelc run (LLVM JIT): the tags differ" >&2
+  exit 1
+fi
