@@ -211,11 +211,33 @@ static bool spec_literal(Emitter *e, int i, CgBuf *out) {
   return ok;
 }
 
+CgPrepared cg_prepared(const Emitter *e, int o) {
+  const Module *m = e->m;
+  const Value *v = ir_prepare_function(m)->outputs[o].value;
+  const char *name = ir_prepare_function(m)->outputs[o].name;
+  CgPrepared r;
+  memset(&r, 0, sizeof r);
+  int64_t d;
+  r.floats = 1;
+  for (int k = 0; k < v->type.shape.rank; k++)
+    r.floats *= dim_is_const(v->type.shape.dims[k], &d) ? d : 0;
+  int p = ir_file_params(m);
+  while (p < m->nparams && strcmp(m->params[p].name, name))
+    p++;
+  r.weight = p;
+  r.packed = p < m->nparams && e->wpacked[p];
+  if (r.packed) {
+    dim_is_const(m->params[p].type.shape.dims[0], &r.rows);
+    dim_is_const(m->params[p].type.shape.dims[1], &r.cols);
+    r.transposed = e->wtrans[p];
+  }
+  return r;
+}
+
 /* <n>_prepared: how the prepare function's outputs become weights. */
 static void emit_prepared_specs(Emitter *e) {
   const Module *m = e->m;
   const Function *prep = ir_prepare_function(m);
-  int nfile = ir_file_params(m);
   CgBuf *out = &e->model;
   cg_buf_printf(out,
                 "/* The prepared weights, computed from the file's when the "
@@ -224,23 +246,11 @@ static void emit_prepared_specs(Emitter *e) {
                 "static const McPreparedSpec %s_prepared[%d] = {\n",
                 e->name, e->name, prep->noutputs);
   for (int o = 0; o < prep->noutputs; o++) {
-    const Value *v = prep->outputs[o].value;
-    int64_t numel = 1, d;
-    for (int k = 0; k < v->type.shape.rank; k++)
-      numel *= dim_is_const(v->type.shape.dims[k], &d) ? d : 0;
-    int p = nfile;
-    while (p < m->nparams && strcmp(m->params[p].name, prep->outputs[o].name))
-      p++;
-    int64_t r = 0, c = 0;
-    bool packed = p < m->nparams && e->wpacked[p];
-    if (packed) {
-      dim_is_const(m->params[p].type.shape.dims[0], &r);
-      dim_is_const(m->params[p].type.shape.dims[1], &c);
-    }
+    CgPrepared p = cg_prepared(e, o);
     cg_buf_printf(out,
                   "    {%d, %" PRId64 ", %d, %" PRId64 ", %" PRId64
                   ", %d}, /* %s */\n",
-                  p, numel, packed, r, c, packed && e->wtrans[p],
+                  p.weight, p.floats, p.packed, p.rows, p.cols, p.transposed,
                   cg_c_string(&e->arena, prep->outputs[o].name, false));
   }
   cg_buf_puts(out, "};\n\n");

@@ -394,6 +394,17 @@ bool cg_emit_model_api(Emitter *e);
  * by index into which[] (room for all); their count. *prepare: whether
  * opening it computes the prepared weights. */
 int cg_entry_weights(FnEmit *fe, int *which, bool *prepare);
+/* How output o of the prepare function becomes a weight (the runtime's
+ * McPreparedSpec): the weight's index, its floats, and with `packed` the
+ * rows x cols matrix the GEMM's panels hold (of its transpose). */
+typedef struct CgPrepared {
+  int weight;
+  int64_t floats;
+  bool packed;
+  int64_t rows, cols;
+  bool transposed;
+} CgPrepared;
+CgPrepared cg_prepared(const Emitter *e, int o);
 /* The McModelInfo <prefix>_info of one entry point. */
 void cg_emit_entry_info(FnEmit *fe);
 

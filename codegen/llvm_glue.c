@@ -258,25 +258,13 @@ bool llvm_emit_model_tables(LlvmEmit *L) {
   if (nprep > 0) {
     const Function *prep = ir_prepare_function(m);
     for (int o = 0; o < prep->noutputs; o++) {
-      const Value *v = prep->outputs[o].value;
-      int64_t numel = 1, d;
-      for (int k = 0; k < v->type.shape.rank; k++)
-        numel *= dim_is_const(v->type.shape.dims[k], &d) ? d : 0;
-      int p = np;
-      while (p < m->nparams && strcmp(m->params[p].name, prep->outputs[o].name))
-        p++;
-      int64_t r = 0, c = 0;
-      bool packed = p < m->nparams && e->wpacked[p];
-      if (packed) {
-        dim_is_const(m->params[p].type.shape.dims[0], &r);
-        dim_is_const(m->params[p].type.shape.dims[1], &c);
-      }
-      LLVMValueRef f[6] = {cint(L, p),
-                           LLVMConstInt(L->i64, (uint64_t)numel, 1),
-                           cint(L, packed),
-                           LLVMConstInt(L->i64, (uint64_t)r, 1),
-                           LLVMConstInt(L->i64, (uint64_t)c, 1),
-                           cint(L, packed && e->wtrans[p])};
+      CgPrepared p = cg_prepared(e, o);
+      LLVMValueRef f[6] = {cint(L, p.weight),
+                           LLVMConstInt(L->i64, (uint64_t)p.floats, 1),
+                           cint(L, p.packed),
+                           LLVMConstInt(L->i64, (uint64_t)p.rows, 1),
+                           LLVMConstInt(L->i64, (uint64_t)p.cols, 1),
+                           cint(L, p.transposed)};
       vals[o] = LLVMConstNamedStruct(glue_type(L, T_PREPARED_SPEC), f, 6);
     }
     prepared =
