@@ -22,42 +22,17 @@
 #include "mc_bpe.h"
 #include "mc_runtime.h"
 
-static Diag d;
-static char *dbuf;
-static size_t dlen;
-static FILE *dout;
-static char dir[256];
-static LLVMContextRef ctx; /* for modules that are not JIT'd */
+/* the suite's Diag d, dir, ctx (after the headers: d shadows nothing) */
+#include "llvm_fixture.h"
 
 static void setup(void) {
-  dout = open_memstream(&dbuf, &dlen);
-  diag_init(&d, dout);
-  snprintf(dir, sizeof dir, "/tmp/test_llvm-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  ctx = LLVMContextCreate();
+  llvm_fixture_setup("test_llvm");
 }
-
 static void teardown(void) {
-  LLVMContextDispose(ctx);
-  diag_free(&d);
-  fclose(dout);
-  free(dbuf);
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "cannot remove %s\n", dir);
+  llvm_fixture_teardown();
 }
 
 TestSuite(llvm, .init = setup, .fini = teardown);
-
-static const char *diag_text(void) {
-  fflush(dout);
-  return dbuf ? dbuf : "";
-}
-
-#define assert_diag(text)                                                      \
-  cr_assert(strstr(diag_text(), text), "expected '%s' in:\n%s", text,          \
-            diag_text())
 
 static char *path_in_dir(const char *name) {
   static char path[512];
@@ -166,13 +141,6 @@ static void add_scale_back(LLVMModuleRef m) {
   LLVMValueRef tiny = LLVMBuildFMul(b, LLVMGetParam(fn, 0), scale, "tiny");
   LLVMBuildRet(b, LLVMBuildFDiv(b, tiny, scale, "back"));
   LLVMDisposeBuilder(b);
-}
-
-static char *module_text(LLVMModuleRef m) {
-  char *text = LLVMPrintModuleToString(m);
-  char *copy = strdup(text);
-  LLVMDisposeMessage(text);
-  return copy;
 }
 
 static uint32_t float_bits(float f) {
@@ -329,30 +297,9 @@ Test(llvm, ir_file_round_trip) {
   LLVMDisposeModule(m);
 }
 
-/* The ELF header of the object at path: e_machine, after checking it is a
- * 64-bit little-endian relocatable file. */
-static int elf_machine(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert(f, "no %s", path);
-  Elf64_Ehdr h;
-  cr_assert_eq(fread(&h, sizeof h, 1, f), 1);
-  fclose(f);
-  cr_assert_eq(memcmp(h.e_ident, ELFMAG, SELFMAG), 0);
-  cr_assert_eq(h.e_ident[EI_CLASS], ELFCLASS64);
-  cr_assert_eq(h.e_ident[EI_DATA], ELFDATA2LSB);
-  cr_assert_eq(h.e_type, ET_REL);
-  return h.e_machine;
-}
-
 Test(llvm, object_file_for_host) {
-#if defined(__x86_64__)
-  int machine = EM_X86_64;
-#elif defined(__aarch64__)
-  int machine = EM_AARCH64;
-#else
-  cr_skip_test("no ELF machine known for this host");
-  int machine = 0;
-#endif
+  /* this machine's: that of this test program */
+  int machine = elf_machine_of("/proc/self/exe", -1);
   LLVMModuleRef m = LLVMModuleCreateWithNameInContext("axpy", ctx);
   add_axpy(m);
   add_saxpy(m);

@@ -28,42 +28,17 @@
 #include "mc_ops.h"
 #include "mc_vmath.h"
 
-static Diag d;
-static char *dbuf;
-static size_t dlen;
-static FILE *dout;
-static char dir[256];
-static LLVMContextRef ctx; /* for modules that are not JIT'd */
+/* the suite's Diag d, dir, ctx (after the headers: d shadows nothing) */
+#include "llvm_fixture.h"
 
 static void setup(void) {
-  dout = open_memstream(&dbuf, &dlen);
-  diag_init(&d, dout);
-  snprintf(dir, sizeof dir, "/tmp/test_llvm_vmath-XXXXXX");
-  cr_assert(mkdtemp(dir));
-  ctx = LLVMContextCreate();
+  llvm_fixture_setup("test_llvm_vmath");
 }
-
 static void teardown(void) {
-  LLVMContextDispose(ctx);
-  diag_free(&d);
-  fclose(dout);
-  free(dbuf);
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "cannot remove %s\n", dir);
+  llvm_fixture_teardown();
 }
 
 TestSuite(llvm_vmath, .init = setup, .fini = teardown);
-
-static const char *diag_text(void) {
-  fflush(dout);
-  return dbuf ? dbuf : "";
-}
-
-#define assert_diag(text)                                                      \
-  cr_assert(strstr(diag_text(), text), "expected '%s' in:\n%s", text,          \
-            diag_text())
 
 /* ---- the C side: the headers' functions, called directly ---------------- */
 
@@ -196,13 +171,6 @@ static void add_maps(LLVMModuleRef m, DType t) {
 
 static char *value_text(LLVMValueRef v) {
   char *text = LLVMPrintValueToString(v);
-  char *copy = strdup(text);
-  LLVMDisposeMessage(text);
-  return copy;
-}
-
-static char *module_text(LLVMModuleRef m) {
-  char *text = LLVMPrintModuleToString(m);
   char *copy = strdup(text);
   LLVMDisposeMessage(text);
   return copy;
@@ -727,17 +695,6 @@ Test(llvm_vmath, two_modules_two_contexts) {
   cr_assert(cg_llvm_verify(m, &d), "%s", diag_text());
   LLVMDisposeModule(m);
   cr_assert_eq(d.nerrors, 0);
-}
-
-static int elf_machine(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert(f, "no %s", path);
-  Elf64_Ehdr h;
-  cr_assert_eq(fread(&h, sizeof h, 1, f), 1);
-  fclose(f);
-  cr_assert_eq(memcmp(h.e_ident, ELFMAG, SELFMAG), 0);
-  cr_assert_eq(h.e_type, ET_REL);
-  return h.e_machine;
 }
 
 Test(llvm_vmath, module_for_aarch64) {
