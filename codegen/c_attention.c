@@ -64,15 +64,8 @@ static const char *block_rows(CgKernel *k, const char *M) {
   return cg_strf(k->arena, "(%s < %s ? %s : %s)", M, ATTN_ROWS, M, ATTN_ROWS);
 }
 
-/* The epilogue operand that masks keys, when the epilogue's result is
- * where(mask, ..., -inf) or where(mask, -inf, ...) with a mask that has
- * the key (last) axis: decoding's arange(n_ctx) <= pos over a cache, a
- * causal [T, T] mask, a padding mask [B, 1, 1, T]. Its index, else -1;
- * *true_masks tells whether a true element masks its key (the second
- * form) or keeps it. */
-static int key_mask_operand(const CgKernel *k, const Shape *ss,
-                            bool *true_masks) {
-  const Op *ep = k->epilogue;
+int cg_attention_key_mask(const Op *mm, const Op *ep, const Shape *ss,
+                          bool *true_masks) {
   if (!ep || ep->nregions != 1)
     return -1;
   const Op *y = ep->regions[0]->last;
@@ -93,8 +86,8 @@ static int key_mask_operand(const CgKernel *k, const Shape *ss,
     return -1;
   *true_masks = inf_at == 1;
   int i = sel->operands[0]->def_index; /* the block argument's operand */
-  if (i >= ep->noperands || ep->operands[i] == k->op->results[0] ||
-      k->ep_literal[i])
+  if (i >= ep->noperands || ep->operands[i] == mm->results[0] ||
+      (cg_takes_literals(ep) && cg_is_inlinable_const(ep->operands[i])))
     return -1;
   const Shape *ms = &ep->operands[i]->type.shape;
   if (ms->rank == 0 || ms->rank > ss->rank ||
@@ -148,7 +141,7 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
   cg_line(k, 1, "const int64_t row_blocks = (%s + %s - 1) / %s;", g.M,
           ATTN_ROWS, ATTN_ROWS);
   bool true_masks = false;
-  int mask = key_mask_operand(k, ss, &true_masks);
+  int mask = cg_attention_key_mask(mm, k->epilogue, ss, &true_masks);
   const char *keys = mask >= 0 ? "nk" : g.N; /* the keys computed */
   cg_line(k, 1, "for (int64_t slot = begin; slot < end; slot++) {");
   cg_line(k, 2, "float *restrict sc = s + slot * %s * %s;", block, g.N);

@@ -175,6 +175,16 @@ const char *cg_batch_offset(CgKernel *k, const char *const *stride, int n,
 /* c_attention.c: k->op computes S (with k->epilogue), k->softmax P, k->pv
  * P @ V: blocks of rows at a time. */
 bool cg_kernel_attention(CgKernel *k, Diag *d);
+/* The epilogue operand of attention's scores S (shape ss, the product of
+ * mm, ep its epilogue or NULL) that masks keys: when ep's result is
+ * where(mask, ..., -inf) or where(mask, -inf, ...) with a mask that has
+ * the key (last) axis (decoding's arange(n_ctx) <= pos over a cache, a
+ * causal [T, T] mask, a padding mask [B, 1, 1, T]). Its index, else -1;
+ * *true_masks tells whether a true element masks its key (the second
+ * form) or keeps it. Both backends compute only the keys up to the last
+ * one a block of rows keeps (see c_attention.c). */
+int cg_attention_key_mask(const Op *mm, const Op *ep, const Shape *ss,
+                          bool *true_masks);
 
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
 bool cg_kernel_elementwise(CgKernel *k, Diag *d);
@@ -263,10 +273,10 @@ typedef struct Emitter {
   bool *wtrans;
   bool *wpacked;
   bool single; /* one entry point (besides a prepare function) */
-  /* the LLVM backend's kernels: only GEMM epilogues are computed in their
-   * reader's kernel (no reduction prologues or epilogues, no attention);
-   * the others run as kernels of their own, with the same bits */
-  bool gemm_fusion_only;
+  /* the LLVM backend's kernels: GEMM epilogues and attention are computed
+   * in their reader's kernel, reductions' prologues and epilogues are not
+   * (they run as kernels of their own, with the same bits) */
+  bool no_reduce_fusion;
 } Emitter;
 
 /* c_weights.c: e->wstore, e->wtrans and e->wpacked from the uses of every
@@ -335,6 +345,9 @@ void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
 const char *cg_kernel_name(Emitter *e, const Op *op);
 /* ... of a GEMM with its epilogue: "conv1d_L28_matmul_gelu_L32". */
 const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep);
+/* Attention's kernel is named after its first matmul's line:
+ * attention_L46_attention (c_kernel_call.c). */
+const char *cg_attention_kernel_name(Emitter *e, const Op *mm);
 /* c_kernel_call.c: emits op's kernel and appends its call (indented two
  * spaces) to run. */
 bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);

@@ -65,9 +65,7 @@ const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep) {
   return cg_names_unique(&e->globals, &e->arena, name);
 }
 
-/* Attention's kernel is named after its first matmul's line:
- * attention_L46_attention. */
-static const char *attention_kernel_name(Emitter *e, const Op *mm) {
+const char *cg_attention_kernel_name(Emitter *e, const Op *mm) {
   const char *scope =
       mm->loc.scope ? cg_c_ident(&e->arena, mm->loc.scope) : e->name;
   return cg_names_unique(
@@ -147,7 +145,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     transposed[i] = xi->storage == ST_PARAM && e->wtrans[xi->index];
     packed[i] = xi->storage == ST_PARAM && e->wpacked[xi->index];
   }
-  k.name = pv   ? attention_kernel_name(e, op)
+  k.name = pv   ? cg_attention_kernel_name(e, op)
            : ep ? cg_epilogue_kernel_name(e, op, ep)
                 : cg_kernel_name(e, op);
   if (!cg_kernel_emit(&k, e->d)) {

@@ -100,15 +100,15 @@ static bool attention(FnEmit *fe, const Op *sm) {
 static bool in_next_kernel(FnEmit *fe, const Op *op) {
   if (ir_is_gemm_epilogue(op, op->next))
     return true;
-  if (fe->e->gemm_fusion_only)
-    return false;
-  if (ir_is_reduce_epilogue(op, op->next))
-    return true;
   if (op->kind == OP_SOFTMAX)
     return attention(fe, op);
   if (op->next && op->next->kind == OP_SOFTMAX &&
       ir_is_attention_scores(op, op->next))
     return attention(fe, op->next);
+  if (fe->e->no_reduce_fusion)
+    return false;
+  if (ir_is_reduce_epilogue(op, op->next))
+    return true;
   if (!ir_is_reduce_prologue(op, op->next))
     return false;
   for (int i = 0; i < op->noperands; i++)

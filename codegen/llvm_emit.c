@@ -166,6 +166,31 @@ void llvm_fail_if(LlvmEmit *L, LLVMValueRef fn, LLVMValueRef err,
   LLVMPositionBuilderAtEnd(L->b, ok);
 }
 
+const char *llvm_where_format(Emitter *e, const Op *op) {
+  const char *where = cg_where(e, op->loc);
+  char *fmt = arena_alloc(&e->arena, 2 * strlen(where) + 1), *w = fmt;
+  for (const char *c = where; *c; c++)
+    if ((*w++ = *c) == '%')
+      *w++ = '%';
+  *w = 0;
+  return fmt;
+}
+
+void llvm_check_status(LlvmFn *F, LLVMValueRef rc) {
+  LlvmEmit *L = F->L;
+  LLVMBasicBlockRef bad =
+      LLVMAppendBasicBlockInContext(L->ctx, F->fn, "failed");
+  LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "ok");
+  LLVMBuildCondBr(
+      L->b,
+      LLVMBuildICmp(L->b, LLVMIntNE, rc, LLVMConstInt(L->i32, MC_OK, 0), ""),
+      bad, ok);
+  LLVMPositionBuilderAtEnd(L->b, bad);
+  LLVMBuildStore(L->b, rc, F->rc);
+  LLVMBuildBr(L->b, F->done);
+  LLVMPositionBuilderAtEnd(L->b, ok);
+}
+
 void llvm_noinline(LlvmEmit *L, LLVMValueRef fn) {
   LLVMAddAttributeAtIndex(
       fn, LLVMAttributeFunctionIndex,
@@ -595,7 +620,7 @@ LLVMModuleRef cg_llvm_build(const Module *m, const CgOptions *o,
                             Diag *d) {
   Emitter e;
   cg_emitter_init(&e, m, o, d);
-  e.gemm_fusion_only = true;
+  e.no_reduce_fusion = true;
   LlvmEmit L;
   memset(&L, 0, sizeof L);
   L.e = &e;

@@ -6,6 +6,7 @@
  *   llvm_emit.c     the module: layouts, workspace sizes, run functions
  *   llvm_kernels.c  a kernel per op: elementwise loops
  *   llvm_matmul.c   matmuls on the runtime's GEMM, with their epilogues
+ *   llvm_attention.c attention: softmax(QK^T) V by blocks of rows
  *   llvm_movement.c iota, permute, slice, concat, gather
  *   llvm_reduce.c   reductions, argmax/argmin, softmax
  *   llvm_scan.c     scan: a loop over its steps
@@ -18,8 +19,9 @@
  * their epilogues (weights in the GEMM's panels or in 16 bits), iota,
  * permute, slice, concat and gather (checked indices and bounds),
  * reductions and softmax, with the run-time or constant memory plan,
- * optional inputs. Only GEMM epilogues are fused (Emitter.gemm_fusion_only):
- * attention runs as its separate ops. Scans, with `until`, and the
+ * optional inputs. GEMM epilogues and attention are fused as in the C
+ * backend (llvm_attention.c); reductions' prologues and epilogues are not
+ * (Emitter.no_reduce_fusion). Scans, with `until`, and the
  * decoding ops (llvm_decode.c). Every op of the IR compiles; the limits
  * that remain (more than 8 operands of an elementwise op, a scan carry
  * taking another carry's old value) are errors naming the line.

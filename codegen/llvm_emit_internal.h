@@ -69,6 +69,11 @@ void llvm_fail_if(LlvmEmit *L, LLVMValueRef fn, LLVMValueRef err,
                   LLVMValueRef bad, int code, const char *fmt, LLVMValueRef a,
                   LLVMValueRef b);
 void llvm_noinline(LlvmEmit *L, LLVMValueRef fn);
+/* op's model-file line as a printf format ('%' doubled), for messages. */
+const char *llvm_where_format(Emitter *e, const Op *op);
+/* After a failing kernel's call in F's run function: a status rc other
+ * than MC_OK stops the run (rc, then `done`). */
+void llvm_check_status(LlvmFn *F, LLVMValueRef rc);
 /* A value's data pointer (i8*) in F's run function. */
 LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
 /* The code of a live op in F's run function (or a scan's loop): its
@@ -100,9 +105,33 @@ typedef struct LlvmK {
 /* One element of elementwise or fused op from its operands' elements x[]:
  * one instruction (or call) per IR op; NULL for an op it cannot compute. */
 LLVMValueRef llvm_element(LlvmK *k, const Op *op, LLVMValueRef *x);
+/* llvm_matmul.c: a GEMM's arguments (cg_gemm_layout's), as i64 values in
+ * kernel k, from the operands' views (NULL: dense) and whether B is a
+ * weight kept transposed: sizes, row and column strides, and the strides
+ * of every axis of A and B (sa, sb). */
+typedef struct LlvmGemm {
+  LLVMValueRef M, K, N, rsa, csa, rsb, csb;
+  LLVMValueRef sa[MAX_RANK], sb[MAX_RANK];
+} LlvmGemm;
+void llvm_gemm_layout(LlvmK *k, const Op *mm, const CgView *va,
+                      const CgView *vb, bool b_kept_transposed, LlvmGemm *g);
 /* llvm_matmul.c: a matmul's kernel, with `ep` (or NULL) as its epilogue,
  * and its call. */
 bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d);
+/* NAME_ep(ctx, c, ldc, i0, i1, j0, j1), internal: ep (the epilogue of mm)
+ * on rows [i0, i1) and columns [j0, j1) of the product c, in place, for
+ * mc_gemm_f32_ep. Its context ctx_t: ep's pointer operands (those not
+ * mm's result nor literal[i], already at the block's position), then the
+ * symbols of k's run function. rows/cols: the result axes of the GEMM's
+ * rows and columns (-1: none). NULL when an element cannot be computed. */
+LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
+                                   const char *name, LLVMTypeRef ctx_t,
+                                   const bool *literal, int rows, int cols);
+/* llvm_attention.c: attention (c_attention.c): the kernel of the scores'
+ * matmul mm with its epilogue ep (or NULL), the softmax and the matmul pv,
+ * and its call. */
+bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
+                           Diag *d);
 /* llvm_movement.c: iota, permute, slice, concat and gather. */
 bool llvm_is_movement(const Op *op);
 bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d);

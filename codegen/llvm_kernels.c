@@ -380,6 +380,19 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LlvmEmit *L = F->L;
   FnEmit *fe = F->fe;
   Emitter *e = L->e;
+  /* op may be attention's last matmul (P @ V): then the kernel is that of
+   * the scores' matmul (and its epilogue) with the softmax and op inside */
+  if (op->kind == OP_MATMUL &&
+      cg_info(fe, op->operands[0])->storage == ST_FUSED &&
+      op->operands[0]->def->kind == OP_SOFTMAX) {
+    const Op *scores = op->operands[0]->def->operands[0]->def;
+    if (scores->kind == OP_MATMUL)
+      return llvm_attention_kernel(F, scores, NULL, op, d);
+    for (int i = 0; i < scores->noperands; i++)
+      if (cg_info(fe, scores->operands[i])->storage == ST_FUSED)
+        return llvm_attention_kernel(F, scores->operands[i]->def, scores, op,
+                                     d);
+  }
   /* an operand computed inside this op's kernel: a GEMM or reduction
    * with op as its epilogue, or the like (c_kernel_call.c) */
   const Op *ep = NULL;

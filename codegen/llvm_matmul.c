@@ -21,16 +21,50 @@ static void strides(LlvmK *k, const Value *x, const CgView *view,
                   : llvm_numel(k->L, s, j + 1, s->rank, k->sym);
 }
 
+/* ---- the layout (cg_gemm_layout's) ----------------------------------------
+ */
+
+void llvm_gemm_layout(LlvmK *k, const Op *mm, const CgView *va,
+                      const CgView *vb, bool b_kept_transposed, LlvmGemm *g) {
+  LlvmEmit *L = k->L;
+  const Value *av = mm->operands[0], *bv = mm->operands[1];
+  const Shape *as = &av->type.shape, *bs = &bv->type.shape;
+  int ar = as->rank, br = bs->rank;
+  strides(k, av, va, g->sa);
+  strides(k, bv, vb, g->sb);
+  bool ta = mm->attrs.matmul.trans_a, tb = mm->attrs.matmul.trans_b;
+  if (b_kept_transposed) { /* a [N, K] weight kept as W.T */
+    g->sb[0] = llvm_i64(L, 1);
+    g->sb[1] = llvm_dim(L, bs->dims[0], k->sym);
+  }
+  if (ar == 1) {
+    g->M = llvm_i64(L, 1);
+    g->K = llvm_dim(L, as->dims[0], k->sym);
+    g->rsa = g->K;
+    g->csa = g->sa[0];
+  } else {
+    g->M = llvm_dim(L, as->dims[ar - 1 - !ta], k->sym);
+    g->K = llvm_dim(L, as->dims[ar - 1 - ta], k->sym);
+    g->rsa = g->sa[ar - 1 - !ta];
+    g->csa = g->sa[ar - 1 - ta];
+  }
+  if (br == 1) {
+    g->N = llvm_i64(L, 1);
+    g->rsb = g->sb[0];
+    g->csb = llvm_i64(L, 1);
+  } else {
+    g->N = llvm_dim(L, bs->dims[br - 1 - tb], k->sym);
+    g->rsb = g->sb[br - 1 - !tb];
+    g->csb = g->sb[br - 1 - tb];
+  }
+}
+
 /* ---- the epilogue ----------------------------------------------------------
  */
 
-/* NAME_ep(ctx, c, ldc, i0, i1, j0, j1): ep on rows [i0, i1) and columns
- * [j0, j1) of the product c, in place. Its context: ep's pointer operands
- * (already at the batch's position), then the symbols. rows/cols: the
- * result axes of the GEMM's rows and columns (-1: none). */
-static LLVMValueRef epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
-                                const char *name, LLVMTypeRef ctx_t,
-                                const bool *literal, int rows, int cols) {
+LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
+                                   const char *name, LLVMTypeRef ctx_t,
+                                   const bool *literal, int rows, int cols) {
   LlvmEmit *L = k->L;
   LLVMTypeRef fp = LLVMPointerType(L->f32, 0);
   LLVMTypeRef params[7] = {L->ptr, fp, L->i64, L->i64, L->i64, L->i64, L->i64};
@@ -197,9 +231,9 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   int nbatch = ys->rank - (ar >= 2) - (br >= 2);
   LLVMValueRef ep_fn = NULL;
   if (ep) {
-    ep_fn = epilogue_fn(&k, mm, ep, cg_strf(&e->arena, "%s_ep", name), ctx_t,
-                        literal, ar >= 2 ? nbatch : -1,
-                        br >= 2 ? ys->rank - 1 : -1);
+    ep_fn = llvm_gemm_epilogue_fn(&k, mm, ep, cg_strf(&e->arena, "%s_ep", name),
+                                  ctx_t, literal, ar >= 2 ? nbatch : -1,
+                                  br >= 2 ? ys->rank - 1 : -1);
     if (!ep_fn) {
       diag_error(d, ep->loc,
                  "the LLVM backend does not compile this epilogue yet");
@@ -217,37 +251,10 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   LLVMValueRef epv = ep ? LLVMBuildAlloca(L->b, ep_t, "ep") : NULL;
   LLVMValueRef acc =
       dtype_is_float(t) ? NULL : LLVMBuildAlloca(L->b, L->i64, "acc");
-  /* strides, transposes (cg_gemm_layout) */
-  LLVMValueRef sa[MAX_RANK], sb[MAX_RANK];
-  strides(&k, av, ai->view, sa);
-  strides(&k, bv, bi->view, sb);
-  bool ta = mm->attrs.matmul.trans_a, tb = mm->attrs.matmul.trans_b;
-  if (trans) { /* a [N, K] weight kept as W.T */
-    sb[0] = LLVMConstInt(L->i64, 1, 0);
-    sb[1] = llvm_dim(L, bs->dims[0], k.sym);
-  }
-  LLVMValueRef one = LLVMConstInt(L->i64, 1, 0);
-  LLVMValueRef M, K, N, rsa, csa, rsb, csb;
-  if (ar == 1) {
-    M = one;
-    K = llvm_dim(L, as->dims[0], k.sym);
-    rsa = K;
-    csa = sa[0];
-  } else {
-    M = llvm_dim(L, as->dims[ar - 1 - !ta], k.sym);
-    K = llvm_dim(L, as->dims[ar - 1 - ta], k.sym);
-    rsa = sa[ar - 1 - !ta];
-    csa = sa[ar - 1 - ta];
-  }
-  if (br == 1) {
-    N = one;
-    rsb = sb[0];
-    csb = one;
-  } else {
-    N = llvm_dim(L, bs->dims[br - 1 - tb], k.sym);
-    rsb = sb[br - 1 - !tb];
-    csb = sb[br - 1 - tb];
-  }
+  LlvmGemm g;
+  llvm_gemm_layout(&k, mm, ai->view, bi->view, trans, &g);
+  LLVMValueRef *sa = g.sa, *sb = g.sb, M = g.M, K = g.K, N = g.N, rsa = g.rsa,
+               csa = g.csa, rsb = g.rsb, csb = g.csb;
   /* batch loops; each operand's batch axes align to the result's right */
   LlvmLoop loops[MAX_RANK];
   LLVMValueRef pos[MAX_RANK];

@@ -265,13 +265,7 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
   LLVMPositionBuilderAtEnd(
       L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
-  /* the line, for messages: '%' doubled (it goes into a format) */
-  const char *where = cg_where(e, op->loc);
-  char *fmt_where = arena_alloc(&e->arena, 2 * strlen(where) + 1),
-       *w = fmt_where;
-  for (const char *c = where; *c; c++)
-    if ((*w++ = *c) == '%')
-      *w++ = '%';
+  const char *fmt_where = llvm_where_format(e, op);
   if (llvm_is_reduce(op))
     llvm_reduce_body(&k, op, xp[0], yp);
   else if (llvm_is_decode(op))
@@ -285,18 +279,7 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMPositionBuilderAtEnd(L->b, caller);
   LLVMValueRef rc = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(k.fn), k.fn,
                                    args, (unsigned)np, "");
-  if (can_fail) { /* a failure stops the run: rc, then `done` */
-    LLVMBasicBlockRef bad =
-        LLVMAppendBasicBlockInContext(L->ctx, F->fn, "failed");
-    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "ok");
-    LLVMBuildCondBr(
-        L->b,
-        LLVMBuildICmp(L->b, LLVMIntNE, rc, LLVMConstInt(L->i32, MC_OK, 0), ""),
-        bad, ok);
-    LLVMPositionBuilderAtEnd(L->b, bad);
-    LLVMBuildStore(L->b, rc, F->rc);
-    LLVMBuildBr(L->b, F->done);
-    LLVMPositionBuilderAtEnd(L->b, ok);
-  }
+  if (can_fail)
+    llvm_check_status(F, rc);
   return true;
 }
