@@ -273,10 +273,6 @@ typedef struct Emitter {
   bool *wtrans;
   bool *wpacked;
   bool single; /* one entry point (besides a prepare function) */
-  /* the LLVM backend's kernels: GEMM epilogues and attention are computed
-   * in their reader's kernel, reductions' prologues and epilogues are not
-   * (they run as kernels of their own, with the same bits) */
-  bool no_reduce_fusion;
 } Emitter;
 
 /* c_weights.c: e->wstore, e->wtrans and e->wpacked from the uses of every

@@ -105,8 +105,6 @@ static bool in_next_kernel(FnEmit *fe, const Op *op) {
   if (op->next && op->next->kind == OP_SOFTMAX &&
       ir_is_attention_scores(op, op->next))
     return attention(fe, op->next);
-  if (fe->e->no_reduce_fusion)
-    return false;
   if (ir_is_reduce_epilogue(op, op->next))
     return true;
   if (!ir_is_reduce_prologue(op, op->next))

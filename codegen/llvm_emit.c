@@ -620,7 +620,6 @@ LLVMModuleRef cg_llvm_build(const Module *m, const CgOptions *o,
                             Diag *d) {
   Emitter e;
   cg_emitter_init(&e, m, o, d);
-  e.no_reduce_fusion = true;
   LlvmEmit L;
   memset(&L, 0, sizeof L);
   L.e = &e;

@@ -19,10 +19,10 @@
  * their epilogues (weights in the GEMM's panels or in 16 bits), iota,
  * permute, slice, concat and gather (checked indices and bounds),
  * reductions and softmax, with the run-time or constant memory plan,
- * optional inputs. GEMM epilogues and attention are fused as in the C
- * backend (llvm_attention.c); reductions' prologues and epilogues are not
- * (Emitter.no_reduce_fusion). Scans, with `until`, and the
- * decoding ops (llvm_decode.c). Every op of the IR compiles; the limits
+ * optional inputs, with the C backend's fusion: GEMM epilogues, attention
+ * (llvm_attention.c), reductions' prologues and epilogues on the runtime's
+ * threads (llvm_reduce.c). Scans, with `until`, and the decoding ops
+ * (llvm_decode.c). Every op of the IR compiles; the limits
  * that remain (more than 8 operands of an elementwise op, a scan carry
  * taking another carry's old value) are errors naming the line.
  */

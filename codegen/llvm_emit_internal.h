@@ -135,10 +135,16 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
 /* llvm_movement.c: iota, permute, slice, concat and gather. */
 bool llvm_is_movement(const Op *op);
 bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d);
-/* llvm_reduce.c: reductions, argmax/argmin, softmax and log_softmax, whose
- * kernels llvm_movement_kernel makes (reading x, writing y). */
+/* llvm_reduce.c: argmax/argmin, softmax and log_softmax, whose kernels
+ * llvm_movement_kernel makes (reading x, writing y). */
 bool llvm_is_reduce(const Op *op);
 void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp, LLVMValueRef yp);
+/* sum, mean, max, min, logsumexp: a kernel of their own, with the
+ * elementwise prologue pro and epilogue ep (or NULL) computed in it, on
+ * the runtime's threads, and its call. */
+bool llvm_is_reduction(const Op *op);
+bool llvm_reduce_kernel(LlvmFn *F, const Op *red, const Op *pro, const Op *ep,
+                        Diag *d);
 /* llvm_decode.c: the decoding ops (dynamic slices, take_along_axis, topk,
  * cumsum, random_uniform, categorical), kernels made the same way; `where`
  * is the op's line with '%' doubled, in_place: a dynamic_update_slice into
@@ -147,6 +153,26 @@ bool llvm_is_decode(const Op *op);
 bool llvm_decode_can_fail(const Op *op);
 void llvm_decode_body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
                       LLVMValueRef err, const char *where, bool in_place);
+/* A kernel whose work is a range [0, n) cut into pieces of at least
+ * `grain` on the runtime's threads, as the C backend's ranged kernels:
+ * NAME(params) stores its parameters in a struct and calls
+ * mc_parallel_for(n, grain, NAME_range, &struct); NAME_range(args, begin,
+ * end) loads them and runs body. params: the run function's symbols
+ * (F->fe->syms, in order), then pointers named names[]. */
+typedef struct LlvmRange {
+  /* the range function's body: k->fn and k->sym are the range function's,
+   * p[] the pointer parameters' values */
+  bool (*body)(LlvmK *k, LLVMValueRef *p, LLVMValueRef begin, LLVMValueRef end,
+               void *ctx);
+  /* in the kernel (k->sym its parameters): n, and *grain */
+  LLVMValueRef (*extent)(LlvmK *k, LLVMValueRef *grain, void *ctx);
+  void *ctx;
+} LlvmRange;
+/* Builds the kernel and its range function, and the kernel's call (args)
+ * at the builder's position; false when body fails. */
+bool llvm_ranged_kernel(LlvmK *k, const char *name, LLVMTypeRef *params,
+                        LLVMValueRef *args, int np, const char *const *names,
+                        const LlvmRange *r);
 /* Emits op's kernel (a function of its own, named after its model-file
  * line) and its call in F's run function at the builder's position.
  * Reports ops the LLVM backend does not compile yet. */

@@ -371,6 +371,38 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
 /* ---- kernels and their calls ----------------------------------------------
  */
 
+/* An elementwise kernel's range: its literal operands */
+typedef struct ElemCtx {
+  bool literal[8];
+} ElemCtx;
+
+static bool elem_body(LlvmK *k, LLVMValueRef *p, LLVMValueRef begin,
+                      LLVMValueRef end, void *ctx) {
+  const ElemCtx *c = ctx;
+  LLVMValueRef xp[8] = {0};
+  int q = 0;
+  for (int i = 0; i < k->op->noperands; i++)
+    if (!c->literal[i])
+      xp[i] = p[q++];
+  return elementwise(k, c->literal, xp, p[q], begin, end);
+}
+
+/* the elements, or the first axis (rows of at least GRAIN elements a
+ * piece), as the C backend's (c_elementwise.c) */
+static LLVMValueRef elem_extent(LlvmK *k, LLVMValueRef *grain, void *ctx) {
+  const ElemCtx *c = ctx;
+  LlvmEmit *L = k->L;
+  const Shape *ys = &k->op->results[0]->type.shape;
+  *grain = llvm_i64(L, GRAIN);
+  if (is_flat(k->op, c->literal) || ys->rank == 0)
+    return llvm_numel(L, ys, 0, ys->rank, k->sym);
+  *grain = LLVMBuildAdd(
+      L->b,
+      LLVMBuildSDiv(L->b, *grain, llvm_numel(L, ys, 1, ys->rank, k->sym), ""),
+      llvm_i64(L, 1), "");
+  return llvm_dim(L, ys->dims[0], k->sym);
+}
+
 static bool supported(const Op *op) {
   return cg_op_is_elementwise(op->kind) || op->kind == OP_BROADCAST ||
          op->kind == OP_FUSED;
@@ -393,15 +425,23 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
         return llvm_attention_kernel(F, scores->operands[i]->def, scores, op,
                                      d);
   }
-  /* an operand computed inside this op's kernel: a GEMM or reduction
-   * with op as its epilogue, or the like (c_kernel_call.c) */
-  const Op *ep = NULL;
-  for (int i = 0; i < op->noperands; i++)
-    if (cg_info(fe, op->operands[i])->storage == ST_FUSED) {
+  /* op may be the epilogue of the kernel of its operand's op (a matmul, a
+   * reduction), which may have a prologue (an elementwise loop), as in
+   * c_kernel_call.c */
+  const Op *ep = NULL, *pro = NULL;
+  for (int i = 0; i < op->noperands; i++) {
+    const Op *def = op->operands[i]->def;
+    if (cg_info(fe, op->operands[i])->storage == ST_FUSED &&
+        def->kind != OP_FUSED && !cg_op_is_elementwise(def->kind)) {
       ep = op;
-      op = op->operands[i]->def;
+      op = def;
       break;
     }
+  }
+  if (op->noperands > 0 && cg_info(fe, op->operands[0])->storage == ST_FUSED)
+    pro = op->operands[0]->def;
+  if (llvm_is_reduction(op))
+    return llvm_reduce_kernel(F, op, pro, ep, d);
   if (!ep && (llvm_is_movement(op) || llvm_is_reduce(op) || llvm_is_decode(op)))
     return llvm_movement_kernel(F, op, d);
   if (op->kind == OP_MATMUL &&
@@ -418,36 +458,51 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
    * pointers, the result */
   LLVMTypeRef params[MAX_SYMBOLS + 10];
   LLVMValueRef args[MAX_SYMBOLS + 10];
-  int np = 0;
+  const char *names[10];
+  int np = 0, nptr = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s)) {
       params[np] = L->i64;
       args[np++] = F->sym[s];
     }
-  bool literal[8] = {0};
+  ElemCtx c = {{0}};
   for (int i = 0; i < op->noperands; i++) {
-    literal[i] =
+    c.literal[i] =
         cg_takes_literals(op) && cg_is_inlinable_const(op->operands[i]);
-    if (literal[i])
+    if (c.literal[i])
       continue;
     params[np] = LLVMPointerType(llvm_type(L, op->operands[i]->type.dtype), 0);
     args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, op->operands[i]),
                                 params[np], "");
     np++;
+    names[nptr++] = cg_operand_name(op, i);
   }
   const Value *y = op->results[0];
   params[np] = LLVMPointerType(llvm_type(L, y->type.dtype), 0);
   args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, y), params[np], "");
   np++;
+  names[nptr++] = "y";
   LlvmK k;
   memset(&k, 0, sizeof k);
   k.L = L;
   k.F = F;
   k.op = op;
   k.d = d;
-  const char *name = cg_kernel_name(e, op);
-  /* NAME(params): its range function over the loop's range on the
-   * runtime's threads, the parameters passed in a struct */
+  LlvmRange r = {elem_body, elem_extent, &c};
+  return llvm_ranged_kernel(&k, cg_kernel_name(e, op), params, args, np, names,
+                            &r);
+}
+
+/* ---- kernels on the runtime's threads ---------------------------------------
+ */
+
+bool llvm_ranged_kernel(LlvmK *k, const char *name, LLVMTypeRef *params,
+                        LLVMValueRef *args, int np, const char *const *names,
+                        const LlvmRange *r) {
+  LlvmEmit *L = k->L;
+  FnEmit *fe = k->F->fe;
+  Emitter *e = L->e;
+  /* NAME_range(args, begin, end): the parameters passed in a struct */
   LLVMTypeRef argt = LLVMStructTypeInContext(L->ctx, params, (unsigned)np, 0);
   LLVMTypeRef rparams[3] = {L->ptr, L->i64, L->i64};
   LLVMTypeRef range_t = LLVMFunctionType(L->vd, rparams, 3, 0);
@@ -459,61 +514,51 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
       L->b, LLVMAppendBasicBlockInContext(L->ctx, range, "entry"));
   LLVMValueRef ctx = LLVMBuildBitCast(L->b, LLVMGetParam(range, 0),
                                       LLVMPointerType(argt, 0), "args");
-  LLVMValueRef field[MAX_SYMBOLS + 10];
+  LLVMValueRef field[MAX_SYMBOLS + 40];
   for (int i = 0; i < np; i++)
     field[i] = LLVMBuildLoad2(
         L->b, params[i], LLVMBuildStructGEP2(L->b, argt, ctx, (unsigned)i, ""),
         "");
+  k->fn = range;
+  const char *pn[MAX_SYMBOLS + 40];
   int p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s)) {
-      k.sym[s] = field[p++];
-      LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
+      pn[p] = e->symnames[s];
+      k->sym[s] = field[p++];
     }
-  LLVMValueRef xp[8] = {0};
-  for (int i = 0; i < op->noperands; i++)
-    if (!literal[i]) {
-      xp[i] = field[p++];
-      const char *pn = cg_operand_name(op, i);
-      LLVMSetValueName2(xp[i], pn, strlen(pn));
-    }
-  LLVMValueRef yp = field[p];
-  LLVMSetValueName2(yp, "y", 1);
+  int nsyms = p;
+  for (int i = 0; i < np; i++) {
+    if (i >= nsyms)
+      pn[i] = names[i - nsyms];
+    LLVMSetValueName2(field[i], pn[i], strlen(pn[i]));
+  }
   LLVMValueRef begin = LLVMGetParam(range, 1), end = LLVMGetParam(range, 2);
   LLVMSetValueName2(begin, "begin", 5);
   LLVMSetValueName2(end, "end", 3);
-  bool ok = elementwise(&k, literal, xp, yp, begin, end);
+  bool ok = r->body(k, field + nsyms, begin, end, r->ctx);
   LLVMBuildRetVoid(L->b);
-  /* the kernel */
-  k.fn = LLVMAddFunction(L->mod, name,
-                         LLVMFunctionType(L->vd, params, (unsigned)np, 0));
-  LLVMSetLinkage(k.fn, LLVMInternalLinkage);
-  /* a function of its own in the optimized module too: the .ll reads
-   * kernel by kernel, as the C backend's file does */
-  llvm_noinline(L, k.fn);
+  /* the kernel: a function of its own in the optimized module too (the .ll
+   * reads kernel by kernel, as the C backend's file does) */
+  k->fn = LLVMAddFunction(L->mod, name,
+                          LLVMFunctionType(L->vd, params, (unsigned)np, 0));
+  LLVMSetLinkage(k->fn, LLVMInternalLinkage);
+  llvm_noinline(L, k->fn);
   LLVMPositionBuilderAtEnd(
-      L->b, LLVMAppendBasicBlockInContext(L->ctx, k.fn, "entry"));
+      L->b, LLVMAppendBasicBlockInContext(L->ctx, k->fn, "entry"));
   LLVMValueRef args_slot = LLVMBuildAlloca(L->b, argt, "args");
-  for (int i = 0; i < np; i++)
-    LLVMBuildStore(L->b, LLVMGetParam(k.fn, (unsigned)i),
+  for (int i = 0; i < np; i++) {
+    LLVMValueRef v = LLVMGetParam(k->fn, (unsigned)i);
+    LLVMSetValueName2(v, pn[i], strlen(pn[i]));
+    LLVMBuildStore(L->b, v,
                    LLVMBuildStructGEP2(L->b, argt, args_slot, (unsigned)i, ""));
+  }
   p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))
-      k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
-  /* range: the elements, or the first axis (rows of at least GRAIN
-   * elements a piece), as the C backend's (c_elementwise.c) */
-  const Shape *ys = &op->results[0]->type.shape;
-  LLVMValueRef grain = LLVMConstInt(L->i64, GRAIN, 0), n;
-  if (is_flat(op, literal) || ys->rank == 0) {
-    n = llvm_numel(L, ys, 0, ys->rank, k.sym);
-  } else {
-    n = llvm_dim(L, ys->dims[0], k.sym);
-    grain = LLVMBuildAdd(
-        L->b,
-        LLVMBuildSDiv(L->b, grain, llvm_numel(L, ys, 1, ys->rank, k.sym), ""),
-        LLVMConstInt(L->i64, 1, 0), "");
-  }
+      k->sym[s] = LLVMGetParam(k->fn, (unsigned)p++);
+  LLVMValueRef grain;
+  LLVMValueRef n = r->extent(k, &grain, r->ctx);
   LLVMTypeRef pf_params[4] = {L->i64, L->i64, L->ptr, L->ptr};
   LLVMValueRef pf_args[4] = {n, grain,
                              LLVMBuildBitCast(L->b, range, L->ptr, ""),
@@ -523,7 +568,7 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMBuildRetVoid(L->b);
   LLVMPositionBuilderAtEnd(L->b, caller);
   if (ok)
-    LLVMBuildCall2(L->b, LLVMGlobalGetValueType(k.fn), k.fn, args, (unsigned)np,
-                   "");
+    LLVMBuildCall2(L->b, LLVMGlobalGetValueType(k->fn), k->fn, args,
+                   (unsigned)np, "");
   return ok;
 }

@@ -294,15 +294,25 @@ def movement(ck, work):
 
 
 def transformers(ck, work, torch):
-    """The tiny GPT-2 of test_gpt2 (layer norm, causal attention unfused,
-    GELU, tied embeddings) and the Transformer encoder of
-    test_transformer_encoder with a padding mask."""
+    """The tiny GPT-2 of test_gpt2 (layer norm, causal attention, GELU, tied
+    embeddings) and the Transformer encoder of test_transformer_encoder with
+    a padding mask; attention is one kernel per layer, as in the C backend."""
     import test_gpt2
     import test_transformer_encoder as tte
     w = test_gpt2.random_weights(torch, **test_gpt2.CONFIG)
     weights = work.path("gpt2.safetensors")
     mc_e2e.write_safetensors(weights, test_gpt2.checkpoint_gpt2model(torch, w,
                                                                      **test_gpt2.CONFIG))
+    ll = mc_e2e.compile_model(mc_e2e.model_path("gpt2.model"), work.path("ir", "gpt2.ll"),
+                              emit="llvm", weights=weights, defines=test_gpt2.CONFIG)
+    kernels = re.findall(r"^define internal .*@(\w+_L\d+_attention(?:_\d+)?)\(",
+                         open(ll).read(), re.M)
+    ck.check("gpt2 --emit llvm: one attention kernel per layer, named after its line",
+             len(kernels) == test_gpt2.CONFIG["n_layer"], " ".join(kernels))
+    fused = re.findall(r"^define internal .*@(layer_norm_L\d+_reduce_mean_L\d+(?:_\d+)?)\(",
+                       open(ll).read(), re.M)
+    ck.check("gpt2 --emit llvm: each layer norm's variance and its epilogue are one kernel",
+             len(fused) == 2 * test_gpt2.CONFIG["n_layer"] + 1, " ".join(fused))
     tokens = np.array([5, 17, 99, 0, 42, 42, 7, 63, 1, 2, 3], np.int32)
     want = three_ways(ck, work, "gpt2", mc_e2e.model_path("gpt2.model"), {"tokens": tokens},
                       weights=weights, defines=test_gpt2.CONFIG, levels=(2,))
