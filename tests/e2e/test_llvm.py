@@ -6,9 +6,19 @@ against PyTorch by the family's own test), the LLVM backend's program (--emit ex
 -O0 and -O2, the large families at -O2 only; the -O2 one also on 1, 2 and
 3 threads; under the sanitizers -O2 only and only the elementwise, MLP and
 data-movement models), and modelc run (LLVM's JIT, with no C compiler on
-PATH). Every output must have the same bits: both backends compute each IR op as one IEEE
-operation (no contraction, no fast-math) and call the same runtime and the
-same vmath functions (linked into the LLVM module as bitcode).
+PATH). Every output must have the same bits: both backends fuse the same
+ops into the same kernels, compute each IR op as one IEEE operation (no
+contraction, no fast-math) and call the same runtime and the same vmath
+functions (linked into the LLVM module as bitcode).
+
+Where the two may differ: only where the C backend's file is built by
+someone else with flags that change IEEE arithmetic (-ffp-contract=fast,
+GCC's default outside ISO C modes, fuses a*b+c into one rounding;
+-ffast-math reassociates) or against another libm (the few functions that
+are libm's, such as expf in logsumexp, come from the libm each program
+links; the JIT's, from modelc's process). modelc's own builds use
+-std=c11 -ffp-contract=off -fno-fast-math, so this test requires the same
+bits everywhere.
 
 Also: --emit llvm writes IR that llvm-as-14 and opt-14 -verify accept, with
 kernels named after their model-file lines; --emit obj links with the C
@@ -18,8 +28,8 @@ broadcasting model with integers, bools and an optional input, the MLP
 (GEMMs with epilogues, f32 and f16 weights), data movement (transpose,
 slice, concat, gather with its range check, iota) and tied embeddings
 (gathered from a weight kept transposed, f32 and f16), the tiny GPT-2 and
-the Transformer encoder with a padding mask (reductions, softmax, attention
-as separate kernels), scans (the LSTM/GRU model, the BiLSTM-CRF's decoding
+the Transformer encoder with a padding mask (layer norms' fused reductions,
+attention as one kernel per layer), scans (the LSTM/GRU model, the BiLSTM-CRF's decoding
 and negative log-likelihood, the stacked LSTM/GRU over padded sequences),
 the decoding ops (GPT-2 generation with its KV cache, greedy and sampled;
 seq2seq greedy and beam search) and the losses (cross-entropy, skip-gram
