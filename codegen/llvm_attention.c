@@ -250,22 +250,13 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
   LlvmEmit *L = F->L;
   FnEmit *fe = F->fe;
   Emitter *e = L->e;
-  if (ep && ep->noperands > 8) {
-    diag_error(d, ep->loc,
-               "the LLVM backend does not compile an epilogue of "
-               "more than 8 operands yet");
+  if (!llvm_epilogue_fits(ep, d))
     return false;
-  }
   const Shape *ss = &pv->operands[0]->type.shape;
   /* parameters: the symbols; a, b, ep's pointer operands, v, y; err */
   LLVMTypeRef params[MAX_SYMBOLS + 14];
   LLVMValueRef args[MAX_SYMBOLS + 14];
-  int np = 0;
-  for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s)) {
-      params[np] = L->i64;
-      args[np++] = F->sym[s];
-    }
+  int np = llvm_symbol_params(F, params, args);
   int first_ptr = np;
   const Value *ptrs[12];
   int nptr = 0;
@@ -289,12 +280,7 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
   args[np++] = F->err;
   const char *name = cg_attention_kernel_name(e, mm);
   LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
-  LlvmK k;
-  memset(&k, 0, sizeof k);
-  k.L = L;
-  k.F = F;
-  k.op = mm;
-  k.d = d;
+  LlvmK k = llvm_kernel(F, mm, d);
   /* NAME_ep and its context: ep's pointers, the symbols */
   LLVMTypeRef ctx_fields[MAX_SYMBOLS + 8];
   unsigned nctx = 0;

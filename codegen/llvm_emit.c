@@ -191,6 +191,26 @@ void llvm_check_status(LlvmFn *F, LLVMValueRef rc) {
   LLVMPositionBuilderAtEnd(L->b, ok);
 }
 
+LlvmK llvm_kernel(LlvmFn *F, const Op *op, Diag *d) {
+  LlvmK k;
+  memset(&k, 0, sizeof k);
+  k.L = F->L;
+  k.F = F;
+  k.op = op;
+  k.d = d;
+  return k;
+}
+
+int llvm_symbol_params(LlvmFn *F, LLVMTypeRef *params, LLVMValueRef *args) {
+  int np = 0;
+  for (int s = 0; s < F->L->e->m->nsymbols; s++)
+    if (F->fe->syms & (UINT64_C(1) << s)) {
+      params[np] = F->L->i64;
+      args[np++] = F->sym[s];
+    }
+  return np;
+}
+
 void llvm_noinline(LlvmEmit *L, LLVMValueRef fn) {
   LLVMAddAttributeAtIndex(
       fn, LLVMAttributeFunctionIndex,

@@ -124,6 +124,9 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d);
  * mm's result nor literal[i], already at the block's position), then the
  * symbols of k's run function. rows/cols: the result axes of the GEMM's
  * rows and columns (-1: none). NULL when an element cannot be computed. */
+/* Whether the epilogue ep (or NULL) has at most 8 operands, which
+ * llvm_gemm_epilogue_fn compiles; else an error at ep's line. */
+bool llvm_epilogue_fits(const Op *ep, Diag *d);
 LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
                                    const char *name, LLVMTypeRef ctx_t,
                                    const bool *literal, int rows, int cols);
@@ -173,6 +176,11 @@ typedef struct LlvmRange {
 bool llvm_ranged_kernel(LlvmK *k, const char *name, LLVMTypeRef *params,
                         LLVMValueRef *args, int np, const char *const *names,
                         const LlvmRange *r);
+/* llvm_emit.c: a kernel of F for op, to be built (fn and sym unset). */
+LlvmK llvm_kernel(LlvmFn *F, const Op *op, Diag *d);
+/* A kernel's first parameters and its call's arguments: the symbols F's
+ * run function takes, in order (i64). Returns their count. */
+int llvm_symbol_params(LlvmFn *F, LLVMTypeRef *params, LLVMValueRef *args);
 /* Emits op's kernel (a function of its own, named after its model-file
  * line) and its call in F's run function at the builder's position.
  * Reports ops the LLVM backend does not compile yet. */

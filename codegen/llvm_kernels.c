@@ -459,12 +459,7 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMTypeRef params[MAX_SYMBOLS + 10];
   LLVMValueRef args[MAX_SYMBOLS + 10];
   const char *names[10];
-  int np = 0, nptr = 0;
-  for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s)) {
-      params[np] = L->i64;
-      args[np++] = F->sym[s];
-    }
+  int np = llvm_symbol_params(F, params, args), nptr = 0;
   ElemCtx c = {{0}};
   for (int i = 0; i < op->noperands; i++) {
     c.literal[i] =
@@ -482,12 +477,7 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, y), params[np], "");
   np++;
   names[nptr++] = "y";
-  LlvmK k;
-  memset(&k, 0, sizeof k);
-  k.L = L;
-  k.F = F;
-  k.op = op;
-  k.d = d;
+  LlvmK k = llvm_kernel(F, op, d);
   LlvmRange r = {elem_body, elem_extent, &c};
   return llvm_ranged_kernel(&k, cg_kernel_name(e, op), params, args, np, names,
                             &r);

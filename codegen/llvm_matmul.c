@@ -138,16 +138,21 @@ LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
 
 /* ---- the kernel ---------------------------------------------------------- */
 
+bool llvm_epilogue_fits(const Op *ep, Diag *d) {
+  if (!ep || ep->noperands <= 8)
+    return true;
+  diag_error(d, ep->loc,
+             "the LLVM backend does not compile an epilogue of more than 8 "
+             "operands yet");
+  return false;
+}
+
 bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   LlvmEmit *L = F->L;
   FnEmit *fe = F->fe;
   Emitter *e = L->e;
-  if (ep && ep->noperands > 8) {
-    diag_error(d, ep->loc,
-               "the LLVM backend does not compile an epilogue of "
-               "more than 8 operands yet");
+  if (!llvm_epilogue_fits(ep, d))
     return false;
-  }
   const Value *av = mm->operands[0], *bv = mm->operands[1];
   const ValueInfo *ai = cg_info(fe, av), *bi = cg_info(fe, bv);
   bool bparam = bi->storage == ST_PARAM;
@@ -159,12 +164,7 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   /* parameters: symbols, a, b, the epilogue's pointer operands, y */
   LLVMTypeRef params[MAX_SYMBOLS + 12];
   LLVMValueRef args[MAX_SYMBOLS + 12];
-  int np = 0;
-  for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s)) {
-      params[np] = L->i64;
-      args[np++] = F->sym[s];
-    }
+  int np = llvm_symbol_params(F, params, args);
   int first_ptr = np;
   LLVMTypeRef bt = store == DT_F32 ? llvm_type(L, bv->type.dtype)
                                    : LLVMInt16TypeInContext(L->ctx);
@@ -191,12 +191,7 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
     args[np++] =
         LLVMBuildBitCast(L->b, llvm_pointer(F, ptrs[i]), ptr_types[i], "");
   }
-  LlvmK k;
-  memset(&k, 0, sizeof k);
-  k.L = L;
-  k.F = F;
-  k.op = mm;
-  k.d = d;
+  LlvmK k = llvm_kernel(F, mm, d);
   const char *name =
       ep ? cg_epilogue_kernel_name(e, mm, ep) : cg_kernel_name(e, mm);
   k.fn = LLVMAddFunction(L->mod, name,

@@ -210,12 +210,7 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
                   cg_info(fe, y)->storage == ST_ALIAS;
   LLVMTypeRef params[MAX_SYMBOLS + 40];
   LLVMValueRef args[MAX_SYMBOLS + 40];
-  int np = 0;
-  for (int s = 0; s < e->m->nsymbols; s++)
-    if (fe->syms & (UINT64_C(1) << s)) {
-      params[np] = L->i64;
-      args[np++] = F->sym[s];
-    }
+  int np = llvm_symbol_params(F, params, args);
   int first_ptr = np;
   if (op->noperands > 32) {
     diag_error(d, op->loc,
@@ -234,12 +229,7 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
     params[np] = L->ptr;
     args[np++] = F->err;
   }
-  LlvmK k;
-  memset(&k, 0, sizeof k);
-  k.L = L;
-  k.F = F;
-  k.op = op;
-  k.d = d;
+  LlvmK k = llvm_kernel(F, op, d);
   k.fn = LLVMAddFunction(
       L->mod, cg_kernel_name(e, op),
       LLVMFunctionType(can_fail ? L->i32 : L->vd, params, (unsigned)np, 0));

@@ -395,7 +395,6 @@ static LLVMValueRef red_extent(LlvmK *k, LLVMValueRef *grain, void *ctx) {
 bool llvm_reduce_kernel(LlvmFn *F, const Op *red, const Op *pro, const Op *ep,
                         Diag *d) {
   LlvmEmit *L = F->L;
-  FnEmit *fe = F->fe;
   Emitter *e = L->e;
   if ((pro && pro->noperands > 8) || (ep && ep->noperands > 8)) {
     diag_error(d, red->loc,
@@ -418,12 +417,7 @@ bool llvm_reduce_kernel(LlvmFn *F, const Op *red, const Op *pro, const Op *ep,
   LLVMTypeRef params[MAX_SYMBOLS + 20];
   LLVMValueRef args[MAX_SYMBOLS + 20];
   const char *names[20];
-  int np = 0, nptr = 0;
-  for (int sy = 0; sy < e->m->nsymbols; sy++)
-    if (fe->syms & (UINT64_C(1) << sy)) {
-      params[np] = L->i64;
-      args[np++] = F->sym[sy];
-    }
+  int np = llvm_symbol_params(F, params, args), nptr = 0;
   const Value *ptrs[20];
   if (pro) {
     for (int i = 0; i < pro->noperands; i++) {
@@ -452,12 +446,7 @@ bool llvm_reduce_kernel(LlvmFn *F, const Op *red, const Op *pro, const Op *ep,
     args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, ptrs[i]), params[np], "");
     np++;
   }
-  LlvmK k;
-  memset(&k, 0, sizeof k);
-  k.L = L;
-  k.F = F;
-  k.op = red;
-  k.d = d;
+  LlvmK k = llvm_kernel(F, red, d);
   LlvmRange range = {red_body, red_extent, &r};
   const char *name =
       ep ? cg_epilogue_kernel_name(e, red, ep) : cg_kernel_name(e, red);
