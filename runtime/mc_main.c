@@ -1,21 +1,24 @@
 /* The driver of an emitted executable:
  *
  *   PROG [--weights W.safetensors] [--threads N] [--time R] name=FILE.npy
- *        ... -o OUTDIR
+ *        ... -o OUTDIR|OUT.safetensors
  *
  * reads the inputs, converts them to the model's dtypes (range-checked),
  * opens the weights, runs the model (its kernels on N threads: --threads,
  * else $MC_THREADS, else every core) and writes OUTDIR/<output>.npy for
- * every output. --time R runs it R more times and prints the median and
- * the fastest of those runs' wall times to stderr (the model alone: no
- * loading, no files; for benchmarks), then writes the last run's outputs.
+ * every output, or every output into one file when -o names a
+ * .safetensors file (mc_st_write: tensors named after the outputs). --time R
+ * runs it R more times and prints the median and the fastest of those runs'
+ * wall times to stderr (the model alone: no loading, no files; for benchmarks),
+ * then writes the last run's outputs.
  *
  * Invariants: mc_main never exits or aborts (tests call it in-process) and
  * frees everything it allocates; output is all-or-nothing: every output is
  * first written to a temp file inside OUTDIR and only when all are complete
  * are they renamed into place (rename within a directory is atomic; only an
- * OS failure between two renames could leave a subset, and it is reported).
- * On any error nothing new is left in OUTDIR and the exit status is 1.
+ * OS failure between two renames could leave a subset, and it is reported);
+ * a .safetensors file is one rename. On any error nothing new is left in
+ * OUTDIR (or at OUT.safetensors) and the exit status is 1.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -49,9 +52,11 @@ static const char *main_prog_name(int argc, char **argv) {
 static void main_usage(FILE *f, const char *prog, const McModelInfo *info) {
   fprintf(f,
           "usage: %s [--weights W.safetensors] [--threads N] name=FILE.npy "
-          "... -o OUTDIR\n",
+          "... -o OUTDIR|OUT.safetensors\n",
           prog);
-  fprintf(f, "\nRuns model '%s' and writes OUTDIR/<output>.npy.\n",
+  fprintf(f,
+          "\nRuns model '%s' and writes OUTDIR/<output>.npy, or every "
+          "output into OUT.safetensors.\n",
           info->name ? info->name : prog);
   fprintf(f, "\ninputs:\n");
   for (int i = 0; i < info->ninputs; i++)
@@ -260,10 +265,32 @@ static char *main_join(const char *dir, const char *prefix, const char *name,
   return s;
 }
 
+/* Whether -o names a .safetensors file rather than a directory. */
+static int main_is_safetensors(const char *out) {
+  size_t n = strlen(out), k = strlen(".safetensors");
+  return n > k && strcmp(out + n - k, ".safetensors") == 0;
+}
+
+/* Writes every output into one safetensors file (all or nothing). */
+static int main_write_safetensors(const McModelInfo *info, const McTensor *outs,
+                                  const char *path, McError *e) {
+  int n = info->noutputs;
+  const char **names = calloc((size_t)n + 1, sizeof *names);
+  if (!names)
+    return mc_fail(e, MC_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < n; i++)
+    names[i] = info->outputs[i].name;
+  int rc = mc_st_write(path, names, outs, n, e);
+  free(names);
+  return rc;
+}
+
 /* Writes every output to OUTDIR/.<name>.npy.tmp.<pid>, then renames them all
  * to OUTDIR/<name>.npy; on failure removes what it wrote. */
 static int main_write_outputs(const McModelInfo *info, const McTensor *outs,
                               const char *outdir, McError *e) {
+  if (main_is_safetensors(outdir))
+    return main_write_safetensors(info, outs, outdir, e);
   int n = info->noutputs, rc = MC_OK, written = 0;
   char suffix[48];
   snprintf(suffix, sizeof suffix, ".npy.tmp.%ld", (long)getpid());
@@ -447,7 +474,7 @@ int mc_main_entries(int argc, char **argv, int nentries,
     fprintf(
         f,
         "usage: %s ENTRY [--weights W.safetensors] [--threads N] [--time R] "
-        "name=FILE.npy ... -o OUTDIR\nentries:",
+        "name=FILE.npy ... -o OUTDIR|OUT.safetensors\nentries:",
         prog);
     for (int i = 0; i < nentries; i++)
       fprintf(f, " %s", entries[i]->name);

@@ -207,6 +207,13 @@ const McStTensor *mc_st_get(const McSafetensors *st, int i); /* NULL if OOB */
 const McStTensor *mc_st_find(const McSafetensors *st, const char *name,
                              int *ambiguous);
 
+/* Writes tensors[i] as names[i] (unique, non-empty) to path as a
+ * safetensors file, in order, with torch's "format": "pt" metadata;
+ * atomically (path.tmp.<pid>, then rename): on error nothing is left and
+ * path keeps what it held. */
+int mc_st_write(const char *path, const char *const *names,
+                const McTensor *tensors, int n, McError *e);
+
 /* ---- model weights ------------------------------------------------------ */
 /* A weight the model expects (f32 in the model), and how the model keeps
  * it: store MC_F32 (0, the default), or MC_F16 / MC_BF16 (rounded to

@@ -413,6 +413,37 @@ Test(mc_main, failed_second_output_writes_nothing, .init = make_tmpdir,
   expect_untouched(path("res"), 2);
 }
 
+Test(mc_main, writes_every_output_into_one_safetensors_file,
+     .init = make_tmpdir, .fini = remove_tmpdir) {
+  save("x.npy", MC_F32, 2, s23, x23);
+  cr_assert_eq(run(arg("x", "x.npy"), "-o", path("out.safetensors"), NULL), 0,
+               "%s", output);
+  McSafetensors *st;
+  McError e;
+  cr_assert_eq(mc_st_open(path("out.safetensors"), &st, &e), MC_OK, "%s",
+               e.msg);
+  cr_assert_eq(mc_st_count(st), 2);
+  const McStTensor *y = mc_st_find(st, "y", NULL),
+                   *n = mc_st_find(st, "n", NULL);
+  cr_assert(y && n);
+  cr_assert(y->dtype == MC_F32 && y->rank == 2 && y->shape[1] == 3);
+  float y0;
+  memcpy(&y0, y->data, sizeof y0);
+  cr_assert_eq(y0, 2.0f);
+  cr_assert(n->dtype == MC_I64 && n->shape[0] == 3);
+  mc_st_close(st);
+  /* a failed run leaves the old file as it was and nothing else */
+  run_mode = RUN_SECOND_OUTPUT_NULL;
+  expect_error(run(arg("x", "x.npy"), "-o", path("out.safetensors"), NULL),
+               "'n' has no data");
+  run_mode = RUN_FAIL;
+  expect_error(run(arg("x", "x.npy"), "-o", path("out.safetensors"), NULL),
+               "model failed on purpose");
+  cr_assert_eq(count_entries(tmpdir), 2); /* x.npy, out.safetensors */
+  cr_assert_eq(mc_st_open(path("out.safetensors"), &st, &e), MC_OK);
+  mc_st_close(st);
+}
+
 Test(mc_main, output_dir_that_is_a_file, .init = make_tmpdir,
      .fini = remove_tmpdir) {
   save("x.npy", MC_F32, 2, s23, x23);

@@ -100,6 +100,29 @@ def write_safetensors(path, tensors, metadata=None):
     write_safetensors_raw(path, header, b"".join(blobs))
 
 
+def read_safetensors(path):
+    """({name: array}, metadata) of a safetensors file, checked as strictly
+    as the format asks: a JSON header within the file, padded to 8 bytes,
+    offsets that tile the data exactly in the order given."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    assert n % 8 == 0 and 8 + n <= len(blob), "header length %d" % n
+    header = json.loads(blob[8:8 + n].decode())
+    meta = header.pop("__metadata__", None)
+    names = {v: k for k, v in _ST_DTYPES.items()}
+    out, end = {}, 0
+    for name, e in header.items():
+        begin, stop = e["data_offsets"]
+        assert begin == end, "%s: not contiguous" % name
+        dt = names[e["dtype"]].newbyteorder("<")
+        a = np.frombuffer(blob[8 + n + begin:8 + n + stop], dtype=dt)
+        out[name] = a.reshape(e["shape"])
+        end = stop
+    assert 8 + n + end == len(blob), "trailing bytes"
+    return out, meta
+
+
 def write_safetensors_raw(path, header, data):
     """Writes a header dict and a data blob as given, valid or not (for tests
     of the loader's validation)."""

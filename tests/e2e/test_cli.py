@@ -264,6 +264,17 @@ def link_and_run(ck, work, csrc, torch):
                                 work, weights=weights)
     if ck.check("mlp: hand-built program writes y", "y" in out):
         ck.close("mlp: hand-built program: y", out["y"], want, 1e-5, 1e-5)
+    st = work.path("c", "mlp", "out.safetensors")
+    res = mc_e2e.run([prog, "--weights", weights,
+                      "x=" + mc_e2e.save_npy(work.path("c", "mlp", "x.npy"), mc_e2e.to_numpy(x)),
+                      "-o", st], check=False)
+    if ck.check("mlp: -o OUT.safetensors runs", res.returncode == 0, res.stderr[:300]):
+        got, meta = mc_e2e.read_safetensors(st)
+        ck.check("mlp: OUT.safetensors holds y, with torch's metadata",
+                 list(got) == ["y"] and meta == {"format": "pt"}, "%s %s" % (list(got), meta))
+        if "y" in got and "y" in out:
+            ck.check("mlp: OUT.safetensors's y = y.npy, bit for bit",
+                     got["y"].tobytes() == out["y"].tobytes())
 
 
 def runtime_cache(ck, work):
