@@ -61,6 +61,12 @@ bool cg_build_exe_llvm(const Module *m, const char *out_path,
  * after reporting into d when m cannot be compiled. */
 int cg_llvm_run(const Module *m, const CgOptions *o, int argc, char **argv,
                 Diag *d);
+/* modelc --prepare-weights: compiles m in memory (LLVM's JIT), opens the
+ * model on `weights` (loading, converting, packing and preparing them as
+ * its programs do) and saves what it keeps to `out` (mc_model_save), a
+ * file the programs of m open without computing anything. */
+bool cg_llvm_prepare_weights(const Module *m, const CgOptions *o,
+                             const char *weights, const char *out, Diag *d);
 
 /* Whether the struct types of the tables have the sizes of mc_runtime.h's
  * structs under td; msg says which does not. */

@@ -2,10 +2,12 @@
  * as .ll or .o, a program (the object linked with the runtime, as the C
  * backend links its own), and the JIT run of modelc run. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "llvm_emit.h"
 #include "llvm_jit.h"
+#include "mc_runtime.h"
 
 /* The module for t, optimized: NULL after reporting. */
 static LLVMModuleRef build_for(const Module *m, const CgOptions *o,
@@ -99,4 +101,42 @@ int cg_llvm_run(const Module *m, const CgOptions *o, int argc, char **argv,
   }
   cg_llvm_jit_free(jit);
   return status;
+}
+
+bool cg_llvm_prepare_weights(const Module *m, const CgOptions *o,
+                             const char *weights, const char *out, Diag *d) {
+  CgLlvmJit *jit = cg_llvm_jit_create(o ? o->opt_level : 2, d);
+  if (!jit)
+    return false;
+  LLVMModuleRef mod = cg_llvm_build(m, o, cg_llvm_jit_context(jit), NULL, d);
+  bool ok = false;
+  char open_name[256] = "", close_name[256] = "";
+  if (mod) {
+    size_t len;
+    const char *name = LLVMGetModuleIdentifier(mod, &len);
+    snprintf(open_name, sizeof open_name, "%.*s_open", (int)len, name);
+    snprintf(close_name, sizeof close_name, "%.*s_close", (int)len, name);
+  }
+  if (mod && cg_llvm_jit_add_module(jit, mod, d)) {
+    uintptr_t open_addr = cg_llvm_jit_lookup(jit, open_name, d);
+    uintptr_t close_addr =
+        open_addr ? cg_llvm_jit_lookup(jit, close_name, d) : 0;
+    if (open_addr && close_addr) {
+      McModel *(*open_fn)(const char *, McError *) =
+          (McModel * (*)(const char *, McError *)) open_addr;
+      void (*close_fn)(McModel *) = (void (*)(McModel *))close_addr;
+      McError e;
+      McModel *model = open_fn(weights, &e);
+      if (!model)
+        diag_error(d, loc_none(), "--prepare-weights: %s", e.msg);
+      else if (mc_model_save(model, out, &e) != MC_OK)
+        diag_error(d, loc_none(), "--prepare-weights: %s", e.msg);
+      else
+        ok = true;
+      if (model)
+        close_fn(model);
+    }
+  }
+  cg_llvm_jit_free(jit);
+  return ok;
 }

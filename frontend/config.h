@@ -29,6 +29,7 @@ typedef struct BuildOptions {
   const char *cpu;    /* --cpu: NULL (native), "generic" or a -march value */
   int llvm;           /* --backend llvm (--emit llvm and obj imply it) */
   const char *target, *features; /* --target TRIPLE, --features +a,-b */
+  const char *prepare_weights;   /* --prepare-weights OUT: see modelc --help */
   int ndefines, cap_defines;
   LowerDefine *defines;
   /* strings copied from a config file, freed by options_free */

@@ -32,7 +32,8 @@ static void usage(FILE *out) {
   fputs(
       "usage: modelc compile FILE.model [-D name=value]... [--config "
       "BUILD.yaml]\n"
-      "                      [--weights W.safetensors]\n"
+      "                      [--weights W.safetensors] "
+      "[--prepare-weights P.safetensors]\n"
       "                      [--emit c|ir|exe|llvm|obj] [--backend c|llvm]\n"
       "                      [-O0|-O1|-O2] [--entry NAME]\n"
       "                      [--weight-dtype f32|f16|bf16]\n"
@@ -56,6 +57,11 @@ static void usage(FILE *out) {
       "         --weights checks weight names, dtypes and shapes now, and "
       "becomes\n"
       "         the program's default weights file\n"
+      "         --prepare-weights P: also writes the weights as the program\n"
+      "         keeps them (16-bit, transposed, packed for the GEMM) and what\n"
+      "         depends only on them (computed now) to P, the program's\n"
+      "         default weights then: it opens P without converting or\n"
+      "         computing anything\n"
       "         --weight-dtype f16|bf16 keeps the matrices the model only\n"
       "         multiplies by or gathers rows from in 16 bits (rounded once\n"
       "         when the program loads them; arithmetic stays f32)\n"
@@ -168,6 +174,8 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
     } else if ((v = opt_value(argc, argv, &i, "--weights"))) {
       o->weights = v;
       o->set_weights = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--prepare-weights"))) {
+      o->prepare_weights = v;
     } else if ((v = opt_value(argc, argv, &i, "--emit"))) {
       if (options_parse_emit(v, &o->emit)) {
         diag_error(d, loc_none(),
@@ -278,6 +286,12 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
                "program is built for this machine)");
     goto done;
   }
+  if (o.prepare_weights && !o.weights) {
+    diag_error(d, loc_none(),
+               "--prepare-weights needs the weights to prepare: pass "
+               "--weights W.safetensors");
+    goto done;
+  }
   m = load_model(&o, &ast, &lo, d);
   if (!m)
     goto done;
@@ -288,7 +302,7 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   CgOptions cg;
   memset(&cg, 0, sizeof cg);
   cg.opt_level = o.opt_level;
-  cg.default_weights = o.weights;
+  cg.default_weights = o.prepare_weights ? o.prepare_weights : o.weights;
   cg.weight_dtype = o.weight_dtype;
   cg.cpu = o.cpu;
   switch (o.emit) {
@@ -316,6 +330,10 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   case EMIT_COUNT:
     break;
   }
+  /* the weights as the program keeps them, computed now (LLVM's JIT) */
+  if (rc == 0 && o.prepare_weights &&
+      !cg_llvm_prepare_weights(m, &cg, o.weights, o.prepare_weights, d))
+    rc = 1;
 done:
   if (m)
     ir_module_free(m);

@@ -280,7 +280,7 @@ static int main_write_safetensors(const McModelInfo *info, const McTensor *outs,
     return mc_fail(e, MC_ERR_NOMEM, "out of memory");
   for (int i = 0; i < n; i++)
     names[i] = info->outputs[i].name;
-  int rc = mc_st_write(path, names, outs, n, e);
+  int rc = mc_st_write(path, NULL, names, outs, n, e);
   free(names);
   return rc;
 }

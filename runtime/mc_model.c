@@ -54,18 +54,20 @@ static McModel *model_load(const McModelDesc *d, const char *weights_path,
     mc_model_close(m);
     return NULL;
   }
-  int rc = MC_OK;
+  int rc = MC_OK, mapped = 0;
   if (n > 0) {
     if (!weights_path)
       weights_path = d->default_weights;
     if (!weights_path)
       rc = mc_fail(e, MC_ERR_USAGE, "%s_open: no weights file given", d->name);
     else
+      rc = mc_prepared_load(m, weights_path, which, n, prepare, &mapped, e);
+    if (rc == MC_OK && !mapped)
       rc = mc_weights_load(weights_path, specs, n, &m->weights, e);
-    for (int i = 0; rc == MC_OK && i < n; i++)
+    for (int i = 0; rc == MC_OK && !mapped && i < n; i++)
       m->w[which ? which[i] : i] = mc_weights_data(m->weights, i);
   }
-  if (rc == MC_OK && prepare && d->nprepared > 0)
+  if (rc == MC_OK && !mapped && prepare && d->nprepared > 0)
     rc = model_prepare(m, e);
   if (rc != MC_OK) {
     mc_model_close(m);
@@ -83,6 +85,7 @@ void mc_model_close(McModel *m) {
   if (!m)
     return;
   mc_weights_free(m->weights);
+  mc_st_close(m->kept);
   for (int i = 0; m->prepared && i < m->desc->nprepared; i++)
     free(m->prepared[i]);
   free(m->prepared);

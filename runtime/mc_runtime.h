@@ -200,6 +200,9 @@ typedef struct McStTensor {
 int mc_st_open(const char *path, McSafetensors **out, McError *e);
 void mc_st_close(McSafetensors *st); /* NULL is fine */
 int mc_st_count(const McSafetensors *st);
+/* The "format" string of the header's __metadata__ ("pt" from torch), or
+ * NULL. */
+const char *mc_st_format(const McSafetensors *st);
 const McStTensor *mc_st_get(const McSafetensors *st, int i); /* NULL if OOB */
 /* The tensor named exactly `name`, else the unique one whose name ends with
  * "." + name ("transformer.h.0.ln_1.weight" serves "h.0.ln_1.weight").
@@ -208,10 +211,10 @@ const McStTensor *mc_st_find(const McSafetensors *st, const char *name,
                              int *ambiguous);
 
 /* Writes tensors[i] as names[i] (unique, non-empty) to path as a
- * safetensors file, in order, with torch's "format": "pt" metadata;
- * atomically (path.tmp.<pid>, then rename): on error nothing is left and
- * path keeps what it held. */
-int mc_st_write(const char *path, const char *const *names,
+ * safetensors file, in order, the data 64-byte aligned, with the metadata
+ * "format": format (NULL: torch's "pt"); atomically (path.tmp.<pid>, then
+ * rename): on error nothing is left and path keeps what it held. */
+int mc_st_write(const char *path, const char *format, const char *const *names,
                 const McTensor *tensors, int n, McError *e);
 
 /* ---- model weights ------------------------------------------------------ */
@@ -472,12 +475,24 @@ typedef struct McModel {
   McWeights *weights;
   void **prepared; /* owned, by McPreparedSpec */
   const McModelDesc *desc;
+  McSafetensors *kept; /* a prepared weights file w points into, or NULL */
 } McModel;
 
-/* Opens a model: loads every weight and computes the prepared ones. NULL
- * (with e filled) on error. */
+/* Opens a model: loads every weight and computes the prepared ones (or
+ * maps them from a prepared weights file, see mc_prepared.c). NULL (with e
+ * filled) on error. */
 McModel *mc_model_open(const McModelDesc *d, const char *weights_path,
                        McError *e);
+/* Writes the open model's weights as it keeps them and its prepared
+ * weights to path, a prepared weights file that mc_model_open maps without
+ * converting or computing anything (mc_prepared.c). */
+int mc_model_save(const McModel *m, const char *path, McError *e);
+/* When path is a prepared weights file: checks it was prepared for m's
+ * tables and points m->w at weights which[] (NULL: 0 .. n-1) and, with
+ * prepare, at every prepared weight; *used = 1. Another weights file:
+ * *used = 0 and nothing done. */
+int mc_prepared_load(McModel *m, const char *path, const int *which, int n,
+                     int prepare, int *used, McError *e);
 void mc_model_close(McModel *m); /* NULL is fine */
 
 /* One entry point of a model. */

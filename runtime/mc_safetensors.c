@@ -35,6 +35,7 @@ struct McSafetensors {
   int count;
   McStTensor *tensors;
   char **names; /* owns the tensor names (sorted once open) */
+  char *format; /* __metadata__'s "format" string, or NULL */
 };
 
 /* ---- a strict JSON reader --------------------------------------------- */
@@ -488,6 +489,33 @@ static int st_cmp_name(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* __metadata__: an object whose "format" string is kept (torch writes
+ * "pt", mc_model_save "modelc:prepared:..."); other members are skipped. */
+static int st_parse_metadata(Json *j, McSafetensors *st) {
+  int rc;
+  json_space(j);
+  if (!json_accept(j, '{'))
+    return json_error(j, "__metadata__ is not an object");
+  if (json_accept(j, '}'))
+    return MC_OK;
+  do {
+    char *key;
+    if ((rc = json_string(j, &key)))
+      return rc;
+    if (!json_accept(j, ':')) {
+      free(key);
+      return json_error(j, "expected :");
+    }
+    json_space(j);
+    int keep =
+        !strcmp(key, "format") && !st->format && j->p < j->end && *j->p == '"';
+    free(key);
+    if ((rc = keep ? json_string(j, &st->format) : json_skip(j, 2)))
+      return rc;
+  } while (json_accept(j, ','));
+  return json_accept(j, '}') ? MC_OK : json_error(j, "expected , or }");
+}
+
 static int st_parse_header(Json *j, McSafetensors *st, StSpan **spans) {
   int cap = 0, rc;
   json_space(j);
@@ -506,10 +534,7 @@ static int st_parse_header(Json *j, McSafetensors *st, StSpan **spans) {
     }
     if (strcmp(name, "__metadata__") == 0) {
       free(name);
-      json_space(j);
-      if (j->p >= j->end || *j->p != '{')
-        return json_error(j, "__metadata__ is not an object");
-      if ((rc = json_skip(j, 1)))
+      if ((rc = st_parse_metadata(j, st)))
         return rc;
       continue;
     }
@@ -653,9 +678,14 @@ void mc_st_close(McSafetensors *st) {
     free(st->names[i]);
   free(st->names);
   free(st->tensors);
+  free(st->format);
   if (st->map)
     munmap(st->map, st->map_size);
   free(st);
+}
+
+const char *mc_st_format(const McSafetensors *st) {
+  return st ? st->format : NULL;
 }
 
 int mc_st_count(const McSafetensors *st) {

@@ -2,10 +2,11 @@
  * little-endian header length, a JSON header naming each tensor's dtype,
  * shape and data_offsets (relative to the end of the header), padded with
  * spaces to a multiple of 8 bytes, then the tensors' little-endian bytes
- * back to back in the order given. The header also carries
- * "__metadata__": {"format": "pt"}, as torch's writer does, so
- * safetensors.torch.load_file and from_pretrained take the file as a
- * state_dict.
+ * back to back in the order given, the first 64 bytes into the file's
+ * pages. The header also carries "__metadata__": {"format": "pt"}, as
+ * torch's writer does, so safetensors.torch.load_file and from_pretrained
+ * take the file as a state_dict (or another format string: mc_model_save's
+ * "modelc:prepared:...").
  *
  * All or nothing: the file is written as path.tmp.<pid>, flushed to disk
  * and renamed over path; on any error nothing is left at either name and
@@ -91,10 +92,14 @@ static void st_put_name(StBuf *b, const char *name) {
   st_put(b, "\"", 1);
 }
 
-/* The header (padded) for n tensors whose sizes are nbytes[]. */
-static int st_header(const char *const *names, const McTensor *t,
-                     const size_t *nbytes, int n, StBuf *h, McError *e) {
-  st_puts(h, "{\"__metadata__\":{\"format\":\"pt\"}");
+/* The header for n tensors whose sizes are nbytes[], padded with spaces
+ * so that the data starts 64 bytes into a page (8 + header length). */
+static int st_header(const char *format, const char *const *names,
+                     const McTensor *t, const size_t *nbytes, int n, StBuf *h,
+                     McError *e) {
+  st_puts(h, "{\"__metadata__\":{\"format\":");
+  st_put_name(h, format);
+  st_put(h, "}", 1);
   uint64_t off = 0;
   for (int i = 0; i < n; i++) {
     st_put(h, ",", 1);
@@ -115,7 +120,7 @@ static int st_header(const char *const *names, const McTensor *t,
     st_puts(h, "]}");
   }
   st_put(h, "}", 1);
-  while (!h->failed && h->len % 8)
+  while (!h->failed && (8 + h->len) % 64)
     st_put(h, " ", 1);
   return h->failed ? mc_fail(e, MC_ERR_NOMEM, "out of memory") : MC_OK;
 }
@@ -164,7 +169,7 @@ static int st_write_direct(const char *path, const StBuf *h, const McTensor *t,
   return MC_OK;
 }
 
-int mc_st_write(const char *path, const char *const *names,
+int mc_st_write(const char *path, const char *format, const char *const *names,
                 const McTensor *tensors, int n, McError *e) {
   if (!path || n < 0 || (n > 0 && (!names || !tensors)))
     return mc_fail(e, MC_ERR_USAGE, "mc_st_write: NULL argument");
@@ -190,7 +195,7 @@ int mc_st_write(const char *path, const char *const *names,
   }
   StBuf h = {0};
   if (!rc)
-    rc = st_header(names, tensors, nbytes, n, &h, e);
+    rc = st_header(format ? format : "pt", names, tensors, nbytes, n, &h, e);
   char *tmp = NULL;
   if (!rc) {
     size_t len = strlen(path) + 32;

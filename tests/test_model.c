@@ -3,8 +3,10 @@
  * messages that name both sides, the outputs' shapes, opening with and
  * without weights, prepared weights, the run-time plan. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mc_runtime.h"
 
@@ -238,6 +240,86 @@ Test(model, computes_and_packs_the_prepared_weights) {
     }
     mc_model_close(m);
   }
+}
+
+/* ---- prepared weights files (mc_prepared.c) ------------------------------ */
+
+/* prepared weight 0 (slot 1) = 2 * weight 0 */
+static int prepare_double(void *model, const int64_t *syms, void *const *in_,
+                          void *const *out_, McError *e) {
+  (void)syms;
+  (void)in_;
+  (void)e;
+  const float *w = ((const McModel *)model)->w[0];
+  for (int i = 0; i < 6; i++)
+    ((float *)out_[0])[i] = 2 * w[i];
+  return MC_OK;
+}
+
+static int prepares;
+
+static int prepare_counted(void *model, const int64_t *syms, void *const *in_,
+                           void *const *out_, McError *e) {
+  prepares++;
+  return prepare_double(model, syms, in_, out_, e);
+}
+
+Test(model, saves_and_maps_prepared_weights) {
+  char dir[] = "/tmp/mc_prepared_XXXXXX", src[64], saved[64], bad[64];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(src, sizeof src, "%s/w.safetensors", dir);
+  snprintf(saved, sizeof saved, "%s/p.safetensors", dir);
+  snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+  float w[6] = {1, 2, 3, 4, 5, 6};
+  McTensor wt = {MC_F32, 2, {2, 3}, w};
+  const char *wname = "w";
+  cr_assert_eq(mc_st_write(src, NULL, &wname, &wt, 1, &err), MC_OK);
+  McPreparedSpec packed = {1, 6, 1, 2, 3, 1};
+  McWeightSpec f16 = wspec[0];
+  f16.store = MC_F16;
+  McModelDesc d = desc;
+  d.nweights = 1;
+  d.weights = &f16;
+  d.nprepared = 1;
+  d.prepared = &packed;
+  d.prepare = prepare_counted;
+  prepares = 0;
+  McModel *m = mc_model_open(&d, src, &err);
+  cr_assert_not_null(m, "%s", err.msg);
+  cr_assert_eq(mc_model_save(m, saved, &err), MC_OK, "%s", err.msg);
+  McModel *p = mc_model_open(&d, saved, &err);
+  cr_assert_not_null(p, "%s", err.msg);
+  cr_expect_eq(prepares, 1, "the prepared file is mapped, not computed");
+  cr_expect_eq(memcmp(p->w[0], m->w[0], 6 * sizeof(uint16_t)), 0);
+  int64_t n = mc_gemm_weight_floats(2, 3, 1);
+  cr_expect_eq(memcmp(p->w[1], m->w[1], (size_t)n * sizeof(float)), 0);
+  mc_model_close(p);
+  /* another layout: the same weight kept in f32 */
+  McModelDesc other = d;
+  other.weights = wspec;
+  cr_expect_null(mc_model_open(&other, saved, &err));
+  cr_expect(strstr(err.msg, "prepared for another build"), "%s", err.msg);
+  /* the right format, a tensor missing or of another size */
+  McSafetensors *st;
+  cr_assert_eq(mc_st_open(saved, &st, &err), MC_OK);
+  char format[64];
+  snprintf(format, sizeof format, "%s", mc_st_format(st));
+  mc_st_close(st);
+  uint16_t h[6] = {0};
+  McTensor ht = {MC_F16, 1, {6}, h};
+  cr_assert_eq(mc_st_write(bad, format, &wname, &ht, 1, &err), MC_OK);
+  cr_expect_null(mc_model_open(&d, bad, &err));
+  cr_expect(strstr(err.msg, "prepared weight 'prepared.0' is missing"), "%s",
+            err.msg);
+  ht.shape[0] = 5;
+  cr_assert_eq(mc_st_write(bad, format, &wname, &ht, 1, &err), MC_OK);
+  cr_expect_null(mc_model_open(&d, bad, &err));
+  cr_expect(strstr(err.msg, "'w' is not kept as this model keeps it (f16[6]"),
+            "%s", err.msg);
+  mc_model_close(m);
+  for (const char *f = src; f; f = f == src ? saved : f == saved ? bad : NULL)
+    unlink(f);
+  rmdir(dir);
 }
 
 /* ---- the run-time plan -------------------------------------------------- */

@@ -8,7 +8,10 @@ import filecmp
 import os
 import re
 import shutil
+import subprocess
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mc_e2e  # noqa: E402
@@ -286,8 +289,6 @@ def runtime_cache(ck, work):
     sanitizers, whatever the build: each miss compiles the runtime (1-2 s
     so, 12 s and more under ASan) and the cache's logic is the same for any
     flags."""
-    import subprocess
-    import numpy as np
     model = mc_e2e.model_path("mlp.model")
     rng = np.random.default_rng(11)
     tensors = {"fc1.weight": (64, 16), "fc1.bias": (64,), "fc2.weight": (8, 64),
@@ -396,8 +397,6 @@ def cpu_targets(ck, work):
     the same bits for every activation, the float-rounding one included
     (vector width changes no IEEE operation: no contraction, no fast-math);
     a --cpu that is no CPU name is refused before any compile."""
-    import subprocess
-    import numpy as np
     model = mc_e2e.model_path("activations.model")
     x = np.concatenate([np.linspace(-30, 30, 20001, dtype=np.float32),
                         np.array([0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan],
@@ -420,6 +419,66 @@ def cpu_targets(ck, work):
              bad.stderr[-300:])
 
 
+def prepared_weights(ck, work):
+    """--prepare-weights: the weights as the program keeps them, computed at
+    compile time (a frozen spectral normalization's W / sigma, kept packed
+    for the GEMM; an MLP's matrices in f16), opened without computing
+    anything: the same bits as from the original weights, on both backends;
+    a file prepared for another build is refused with a clear message."""
+    rng = np.random.default_rng(3)
+    sn = work.path("prep", "sn.safetensors")
+    mc_e2e.write_safetensors(sn, {
+        "sn_linear.weight_orig": rng.standard_normal((16, 8)).astype(np.float32),
+        "sn_linear.weight_u": rng.standard_normal(16).astype(np.float32),
+        "sn_linear.bias": rng.standard_normal(16).astype(np.float32)})
+    mlp = work.path("prep", "mlp.safetensors")
+    mc_e2e.write_safetensors(mlp, {
+        "fc1.weight": rng.standard_normal((64, 16)).astype(np.float32),
+        "fc1.bias": rng.standard_normal(64).astype(np.float32),
+        "fc2.weight": rng.standard_normal((8, 64)).astype(np.float32),
+        "fc2.bias": rng.standard_normal(8).astype(np.float32)})
+    cases = [("sn", "losses.model", sn, ["--entry", "spectral_linear"], "prepared.0",
+              {"x": rng.standard_normal((5, 8)).astype(np.float32)}),
+             ("mlp-f16", "mlp.model", mlp, ["--weight-dtype", "f16"], "fc1.weight",
+              {"x": rng.standard_normal((3, 16)).astype(np.float32)})]
+    for name, model, weights, extra, tensor, x in cases:
+        for backend in ("c", "llvm"):
+            tag = "%s-%s" % (name, backend)
+            prepared = work.path("prep", tag + ".safetensors")
+            prog = mc_e2e.compile_model(mc_e2e.model_path(model), work.path("prep", tag),
+                                        weights=weights,
+                                        extra=extra + ["--backend", backend,
+                                                       "--prepare-weights", prepared])
+            _, plain = mc_e2e.run_program(prog, x, work.path("prep", tag + "-out", "plain"),
+                                          work, weights=weights)
+            _, mapped = mc_e2e.run_program(prog, x, work.path("prep", tag + "-out", "mapped"),
+                                           work)
+            got, meta = mc_e2e.read_safetensors(prepared)
+            ck.check("--prepare-weights %s: the file holds %s as kept (%s), marked as "
+                     "prepared" % (tag, tensor, got[tensor].dtype if tensor in got else "-"),
+                     tensor in got and meta["format"].startswith("modelc:prepared:"),
+                     "%s %s" % (sorted(got), meta))
+            out = "y" if "y" in plain else sorted(plain)[0]
+            ck.bits_equal("--prepare-weights %s: %s from the prepared file (the program's "
+                          "default) = from the weights" % (tag, out), mapped.get(out),
+                          plain[out])
+    # the f16 MLP's file, given to an f32 build of the MLP
+    prog = mc_e2e.compile_model(mc_e2e.model_path("mlp.model"), work.path("prep", "mlp-f32"))
+    res, _ = mc_e2e.run_program(prog, cases[1][5], work.path("prep", "bad"), work,
+                                weights=work.path("prep", "mlp-f16-c.safetensors"), check=False)
+    ck.check("a file prepared for another build is refused",
+             res.returncode == 1 and "prepared for another build" in res.stderr,
+             res.stderr[-300:])
+    ck.check("and nothing is written", not os.path.exists(work.path("prep", "bad", "y.npy")))
+    res = subprocess.run(mc_e2e.compile_args(mc_e2e.model_path("mlp.model"),
+                                             work.path("prep", "none"),
+                                             extra=["--prepare-weights", work.path("p.st")]),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ck.check("--prepare-weights without --weights is an error",
+             res.returncode != 0 and "--prepare-weights needs the weights" in res.stderr,
+             res.stderr[-300:])
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     try:
@@ -432,6 +491,7 @@ def body(ck, work):
     emitted_c(ck, work, torch)
     runtime_cache(ck, work)
     cpu_targets(ck, work)
+    prepared_weights(ck, work)
     if not mc_e2e.SANITIZE:  # about the emitted text: once is enough
         every_model_warning_free(ck, work)
 
