@@ -305,6 +305,11 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   cg.default_weights = o.prepare_weights ? o.prepare_weights : o.weights;
   cg.weight_dtype = o.weight_dtype;
   cg.cpu = o.cpu;
+  /* the weights as the program keeps them, computed now (LLVM's JIT); the
+   * file goes again if the program cannot be made */
+  if (o.prepare_weights &&
+      !cg_llvm_prepare_weights(m, &cg, o.weights, o.prepare_weights, d))
+    goto done;
   switch (o.emit) {
   case EMIT_IR: {
     char *text = ir_print_to_string(m);
@@ -330,10 +335,8 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   case EMIT_COUNT:
     break;
   }
-  /* the weights as the program keeps them, computed now (LLVM's JIT) */
-  if (rc == 0 && o.prepare_weights &&
-      !cg_llvm_prepare_weights(m, &cg, o.weights, o.prepare_weights, d))
-    rc = 1;
+  if (rc != 0 && o.prepare_weights)
+    unlink(o.prepare_weights);
 done:
   if (m)
     ir_module_free(m);

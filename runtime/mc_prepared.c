@@ -7,7 +7,8 @@
  * The file is a safetensors file (mc_st_write) whose metadata "format" is
  * "modelc:prepared:<16 hex digits>", a hash of the model's weight tables:
  * every weight's name, shape, store, transposition and packing, every
- * prepared weight's spec, and the GEMM's panel width. A model opens such a
+ * prepared weight's spec, the GEMM's panel width and the host's byte
+ * order (the data is little-endian, mapped as it is). A model opens such a
  * file only when the hash is its own; otherwise it says the file was
  * prepared for another build. Tensors: each weight under its name, each
  * prepared weight as "prepared.<i>", all rank 1 (their element count as
@@ -39,7 +40,11 @@ static uint64_t fnv_i64(uint64_t h, int64_t v) {
 /* "modelc:prepared:<hash>" of d's tables into buf (40 bytes). */
 static void prepared_format(const McModelDesc *d, char *buf, size_t size) {
   uint64_t h = fnv(0xcbf29ce484222325ULL, PREPARED_PREFIX, 16);
+  const uint16_t one = 1; /* the data is mapped as it is: little-endian */
+  unsigned char little;
+  memcpy(&little, &one, 1);
   h = fnv_i64(h, MC_GEMM_PANEL);
+  h = fnv_i64(h, little);
   h = fnv_i64(h, d->nweights);
   for (int i = 0; i < d->nweights; i++) {
     const McWeightSpec *w = &d->weights[i];
