@@ -95,7 +95,10 @@ static void store(DType t, void *p, size_t i, Scalar s) {
 /* C conversions, as the emitted code casts; false where C is undefined. */
 static bool cast(DType from, DType to, Scalar x, Scalar *r) {
   bool is_int = from == DT_I32 || from == DT_I64;
-  double v = from == DT_F32 ? x.f : from == DT_F64 ? x.d : x.b;
+  double v = from == DT_F32   ? x.f
+             : from == DT_F64 ? x.d
+             : is_int         ? (double)x.i
+                              : x.b; /* read the member that holds x */
   if (from == DT_F16 || from == DT_BF16 || from == DT_COUNT)
     return false;
   switch (to) {
