@@ -315,6 +315,7 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   case OP_GATHER:
+  case OP_SCATTER_ADD:
   case OP_SLICE:
   case OP_CONCAT:
   case OP_RESHAPE:
@@ -323,6 +324,7 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_SCAN:
   case OP_YIELD:
   case OP_FUSED:
+  case OP_GRAD:
   case OP_COUNT:
     return false;
   }
@@ -606,6 +608,7 @@ static bool evaluate(Fold *f) {
   case OP_PARAM:
   case OP_IOTA:
   case OP_MATMUL: /* float summation order is the runtime's */
+  case OP_SCATTER_ADD:
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   /* decoding ops: their operands are run-time values in every real use
@@ -620,6 +623,7 @@ static bool evaluate(Fold *f) {
   case OP_SCAN: /* a loop: never folded */
   case OP_YIELD:
   case OP_FUSED: /* made after folding; its region's ops fold alone */
+  case OP_GRAD:  /* replaced by autodiff before folding runs */
   case OP_COUNT:
     return false;
   }
