@@ -26,8 +26,9 @@
  *   %1 = mul %x, %x : f32[4]
  *   %2 = reduce_sum %1 {axes = [0]} : f32[]
  *   %3 = grad %2, %x : f32[4]
- * becomes, %3's uses reading %9 (2 x):
- *   %5 = const 1 : f32[]
+ * becomes, %3's uses reading %9 (the product rule's two terms):
+ *   %4 = const [1] : f32[]
+ *   %5 = reshape %4 : f32[1]
  *   %6 = broadcast %5 : f32[4]
  *   %7 = mul %6, %x : f32[4]
  *   %8 = mul %6, %x : f32[4]
