@@ -255,7 +255,7 @@ def body(ck, work):
             compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
     for tag, prog in progs:
         check_fd64(ck, torch, prog, tag, work, g)
-    print("max relative error per entry (both backends): " +
+    print("max relative error per entry, over the programs run: " +
           ", ".join("%s %.2g" % kv for kv in MAX_REL.items()))
 
 
