@@ -182,6 +182,7 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   case OP_GATHER:
+  case OP_SCATTER_ADD:
   case OP_SLICE:
   case OP_CONCAT:
   case OP_RESHAPE:
@@ -196,6 +197,7 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
   case OP_SCAN:
   case OP_YIELD:
   case OP_FUSED:
+  case OP_GRAD:
   case OP_COUNT:
     break;
   }

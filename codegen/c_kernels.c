@@ -464,6 +464,49 @@ static bool kernel_gather(CgKernel *k) {
   return true;
 }
 
+/* gather's gradient: y = 0, then y[o, index[j], i] += updates[o, j, i], j
+ * in order (equal indices add up in that order); each index range-checked
+ * before anything is added. */
+static bool kernel_scatter_add(CgKernel *k) {
+  const Op *op = k->op;
+  const Shape *ts = &op->results[0]->type.shape;
+  const Shape *is = &op->operands[1]->type.shape;
+  int axis = op->attrs.axis.axis;
+  const char *outer = cg_kproduct(k, ts, 0, axis);
+  const char *n = cg_kdim(k, ts->dims[axis]);
+  const char *inner = cg_kproduct(k, ts, axis + 1, ts->rank);
+  const char *nidx = cg_kproduct(k, is, 0, is->rank);
+  const char *all = cg_kproduct(k, ts, 0, ts->rank);
+  bool has_outer = !is_lit(outer, "1"), has_inner = !is_lit(inner, "1");
+  Arena *A = k->arena;
+  k->can_fail = true;
+  cg_line(k, 1, "for (int64_t j = 0; j < %s; j++)", nidx);
+  cg_line(k, 2, "if (index[j] < 0 || index[j] >= %s)", n);
+  cg_line(k, 3,
+          "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
+          "%%lld) at %s\", (long long)index[j], (long long)%s);",
+          k->where, n);
+  cg_line(k, 1, "for (int64_t e = 0; e < %s; e++)", all);
+  cg_line(k, 2, "y[e] = 0;");
+  int depth = 1;
+  if (has_outer)
+    cg_line(k, depth++, "for (int64_t o = 0; o < %s; o++)", outer);
+  cg_line(k, depth++, "for (int64_t j = 0; j < %s; j++) {", nidx);
+  cg_line(k, depth, "const int64_t i = index[j];");
+  const char *urow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
+  const char *yrow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
+  if (has_inner) {
+    cg_line(k, depth, "for (int64_t c = 0; c < %s; c++)", inner);
+    cg_line(k, depth + 1, "y[%s * %s + c] += updates[%s * %s + c];", yrow,
+            inner, urow, inner);
+  } else {
+    cg_line(k, depth, "y[%s] += updates[%s];", yrow, urow);
+  }
+  cg_line(k, depth - 1, "}");
+  cg_line(k, 1, "return MC_OK;");
+  return true;
+}
+
 /* ---- data movement
  * ------------------------------------------------------------ */
 
@@ -588,6 +631,8 @@ const char *cg_operand_name(const Op *op, int i) {
                                      "x12", "x13", "x14", "x15"};
   if (op->kind == OP_GATHER)
     return i == 0 ? "table" : "index";
+  if (op->kind == OP_SCATTER_ADD)
+    return i == 0 ? "updates" : "index";
   if (op->kind == OP_SELECT)
     return i == 0 ? "cond" : i == 1 ? "a" : "b";
   if (op->kind == OP_CONCAT || op->kind == OP_FUSED)
@@ -667,6 +712,8 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
     return kernel_softmax(k);
   case OP_GATHER:
     return kernel_gather(k);
+  case OP_SCATTER_ADD:
+    return kernel_scatter_add(k);
   case OP_SLICE:
     return kernel_slice(k);
   case OP_CONCAT:
@@ -696,6 +743,11 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
   case OP_YIELD:
   case OP_COUNT:
     break;
+  case OP_GRAD:
+    diag_error(d, op->loc,
+               "grad must be replaced by the autodiff pass before code "
+               "generation");
+    return false;
   }
   diag_error(d, op->loc, "internal: no kernel for %s",
              ir_op_info[op->kind].name);

@@ -212,6 +212,7 @@ static LLVMValueRef element(LlvmK *k, const Op *op, LLVMValueRef *x) {
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   case OP_GATHER:
+  case OP_SCATTER_ADD:
   case OP_SLICE:
   case OP_CONCAT:
   case OP_RESHAPE:
@@ -226,6 +227,7 @@ static LLVMValueRef element(LlvmK *k, const Op *op, LLVMValueRef *x) {
   case OP_SCAN:
   case OP_YIELD:
   case OP_FUSED:
+  case OP_GRAD:
   case OP_COUNT:
     break;
   }

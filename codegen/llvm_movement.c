@@ -1,6 +1,6 @@
 /* The LLVM backend's data-movement kernels, as the C backend's
- * (c_kernels.c): iota, permute, slice, concat and gather. Each is loops
- * over the result writing it in order; slice checks symbolic bounds and
+ * (c_kernels.c): iota, permute, slice, concat, gather and scatter_add. Each is
+ * loops over the result writing it in order; slice checks symbolic bounds and
  * gather its indices at run time, returning MC_ERR_RANGE with a message
  * that names the model-file line (then the run function stops).
  */
@@ -184,9 +184,64 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
   }
 }
 
+/* scatter_add, as c_kernels.c's: every index checked, y zeroed, then
+ * y[o, index[j], c] += updates[o, j, c] with j in order. */
+static void scatter_add_body(LlvmK *k, const Op *op, LLVMValueRef *xp,
+                             LLVMValueRef yp, LLVMValueRef err,
+                             const char *where) {
+  LlvmEmit *L = k->L;
+  const Shape *ts = &op->results[0]->type.shape;
+  const Shape *is = &op->operands[1]->type.shape;
+  int axis = op->attrs.axis.axis;
+  LLVMTypeRef yt = llvm_type(L, op->results[0]->type.dtype);
+  LLVMTypeRef ity = llvm_type(L, op->operands[1]->type.dtype);
+  LLVMValueRef n = llvm_dim(L, ts->dims[axis], k->sym);
+  LLVMValueRef inner = llvm_numel(L, ts, axis + 1, ts->rank, k->sym);
+  LLVMValueRef nidx = llvm_numel(L, is, 0, is->rank, k->sym);
+  LlvmLoop lj, le, lo, lc;
+  llvm_loop_begin(L, &lj, NULL, nidx, "j");
+  LLVMValueRef i = LLVMBuildIntCast2(
+      L->b, LLVMBuildLoad2(L->b, ity, llvm_gep(L, ity, xp[1], lj.i), ""),
+      L->i64, 1, "i");
+  LLVMValueRef bad =
+      LLVMBuildOr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, i, llvm_i64(L, 0), ""),
+                  LLVMBuildICmp(L->b, LLVMIntSGE, i, n, ""), "");
+  llvm_fail_if(
+      L, k->fn, err, bad, MC_ERR_RANGE,
+      cg_strf(&L->e->arena, "index %%lld out of range [0, %%lld) at %s", where),
+      i, n);
+  llvm_loop_end(L, &lj);
+  llvm_loop_begin(L, &le, NULL, llvm_numel(L, ts, 0, ts->rank, k->sym), "e");
+  LLVMBuildStore(L->b, LLVMConstNull(yt), llvm_gep(L, yt, yp, le.i));
+  llvm_loop_end(L, &le);
+  llvm_loop_begin(L, &lo, NULL, llvm_numel(L, ts, 0, axis, k->sym), "o");
+  llvm_loop_begin(L, &lj, NULL, nidx, "j");
+  i = LLVMBuildIntCast2(
+      L->b, LLVMBuildLoad2(L->b, ity, llvm_gep(L, ity, xp[1], lj.i), ""),
+      L->i64, 1, "i");
+  LLVMValueRef urow =
+      LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lo.i, nidx, ""), lj.i, "");
+  LLVMValueRef yrow =
+      LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lo.i, n, ""), i, "");
+  llvm_loop_begin(L, &lc, NULL, inner, "c");
+  LLVMValueRef ua =
+      LLVMBuildAdd(L->b, LLVMBuildMul(L->b, urow, inner, ""), lc.i, "");
+  LLVMValueRef ya =
+      LLVMBuildAdd(L->b, LLVMBuildMul(L->b, yrow, inner, ""), lc.i, "");
+  LLVMValueRef yptr = llvm_gep(L, yt, yp, ya);
+  LLVMValueRef sum = LLVMBuildFAdd(
+      L->b, LLVMBuildLoad2(L->b, yt, yptr, ""),
+      LLVMBuildLoad2(L->b, yt, llvm_gep(L, yt, xp[0], ua), ""), "");
+  LLVMBuildStore(L->b, sum, yptr);
+  llvm_loop_end(L, &lc);
+  llvm_loop_end(L, &lj);
+  llvm_loop_end(L, &lo);
+}
+
 bool llvm_is_movement(const Op *op) {
   return op->kind == OP_IOTA || op->kind == OP_PERMUTE ||
-         op->kind == OP_SLICE || op->kind == OP_CONCAT || op->kind == OP_GATHER;
+         op->kind == OP_SLICE || op->kind == OP_CONCAT ||
+         op->kind == OP_GATHER || op->kind == OP_SCATTER_ADD;
 }
 
 bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
@@ -204,8 +259,8 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
             op->attrs.axis.axis == 0;
     store = ti->storage == ST_PARAM ? e->wstore[ti->index] : DT_F32;
   }
-  bool can_fail =
-      op->kind == OP_GATHER || op->kind == OP_SLICE || llvm_decode_can_fail(op);
+  bool can_fail = op->kind == OP_GATHER || op->kind == OP_SCATTER_ADD ||
+                  op->kind == OP_SLICE || llvm_decode_can_fail(op);
   bool in_place = op->kind == OP_DYNAMIC_UPDATE_SLICE &&
                   cg_info(fe, y)->storage == ST_ALIAS;
   LLVMTypeRef params[MAX_SYMBOLS + 40];
@@ -260,6 +315,8 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
     llvm_reduce_body(&k, op, xp[0], yp);
   else if (llvm_is_decode(op))
     llvm_decode_body(&k, op, xp, yp, err, fmt_where, in_place);
+  else if (op->kind == OP_SCATTER_ADD)
+    scatter_add_body(&k, op, xp, yp, err, fmt_where);
   else
     body(&k, op, xp, yp, err, fmt_where, trans, store);
   if (can_fail)

@@ -98,6 +98,11 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
                 const AstNode **argnodes, int nargs, const char **kwnames,
                 LVal *kwargs, const AstNode **kwnodes, int nkw);
 
+/* lower_grad.c: grad(f, args..., wrt=[...], f_kwarg=...) */
+LVal lower_grad(Lowerer *L, const AstNode *call, LVal *args,
+                const AstNode **argnodes, int nargs, const char **kwnames,
+                LVal *kwargs, const AstNode **kwnodes, int nkw);
+
 /* lower_decode.c: dynamic slices, take_along_axis, topk, cumsum, uniform,
  * categorical */
 bool lower_is_decode_builtin(const char *name);

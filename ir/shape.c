@@ -259,6 +259,40 @@ static bool infer_gather(const Ctx *c, int axis, Type *out) {
   return true;
 }
 
+/* scatter_add(updates, indices): the declared table type, whose gather of
+ * the indices has the updates' type */
+static bool infer_scatter_add(const Ctx *c, int axis, const Type *hint,
+                              Type *out) {
+  const Shape *t = &hint->shape, *ix = &c->ops[1]->type.shape;
+  if (!dtype_is_float(c->ops[0]->type.dtype) ||
+      hint->dtype != c->ops[0]->type.dtype)
+    FAIL("scatter_add adds float updates into a table of their dtype, got "
+         "%s into %s",
+         dtype_name(c->ops[0]->type.dtype), dtype_name(hint->dtype));
+  if (!dtype_is_int(c->ops[1]->type.dtype))
+    FAIL("scatter_add indices must be i32 or i64, got %s",
+         dtype_name(c->ops[1]->type.dtype));
+  if (axis < 0 || axis >= t->rank)
+    FAIL("scatter_add axis %d out of range for rank %d", axis, t->rank);
+  if (t->rank - 1 + ix->rank > MAX_RANK)
+    FAIL("scatter_add updates rank exceeds %d", MAX_RANK);
+  Shape u;
+  memset(&u, 0, sizeof u);
+  for (int i = 0; i < axis; i++)
+    u.dims[u.rank++] = t->dims[i];
+  for (int i = 0; i < ix->rank; i++)
+    u.dims[u.rank++] = ix->dims[i];
+  for (int i = axis + 1; i < t->rank; i++)
+    u.dims[u.rank++] = t->dims[i];
+  if (!shape_eq(&u, &c->ops[0]->type.shape))
+    return fail_shapes(c,
+                       "scatter_add updates must have the shape of the "
+                       "gather they undo:",
+                       &c->ops[0]->type.shape, &u);
+  *out = *hint;
+  return true;
+}
+
 static bool infer_concat(const Ctx *c, int axis, Type *out) {
   if (c->nops < 1)
     FAIL("concat needs at least one operand");
@@ -615,6 +649,11 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
     if (!infer_gather(c, attrs->axis.axis, &r))
       return false;
     break;
+  case OP_SCATTER_ADD:
+    if (!need_hint(c, hint) ||
+        !infer_scatter_add(c, attrs->axis.axis, hint, &r))
+      return false;
+    break;
   case OP_SLICE:
     if (!need_hint(c, hint) || !infer_slice(c, attrs, hint, &r))
       return false;
@@ -674,6 +713,18 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
     else if (!broadcast_all(c, 0, &r.shape))
       return false;
     r.dtype = hint->dtype;
+    break;
+  case OP_GRAD: /* d loss / d wrt: wrt's type */
+    if (!dtype_is_float(operands[0]->type.dtype) ||
+        operands[0]->type.shape.rank != 0) {
+      char t[256];
+      type_print(t, sizeof t, &operands[0]->type, m);
+      FAIL("grad differentiates a float scalar, not %s", t);
+    }
+    if (!dtype_is_float(operands[1]->type.dtype))
+      FAIL("grad is taken with respect to float tensors, not %s",
+           dtype_name(operands[1]->type.dtype));
+    r = operands[1]->type;
     break;
   case OP_SCAN:
   case OP_YIELD: /* several or no results: ir_scan_infer */

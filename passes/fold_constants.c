@@ -95,7 +95,10 @@ static void store(DType t, void *p, size_t i, Scalar s) {
 /* C conversions, as the emitted code casts; false where C is undefined. */
 static bool cast(DType from, DType to, Scalar x, Scalar *r) {
   bool is_int = from == DT_I32 || from == DT_I64;
-  double v = from == DT_F32 ? x.f : from == DT_F64 ? x.d : x.b;
+  double v = from == DT_F32   ? x.f
+             : from == DT_F64 ? x.d
+             : is_int         ? (double)x.i
+                              : x.b; /* read the member that holds x */
   if (from == DT_F16 || from == DT_BF16 || from == DT_COUNT)
     return false;
   switch (to) {
@@ -312,6 +315,7 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   case OP_GATHER:
+  case OP_SCATTER_ADD:
   case OP_SLICE:
   case OP_CONCAT:
   case OP_RESHAPE:
@@ -320,6 +324,7 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_SCAN:
   case OP_YIELD:
   case OP_FUSED:
+  case OP_GRAD:
   case OP_COUNT:
     return false;
   }
@@ -603,6 +608,7 @@ static bool evaluate(Fold *f) {
   case OP_PARAM:
   case OP_IOTA:
   case OP_MATMUL: /* float summation order is the runtime's */
+  case OP_SCATTER_ADD:
   case OP_SOFTMAX:
   case OP_LOG_SOFTMAX:
   /* decoding ops: their operands are run-time values in every real use
@@ -617,6 +623,7 @@ static bool evaluate(Fold *f) {
   case OP_SCAN: /* a loop: never folded */
   case OP_YIELD:
   case OP_FUSED: /* made after folding; its region's ops fold alone */
+  case OP_GRAD:  /* replaced by autodiff before folding runs */
   case OP_COUNT:
     return false;
   }

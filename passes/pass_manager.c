@@ -91,8 +91,8 @@ bool pass_run_list(Module *m, const char *comma_list, const char *print_after,
 bool pass_run_default(Module *m, int opt_level, Diag *d) {
   const char *list =
       opt_level <= 0
-          ? "verify,infer_shapes,dce"
-          : "verify,infer_shapes,fold_constants,simplify,cse,dce,hoist_weights,"
-            "dce,fuse,dce";
+          ? "verify,infer_shapes,autodiff,dce"
+          : "verify,infer_shapes,autodiff,fold_constants,simplify,cse,dce,"
+            "hoist_weights,dce,fuse,dce";
   return pass_run_list(m, list, NULL, NULL, d);
 }

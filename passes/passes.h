@@ -32,8 +32,9 @@ bool pass_run(Module *m, const char *name, Diag *d);
  * matching pass, headed by "// -----// IR after NAME //----- //". */
 bool pass_run_list(Module *m, const char *comma_list, const char *print_after,
                    FILE *print_out, Diag *d);
-/* -O0: verify,infer_shapes,dce; -O1 and up:
- * verify,infer_shapes,fold_constants,simplify,cse,dce,fuse,dce. */
+/* -O0: verify,infer_shapes,autodiff,dce; -O1 and up:
+ * verify,infer_shapes,autodiff,fold_constants,simplify,cse,dce,
+ * hoist_weights,dce,fuse,dce. */
 bool pass_run_default(Module *m, int opt_level, Diag *d);
 
 #endif

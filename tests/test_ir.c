@@ -506,9 +506,20 @@ Test(text, every_op_round_trips) {
       a.axis.axis = 1;
       r = ir_build(m, fn->body, OP_GATHER, ops, 2, &a, NULL, L(1, 1), &d);
       break;
+    case OP_SCATTER_ADD: /* the gradient of the gather above */
+      ops[1] = ix;
+      a.axis.axis = 1;
+      ops[0] = ir_build(m, fn->body, OP_GATHER, ops, 2, &a, NULL, L(1, 1), &d);
+      r = ir_build(m, fn->body, OP_SCATTER_ADD, ops, 2, &a, &h, L(1, 1), &d);
+      break;
     case OP_MATMUL:
       a.matmul.trans_b = true;
       r = ir_build(m, fn->body, OP_MATMUL, ops, 2, &a, NULL, L(1, 1), &d);
+      break;
+    case OP_GRAD:
+      a.reduce.axes = 3;
+      ops[0] = op1(OP_REDUCE_SUM, x, &a, NULL);
+      r = ir_build(m, fn->body, OP_GRAD, ops, 2, NULL, NULL, L(1, 1), &d);
       break;
     case OP_SLICE:
       a.slice.start[0] = dim_const(0);
