@@ -254,15 +254,15 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
     return false;
   const Shape *ss = &pv->operands[0]->type.shape;
   /* parameters: the symbols; a, b, ep's pointer operands, v, y; err */
-  LLVMTypeRef params[MAX_SYMBOLS + 14];
-  LLVMValueRef args[MAX_SYMBOLS + 14];
+  LLVMTypeRef params[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 5];
+  LLVMValueRef args[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 5];
   int np = llvm_symbol_params(F, params, args);
   int first_ptr = np;
-  const Value *ptrs[12];
+  const Value *ptrs[LLVM_MAX_OPERANDS + 4];
   int nptr = 0;
   ptrs[nptr++] = mm->operands[0];
   ptrs[nptr++] = mm->operands[1];
-  bool literal[8] = {0};
+  bool literal[LLVM_MAX_OPERANDS] = {0};
   for (int i = 0; ep && i < ep->noperands; i++) {
     const Value *v = ep->operands[i];
     literal[i] = cg_is_inlinable_const(v);
@@ -282,7 +282,7 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
   LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
   LlvmK k = llvm_kernel(F, mm, d);
   /* NAME_ep and its context: ep's pointers, the symbols */
-  LLVMTypeRef ctx_fields[MAX_SYMBOLS + 8];
+  LLVMTypeRef ctx_fields[MAX_SYMBOLS + LLVM_MAX_OPERANDS];
   unsigned nctx = 0;
   for (int i = 2; i < nptr - 2; i++)
     ctx_fields[nctx++] = params[first_ptr + i];
@@ -303,7 +303,7 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
   }
   /* NAME_range(args, begin, end); args: the parameters but err, s, nt */
   LLVMTypeRef fp = LLVMPointerType(L->f32, 0);
-  LLVMTypeRef fields[MAX_SYMBOLS + 16];
+  LLVMTypeRef fields[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 6];
   memcpy(fields, params, sizeof(LLVMTypeRef) * (size_t)(np - 1));
   fields[np - 1] = fp;
   fields[np] = L->i64;
@@ -318,7 +318,7 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
       L->b, LLVMAppendBasicBlockInContext(L->ctx, range, "entry"));
   LLVMValueRef ctx = LLVMBuildBitCast(L->b, LLVMGetParam(range, 0),
                                       LLVMPointerType(argt, 0), "args");
-  LLVMValueRef field[MAX_SYMBOLS + 16];
+  LLVMValueRef field[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 6];
   for (int i = 0; i <= np; i++)
     field[i] = LLVMBuildLoad2(
         L->b, fields[i], LLVMBuildStructGEP2(L->b, argt, ctx, (unsigned)i, ""),
@@ -330,7 +330,7 @@ bool llvm_attention_kernel(LlvmFn *F, const Op *mm, const Op *ep, const Op *pv,
       k.sym[s] = field[p++];
       LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
     }
-  const char *pn[12];
+  const char *pn[LLVM_MAX_OPERANDS + 4];
   for (int i = 0; i < nptr; i++) {
     pn[i] = i == 0          ? "a"
             : i == 1        ? "b"

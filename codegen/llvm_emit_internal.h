@@ -93,6 +93,10 @@ void llvm_loop_end(LlvmEmit *L, LlvmLoop *lp);
 
 /* ---- llvm_kernels.c --------------------------------------------------------
  */
+/* The most operands of an elementwise or fused op (passes/fuse.c's
+ * groups take up to 16) a kernel, an epilogue or a prologue compiles. */
+#define LLVM_MAX_OPERANDS 16
+
 /* A kernel being built. */
 typedef struct LlvmK {
   LlvmEmit *L;

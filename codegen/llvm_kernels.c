@@ -297,7 +297,7 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
   int n = op->noperands;
   bool flat = is_flat(op, literal);
   /* strides per operand and result axis (elements; 0: broadcast) */
-  LLVMValueRef stride[8][MAX_RANK];
+  LLVMValueRef stride[LLVM_MAX_OPERANDS][MAX_RANK];
   LlvmLoop loops[MAX_RANK];
   LLVMValueRef pos[MAX_RANK];
   int r = flat ? 1 : ys->rank;
@@ -305,7 +305,7 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
     llvm_loop_begin(L, &loops[0], begin, end, "i");
     pos[0] = loops[0].i;
   } else {
-    for (int i = 0; i < n && i < 8; i++) {
+    for (int i = 0; i < n; i++) {
       const Shape *xs = &op->operands[i]->type.shape;
       int lead = ys->rank - xs->rank;
       LLVMValueRef s = LLVMConstInt(L->i64, 1, 0);
@@ -326,8 +326,8 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
       pos[j] = loops[j].i;
     }
   }
-  LLVMValueRef x[8];
-  for (int i = 0; i < n && i < 8; i++) {
+  LLVMValueRef x[LLVM_MAX_OPERANDS];
+  for (int i = 0; i < n; i++) {
     const Value *v = op->operands[i];
     if (literal[i]) { /* an inlined scalar constant */
       x[i] = llvm_const_elem(L, v->type.dtype, v->def->attrs.cst.data, 0);
@@ -375,13 +375,13 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
 
 /* An elementwise kernel's range: its literal operands */
 typedef struct ElemCtx {
-  bool literal[8];
+  bool literal[LLVM_MAX_OPERANDS];
 } ElemCtx;
 
 static bool elem_body(LlvmK *k, LLVMValueRef *p, LLVMValueRef begin,
                       LLVMValueRef end, void *ctx) {
   const ElemCtx *c = ctx;
-  LLVMValueRef xp[8] = {0};
+  LLVMValueRef xp[LLVM_MAX_OPERANDS] = {0};
   int q = 0;
   for (int i = 0; i < k->op->noperands; i++)
     if (!c->literal[i])
@@ -449,7 +449,7 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   if (op->kind == OP_MATMUL &&
       cg_info(fe, op->operands[0])->storage != ST_FUSED)
     return llvm_matmul_kernel(F, op, ep, d);
-  if (!supported(op) || op->noperands > 8) {
+  if (!supported(op) || op->noperands > LLVM_MAX_OPERANDS) {
     diag_error(d, op->loc,
                "the LLVM backend does not compile '%s' yet (use the C "
                "backend)",
@@ -458,9 +458,9 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   }
   /* parameters: the function's symbols, the operands read through
    * pointers, the result */
-  LLVMTypeRef params[MAX_SYMBOLS + 10];
-  LLVMValueRef args[MAX_SYMBOLS + 10];
-  const char *names[10];
+  LLVMTypeRef params[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 1];
+  LLVMValueRef args[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 1];
+  const char *names[LLVM_MAX_OPERANDS + 1];
   int np = llvm_symbol_params(F, params, args), nptr = 0;
   ElemCtx c = {{0}};
   for (int i = 0; i < op->noperands; i++) {
@@ -506,13 +506,13 @@ bool llvm_ranged_kernel(LlvmK *k, const char *name, LLVMTypeRef *params,
       L->b, LLVMAppendBasicBlockInContext(L->ctx, range, "entry"));
   LLVMValueRef ctx = LLVMBuildBitCast(L->b, LLVMGetParam(range, 0),
                                       LLVMPointerType(argt, 0), "args");
-  LLVMValueRef field[MAX_SYMBOLS + 40];
+  LLVMValueRef field[MAX_SYMBOLS + 2 * LLVM_MAX_OPERANDS + 2];
   for (int i = 0; i < np; i++)
     field[i] = LLVMBuildLoad2(
         L->b, params[i], LLVMBuildStructGEP2(L->b, argt, ctx, (unsigned)i, ""),
         "");
   k->fn = range;
-  const char *pn[MAX_SYMBOLS + 40];
+  const char *pn[MAX_SYMBOLS + 2 * LLVM_MAX_OPERANDS + 2];
   int p = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s)) {

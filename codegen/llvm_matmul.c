@@ -83,7 +83,7 @@ LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
   LlvmK e = *k;
   e.fn = fn;
   const Shape *ys = &ep->results[0]->type.shape;
-  LLVMValueRef xp[8] = {0};
+  LLVMValueRef xp[LLVM_MAX_OPERANDS] = {0};
   unsigned f = 0;
   for (int i = 0; i < ep->noperands; i++)
     if (ep->operands[i] != mm->results[0] && !literal[i]) {
@@ -101,7 +101,7 @@ LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
   llvm_loop_begin(L, &lj, LLVMGetParam(fn, 5), LLVMGetParam(fn, 6), "j");
   LLVMValueRef at =
       LLVMBuildAdd(L->b, LLVMBuildMul(L->b, li.i, ldc, ""), lj.i, "");
-  LLVMValueRef x[8];
+  LLVMValueRef x[LLVM_MAX_OPERANDS];
   for (int i = 0; i < ep->noperands; i++) {
     const Value *v = ep->operands[i];
     if (v == mm->results[0]) {
@@ -139,11 +139,12 @@ LLVMValueRef llvm_gemm_epilogue_fn(LlvmK *k, const Op *mm, const Op *ep,
 /* ---- the kernel ---------------------------------------------------------- */
 
 bool llvm_epilogue_fits(const Op *ep, Diag *d) {
-  if (!ep || ep->noperands <= 8)
+  if (!ep || ep->noperands <= LLVM_MAX_OPERANDS)
     return true;
   diag_error(d, ep->loc,
-             "the LLVM backend does not compile an epilogue of more than 8 "
-             "operands yet");
+             "the LLVM backend does not compile an epilogue of more than %d "
+             "operands yet",
+             LLVM_MAX_OPERANDS);
   return false;
 }
 
@@ -162,20 +163,20 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   DType t = mm->results[0]->type.dtype;
   const Value *yv = ep ? ep->results[0] : mm->results[0];
   /* parameters: symbols, a, b, the epilogue's pointer operands, y */
-  LLVMTypeRef params[MAX_SYMBOLS + 12];
-  LLVMValueRef args[MAX_SYMBOLS + 12];
+  LLVMTypeRef params[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 3];
+  LLVMValueRef args[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 3];
   int np = llvm_symbol_params(F, params, args);
   int first_ptr = np;
   LLVMTypeRef bt = store == DT_F32 ? llvm_type(L, bv->type.dtype)
                                    : LLVMInt16TypeInContext(L->ctx);
-  const Value *ptrs[12];
-  LLVMTypeRef ptr_types[12];
+  const Value *ptrs[LLVM_MAX_OPERANDS + 3];
+  LLVMTypeRef ptr_types[LLVM_MAX_OPERANDS + 3];
   int nptr = 0;
   ptrs[nptr] = av;
   ptr_types[nptr++] = LLVMPointerType(llvm_type(L, av->type.dtype), 0);
   ptrs[nptr] = bv;
   ptr_types[nptr++] = LLVMPointerType(bt, 0);
-  bool literal[8] = {0};
+  bool literal[LLVM_MAX_OPERANDS] = {0};
   for (int i = 0; ep && i < ep->noperands; i++) {
     const Value *v = ep->operands[i];
     literal[i] = cg_is_inlinable_const(v);
@@ -205,14 +206,14 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
       k.sym[s] = LLVMGetParam(k.fn, (unsigned)p++);
       LLVMSetValueName2(k.sym[s], e->symnames[s], strlen(e->symnames[s]));
     }
-  LLVMValueRef pv[12];
+  LLVMValueRef pv[LLVM_MAX_OPERANDS + 3];
   for (int i = 0; i < nptr; i++) {
     pv[i] = LLVMGetParam(k.fn, (unsigned)(first_ptr + i));
     const char *pn = i == 0 ? "a" : i == 1 ? "b" : i == nptr - 1 ? "y" : "x";
     LLVMSetValueName2(pv[i], pn, strlen(pn));
   }
   /* the epilogue's function and context type: its pointers, the symbols */
-  LLVMTypeRef ctx_fields[MAX_SYMBOLS + 8];
+  LLVMTypeRef ctx_fields[MAX_SYMBOLS + LLVM_MAX_OPERANDS];
   unsigned nctx = 0;
   for (int i = 2; i < nptr - 1; i++)
     ctx_fields[nctx++] = ptr_types[i];

@@ -133,8 +133,8 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
  * with more than one element (outer) is kept and cut into ranges. */
 typedef struct Red {
   const Op *red, *pro, *ep;
-  bool plit[8], elit[8];
-  LLVMValueRef pp[8], ep_p[8], xp, yp;
+  bool plit[LLVM_MAX_OPERANDS], elit[LLVM_MAX_OPERANDS];
+  LLVMValueRef pp[LLVM_MAX_OPERANDS], ep_p[LLVM_MAX_OPERANDS], xp, yp;
   int outer;
   bool ranged;
 } Red;
@@ -147,7 +147,7 @@ static LLVMValueRef element_at(LlvmK *k, const Op *op, LLVMValueRef *ptr,
                                int given, LLVMValueRef value) {
   LlvmEmit *L = k->L;
   const Shape *rs = &op->results[0]->type.shape;
-  LLVMValueRef x[8];
+  LLVMValueRef x[LLVM_MAX_OPERANDS];
   for (int i = 0; i < op->noperands; i++) {
     const Value *v = op->operands[i];
     if (i == given) {
@@ -396,10 +396,12 @@ bool llvm_reduce_kernel(LlvmFn *F, const Op *red, const Op *pro, const Op *ep,
                         Diag *d) {
   LlvmEmit *L = F->L;
   Emitter *e = L->e;
-  if ((pro && pro->noperands > 8) || (ep && ep->noperands > 8)) {
+  if ((pro && pro->noperands > LLVM_MAX_OPERANDS) ||
+      (ep && ep->noperands > LLVM_MAX_OPERANDS)) {
     diag_error(d, red->loc,
                "the LLVM backend does not compile a fused loop of more than "
-               "8 operands yet");
+               "%d operands yet",
+               LLVM_MAX_OPERANDS);
     return false;
   }
   Red r;
@@ -414,11 +416,11 @@ bool llvm_reduce_kernel(LlvmFn *F, const Op *red, const Op *pro, const Op *ep,
   r.ranged = r.outer < s->rank && !(red->attrs.reduce.axes & (1u << r.outer));
   /* parameters: symbols; the prologue's pointer operands (or x); the
    * epilogue's; y */
-  LLVMTypeRef params[MAX_SYMBOLS + 20];
-  LLVMValueRef args[MAX_SYMBOLS + 20];
-  const char *names[20];
+  LLVMTypeRef params[MAX_SYMBOLS + 2 * LLVM_MAX_OPERANDS + 2];
+  LLVMValueRef args[MAX_SYMBOLS + 2 * LLVM_MAX_OPERANDS + 2];
+  const char *names[2 * LLVM_MAX_OPERANDS + 2];
   int np = llvm_symbol_params(F, params, args), nptr = 0;
-  const Value *ptrs[20];
+  const Value *ptrs[2 * LLVM_MAX_OPERANDS + 2];
   if (pro) {
     for (int i = 0; i < pro->noperands; i++) {
       r.plit[i] =
