@@ -152,12 +152,13 @@ int mc_prepared_load(McModel *m, const char *path, const int *which, int n,
   char mine[64];
   prepared_format(d, mine, sizeof mine);
   if (strcmp(format, mine) != 0) {
-    mc_st_close(st);
-    return mc_fail(e, MC_ERR_FORMAT,
-                   "%s holds weights prepared for another build of a model "
-                   "(%s, this one is %s): prepare them again with modelc "
-                   "--prepare-weights, or pass the original weights",
-                   path, format + 16, mine + 16);
+    rc = mc_fail(e, MC_ERR_FORMAT,
+                 "%s holds weights prepared for another build of a model "
+                 "(%s, this one is %s): prepare them again with modelc "
+                 "--prepare-weights, or pass the original weights",
+                 path, format + 16, mine + 16);
+    mc_st_close(st); /* after the message: format is st's */
+    return rc;
   }
   /* weights (which[i], or i) then, with prepare, every prepared weight */
   int total = n + (prepare ? d->nprepared : 0);

@@ -244,15 +244,15 @@ Test(model, computes_and_packs_the_prepared_weights) {
 
 /* ---- prepared weights files (mc_prepared.c) ------------------------------ */
 
-/* prepared weight 0 (slot 1) = 2 * weight 0 */
-static int prepare_double(void *model, const int64_t *syms, void *const *in_,
-                          void *const *out_, McError *e) {
+/* prepared weight 0 (slot 1) from weight 0, kept in f16: its bits */
+static int prepare_bits(void *model, const int64_t *syms, void *const *in_,
+                        void *const *out_, McError *e) {
   (void)syms;
   (void)in_;
   (void)e;
-  const float *w = ((const McModel *)model)->w[0];
+  const uint16_t *w = ((const McModel *)model)->w[0];
   for (int i = 0; i < 6; i++)
-    ((float *)out_[0])[i] = 2 * w[i];
+    ((float *)out_[0])[i] = (float)w[i];
   return MC_OK;
 }
 
@@ -261,7 +261,7 @@ static int prepares;
 static int prepare_counted(void *model, const int64_t *syms, void *const *in_,
                            void *const *out_, McError *e) {
   prepares++;
-  return prepare_double(model, syms, in_, out_, e);
+  return prepare_bits(model, syms, in_, out_, e);
 }
 
 Test(model, saves_and_maps_prepared_weights) {
