@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include "mc_io.h"
 #include "mc_runtime.h"
 
 #include <errno.h>
@@ -383,21 +384,30 @@ int mc_npy_write_direct(const char *path, const McTensor *t, McError *e) {
   FILE *f = fopen(path, "wb");
   if (!f)
     return mc_fail(e, MC_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-  int ok = fwrite(header, 1, hlen, f) == hlen;
-  /* Through a buffer: bools are normalized to 0/1, big-endian hosts swap. */
-  size_t size = mc_dtype_size(t->dtype), chunk = 65536 / size * size;
+  int ok = fwrite(header, 1, hlen, f) == hlen &&
+           mc_io_write_elements(f, t->dtype, t->data, nbytes);
+  return mc_io_close(f, path, ok, e);
+}
+
+int mc_io_write_elements(FILE *f, McDType t, const void *data, size_t nbytes) {
+  size_t size = mc_dtype_size(t), chunk = 65536 / size * size;
   unsigned char buf[65536];
-  const unsigned char *src = t->data;
+  const unsigned char *src = data;
+  int ok = 1;
   for (size_t done = 0; ok && done < nbytes; done += chunk) {
     size_t len = nbytes - done < chunk ? nbytes - done : chunk;
     memcpy(buf, src + done, len);
-    if (t->dtype == MC_BOOL)
+    if (t == MC_BOOL)
       for (size_t i = 0; i < len; i++)
         buf[i] = buf[i] != 0;
     if (!npy_little_endian() && size > 1)
       npy_swap_bytes(buf, len / size, size);
     ok = fwrite(buf, 1, len, f) == len;
   }
+  return ok;
+}
+
+int mc_io_close(FILE *f, const char *path, int ok, McError *e) {
   ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
   int err = ok ? 0 : errno;
   ok = (fclose(f) == 0) && ok;

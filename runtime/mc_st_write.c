@@ -22,18 +22,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mc_io.h"
 #include "mc_runtime.h"
 
 static const char *const st_dtype_names[MC_DTYPE_COUNT] = {
     [MC_F32] = "F32",   [MC_F64] = "F64", [MC_I32] = "I32",  [MC_I64] = "I64",
     [MC_BOOL] = "BOOL", [MC_F16] = "F16", [MC_BF16] = "BF16"};
-
-static int st_little_endian(void) {
-  const uint16_t one = 1;
-  unsigned char b;
-  memcpy(&b, &one, 1);
-  return b == 1;
-}
 
 /* A growable string; on allocation failure it stays failed. */
 typedef struct StBuf {
@@ -136,37 +130,9 @@ static int st_write_direct(const char *path, const StBuf *h, const McTensor *t,
   for (int i = 0; i < 8; i++)
     len[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
   int ok = fwrite(len, 1, 8, f) == 8 && fwrite(h->s, 1, h->len, f) == h->len;
-  /* little-endian, bools as 0/1: through a buffer of whole elements */
-  unsigned char buf[65536];
-  const int little = st_little_endian();
-  for (int i = 0; ok && i < n; i++) {
-    size_t size = mc_dtype_size(t[i].dtype), chunk = sizeof buf / size * size;
-    const unsigned char *src = t[i].data;
-    for (size_t done = 0; ok && done < nbytes[i]; done += chunk) {
-      size_t m = nbytes[i] - done < chunk ? nbytes[i] - done : chunk;
-      memcpy(buf, src + done, m);
-      if (t[i].dtype == MC_BOOL)
-        for (size_t k = 0; k < m; k++)
-          buf[k] = buf[k] != 0;
-      if (!little && size > 1)
-        for (size_t k = 0; k < m; k += size)
-          for (size_t a = 0, z = size - 1; a < z; a++, z--) {
-            unsigned char c = buf[k + a];
-            buf[k + a] = buf[k + z];
-            buf[k + z] = c;
-          }
-      ok = fwrite(buf, 1, m, f) == m;
-    }
-  }
-  ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-  int err = ok ? 0 : errno;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok) {
-    unlink(path);
-    return mc_fail(e, MC_ERR_IO, "cannot write %s: %s", path,
-                   strerror(err ? err : errno));
-  }
-  return MC_OK;
+  for (int i = 0; ok && i < n; i++)
+    ok = mc_io_write_elements(f, t[i].dtype, t[i].data, nbytes[i]);
+  return mc_io_close(f, path, ok, e);
 }
 
 int mc_st_write(const char *path, const char *format, const char *const *names,
