@@ -214,7 +214,35 @@ static LVal lower_list(Lowerer *L, Scope *s, const AstNode *n, LKind kind) {
   return v;
 }
 
+static LVal lower_expr_kind(Lowerer *L, Scope *s, const AstNode *n);
+
+/* Lowering recurses on the AST and through user functions' bodies: the
+ * parser bounds one expression's height (AST_MAX_DEPTH), this the nesting
+ * of expressions and statements counted through every call, so that no
+ * valid model runs the C stack out. */
+static bool lower_enter(Lowerer *L, const AstNode *n) {
+  if (L->nesting >= LOWER_MAX_NESTING) {
+    if (!L->nesting_reported)
+      diag_error(L->d, n->loc,
+                 "limit exceeded: expressions and statements nested deeper "
+                 "than %d, counting through calls",
+                 LOWER_MAX_NESTING);
+    L->nesting_reported = true;
+    return false;
+  }
+  L->nesting++;
+  return true;
+}
+
 LVal lower_expr(Lowerer *L, Scope *s, const AstNode *n) {
+  if (!lower_enter(L, n))
+    return lv_error();
+  LVal v = lower_expr_kind(L, s, n);
+  L->nesting--;
+  return v;
+}
+
+static LVal lower_expr_kind(Lowerer *L, Scope *s, const AstNode *n) {
   switch (n->kind) {
   case AST_INT:
     return lv_int(n->ival);
@@ -472,7 +500,19 @@ static bool truth(Lowerer *L, LVal c, const AstNode *n, bool *out) {
   return false;
 }
 
+static LStatus lower_stmt_kind(Lowerer *L, Scope *s, const AstNode *n,
+                               LVal *ret);
+
 LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
+  if (!lower_enter(L, n))
+    return LS_ERROR;
+  LStatus st = lower_stmt_kind(L, s, n, ret);
+  L->nesting--;
+  return st;
+}
+
+static LStatus lower_stmt_kind(Lowerer *L, Scope *s, const AstNode *n,
+                               LVal *ret) {
   switch (n->kind) {
   case AST_ASSIGN:
     return lower_assign(L, s, n);

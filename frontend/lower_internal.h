@@ -57,10 +57,16 @@ typedef struct Lowerer {
   LowerOptions *opt;
   Scope *globals;
   int depth;
-  const char *scope; /* user function being inlined, for Loc.scope */
+  int nesting;           /* lower_expr and lower_stmt frames: lower_enter */
+  bool nesting_reported; /* the limit's error, once */
+  const char *scope;     /* user function being inlined, for Loc.scope */
   long unrolled;
   const AstModule *ast;
 } Lowerer;
+
+/* Nesting of expressions and statements being lowered, counted through
+ * calls: past it, "limit exceeded" (the C stack holds a few frames a level). */
+#define LOWER_MAX_NESTING 5000
 
 /* Status of running statements */
 typedef enum LStatus { LS_OK, LS_RETURN, LS_ERROR } LStatus;

@@ -236,6 +236,46 @@ Test(lower, error_recursion_limit) {
   result_free(&r);
 }
 
+/* Each function's body is within the parser's depth limit, but lowering
+ * recurses through the calls: f0(x) = f1(x) + x + ... (900 terms, f1(x) at
+ * the bottom of the tree), and so on. Ten of them nest 9,000 deep: refused
+ * with one located "limit exceeded" (where the count passes the limit),
+ * not a stack overflow; five (4,500) lower. */
+static char *nested_calls(int nfn) {
+  size_t cap = (size_t)nfn * 4000 + 256, len = 0;
+  char *text = malloc(cap);
+  for (int i = 0; i < nfn; i++) {
+    len +=
+        (size_t)snprintf(text + len, cap - len, "fn f%d(x) = f%d(x)", i, i + 1);
+    for (int k = 0; k < 900; k++)
+      len += (size_t)snprintf(text + len, cap - len, " + x");
+    len += (size_t)snprintf(text + len, cap - len, "\n");
+  }
+  snprintf(text + len, cap - len,
+           "fn f%d(x) = x\ninput x: f32[4]\noutput y: f32[4] = f0(x)\n", nfn);
+  return text;
+}
+
+Test(lower, nesting_through_calls_is_limited) {
+  char *text = nested_calls(10);
+  Result r = lower_text(text, NULL);
+  cr_assert_null(r.m);
+  cr_assert(strncmp(r.errors,
+                    "t.model:6:12: error: limit exceeded: expressions and "
+                    "statements nested deeper than 5000, counting through "
+                    "calls\n",
+                    110) == 0,
+            "%.300s", r.errors);
+  cr_assert_null(strstr(strchr(r.errors, '\n'), "error:"), "%.600s", r.errors);
+  result_free(&r);
+  free(text);
+  text = nested_calls(5);
+  r = lower_text(text, NULL);
+  cr_assert_not_null(r.m, "%.300s", r.errors);
+  result_free(&r);
+  free(text);
+}
+
 static const char *two_entries = "const n = 4\n"
                                  "param w: f32[n, n]\n"
                                  "fn proj(x) = x @ w\n"
