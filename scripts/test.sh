@@ -11,7 +11,8 @@
 # and clang (every shipped model), GPT-2 small, the demo GPT-2's generation
 # and decoding with 16-bit weights (the sanitized runs of seq2seq and
 # gpt2_generate cover fewer configurations), and the LLVM backend's
-# optimized programs and JIT against the C backend's, bit for bit.
+# optimized programs and JIT against the C backend's, bit for bit, and
+# test_valgrind (generated programs under valgrind: unsanitized only).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ for dir in build build-san; do
   cmake --build "$dir" -j2
   if [[ $dir == build ]]; then
     select=(-E '^(e2e_|test_codegen$|test_decode_ops$)')
-    extra=(-R '^e2e_test_(activations|cli|gpt2_small|gpt2_generate|llvm)$')
+    extra=(-R '^e2e_test_(activations|cli|gpt2_small|gpt2_generate|llvm|valgrind)$')
   else
     select=(-E '^e2e_test_gpt2_small$')
     extra=()
