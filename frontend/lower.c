@@ -138,25 +138,32 @@ bool lower_lookup(Lowerer *L, Scope *s, const char *name, LVal *out) {
 }
 
 /* Levenshtein distance, for "did you mean" suggestions. */
+/* Edit distance for "did you mean": insertions, deletions, substitutions
+ * and swaps of two neighbours ("sfotmax") count one each (optimal string
+ * alignment). */
 static int edit_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 63 || lb > 63)
     return 99;
-  int row[64];
+  int rows[3][64];
   for (size_t j = 0; j <= lb; j++)
-    row[j] = (int)j;
+    rows[0][j] = (int)j;
   for (size_t i = 1; i <= la; i++) {
-    int prev = row[0];
+    int *row = rows[i % 3], *up = rows[(i - 1) % 3], *up2 = rows[(i + 1) % 3];
     row[0] = (int)i;
     for (size_t j = 1; j <= lb; j++) {
-      int cur = row[j];
-      int sub = prev + (a[i - 1] != b[j - 1]);
-      int del = row[j] + 1, ins = row[j - 1] + 1;
-      row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-      prev = cur;
+      int best = up[j - 1] + (a[i - 1] != b[j - 1]);
+      if (up[j] + 1 < best)
+        best = up[j] + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          up2[j - 2] + 1 < best)
+        best = up2[j - 2] + 1;
+      row[j] = best;
     }
   }
-  return row[lb];
+  return rows[la % 3][lb];
 }
 
 static void report_unknown_name(Lowerer *L, Scope *s, const AstNode *n) {
