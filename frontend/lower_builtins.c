@@ -139,19 +139,26 @@ static bool int_pow(int64_t x, int64_t y, int64_t *out) {
 static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
   Dim r;
   int64_t x, y;
-  bool cx = dim_is_const(a, &x), cy = dim_is_const(b, &y), overflow = false;
+  bool cx = dim_is_const(a, &x), cy = dim_is_const(b, &y), overflow = false,
+       too_complex = false;
   switch (op) {
   case AOP_ADD:
     if (dim_add(a, b, &r))
       return lv_dim(r);
+    overflow = cx && cy;
+    too_complex = !overflow;
     break;
   case AOP_SUB:
     if (dim_sub(a, b, &r))
       return lv_dim(r);
+    overflow = cx && cy;
+    too_complex = !overflow;
     break;
   case AOP_MUL:
     if (dim_mul(a, b, &r))
       return lv_dim(r);
+    overflow = cx && cy;
+    too_complex = !overflow;
     break;
   case AOP_DIV:
     if (cx && cy) {
@@ -217,11 +224,19 @@ static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
   case AOP_COUNT:
     break;
   }
-  if (overflow)
+  if (overflow) {
     diag_error(L->d, n->loc,
                "integer overflow: %lld %s %lld is not a 64-bit integer",
                (long long)x, ast_op_text(op), (long long)y);
-  else
+  } else if (too_complex) {
+    char sa[128], sb[128];
+    dim_print(sa, sizeof sa, a, L->m);
+    dim_print(sb, sizeof sb, b, L->m);
+    diag_error(L->d, n->loc,
+               "limit exceeded: (%s) %s (%s) is not a dimension (at most %d "
+               "terms of at most %d symbols each, 64-bit coefficients)",
+               sa, ast_op_text(op), sb, DIM_MAX_TERMS, DIM_MAX_FACTORS);
+  } else
     diag_error(L->d, n->loc,
                "cannot compute '%s' of these integers at compile "
                "time",
