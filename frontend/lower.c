@@ -226,8 +226,19 @@ static LVal lower_expr_kind(Lowerer *L, Scope *s, const AstNode *n);
 /* Lowering recurses on the AST and through user functions' bodies: the
  * parser bounds one expression's height (AST_MAX_DEPTH), this the nesting
  * of expressions and statements counted through every call, so that no
- * valid model runs the C stack out. */
+ * valid model runs the C stack out; and the number of values made, so that
+ * loops and calls cannot make a model that takes minutes and gigabytes. */
 static bool lower_enter(Lowerer *L, const AstNode *n) {
+  int max_values =
+      L->opt->max_values > 0 ? L->opt->max_values : LOWER_MAX_VALUES;
+  if (L->m->next_value_id > max_values) {
+    if (!L->nesting_reported)
+      diag_error(L->d, n->loc,
+                 "limit exceeded: the model lowers to more than %d values",
+                 max_values);
+    L->nesting_reported = true;
+    return false;
+  }
   if (L->nesting >= LOWER_MAX_NESTING) {
     if (!L->nesting_reported)
       diag_error(L->d, n->loc,
@@ -475,7 +486,7 @@ static LStatus lower_for(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
   } else if (!lower_const_int(L, s, n->kids[0], &hi)) {
     return LS_ERROR;
   }
-  long limit = L->opt->max_unroll > 0 ? L->opt->max_unroll : 1000000;
+  long limit = L->opt->max_unroll > 0 ? L->opt->max_unroll : 100000;
   for (int64_t i = lo; i < hi; i++) {
     if (++L->unrolled > limit) {
       diag_error(L->d, n->loc,

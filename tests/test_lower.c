@@ -39,7 +39,7 @@ static Result lower_entry_text(const char *text, const char *defs,
     }
   }
   if (r.ast) {
-    LowerOptions o = {nd, dbuf, 0, 0, entry, 0, NULL};
+    LowerOptions o = {nd, dbuf, 0, 0, 0, entry, 0, NULL};
     r.m = lower_module(r.ast, &o, &d);
     lower_free_includes(&o);
   }
@@ -276,6 +276,40 @@ Test(lower, nesting_through_calls_is_limited) {
   free(text);
 }
 
+/* Loops and calls cannot make a model of unbounded size: past
+ * LowerOptions.max_values values (default 250,000) or max_unroll loop
+ * iterations (default 100,000), "limit exceeded" where it happened. Small
+ * limits here, the defaults' costs in the commit that set them. */
+Test(lower, values_and_unrolling_are_limited) {
+  const char *text = "input x: f32[4]\nh = x\nfor i in range(1000) {\n"
+                     "  h = tanh(h) + 1\n}\noutput y: f32[4] = h\n";
+  for (int k = 0; k < 2; k++) {
+    FILE *mem;
+    Result r = {0};
+    mem = open_memstream(&r.errors, &r.errlen);
+    Diag d;
+    diag_init(&d, mem);
+    r.ast = ast_parse_string(text, "t.model", &d);
+    LowerOptions o = {0, NULL, 0, 0, 0, NULL, 0, NULL};
+    if (k == 0)
+      o.max_values = 500;
+    else
+      o.max_unroll = 300;
+    r.m = lower_module(r.ast, &o, &d);
+    diag_free(&d);
+    fclose(mem);
+    cr_assert_null(r.m);
+    const char *want =
+        k == 0 ? "t.model:4:3: error: limit exceeded: the model lowers to "
+                 "more than 500 values\n"
+               : "t.model:3:1: error: limit exceeded: more than 300 loop "
+                 "iterations unrolled\n";
+    cr_assert(strncmp(r.errors, want, strlen(want)) == 0, "%s", r.errors);
+    cr_assert_null(strstr(strchr(r.errors, '\n'), "error:"), "%s", r.errors);
+    result_free(&r);
+  }
+}
+
 static const char *two_entries = "const n = 4\n"
                                  "param w: f32[n, n]\n"
                                  "fn proj(x) = x @ w\n"
@@ -348,7 +382,7 @@ static Result lower_path(const char *name) {
   Diag d;
   diag_init(&d, mem);
   r.ast = ast_parse_file(path, &d);
-  LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+  LowerOptions o = {0, NULL, 0, 0, 0, NULL, 0, NULL};
   if (r.ast)
     r.m = lower_module(r.ast, &o, &d);
   diag_free(&d);
