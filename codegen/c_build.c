@@ -60,6 +60,88 @@ bool cg_write_file(const char *path, const char *text, size_t len, Diag *d) {
   return ok;
 }
 
+bool cg_files_stage(CgFiles *fs, const char *path, const char *text, size_t len,
+                    Diag *d) {
+  if (fs->failed)
+    return false;
+  if (fs->n == fs->cap) {
+    int cap = fs->cap ? 2 * fs->cap : 16;
+    char **paths = realloc(fs->paths, (size_t)cap * sizeof *paths);
+    if (paths)
+      fs->paths = paths;
+    char **tmps = paths ? realloc(fs->tmps, (size_t)cap * sizeof *tmps) : NULL;
+    if (tmps)
+      fs->tmps = tmps;
+    if (!paths || !tmps) {
+      diag_error(d, loc_none(), "out of memory");
+      return !(fs->failed = true);
+    }
+    fs->cap = cap;
+  }
+  size_t n = strlen(path) + 32;
+  char *own = malloc(n), *tmp = malloc(n);
+  if (!own || !tmp) {
+    free(own);
+    free(tmp);
+    diag_error(d, loc_none(), "out of memory");
+    return !(fs->failed = true);
+  }
+  snprintf(own, n, "%s", path);
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  bool ok = f != NULL;
+  if (ok) {
+    ok = fwrite(text ? text : "", 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+  }
+  if (!ok) {
+    diag_error(d, loc_none(), "cannot write '%s': %s", path, strerror(errno));
+    remove(tmp);
+    free(own);
+    free(tmp);
+    return !(fs->failed = true);
+  }
+  fs->paths[fs->n] = own;
+  fs->tmps[fs->n++] = tmp;
+  return true;
+}
+
+bool cg_files_commit(CgFiles *fs, Diag *d) {
+  int renamed = 0;
+  bool ok = !fs->failed;
+  /* a directory in a file's place is the one failure rename would meet
+   * half-way (the temporary files are in the same directories): refuse it
+   * before renaming anything */
+  for (int i = 0; ok && i < fs->n; i++) {
+    struct stat st;
+    if (stat(fs->paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+      diag_error(d, loc_none(), "cannot write '%s': %s", fs->paths[i],
+                 strerror(EISDIR));
+      ok = false;
+    }
+  }
+  while (ok && renamed < fs->n) {
+    if (rename(fs->tmps[renamed], fs->paths[renamed]) != 0) {
+      diag_error(d, loc_none(), "cannot write '%s': %s%s", fs->paths[renamed],
+                 strerror(errno),
+                 renamed ? " (earlier files were already renamed)" : "");
+      ok = false;
+    } else {
+      renamed++;
+    }
+  }
+  for (int i = 0; i < fs->n; i++) {
+    if (i >= renamed)
+      remove(fs->tmps[i]);
+    free(fs->paths[i]);
+    free(fs->tmps[i]);
+  }
+  free(fs->paths);
+  free(fs->tmps);
+  memset(fs, 0, sizeof *fs);
+  return ok;
+}
+
 /* ---- argument lists
  * ---------------------------------------------------------- */
 

@@ -640,30 +640,43 @@ static bool emit_files(Emitter *e, const char *outdir) {
   else
     main_c = cg_strf(a, "%s  return mc_main(argc, argv, &%s_info);\n}\n",
                      main_c, e->name);
+  /* every file or none: a failure leaves the directory as it was */
+  CgFiles fs = {0};
   bool ok = cg_make_dirs(outdir, e->d) &&
-            cg_write_file(cg_strf(a, "%s/%s.h", outdir, e->name), h.data, h.len,
-                          e->d) &&
-            cg_write_file(cg_strf(a, "%s/%s.c", outdir, e->name), c.data, c.len,
-                          e->d) &&
-            cg_write_file(cg_strf(a, "%s/%s_main.c", outdir, e->name), main_c,
-                          strlen(main_c), e->d);
+            cg_files_stage(&fs, cg_strf(a, "%s/%s.h", outdir, e->name), h.data,
+                           h.len, e->d) &&
+            cg_files_stage(&fs, cg_strf(a, "%s/%s.c", outdir, e->name), c.data,
+                           c.len, e->d) &&
+            cg_files_stage(&fs, cg_strf(a, "%s/%s_main.c", outdir, e->name),
+                           main_c, strlen(main_c), e->d) &&
+            cg_stage_runtime(&fs, outdir, e->d);
   cg_buf_free(&c);
   cg_buf_free(&h);
-  return ok && cg_write_runtime(outdir, e->d);
+  fs.failed |= !ok;
+  return cg_files_commit(&fs, e->d) && ok;
 }
 
-bool cg_write_runtime(const char *dir, Diag *d) {
+bool cg_stage_runtime(CgFiles *fs, const char *dir, Diag *d) {
   bool ok = true;
   for (const EmbeddedFile *f = mc_embedded_files; ok && f->name; f++) {
     size_t n = strlen(dir) + strlen(f->name) + 2;
     char *path = malloc(n);
-    if (!path)
+    if (!path) {
+      diag_error(d, loc_none(), "out of memory");
+      fs->failed = true;
       return false;
+    }
     snprintf(path, n, "%s/%s", dir, f->name);
-    ok = cg_write_file(path, f->text, f->size, d);
+    ok = cg_files_stage(fs, path, f->text, f->size, d);
     free(path);
   }
   return ok;
+}
+
+bool cg_write_runtime(const char *dir, Diag *d) {
+  CgFiles fs = {0};
+  cg_stage_runtime(&fs, dir, d);
+  return cg_files_commit(&fs, d);
 }
 
 void cg_emitter_init(Emitter *e, const Module *m, const CgOptions *o, Diag *d) {

@@ -102,6 +102,13 @@ AstNode *ast_add_kid(AstModule *m, AstNode *parent, AstNode *kid) {
         arena_grow(&m->arena, parent->kids, old, cap * sizeof(AstNode *));
   }
   parent->kids[parent->nkids++] = kid;
+  if (kid && kid->height >= parent->height) {
+    parent->height = kid->height + 1;
+    if (parent->height > AST_MAX_DEPTH && !m->too_deep) {
+      m->too_deep = parent;
+      m->too_deep_at = parent->loc;
+    }
+  }
   return parent;
 }
 
@@ -155,6 +162,8 @@ AstNode *ast_new_unary(AstModule *m, AstOp op, Loc op_loc, AstNode *x) {
   AstNode *n =
       ast_new_node(m, AST_UNARY, ast_loc_join(op_loc, x->loc), NULL, 1, x);
   n->op = op;
+  if (m->too_deep == n)
+    m->too_deep_at = op_loc;
   return n;
 }
 
@@ -164,6 +173,8 @@ AstNode *ast_new_binary(AstModule *m, AstOp op, Loc op_loc, AstNode *a,
       ast_same_line(a->loc, b->loc) ? ast_loc_join(a->loc, b->loc) : op_loc;
   AstNode *n = ast_new_node(m, AST_BINARY, loc, NULL, 2, a, b);
   n->op = op;
+  if (m->too_deep == n)
+    m->too_deep_at = op_loc;
   return n;
 }
 

@@ -93,6 +93,7 @@ struct AstNode {
   double fval;
   int nkids;
   AstNode **kids;
+  int height; /* 1 + the largest height of its kids (0 for a leaf) */
 };
 
 typedef struct AstModule {
@@ -100,7 +101,17 @@ typedef struct AstModule {
   const char *path;
   char *source;  /* NUL-terminated file contents (owned) */
   AstNode *root; /* AST_MODULE */
+  /* The first node built higher than AST_MAX_DEPTH, and where (its
+   * operator for a unary or binary node): parse_module reports it. */
+  const AstNode *too_deep;
+  Loc too_deep_at;
 } AstModule;
+
+/* Expressions and statements nested deeper than this are refused ("limit
+ * exceeded"): lowering, which recurses on the tree, stays within the C stack.
+ * The parser's stack bounds brackets and blocks; this also bounds long
+ * chains of left-associative operators (x + x + ... + x). */
+#define AST_MAX_DEPTH 1000
 
 /* Model files larger than this are refused ("limit exceeded"). */
 #define AST_MAX_FILE_BYTES (64 << 20)

@@ -138,25 +138,32 @@ bool lower_lookup(Lowerer *L, Scope *s, const char *name, LVal *out) {
 }
 
 /* Levenshtein distance, for "did you mean" suggestions. */
+/* Edit distance for "did you mean": insertions, deletions, substitutions
+ * and swaps of two neighbours ("sfotmax") count one each (optimal string
+ * alignment). */
 static int edit_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 63 || lb > 63)
     return 99;
-  int row[64];
+  int rows[3][64];
   for (size_t j = 0; j <= lb; j++)
-    row[j] = (int)j;
+    rows[0][j] = (int)j;
   for (size_t i = 1; i <= la; i++) {
-    int prev = row[0];
+    int *row = rows[i % 3], *up = rows[(i - 1) % 3], *up2 = rows[(i + 1) % 3];
     row[0] = (int)i;
     for (size_t j = 1; j <= lb; j++) {
-      int cur = row[j];
-      int sub = prev + (a[i - 1] != b[j - 1]);
-      int del = row[j] + 1, ins = row[j - 1] + 1;
-      row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-      prev = cur;
+      int best = up[j - 1] + (a[i - 1] != b[j - 1]);
+      if (up[j] + 1 < best)
+        best = up[j] + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          up2[j - 2] + 1 < best)
+        best = up2[j - 2] + 1;
+      row[j] = best;
     }
   }
-  return row[lb];
+  return rows[la % 3][lb];
 }
 
 static void report_unknown_name(Lowerer *L, Scope *s, const AstNode *n) {
@@ -214,7 +221,46 @@ static LVal lower_list(Lowerer *L, Scope *s, const AstNode *n, LKind kind) {
   return v;
 }
 
+static LVal lower_expr_kind(Lowerer *L, Scope *s, const AstNode *n);
+
+/* Lowering recurses on the AST and through user functions' bodies: the
+ * parser bounds one expression's height (AST_MAX_DEPTH), this the nesting
+ * of expressions and statements counted through every call, so that no
+ * valid model runs the C stack out; and the number of values made, so that
+ * loops and calls cannot make a model that takes minutes and gigabytes. */
+static bool lower_enter(Lowerer *L, const AstNode *n) {
+  int max_values =
+      L->opt->max_values > 0 ? L->opt->max_values : LOWER_MAX_VALUES;
+  if (L->m->next_value_id > max_values) {
+    if (!L->nesting_reported)
+      diag_error(L->d, n->loc,
+                 "limit exceeded: the model lowers to more than %d values",
+                 max_values);
+    L->nesting_reported = true;
+    return false;
+  }
+  if (L->nesting >= LOWER_MAX_NESTING) {
+    if (!L->nesting_reported)
+      diag_error(L->d, n->loc,
+                 "limit exceeded: expressions and statements nested deeper "
+                 "than %d, counting through calls",
+                 LOWER_MAX_NESTING);
+    L->nesting_reported = true;
+    return false;
+  }
+  L->nesting++;
+  return true;
+}
+
 LVal lower_expr(Lowerer *L, Scope *s, const AstNode *n) {
+  if (!lower_enter(L, n))
+    return lv_error();
+  LVal v = lower_expr_kind(L, s, n);
+  L->nesting--;
+  return v;
+}
+
+static LVal lower_expr_kind(Lowerer *L, Scope *s, const AstNode *n) {
   switch (n->kind) {
   case AST_INT:
     return lv_int(n->ival);
@@ -440,7 +486,7 @@ static LStatus lower_for(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
   } else if (!lower_const_int(L, s, n->kids[0], &hi)) {
     return LS_ERROR;
   }
-  long limit = L->opt->max_unroll > 0 ? L->opt->max_unroll : 1000000;
+  long limit = L->opt->max_unroll > 0 ? L->opt->max_unroll : 100000;
   for (int64_t i = lo; i < hi; i++) {
     if (++L->unrolled > limit) {
       diag_error(L->d, n->loc,
@@ -472,7 +518,19 @@ static bool truth(Lowerer *L, LVal c, const AstNode *n, bool *out) {
   return false;
 }
 
+static LStatus lower_stmt_kind(Lowerer *L, Scope *s, const AstNode *n,
+                               LVal *ret);
+
 LStatus lower_stmt(Lowerer *L, Scope *s, const AstNode *n, LVal *ret) {
+  if (!lower_enter(L, n))
+    return LS_ERROR;
+  LStatus st = lower_stmt_kind(L, s, n, ret);
+  L->nesting--;
+  return st;
+}
+
+static LStatus lower_stmt_kind(Lowerer *L, Scope *s, const AstNode *n,
+                               LVal *ret) {
   switch (n->kind) {
   case AST_ASSIGN:
     return lower_assign(L, s, n);

@@ -24,8 +24,9 @@ typedef struct LowerDefine {
 typedef struct LowerOptions {
   int ndefines;
   LowerDefine *defines;
-  int max_unroll;     /* limit on total loop iterations; 0 = 1000000 */
+  int max_unroll;     /* limit on total loop iterations; 0 = 100000 */
   int max_call_depth; /* 0 = 256 */
+  int max_values;     /* limit on the IR values lowered; 0 = 250000 */
   const char *entry;  /* lower only this entry point, or NULL for all */
   /* out: the files `include` read; they stay alive (diagnostics quote them)
    * until lower_free_includes */

@@ -120,28 +120,55 @@ static Value *to_float(Lowerer *L, Value *v, Loc loc) {
 
 /* ---- compile-time arithmetic ------------------------------------------------
  */
+/* x^y for y >= 0 by squaring; false if it overflows int64. */
+static bool int_pow(int64_t x, int64_t y, int64_t *out) {
+  int64_t p = 1;
+  for (;;) {
+    if ((y & 1) && __builtin_mul_overflow(p, x, &p))
+      return false;
+    y >>= 1;
+    if (!y)
+      break;
+    if (__builtin_mul_overflow(x, x, &x))
+      return false;
+  }
+  *out = p;
+  return true;
+}
+
 static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
   Dim r;
   int64_t x, y;
-  bool cx = dim_is_const(a, &x), cy = dim_is_const(b, &y);
+  bool cx = dim_is_const(a, &x), cy = dim_is_const(b, &y), overflow = false,
+       too_complex = false;
   switch (op) {
   case AOP_ADD:
     if (dim_add(a, b, &r))
       return lv_dim(r);
+    overflow = cx && cy;
+    too_complex = !overflow;
     break;
   case AOP_SUB:
     if (dim_sub(a, b, &r))
       return lv_dim(r);
+    overflow = cx && cy;
+    too_complex = !overflow;
     break;
   case AOP_MUL:
     if (dim_mul(a, b, &r))
       return lv_dim(r);
+    overflow = cx && cy;
+    too_complex = !overflow;
     break;
   case AOP_DIV:
     if (cx && cy) {
       if (y == 0) {
         diag_error(L->d, n->loc, "division by zero");
         return lv_error();
+      }
+      if (x == INT64_MIN && y == -1) {
+        overflow = true;
+        break;
       }
       if (x % y == 0)
         return lv_int(x / y);
@@ -157,15 +184,19 @@ static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
       return lv_error();
     }
   case AOP_MOD:
-    if (cx && cy && y != 0)
-      return lv_int(((x % y) + y) % y);
+    if (cx && cy && y != 0) {
+      /* the sign of y, as in Python; -1 would overflow x % y */
+      int64_t m = y == -1 ? 0 : x % y;
+      return lv_int(m != 0 && (m < 0) != (y < 0) ? m + y : m);
+    }
     break;
   case AOP_POW:
     if (cx && cy && y >= 0) {
-      int64_t p = 1;
-      for (int64_t i = 0; i < y; i++)
-        p *= x;
-      return lv_int(p);
+      int64_t p;
+      if (int_pow(x, y, &p))
+        return lv_int(p);
+      overflow = true;
+      break;
     }
     if (cx && cy)
       return lv_float(pow((double)x, (double)y));
@@ -193,10 +224,23 @@ static LVal fold_ints(Lowerer *L, AstOp op, Dim a, Dim b, const AstNode *n) {
   case AOP_COUNT:
     break;
   }
-  diag_error(L->d, n->loc,
-             "cannot compute '%s' of these integers at compile "
-             "time",
-             ast_op_text(op));
+  if (overflow) {
+    diag_error(L->d, n->loc,
+               "integer overflow: %lld %s %lld is not a 64-bit integer",
+               (long long)x, ast_op_text(op), (long long)y);
+  } else if (too_complex) {
+    char sa[128], sb[128];
+    dim_print(sa, sizeof sa, a, L->m);
+    dim_print(sb, sizeof sb, b, L->m);
+    diag_error(L->d, n->loc,
+               "limit exceeded: (%s) %s (%s) is not a dimension (at most %d "
+               "terms of at most %d symbols each, 64-bit coefficients)",
+               sa, ast_op_text(op), sb, DIM_MAX_TERMS, DIM_MAX_FACTORS);
+  } else
+    diag_error(L->d, n->loc,
+               "cannot compute '%s' of these integers at compile "
+               "time",
+               ast_op_text(op));
   return lv_error();
 }
 

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -530,11 +531,12 @@ static bool flatten(Lowerer *L, const AstNode *root, Flat *f) {
   return ok;
 }
 
-Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
+static Module *lower_module_here(const AstModule *ast, LowerOptions *opt,
+                                 Diag *d) {
   Module *m = ir_module_new("model");
   m->name = file_stem(m, ast->path);
   m->source_file = ir_strdup(m, ast->path);
-  Lowerer L = {m, NULL, NULL, d, opt, NULL, 0, NULL, 0, ast};
+  Lowerer L = {.m = m, .d = d, .opt = opt, .ast = ast};
   int errors0 = d->nerrors;
   Flat flat = {0, 0, NULL, {ast->path}, 0};
   if (!flatten(&L, ast->root, &flat)) {
@@ -579,4 +581,40 @@ Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
     return NULL;
   }
   return m;
+}
+
+/* Lowering recurses on the AST and through calls, up to LOWER_MAX_NESTING
+ * levels; a sanitized build's frames take kilobytes each, more than a
+ * default 8 MiB stack holds at that depth. So it runs on a thread of its own
+ * with LOWER_STACK_BYTES of stack (reserved, and touched only as deep as the
+ * model nests), or on the caller's stack if no such thread can be made. */
+#define LOWER_STACK_BYTES ((size_t)256 << 20)
+
+typedef struct LowerJob {
+  const AstModule *ast;
+  LowerOptions *opt;
+  Diag *d;
+  Module *m;
+} LowerJob;
+
+static void *lower_job(void *arg) {
+  LowerJob *job = arg;
+  job->m = lower_module_here(job->ast, job->opt, job->d);
+  return NULL;
+}
+
+Module *lower_module(const AstModule *ast, LowerOptions *opt, Diag *d) {
+  LowerJob job = {ast, opt, d, NULL};
+  pthread_attr_t attr;
+  pthread_t thread;
+  if (pthread_attr_init(&attr) == 0) {
+    bool started = pthread_attr_setstacksize(&attr, LOWER_STACK_BYTES) == 0 &&
+                   pthread_create(&thread, &attr, lower_job, &job) == 0;
+    pthread_attr_destroy(&attr);
+    if (started) {
+      pthread_join(thread, NULL);
+      return job.m;
+    }
+  }
+  return lower_module_here(ast, opt, d);
 }

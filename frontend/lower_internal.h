@@ -57,10 +57,20 @@ typedef struct Lowerer {
   LowerOptions *opt;
   Scope *globals;
   int depth;
-  const char *scope; /* user function being inlined, for Loc.scope */
+  int nesting;           /* lower_expr and lower_stmt frames: lower_enter */
+  bool nesting_reported; /* a limit's error, once */
+  const char *scope;     /* user function being inlined, for Loc.scope */
   long unrolled;
   const AstModule *ast;
 } Lowerer;
+
+/* Nesting of expressions and statements being lowered, counted through
+ * calls: past it, "limit exceeded" (the C stack holds a few frames a level). */
+#define LOWER_MAX_NESTING 5000
+/* Values a model may lower to by default (LowerOptions.max_values; GPT-2 XL
+ * has about 4,000): past it, "limit exceeded" (lowering takes about 10 s
+ * and 500 MB to get there). */
+#define LOWER_MAX_VALUES 250000
 
 /* Status of running statements */
 typedef enum LStatus { LS_OK, LS_RETURN, LS_ERROR } LStatus;

@@ -208,37 +208,34 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
   return 0;
 }
 
-/* Checks every parameter against the weights file: names, shapes, dtypes. */
+/* Checks every parameter against the weights file: names, shapes, dtypes.
+ * A file that cannot be read is one error; otherwise each weight that does
+ * not fit is an error of its own at the model line that declares it (each
+ * weight is loaded alone, so one bad weight hides no other). */
 static int check_weights(const Module *m, const char *path, Diag *d) {
-  McWeightSpec *specs = calloc((size_t)ir_file_params(m) + 1, sizeof *specs);
-  if (!specs)
-    return -1;
-  for (int i = 0; i < ir_file_params(m); i++) {
-    specs[i].name = m->params[i].name;
-    specs[i].rank = m->params[i].type.shape.rank;
-    for (int k = 0; k < specs[i].rank; k++)
-      dim_is_const(m->params[i].type.shape.dims[k], &specs[i].shape[k]);
-  }
-  McWeights *w = NULL;
   McError err = {0, {0}};
-  int rc = mc_weights_load(path, specs, ir_file_params(m), &w, &err);
-  if (rc != MC_OK) {
-    /* point at the model line that declares the offending weight */
-    Loc where = loc_none();
-    for (int i = 0; i < ir_file_params(m); i++) {
-      char quoted[512];
-      snprintf(quoted, sizeof quoted, "'%s'", m->params[i].name);
-      if (strstr(err.msg, quoted)) {
-        where = m->params[i].loc;
-        break;
-      }
+  McSafetensors *st = NULL;
+  if (mc_st_open(path, &st, &err) != MC_OK) {
+    diag_error(d, loc_none(), "%s", err.msg);
+    return -1;
+  }
+  mc_st_close(st);
+  int bad = 0;
+  for (int i = 0; i < ir_file_params(m); i++) {
+    McWeightSpec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.name = m->params[i].name;
+    spec.rank = m->params[i].type.shape.rank;
+    for (int k = 0; k < spec.rank; k++)
+      dim_is_const(m->params[i].type.shape.dims[k], &spec.shape[k]);
+    McWeights *w = NULL;
+    if (mc_weights_load(path, &spec, 1, &w, &err) != MC_OK) {
+      diag_error(d, m->params[i].loc, "%s", err.msg);
+      bad++;
     }
-    diag_error(d, where, "%s", err.msg);
-  } else {
     mc_weights_free(w);
   }
-  free(specs);
-  return rc == MC_OK ? 0 : -1;
+  return bad ? -1 : 0;
 }
 
 /* The AST outlives the Module: its source text is registered in d and

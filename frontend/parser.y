@@ -44,7 +44,8 @@ static void parse_syntax_error(ParseState *ps, void *parser, int major,
 
 %syntax_error { parse_syntax_error(ps, yypParser, yymajor, TOKEN); }
 %stack_overflow {
-  diag_error(ps->diag, ps->at, "expression or block nested too deeply");
+  diag_error(ps->diag, ps->at,
+             "limit exceeded: brackets, calls or blocks nested too deeply");
   ps->failed = true;
 }
 
@@ -490,6 +491,12 @@ bool parse_module(AstModule *m, Diag *diag) {
       p->yyerrcnt = -1;
     if (t.kind == 0 || ps.failed || diag->nerrors > cap)
       break;
+    if (m->too_deep) {
+      diag_error(diag, m->too_deep_at,
+                 "limit exceeded: expression nested deeper than %d levels",
+                 AST_MAX_DEPTH);
+      break;
+    }
   }
   parse_lemonFree(p, free);
   return diag->nerrors == errors;

@@ -515,8 +515,16 @@ void ir_op_move_before(Op *op, Op *before) {
     op->results[i]->block = b;
 }
 
+/* Replaces the uses of from in ops first, first->next, ... and their
+ * regions; stops once from has no use left (nuses is exact). */
+static void replace_from(Op *first, Value *from, Value *to);
+
 static void replace_in_block(Block *b, Value *from, Value *to) {
-  for (Op *op = b->first; op; op = op->next) {
+  replace_from(b->first, from, to);
+}
+
+static void replace_from(Op *first, Value *from, Value *to) {
+  for (Op *op = first; op && from->nuses > 0; op = op->next) {
     for (int i = 0; i < op->noperands; i++) {
       if (op->operands[i] == from) {
         op->operands[i] = to;
@@ -532,7 +540,13 @@ static void replace_in_block(Block *b, Value *from, Value *to) {
 void ir_replace_uses(Module *m, Value *from, Value *to) {
   if (from == to)
     return;
-  for (Function *f = m->functions; f; f = f->next) {
+  /* an op's uses follow it in its block (or in the regions of later ops):
+   * the walk starts there, and long blocks of many replacements (folded
+   * constants, fused loops) stay linear; function outputs and anything else
+   * left go through the whole module */
+  if (from->def)
+    replace_from(from->def->next, from, to);
+  for (Function *f = m->functions; f && from->nuses > 0; f = f->next) {
     replace_in_block(f->body, from, to);
     for (int i = 0; i < f->noutputs; i++) {
       if (f->outputs[i].value == from) {

@@ -15,7 +15,10 @@
  * reads a matmul's product, see reads_product, nor when the loop would read
  * more arrays of shape S, see count_arrays). Operands from
  * outside the group become the fused op's operands (at most
- * FUSE_MAX_OPERANDS: the group stops growing there); a scalar (shape [])
+ * FUSE_MAX_OPERANDS: the group stops growing there; and at most
+ * FUSE_MAX_MEMBERS ops, which bounds the time grouping takes: it is cubic in
+ * a group's size, and a chain of 10,000 elementwise layers would otherwise
+ * take hours); a scalar (shape [])
  * constant is copied into the region instead; a single-use `broadcast`
  * operand is read through (the loop broadcasts by itself, so the expanded
  * tensor is never written) when another operand keeps the loop's shape.
@@ -40,6 +43,7 @@
 #include <string.h>
 
 #define FUSE_MAX_OPERANDS 16
+#define FUSE_MAX_MEMBERS 64
 
 typedef struct Fuser {
   Module *m;
@@ -222,6 +226,8 @@ static int grow(Fuser *f, Op *root) {
         if (seen || !p || p->parent != root->parent || !fusable(p) ||
             is_member(f, p) || !shape_eq(&x->type.shape, s))
           continue;
+        if (f->nmembers == FUSE_MAX_MEMBERS)
+          return f->nmembers;
         bool moves = only_moving_users(f, x);
         if (!moves && (!cheap(p->kind) || reads_product(p)))
           continue;

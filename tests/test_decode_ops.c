@@ -75,7 +75,7 @@ static char *slurp(const char *path) {
 static Module *lower(const char *text) {
   ast = ast_parse_string(text, "t.model", &d);
   cr_assert(ast, "%s", diag_text());
-  LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+  LowerOptions o = {0, NULL, 0, 0, 0, NULL, 0, NULL};
   m = lower_module(ast, &o, &d);
   if (m && !pass_run_default(m, 2, &d)) {
     ir_module_free(m);

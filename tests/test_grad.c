@@ -28,7 +28,7 @@ static Result compile(const char *text, const char *passes) {
   diag_init(&d, mem);
   r.ast = ast_parse_string(text, "g.model", &d);
   if (r.ast) {
-    LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+    LowerOptions o = {0};
     r.m = lower_module(r.ast, &o, &d);
     lower_free_includes(&o);
   }

@@ -39,7 +39,7 @@ static Result lower_entry_text(const char *text, const char *defs,
     }
   }
   if (r.ast) {
-    LowerOptions o = {nd, dbuf, 0, 0, entry, 0, NULL};
+    LowerOptions o = {nd, dbuf, 0, 0, 0, entry, 0, NULL};
     r.m = lower_module(r.ast, &o, &d);
     lower_free_includes(&o);
   }
@@ -236,6 +236,80 @@ Test(lower, error_recursion_limit) {
   result_free(&r);
 }
 
+/* Each function's body is within the parser's depth limit, but lowering
+ * recurses through the calls: f0(x) = f1(x) + x + ... (900 terms, f1(x) at
+ * the bottom of the tree), and so on. Ten of them nest 9,000 deep: refused
+ * with one located "limit exceeded" (where the count passes the limit),
+ * not a stack overflow; five (4,500) lower. */
+static char *nested_calls(int nfn) {
+  size_t cap = (size_t)nfn * 4000 + 256, len = 0;
+  char *text = malloc(cap);
+  for (int i = 0; i < nfn; i++) {
+    len +=
+        (size_t)snprintf(text + len, cap - len, "fn f%d(x) = f%d(x)", i, i + 1);
+    for (int k = 0; k < 900; k++)
+      len += (size_t)snprintf(text + len, cap - len, " + x");
+    len += (size_t)snprintf(text + len, cap - len, "\n");
+  }
+  snprintf(text + len, cap - len,
+           "fn f%d(x) = x\ninput x: f32[4]\noutput y: f32[4] = f0(x)\n", nfn);
+  return text;
+}
+
+Test(lower, nesting_through_calls_is_limited) {
+  char *text = nested_calls(10);
+  Result r = lower_text(text, NULL);
+  cr_assert_null(r.m);
+  cr_assert(strncmp(r.errors,
+                    "t.model:6:12: error: limit exceeded: expressions and "
+                    "statements nested deeper than 5000, counting through "
+                    "calls\n",
+                    110) == 0,
+            "%.300s", r.errors);
+  cr_assert_null(strstr(strchr(r.errors, '\n'), "error:"), "%.600s", r.errors);
+  result_free(&r);
+  free(text);
+  text = nested_calls(5);
+  r = lower_text(text, NULL);
+  cr_assert_not_null(r.m, "%.300s", r.errors);
+  result_free(&r);
+  free(text);
+}
+
+/* Loops and calls cannot make a model of unbounded size: past
+ * LowerOptions.max_values values (default 250,000) or max_unroll loop
+ * iterations (default 100,000), "limit exceeded" where it happened. Small
+ * limits here, the defaults' costs in the commit that set them. */
+Test(lower, values_and_unrolling_are_limited) {
+  const char *text = "input x: f32[4]\nh = x\nfor i in range(1000) {\n"
+                     "  h = tanh(h) + 1\n}\noutput y: f32[4] = h\n";
+  for (int k = 0; k < 2; k++) {
+    FILE *mem;
+    Result r = {0};
+    mem = open_memstream(&r.errors, &r.errlen);
+    Diag d;
+    diag_init(&d, mem);
+    r.ast = ast_parse_string(text, "t.model", &d);
+    LowerOptions o = {0, NULL, 0, 0, 0, NULL, 0, NULL};
+    if (k == 0)
+      o.max_values = 500;
+    else
+      o.max_unroll = 300;
+    r.m = lower_module(r.ast, &o, &d);
+    diag_free(&d);
+    fclose(mem);
+    cr_assert_null(r.m);
+    const char *want =
+        k == 0 ? "t.model:4:3: error: limit exceeded: the model lowers to "
+                 "more than 500 values\n"
+               : "t.model:3:1: error: limit exceeded: more than 300 loop "
+                 "iterations unrolled\n";
+    cr_assert(strncmp(r.errors, want, strlen(want)) == 0, "%s", r.errors);
+    cr_assert_null(strstr(strchr(r.errors, '\n'), "error:"), "%s", r.errors);
+    result_free(&r);
+  }
+}
+
 static const char *two_entries = "const n = 4\n"
                                  "param w: f32[n, n]\n"
                                  "fn proj(x) = x @ w\n"
@@ -308,7 +382,7 @@ static Result lower_path(const char *name) {
   Diag d;
   diag_init(&d, mem);
   r.ast = ast_parse_file(path, &d);
-  LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+  LowerOptions o = {0, NULL, 0, 0, 0, NULL, 0, NULL};
   if (r.ast)
     r.m = lower_module(r.ast, &o, &d);
   diag_free(&d);

@@ -495,8 +495,38 @@ Test(parser, deep_nesting_is_an_error) {
   parse(src);
   cr_assert_null(mod);
   cr_assert_eq(d.nerrors, 1);
-  cr_assert(strstr(errors(), "error: expression or block nested too deeply"));
+  cr_assert(strstr(errors(),
+                   "error: limit exceeded: brackets, calls or blocks nested "
+                   "too deeply"));
   cr_assert(strncmp(errors(), "t.model:1:", 10) == 0);
+}
+
+/* A chain of left-associative operators keeps the parser's stack flat but
+ * builds a tree as deep as it is long: refused at the operator that takes
+ * it past AST_MAX_DEPTH (lowering recurses on the tree). Just below the
+ * limit (with the statement and the module around the chain) it parses. */
+Test(parser, long_operator_chain_is_a_limit_error) {
+  static char src[8 * AST_MAX_DEPTH];
+  int n = sprintf(src, "x = 1");
+  for (int i = 0; i < AST_MAX_DEPTH - 3; i++)
+    n += sprintf(src + n, "+1");
+  strcpy(src + n, "\n");
+  parse(src);
+  cr_assert_not_null(mod, "%s", errors());
+  n = sprintf(src, "x = 1");
+  for (int i = 0; i < 3 * AST_MAX_DEPTH; i++)
+    n += sprintf(src + n, "+1");
+  strcpy(src + n, "\n");
+  parse(src);
+  cr_assert_null(mod);
+  cr_assert_eq(d.nerrors, 1);
+  char want[160];
+  /* the AST_MAX_DEPTH-th '+' (column 6 is the first) */
+  snprintf(want, sizeof want,
+           "t.model:1:%d: error: limit exceeded: expression nested deeper "
+           "than %d levels\n",
+           6 + 2 * AST_MAX_DEPTH, AST_MAX_DEPTH);
+  cr_assert(strncmp(errors(), want, strlen(want)) == 0, "%s", errors());
 }
 
 /* A new temporary file holding the n bytes of text; its name in path. */

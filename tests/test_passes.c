@@ -325,3 +325,38 @@ Test(passes, dce_removes_dead_chains) {
   cr_assert(pass_verify(m, &d));
   ir_module_free(m);
 }
+
+/* A chain of 1000 elementwise ops (a model of 1000 activation layers) is
+ * cut into fused loops of at most 64 ops: grouping's cost grows with the
+ * cube of a group's size, and one group of 10,000 layers took hours. */
+Test(passes, fuse_bounds_a_group_of_a_long_chain) {
+  enum { N = 1000, CAP = 64 };
+  size_t cap = 64 * N + 128, len = 0;
+  char *text = malloc(cap);
+  len += (size_t)snprintf(text + len, cap - len,
+                          "module @t\nfunc @main(%%x: f32[4]) {\n"
+                          "  %%0 = tanh %%x : f32[4]\n");
+  for (int i = 1; i < N; i++)
+    len += (size_t)snprintf(text + len, cap - len,
+                            "  %%%d = tanh %%%d : f32[4]\n", i, i - 1);
+  snprintf(text + len, cap - len, "  return y = %%%d\n}\n", N - 1);
+  Module *m = read_ok(text);
+  free(text);
+  cr_assert(pass_run_list(m, "fuse,verify", NULL, NULL, &d), "%s", diag_text());
+  char *out = ir_print_to_string(m), *save = NULL;
+  int groups = 0, ops = 0, largest = 0;
+  for (char *line = strtok_r(out, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
+    if (strstr(line, "= fused ")) {
+      groups++;
+      ops = 0;
+    } else if (strncmp(line, "    %", 5) == 0) {
+      ops++;
+      largest = ops > largest ? ops : largest;
+    }
+  }
+  free(out);
+  ir_module_free(m);
+  cr_assert_eq(groups, (N + CAP - 1) / CAP);
+  cr_assert_eq(largest, CAP);
+}

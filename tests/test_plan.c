@@ -82,7 +82,7 @@ static char *emit(const char *text) {
   forget_module();
   ast = ast_parse_string(text, "t.model", &d);
   cr_assert(ast, "%s", diag_text());
-  LowerOptions o = {0, NULL, 0, 0, NULL, 0, NULL};
+  LowerOptions o = {0, NULL, 0, 0, 0, NULL, 0, NULL};
   m = lower_module(ast, &o, &d);
   cr_assert(m, "%s", diag_text());
   cr_assert(pass_run_list(m,

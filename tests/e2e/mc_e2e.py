@@ -8,6 +8,10 @@ python3-numpy) with this environment, set by tests/CMakeLists.txt:
   MC_SANITIZE     ON: the generated programs are built with ASan+UBSan too,
                   through MC_CFLAGS, which modelc adds to its C compiler call.
 Optional: MC_E2E_KEEP=1 keeps the work directories of passing tests.
+MC_VALGRIND=1 (an unsanitized build only: valgrind and ASan do not mix) runs
+the first run of each program under valgrind's memcheck (programs built for
+x86-64-v3: valgrind 3.19 has no AVX-512): any error or leak it reports fails
+the test (scripts/valgrind.sh).
 
 A test builds its checks with a Checker and ends with `sys.exit(ck.finish())`.
 Every model family's test also runs its program on 1, 2 and 3 threads with
@@ -34,6 +38,11 @@ SANITIZE = os.environ.get("MC_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE", "
 SANITIZER_CFLAGS = "-fsanitize=address,undefined -fno-omit-frame-pointer -g"
 # Generous: a sanitized C compile of the runtime plus a model takes seconds.
 TIMEOUT = 600
+VALGRIND = os.environ.get("MC_VALGRIND") == "1"
+VALGRIND_ARGV = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                 "--errors-for-leak-kinds=definite,indirect",
+                 "--show-leak-kinds=definite,indirect"]
+valgrind_runs = {}  # program -> memcheck's report ("" if clean)
 
 
 def modelc():
@@ -220,6 +229,8 @@ def compile_args(model, out, defines=None, weights=None, opt=None, emit="exe",
     if opt is not None:
         argv.append("-O%d" % opt)
     argv += list(extra)
+    if VALGRIND and emit in ("exe", None) and "--cpu" not in extra:
+        argv += ["--cpu", "x86-64-v3"]
     argv += ["-o", out]
     return argv
 
@@ -249,7 +260,15 @@ def run_program(prog, inputs, outdir, work, weights=None, check=True, entry=None
             path = save_npy(work.next_input_path(name), value)
         argv.append("%s=%s" % (name, path))
     argv += ["-o", outdir]
-    res = run(argv, check=check, env=env)
+    if VALGRIND and prog not in valgrind_runs:
+        res = run(VALGRIND_ARGV + argv, check=False, env=env)
+        valgrind_runs[prog] = res.stderr if res.returncode == 99 else ""
+        print("valgrind %s: %s" % (os.path.basename(prog),
+                                   "errors" if valgrind_runs[prog] else "clean"))
+        if check and res.returncode != 0:
+            raise RuntimeError("command failed\n" + res.describe())
+    else:
+        res = run(argv, check=check, env=env)
     outputs = {}
     if os.path.isdir(outdir):
         for f in sorted(os.listdir(outdir)):
@@ -397,6 +416,10 @@ def main(test_name, body):
         import traceback
         traceback.print_exc()
         ck.check("test ran to completion", False, "%s: %s" % (type(e).__name__, e))
+    for prog, report in sorted(valgrind_runs.items()):
+        name = os.path.relpath(prog, work.dir) if work else prog
+        ck.check("valgrind: %s is clean" % name, not report,
+                 report.strip()[-2000:])
     code = ck.finish()
     if work:
         work.cleanup(code != 0)

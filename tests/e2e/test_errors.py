@@ -90,11 +90,18 @@ def check_located(ck, name, res, filename, source, line, col, patterns):
 
 
 def no_outputs(path):
-    """True if nothing was written at path (a program, a file or .npy files)."""
+    """True if nothing was written at path: no program or file, no file at
+    all in an output directory (not even a temporary one), and no temporary
+    file next to it (path.tmp.<pid>)."""
+    parent = os.path.dirname(path) or "."
+    base = os.path.basename(path)
+    if os.path.isdir(parent) and any(f.startswith(base + ".tmp")
+                                     for f in os.listdir(parent)):
+        return False
     if not os.path.exists(path):
         return True
     if os.path.isdir(path):
-        return not any(f.endswith(".npy") for f in os.listdir(path))
+        return not os.listdir(path)
     return False
 
 
@@ -178,6 +185,22 @@ def input_errors(ck, work, prog, weights, x):
 
 
 def safetensors_errors(ck, work, prog, x):
+    """Malformed weight files: the program (--weights) and modelc compile
+    --weights both refuse each with a message, and write nothing."""
+    model = mc_e2e.model_path("mlp.model")
+
+    def refused(name, path):
+        outdir = work.path("safetensors", "out_" + name.replace(" ", "_"))
+        res, _ = mc_e2e.run_program(prog, {"x": x}, outdir, work, weights=path, check=False)
+        ck.command_failed_cleanly("safetensors with %s: fails cleanly" % name, res)
+        ck.check("safetensors with %s: no output written" % name, no_outputs(outdir))
+        out = work.path("safetensors", "prog_" + name.replace(" ", "_"))
+        res = mc_e2e.run(mc_e2e.compile_args(model, out, weights=path), check=False)
+        if ck.command_failed_cleanly("compile --weights with %s: fails cleanly" % name, res):
+            ck.check("compile --weights with %s: names the file" % name,
+                     os.path.basename(path) in res.stderr, res.stderr.strip()[:200])
+        ck.check("compile --weights with %s: no program written" % name, no_outputs(out))
+
     w = np.zeros((64, 16), np.float32)
     f32 = lambda shape, a, b: {"dtype": "F32", "shape": shape, "data_offsets": [a, b]}  # noqa: E731
     ok = {"fc1.weight": f32([64, 16], 0, 4096), "fc1.bias": f32([64], 4096, 4352),
@@ -190,27 +213,111 @@ def safetensors_errors(ck, work, prog, x):
          data),
         ("unknown dtype", dict(ok, **{"fc2.bias": {"dtype": "Q7", "shape": [8],
                                                    "data_offsets": [6400, 6432]}}), data),
+        ("a shape whose size overflows",
+         dict(ok, **{"fc2.bias": f32([2 ** 32, 2 ** 32, 2 ** 32], 6400, 6432)}), data),
         ("truncated data", ok, data[:100]),
     ]
     del w
     for n, (name, header, blob) in enumerate(cases):
         path = work.path("safetensors", "bad%d.safetensors" % n)
         mc_e2e.write_safetensors_raw(path, header, blob)
-        outdir = work.path("safetensors", "out%d" % n)
-        res, _ = mc_e2e.run_program(prog, {"x": x}, outdir, work, weights=path, check=False)
-        ck.command_failed_cleanly("safetensors with %s: fails cleanly" % name, res)
-        ck.check("safetensors with %s: no output written" % name, no_outputs(outdir))
+        refused(name, path)
 
-    for name, raw in (("header length beyond the file", b"\xff" * 8 + b"{}"),
-                      ("header that is not JSON", b"\x08\x00\x00\x00\x00\x00\x00\x00{{{{{{{{"),
-                      ("empty file", b"")):
+    good = work.path("safetensors", "good.safetensors")
+    mc_e2e.write_safetensors_raw(good, ok, data)
+    with open(good, "rb") as f:
+        whole = f.read()
+    header_len = 8 + int.from_bytes(whole[:8], "little")
+    raws = [("header length beyond the file", b"\xff" * 8 + b"{}"),
+            ("header that is not JSON", b"\x08\x00\x00\x00\x00\x00\x00\x00{{{{{{{{"),
+            ("empty file", b"")]
+    # cut inside the length, inside the header, one byte short
+    for cut in (5, 8 + (header_len - 8) // 2, len(whole) - 1):
+        raws.append(("the file cut at byte %d" % cut, whole[:cut]))
+    for name, raw in raws:
         path = work.path("safetensors", name.replace(" ", "_") + ".safetensors")
         with open(path, "wb") as f:
             f.write(raw)
-        outdir = work.path("safetensors", "out_" + name.replace(" ", "_"))
-        res, _ = mc_e2e.run_program(prog, {"x": x}, outdir, work, weights=path, check=False)
-        ck.command_failed_cleanly("safetensors with %s: fails cleanly" % name, res)
-        ck.check("safetensors with %s: no output written" % name, no_outputs(outdir))
+        refused(name, path)
+
+
+def npy_header(descr, shape, fortran=False, version=1):
+    """A .npy header as numpy writes it (padded to 64 bytes)."""
+    text = "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+        descr, "True" if fortran else "False", shape)
+    pre = 10 if version == 1 else 12
+    total = (pre + len(text) + 1 + 63) // 64 * 64
+    text = (text + " " * (total - pre - len(text) - 1) + "\n").encode()
+    size = len(text).to_bytes(2 if version == 1 else 4, "little")
+    return b"\x93NUMPY" + bytes([version, 0]) + size + text
+
+
+def npy_input_errors(ck, work):
+    """A malformed second input: the program refuses it, names the file,
+    exits non-zero and writes nothing (no output, no temporary file)."""
+    model = work.path("npy", "two.model")
+    with open(model, "w") as f:
+        f.write("input a: f32[B, 4]\ninput b: f32[B, 4]\n"
+                "output y = a + b\noutput z = a * b\n")
+    prog = mc_e2e.compile_model(model, work.path("npy", "two"))
+    a = np.ones((2, 4), np.float32)
+    res, out = mc_e2e.run_program(prog, {"a": a, "b": a}, work.path("npy", "ok"), work,
+                                  check=False)
+    ck.check("two inputs run", res.returncode == 0 and sorted(out) == ["y", "z"],
+             res.stderr.strip()[:200])
+    data = a.tobytes()
+    good = npy_header("<f4", "(2, 4)") + data
+    cases = [
+        ("big-endian", npy_header(">f4", "(2, 4)") + data),
+        ("Fortran order", npy_header("<f4", "(2, 4)", fortran=True) + data),
+        ("unknown dtype", npy_header("<c8", "(2, 4)") + data),
+        ("a shape whose size overflows",
+         npy_header("<f4", "(4294967296, 4294967296, 4294967296)") + data),
+        ("a shape larger than the data", npy_header("<f4", "(3, 4)") + data),
+        ("data after the array", npy_header("<f4", "(1, 4)") + data),
+        ("header length past the end", good[:8] + b"\xff\x7f" + good[10:40]),
+        ("a header that is not a dict", npy_header("<f4", "(2, 4)")[:10] + b"[" * 54),
+        ("not an npy file", b"PK\x03\x04" + data),
+        ("an empty file", b""),
+    ]
+    for cut in (9, 40, len(good) - 1):
+        cases.append(("the file cut at byte %d" % cut, good[:cut]))
+    for n, (name, raw) in enumerate(cases):
+        path = work.path("npy", "bad%d.npy" % n)
+        with open(path, "wb") as f:
+            f.write(raw)
+        outdir = work.path("npy", "out%d" % n)
+        res, _ = mc_e2e.run_program(prog, {"a": a, "b": path}, outdir, work, check=False)
+        if ck.command_failed_cleanly("input b %s: fails cleanly" % name, res):
+            ck.check("input b %s: message names the file" % name,
+                     ("bad%d.npy" % n) in res.stderr, res.stderr.strip()[:200])
+        ck.check("input b %s: nothing written" % name, no_outputs(outdir))
+
+
+def partial_outputs(ck, work):
+    """modelc writes its outputs whole or not at all: --emit c's files all or
+    none, a program only when the C compiler succeeded, no temporary files."""
+    model = mc_e2e.model_path("mlp.model")
+    outdir = work.path("partial", "c")
+    os.makedirs(os.path.join(outdir, "mc_runtime.h"))  # a directory in a file's place
+    res = mc_e2e.run(mc_e2e.compile_args(model, outdir, emit="c"), check=False)
+    if ck.command_failed_cleanly("--emit c into a directory it cannot fill: fails", res):
+        ck.check("--emit c: the message names the file", "mc_runtime.h" in res.stderr,
+                 res.stderr.strip()[:200])
+    ck.check("--emit c: no file written", os.listdir(outdir) == ["mc_runtime.h"],
+             str(sorted(os.listdir(outdir))))
+    for emit in ("exe", "ir"):
+        out = work.path("partial", "into_a_dir_" + emit)
+        os.makedirs(out)
+        res = mc_e2e.run(mc_e2e.compile_args(model, out, emit=emit), check=False)
+        ck.command_failed_cleanly("--emit %s onto a directory: fails" % emit, res)
+        ck.check("--emit %s onto a directory: nothing written" % emit,
+                 not os.listdir(out) and no_outputs(out + "x"), str(os.listdir(out)))
+    out = work.path("partial", "cc_fails")
+    res = mc_e2e.run(mc_e2e.compile_args(model, out), check=False,
+                     env={"CC": "false", "MODELC_CACHE_DIR": "off"})
+    ck.command_failed_cleanly("a C compiler that fails: modelc fails", res)
+    ck.check("a C compiler that fails: no program, no temporary file", no_outputs(out))
 
 
 def range_errors(ck, work, torch):
@@ -254,6 +361,8 @@ def body(ck, work):
     prog, weights, x = weight_errors(ck, work, torch)
     input_errors(ck, work, prog, weights, x)
     safetensors_errors(ck, work, prog, x)
+    npy_input_errors(ck, work)
+    partial_outputs(ck, work)
     range_errors(ck, work, torch)
 
 
