@@ -13,10 +13,8 @@ weights and inputs, at each of --threads. Rows of the table:
  7 the machine: triad bandwidth, OpenBLAS sgemm under each BLAS setting,
    the size of the runtime a generated program links (<= 64 KB)
 The run: the machine first (it picks PyTorch's BLAS settings), then each
-case (compile; prepare the weights as the programs keep them with modelc
---prepare-weights, which the programs then map as they are; time modelc,
-time torch under its candidate settings, check the outputs agree), then the
-table and the CSV.
+case (compile, time modelc, time torch under its candidate settings, check
+the outputs agree), then the table and the CSV.
 
 Where the details are:
   cases.py    the cases, their sizes (and --quick's), targets, PyTorch code
@@ -42,8 +40,8 @@ import numpy as np
 
 from cases import SOURCE_DIR, HERE, cases, configs, make_gpt2_weights, target_text
 from machine import cpu_info, environment, measure_machine
-from measure import (GNU_TIME, arena_bytes, compile_case, has_gnu_time, prepare_weights,
-                     setting_label, time_modelc, time_torch, torch_child, write_inputs)
+from measure import (GNU_TIME, arena_bytes, compile_case, has_gnu_time, setting_label,
+                     time_modelc, time_torch, torch_child, write_inputs)
 from report import compare, print_table, rate, write_csv
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "e2e"))
@@ -73,13 +71,11 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
         weight_bytes = sum(v.nbytes for v in weights.values())
     else:
         weight_bytes = 0
+    wargs = ["--weights", wpath] if weight_bytes else []
     with open(os.path.join(work, "case.json"), "w") as f:
         json.dump(case["cfg"], f)
-    prog, compile_s = compile_case(modelc, case, os.path.join(root, "progs"), progs)
-    # the programs run on their prepared weights (torch reads wpath)
-    wargs = ["--weights", prepare_weights(modelc, case, wpath, os.path.join(root, "progs"),
-                                          progs)] if weight_bytes else []
     big_args = wargs + write_inputs(work, inputs)
+    prog, compile_s = compile_case(modelc, case, os.path.join(root, "progs"), progs)
     # the LLVM backend's program, where it compiles the model's ops
     llvm_case = dict(case, key=case["key"] + "_llvm",
                      compile_args=case.get("compile_args", []) + ["--backend", "llvm"])

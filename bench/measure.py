@@ -267,27 +267,6 @@ def compile_case(modelc, case, outdir, cache):
     return prog, time.perf_counter() - t0
 
 
-def prepare_weights(modelc, case, wpath, outdir, cache):
-    """The case's weights as its programs keep them (modelc --prepare-weights,
-    the same for the C and the LLVM backend's program): the file the
-    programs are run on, mapped as it is, so opening them converts and
-    packs nothing and their RSS is the weights once. One per program and
-    weights file."""
-    key = ("prepared", model_path(case), tuple(sorted(case["defines"].items())),
-           case["entry"], tuple(case.get("compile_args", [])), os.path.realpath(wpath))
-    if key in cache:
-        return cache[key]
-    os.makedirs(outdir, exist_ok=True)
-    path = os.path.join(outdir, "prepared_%d.safetensors" % len(cache))
-    cmd = modelc_compile_cmd(modelc, case, "ir", path + ".ir", case["defines"].items())
-    p = subprocess.run(cmd + ["--weights", wpath, "--prepare-weights", path],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError("modelc --prepare-weights failed: %s" % p.stderr.strip()[-2000:])
-    cache[key] = path
-    return path
-
-
 def arena_bytes(modelc, case, workdir):
     """The arena the generated program plans for the case's sizes: the C of
     `modelc compile --emit c` with the symbolic sizes fixed by -D states it in
