@@ -9,6 +9,7 @@
  * becomes, at the call site, the ops of gelu's body applied to the value of
  * `h @ w`, each located at gelu's line with scope "gelu".
  */
+#include "../runtime/mc_runtime.h"
 #include "lower_internal.h"
 
 #include <errno.h>
@@ -137,41 +138,12 @@ bool lower_lookup(Lowerer *L, Scope *s, const char *name, LVal *out) {
   return false;
 }
 
-/* Levenshtein distance, for "did you mean" suggestions. */
-/* Edit distance for "did you mean": insertions, deletions, substitutions
- * and swaps of two neighbours ("sfotmax") count one each (optimal string
- * alignment). */
-static int edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 63 || lb > 63)
-    return 99;
-  int rows[3][64];
-  for (size_t j = 0; j <= lb; j++)
-    rows[0][j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int *row = rows[i % 3], *up = rows[(i - 1) % 3], *up2 = rows[(i + 1) % 3];
-    row[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int best = up[j - 1] + (a[i - 1] != b[j - 1]);
-      if (up[j] + 1 < best)
-        best = up[j] + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          up2[j - 2] + 1 < best)
-        best = up2[j - 2] + 1;
-      row[j] = best;
-    }
-  }
-  return rows[la % 3][lb];
-}
-
 static void report_unknown_name(Lowerer *L, Scope *s, const AstNode *n) {
   const char *best = NULL;
-  int best_d = 3;
+  size_t best_d = 3;
   for (Scope *sc = s; sc; sc = sc->parent)
     for (Binding *b = sc->bindings; b; b = b->next) {
-      int dist = edit_distance(n->text, b->name);
+      size_t dist = mc_edit_distance(n->text, b->name);
       if (dist < best_d) {
         best_d = dist;
         best = b->name;
@@ -180,8 +152,8 @@ static void report_unknown_name(Lowerer *L, Scope *s, const AstNode *n) {
   /* builtins too, when the name is long enough for a typo to be likely */
   const char *name;
   for (int i = 0; (name = lower_builtin_name(i)) != NULL; i++) {
-    int dist = edit_distance(n->text, name);
-    if (dist < best_d && 3 * dist <= (int)strlen(n->text)) {
+    size_t dist = mc_edit_distance(n->text, name);
+    if (dist < best_d && 3 * dist <= strlen(n->text)) {
       best_d = dist;
       best = name;
     }

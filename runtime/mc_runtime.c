@@ -402,3 +402,31 @@ int mc_tensor_convert(const McTensor *in, McDType to, McTensor *out,
   *out = r;
   return MC_OK;
 }
+
+/* Optimal string alignment: rows i - 2 .. i of the table, in turn. */
+size_t mc_edit_distance(const char *a, const char *b) {
+  enum { MAX = 128 };
+  size_t la = strlen(a), lb = strlen(b);
+  size_t rows[3][MAX + 1];
+  if (la > MAX || lb > MAX)
+    return SIZE_MAX;
+  for (size_t j = 0; j <= lb; j++)
+    rows[0][j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t *row = rows[i % 3], *up = rows[(i - 1) % 3],
+           *up2 = rows[(i + 1) % 3];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t best = up[j - 1] + (a[i - 1] != b[j - 1]);
+      if (up[j] + 1 < best)
+        best = up[j] + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          up2[j - 2] + 1 < best)
+        best = up2[j - 2] + 1;
+      row[j] = best;
+    }
+  }
+  return rows[la % 3][lb];
+}

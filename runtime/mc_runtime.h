@@ -184,6 +184,11 @@ int mc_npy_write(const char *path, const McTensor *t, McError *e);
  * mc_npy_write and of the driver's all-or-nothing output. */
 int mc_npy_write_direct(const char *path, const McTensor *t, McError *e);
 
+/* Edit distance for "did you mean" hints (the compiler's and the weights
+ * loader's): insertions, deletions, substitutions and swaps of two
+ * neighbours ("bais", "sfotmax") count one each; SIZE_MAX past 128 bytes. */
+size_t mc_edit_distance(const char *a, const char *b);
+
 /* ---- safetensors -------------------------------------------------------- */
 typedef struct McSafetensors McSafetensors;
 

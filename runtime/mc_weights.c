@@ -57,37 +57,6 @@ static int weights_suffix_matches(const McSafetensors *st, const char *name,
   return count;
 }
 
-/* Edit distance, for "did you mean" hints: insertions, deletions,
- * substitutions and swaps of two neighbours (a common typo: "bais") count
- * one each (optimal string alignment); long names are not compared. */
-#define WEIGHT_HINT_MAX 128
-
-static size_t weights_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  size_t rows[3][WEIGHT_HINT_MAX + 1];
-  if (la > WEIGHT_HINT_MAX || lb > WEIGHT_HINT_MAX)
-    return SIZE_MAX;
-  for (size_t j = 0; j <= lb; j++)
-    rows[0][j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    size_t *row = rows[i % 3], *up = rows[(i - 1) % 3],
-           *up2 = rows[(i + 1) % 3];
-    row[0] = i;
-    for (size_t j = 1; j <= lb; j++) {
-      size_t best = up[j - 1] + (a[i - 1] != b[j - 1]);
-      if (up[j] + 1 < best)
-        best = up[j] + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-          up2[j - 2] + 1 < best)
-        best = up2[j - 2] + 1;
-      row[j] = best;
-    }
-  }
-  return rows[la % 3][lb];
-}
-
 /* The tensor whose name, or a "."-suffix of it, is closest to name; NULL if
  * nothing is reasonably close. */
 static const char *weights_hint(const McSafetensors *st, const char *name) {
@@ -96,7 +65,7 @@ static const char *weights_hint(const McSafetensors *st, const char *name) {
   for (int i = 0; i < mc_st_count(st); i++) {
     const char *t = mc_st_get(st, i)->name;
     for (const char *s = t; s; s = strchr(s, '.') ? strchr(s, '.') + 1 : NULL) {
-      size_t d = weights_distance(name, s);
+      size_t d = mc_edit_distance(name, s);
       if (d < best) {
         best = d;
         hint = t;
