@@ -257,6 +257,16 @@ typedef struct ValueInfo {
   bool referenced;    /* the emitted code reads its pointer variable */
 } ValueInfo;
 
+/* Kernels by their code (their name left out, KERNEL_NAME in its place):
+ * a kernel whose code is that of one emitted before calls that one, so a
+ * layer repeated or a loop unrolled makes its kernels once (c_kernel_call.c).
+ */
+typedef struct KernelSet {
+  const char **code, **name; /* open addressing, cap a power of two; in
+                              * the emitter's arena */
+  size_t n, cap;
+} KernelSet;
+
 typedef struct Emitter {
   const Module *m;
   const CgOptions *o;
@@ -265,6 +275,7 @@ typedef struct Emitter {
   const char *name; /* model name as a C identifier */
   const char *symnames[MAX_SYMBOLS];
   NameSet globals;
+  KernelSet kernel_codes;
   /* sections of <name>.c in file order, and <name>.h's declarations */
   CgBuf consts, model, kernels, funcs, info, header;
   bool any_workspace;

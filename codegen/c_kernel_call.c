@@ -47,32 +47,90 @@ static int fused_operand(FnEmit *fe, const Op *op) {
 /* A GEMM with an epilogue is named after both: conv1d_L28_matmul_gelu_L32,
  * block_L3_matmul_L5 in one function, conv1d_L28_matmul_add on one
  * line. */
-const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep) {
-  const char *base = kernel_base(e, mm), *name;
+static const char *epilogue_base(Emitter *e, const Op *mm, const Op *ep) {
+  const char *base = kernel_base(e, mm);
   const char *scope =
       ep->loc.scope ? cg_c_ident(&e->arena, ep->loc.scope) : e->name;
   bool same_scope =
       ep->loc.scope == mm->loc.scope ||
       (ep->loc.scope && mm->loc.scope && !strcmp(ep->loc.scope, mm->loc.scope));
   if (ep->loc.line == mm->loc.line && same_scope)
-    name = cg_strf(&e->arena, "%s_%s", base, ir_op_info[ep->kind].name);
-  else if (ep->loc.line > 0 && same_scope)
-    name = cg_strf(&e->arena, "%s_L%d", base, ep->loc.line);
-  else if (ep->loc.line > 0)
-    name = cg_strf(&e->arena, "%s_%s_L%d", base, scope, ep->loc.line);
-  else
-    name = cg_strf(&e->arena, "%s_%s", base, scope);
-  return cg_names_unique(&e->globals, &e->arena, name);
+    return cg_strf(&e->arena, "%s_%s", base, ir_op_info[ep->kind].name);
+  if (ep->loc.line > 0 && same_scope)
+    return cg_strf(&e->arena, "%s_L%d", base, ep->loc.line);
+  if (ep->loc.line > 0)
+    return cg_strf(&e->arena, "%s_%s_L%d", base, scope, ep->loc.line);
+  return cg_strf(&e->arena, "%s_%s", base, scope);
+}
+
+const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep) {
+  return cg_names_unique(&e->globals, &e->arena, epilogue_base(e, mm, ep));
+}
+
+static const char *attention_base(Emitter *e, const Op *mm) {
+  const char *scope =
+      mm->loc.scope ? cg_c_ident(&e->arena, mm->loc.scope) : e->name;
+  return mm->loc.line > 0
+             ? cg_strf(&e->arena, "%s_L%d_attention", scope, mm->loc.line)
+             : cg_strf(&e->arena, "%s_attention", scope);
 }
 
 const char *cg_attention_kernel_name(Emitter *e, const Op *mm) {
-  const char *scope =
-      mm->loc.scope ? cg_c_ident(&e->arena, mm->loc.scope) : e->name;
-  return cg_names_unique(
-      &e->globals, &e->arena,
-      mm->loc.line > 0
-          ? cg_strf(&e->arena, "%s_L%d_attention", scope, mm->loc.line)
-          : cg_strf(&e->arena, "%s_attention", scope));
+  return cg_names_unique(&e->globals, &e->arena, attention_base(e, mm));
+}
+
+/* A kernel's name while its code is made: not an identifier, so that it
+ * cannot be anything else in the code (c_emit.h, KernelSet). */
+#define KERNEL_NAME "@kernel@"
+
+static size_t code_hash(const char *s) {
+  uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+  return (size_t)h;
+}
+
+/* The slot of code in s: where it is, or the free one where it goes. */
+static size_t kernel_slot(const KernelSet *s, const char *code) {
+  size_t i = code_hash(code) & (s->cap - 1);
+  while (s->code[i] && strcmp(s->code[i], code))
+    i = (i + 1) & (s->cap - 1);
+  return i;
+}
+
+/* The name of the kernel emitted before with this code, or NULL. */
+static const char *kernel_find(KernelSet *s, const char *code) {
+  return s->cap ? s->name[kernel_slot(s, code)] : NULL;
+}
+
+static void kernel_add(KernelSet *s, Arena *a, const char *code,
+                       const char *name) {
+  if (2 * (s->n + 1) > s->cap) {
+    KernelSet g = {0};
+    g.cap = s->cap ? 2 * s->cap : 64;
+    g.code = arena_alloc(a, g.cap * sizeof *g.code);
+    g.name = arena_alloc(a, g.cap * sizeof *g.name);
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->code[i]) {
+        size_t j = kernel_slot(&g, s->code[i]);
+        g.code[j] = s->code[i];
+        g.name[j] = s->name[i];
+      }
+    g.n = s->n;
+    *s = g;
+  }
+  size_t i = kernel_slot(s, code);
+  s->code[i] = code;
+  s->name[i] = name;
+  s->n++;
+}
+
+/* code with every KERNEL_NAME replaced by name, into out */
+static void put_named(CgBuf *out, const char *code, const char *name) {
+  for (const char *p; (p = strstr(code, KERNEL_NAME));
+       code = p + strlen(KERNEL_NAME))
+    cg_buf_printf(out, "%.*s%s", (int)(p - code), code, name);
+  cg_buf_puts(out, code);
 }
 
 /* The comment of a kernel's op: location, source line, the op. */
@@ -86,6 +144,29 @@ static void comment_op(FnEmit *fe, const Op *op, const char **literal,
   cg_buf_puts(out, " *   ");
   cg_append_op_text(fe, out, op, literal);
   cg_buf_puts(out, "\n");
+}
+
+/* The comment of the kernel of op (with k's prologue, epilogue, and
+ * attention's softmax sm and second matmul pv). */
+static void comment_kernel(FnEmit *fe, const CgKernel *k, const Op *op,
+                           const Op *sm, const Op *pv, CgBuf *out) {
+  cg_buf_puts(out, "/* ");
+  if (k->prologue) {
+    comment_op(fe, k->prologue, k->pro_literal, out);
+    cg_buf_puts(out, " * read by ");
+  }
+  comment_op(fe, op, k->literal, out);
+  if (k->epilogue) {
+    cg_buf_puts(out, " * with its epilogue, ");
+    comment_op(fe, k->epilogue, k->ep_literal, out);
+  }
+  if (pv) {
+    cg_buf_puts(out, " * then by blocks of rows, ");
+    comment_op(fe, sm, NULL, out);
+    cg_buf_puts(out, " * and ");
+    comment_op(fe, pv, NULL, out);
+  }
+  cg_buf_puts(out, " */\n");
 }
 
 /* Emits the kernel of op and its call into `run`; a GEMM's product that op
@@ -145,35 +226,15 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     transposed[i] = xi->storage == ST_PARAM && e->wtrans[xi->index];
     packed[i] = xi->storage == ST_PARAM && e->wpacked[xi->index];
   }
-  k.name = pv   ? cg_attention_kernel_name(e, op)
-           : ep ? cg_epilogue_kernel_name(e, op, ep)
-                : cg_kernel_name(e, op);
+  k.name = KERNEL_NAME;
   if (!cg_kernel_emit(&k, e->d)) {
     cg_buf_free(&k.body);
     cg_buf_free(&k.defs);
     return false;
   }
-  const char *name = k.name;
-  /* comment: location, source line, the op (and its epilogue's) */
-  CgBuf *out = &e->kernels;
-  cg_buf_puts(out, "/* ");
-  if (pro) {
-    comment_op(fe, pro, k.pro_literal, out);
-    cg_buf_puts(out, " * read by ");
-  }
-  comment_op(fe, op, k.literal, out);
-  if (ep) {
-    cg_buf_puts(out, " * with its epilogue, ");
-    comment_op(fe, ep, k.ep_literal, out);
-  }
-  if (pv) {
-    cg_buf_puts(out, " * then by blocks of rows, ");
-    comment_op(fe, sm, NULL, out);
-    cg_buf_puts(out, " * and ");
-    comment_op(fe, pv, NULL, out);
-  }
-  cg_buf_puts(out, " */\n");
-  cg_buf_puts(out, cg_buf_str(&k.defs));
+  const Op *kop = op; /* op, for the comment */
+  CgBuf code = {0};   /* the kernel, KERNEL_NAME its name */
+  cg_buf_puts(&code, cg_buf_str(&k.defs));
   cg_buf_free(&k.defs);
   /* parameters: symbols, operand pointers (the epilogue's too), y */
   int cap = e->m->nsymbols + op->noperands + (ep ? ep->noperands : 0) +
@@ -220,20 +281,34 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
       cg_strf(&e->arena, "%s *restrict", cg_ctype(y->type.dtype)), "y",
       cg_pointer(fe, k.in_place ? cg_info(fe, y)->alias : y), true};
   CgBuf sig = {0}, call = {0};
-  cg_buf_printf(&sig, "static %s %s(", k.can_fail ? "int" : "void", name);
-  cg_buf_printf(&call, "%s(", name);
-  for (int i = 0; i < np; i++) {
+  cg_buf_printf(&sig, "static %s " KERNEL_NAME "(",
+                k.can_fail ? "int" : "void");
+  for (int i = 0; i < np; i++)
     cg_buf_printf(&sig, "%s%s %s", i ? ", " : "", ps[i].ctype, ps[i].name);
-    cg_buf_printf(&call, "%s%s", i ? ", " : "", ps[i].arg);
-  }
-  if (k.can_fail) {
+  if (k.can_fail)
     cg_buf_puts(&sig, ", McError *err");
-    cg_buf_puts(&call, ", err");
-  }
   if (k.range)
-    cg_emit_ranged(&k, name, ps, np, cg_buf_str(&sig), out);
+    cg_emit_ranged(&k, KERNEL_NAME, ps, np, cg_buf_str(&sig), &code);
   else
-    cg_buf_printf(out, "%s) {\n%s}\n\n", cg_buf_str(&sig), cg_buf_str(&k.body));
+    cg_buf_printf(&code, "%s) {\n%s}\n\n", cg_buf_str(&sig),
+                  cg_buf_str(&k.body));
+  /* the kernel emitted before with this code, or this one, named */
+  const char *name = kernel_find(&e->kernel_codes, cg_buf_str(&code));
+  if (!name) {
+    name = cg_names_unique(&e->globals, &e->arena,
+                           pv   ? attention_base(e, kop)
+                           : ep ? epilogue_base(e, kop, ep)
+                                : kernel_base(e, kop));
+    kernel_add(&e->kernel_codes, &e->arena,
+               arena_strdup(&e->arena, cg_buf_str(&code)), name);
+    comment_kernel(fe, &k, kop, sm, pv, &e->kernels);
+    put_named(&e->kernels, cg_buf_str(&code), name);
+  }
+  cg_buf_printf(&call, "%s(", name);
+  for (int i = 0; i < np; i++)
+    cg_buf_printf(&call, "%s%s", i ? ", " : "", ps[i].arg);
+  if (k.can_fail)
+    cg_buf_puts(&call, ", err");
   if (k.can_fail) {
     fe->can_fail = true;
     cg_buf_printf(run, "  if ((rc = %s)) != MC_OK)\n    goto done;\n",
@@ -243,6 +318,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   }
   cg_buf_free(&sig);
   cg_buf_free(&call);
+  cg_buf_free(&code);
   cg_buf_free(&k.body);
   return true;
 }

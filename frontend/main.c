@@ -208,10 +208,73 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
   return 0;
 }
 
+/* Marks in reads[] every weight an op of b (or of a region in it) reads. */
+static void mark_weight_reads(const Block *b, bool *reads) {
+  for (const Op *op = b->first; op; op = op->next) {
+    if (op->kind == OP_PARAM)
+      reads[op->attrs.param.index] = true;
+    for (int r = 0; r < op->nregions; r++)
+      mark_weight_reads(op->regions[r], reads);
+  }
+}
+
+/* A warning at each declared weight that no function reads once dead code
+ * is gone (called with every entry point compiled: one chosen by --entry
+ * leaves the others' weights unread). */
+static void warn_unread_weights(const Module *m, Diag *d) {
+  int n = ir_file_params(m);
+  bool *reads = calloc((size_t)n + 1, sizeof *reads);
+  if (!reads)
+    return;
+  for (const Function *f = m->functions; f; f = f->next)
+    mark_weight_reads(f->body, reads);
+  for (int i = 0; i < n; i++)
+    if (!reads[i])
+      diag_warning(d, m->params[i].loc,
+                   "weight '%s' is declared but no entry point reads it",
+                   m->params[i].name);
+  free(reads);
+}
+
+/* One warning naming the tensors of the weights file st that no weight of
+ * m is read from (a Hugging Face checkpoint carries buffers and heads a
+ * model may not use); at most 5 named. */
+static void warn_unused_tensors(const Module *m, const McSafetensors *st,
+                                const char *path, Diag *d) {
+  int n = mc_st_count(st), unused = 0;
+  bool *used = calloc((size_t)n + 1, sizeof *used);
+  if (!used)
+    return;
+  for (int i = 0; i < ir_file_params(m); i++) {
+    const McStTensor *t = mc_st_find(st, m->params[i].name, NULL);
+    for (int k = 0; t && k < n; k++)
+      if (mc_st_get(st, k) == t)
+        used[k] = true;
+  }
+  char names[400] = "";
+  size_t len = 0;
+  for (int k = 0; k < n; k++) {
+    if (used[k])
+      continue;
+    if (++unused <= 5 && len < sizeof names)
+      len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'",
+                              unused > 1 ? ", " : "", mc_st_get(st, k)->name);
+  }
+  if (unused > 5)
+    snprintf(names + len, len < sizeof names ? sizeof names - len : 0,
+             " and %d more", unused - 5);
+  if (unused)
+    diag_warning(d, loc_none(),
+                 "%s: %d of its %d tensors %s not read by the model: %s", path,
+                 unused, n, unused > 1 ? "are" : "is", names);
+  free(used);
+}
+
 /* Checks every parameter against the weights file: names, shapes, dtypes.
  * A file that cannot be read is one error; otherwise each weight that does
  * not fit is an error of its own at the model line that declares it (each
- * weight is loaded alone, so one bad weight hides no other). */
+ * weight is loaded alone, so one bad weight hides no other). When all fit,
+ * the tensors of the file that no weight is read from are one warning. */
 static int check_weights(const Module *m, const char *path, Diag *d) {
   McError err = {0, {0}};
   McSafetensors *st = NULL;
@@ -219,7 +282,6 @@ static int check_weights(const Module *m, const char *path, Diag *d) {
     diag_error(d, loc_none(), "%s", err.msg);
     return -1;
   }
-  mc_st_close(st);
   int bad = 0;
   for (int i = 0; i < ir_file_params(m); i++) {
     McWeightSpec spec;
@@ -235,6 +297,9 @@ static int check_weights(const Module *m, const char *path, Diag *d) {
     }
     mc_weights_free(w);
   }
+  if (!bad)
+    warn_unused_tensors(m, st, path, d);
+  mc_st_close(st);
   return bad ? -1 : 0;
 }
 
@@ -296,6 +361,8 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
     goto done;
   if (!pass_run_default(m, o.opt_level, d))
     goto done;
+  if (!o.entry)
+    warn_unread_weights(m, d);
   CgOptions cg;
   memset(&cg, 0, sizeof cg);
   cg.opt_level = o.opt_level;
@@ -391,6 +458,7 @@ static int cmd_run(int argc, char **argv, Diag *d) {
   m = load_model(&o, &ast, &lo, d);
   if (!m || !pass_run_default(m, o.opt_level, d))
     goto done;
+  warn_unread_weights(m, d);
   CgOptions cg;
   memset(&cg, 0, sizeof cg);
   cg.opt_level = o.opt_level;

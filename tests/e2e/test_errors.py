@@ -158,6 +158,21 @@ def weight_errors(ck, work, torch):
 
     good_path = work.path("weights", "good.safetensors")
     mc_e2e.write_safetensors(good_path, good)
+
+    # tensors the model does not read (a checkpoint's buffers and heads):
+    # the program is built, with one warning naming five of them
+    extra = dict(good, **{"h.%d.attn.bias" % i: torch.zeros(2) for i in range(7)})
+    extra_path = work.path("weights", "extra.safetensors")
+    mc_e2e.write_safetensors(extra_path, extra)
+    out = work.path("weights", "extra_prog")
+    res = mc_e2e.run(mc_e2e.compile_args(model, out, weights=extra_path), check=False)
+    warnings = [l for l in res.stderr.splitlines() if "warning" in l]
+    ck.check("compile with 7 unread tensors: builds", res.returncode == 0 and
+             os.path.exists(out), res.stderr.strip()[:300])
+    ck.check("compile with 7 unread tensors: one warning, 5 names and '2 more'",
+             len(warnings) == 1 and "7 of its 11 tensors are not read" in warnings[0]
+             and warnings[0].count("attn.bias") == 5 and "and 2 more" in warnings[0],
+             res.stderr.strip()[:300])
     return late, good_path, x
 
 
