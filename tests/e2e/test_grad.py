@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mc_e2e  # noqa: E402
 
 RTOL = 1e-4
-N_IN, N_HIDDEN, N_OUT, N_VOCAB, N_EMBD = 6, 8, 5, 11, 4
+N_IN, N_HIDDEN, N_OUT, N_VOCAB, N_EMBD, N_STATE = 6, 8, 5, 11, 4, 4
 MAX_REL = {}
 
 
@@ -194,6 +194,107 @@ def case_penalty(torch, g):
             dict(loss=loss.detach(), dw1=d[0], db1=d[1], dw2=d[2]))
 
 
+def lstm_direction(torch, p, x, mask, sfx, reverse):
+    """torch.nn.LSTM's cell (gates i, f, g, o) over padded rows, written as a
+    loop: padded steps keep (h, c), as packed sequences do."""
+    xw = x @ p["lstm.weight_ih_" + sfx].T + p["lstm.bias_ih_" + sfx]
+    w_hh, b_hh = p["lstm.weight_hh_" + sfx], p["lstm.bias_hh_" + sfx]
+    steps = x.shape[1]
+    h = c = torch.zeros(x.shape[0], N_STATE)
+    ys, zs = [None] * steps, [None] * steps
+    for t in (reversed(range(steps)) if reverse else range(steps)):
+        i, f, gg, o = (xw[:, t] + h @ w_hh.T + b_hh).chunk(4, -1)
+        c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        h2 = torch.sigmoid(o) * torch.tanh(c2)
+        m = mask[:, t, None]
+        ys[t], zs[t] = torch.where(m, h2, torch.zeros(())), c2 * 0.5
+        h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+    return h, c, torch.stack(ys, 1), torch.stack(zs, 1)
+
+
+LSTM_WEIGHTS = ["lstm.%s_%s%s" % (kind, part, sfx) for sfx in ("l0", "l0_reverse")
+                for kind, part in (("weight", "ih_"), ("weight", "hh_"), ("bias", "ih_"),
+                                   ("bias", "hh_"))]
+
+
+def case_lstm(torch, g):
+    w = {}
+    for name in LSTM_WEIGHTS:
+        n_x = N_IN if "_ih_" in name else N_STATE
+        shape = (4 * N_STATE, n_x) if ".weight" in name else (4 * N_STATE,)
+        w[name] = torch.randn(*shape, generator=g) * 0.5
+    x = torch.randn(3, 5, N_IN, generator=g)
+    lengths = torch.tensor([5, 2, 3], dtype=torch.int32)
+    r = torch.randn(3, 5, 2 * N_STATE, generator=g)
+    p = {k: v.clone().requires_grad_() for k, v in w.items()}
+    xg = x.clone().requires_grad_()
+    mask = torch.arange(5)[None, :] < lengths[:, None]
+    h_f, c_f, y_f, z_f = lstm_direction(torch, p, xg, mask, "l0", False)
+    h_b, c_b, y_b, z_b = lstm_direction(torch, p, xg, mask, "l0_reverse", True)
+    loss = ((torch.cat([y_f, y_b], -1) * r).sum() + (h_f * c_b).sum()
+            + torch.tanh(z_f * z_b).sum())
+    d = grads(torch, loss, [xg] + [p[k] for k in LSTM_WEIGHTS])
+    names = ["dx", "dwi", "dwh", "dbi", "dbh", "dwi_r", "dwh_r", "dbi_r", "dbh_r"]
+    want = {"loss": loss.detach()}
+    want.update(zip(names, d))
+    return {"x": x, "lengths": lengths, "r": r}, w, want
+
+
+def rnn_step(torch, h, s, x_t, u_t, t, w):
+    (grad_e,) = torch.autograd.grad((h * h * h).sum() * 0.1, h, create_graph=True)
+    a = h
+    for j in range(w.shape[0]):         # the scan over w's rows
+        a = torch.tanh(a * w[j]) + a * 0.5
+    h2 = torch.tanh(h @ w + x_t * float(t + 1) - 0.1 * grad_e) + 0.1 * a
+    return h2, s + (h2 * u_t).sum(-1), h2 * u_t
+
+
+def case_rnn(torch, g):
+    x = torch.randn(2, 4, N_STATE, generator=g, requires_grad=True)
+    u = torch.randn(2, 4, N_STATE, generator=g, requires_grad=True)
+    w = (torch.randn(N_STATE, N_STATE, generator=g) * 0.5).requires_grad_()
+    h0 = torch.randn(2, N_STATE, generator=g, requires_grad=True)
+    h, s, ys = h0, torch.zeros(2), []
+    for t in range(4):
+        h, s, y = rnn_step(torch, h, s, x[:, t], u[:, t], t, w)
+        ys.append(y)
+    h_n, s_n, ys = h, s, torch.stack(ys, 1)
+    ys_r = [None] * 4
+    for t in reversed(range(4)):
+        h, s, ys_r[t] = rnn_step(torch, h, s, x[:, t], u[:, t], t, w)
+    loss = (ys * ys).sum() + torch.stack(ys_r, 1).sum() + (s_n * s).sum() + h.sum()
+    d = grads(torch, loss, [x, u, w, h0])
+    return ({"x": x, "u": u, "w": w, "h0": h0},
+            dict(loss=loss.detach(), dx=d[0], du=d[1], dw=d[2], dh0=d[3]))
+
+
+def rnn64(torch, x, w):
+    h, ys = x[0] * 0.5, []
+    for t in range(x.shape[0]):
+        h = torch.tanh(h @ w + x[t])
+        ys.append(h * x[t])
+    ys = torch.stack(ys)
+    return (ys * ys).sum() + torch.sin(h).sum()
+
+
+def check_scan64(ck, torch, prog, tag, work, g):
+    x, v = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    w, vw = (torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.5 for _ in range(2))
+    h = torch.tensor(1e-5, dtype=torch.float64)
+    inputs = {k: mc_e2e.to_numpy(t) for k, t in dict(x=x, w=w, v=v, vw=vw, h=h).items()}
+    _, got = mc_e2e.run_program(prog, inputs, work.path("scan64", tag, "out"), work,
+                                entry="scan64")
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    dx, dw = (mc_e2e.to_numpy(t) for t in torch.autograd.grad(rnn64(torch, xg, wg), [xg, wg]))
+    ck.close("scan64 (%s): dx (float64) = torch.autograd" % tag, got["dx"], dx, 1e-10, 1e-14)
+    ck.close("scan64 (%s): dw (float64) = torch.autograd" % tag, got["dw"], dw, 1e-10, 1e-14)
+    ck.close("scan64 (%s): grad . v = central finite difference" % tag, got["directional"],
+             got["central"], 1e-7, 1e-12)
+    MAX_REL["scan64"] = max(MAX_REL.get("scan64", 0.0), mc_e2e.errors(got["dx"], dx)[1],
+                            mc_e2e.errors(got["dw"], dw)[1],
+                            mc_e2e.errors(got["directional"], got["central"])[1])
+
+
 def smooth64(torch, x):
     s = torch.softmax(x * x, -1)
     return ((torch.log_softmax(x, -1) * s).sum() + torch.logsumexp(torch.sin(x).flatten(), 0)
@@ -222,7 +323,8 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
          ("matmul", case_matmul), ("reductions", case_reductions),
          ("cross_entropy", case_cross_entropy), ("movement", case_movement),
          ("layer_norm", case_layer_norm), ("embedding", case_embedding),
-         ("mlp", case_mlp), ("penalty", case_penalty)]
+         ("mlp", case_mlp), ("penalty", case_penalty), ("lstm", case_lstm),
+         ("rnn", case_rnn)]
 
 
 def body(ck, work):
@@ -260,6 +362,7 @@ def body(ck, work):
                               a[name])
     for tag, prog in progs:
         check_fd64(ck, torch, prog, tag, work, g)
+        check_scan64(ck, torch, prog, tag, work, g)
     print("max relative error per entry, over the programs run: " +
           ", ".join("%s %.2g" % kv for kv in MAX_REL.items()))
 
