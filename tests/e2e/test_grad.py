@@ -1,8 +1,14 @@
 """models/grad.model: gradients compiled by the autodiff pass against
 torch.autograd on the same inputs and weights, one entry point per group
-of derivative rules, all in one program: built by the C backend and by
-the LLVM backend at -O2, each checked, and the two equal bit for bit;
-under the sanitizers (build-san) one program, the C backend's at -O0.
+of derivative rules (scans included: a bidirectional LSTM over padded
+rows, a recurrence whose step takes a gradient and runs a scan), all in
+one program: built by the C backend and by the LLVM backend at -O2, each
+checked, and the two equal bit for bit; under the sanitizers (build-san)
+one program, the C backend's at -O0. Model families' losses likewise,
+through their own model files: models/grad_bilstm_crf.model (the
+BiLSTM-CRF's mean NLL with respect to every weight, on a tiny
+configuration) against test_bilstm_crf.py's reference (nn.LSTM on packed
+sequences, the CRF's forward algorithm) in float32 with autograd.
 
 Tolerance (float32): |got - ref| <= ATOL + RTOL * |ref|, RTOL = 1e-4, ATOL =
 1e-5 * max|ref| of the output (the gradients are sums over the batch run in
@@ -12,10 +18,10 @@ and minimum give each operand half the gradient where they are equal
 (torch.maximum), max and min reductions share it evenly among the equal
 elements (torch.amax), abs has derivative 0 at 0.
 
-float64 (entry fd64): the gradient against torch.autograd in float64
-(RTOL 1e-10), and its product with a direction against central finite
-differences computed by the program itself (step 1e-5: error O(h^2) ~ 1e-10,
-RTOL 1e-7).
+float64 (entries fd64 and scan64, the latter through a scan): the gradient
+against torch.autograd in float64 (RTOL 1e-10), and its product with a
+direction against central finite differences computed by the program itself
+(step 1e-5: error O(h^2) ~ 1e-10, RTOL 1e-7).
 """
 import os
 import sys
@@ -295,6 +301,56 @@ def check_scan64(ck, torch, prog, tag, work, g):
                             mc_e2e.errors(got["directional"], got["central"])[1])
 
 
+CRF_DIMS = dict(n_vocab=13, n_embd=4, n_hidden=4, n_tags=3)
+CRF_GRADS = [("d_emb", "embedding.weight"), ("d_wi", "lstm.weight_ih_l0"),
+             ("d_wh", "lstm.weight_hh_l0"), ("d_bi", "lstm.bias_ih_l0"),
+             ("d_bh", "lstm.bias_hh_l0"), ("d_wi_r", "lstm.weight_ih_l0_reverse"),
+             ("d_wh_r", "lstm.weight_hh_l0_reverse"), ("d_bi_r", "lstm.bias_ih_l0_reverse"),
+             ("d_bh_r", "lstm.bias_hh_l0_reverse"), ("d_wtag", "hidden2tag.weight"),
+             ("d_btag", "hidden2tag.bias"), ("d_start", "crf.start_transitions"),
+             ("d_end", "crf.end_transitions"), ("d_trans", "crf.transitions")]
+
+
+def case_bilstm_crf(torch, g):
+    """models/grad_bilstm_crf.model: the mean NLL of test_bilstm_crf's
+    reference (nn.LSTM on packed sequences, its CRF's forward algorithm and
+    path score, one row at a time), in float32 with autograd."""
+    import test_bilstm_crf as crf
+    from types import SimpleNamespace
+    d = CRF_DIMS
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    w = crf.random_state(torch, (d["n_vocab"], d["n_embd"], d["n_hidden"], d["n_tags"]),
+                         1.0, 0.5)
+    tokens, lengths, tags = crf.random_batch(np.random.default_rng(3), 3, 5, d["n_vocab"],
+                                             d["n_tags"])
+    p = {k: v.clone().requires_grad_() for k, v in w.items()}
+    lstm = torch.nn.LSTM(d["n_embd"], d["n_hidden"], bidirectional=True, batch_first=True)
+    for k, v in lstm.named_parameters():
+        p["lstm." + k] = v
+        with torch.no_grad():
+            v.copy_(w["lstm." + k])
+    rnn, F = torch.nn.utils.rnn, torch.nn.functional
+    x = F.embedding(torch.from_numpy(np.maximum(tokens, 0).astype(np.int64)),
+                    p["embedding.weight"])
+    packed = rnn.pack_padded_sequence(x, torch.from_numpy(lengths.astype(np.int64)),
+                                      batch_first=True, enforce_sorted=False)
+    out, _ = rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True,
+                                     total_length=tokens.shape[1])
+    e = F.linear(out, p["hidden2tag.weight"], p["hidden2tag.bias"])
+    ref = SimpleNamespace(torch=torch, start=p["crf.start_transitions"],
+                          end=p["crf.end_transitions"], trans=p["crf.transitions"])
+    nll = [crf.Reference.log_partition(ref, e[b], int(n))
+           - crf.Reference.path_score(ref, e[b], [int(y) for y in tags[b, :n]])
+           for b, n in enumerate(lengths)]
+    loss = torch.stack(nll).mean()
+    dw = grads(torch, loss, [p[name] for _, name in CRF_GRADS])
+    want = {"loss": loss.detach()}
+    want.update((out_name, t) for (out_name, _), t in zip(CRF_GRADS, dw))
+    inputs = {"tokens": torch.from_numpy(tokens), "lengths": torch.from_numpy(lengths),
+              "tags": torch.from_numpy(tags)}
+    return inputs, w, want
+
+
 def smooth64(torch, x):
     s = torch.softmax(x * x, -1)
     return ((torch.log_softmax(x, -1) * s).sum() + torch.logsumexp(torch.sin(x).flatten(), 0)
@@ -327,42 +383,55 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
          ("rnn", case_rnn)]
 
 
+# (model, -D defines, entries and their cases): the language's rule groups,
+# then model families' losses through their own model files
+PROGRAMS = [("grad.model", None, CASES),
+            ("grad_bilstm_crf.model", CRF_DIMS, [("nll_grad", case_bilstm_crf)])]
+
+
+def build(work, model, defines):
+    """The programs of one model: both backends at -O2 (fusion of the
+    gradients' loops, hoisting, CSE), or under the sanitizers the C
+    backend's kernels unfused (a sanitized -O2 build of this many kernels
+    costs 25 s of cc)."""
+    path = mc_e2e.model_path(model)
+    stem = model[:-len(".model")]
+    if mc_e2e.SANITIZE:
+        return [("c -O0", mc_e2e.compile_model(path, work.path("c", stem), opt=0,
+                                                defines=defines))]
+    return [("c -O2", mc_e2e.compile_model(path, work.path("c", stem), opt=2, defines=defines)),
+            ("llvm -O2", mc_e2e.compile_model(path, work.path("llvm", stem), opt=2,
+                                              defines=defines, extra=["--backend", "llvm"]))]
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     g = torch.Generator().manual_seed(7)
-    model = mc_e2e.model_path("grad.model")
-    if mc_e2e.SANITIZE:
-        # one program: the C backend's kernels under ASan and UBSan, unfused
-        # (a sanitized -O2 build of this many kernels costs 25 s of cc)
-        progs = [("c -O0", mc_e2e.compile_model(model, work.path("c", "grad"), opt=0))]
-    else:
-        # both backends after every pass (fusion of the gradients' loops,
-        # hoisting, CSE)
-        progs = [("c -O2", mc_e2e.compile_model(model, work.path("c", "grad"), opt=2)),
-                 ("llvm -O2", mc_e2e.compile_model(model, work.path("llvm", "grad"), opt=2,
-                                                   extra=["--backend", "llvm"]))]
-    for entry, case in CASES:
-        made = case(torch, g)
-        inputs, weights, want = made if len(made) == 3 else (made[0], None, made[1])
-        wpath = None
-        if weights:
-            wpath = work.path(entry, "w.safetensors")
-            mc_e2e.write_safetensors(wpath, weights)
-        inputs = {k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}
-        outs = {}
-        for tag, prog in progs:
-            _, got = mc_e2e.run_program(prog, inputs, work.path(entry, tag, "out"), work,
-                                        weights=wpath, entry=entry)
-            compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
-            outs[tag] = got
-        if len(outs) == 2:
-            (_, a), (_, b) = outs.items()
-            for name in sorted(a):
-                ck.bits_equal("%s: %s, LLVM = C bit for bit" % (entry, name), b.get(name),
-                              a[name])
-    for tag, prog in progs:
-        check_fd64(ck, torch, prog, tag, work, g)
-        check_scan64(ck, torch, prog, tag, work, g)
+    for model, defines, cases in PROGRAMS:
+        progs = build(work, model, defines)
+        for entry, case in cases:
+            made = case(torch, g)
+            inputs, weights, want = made if len(made) == 3 else (made[0], None, made[1])
+            wpath = None
+            if weights:
+                wpath = work.path(entry, "w.safetensors")
+                mc_e2e.write_safetensors(wpath, weights)
+            inputs = {k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}
+            outs = {}
+            for tag, prog in progs:
+                _, got = mc_e2e.run_program(prog, inputs, work.path(entry, tag, "out"), work,
+                                            weights=wpath, entry=entry)
+                compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
+                outs[tag] = got
+            if len(outs) == 2:
+                (_, a), (_, b) = outs.items()
+                for name in sorted(a):
+                    ck.bits_equal("%s: %s, LLVM = C bit for bit" % (entry, name), b.get(name),
+                                  a[name])
+        if model == "grad.model":
+            for tag, prog in progs:
+                check_fd64(ck, torch, prog, tag, work, g)
+                check_scan64(ck, torch, prog, tag, work, g)
     print("max relative error per entry, over the programs run: " +
           ", ".join("%s %.2g" % kv for kv in MAX_REL.items()))
 
