@@ -286,14 +286,6 @@ static bool backward_step(Backward *w, Op *bwd) {
     Value *g = grads[w->nfc + i];
     yields[ncar + i] = g ? g : ad_zeros(&sub, &xs[w->fx[i]]->type);
   }
-  /* a new carry that is another carry's old value: copied (the backends
-   * update the carries one after the other) */
-  for (int i = 0; ok && i < ncar; i++)
-    for (int j = 0; yields[i] && j < ncar; j++)
-      if (j != i && yields[i] == bb->args[j]) {
-        Value *sum[2] = {yields[i], ad_zeros(&sub, &yields[i]->type)};
-        yields[i] = ir_build(m, bb, OP_ADD, sum, 2, NULL, NULL, c->loc, c->d);
-      }
   for (int i = 0; ok && i < nyield; i++)
     ok = yields[i] != NULL;
   ok =
