@@ -8,7 +8,10 @@ one program, the C backend's at -O0. Model families' losses likewise,
 through their own model files: models/grad_bilstm_crf.model (the
 BiLSTM-CRF's mean NLL with respect to every weight, on a tiny
 configuration) against test_bilstm_crf.py's reference (nn.LSTM on packed
-sequences, the CRF's forward algorithm) in float32 with autograd.
+sequences, the CRF's forward algorithm) and models/grad_seq2seq.model (the
+attentional encoder-decoder's teacher-forced NLL: a decoder scan reading
+the encoder's states) against test_seq2seq.py's (nn.LSTM, nn.LSTMCell), in
+float32 with autograd.
 
 Tolerance (float32): |got - ref| <= ATOL + RTOL * |ref|, RTOL = 1e-4, ATOL =
 1e-5 * max|ref| of the output (the gradients are sums over the batch run in
@@ -351,6 +354,52 @@ def case_bilstm_crf(torch, g):
     return inputs, w, want
 
 
+S2S_DIMS = dict(n_src_vocab=11, n_tgt_vocab=9, n_embd=4, n_hidden=4)
+S2S_GRADS = [("d_src_embed", "src_embed.weight"), ("d_tgt_embed", "tgt_embed.weight")]
+S2S_GRADS += [("d_enc_%s%s" % (short, sfx), "encoder.%s_l0%s" % (name, rev))
+              for sfx, rev in (("", ""), ("_r", "_reverse"))
+              for short, name in (("wi", "weight_ih"), ("wh", "weight_hh"), ("bi", "bias_ih"),
+                                  ("bh", "bias_hh"))]
+S2S_GRADS += [("d_bridge_hw", "bridge_h.weight"), ("d_bridge_hb", "bridge_h.bias"),
+              ("d_bridge_cw", "bridge_c.weight"), ("d_bridge_cb", "bridge_c.bias"),
+              ("d_dec_wi", "decoder.weight_ih"), ("d_dec_wh", "decoder.weight_hh"),
+              ("d_dec_bi", "decoder.bias_ih"), ("d_dec_bh", "decoder.bias_hh"),
+              ("d_attn", "attn.weight"), ("d_attn_out", "attn_out.weight"),
+              ("d_out_w", "out.weight"), ("d_out_b", "out.bias")]
+
+
+def case_seq2seq(torch, g):
+    """models/grad_seq2seq.model: the teacher-forced token-mean NLL by
+    test_seq2seq's reference (nn.LSTM on packed sequences, nn.LSTMCell, one
+    row and one step at a time), float32, autograd."""
+    import test_seq2seq as s2s
+    d = S2S_DIMS
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    ref = s2s.Reference(torch, d["n_src_vocab"], d["n_tgt_vocab"], d["n_embd"],
+                        d["n_hidden"], 1.0, 2)
+    rng = np.random.default_rng(4)
+    src = rng.integers(0, d["n_src_vocab"], size=(3, 4)).astype(np.int32)
+    lengths = np.array([4, 1, 2], dtype=np.int32)
+    gold = rng.integers(0, d["n_tgt_vocab"], size=(3, 4)).astype(np.int32)
+    tgt_in = np.concatenate([np.ones((3, 1), np.int32), gold[:, :-1]], axis=1)
+    tgt_lengths = np.array([2, 4, 3], dtype=np.int32)
+    total = 0
+    for b in range(3):
+        memory, state = ref.encode(src[b], lengths[b])
+        for t in range(tgt_lengths[b]):
+            state, logp = ref.step(memory, state, int(tgt_in[b, t]))
+            total = total - logp[int(gold[b, t])]
+    loss = total / float(tgt_lengths.sum())
+    params = dict(ref.mods.named_parameters())
+    dw = grads(torch, loss, [params[name] for _, name in S2S_GRADS])
+    want = {"loss": loss.detach()}
+    want.update((out_name, t) for (out_name, _), t in zip(S2S_GRADS, dw))
+    inputs = {"src": src, "lengths": lengths, "tgt_in": tgt_in, "tgt_out": gold,
+              "tgt_lengths": tgt_lengths}
+    weights = {k: v.detach().clone() for k, v in ref.state_dict().items()}
+    return {k: torch.from_numpy(v) for k, v in inputs.items()}, weights, want
+
+
 def smooth64(torch, x):
     s = torch.softmax(x * x, -1)
     return ((torch.log_softmax(x, -1) * s).sum() + torch.logsumexp(torch.sin(x).flatten(), 0)
@@ -386,7 +435,8 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
 # (model, -D defines, entries and their cases): the language's rule groups,
 # then model families' losses through their own model files
 PROGRAMS = [("grad.model", None, CASES),
-            ("grad_bilstm_crf.model", CRF_DIMS, [("nll_grad", case_bilstm_crf)])]
+            ("grad_bilstm_crf.model", CRF_DIMS, [("nll_grad", case_bilstm_crf)]),
+            ("grad_seq2seq.model", S2S_DIMS, [("teacher_forced", case_seq2seq)])]
 
 
 def build(work, model, defines):
