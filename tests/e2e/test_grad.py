@@ -10,8 +10,11 @@ BiLSTM-CRF's mean NLL with respect to every weight, on a tiny
 configuration) against test_bilstm_crf.py's reference (nn.LSTM on packed
 sequences, the CRF's forward algorithm) and models/grad_seq2seq.model (the
 attentional encoder-decoder's teacher-forced NLL: a decoder scan reading
-the encoder's states) against test_seq2seq.py's (nn.LSTM, nn.LSTMCell), in
-float32 with autograd.
+the encoder's states) against test_seq2seq.py's (nn.LSTM, nn.LSTMCell),
+models/grad_transformer.model (a Transformer encoder layer with a key
+padding mask) against torch.nn.TransformerEncoderLayer and
+models/grad_gpt2.model (GPT-2's LM loss, one layer) against test_gpt2.py's
+reference, in float32 with autograd.
 
 Tolerance (float32): |got - ref| <= ATOL + RTOL * |ref|, RTOL = 1e-4, ATOL =
 1e-5 * max|ref| of the output (the gradients are sums over the batch run in
@@ -400,6 +403,64 @@ def case_seq2seq(torch, g):
     return {k: torch.from_numpy(v) for k, v in inputs.items()}, weights, want
 
 
+ENCODER_DIMS = dict(d_model=8, nhead=2, dim_feedforward=12)
+ENCODER_GRADS = [("d_in_w", "self_attn.in_proj_weight"), ("d_in_b", "self_attn.in_proj_bias"),
+                 ("d_out_w", "self_attn.out_proj.weight"),
+                 ("d_out_b", "self_attn.out_proj.bias"), ("d_lin1_w", "linear1.weight"),
+                 ("d_lin1_b", "linear1.bias"), ("d_lin2_w", "linear2.weight"),
+                 ("d_lin2_b", "linear2.bias"), ("d_norm1_w", "norm1.weight"),
+                 ("d_norm1_b", "norm1.bias"), ("d_norm2_w", "norm2.weight"),
+                 ("d_norm2_b", "norm2.bias")]
+
+
+def case_transformer(torch, g):
+    """models/grad_transformer.model: torch.nn.TransformerEncoderLayer
+    (post-norm, ReLU, no dropout) with a key padding mask, autograd."""
+    d = ENCODER_DIMS
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    layer = torch.nn.TransformerEncoderLayer(d["d_model"], d["nhead"], d["dim_feedforward"],
+                                             dropout=0.0, batch_first=True)
+    x = torch.randn(2, 5, d["d_model"], generator=g, requires_grad=True)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[1, 3:] = True
+    r = torch.randn(2, 5, d["d_model"], generator=g)
+    loss = (layer(x, src_key_padding_mask=pad) * r).sum()
+    params = dict(layer.named_parameters())
+    dw = grads(torch, loss, [x] + [params[name] for _, name in ENCODER_GRADS])
+    want = {"loss": loss.detach(), "dx": dw[0]}
+    want.update((out_name, t) for (out_name, _), t in zip(ENCODER_GRADS, dw[1:]))
+    weights = {"layers.0." + k: v.detach().clone() for k, v in layer.state_dict().items()}
+    return {"x": x, "pad": pad, "r": r}, weights, want
+
+
+GPT2_DIMS = dict(n_layer=1, n_head=2, n_embd=8, n_vocab=13, n_ctx=8)
+GPT2_GRADS = [("d_wte", "wte.weight"), ("d_wpe", "wpe.weight"),
+              ("d_ln1_w", "h.0.ln_1.weight"), ("d_ln1_b", "h.0.ln_1.bias"),
+              ("d_attn_w", "h.0.attn.c_attn.weight"), ("d_attn_b", "h.0.attn.c_attn.bias"),
+              ("d_attn_proj_w", "h.0.attn.c_proj.weight"),
+              ("d_attn_proj_b", "h.0.attn.c_proj.bias"), ("d_ln2_w", "h.0.ln_2.weight"),
+              ("d_ln2_b", "h.0.ln_2.bias"), ("d_fc_w", "h.0.mlp.c_fc.weight"),
+              ("d_fc_b", "h.0.mlp.c_fc.bias"), ("d_mlp_proj_w", "h.0.mlp.c_proj.weight"),
+              ("d_mlp_proj_b", "h.0.mlp.c_proj.bias"), ("d_lnf_w", "ln_f.weight"),
+              ("d_lnf_b", "ln_f.bias")]
+
+
+def case_gpt2(torch, g):
+    """models/grad_gpt2.model: the mean next-token cross-entropy of
+    test_gpt2's reference logits (causal attention, gelu_new, tied head)."""
+    import test_gpt2
+    w = test_gpt2.random_weights(torch, **GPT2_DIMS)
+    tokens = torch.randint(0, GPT2_DIMS["n_vocab"], (6,), generator=g, dtype=torch.int32)
+    targets = torch.randint(0, GPT2_DIMS["n_vocab"], (6,), generator=g, dtype=torch.int32)
+    p = {k: v.clone().requires_grad_() for k, v in w.items()}
+    logits = test_gpt2.reference_logits(torch, p, tokens.long(), **GPT2_DIMS)
+    loss = torch.nn.functional.cross_entropy(logits, targets.long())
+    dw = grads(torch, loss, [p[name] for _, name in GPT2_GRADS])
+    want = {"loss": loss.detach()}
+    want.update((out_name, t) for (out_name, _), t in zip(GPT2_GRADS, dw))
+    return {"tokens": tokens, "targets": targets}, w, want
+
+
 def smooth64(torch, x):
     s = torch.softmax(x * x, -1)
     return ((torch.log_softmax(x, -1) * s).sum() + torch.logsumexp(torch.sin(x).flatten(), 0)
@@ -433,10 +494,13 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
 
 
 # (model, -D defines, entries and their cases): the language's rule groups,
-# then model families' losses through their own model files
+# then model families' losses through their own model files (a model without
+# entry blocks has one entry, named after its file)
 PROGRAMS = [("grad.model", None, CASES),
             ("grad_bilstm_crf.model", CRF_DIMS, [("nll_grad", case_bilstm_crf)]),
-            ("grad_seq2seq.model", S2S_DIMS, [("teacher_forced", case_seq2seq)])]
+            ("grad_seq2seq.model", S2S_DIMS, [("teacher_forced", case_seq2seq)]),
+            ("grad_transformer.model", ENCODER_DIMS, [("grad_transformer", case_transformer)]),
+            ("grad_gpt2.model", GPT2_DIMS, [("grad_gpt2", case_gpt2)])]
 
 
 def build(work, model, defines):
@@ -469,8 +533,10 @@ def body(ck, work):
             inputs = {k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}
             outs = {}
             for tag, prog in progs:
+                # a model without entry blocks: one entry, named after it
                 _, got = mc_e2e.run_program(prog, inputs, work.path(entry, tag, "out"), work,
-                                            weights=wpath, entry=entry)
+                                            weights=wpath,
+                                            entry=None if model == entry + ".model" else entry)
                 compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
                 outs[tag] = got
             if len(outs) == 2:
