@@ -59,7 +59,7 @@ typedef struct Closed {
 } Closed;
 
 /* The marked float values that scan's region reads from above. */
-static bool collect_closed(Module *m, const Op *scan, const Block *b,
+static void collect_closed(Module *m, const Op *scan, const Block *b,
                            const bool *marked, int nmarked, Closed *cl) {
   for (const Op *op = b->first; op; op = op->next) {
     for (int i = 0; i < op->noperands; i++) {
@@ -83,11 +83,9 @@ static bool collect_closed(Module *m, const Op *scan, const Block *b,
     for (int r = 0; r < op->nregions; r++)
       collect_closed(m, scan, op->regions[r], marked, nmarked, cl);
   }
-  return true;
 }
 
-/* ---- cloning a region ---------------------------------------------------
- */
+/* ---- cloning a region ---- */
 
 typedef struct Cloner {
   Module *m;
@@ -99,8 +97,8 @@ static Value *mapped(const Cloner *k, Value *v) {
   return v->id < k->n && k->map[v->id] ? k->map[v->id] : v;
 }
 
-/* Appends clones of src's ops (but its yield) to dst, reading the clones
- * of what they read; nested regions are cloned with their ops. */
+/* Appends clones of src's ops (its yield only if `yield`) to dst, reading
+ * the clones of what they read; nested regions are cloned whole. */
 static void clone_ops(Cloner *k, const Block *src, Block *dst, bool yield) {
   for (const Op *op = src->first; op; op = op->next) {
     if (op->kind == OP_YIELD && !yield)
@@ -137,8 +135,7 @@ static void clone_ops(Cloner *k, const Block *src, Block *dst, bool yield) {
   }
 }
 
-/* ---- the forward scan keeps its carries ---------------------------------
- */
+/* ---- the forward scan keeps its carries ---- */
 
 /* Adds carry k's value on entering each step as a per-step output of
  * scan; the stacked carries are its last ncarry results. */
@@ -175,8 +172,7 @@ static bool keep_carries(AdCtx *c, Op *scan) {
   return true;
 }
 
-/* ---- the rule ------------------------------------------------------------
- */
+/* ---- the rule ---- */
 
 typedef struct Backward {
   AdCtx *c;
