@@ -109,6 +109,8 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
     const Value *arg = body->args[i];
     ValueInfo *vi = cg_info(fe, arg);
     const char *ct = cg_ctype(arg->type.dtype);
+    if (vi->uses == 0) /* a slice or index the step does not read */
+      continue;
     if (i >= nc + ns) { /* the step index; cname is "&name" */
       cg_buf_printf(&inner, "  const int32_t %s = (int32_t)%s;\n",
                     vi->cname + 1, t);

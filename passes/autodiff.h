@@ -1,6 +1,7 @@
 /* Internals of the autodiff pass shared by its driver (autodiff.c: which
  * ops to differentiate, adjoints, splicing) and its rules (autodiff_rules.c:
- * the derivative of each op, one switch case per OpKind). */
+ * the derivative of each op, one switch case per OpKind; autodiff_scan.c:
+ * scan's, which differentiates its region with the driver's sweep). */
 #ifndef MC_AUTODIFF_H
 #define MC_AUTODIFF_H
 
@@ -31,5 +32,32 @@ AdStatus ad_rule(AdCtx *c, const Op *op, Value *gy, const bool *want,
 Value *ad_unbroadcast(AdCtx *c, Value *g, const Shape *to);
 /* Zeros of type t (a scalar constant broadcast to t's shape). */
 Value *ad_zeros(AdCtx *c, const Type *t);
+
+/* The vector-Jacobian product of ops (in order, all in one block or
+ * reading only values above it): with outs[i]'s adjoint seeds[i] (NULL:
+ * none), grads[i] receives wrt[i]'s adjoint, or NULL when it is zero. A
+ * param wrt (a param op) also receives the adjoints of the other reads of
+ * its weight among ops. New ops go to c->b. False after an error (an
+ * active op without a rule, reported at its line). */
+bool ad_vjp(AdCtx *c, Op *const *ops, int nops, Value *const *outs,
+            Value *const *seeds, int nouts, Value *const *wrt, int nwrt,
+            Value **grads);
+
+/* What a scan's rule gives: gx[i], operand i's gradient (NULL: zero), and
+ * gclosed[i], that of closed[i], a marked value its region reads from
+ * above (NULL: zero). Arrays in the module's arena. */
+typedef struct AdScanGrads {
+  Value **gx;
+  int nclosed;
+  Value **closed, **gclosed;
+} AdScanGrads;
+
+/* The rule of scan (autodiff_scan.c): gy[r] is result r's adjoint (NULL:
+ * zero); marked[id] (ids below nmarked) tells which values above the scan
+ * depend on a wrt. Adds the forward's per-step carries to the scan's
+ * results (the states kept for the backward) and appends the backward
+ * scan to c->b. AD_NO_RULE (c->why) for until=true. */
+AdStatus ad_scan(AdCtx *c, Op *scan, Value *const *gy, const bool *marked,
+                 int nmarked, AdScanGrads *out);
 
 #endif

@@ -23,6 +23,7 @@
  *   gather    scatter_add of g into zeros of the table's shape (rows
  *             read several times add up); scatter_add's is a gather
  *   slice     g padded with zeros (step 1 only)
+ *   scan      a backward scan, in autodiff_scan.c
  *
  * Broadcasting is undone once for all ops after the switch: a
  * contribution of the result's shape is summed back to its operand's.
@@ -476,8 +477,8 @@ AdStatus ad_rule(AdCtx *c, const Op *op, Value *gy, const bool *want,
   case OP_DYNAMIC_UPDATE_SLICE:
   case OP_TAKE_ALONG_AXIS:
   case OP_CUMSUM:
-  case OP_SCAN:
-  case OP_YIELD:
+  case OP_SCAN:  /* autodiff_scan.c: the driver calls ad_scan instead */
+  case OP_YIELD: /* part of its scan */
   case OP_FUSED: /* autodiff runs before fuse */
   case OP_GRAD:  /* expanded before any grad that reads it */
   case OP_COUNT:

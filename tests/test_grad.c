@@ -259,3 +259,77 @@ Test(grad, integer_paths_carry_no_gradient) {
     cr_assert_eq(g[i], (float)(int)((i + 0.25) * 4) + 1, "g[%d] = %g", i, g[i]);
   result_free(&r);
 }
+
+static const Op *first_of_kind(const Block *b, OpKind k) {
+  for (const Op *op = b->first; op; op = op->next)
+    if (op->kind == k)
+      return op;
+  return NULL;
+}
+
+Test(grad, scan_gradient_is_a_reverse_scan_over_the_kept_carries) {
+  Result r = compile("input x: f32[T, 3]\n"
+                     "input h0: f32[3]\n"
+                     "fn step(h, x_t) {\n"
+                     "  param w: f32[3] from \"w\"\n"
+                     "  h2 = tanh(h * w + x_t)\n"
+                     "  return h2, h2 * 2\n"
+                     "}\n"
+                     "fn f(x, h0) {\n"
+                     "  h, ys = scan(step, h0, x)\n"
+                     "  return sum(h) + sum(ys)\n"
+                     "}\n"
+                     "l, dx, dh0, dw = grad(f, x, h0, wrt=[\"x\", \"h0\", "
+                     "\"w\"])\n"
+                     "output dx = dx\n"
+                     "output dh0 = dh0\n"
+                     "output dw = dw\n",
+                     "verify,infer_shapes,autodiff,verify,dce");
+  cr_assert_not_null(r.m, "%s", r.errors);
+  const Block *body = r.m->functions->body;
+  cr_assert_eq(count_kind(body, OP_GRAD), 0);
+  const Op *fwd = first_of_kind(body, OP_SCAN);
+  cr_assert_not_null(fwd);
+  /* the weight's read moved above the scan; the forward stacks its carry
+   * (h, final h, ys, stacked h) */
+  cr_assert_eq(count_kind(fwd->regions[0], OP_PARAM), 0);
+  cr_assert_eq(fwd->nresults, 3);
+  char t[64];
+  type_print(t, sizeof t, &fwd->results[2]->type, r.m);
+  cr_assert_str_eq(t, "f32[T, 3]");
+  const Op *bwd = fwd->next;
+  while (bwd && bwd->kind != OP_SCAN)
+    bwd = bwd->next;
+  cr_assert_not_null(bwd);
+  cr_assert(bwd->attrs.scan.reverse && !fwd->attrs.scan.reverse);
+  /* carries: dh, the weight's summed gradient; sequences: the stacked
+   * carries, x, d ys; outputs: dx */
+  cr_assert_eq(bwd->attrs.scan.ncarry, 2);
+  cr_assert_eq(bwd->attrs.scan.nseq, 3);
+  cr_assert_eq(bwd->operands[2], fwd->results[2]);
+  cr_assert_eq(r.m->functions->outputs[0].value, bwd->results[2]);
+  cr_assert_eq(r.m->functions->outputs[1].value, bwd->results[0]);
+  result_free(&r);
+}
+
+Test(grad, scan_with_until_is_a_located_error) {
+  Result r = compile("input x: f32[3]\n"
+                     "fn step(h) {\n"
+                     "  return h * 0.5, sum(h) < 1.0, h\n"
+                     "}\n"
+                     "fn f(x) {\n"
+                     "  h, ys, n = scan(step, x, length=5, until=true)\n"
+                     "  return sum(h)\n"
+                     "}\n"
+                     "l, dx = grad(f, x, wrt=[\"x\"])\n"
+                     "output dx = dx\n",
+                     "verify,infer_shapes,autodiff");
+  cr_assert_null(r.m);
+  cr_assert(strstr(r.errors, "g.model:6:14: error: cannot differentiate a "
+                             "scan with until=true (an early exit): there is "
+                             "no derivative rule for it yet"),
+            "%s", r.errors);
+  cr_assert(strstr(r.errors, "g.model:9:9: note: the gradient is taken here"),
+            "%s", r.errors);
+  result_free(&r);
+}

@@ -1,8 +1,20 @@
 """models/grad.model: gradients compiled by the autodiff pass against
 torch.autograd on the same inputs and weights, one entry point per group
-of derivative rules, all in one program: built by the C backend and by
-the LLVM backend at -O2, each checked, and the two equal bit for bit;
-under the sanitizers (build-san) one program, the C backend's at -O0.
+of derivative rules (scans included: a bidirectional LSTM over padded
+rows, a recurrence whose step takes a gradient and runs a scan), all in
+one program: built by the C backend and by the LLVM backend at -O2, each
+checked, and the two equal bit for bit; under the sanitizers (build-san)
+one program, the C backend's at -O0. Model families' losses likewise,
+through their own model files: models/grad_bilstm_crf.model (the
+BiLSTM-CRF's mean NLL with respect to every weight, on a tiny
+configuration) against test_bilstm_crf.py's reference (nn.LSTM on packed
+sequences, the CRF's forward algorithm) and models/grad_seq2seq.model (the
+attentional encoder-decoder's teacher-forced NLL: a decoder scan reading
+the encoder's states) against test_seq2seq.py's (nn.LSTM, nn.LSTMCell),
+models/grad_transformer.model (a Transformer encoder layer with a key
+padding mask) against torch.nn.TransformerEncoderLayer and
+models/grad_gpt2.model (GPT-2's LM loss, one layer) against test_gpt2.py's
+reference, in float32 with autograd.
 
 Tolerance (float32): |got - ref| <= ATOL + RTOL * |ref|, RTOL = 1e-4, ATOL =
 1e-5 * max|ref| of the output (the gradients are sums over the batch run in
@@ -12,10 +24,10 @@ and minimum give each operand half the gradient where they are equal
 (torch.maximum), max and min reductions share it evenly among the equal
 elements (torch.amax), abs has derivative 0 at 0.
 
-float64 (entry fd64): the gradient against torch.autograd in float64
-(RTOL 1e-10), and its product with a direction against central finite
-differences computed by the program itself (step 1e-5: error O(h^2) ~ 1e-10,
-RTOL 1e-7).
+float64 (entries fd64 and scan64, the latter through a scan): the gradient
+against torch.autograd in float64 (RTOL 1e-10), and its product with a
+direction against central finite differences computed by the program itself
+(step 1e-5: error O(h^2) ~ 1e-10, RTOL 1e-7).
 """
 import os
 import sys
@@ -26,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mc_e2e  # noqa: E402
 
 RTOL = 1e-4
-N_IN, N_HIDDEN, N_OUT, N_VOCAB, N_EMBD = 6, 8, 5, 11, 4
+N_IN, N_HIDDEN, N_OUT, N_VOCAB, N_EMBD, N_STATE = 6, 8, 5, 11, 4, 4
 MAX_REL = {}
 
 
@@ -194,6 +206,261 @@ def case_penalty(torch, g):
             dict(loss=loss.detach(), dw1=d[0], db1=d[1], dw2=d[2]))
 
 
+def lstm_direction(torch, p, x, mask, sfx, reverse):
+    """torch.nn.LSTM's cell (gates i, f, g, o) over padded rows, written as a
+    loop: padded steps keep (h, c), as packed sequences do."""
+    xw = x @ p["lstm.weight_ih_" + sfx].T + p["lstm.bias_ih_" + sfx]
+    w_hh, b_hh = p["lstm.weight_hh_" + sfx], p["lstm.bias_hh_" + sfx]
+    steps = x.shape[1]
+    h = c = torch.zeros(x.shape[0], N_STATE)
+    ys, zs = [None] * steps, [None] * steps
+    for t in (reversed(range(steps)) if reverse else range(steps)):
+        i, f, gg, o = (xw[:, t] + h @ w_hh.T + b_hh).chunk(4, -1)
+        c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        h2 = torch.sigmoid(o) * torch.tanh(c2)
+        m = mask[:, t, None]
+        ys[t], zs[t] = torch.where(m, h2, torch.zeros(())), c2 * 0.5
+        h, c = torch.where(m, h2, h), torch.where(m, c2, c)
+    return h, c, torch.stack(ys, 1), torch.stack(zs, 1)
+
+
+LSTM_WEIGHTS = ["lstm.%s_%s%s" % (kind, part, sfx) for sfx in ("l0", "l0_reverse")
+                for kind, part in (("weight", "ih_"), ("weight", "hh_"), ("bias", "ih_"),
+                                   ("bias", "hh_"))]
+
+
+def case_lstm(torch, g):
+    w = {}
+    for name in LSTM_WEIGHTS:
+        n_x = N_IN if "_ih_" in name else N_STATE
+        shape = (4 * N_STATE, n_x) if ".weight" in name else (4 * N_STATE,)
+        w[name] = torch.randn(*shape, generator=g) * 0.5
+    x = torch.randn(3, 5, N_IN, generator=g)
+    lengths = torch.tensor([5, 2, 3], dtype=torch.int32)
+    r = torch.randn(3, 5, 2 * N_STATE, generator=g)
+    p = {k: v.clone().requires_grad_() for k, v in w.items()}
+    xg = x.clone().requires_grad_()
+    mask = torch.arange(5)[None, :] < lengths[:, None]
+    h_f, c_f, y_f, z_f = lstm_direction(torch, p, xg, mask, "l0", False)
+    h_b, c_b, y_b, z_b = lstm_direction(torch, p, xg, mask, "l0_reverse", True)
+    loss = ((torch.cat([y_f, y_b], -1) * r).sum() + (h_f * c_b).sum()
+            + torch.tanh(z_f * z_b).sum())
+    d = grads(torch, loss, [xg] + [p[k] for k in LSTM_WEIGHTS])
+    names = ["dx", "dwi", "dwh", "dbi", "dbh", "dwi_r", "dwh_r", "dbi_r", "dbh_r"]
+    want = {"loss": loss.detach()}
+    want.update(zip(names, d))
+    return {"x": x, "lengths": lengths, "r": r}, w, want
+
+
+def rnn_step(torch, h, s, x_t, u_t, t, w):
+    (grad_e,) = torch.autograd.grad((h * h * h).sum() * 0.1, h, create_graph=True)
+    a = h
+    for j in range(w.shape[0]):         # the scan over w's rows
+        a = torch.tanh(a * w[j]) + a * 0.5
+    h2 = torch.tanh(h @ w + x_t * float(t + 1) - 0.1 * grad_e) + 0.1 * a
+    return h2, s + (h2 * u_t).sum(-1), h2 * u_t
+
+
+def case_rnn(torch, g):
+    x = torch.randn(2, 4, N_STATE, generator=g, requires_grad=True)
+    u = torch.randn(2, 4, N_STATE, generator=g, requires_grad=True)
+    w = (torch.randn(N_STATE, N_STATE, generator=g) * 0.5).requires_grad_()
+    h0 = torch.randn(2, N_STATE, generator=g, requires_grad=True)
+    h, s, ys = h0, torch.zeros(2), []
+    for t in range(4):
+        h, s, y = rnn_step(torch, h, s, x[:, t], u[:, t], t, w)
+        ys.append(y)
+    h_n, s_n, ys = h, s, torch.stack(ys, 1)
+    ys_r = [None] * 4
+    for t in reversed(range(4)):
+        h, s, ys_r[t] = rnn_step(torch, h, s, x[:, t], u[:, t], t, w)
+    loss = (ys * ys).sum() + torch.stack(ys_r, 1).sum() + (s_n * s).sum() + h.sum()
+    d = grads(torch, loss, [x, u, w, h0])
+    return ({"x": x, "u": u, "w": w, "h0": h0},
+            dict(loss=loss.detach(), dx=d[0], du=d[1], dw=d[2], dh0=d[3]))
+
+
+def rnn64(torch, x, w):
+    h, ys = x[0] * 0.5, []
+    for t in range(x.shape[0]):
+        h = torch.tanh(h @ w + x[t])
+        ys.append(h * x[t])
+    ys = torch.stack(ys)
+    return (ys * ys).sum() + torch.sin(h).sum()
+
+
+def check_scan64(ck, torch, prog, tag, work, g):
+    x, v = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    w, vw = (torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.5 for _ in range(2))
+    h = torch.tensor(1e-5, dtype=torch.float64)
+    inputs = {k: mc_e2e.to_numpy(t) for k, t in dict(x=x, w=w, v=v, vw=vw, h=h).items()}
+    _, got = mc_e2e.run_program(prog, inputs, work.path("scan64", tag, "out"), work,
+                                entry="scan64")
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    dx, dw = (mc_e2e.to_numpy(t) for t in torch.autograd.grad(rnn64(torch, xg, wg), [xg, wg]))
+    ck.close("scan64 (%s): dx (float64) = torch.autograd" % tag, got["dx"], dx, 1e-10, 1e-14)
+    ck.close("scan64 (%s): dw (float64) = torch.autograd" % tag, got["dw"], dw, 1e-10, 1e-14)
+    ck.close("scan64 (%s): grad . v = central finite difference" % tag, got["directional"],
+             got["central"], 1e-7, 1e-12)
+    MAX_REL["scan64"] = max(MAX_REL.get("scan64", 0.0), mc_e2e.errors(got["dx"], dx)[1],
+                            mc_e2e.errors(got["dw"], dw)[1],
+                            mc_e2e.errors(got["directional"], got["central"])[1])
+
+
+CRF_DIMS = dict(n_vocab=13, n_embd=4, n_hidden=4, n_tags=3)
+CRF_GRADS = [("d_emb", "embedding.weight"), ("d_wi", "lstm.weight_ih_l0"),
+             ("d_wh", "lstm.weight_hh_l0"), ("d_bi", "lstm.bias_ih_l0"),
+             ("d_bh", "lstm.bias_hh_l0"), ("d_wi_r", "lstm.weight_ih_l0_reverse"),
+             ("d_wh_r", "lstm.weight_hh_l0_reverse"), ("d_bi_r", "lstm.bias_ih_l0_reverse"),
+             ("d_bh_r", "lstm.bias_hh_l0_reverse"), ("d_wtag", "hidden2tag.weight"),
+             ("d_btag", "hidden2tag.bias"), ("d_start", "crf.start_transitions"),
+             ("d_end", "crf.end_transitions"), ("d_trans", "crf.transitions")]
+
+
+def case_bilstm_crf(torch, g):
+    """models/grad_bilstm_crf.model: the mean NLL of test_bilstm_crf's
+    reference (nn.LSTM on packed sequences, its CRF's forward algorithm and
+    path score, one row at a time), in float32 with autograd."""
+    import test_bilstm_crf as crf
+    from types import SimpleNamespace
+    d = CRF_DIMS
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    w = crf.random_state(torch, (d["n_vocab"], d["n_embd"], d["n_hidden"], d["n_tags"]),
+                         1.0, 0.5)
+    tokens, lengths, tags = crf.random_batch(np.random.default_rng(3), 3, 5, d["n_vocab"],
+                                             d["n_tags"])
+    p = {k: v.clone().requires_grad_() for k, v in w.items()}
+    lstm = torch.nn.LSTM(d["n_embd"], d["n_hidden"], bidirectional=True, batch_first=True)
+    for k, v in lstm.named_parameters():
+        p["lstm." + k] = v
+        with torch.no_grad():
+            v.copy_(w["lstm." + k])
+    rnn, F = torch.nn.utils.rnn, torch.nn.functional
+    x = F.embedding(torch.from_numpy(np.maximum(tokens, 0).astype(np.int64)),
+                    p["embedding.weight"])
+    packed = rnn.pack_padded_sequence(x, torch.from_numpy(lengths.astype(np.int64)),
+                                      batch_first=True, enforce_sorted=False)
+    out, _ = rnn.pad_packed_sequence(lstm(packed)[0], batch_first=True,
+                                     total_length=tokens.shape[1])
+    e = F.linear(out, p["hidden2tag.weight"], p["hidden2tag.bias"])
+    ref = SimpleNamespace(torch=torch, start=p["crf.start_transitions"],
+                          end=p["crf.end_transitions"], trans=p["crf.transitions"])
+    nll = [crf.Reference.log_partition(ref, e[b], int(n))
+           - crf.Reference.path_score(ref, e[b], [int(y) for y in tags[b, :n]])
+           for b, n in enumerate(lengths)]
+    loss = torch.stack(nll).mean()
+    dw = grads(torch, loss, [p[name] for _, name in CRF_GRADS])
+    want = {"loss": loss.detach()}
+    want.update((out_name, t) for (out_name, _), t in zip(CRF_GRADS, dw))
+    inputs = {"tokens": torch.from_numpy(tokens), "lengths": torch.from_numpy(lengths),
+              "tags": torch.from_numpy(tags)}
+    return inputs, w, want
+
+
+S2S_DIMS = dict(n_src_vocab=11, n_tgt_vocab=9, n_embd=4, n_hidden=4)
+S2S_GRADS = [("d_src_embed", "src_embed.weight"), ("d_tgt_embed", "tgt_embed.weight")]
+S2S_GRADS += [("d_enc_%s%s" % (short, sfx), "encoder.%s_l0%s" % (name, rev))
+              for sfx, rev in (("", ""), ("_r", "_reverse"))
+              for short, name in (("wi", "weight_ih"), ("wh", "weight_hh"), ("bi", "bias_ih"),
+                                  ("bh", "bias_hh"))]
+S2S_GRADS += [("d_bridge_hw", "bridge_h.weight"), ("d_bridge_hb", "bridge_h.bias"),
+              ("d_bridge_cw", "bridge_c.weight"), ("d_bridge_cb", "bridge_c.bias"),
+              ("d_dec_wi", "decoder.weight_ih"), ("d_dec_wh", "decoder.weight_hh"),
+              ("d_dec_bi", "decoder.bias_ih"), ("d_dec_bh", "decoder.bias_hh"),
+              ("d_attn", "attn.weight"), ("d_attn_out", "attn_out.weight"),
+              ("d_out_w", "out.weight"), ("d_out_b", "out.bias")]
+
+
+def case_seq2seq(torch, g):
+    """models/grad_seq2seq.model: the teacher-forced token-mean NLL by
+    test_seq2seq's reference (nn.LSTM on packed sequences, nn.LSTMCell, one
+    row and one step at a time), float32, autograd."""
+    import test_seq2seq as s2s
+    d = S2S_DIMS
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    ref = s2s.Reference(torch, d["n_src_vocab"], d["n_tgt_vocab"], d["n_embd"],
+                        d["n_hidden"], 1.0, 2)
+    rng = np.random.default_rng(4)
+    src = rng.integers(0, d["n_src_vocab"], size=(3, 4)).astype(np.int32)
+    lengths = np.array([4, 1, 2], dtype=np.int32)
+    gold = rng.integers(0, d["n_tgt_vocab"], size=(3, 4)).astype(np.int32)
+    tgt_in = np.concatenate([np.ones((3, 1), np.int32), gold[:, :-1]], axis=1)
+    tgt_lengths = np.array([2, 4, 3], dtype=np.int32)
+    total = 0
+    for b in range(3):
+        memory, state = ref.encode(src[b], lengths[b])
+        for t in range(tgt_lengths[b]):
+            state, logp = ref.step(memory, state, int(tgt_in[b, t]))
+            total = total - logp[int(gold[b, t])]
+    loss = total / float(tgt_lengths.sum())
+    params = dict(ref.mods.named_parameters())
+    dw = grads(torch, loss, [params[name] for _, name in S2S_GRADS])
+    want = {"loss": loss.detach()}
+    want.update((out_name, t) for (out_name, _), t in zip(S2S_GRADS, dw))
+    inputs = {"src": src, "lengths": lengths, "tgt_in": tgt_in, "tgt_out": gold,
+              "tgt_lengths": tgt_lengths}
+    weights = {k: v.detach().clone() for k, v in ref.state_dict().items()}
+    return {k: torch.from_numpy(v) for k, v in inputs.items()}, weights, want
+
+
+ENCODER_DIMS = dict(d_model=8, nhead=2, dim_feedforward=12)
+ENCODER_GRADS = [("d_in_w", "self_attn.in_proj_weight"), ("d_in_b", "self_attn.in_proj_bias"),
+                 ("d_out_w", "self_attn.out_proj.weight"),
+                 ("d_out_b", "self_attn.out_proj.bias"), ("d_lin1_w", "linear1.weight"),
+                 ("d_lin1_b", "linear1.bias"), ("d_lin2_w", "linear2.weight"),
+                 ("d_lin2_b", "linear2.bias"), ("d_norm1_w", "norm1.weight"),
+                 ("d_norm1_b", "norm1.bias"), ("d_norm2_w", "norm2.weight"),
+                 ("d_norm2_b", "norm2.bias")]
+
+
+def case_transformer(torch, g):
+    """models/grad_transformer.model: torch.nn.TransformerEncoderLayer
+    (post-norm, ReLU, no dropout) with a key padding mask, autograd."""
+    d = ENCODER_DIMS
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    layer = torch.nn.TransformerEncoderLayer(d["d_model"], d["nhead"], d["dim_feedforward"],
+                                             dropout=0.0, batch_first=True)
+    x = torch.randn(2, 5, d["d_model"], generator=g, requires_grad=True)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[1, 3:] = True
+    r = torch.randn(2, 5, d["d_model"], generator=g)
+    loss = (layer(x, src_key_padding_mask=pad) * r).sum()
+    params = dict(layer.named_parameters())
+    dw = grads(torch, loss, [x] + [params[name] for _, name in ENCODER_GRADS])
+    want = {"loss": loss.detach(), "dx": dw[0]}
+    want.update((out_name, t) for (out_name, _), t in zip(ENCODER_GRADS, dw[1:]))
+    weights = {"layers.0." + k: v.detach().clone() for k, v in layer.state_dict().items()}
+    return {"x": x, "pad": pad, "r": r}, weights, want
+
+
+GPT2_DIMS = dict(n_layer=1, n_head=2, n_embd=8, n_vocab=13, n_ctx=8)
+GPT2_GRADS = [("d_wte", "wte.weight"), ("d_wpe", "wpe.weight"),
+              ("d_ln1_w", "h.0.ln_1.weight"), ("d_ln1_b", "h.0.ln_1.bias"),
+              ("d_attn_w", "h.0.attn.c_attn.weight"), ("d_attn_b", "h.0.attn.c_attn.bias"),
+              ("d_attn_proj_w", "h.0.attn.c_proj.weight"),
+              ("d_attn_proj_b", "h.0.attn.c_proj.bias"), ("d_ln2_w", "h.0.ln_2.weight"),
+              ("d_ln2_b", "h.0.ln_2.bias"), ("d_fc_w", "h.0.mlp.c_fc.weight"),
+              ("d_fc_b", "h.0.mlp.c_fc.bias"), ("d_mlp_proj_w", "h.0.mlp.c_proj.weight"),
+              ("d_mlp_proj_b", "h.0.mlp.c_proj.bias"), ("d_lnf_w", "ln_f.weight"),
+              ("d_lnf_b", "ln_f.bias")]
+
+
+def case_gpt2(torch, g):
+    """models/grad_gpt2.model: the mean next-token cross-entropy of
+    test_gpt2's reference logits (causal attention, gelu_new, tied head)."""
+    import test_gpt2
+    w = test_gpt2.random_weights(torch, **GPT2_DIMS)
+    tokens = torch.randint(0, GPT2_DIMS["n_vocab"], (6,), generator=g, dtype=torch.int32)
+    targets = torch.randint(0, GPT2_DIMS["n_vocab"], (6,), generator=g, dtype=torch.int32)
+    p = {k: v.clone().requires_grad_() for k, v in w.items()}
+    logits = test_gpt2.reference_logits(torch, p, tokens.long(), **GPT2_DIMS)
+    loss = torch.nn.functional.cross_entropy(logits, targets.long())
+    dw = grads(torch, loss, [p[name] for _, name in GPT2_GRADS])
+    want = {"loss": loss.detach()}
+    want.update((out_name, t) for (out_name, _), t in zip(GPT2_GRADS, dw))
+    return {"tokens": tokens, "targets": targets}, w, want
+
+
 def smooth64(torch, x):
     s = torch.softmax(x * x, -1)
     return ((torch.log_softmax(x, -1) * s).sum() + torch.logsumexp(torch.sin(x).flatten(), 0)
@@ -222,44 +489,65 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
          ("matmul", case_matmul), ("reductions", case_reductions),
          ("cross_entropy", case_cross_entropy), ("movement", case_movement),
          ("layer_norm", case_layer_norm), ("embedding", case_embedding),
-         ("mlp", case_mlp), ("penalty", case_penalty)]
+         ("mlp", case_mlp), ("penalty", case_penalty), ("lstm", case_lstm),
+         ("rnn", case_rnn)]
+
+
+# (model, -D defines, entries and their cases): the language's rule groups,
+# then model families' losses through their own model files (a model without
+# entry blocks has one entry, named after its file)
+PROGRAMS = [("grad.model", None, CASES),
+            ("grad_bilstm_crf.model", CRF_DIMS, [("nll_grad", case_bilstm_crf)]),
+            ("grad_seq2seq.model", S2S_DIMS, [("teacher_forced", case_seq2seq)]),
+            ("grad_transformer.model", ENCODER_DIMS, [("grad_transformer", case_transformer)]),
+            ("grad_gpt2.model", GPT2_DIMS, [("grad_gpt2", case_gpt2)])]
+
+
+def build(work, model, defines):
+    """The programs of one model: both backends at -O2 (fusion of the
+    gradients' loops, hoisting, CSE), or under the sanitizers the C
+    backend's kernels unfused (a sanitized -O2 build of this many kernels
+    costs 25 s of cc)."""
+    path = mc_e2e.model_path(model)
+    stem = model[:-len(".model")]
+    if mc_e2e.SANITIZE:
+        return [("c -O0", mc_e2e.compile_model(path, work.path("c", stem), opt=0,
+                                                defines=defines))]
+    return [("c -O2", mc_e2e.compile_model(path, work.path("c", stem), opt=2, defines=defines)),
+            ("llvm -O2", mc_e2e.compile_model(path, work.path("llvm", stem), opt=2,
+                                              defines=defines, extra=["--backend", "llvm"]))]
 
 
 def body(ck, work):
     torch = mc_e2e.import_torch()
     g = torch.Generator().manual_seed(7)
-    model = mc_e2e.model_path("grad.model")
-    if mc_e2e.SANITIZE:
-        # one program: the C backend's kernels under ASan and UBSan, unfused
-        # (a sanitized -O2 build of this many kernels costs 25 s of cc)
-        progs = [("c -O0", mc_e2e.compile_model(model, work.path("c", "grad"), opt=0))]
-    else:
-        # both backends after every pass (fusion of the gradients' loops,
-        # hoisting, CSE)
-        progs = [("c -O2", mc_e2e.compile_model(model, work.path("c", "grad"), opt=2)),
-                 ("llvm -O2", mc_e2e.compile_model(model, work.path("llvm", "grad"), opt=2,
-                                                   extra=["--backend", "llvm"]))]
-    for entry, case in CASES:
-        made = case(torch, g)
-        inputs, weights, want = made if len(made) == 3 else (made[0], None, made[1])
-        wpath = None
-        if weights:
-            wpath = work.path(entry, "w.safetensors")
-            mc_e2e.write_safetensors(wpath, weights)
-        inputs = {k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}
-        outs = {}
-        for tag, prog in progs:
-            _, got = mc_e2e.run_program(prog, inputs, work.path(entry, tag, "out"), work,
-                                        weights=wpath, entry=entry)
-            compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
-            outs[tag] = got
-        if len(outs) == 2:
-            (_, a), (_, b) = outs.items()
-            for name in sorted(a):
-                ck.bits_equal("%s: %s, LLVM = C bit for bit" % (entry, name), b.get(name),
-                              a[name])
-    for tag, prog in progs:
-        check_fd64(ck, torch, prog, tag, work, g)
+    for model, defines, cases in PROGRAMS:
+        progs = build(work, model, defines)
+        for entry, case in cases:
+            made = case(torch, g)
+            inputs, weights, want = made if len(made) == 3 else (made[0], None, made[1])
+            wpath = None
+            if weights:
+                wpath = work.path(entry, "w.safetensors")
+                mc_e2e.write_safetensors(wpath, weights)
+            inputs = {k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}
+            outs = {}
+            for tag, prog in progs:
+                # a model without entry blocks: one entry, named after it
+                _, got = mc_e2e.run_program(prog, inputs, work.path(entry, tag, "out"), work,
+                                            weights=wpath,
+                                            entry=None if model == entry + ".model" else entry)
+                compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
+                outs[tag] = got
+            if len(outs) == 2:
+                (_, a), (_, b) = outs.items()
+                for name in sorted(a):
+                    ck.bits_equal("%s: %s, LLVM = C bit for bit" % (entry, name), b.get(name),
+                                  a[name])
+        if model == "grad.model":
+            for tag, prog in progs:
+                check_fd64(ck, torch, prog, tag, work, g)
+                check_scan64(ck, torch, prog, tag, work, g)
     print("max relative error per entry, over the programs run: " +
           ", ".join("%s %.2g" % kv for kv in MAX_REL.items()))
 
