@@ -1,0 +1,198 @@
+"""Compiled training against PyTorch: training entries (minimize) built into
+programs (`PROG train --weights INIT --data name=FILE.npy ... --steps N -o
+OUT.safetensors`), run for 100 steps from the same initialization on the
+same batches as a torch loop, every per-step loss within 1e-3 relative of
+torch's, and OUT loaded by torch's load_state_dict (strict) giving torch's
+final weights.
+
+- models/train_mlp.model: a two-layer perceptron, softmax cross-entropy,
+  SGD with momentum and Adam; rows shuffled each epoch by the program's
+  documented generator (--seed), reproduced here; the LLVM backend's
+  program must give the C backend's bits; checkpoints; bad arguments and
+  data refused with a message and nothing written.
+- models/train_skipgram.model: skip-gram with negative sampling on
+  /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
+  models/losses.model), nearest neighbours of a few words printed.
+"""
+import collections
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mc_e2e  # noqa: E402
+import test_losses  # noqa: E402 - the negative sampler
+
+MASK64 = (1 << 64) - 1
+RTOL_LOSS = 1e-3
+STEPS = 100
+
+
+def batches(rows, batch, steps, seed):
+    """The program's data order (runtime/mc_train.c): batches of consecutive
+    rows of the current order, a new epoch when fewer than `batch` remain;
+    with a seed, each epoch first shuffles the order by Fisher-Yates with
+    SplitMix64 draws (state += 0x9E3779B97F4A7C15, then the mix)."""
+    stream = test_losses.splitmix64(seed) if seed is not None else None
+    order = list(range(rows))
+    pos = 0
+    for _ in range(steps):
+        if pos == 0 or pos + batch > rows:
+            pos = 0
+            for i in range(rows - 1, 0, -1) if stream else ():
+                j = next(stream) % (i + 1)
+                order[i], order[j] = order[j], order[i]
+        yield np.array(order[pos:pos + batch])
+        pos += batch
+
+
+def train(prog, work, name, weights, data, steps=STEPS, extra=(), check=True):
+    """Runs the training program; (Result, per-step losses {output: list},
+    OUT's tensors or None)."""
+    out = work.path(name, "out.safetensors")
+    argv = [prog, "train", "--weights", weights, "--steps", steps]
+    for key, value in data.items():
+        path = value if isinstance(value, str) else mc_e2e.save_npy(
+            work.next_input_path(key), value)
+        argv += ["--data", "%s=%s" % (key, path)]
+    argv += list(extra) + ["-o", out]
+    res = mc_e2e.run(argv, check=check)
+    losses = collections.defaultdict(list)
+    for line in res.stdout.splitlines():
+        words = line.split()
+        for k in range(2, len(words), 2):
+            losses[words[k]].append(float(words[k + 1]))
+    tensors = mc_e2e.read_safetensors(out)[0] if os.path.exists(out) else None
+    return res, losses, tensors
+
+
+def check_losses(ck, name, got, want):
+    got = np.array(got, dtype=np.float64)
+    want = np.array(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return ck.check(name, False, "%d losses, expected %d" % (got.size, want.size))
+    rel = np.abs(got - want) / np.abs(want)
+    return ck.check(name, bool((rel <= RTOL_LOSS).all()),
+                    "%d steps, max relative error %.3g (step %d), first %.6g vs torch %.6g, "
+                    "last %.6g vs %.6g" % (got.size, rel.max(), int(rel.argmax()) + 1,
+                                           got[0], want[0], got[-1], want[-1]))
+
+
+def check_state_dict(ck, torch, name, module, tensors, rtol, atol):
+    """OUT through load_state_dict(strict=True) into a copy of module's
+    architecture equals the trained module's weights."""
+    import copy
+    loaded = copy.deepcopy(module)
+    state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+    loaded.load_state_dict(state, strict=True)
+    ck.check("%s: OUT loads with load_state_dict(strict=True)" % name, True,
+             ", ".join(sorted(state)))
+    want = module.state_dict()
+    for k, v in loaded.state_dict().items():
+        ck.close("%s: %s after %d steps = torch's" % (name, k, STEPS), v.numpy(),
+                 want[k].numpy(), rtol, atol)
+
+
+# ---- the MLP ----------------------------------------------------------------
+
+N_IN, N_HIDDEN, N_OUT, B, ROWS, SEED = 8, 16, 4, 16, 100, 7
+
+
+def mlp_module(torch):
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(N_IN, N_HIDDEN)
+            self.fc2 = torch.nn.Linear(N_HIDDEN, N_OUT)
+
+        def forward(self, x):
+            return self.fc2(torch.tanh(self.fc1(x)))
+    return MLP()
+
+
+def torch_mlp(torch, module, make_opt, x, t):
+    opt = make_opt(module.parameters())
+    losses = []
+    for rows in batches(ROWS, B, STEPS, SEED):
+        loss = torch.nn.functional.cross_entropy(module(x[rows]), t[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def check_mlp(ck, work, torch):
+    init = mlp_module(torch)
+    weights = work.path("mlp", "init.safetensors")
+    mc_e2e.write_safetensors(weights, init.state_dict(), {"format": "pt"})
+    x = torch.randn(ROWS, N_IN)
+    t = torch.randint(0, N_OUT, (ROWS,))
+    data = {"x": x.numpy(), "targets": t.numpy().astype(np.int64)}
+    model = mc_e2e.model_path("train_mlp.model")
+    runs = [("sgd_momentum", {"use_adam": 0, "lr": 0.05},
+             lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+            ("adam", {"use_adam": 1, "lr": 0.01},
+             lambda p: torch.optim.Adam(p, lr=0.01))]
+    for name, defines, make_opt in runs:
+        prog = mc_e2e.compile_model(model, work.path(name, "prog"),
+                                    defines=dict(defines, B=B))
+        extra = ["--seed", SEED, "--checkpoint-every", 30]
+        res, losses, out = train(prog, work, name, weights, data, extra=extra)
+        module = mlp_module(torch)
+        module.load_state_dict(init.state_dict())
+        want = torch_mlp(torch, module, make_opt, x, t)
+        check_losses(ck, "mlp %s: per-step losses vs torch" % name, losses["loss"], want)
+        check_state_dict(ck, torch, "mlp %s" % name, module, out, 1e-3, 1e-5)
+        leftovers = [f for f in os.listdir(work.path(name)) if ".tmp." in f]
+        ck.check("mlp %s: checkpoints every 30 steps left no temporary file" % name,
+                 not leftovers, "%s" % leftovers)
+        if name == "adam":
+            llvm = mc_e2e.compile_model(model, work.path("llvm", "prog"),
+                                        defines=dict(defines, B=B),
+                                        extra=["--backend", "llvm"])
+            res2, losses2, out2 = train(llvm, work, "llvm", weights, data, extra=extra)
+            ck.check("mlp adam: the LLVM backend's program prints the C backend's losses",
+                     res2.stdout == res.stdout)
+            for k in sorted(out):
+                ck.bits_equal("mlp adam: OUT %s, LLVM backend = C backend" % k, out2[k],
+                              out[k])
+    check_errors(ck, work, prog, weights, data)
+
+
+def check_errors(ck, work, prog, weights, data):
+    """Bad arguments and data: a message, a non-zero exit, no OUT."""
+    x, t = data["x"], data["targets"]
+    cases = [
+        ("an unknown data name", dict(data, y=x), ()),
+        ("a missing data input", {"x": x}, ()),
+        ("float targets", {"x": x, "targets": t.astype(np.float32)}, ()),
+        ("x of 7 columns", {"x": x[:, :7], "targets": t}, ()),
+        ("fewer rows than a batch", {"x": x[:B - 1], "targets": t[:B - 1]}, ()),
+        ("arrays of different row counts", {"x": x, "targets": t[:90]}, ()),
+        ("a batch the model does not take", data, ("--batch", B + 1)),
+        ("a bad --steps", data, ("--steps", "0")),
+    ]
+    for what, d, extra in cases:
+        name = re.sub(r"\W+", "_", what)
+        res, _, out = train(prog, work, "error-" + name, weights, d, extra=extra,
+                            check=False)
+        ck.command_failed_cleanly("train with %s fails" % what, res)
+        ck.check("train with %s writes nothing" % what, out is None and not
+                 os.listdir(work.path("error-" + name)))
+    bad = work.path("bad-weights.safetensors")
+    mc_e2e.write_safetensors(bad, {"fc1.weight": np.zeros((N_HIDDEN, N_IN), np.float32)})
+    res, _, out = train(prog, work, "error-weights", bad, data, check=False)
+    ck.command_failed_cleanly("train from weights without fc1.bias fails", res)
+    ck.check("train from bad weights writes nothing", out is None)
+
+
+def body(ck, work):
+    torch = mc_e2e.import_torch()
+    check_mlp(ck, work, torch)
+
+
+if __name__ == "__main__":
+    mc_e2e.main("test_train", body)
