@@ -189,9 +189,85 @@ def check_errors(ck, work, prog, weights, data):
     ck.check("train from bad weights writes nothing", out is None)
 
 
+# ---- skip-gram -------------------------------------------------------------
+
+TEXT = "/usr/share/common-licenses/GPL-3"
+VOCAB, EMBD, WINDOW, NEG, SG_BATCH, SG_SEED = 300, 32, 2, 5, 128, 1
+WORDS = ["software", "license", "source", "copy", "you"]
+
+
+def skipgram_data():
+    """(vocabulary, counts, centers, contexts) of the text: lower-case words,
+    the VOCAB most frequent kept (the others dropped), every pair within
+    WINDOW words of each other."""
+    with open(TEXT) as f:
+        words = re.findall(r"[a-z]+", f.read().lower())
+    counts = collections.Counter(words).most_common(VOCAB)
+    vocab = [w for w, _ in counts]
+    index = {w: i for i, w in enumerate(vocab)}
+    ids = [index[w] for w in words if w in index]
+    centers, contexts = [], []
+    for i, c in enumerate(ids):
+        for j in range(max(0, i - WINDOW), min(len(ids), i + WINDOW + 1)):
+            if j != i:
+                centers.append(c)
+                contexts.append(ids[j])
+    return vocab, [n for _, n in counts], np.array(centers), np.array(contexts)
+
+
+def check_skipgram(ck, work, torch):
+    vocab, counts, centers, contexts = skipgram_data()
+    table = test_losses.unigram_table(counts, 1 << 16)
+    negatives = test_losses.draw_negatives(table, 42, len(centers), NEG)
+    F = torch.nn.functional
+    module = torch.nn.Module()
+    module.in_embed = torch.nn.Embedding(VOCAB, EMBD)
+    module.out_embed = torch.nn.Embedding(VOCAB, EMBD)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(0.1)
+    weights = work.path("skipgram", "init.safetensors")
+    mc_e2e.write_safetensors(weights, module.state_dict(), {"format": "pt"})
+    prog = mc_e2e.compile_model(mc_e2e.model_path("train_skipgram.model"),
+                                work.path("skipgram", "prog"),
+                                defines={"B": SG_BATCH, "K": NEG})
+    data = {"center": centers.astype(np.int32), "context": contexts.astype(np.int32),
+            "negatives": negatives}
+    _, losses, out = train(prog, work, "skipgram", weights, data,
+                           extra=["--seed", SG_SEED])
+    opt = torch.optim.Adam(module.parameters(), lr=0.01)
+    want = []
+    c, o, n = (torch.from_numpy(a.astype(np.int64)) for a in (centers, contexts, negatives))
+    for rows in batches(len(centers), SG_BATCH, STEPS, SG_SEED):
+        u = module.in_embed(c[rows])
+        positive = (u * module.out_embed(o[rows])).sum(-1)
+        negative = (module.out_embed(n[rows]) * u[:, None, :]).sum(-1)
+        loss = -(F.logsigmoid(positive) + F.logsigmoid(-negative).sum(-1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        want.append(loss.item())
+    check_losses(ck, "skip-gram on %s (%d pairs, %d words): per-step losses vs torch" % (
+        TEXT, len(centers), VOCAB), losses["loss"], want)
+    # Adam divides a near-zero gradient by the root of its second moment,
+    # which magnifies rounding: the weights agree to 1e-4 (measured 2e-5)
+    check_state_dict(ck, torch, "skip-gram", module, out, 1e-3, 1e-4)
+    # nearest neighbours by the program's own entry, on the trained weights
+    words = np.array([vocab.index(w) for w in WORDS], dtype=np.int32)
+    res, got = mc_e2e.run_program(prog, {"words": words}, work.path("near"), work,
+                                  weights=work.path("skipgram", "out.safetensors"),
+                                  entry="neighbours")
+    ck.check("skip-gram: each word is its own nearest neighbour",
+             bool((got["nearest"][:, 0] == words).all()))
+    for w, row, sim in zip(WORDS, got["nearest"], got["similarity"]):
+        print("  nearest to %-10s %s" % (w, ", ".join(
+            "%s %.2f" % (vocab[i], s) for i, s in zip(row[1:], sim[1:]))))
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     check_mlp(ck, work, torch)
+    check_skipgram(ck, work, torch)
 
 
 if __name__ == "__main__":
