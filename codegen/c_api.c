@@ -342,6 +342,9 @@ int cg_entry_weights(FnEmit *fe, int *which, bool *prepare) {
   bool single = fe->prefix == e->name;
   bool *used = arena_alloc(&e->arena, (size_t)m->nparams + 1);
   mark_params(fe->f->body, used);
+  for (int i = 0; i < fe->f->noutputs; i++) /* a training entry's updates */
+    if (fe->f->outputs[i].updates_param >= 0)
+      used[fe->f->outputs[i].updates_param] = true;
   /* an entry reading a prepared weight runs the prepare function, which
    * reads file weights of its own */
   bool prep = false;

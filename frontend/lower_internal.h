@@ -120,6 +120,11 @@ LVal lower_grad(Lowerer *L, const AstNode *call, LVal *args,
 LVal lower_minimize(Lowerer *L, const AstNode *call, LVal *args,
                     const AstNode **argnodes, int nargs, const char **kwnames,
                     LVal *kwargs, const AstNode **kwnodes, int nkw);
+/* assign("weight.name", value): a training entry sets a weight that no
+ * optimizer trains (spectral normalization's u); stop_gradient(x). */
+LVal lower_train_builtin(Lowerer *L, const char *name, const AstNode *call,
+                         LVal *args, const AstNode **argnodes, int nargs,
+                         int nkw);
 /* A read of weight p: its value after the entry's last update of it, else
  * a param op (of type t). NULL after an error. */
 Value *lower_weight_read(Lowerer *L, int p, const Type *t, Loc loc);

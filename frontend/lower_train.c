@@ -37,8 +37,9 @@ static const char *const minimize_sig =
     "...], max_norm=..., hyperparameter=...)";
 
 struct LowerTrain {
-  int cap;     /* of now */
-  Value **now; /* by param index: the weight's value after its last update */
+  int cap;        /* of now and assigned */
+  Value **now;    /* by param index: the weight's value after its last update */
+  bool *assigned; /* by param index: a buffer set by assign(), not trained */
   Value *step;
   int nstates, cap_states;
   int *state_input; /* the input of each optimizer state */
@@ -53,6 +54,8 @@ static LowerTrain *train_state(Lowerer *L) {
     int cap = L->m->nparams * 2 + 8;
     t->now = arena_grow(&L->m->arena, t->now, sizeof(Value *) * (size_t)t->cap,
                         sizeof(Value *) * (size_t)cap);
+    t->assigned =
+        arena_grow(&L->m->arena, t->assigned, (size_t)t->cap, (size_t)cap);
     t->cap = cap;
   }
   return t;
@@ -100,6 +103,8 @@ static bool select_weights(Lowerer *L, const AstNode *call, Value *loss,
   mark_reads(L, loss, seen, reads);
   bool many = sel.kind == LV_LIST || sel.kind == LV_TUPLE;
   int nitems = !sel_node ? 0 : many ? sel.nitems : 1;
+  for (int p = 0; p < np; p++) /* buffers (assign) are not trained */
+    reads[p] &= !(L->train && p < L->train->cap && L->train->assigned[p]);
   for (int p = 0; p < np; p++)
     chosen[p] = reads[p] && !sel_node;
   for (int i = 0; i < nitems; i++) {
@@ -196,6 +201,23 @@ static void add_state(Lowerer *L, LowerTrain *t, Value *v) {
   t->state_now[t->nstates++] = v;
 }
 
+/* Weight p is v (through a stop_gradient) from now on: its reads, and the
+ * names bound to its previous value `old` or to a param op of it. */
+static bool set_weight(Lowerer *L, int p, Value *old, Value *v, Loc loc) {
+  Value *nw = lower_op(L, OP_STOP_GRADIENT, &v, 1, NULL, NULL, loc);
+  if (!nw)
+    return false;
+  for (Scope *s = L->globals; s; s = s->parent)
+    for (Binding *b = s->bindings; b; b = b->next)
+      if (b->val.kind == LV_TENSOR &&
+          (b->val.v == old ||
+           (b->val.v->def && b->val.v->def->kind == OP_PARAM &&
+            b->val.v->def->attrs.param.index == p)))
+        b->val.v = nw;
+  train_state(L)->now[p] = nw;
+  return true;
+}
+
 /* Applies the optimizer to weight p with gradient g; false after an error. */
 static bool update(Lowerer *L, const AstNode *call, const AstNode *opt,
                    int nstate, int p, Value *g, const char **kw, LVal *kwv,
@@ -240,20 +262,7 @@ static bool update(Lowerer *L, const AstNode *call, const AstNode *opt,
   }
   for (int j = 0; j < nstate; j++)
     t->state_now[first + j] = r.items[j + 1].v;
-  Value *v0 = r.kind == LV_TUPLE ? r.items[0].v : r.v;
-  Value *nw = lower_op(L, OP_STOP_GRADIENT, &v0, 1, NULL, NULL, loc);
-  if (!nw)
-    return false;
-  /* names bound to the old value read the new one from now on */
-  for (Scope *s = L->globals; s; s = s->parent)
-    for (Binding *b = s->bindings; b; b = b->next)
-      if (b->val.kind == LV_TENSOR &&
-          (b->val.v == old ||
-           (b->val.v->def && b->val.v->def->kind == OP_PARAM &&
-            b->val.v->def->attrs.param.index == p)))
-        b->val.v = nw;
-  t->now[p] = nw;
-  return true;
+  return set_weight(L, p, old, r.kind == LV_TUPLE ? r.items[0].v : r.v, loc);
 }
 
 LVal lower_minimize(Lowerer *L, const AstNode *call, LVal *args,
@@ -350,6 +359,48 @@ LVal lower_minimize(Lowerer *L, const AstNode *call, LVal *args,
     if (!update(L, call, opt, nstate, which[i], g[i], kw, kwv, n, loc))
       return lv_error();
   return loss;
+}
+
+LVal lower_train_builtin(Lowerer *L, const char *name, const AstNode *call,
+                         LVal *args, const AstNode **argnodes, int nargs,
+                         int nkw) {
+  Loc loc = lower_loc(L, call);
+  bool assign = strcmp(name, "assign") == 0;
+  if (nkw > 0 || nargs != 1 + assign || args[assign].kind != LV_TENSOR ||
+      (assign && args[0].kind != LV_STRING)) {
+    diag_error(L->d, call->loc, "%s",
+               assign ? "assign(\"weight.name\", tensor) takes a weight's "
+                        "name and its new value"
+                      : "stop_gradient(tensor) takes one tensor");
+    return lv_error();
+  }
+  if (!assign) {
+    Value *v = lower_op(L, OP_STOP_GRADIENT, &args[0].v, 1, NULL, NULL, loc);
+    return v ? lv_tensor(v) : lv_error();
+  }
+  int p = 0;
+  while (p < L->m->nparams && strcmp(L->m->params[p].name, args[0].s))
+    p++;
+  if (p == L->m->nparams) {
+    diag_error(L->d, argnodes[0]->loc,
+               "assign: the model declares no weight named '%s'", args[0].s);
+    return lv_error();
+  }
+  if (!type_eq(&L->m->params[p].type, &args[1].v->type) ||
+      L->body != L->fn->body) {
+    diag_error(L->d, call->loc,
+               L->body != L->fn->body
+                   ? "assign sets a weight: it runs in an entry, not in a "
+                     "scan's step"
+                   : "assign: the value's type is not weight '%s''s",
+               args[0].s);
+    return lv_error();
+  }
+  Value *old = lower_weight_read(L, p, &args[1].v->type, loc);
+  if (!old || !set_weight(L, p, old, args[1].v, loc))
+    return lv_error();
+  L->train->assigned[p] = true;
+  return lv_void();
 }
 
 void lower_train_outputs(Lowerer *L) {

@@ -13,6 +13,10 @@ final weights.
 - models/train_skipgram.model: skip-gram with negative sampling on
   /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
   models/losses.model), nearest neighbours of a few words printed.
+- models/train_gan.model: RSGAN and RaSGAN, the discriminator under
+  spectral normalization (its power iteration's buffers updated by each
+  forward, as torch's in training mode), and models/train_wgan_gp.model:
+  WGAN-GP, on a mixture of 8 Gaussians; the modes covered are printed.
 """
 import collections
 import os
@@ -80,11 +84,9 @@ def check_losses(ck, name, got, want):
                                            got[0], want[0], got[-1], want[-1]))
 
 
-def check_state_dict(ck, torch, name, module, tensors, rtol, atol):
-    """OUT through load_state_dict(strict=True) into a copy of module's
-    architecture equals the trained module's weights."""
-    import copy
-    loaded = copy.deepcopy(module)
+def check_state_dict(ck, torch, name, module, loaded, tensors, rtol, atol):
+    """OUT through load_state_dict(strict=True) into `loaded` (a new module
+    of module's architecture) equals the trained module's weights."""
     state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
     loaded.load_state_dict(state, strict=True)
     ck.check("%s: OUT loads with load_state_dict(strict=True)" % name, True,
@@ -145,7 +147,8 @@ def check_mlp(ck, work, torch):
         module.load_state_dict(init.state_dict())
         want = torch_mlp(torch, module, make_opt, x, t)
         check_losses(ck, "mlp %s: per-step losses vs torch" % name, losses["loss"], want)
-        check_state_dict(ck, torch, "mlp %s" % name, module, out, 1e-3, 1e-5)
+        check_state_dict(ck, torch, "mlp %s" % name, module, mlp_module(torch), out,
+                         1e-3, 1e-5)
         leftovers = [f for f in os.listdir(work.path(name)) if ".tmp." in f]
         ck.check("mlp %s: checkpoints every 30 steps left no temporary file" % name,
                  not leftovers, "%s" % leftovers)
@@ -220,9 +223,13 @@ def check_skipgram(ck, work, torch):
     table = test_losses.unigram_table(counts, 1 << 16)
     negatives = test_losses.draw_negatives(table, 42, len(centers), NEG)
     F = torch.nn.functional
-    module = torch.nn.Module()
-    module.in_embed = torch.nn.Embedding(VOCAB, EMBD)
-    module.out_embed = torch.nn.Embedding(VOCAB, EMBD)
+
+    def embeddings():
+        m = torch.nn.Module()
+        m.in_embed = torch.nn.Embedding(VOCAB, EMBD)
+        m.out_embed = torch.nn.Embedding(VOCAB, EMBD)
+        return m
+    module = embeddings()
     with torch.no_grad():
         for p in module.parameters():
             p.mul_(0.1)
@@ -251,7 +258,7 @@ def check_skipgram(ck, work, torch):
         TEXT, len(centers), VOCAB), losses["loss"], want)
     # Adam divides a near-zero gradient by the root of its second moment,
     # which magnifies rounding: the weights agree to 1e-4 (measured 2e-5)
-    check_state_dict(ck, torch, "skip-gram", module, out, 1e-3, 1e-4)
+    check_state_dict(ck, torch, "skip-gram", module, embeddings(), out, 1e-3, 1e-4)
     # nearest neighbours by the program's own entry, on the trained weights
     words = np.array([vocab.index(w) for w in WORDS], dtype=np.int32)
     res, got = mc_e2e.run_program(prog, {"words": words}, work.path("near"), work,
@@ -264,10 +271,119 @@ def check_skipgram(ck, work, torch):
             "%s %.2f" % (vocab[i], s) for i, s in zip(row[1:], sim[1:]))))
 
 
+# ---- GANs on 8 Gaussians ------------------------------------------------------
+
+N_Z, HIDDEN, GAN_BATCH, STD = 4, 32, 64, 0.05
+CENTERS = np.array([[2 * np.cos(k * np.pi / 4), 2 * np.sin(k * np.pi / 4)]
+                    for k in range(8)], dtype=np.float32)
+
+
+def gan_modules(torch, spectral):
+    """gen and disc; the relativistic GANs' disc (spectral) has no last bias:
+    its gradient is zero but for rounding (models/train_gan.model)."""
+    nn = torch.nn
+    sn = nn.utils.spectral_norm if spectral else (lambda m: m)
+    module = nn.Module()
+    module.gen = nn.Sequential(nn.Linear(N_Z, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN),
+                               nn.Tanh(), nn.Linear(HIDDEN, 2))
+    module.disc = nn.Sequential(sn(nn.Linear(2, HIDDEN)), nn.Tanh(),
+                                sn(nn.Linear(HIDDEN, HIDDEN)), nn.Tanh(),
+                                sn(nn.Linear(HIDDEN, 1, bias=not spectral)))
+    return module
+
+
+def modes_covered(x):
+    """Modes with at least 1% of the samples within 3 standard deviations."""
+    d = np.linalg.norm(x[:, None, :] - CENTERS[None], axis=-1)
+    near = (d.min(axis=1) <= 3 * STD)
+    counts = np.bincount(d.argmin(axis=1)[near], minlength=8)
+    return int((counts >= 0.01 * len(x)).sum()), float(near.mean())
+
+
+def torch_gan(torch, module, kind, real, z, eps):
+    F = torch.nn.functional
+    bce = F.binary_cross_entropy_with_logits
+    betas = (0.5, 0.9) if kind == "wgan_gp" else (0.5, 0.999)
+    opt_d = torch.optim.Adam(module.disc.parameters(), lr=1e-3, betas=betas)
+    opt_g = torch.optim.Adam(module.gen.parameters(), lr=1e-3, betas=betas)
+    D = lambda x: module.disc(x)[:, 0]  # noqa: E731
+    one = lambda x: bce(x, torch.ones_like(x))  # noqa: E731
+    zero = lambda x: bce(x, torch.zeros_like(x))  # noqa: E731
+    losses = {"d_loss": [], "g_loss": []}
+    for k in range(STEPS):
+        rows = slice(k * GAN_BATCH, (k + 1) * GAN_BATCH)
+        r, fake = real[rows], module.gen(z[rows])
+        if kind == "wgan_gp":
+            x_hat = (eps[rows] * r + (1 - eps[rows]) * fake.detach()).requires_grad_(True)
+            g, = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+            d_loss = D(fake.detach()).mean() - D(r).mean() + \
+                10.0 * ((g.norm(2, dim=1) - 1) ** 2).mean()
+        else:
+            d_real, d_fake = D(torch.cat([r, fake.detach()])).chunk(2)
+            d_loss = one(d_real - d_fake) if kind == "rsgan" else \
+                (one(d_real - d_fake.mean()) + zero(d_fake - d_real.mean())) / 2
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        if kind == "wgan_gp":
+            g_loss = -D(fake).mean()
+        else:
+            d_real, d_fake = D(torch.cat([r, fake])).chunk(2)
+            g_loss = one(d_fake - d_real) if kind == "rsgan" else \
+                (zero(d_real - d_fake.mean()) + one(d_fake - d_real.mean())) / 2
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        losses["d_loss"].append(d_loss.item())
+        losses["g_loss"].append(g_loss.item())
+    return losses
+
+
+def check_gan(ck, work, torch, kind):
+    rng = np.random.default_rng(5)
+    n = STEPS * GAN_BATCH
+    real = (CENTERS[rng.integers(0, 8, n)] +
+            STD * rng.standard_normal((n, 2))).astype(np.float32)
+    z = rng.standard_normal((n, N_Z)).astype(np.float32)
+    eps = rng.random((n, 1)).astype(np.float32)
+    module = gan_modules(torch, kind != "wgan_gp")
+    weights = work.path(kind, "init.safetensors")
+    mc_e2e.write_safetensors(weights, module.state_dict(), {"format": "pt"})
+    model = "train_wgan_gp.model" if kind == "wgan_gp" else "train_gan.model"
+    defines = {"B": GAN_BATCH}
+    if kind != "wgan_gp":
+        defines["average"] = int(kind == "rasgan")
+    prog = mc_e2e.compile_model(mc_e2e.model_path(model), work.path(kind, "prog"),
+                                defines=defines)
+    data = {"real": real, "z": z}
+    if kind == "wgan_gp":
+        data["eps"] = eps
+    _, losses, out = train(prog, work, kind, weights, data)
+    t = lambda a: torch.from_numpy(a)  # noqa: E731
+    want = torch_gan(torch, module, kind, t(real), t(z), t(eps))
+    for which in ("d_loss", "g_loss"):
+        check_losses(ck, "%s: per-step %s vs torch" % (kind, which), losses[which],
+                     want[which])
+    check_state_dict(ck, torch, kind, module, gan_modules(torch, kind != "wgan_gp"), out,
+                     1e-3, 1e-4)
+    z_test = np.random.default_rng(6).standard_normal((1000, N_Z)).astype(np.float32)
+    _, got = mc_e2e.run_program(prog, {"z": z_test}, work.path(kind, "samples"), work,
+                                weights=work.path(kind, "out.safetensors"), entry="sample")
+    with torch.no_grad():
+        ref = module.gen(t(z_test)).numpy()
+    ck.close("%s: samples of the trained generator = torch's" % kind, got["x"], ref,
+             1e-3, 1e-4)
+    modes, share = modes_covered(got["x"])
+    print("  %s after %d steps: the generator covers %d of the 8 modes (%.0f%% of "
+          "1000 samples within 3 std of a mode)" % (kind, STEPS, modes, 100 * share))
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     check_mlp(ck, work, torch)
     check_skipgram(ck, work, torch)
+    for kind in ("rsgan", "rasgan", "wgan_gp"):
+        check_gan(ck, work, torch, kind)
 
 
 if __name__ == "__main__":
