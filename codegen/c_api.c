@@ -480,10 +480,10 @@ void cg_emit_entry_info(FnEmit *fe) {
       info,
       "const McModelInfo %s_info = {\n    \"%s\",\n    %s%s%s,\n"
       "    %d, %s%s,\n    %d, %s%s,\n    %d, %s,\n"
-      "    %s_info_open, %s_info_close, %s_info_run, &%s_entry};\n",
+      "    %s_info_open, %s_info_close, %s_info_run, &%s_entry, %s};\n",
       p, cg_c_string(a, p == n ? (m->name ? m->name : n) : f->name, false),
       dw ? "\"" : "", dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
       f->ninputs, f->ninputs ? p : "NULL", f->ninputs ? "_inputs" : "",
       f->noutputs, f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "",
-      nused, specs, p, n, p, p);
+      nused, specs, p, n, p, p, nupdates ? "mc_train" : "NULL");
 }

@@ -69,9 +69,11 @@ static LLVMTypeRef glue_type(LlvmEmit *L, GlueType t) {
     f[n++] = p, f[n++] = i32, f[n++] = p, f[n++] = i32;
     break;
   case T_MODEL_INFO: /* name, default_weights, ninputs, inputs, noutputs,
-                        outputs, nweights, weights, open, close, run, entry */
+                        outputs, nweights, weights, open, close, run, entry,
+                        train */
     f[n++] = p, f[n++] = p, f[n++] = i32, f[n++] = p, f[n++] = i32, f[n++] = p,
-    f[n++] = i32, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p;
+    f[n++] = i32, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p,
+    f[n++] = p;
     break;
   case T_UPDATE: /* output, weight, input */
     f[n++] = i32, f[n++] = i32, f[n++] = i32;
@@ -382,6 +384,15 @@ static void forward(LlvmEmit *L, const char *name, LLVMTypeRef ty,
     LLVMBuildRet(L->b, r);
 }
 
+/* The runtime's mc_train, declared: a training entry's McModelInfo.train. */
+static LLVMValueRef train_fn(LlvmEmit *L) {
+  LLVMValueRef fn = LLVMGetNamedFunction(L->mod, "mc_train");
+  LLVMTypeRef params[3] = {L->i32, L->pptr, L->ptr};
+  return fn ? fn
+            : LLVMAddFunction(L->mod, "mc_train",
+                              LLVMFunctionType(L->i32, params, 3, 0));
+}
+
 LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   LlvmEmit *L = F->L;
   FnEmit *fe = F->fe;
@@ -467,7 +478,7 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   LLVMValueRef close =
       LLVMGetNamedFunction(L->mod, cg_strf(a, "%s_close", e->name));
   const char *dw = e->o->default_weights;
-  LLVMValueRef inf[12] = {
+  LLVMValueRef inf[13] = {
       llvm_cstring(L, single ? (m->name ? m->name : e->name) : f->name),
       dw ? llvm_cstring(L, dw) : LLVMConstNull(L->ptr),
       cint(L, f->ninputs),
@@ -479,8 +490,9 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
       cptr(L, LLVMGetNamedFunction(L->mod, open)),
       cptr(L, close),
       cptr(L, LLVMGetNamedFunction(L->mod, run)),
-      cptr(L, entry)};
+      cptr(L, entry),
+      cptr(L, nup ? train_fn(L) : NULL)};
   return global(L, cg_strf(a, "%s_info", fe->prefix),
-                LLVMConstNamedStruct(glue_type(L, T_MODEL_INFO), inf, 12),
+                LLVMConstNamedStruct(glue_type(L, T_MODEL_INFO), inf, 13),
                 false);
 }

@@ -25,8 +25,5 @@ int mc_main_parse_count(const char *opt, const char *s, long max, int *out,
  * rank; the message names the input. */
 int mc_main_read_input(const McIOSpec *spec, const char *file, McTensor *t,
                        McError *e);
-/* PROG train --weights INIT --data name=FILE.npy ... --steps N -o OUT:
- * runs a training entry (mc_train.c); the process exit status. */
-int mc_train(int argc, char **argv, const McModelInfo *info);
 
 #endif

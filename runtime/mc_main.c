@@ -449,8 +449,8 @@ int mc_main(int argc, char **argv, const McModelInfo *info) {
     fprintf(stderr, "%s: error: invalid model description\n", prog);
     return 1;
   }
-  if (info->entry && info->entry->nupdates > 0)
-    return mc_train(argc, argv, info);
+  if (info->train)
+    return info->train(argc, argv, info);
   int rc = main_run(argc, argv, info, &e);
   if (rc) {
     fprintf(stderr, "%s: error: %s\n", prog, e.msg[0] ? e.msg : "failed");

@@ -575,9 +575,11 @@ typedef struct McModelInfo {
    * also on failure. */
   int (*run)(void *handle, const McTensor *inputs, McTensor *outputs,
              McError *e);
-  /* the entry's tables (generated programs), NULL in one made by hand; a
-   * training entry's program runs mc_train */
+  /* the entry's tables (generated programs), NULL in one made by hand */
   const McEntry *entry;
+  /* a training entry's driver (mc_train), which mc_main hands the command
+   * line; NULL otherwise, so other programs do not link it */
+  int (*train)(int argc, char **argv, const struct McModelInfo *info);
 } McModelInfo;
 
 /* PROG [--weights W.safetensors] name=FILE.npy ... -o OUTDIR
@@ -591,6 +593,12 @@ int mc_main(int argc, char **argv, const McModelInfo *info);
  * and outputs. */
 int mc_main_entries(int argc, char **argv, int nentries,
                     const McModelInfo *const *entries);
+
+/* PROG ENTRY --weights INIT.safetensors --data name=FILE.npy ... --steps N
+ * [--batch B] [--seed S] [--checkpoint-every K] [--threads T]
+ * -o OUT.safetensors: trains with a training entry (info->entry) and writes
+ * its weights (mc_train.c); the process exit status. */
+int mc_train(int argc, char **argv, const McModelInfo *info);
 
 #ifdef __cplusplus
 }
