@@ -8,7 +8,8 @@ final weights.
 - models/train_mlp.model: a two-layer perceptron, softmax cross-entropy,
   SGD with momentum and Adam; rows shuffled each epoch by the program's
   documented generator (--seed), reproduced here; the LLVM backend's
-  program must give the C backend's bits; checkpoints; bad arguments and
+  program must give the C backend's bits; SGD with clip_grad_norm_;
+  checkpoints; bad arguments and
   data refused with a message and nothing written.
 - models/train_skipgram.model: skip-gram with negative sampling on
   /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
@@ -117,15 +118,21 @@ def mlp_module(torch):
     return MLP()
 
 
-def torch_mlp(torch, module, make_opt, x, t):
+def torch_mlp(torch, module, make_opt, x, t, max_norm):
     opt = make_opt(module.parameters())
     losses = []
+    clipped = 0
     for rows in batches(ROWS, B, STEPS, SEED):
         loss = torch.nn.functional.cross_entropy(module(x[rows]), t[rows])
         opt.zero_grad()
         loss.backward()
+        if max_norm:
+            clipped += float(torch.nn.utils.clip_grad_norm_(module.parameters(),
+                                                            max_norm)) > max_norm
         opt.step()
         losses.append(loss.item())
+    if max_norm:
+        print("  clip_grad_norm_(%g) clipped %d of %d steps" % (max_norm, clipped, STEPS))
     return losses
 
 
@@ -139,6 +146,8 @@ def check_mlp(ck, work, torch):
     model = mc_e2e.model_path("train_mlp.model")
     runs = [("sgd_momentum", {"use_adam": 0, "lr": 0.05},
              lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+            ("sgd_clipped", {"use_adam": 0, "lr": 0.05, "max_norm": 0.5},
+             lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
             ("adam", {"use_adam": 1, "lr": 0.01},
              lambda p: torch.optim.Adam(p, lr=0.01))]
     for name, defines, make_opt in runs:
@@ -148,7 +157,7 @@ def check_mlp(ck, work, torch):
         res, losses, out = train(prog, work, name, weights, data, extra=extra)
         module = mlp_module(torch)
         module.load_state_dict(init.state_dict())
-        want = torch_mlp(torch, module, make_opt, x, t)
+        want = torch_mlp(torch, module, make_opt, x, t, defines.get("max_norm"))
         check_losses(ck, "mlp %s: per-step losses vs torch" % name, losses["loss"], want)
         check_state_dict(ck, torch, "mlp %s" % name, module, mlp_module(torch), out,
                          1e-3, 1e-5)
