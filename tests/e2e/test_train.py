@@ -8,7 +8,7 @@ final weights.
 - models/train_mlp.model: a two-layer perceptron, softmax cross-entropy,
   SGD with momentum and Adam; rows shuffled each epoch by the program's
   documented generator (--seed), reproduced here; the LLVM backend's
-  program must give the C backend's bits; SGD with clip_grad_norm_;
+  program and `modelc run` (its JIT) must give the C backend's bits; SGD with clip_grad_norm_;
   checkpoints; bad arguments and
   data refused with a message and nothing written.
 - models/train_skipgram.model: skip-gram with negative sampling on
@@ -54,11 +54,12 @@ def batches(rows, batch, steps, seed):
         pos += batch
 
 
-def train(prog, work, name, weights, data, steps=STEPS, extra=(), check=True):
-    """Runs the training program; (Result, per-step losses {output: list},
-    OUT's tensors or None)."""
+def train(prog, work, name, weights, data, steps=STEPS, extra=(), check=True, prefix=()):
+    """Runs the training program (prog and prefix: `modelc run FILE.model
+    ...` too); (Result, per-step losses {output: list}, OUT's tensors or
+    None)."""
     out = work.path(name, "out.safetensors")
-    argv = [prog, "train", "--weights", weights, "--steps", steps]
+    argv = [prog] + list(prefix) + ["train", "--weights", weights, "--steps", steps]
     for key, value in data.items():
         path = value if isinstance(value, str) else mc_e2e.save_npy(
             work.next_input_path(key), value)
@@ -174,6 +175,14 @@ def check_mlp(ck, work, torch):
             for k in sorted(out):
                 ck.bits_equal("mlp adam: OUT %s, LLVM backend = C backend" % k, out2[k],
                               out[k])
+            jit = [mc_e2e.modelc(), "run", model] + sum(
+                (["-D", "%s=%s" % kv] for kv in dict(defines, B=B).items()), [])
+            res3, _, out3 = train(jit[0], work, "jit", weights, data, extra=extra,
+                                  prefix=jit[1:])
+            ck.check("mlp adam: modelc run (the JIT) prints the C backend's losses",
+                     res3.stdout == res.stdout)
+            ck.check("mlp adam: modelc run writes the C backend's OUT",
+                     all(np.array_equal(out3[k], out[k]) for k in out))
     check_errors(ck, work, prog, weights, data)
 
 
