@@ -13,7 +13,8 @@ final weights.
   data refused with a message and nothing written.
 - models/train_skipgram.model: skip-gram with negative sampling on
   /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
-  models/losses.model), nearest neighbours of a few words printed.
+  models/losses.model), nearest neighbours of a few words printed; a run
+  stopped by bad data at step 61 leaves step 50's checkpoint, torch's.
 - models/train_gan.model: RSGAN and RaSGAN, the discriminator under
   spectral normalization (its power iteration's buffers updated by each
   forward, as torch's in training mode), and models/train_wgan_gp.model:
@@ -89,7 +90,7 @@ def check_losses(ck, name, got, want):
                         diff.max(), got[0], want[0], got[-1], want[-1]))
 
 
-def check_state_dict(ck, torch, name, module, loaded, tensors, rtol, atol):
+def check_state_dict(ck, torch, name, module, loaded, tensors, rtol, atol, steps=STEPS):
     """OUT through load_state_dict(strict=True) into `loaded` (a new module
     of module's architecture) equals the trained module's weights."""
     state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
@@ -98,7 +99,7 @@ def check_state_dict(ck, torch, name, module, loaded, tensors, rtol, atol):
              ", ".join(sorted(state)))
     want = module.state_dict()
     for k, v in loaded.state_dict().items():
-        ck.close("%s: %s after %d steps = torch's" % (name, k, STEPS), v.numpy(),
+        ck.close("%s: %s after %d steps = torch's" % (name, k, steps), v.numpy(),
                  want[k].numpy(), rtol, atol)
 
 
@@ -263,23 +264,45 @@ def check_skipgram(ck, work, torch):
             "negatives": negatives}
     _, losses, out = train(prog, work, "skipgram", weights, data,
                            extra=["--seed", SG_SEED])
-    opt = torch.optim.Adam(module.parameters(), lr=0.01)
-    want = []
     c, o, n = (torch.from_numpy(a.astype(np.int64)) for a in (centers, contexts, negatives))
-    for rows in batches(len(centers), SG_BATCH, STEPS, SG_SEED):
-        u = module.in_embed(c[rows])
-        positive = (u * module.out_embed(o[rows])).sum(-1)
-        negative = (module.out_embed(n[rows]) * u[:, None, :]).sum(-1)
-        loss = -(F.logsigmoid(positive) + F.logsigmoid(-negative).sum(-1)).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        want.append(loss.item())
+
+    def torch_train(module, steps, seed):
+        opt = torch.optim.Adam(module.parameters(), lr=0.01)
+        losses = []
+        for rows in batches(len(centers), SG_BATCH, steps, seed):
+            u = module.in_embed(c[rows])
+            positive = (u * module.out_embed(o[rows])).sum(-1)
+            negative = (module.out_embed(n[rows]) * u[:, None, :]).sum(-1)
+            loss = -(F.logsigmoid(positive) + F.logsigmoid(-negative).sum(-1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    want = torch_train(module, STEPS, SG_SEED)
     check_losses(ck, "skip-gram on %s (%d pairs, %d words): per-step losses vs torch" % (
         TEXT, len(centers), VOCAB), losses["loss"], want)
     # Adam divides a near-zero gradient by the root of its second moment,
     # which magnifies rounding: the weights agree to 1e-4 (measured 2e-5)
     check_state_dict(ck, torch, "skip-gram", module, embeddings(), out, 1e-3, 1e-4)
+    # A word out of the vocabulary in the batch of step 61 (rows in order):
+    # the run stops there with a message, OUT holding step 50's checkpoint.
+    bad = dict(data, center=data["center"].copy())
+    bad["center"][60 * SG_BATCH + 5] = VOCAB
+    res, _, got = train(prog, work, "skipgram-stopped", weights, bad,
+                        extra=["--checkpoint-every", 50], check=False)
+    ck.command_failed_cleanly("skip-gram: a word out of the vocabulary at step 61 stops "
+                              "the run", res)
+    ck.check("skip-gram: the run printed the 60 steps before it",
+             res.stdout.count("\n") == 60, "%d lines" % res.stdout.count("\n"))
+    module50 = embeddings()
+    module50.load_state_dict(init)
+    torch_train(module50, 50, None)
+    ck.check("skip-gram: the checkpoint of step 50 is there", got is not None)
+    if got is not None:
+        check_state_dict(ck, torch, "skip-gram checkpoint", module50, embeddings(), got,
+                         1e-3, 1e-4, steps=50)
     # nearest neighbours by the program's own entry, on the trained weights
     words = np.array([vocab.index(w) for w in WORDS], dtype=np.int32)
     res, got = mc_e2e.run_program(prog, {"words": words}, work.path("near"), work,
