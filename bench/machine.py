@@ -33,7 +33,7 @@ CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-trappi
 LIBRARY_ONLY = ("mc_bpe.c", "mc_bpe_load.c", "mc_unicode_tables.c")
 # compiled -Os by modelc (codegen/c_build.c, is_cold)
 COLD = ("mc_main.c", "mc_model.c", "mc_npy.c", "mc_prepared.c", "mc_runtime.c",
-        "mc_safetensors.c", "mc_st_write.c", "mc_weights.c")
+        "mc_safetensors.c", "mc_st_write.c", "mc_train.c", "mc_weights.c")
 RUNTIME_TEXT_TARGET = 64 * 1024
 
 

@@ -342,6 +342,9 @@ int cg_entry_weights(FnEmit *fe, int *which, bool *prepare) {
   bool single = fe->prefix == e->name;
   bool *used = arena_alloc(&e->arena, (size_t)m->nparams + 1);
   mark_params(fe->f->body, used);
+  for (int i = 0; i < fe->f->noutputs; i++) /* a training entry's updates */
+    if (fe->f->outputs[i].updates_param >= 0)
+      used[fe->f->outputs[i].updates_param] = true;
   /* an entry reading a prepared weight runs the prepare function, which
    * reads file weights of its own */
   bool prep = false;
@@ -391,6 +394,32 @@ static bool entry_weights(FnEmit *fe, int *nused, const char **specs,
   return prepare;
 }
 
+/* A training entry's <p>_updates (McUpdate): which output replaces which
+ * weight or optimizer state; their count. */
+static int emit_updates(FnEmit *fe) {
+  const Function *f = fe->f;
+  int n = 0;
+  for (int i = 0; i < f->noutputs; i++)
+    n += f->outputs[i].updates_param >= 0 || f->outputs[i].updates_input >= 0;
+  if (n == 0)
+    return 0;
+  CgBuf *info = &fe->e->info;
+  cg_buf_printf(info,
+                "\n/* {output, weight, input}: the training step's results "
+                "that replace a\n * weight or an optimizer state */\n"
+                "static const McUpdate %s_updates[%d] = {\n",
+                fe->prefix, n);
+  for (int i = 0; i < f->noutputs; i++) {
+    const FuncOutput *o = &f->outputs[i];
+    if (o->updates_param >= 0 || o->updates_input >= 0)
+      cg_buf_printf(info, "    {%d, %d, %d}, /* %s */\n", i, o->updates_param,
+                    o->updates_input,
+                    cg_c_string(&fe->e->arena, o->name, false));
+  }
+  cg_buf_puts(info, "};\n");
+  return n;
+}
+
 void cg_emit_entry_info(FnEmit *fe) {
   Emitter *e = fe->e;
   const Module *m = e->m;
@@ -417,6 +446,10 @@ void cg_emit_entry_info(FnEmit *fe) {
   const char *specs, *which;
   bool prepare = entry_weights(fe, &nused, &specs, &which);
   CgBuf *info = &e->info;
+  int nupdates = emit_updates(fe), step = -1;
+  for (int i = 0; i < f->ninputs; i++)
+    if (f->inputs[i].step)
+      step = i;
   cg_buf_printf(info,
                 "\nstatic const McEntry %s_entry = {\n"
                 "    .model = &%s_desc,\n"
@@ -424,11 +457,14 @@ void cg_emit_entry_info(FnEmit *fe) {
                 "    .noutputs = %d,\n    .outputs = %s%s,\n"
                 "    .nweights = %d,\n    .weights = %s,\n    .which = %s,\n"
                 "    .prepare = %d,\n    .syms = UINT64_C(0x%" PRIx64 "),\n"
-                "    .run = %s};\n\n",
+                "    .run = %s,\n"
+                "    .nupdates = %d,\n    .updates = %s%s,\n"
+                "    .step_input = %d};\n\n",
                 p, n, f->ninputs, f->ninputs ? p : "NULL",
                 f->ninputs ? "_inputs" : "", f->noutputs,
                 f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "", nused,
-                specs, which, prepare, fe->syms, fe->run_v);
+                specs, which, prepare, fe->syms, fe->run_v, nupdates,
+                nupdates ? p : "NULL", nupdates ? "_updates" : "", step);
   cg_buf_printf(
       info,
       "static int %s_info_open(const char *weights_path, void "
@@ -444,10 +480,10 @@ void cg_emit_entry_info(FnEmit *fe) {
       info,
       "const McModelInfo %s_info = {\n    \"%s\",\n    %s%s%s,\n"
       "    %d, %s%s,\n    %d, %s%s,\n    %d, %s,\n"
-      "    %s_info_open, %s_info_close, %s_info_run};\n",
+      "    %s_info_open, %s_info_close, %s_info_run, &%s_entry, %s};\n",
       p, cg_c_string(a, p == n ? (m->name ? m->name : n) : f->name, false),
       dw ? "\"" : "", dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
       f->ninputs, f->ninputs ? p : "NULL", f->ninputs ? "_inputs" : "",
       f->noutputs, f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "",
-      nused, specs, p, n, p);
+      nused, specs, p, n, p, p, nupdates ? "mc_train" : "NULL");
 }

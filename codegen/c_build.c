@@ -287,8 +287,9 @@ static bool is_runtime(const char *file) {
  * are compiled for size (-Os): a third smaller, no slower where it counts. */
 static bool is_cold(const char *file) {
   static const char *const files[] = {
-      "mc_main.c",    "mc_model.c",       "mc_npy.c",      "mc_prepared.c",
-      "mc_runtime.c", "mc_safetensors.c", "mc_st_write.c", "mc_weights.c"};
+      "mc_main.c",     "mc_model.c",   "mc_npy.c",
+      "mc_prepared.c", "mc_runtime.c", "mc_safetensors.c",
+      "mc_st_write.c", "mc_train.c",   "mc_weights.c"};
   for (size_t i = 0; i < sizeof files / sizeof *files; i++)
     if (!strcmp(file, files[i]))
       return true;

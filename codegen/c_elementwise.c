@@ -198,6 +198,7 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
   case OP_YIELD:
   case OP_FUSED:
   case OP_GRAD:
+  case OP_STOP_GRADIENT:
   case OP_COUNT:
     break;
   }

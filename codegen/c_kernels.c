@@ -744,9 +744,11 @@ bool cg_kernel_emit(CgKernel *k, Diag *d) {
   case OP_COUNT:
     break;
   case OP_GRAD:
+  case OP_STOP_GRADIENT:
     diag_error(d, op->loc,
-               "grad must be replaced by the autodiff pass before code "
-               "generation");
+               "%s must be replaced by the autodiff pass before code "
+               "generation",
+               ir_op_info[op->kind].name);
     return false;
   }
   diag_error(d, op->loc, "internal: no kernel for %s",

@@ -20,7 +20,9 @@
  * Either way the values the model computes with are the same f32 numbers
  * (16-bit rounding aside), so no other part of the backend changes.
  * Attention's two matmuls (c_attention.c) read their operands as the file
- * has them: a weight used there keeps its layout.
+ * has them: a weight used there keeps its layout. A weight a training entry
+ * updates stays plain f32 in the file's layout: the training program
+ * replaces it by the entry's output after each step.
  */
 #include "c_emit.h"
 
@@ -82,7 +84,8 @@ void cg_choose_weight_layouts(Emitter *e) {
   for (int p = 0; p < np; p++) {
     e->wstore[p] = DT_F32;
     const Type *t = &m->params[p].type;
-    if (t->dtype != DT_F32 || t->shape.rank != 2 || u[p].other || !u[p].matmul)
+    if (t->dtype != DT_F32 || t->shape.rank != 2 || u[p].other ||
+        !u[p].matmul || ir_param_trained(m, p))
       continue;
     bool prepared = m->params[p].prepared; /* packed at load, if at all */
     e->wtrans[p] = u[p].trans_b == u[p].matmul;

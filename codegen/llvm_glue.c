@@ -23,13 +23,14 @@ typedef enum GlueType {
   T_MODEL_DESC,
   T_ENTRY,
   T_MODEL_INFO,
+  T_UPDATE,
   T_COUNT
 } GlueType;
 
 static LLVMTypeRef glue_type(LlvmEmit *L, GlueType t) {
   static const char *const names[T_COUNT] = {
-      "McDimTerm",      "McDim",       "McIOSpec", "McWeightSpec",
-      "McPreparedSpec", "McModelDesc", "McEntry",  "McModelInfo"};
+      "McDimTerm",   "McDim",   "McIOSpec",    "McWeightSpec", "McPreparedSpec",
+      "McModelDesc", "McEntry", "McModelInfo", "McUpdate"};
   LLVMTypeRef ty = LLVMGetTypeByName2(L->ctx, names[t]);
   if (ty && LLVMIsOpaqueStruct(ty) == 0)
     return ty;
@@ -61,15 +62,21 @@ static LLVMTypeRef glue_type(LlvmEmit *L, GlueType t) {
     f[n++] = i32, f[n++] = p, f[n++] = p;
     break;
   case T_ENTRY: /* model, ninputs, inputs, noutputs, outputs, nweights,
-                   weights, which, prepare, syms, run */
+                   weights, which, prepare, syms, run, nupdates, updates,
+                   step_input */
     f[n++] = p, f[n++] = i32, f[n++] = p, f[n++] = i32, f[n++] = p,
     f[n++] = i32, f[n++] = p, f[n++] = p, f[n++] = i32, f[n++] = i64,
-    f[n++] = p;
+    f[n++] = p, f[n++] = i32, f[n++] = p, f[n++] = i32;
     break;
   case T_MODEL_INFO: /* name, default_weights, ninputs, inputs, noutputs,
-                        outputs, nweights, weights, open, close, run */
+                        outputs, nweights, weights, open, close, run, entry,
+                        train */
     f[n++] = p, f[n++] = p, f[n++] = i32, f[n++] = p, f[n++] = i32, f[n++] = p,
-    f[n++] = i32, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p;
+    f[n++] = i32, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p,
+    f[n++] = p;
+    break;
+  case T_UPDATE: /* output, weight, input */
+    f[n++] = i32, f[n++] = i32, f[n++] = i32;
     break;
   case T_COUNT:
     break;
@@ -90,7 +97,7 @@ bool cg_llvm_abi_check(LLVMContextRef ctx, LLVMTargetDataRef td, char *msg,
   static const size_t c_sizes[T_COUNT] = {
       sizeof(McDimTerm),    sizeof(McDim),          sizeof(McIOSpec),
       sizeof(McWeightSpec), sizeof(McPreparedSpec), sizeof(McModelDesc),
-      sizeof(McEntry),      sizeof(McModelInfo)};
+      sizeof(McEntry),      sizeof(McModelInfo),    sizeof(McUpdate)};
   for (int t = 0; t < T_COUNT; t++) {
     unsigned long long got = LLVMABISizeOfType(td, glue_type(&L, (GlueType)t));
     if (got != c_sizes[t]) {
@@ -377,6 +384,15 @@ static void forward(LlvmEmit *L, const char *name, LLVMTypeRef ty,
     LLVMBuildRet(L->b, r);
 }
 
+/* The runtime's mc_train, declared: a training entry's McModelInfo.train. */
+static LLVMValueRef train_fn(LlvmEmit *L) {
+  LLVMValueRef fn = LLVMGetNamedFunction(L->mod, "mc_train");
+  LLVMTypeRef params[3] = {L->i32, L->pptr, L->ptr};
+  return fn ? fn
+            : LLVMAddFunction(L->mod, "mc_train",
+                              LLVMFunctionType(L->i32, params, 3, 0));
+}
+
 LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   LlvmEmit *L = F->L;
   FnEmit *fe = F->fe;
@@ -426,15 +442,31 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
                                       L->i32, which, k);
   LLVMValueRef desc =
       LLVMGetNamedGlobal(L->mod, cg_strf(a, "%s_desc", e->name));
-  LLVMValueRef ef[11] = {cptr(L, desc),    cint(L, f->ninputs),
+  /* a training entry's updates, as c_api.c's <p>_updates */
+  LLVMValueRef *ups =
+      arena_alloc(a, sizeof(LLVMValueRef) * ((size_t)f->noutputs + 1));
+  int nup = 0, step = -1;
+  for (int i = 0; i < f->noutputs; i++)
+    if (f->outputs[i].updates_param >= 0 || f->outputs[i].updates_input >= 0) {
+      LLVMValueRef u[3] = {cint(L, i), cint(L, f->outputs[i].updates_param),
+                           cint(L, f->outputs[i].updates_input)};
+      ups[nup++] = LLVMConstNamedStruct(glue_type(L, T_UPDATE), u, 3);
+    }
+  for (int i = 0; i < f->ninputs; i++)
+    if (f->inputs[i].step)
+      step = i;
+  LLVMValueRef updates = array_global(L, cg_strf(a, "%s_updates", fe->prefix),
+                                      glue_type(L, T_UPDATE), ups, nup);
+  LLVMValueRef ef[14] = {cptr(L, desc),    cint(L, f->ninputs),
                          cptr(L, inputs),  cint(L, f->noutputs),
                          cptr(L, outputs), cint(L, k),
                          cptr(L, wtable),  cptr(L, wwhich),
                          cint(L, prepare), LLVMConstInt(L->i64, fe->syms, 0),
-                         cptr(L, run_v)};
+                         cptr(L, run_v),   cint(L, nup),
+                         cptr(L, updates), cint(L, step)};
   LLVMValueRef entry =
       global(L, cg_strf(a, "%s_entry", fe->prefix),
-             LLVMConstNamedStruct(glue_type(L, T_ENTRY), ef, 11), true);
+             LLVMConstNamedStruct(glue_type(L, T_ENTRY), ef, 14), true);
   LLVMTypeRef p3[3] = {L->ptr, L->pptr, L->ptr};
   const char *open = cg_strf(a, "%s_info_open", fe->prefix);
   forward(L, open, LLVMFunctionType(L->i32, p3, 3, 0), "mc_entry_open",
@@ -446,7 +478,7 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   LLVMValueRef close =
       LLVMGetNamedFunction(L->mod, cg_strf(a, "%s_close", e->name));
   const char *dw = e->o->default_weights;
-  LLVMValueRef inf[11] = {
+  LLVMValueRef inf[13] = {
       llvm_cstring(L, single ? (m->name ? m->name : e->name) : f->name),
       dw ? llvm_cstring(L, dw) : LLVMConstNull(L->ptr),
       cint(L, f->ninputs),
@@ -457,8 +489,10 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
       cptr(L, wtable),
       cptr(L, LLVMGetNamedFunction(L->mod, open)),
       cptr(L, close),
-      cptr(L, LLVMGetNamedFunction(L->mod, run))};
+      cptr(L, LLVMGetNamedFunction(L->mod, run)),
+      cptr(L, entry),
+      cptr(L, nup ? train_fn(L) : NULL)};
   return global(L, cg_strf(a, "%s_info", fe->prefix),
-                LLVMConstNamedStruct(glue_type(L, T_MODEL_INFO), inf, 11),
+                LLVMConstNamedStruct(glue_type(L, T_MODEL_INFO), inf, 13),
                 false);
 }

@@ -228,6 +228,7 @@ static LLVMValueRef element(LlvmK *k, const Op *op, LLVMValueRef *x) {
   case OP_YIELD:
   case OP_FUSED:
   case OP_GRAD:
+  case OP_STOP_GRADIENT:
   case OP_COUNT:
     break;
   }

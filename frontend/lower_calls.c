@@ -45,11 +45,14 @@ static const struct {
 };
 
 static const char *const other_builtins[] = {
-    "rsqrt",        "relu",    "maximum",   "minimum", "where",  "f32",
-    "f64",          "i32",     "i64",       "bool",    "var",    "softmax",
-    "log_softmax",  "reshape", "transpose", "permute", "concat", "split",
-    "broadcast_to", "arange",  "zeros",     "ones",    "full",   "scan",
-    "grad",         NULL};
+    "rsqrt",       "relu",     "maximum",      "minimum",
+    "where",       "f32",      "f64",          "i32",
+    "i64",         "bool",     "var",          "softmax",
+    "log_softmax", "reshape",  "transpose",    "permute",
+    "concat",      "split",    "broadcast_to", "arange",
+    "zeros",       "ones",     "full",         "scan",
+    "grad",        "minimize", "assign",       "stop_gradient",
+    NULL};
 
 const char *lower_builtin_name(int i) {
   int nunary = (int)(sizeof unary_ops / sizeof unary_ops[0]);
@@ -712,6 +715,11 @@ LVal lower_call_builtin(Lowerer *L, const char *name, const AstNode *call,
   if (strcmp(name, "grad") == 0) /* takes a function: lower_grad.c */
     return lower_grad(L, call, args, argnodes, nargs, kwnames, kwargs, kwnodes,
                       nkw);
+  if (strcmp(name, "minimize") == 0) /* lower_train.c */
+    return lower_minimize(L, call, args, argnodes, nargs, kwnames, kwargs,
+                          kwnodes, nkw);
+  if (!strcmp(name, "assign") || !strcmp(name, "stop_gradient"))
+    return lower_train_builtin(L, name, call, args, argnodes, nargs, nkw);
   if (lower_is_decode_builtin(name)) /* lower_decode.c */
     return lower_decode_builtin(L, name, call, args, argnodes, nargs, kwnames,
                                 kwargs, kwnodes, nkw);

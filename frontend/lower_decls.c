@@ -179,10 +179,7 @@ LStatus lower_param(Lowerer *L, Scope *s, const AstNode *n) {
   int idx = ir_add_param(L->m, wname, t, n->loc, L->d);
   if (idx < 0)
     return LS_ERROR;
-  Attrs a;
-  memset(&a, 0, sizeof a);
-  a.param.index = idx;
-  Value *v = lower_op(L, OP_PARAM, NULL, 0, &a, &t, lower_loc(L, n));
+  Value *v = lower_weight_read(L, idx, &t, lower_loc(L, n));
   if (!v)
     return LS_ERROR;
   if (!v->name)
@@ -423,6 +420,7 @@ static void lower_entry(Lowerer *L, const AstNode *root, const AstNode *entry,
                         int errors0) {
   Scope globals = {NULL, NULL, NULL};
   L->globals = &globals;
+  L->train = NULL;
   for (Function *f = L->m->functions; f; f = f->next)
     if (entry && strcmp(f->name, entry->text) == 0) {
       diag_error(L->d, entry->loc, "entry '%s' defined twice", entry->text);
@@ -436,6 +434,7 @@ static void lower_entry(Lowerer *L, const AstNode *root, const AstNode *entry,
   run_statements(L, root, entry == NULL, errors0);
   if (entry)
     run_statements(L, entry->kids[0], true, errors0);
+  lower_train_outputs(L);
   /* a model without entries: the whole file is at fault, not its line 1 */
   Loc whole_file = {root->loc.file, 0, 0, 0, NULL};
   if (L->d->nerrors == errors0 && L->fn->noutputs == 0)

@@ -51,14 +51,9 @@ static Value *wrt_value(Lowerer *L, const AstNode *fn, LVal item,
     }
     return arg.v;
   }
-  for (int p = 0; p < L->m->nparams; p++) {
-    if (strcmp(L->m->params[p].name, item.s))
-      continue;
-    Attrs a;
-    memset(&a, 0, sizeof a);
-    a.param.index = p;
-    return lower_op(L, OP_PARAM, NULL, 0, &a, NULL, loc);
-  }
+  for (int p = 0; p < L->m->nparams; p++)
+    if (!strcmp(L->m->params[p].name, item.s))
+      return lower_weight_read(L, p, NULL, loc);
   diag_error(L->d, at->loc,
              "grad with respect to '%s': '%s' has no argument of that name "
              "and reads no weight of that name",

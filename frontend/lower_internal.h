@@ -49,6 +49,8 @@ typedef struct Scope {
   const char *fn_name;  /* user function being run, NULL at top level */
 } Scope;
 
+typedef struct LowerTrain LowerTrain; /* lower_train.c */
+
 typedef struct Lowerer {
   Module *m;
   Function *fn;
@@ -62,6 +64,7 @@ typedef struct Lowerer {
   const char *scope;     /* user function being inlined, for Loc.scope */
   long unrolled;
   const AstModule *ast;
+  LowerTrain *train; /* the entry's minimize calls so far, or NULL */
 } Lowerer;
 
 /* Nesting of expressions and statements being lowered, counted through
@@ -112,6 +115,21 @@ LVal lower_scan(Lowerer *L, const AstNode *call, LVal *args,
 LVal lower_grad(Lowerer *L, const AstNode *call, LVal *args,
                 const AstNode **argnodes, int nargs, const char **kwnames,
                 LVal *kwargs, const AstNode **kwnodes, int nkw);
+
+/* lower_train.c: minimize(opt, loss_fn, args..., params=[...], ...) */
+LVal lower_minimize(Lowerer *L, const AstNode *call, LVal *args,
+                    const AstNode **argnodes, int nargs, const char **kwnames,
+                    LVal *kwargs, const AstNode **kwnodes, int nkw);
+/* assign("weight.name", value): a training entry sets a weight that no
+ * optimizer trains (spectral normalization's u); stop_gradient(x). */
+LVal lower_train_builtin(Lowerer *L, const char *name, const AstNode *call,
+                         LVal *args, const AstNode **argnodes, int nargs,
+                         int nkw);
+/* A read of weight p: its value after the entry's last update of it, else
+ * a param op (of type t). NULL after an error. */
+Value *lower_weight_read(Lowerer *L, int p, const Type *t, Loc loc);
+/* Adds the training entry's update outputs (none without minimize). */
+void lower_train_outputs(Lowerer *L);
 
 /* lower_decode.c: dynamic slices, take_along_axis, topk, cumsum, uniform,
  * categorical */

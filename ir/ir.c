@@ -264,8 +264,17 @@ void ir_add_output(Module *m, Function *f, const char *name, Value *v,
   out->name = ir_strdup(m, name);
   out->value = v;
   out->loc = loc;
+  out->updates_param = out->updates_input = -1;
   if (v)
     v->nuses++;
+}
+
+bool ir_param_trained(const Module *m, int p) {
+  for (const Function *f = m->functions; f; f = f->next)
+    for (int i = 0; i < f->noutputs; i++)
+      if (f->outputs[i].updates_param == p)
+        return true;
+  return false;
 }
 
 /* ---- op construction --------------------------------------------------- */

@@ -240,13 +240,21 @@ typedef struct FuncInput {
   Value *value;     /* the body block's argument */
   bool has_default; /* optional input: absent means every element = default */
   double default_value;
+  /* a training entry's step number (f32[], 1 at the first step), which
+   * the program that runs the entry counts */
+  bool step;
   Loc loc;
 } FuncInput;
 
+/* A training entry's outputs include the new value of each weight it
+ * updates (updates_param: the param's index) and of each optimizer state
+ * input (updates_input: the input's index); the program that runs it feeds
+ * them back before the next step. -1 for an ordinary output. */
 typedef struct FuncOutput {
   const char *name;
   Value *value;
   Loc loc;
+  int updates_param, updates_input;
 } FuncOutput;
 
 typedef struct Function {
@@ -308,6 +316,9 @@ int ir_add_param(Module *m, const char *name, Type type, Loc loc, Diag *d);
 /* The params read from the weights file: the first ones, before any
  * prepared param (pass_verify checks the order). */
 int ir_file_params(const Module *m);
+/* Whether an output of some function updates param p (a training entry's
+ * weight: kept as plain f32, never hoisted into the prepare function). */
+bool ir_param_trained(const Module *m, int p);
 /* The module's prepare function, or NULL. */
 const Function *ir_prepare_function(const Module *m);
 void ir_add_const(Module *m, const char *name, int64_t value);

@@ -452,6 +452,8 @@ static void print_function(Printer *p, const Function *f) {
       fputs(" = ", out);
       print_f64(out, in->default_value);
     }
+    if (in->step)
+      fputs(" step", out);
     print_loc(p, in->loc);
   }
   fputc(')', out);
@@ -464,6 +466,10 @@ static void print_function(Printer *p, const Function *f) {
     print_name(out, f->outputs[i].name);
     fputs(" = ", out);
     print_value(p, f->outputs[i].value);
+    if (f->outputs[i].updates_param >= 0)
+      fprintf(out, " updates param %d", f->outputs[i].updates_param);
+    if (f->outputs[i].updates_input >= 0)
+      fprintf(out, " updates input %d", f->outputs[i].updates_input);
     print_loc(p, f->outputs[i].loc);
   }
   fputs("\n}\n", out);

@@ -711,14 +711,35 @@ static bool parse_input(Reader *r, Function *f) {
   bool has_default = irlex_accept(lx, TK_EQUAL);
   if (has_default && !parse_double(r, &def))
     return false;
+  bool step = irlex_is(lx, "step");
+  if (step)
+    irlex_next(lx);
   Loc loc;
   if (!parse_loc(r, &loc))
     return false;
   Value *v = ir_add_input(r->m, f, name, type, loc);
   f->inputs[f->ninputs - 1].has_default = has_default;
   f->inputs[f->ninputs - 1].default_value = def;
+  f->inputs[f->ninputs - 1].step = step;
   define(r, v->name, false, v);
   return true;
+}
+
+/* A training entry's output: "updates param N" or "updates input N". */
+static bool parse_updates(Reader *r, const Function *f, int64_t *param,
+                          int64_t *input) {
+  IrLexer *lx = &r->lx;
+  if (!irlex_is(lx, "updates"))
+    return true;
+  irlex_next(lx);
+  if (irlex_is(lx, "param")) {
+    irlex_next(lx);
+    return parse_int(r, 0, r->m->nparams - 1, param);
+  }
+  if (!irlex_is(lx, "input"))
+    return irlex_expect(lx, TK_NONE, "'param' or 'input'");
+  irlex_next(lx);
+  return parse_int(r, 0, f->ninputs - 1, input);
 }
 
 static bool parse_function(Reader *r) {
@@ -761,9 +782,13 @@ static bool parse_function(Reader *r) {
       if (!parse_name(r, &oname))
         return false;
       EXPECT(r, TK_EQUAL, "'='");
-      if (!value_use(r, &v) || !parse_loc(r, &loc))
+      int64_t param = -1, input = -1;
+      if (!value_use(r, &v) || !parse_updates(r, f, &param, &input) ||
+          !parse_loc(r, &loc))
         return false;
       ir_add_output(r->m, f, oname, v, loc);
+      f->outputs[f->noutputs - 1].updates_param = (int)param;
+      f->outputs[f->noutputs - 1].updates_input = (int)input;
     } while (irlex_accept(lx, TK_COMMA));
   }
   EXPECT(r, TK_RBRACE, "'}'");

@@ -714,6 +714,9 @@ bool ir_infer_type(const Module *m, OpKind kind, Value *const *operands,
       return false;
     r.dtype = hint->dtype;
     break;
+  case OP_STOP_GRADIENT:
+    r = operands[0]->type;
+    break;
   case OP_GRAD: /* d loss / d wrt: wrt's type */
     if (!dtype_is_float(operands[0]->type.dtype) ||
         operands[0]->type.shape.rank != 0) {

@@ -381,9 +381,24 @@ static bool expand_block(Module *m, Block *b, Diag *d) {
   }
 }
 
+/* Once every grad is expanded, a stop_gradient is its operand. */
+static void remove_stop_gradients(Module *m, Block *b) {
+  for (Op *op = b->first, *next; op; op = next) {
+    next = op->next;
+    for (int r = 0; r < op->nregions; r++)
+      remove_stop_gradients(m, op->regions[r]);
+    if (op->kind == OP_STOP_GRADIENT) {
+      ir_replace_uses(m, op->results[0], op->operands[0]);
+      ir_op_remove(op);
+    }
+  }
+}
+
 bool pass_autodiff(Module *m, Diag *d) {
   for (Function *f = m->functions; f; f = f->next)
     if (!expand_block(m, f->body, d))
       return false;
+  for (Function *f = m->functions; f; f = f->next)
+    remove_stop_gradients(m, f->body);
   return true;
 }

@@ -346,6 +346,7 @@ AdStatus ad_rule(AdCtx *c, const Op *op, Value *gy, const bool *want,
   case OP_CONST:
   case OP_PARAM:
   case OP_IOTA:
+  case OP_STOP_GRADIENT:
   case OP_NOT:
   case OP_LT:
   case OP_LE:

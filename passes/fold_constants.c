@@ -325,6 +325,7 @@ static bool eval_elem(const Op *op, const Scalar *x, Scalar *r) {
   case OP_YIELD:
   case OP_FUSED:
   case OP_GRAD:
+  case OP_STOP_GRADIENT:
   case OP_COUNT:
     return false;
   }
@@ -624,6 +625,7 @@ static bool evaluate(Fold *f) {
   case OP_YIELD:
   case OP_FUSED: /* made after folding; its region's ops fold alone */
   case OP_GRAD:  /* replaced by autodiff before folding runs */
+  case OP_STOP_GRADIENT:
   case OP_COUNT:
     return false;
   }

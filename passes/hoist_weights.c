@@ -19,7 +19,8 @@
  * code as before; only when (once, at load) changes. Examples: spectral
  * normalization of a frozen weight (W / sigma(W) with its power iteration
  * on a stored u), a scale folded into a weight (w * s), exp of CRF
- * transitions, concatenated Q, K and V weights.
+ * transitions, concatenated Q, K and V weights. A weight a training entry
+ * updates is no leaf: what is computed from it changes at every step.
  *
  *   func @main(%x: f32[T, 8]) {
  *     %0 = param 0 : f32[4, 8]
@@ -58,6 +59,7 @@ typedef struct Hoist {
   Value **clone;     /* by value id: its clone in the prepare function */
   Value **param;     /* by param index: its read in the prepare function */
   int nparams;       /* params before the pass */
+  bool *trained;     /* by param index: a training entry updates it */
   Function *prep;
 } Hoist;
 
@@ -69,8 +71,9 @@ static bool movable(const Op *op) {
 }
 
 static bool is_leaf(const Hoist *h, const Op *op) {
-  if (op->kind == OP_PARAM)
-    return !h->m->params[op->attrs.param.index].prepared;
+  if (op->kind == OP_PARAM) /* a trained weight changes: nothing to hoist */
+    return !h->m->params[op->attrs.param.index].prepared &&
+           !h->trained[op->attrs.param.index];
   return (op->kind == OP_CONST || op->kind == OP_IOTA) &&
          shape_is_const(&op->results[0]->type.shape);
 }
@@ -192,15 +195,19 @@ static bool hoist_function(Hoist *h, Function *f) {
 
 bool pass_hoist_weights(Module *m, Diag *d) {
   size_t n = (size_t)m->next_value_id + 1;
-  Hoist h = {m, d, n, NULL, NULL, NULL, NULL, NULL, 0, NULL};
+  Hoist h = {m, d, n, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
   h.nparams = m->nparams;
   h.param = calloc((size_t)m->nparams + 1, sizeof(Value *));
+  h.trained = calloc((size_t)m->nparams + 1, sizeof(bool));
   h.weight_only = calloc(n, 1);
   h.work = calloc(n, 1);
   h.stays_reads = calloc(n, 1);
   h.clone = calloc(n, sizeof(Value *));
-  if (!h.weight_only || !h.work || !h.stays_reads || !h.clone || !h.param)
+  if (!h.weight_only || !h.work || !h.stays_reads || !h.clone || !h.param ||
+      !h.trained)
     abort();
+  for (int p = 0; p < m->nparams; p++)
+    h.trained[p] = ir_param_trained(m, p);
   bool ok = true;
   for (Function *f = m->functions; ok && f; f = f->next)
     if (!f->prepares)
@@ -210,5 +217,6 @@ bool pass_hoist_weights(Module *m, Diag *d) {
   free(h.stays_reads);
   free(h.clone);
   free(h.param);
+  free(h.trained);
   return ok;
 }

@@ -203,6 +203,29 @@ static void verify_op(Verifier *v, Block *b, Op *op) {
   define_value(v, r, op->loc);
 }
 
+/* A training entry: each update has the type of what it replaces; the step
+ * input is an f32 scalar. */
+static void verify_updates(Verifier *v, const Function *f) {
+  for (int i = 0; i < f->noutputs; i++) {
+    const FuncOutput *o = &f->outputs[i];
+    const Type *want = NULL;
+    if (o->updates_param >= v->m->nparams || o->updates_input >= f->ninputs)
+      VERR(v, o->loc, "output %s updates nothing that exists", o->name);
+    else if (o->updates_param >= 0)
+      want = &v->m->params[o->updates_param].type;
+    else if (o->updates_input >= 0)
+      want = &f->inputs[o->updates_input].value->type;
+    if (want && o->value && !type_eq(want, &o->value->type))
+      VERR(v, o->loc, "output %s has another type than what it updates",
+           o->name);
+  }
+  for (int i = 0; i < f->ninputs; i++)
+    if (f->inputs[i].step && (f->inputs[i].value->type.dtype != DT_F32 ||
+                              f->inputs[i].value->type.shape.rank != 0))
+      VERR(v, f->inputs[i].loc, "step input %s is not f32[]",
+           f->inputs[i].name);
+}
+
 static void verify_block_ops(Verifier *v, Block *b, const char *where) {
   Op *prev = NULL;
   for (Op *op = b->first; op; prev = op, op = op->next) {
@@ -243,6 +266,7 @@ static void verify_function(Verifier *v, Function *f) {
     else
       v->uses[x->id]++;
   }
+  verify_updates(v, f);
 }
 
 /* Use counts are checked after all functions: a value is used only in the

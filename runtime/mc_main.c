@@ -24,6 +24,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include "mc_io.h"
 #include "mc_runtime.h"
 
 #include <errno.h>
@@ -83,8 +84,8 @@ static void main_usage(FILE *f, const char *prog, const McModelInfo *info) {
 /* The value of --threads or --time: a positive integer, at most max. */
 #define MAIN_MAX_THREADS 1024
 #define MAIN_MAX_TIME_RUNS 100000
-static int main_parse_count(const char *opt, const char *s, long max, int *out,
-                            McError *e) {
+int mc_main_parse_count(const char *opt, const char *s, long max, int *out,
+                        McError *e) {
   char *end = NULL;
   long n = *s >= '0' && *s <= '9' ? strtol(s, &end, 10) : 0;
   if (n < 1 || n > max || *end != '\0')
@@ -112,15 +113,15 @@ static int main_parse(int argc, char **argv, const McModelInfo *info,
                (a[9] == '\0' || a[9] == '=')) {
       if (a[9] == '\0' && i + 1 >= argc)
         return mc_fail(e, MC_ERR_USAGE, "--threads needs an argument");
-      int rc = main_parse_count("--threads", a[9] ? a + 10 : argv[++i],
-                                MAIN_MAX_THREADS, &args->threads, e);
+      int rc = mc_main_parse_count("--threads", a[9] ? a + 10 : argv[++i],
+                                   MAIN_MAX_THREADS, &args->threads, e);
       if (rc)
         return rc;
     } else if (strncmp(a, "--time", 6) == 0 && (a[6] == '\0' || a[6] == '=')) {
       if (a[6] == '\0' && i + 1 >= argc)
         return mc_fail(e, MC_ERR_USAGE, "--time needs an argument");
-      int rc = main_parse_count("--time", a[6] ? a + 7 : argv[++i],
-                                MAIN_MAX_TIME_RUNS, &args->time_runs, e);
+      int rc = mc_main_parse_count("--time", a[6] ? a + 7 : argv[++i],
+                                   MAIN_MAX_TIME_RUNS, &args->time_runs, e);
       if (rc)
         return rc;
     } else if (a[0] != '-' && eq && eq != a) {
@@ -173,8 +174,8 @@ static int main_dtype_class(McDType t) {
 }
 
 /* Reads input k into *t in the model's dtype. */
-static int main_read_input(const McIOSpec *spec, const char *file, McTensor *t,
-                           McError *e) {
+int mc_main_read_input(const McIOSpec *spec, const char *file, McTensor *t,
+                       McError *e) {
   McTensor raw;
   char shape[256];
   int rc = mc_npy_read(file, &raw, e);
@@ -407,7 +408,7 @@ static int main_run(int argc, char **argv, const McModelInfo *info,
     ins[k].dtype = info->inputs[k].dtype;
     ins[k].rank = info->inputs[k].rank;
     if (args.files[k])
-      rc = main_read_input(&info->inputs[k], args.files[k], &ins[k], e);
+      rc = mc_main_read_input(&info->inputs[k], args.files[k], &ins[k], e);
   }
   const char *weights = args.weights ? args.weights : info->default_weights;
   if (!rc && !weights && info->nweights > 0)
@@ -448,6 +449,8 @@ int mc_main(int argc, char **argv, const McModelInfo *info) {
     fprintf(stderr, "%s: error: invalid model description\n", prog);
     return 1;
   }
+  if (info->train)
+    return info->train(argc, argv, info);
   int rc = main_run(argc, argv, info, &e);
   if (rc) {
     fprintf(stderr, "%s: error: %s\n", prog, e.msg[0] ? e.msg : "failed");

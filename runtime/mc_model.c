@@ -238,18 +238,30 @@ static int bind(Binding *b, McError *e) {
   return rc;
 }
 
-int mc_entry_run(const McEntry *x, void *handle, const McTensor *inputs,
-                 McTensor *outputs, McError *e) {
+int mc_entry_bind(const McEntry *x, const McTensor *inputs, int64_t *syms,
+                  McTensor *outputs, McError *e) {
   Binding b;
   memset(&b, 0, sizeof b);
   b.x = x;
   b.in = inputs;
-  int rc = bind(&b, e);
-  int64_t syms[64];
-  int nsyms = 0;
+  int rc = bind(&b, e), nsyms = 0;
   for (int s = 0; s < x->model->nsymbols; s++)
     if (x->syms >> s & 1)
       syms[nsyms++] = b.value[s];
+  for (int i = 0; rc == MC_OK && i < x->noutputs; i++) {
+    const McIOSpec *io = &x->outputs[i];
+    outputs[i].dtype = io->dtype;
+    outputs[i].rank = io->rank;
+    for (int j = 0; j < io->rank; j++)
+      outputs[i].shape[j] = dim_value(&io->dims[j], b.value);
+  }
+  return rc;
+}
+
+int mc_entry_run(const McEntry *x, void *handle, const McTensor *inputs,
+                 McTensor *outputs, McError *e) {
+  int64_t syms[64];
+  int rc = mc_entry_bind(x, inputs, syms, outputs, e);
   void **in = malloc(sizeof(void *) * (size_t)(x->ninputs + x->noutputs + 1));
   void **out = in + x->ninputs;
   if (rc == MC_OK && !in)
@@ -257,11 +269,8 @@ int mc_entry_run(const McEntry *x, void *handle, const McTensor *inputs,
   for (int i = 0; rc == MC_OK && i < x->ninputs; i++)
     in[i] = inputs[i].data;
   for (int i = 0; rc == MC_OK && i < x->noutputs; i++) {
-    const McIOSpec *io = &x->outputs[i];
-    int64_t shape[MC_MAX_RANK];
-    for (int j = 0; j < io->rank; j++)
-      shape[j] = dim_value(&io->dims[j], b.value);
-    rc = mc_tensor_alloc(&outputs[i], io->dtype, io->rank, shape, e);
+    rc = mc_tensor_alloc(&outputs[i], outputs[i].dtype, outputs[i].rank,
+                         outputs[i].shape, e);
     out[i] = outputs[i].data;
   }
   if (rc == MC_OK)

@@ -501,6 +501,14 @@ int mc_prepared_load(McModel *m, const char *path, const int *which, int n,
 void mc_model_close(McModel *m); /* NULL is fine */
 
 /* One entry point of a model. */
+/* A training entry's output that replaces what the entry read, for the
+ * next step: output `output` is the new value of weight `weight` (an index
+ * in model->weights), or, when weight < 0, of input `input` (an optimizer
+ * state). */
+typedef struct McUpdate {
+  int output, weight, input;
+} McUpdate;
+
 typedef struct McEntry {
   const McModelDesc *model;
   int ninputs;
@@ -513,6 +521,11 @@ typedef struct McEntry {
   int prepare;      /* the entry reads prepared weights */
   uint64_t syms;    /* bit s: run takes symbol s */
   McRunFn run;
+  /* a training entry (nupdates > 0): its updates, and the index of its
+   * input `step` (f32[], the 1-based step number) */
+  int nupdates;
+  const McUpdate *updates;
+  int step_input;
 } McEntry;
 
 /* McModelInfo.open of an entry: loads the weights it reads only, so an
@@ -526,6 +539,11 @@ int mc_entry_open(const McEntry *x, const char *weights_path, void **handle,
  * frees them again. An absent optional input binds nothing. */
 int mc_entry_run(const McEntry *x, void *handle, const McTensor *inputs,
                  McTensor *outputs, McError *e);
+/* mc_entry_run's first half: binds and checks the symbols from the inputs,
+ * giving the values of those the entry takes (syms: room for 64) and each
+ * output's dtype, rank and shape (data untouched). */
+int mc_entry_bind(const McEntry *x, const McTensor *inputs, int64_t *syms,
+                  McTensor *outputs, McError *e);
 
 /* The memory plan's first fit at run time: buffer i goes at the lowest
  * offset where its size[i] bytes overlap none of the n placed buffers in
@@ -557,6 +575,11 @@ typedef struct McModelInfo {
    * also on failure. */
   int (*run)(void *handle, const McTensor *inputs, McTensor *outputs,
              McError *e);
+  /* the entry's tables (generated programs), NULL in one made by hand */
+  const McEntry *entry;
+  /* a training entry's driver (mc_train), which mc_main hands the command
+   * line; NULL otherwise, so other programs do not link it */
+  int (*train)(int argc, char **argv, const struct McModelInfo *info);
 } McModelInfo;
 
 /* PROG [--weights W.safetensors] name=FILE.npy ... -o OUTDIR
@@ -570,6 +593,12 @@ int mc_main(int argc, char **argv, const McModelInfo *info);
  * and outputs. */
 int mc_main_entries(int argc, char **argv, int nentries,
                     const McModelInfo *const *entries);
+
+/* PROG ENTRY --weights INIT.safetensors --data name=FILE.npy ... --steps N
+ * [--batch B] [--seed S] [--checkpoint-every K] [--threads T]
+ * -o OUT.safetensors: trains with a training entry (info->entry) and writes
+ * its weights (mc_train.c); the process exit status. */
+int mc_train(int argc, char **argv, const McModelInfo *info);
 
 #ifdef __cplusplus
 }

@@ -95,9 +95,9 @@ static int add_run(void *handle, const McTensor *in, McTensor *out,
   return MC_OK;
 }
 
-static McModelInfo add_info = {"add1",   NULL,        3,      add_inputs,
-                               2,        add_outputs, 0,      add_weights,
-                               add_open, add_close,   add_run};
+static McModelInfo add_info = {
+    "add1",      NULL,     3,         add_inputs, 2,    add_outputs, 0,
+    add_weights, add_open, add_close, add_run,    NULL, NULL};
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -237,8 +237,8 @@ static int count_run(void *handle, const McTensor *in, McTensor *out,
 }
 
 static const McModelInfo count_info = {
-    "count", NULL, 0,          NULL, 1,        count_outputs,
-    0,       NULL, count_open, NULL, count_run};
+    "count", NULL,       0,    NULL,      1,    count_outputs, 0,
+    NULL,    count_open, NULL, count_run, NULL, NULL};
 
 static char captured[4096];
 

@@ -1,0 +1,440 @@
+"""Compiled training against PyTorch: training entries (minimize) built into
+programs (`PROG train --weights INIT --data name=FILE.npy ... --steps N -o
+OUT.safetensors`), run for 100 steps from the same initialization on the
+same batches as a torch loop, every per-step loss within 1e-3 relative of
+torch's (plus 1e-6 absolute: a WGAN loss crosses 0), and OUT loaded by torch's load_state_dict (strict) giving torch's
+final weights.
+
+- models/train_mlp.model: a two-layer perceptron, softmax cross-entropy,
+  SGD with momentum and Adam; rows shuffled each epoch by the program's
+  documented generator (--seed), reproduced here; the LLVM backend's
+  program and `modelc run` (its JIT) must give the C backend's bits; SGD with clip_grad_norm_;
+  checkpoints; bad arguments and
+  data refused with a message and nothing written.
+- models/train_skipgram.model: skip-gram with negative sampling on
+  /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
+  models/losses.model), nearest neighbours of a few words printed; a run
+  stopped by bad data at step 61 leaves step 50's checkpoint, torch's.
+- models/train_gan.model: RSGAN and RaSGAN, the discriminator under
+  spectral normalization (its power iteration's buffers updated by each
+  forward, as torch's in training mode), and models/train_wgan_gp.model:
+  WGAN-GP, on a mixture of 8 Gaussians; the modes covered are printed.
+"""
+import collections
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mc_e2e  # noqa: E402
+import test_losses  # noqa: E402 - the negative sampler
+
+MASK64 = (1 << 64) - 1
+RTOL_LOSS = 1e-3
+ATOL_LOSS = 1e-6  # for losses that cross 0 (WGAN's): relative error means nothing there
+STEPS = 100
+
+
+def batches(rows, batch, steps, seed):
+    """The program's data order (runtime/mc_train.c): batches of consecutive
+    rows of the current order, a new epoch when fewer than `batch` remain;
+    with a seed, each epoch first shuffles the order by Fisher-Yates with
+    SplitMix64 draws (state += 0x9E3779B97F4A7C15, then the mix)."""
+    stream = test_losses.splitmix64(seed) if seed is not None else None
+    order = list(range(rows))
+    pos = 0
+    for _ in range(steps):
+        if pos == 0 or pos + batch > rows:
+            pos = 0
+            for i in range(rows - 1, 0, -1) if stream else ():
+                j = next(stream) % (i + 1)
+                order[i], order[j] = order[j], order[i]
+        yield np.array(order[pos:pos + batch])
+        pos += batch
+
+
+def train(prog, work, name, weights, data, steps=STEPS, extra=(), check=True, prefix=()):
+    """Runs the training program (prog and prefix: `modelc run FILE.model
+    ...` too); (Result, per-step losses {output: list}, OUT's tensors or
+    None)."""
+    out = work.path(name, "out.safetensors")
+    argv = [prog] + list(prefix) + ["train", "--weights", weights, "--steps", steps]
+    for key, value in data.items():
+        path = value if isinstance(value, str) else mc_e2e.save_npy(
+            work.next_input_path(key), value)
+        argv += ["--data", "%s=%s" % (key, path)]
+    argv += list(extra) + ["-o", out]
+    res = mc_e2e.run(argv, check=check)
+    losses = collections.defaultdict(list)
+    for line in res.stdout.splitlines():
+        words = line.split()
+        for k in range(2, len(words), 2):
+            losses[words[k]].append(float(words[k + 1]))
+    tensors = mc_e2e.read_safetensors(out)[0] if os.path.exists(out) else None
+    return res, losses, tensors
+
+
+def check_losses(ck, name, got, want):
+    got = np.array(got, dtype=np.float64)
+    want = np.array(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return ck.check(name, False, "%d losses, expected %d" % (got.size, want.size))
+    diff = np.abs(got - want)
+    rel = diff / np.maximum(np.abs(want), ATOL_LOSS / RTOL_LOSS)
+    return ck.check(name, bool((diff <= RTOL_LOSS * np.abs(want) + ATOL_LOSS).all()),
+                    "%d steps, max relative error %.3g (step %d; where |torch| >= %g), max "
+                    "absolute %.3g, first %.6g vs torch %.6g, last %.6g vs %.6g" % (
+                        got.size, rel.max(), int(rel.argmax()) + 1, ATOL_LOSS / RTOL_LOSS,
+                        diff.max(), got[0], want[0], got[-1], want[-1]))
+
+
+def check_state_dict(ck, torch, name, module, loaded, tensors, rtol, atol, steps=STEPS):
+    """OUT through load_state_dict(strict=True) into `loaded` (a new module
+    of module's architecture) equals the trained module's weights."""
+    state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+    loaded.load_state_dict(state, strict=True)
+    ck.check("%s: OUT loads with load_state_dict(strict=True)" % name, True,
+             ", ".join(sorted(state)))
+    want = module.state_dict()
+    for k, v in loaded.state_dict().items():
+        ck.close("%s: %s after %d steps = torch's" % (name, k, steps), v.numpy(),
+                 want[k].numpy(), rtol, atol)
+
+
+# ---- the MLP ----------------------------------------------------------------
+
+N_IN, N_HIDDEN, N_OUT, B, ROWS, SEED = 8, 16, 4, 16, 100, 7
+
+
+def mlp_module(torch):
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(N_IN, N_HIDDEN)
+            self.fc2 = torch.nn.Linear(N_HIDDEN, N_OUT)
+
+        def forward(self, x):
+            return self.fc2(torch.tanh(self.fc1(x)))
+    return MLP()
+
+
+def torch_mlp(torch, module, make_opt, x, t, max_norm):
+    opt = make_opt(module.parameters())
+    losses = []
+    clipped = 0
+    for rows in batches(ROWS, B, STEPS, SEED):
+        loss = torch.nn.functional.cross_entropy(module(x[rows]), t[rows])
+        opt.zero_grad()
+        loss.backward()
+        if max_norm:
+            clipped += float(torch.nn.utils.clip_grad_norm_(module.parameters(),
+                                                            max_norm)) > max_norm
+        opt.step()
+        losses.append(loss.item())
+    if max_norm:
+        print("  clip_grad_norm_(%g) clipped %d of %d steps" % (max_norm, clipped, STEPS))
+    return losses
+
+
+def check_mlp(ck, work, torch):
+    init = mlp_module(torch)
+    weights = work.path("mlp", "init.safetensors")
+    mc_e2e.write_safetensors(weights, init.state_dict(), {"format": "pt"})
+    x = torch.randn(ROWS, N_IN)
+    t = torch.randint(0, N_OUT, (ROWS,))
+    data = {"x": x.numpy(), "targets": t.numpy().astype(np.int64)}
+    model = mc_e2e.model_path("train_mlp.model")
+    runs = [("sgd_momentum", {"use_adam": 0, "lr": 0.05},
+             lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+            ("sgd_clipped", {"use_adam": 0, "lr": 0.05, "max_norm": 0.5},
+             lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+            ("adam", {"use_adam": 1, "lr": 0.01},
+             lambda p: torch.optim.Adam(p, lr=0.01))]
+    for name, defines, make_opt in runs:
+        prog = mc_e2e.compile_model(model, work.path(name, "prog"),
+                                    defines=dict(defines, B=B))
+        extra = ["--seed", SEED, "--checkpoint-every", 30]
+        res, losses, out = train(prog, work, name, weights, data, extra=extra)
+        module = mlp_module(torch)
+        module.load_state_dict(init.state_dict())
+        want = torch_mlp(torch, module, make_opt, x, t, defines.get("max_norm"))
+        check_losses(ck, "mlp %s: per-step losses vs torch" % name, losses["loss"], want)
+        check_state_dict(ck, torch, "mlp %s" % name, module, mlp_module(torch), out,
+                         1e-3, 1e-5)
+        leftovers = [f for f in os.listdir(work.path(name)) if ".tmp." in f]
+        ck.check("mlp %s: checkpoints every 30 steps left no temporary file" % name,
+                 not leftovers, "%s" % leftovers)
+        if name == "adam":
+            llvm = mc_e2e.compile_model(model, work.path("llvm", "prog"),
+                                        defines=dict(defines, B=B),
+                                        extra=["--backend", "llvm"])
+            res2, losses2, out2 = train(llvm, work, "llvm", weights, data, extra=extra)
+            ck.check("mlp adam: the LLVM backend's program prints the C backend's losses",
+                     res2.stdout == res.stdout)
+            for k in sorted(out):
+                ck.bits_equal("mlp adam: OUT %s, LLVM backend = C backend" % k, out2[k],
+                              out[k])
+            jit = [mc_e2e.modelc(), "run", model] + sum(
+                (["-D", "%s=%s" % kv] for kv in dict(defines, B=B).items()), [])
+            res3, _, out3 = train(jit[0], work, "jit", weights, data, extra=extra,
+                                  prefix=jit[1:])
+            ck.check("mlp adam: modelc run (the JIT) prints the C backend's losses",
+                     res3.stdout == res.stdout)
+            ck.check("mlp adam: modelc run writes the C backend's OUT",
+                     all(np.array_equal(out3[k], out[k]) for k in out))
+    check_errors(ck, work, prog, weights, data)
+
+
+def check_errors(ck, work, prog, weights, data):
+    """Bad arguments and data: a message, a non-zero exit, no OUT."""
+    x, t = data["x"], data["targets"]
+    cases = [
+        ("an unknown data name", dict(data, y=x), ()),
+        ("a missing data input", {"x": x}, ()),
+        ("float targets", {"x": x, "targets": t.astype(np.float32)}, ()),
+        ("x of 7 columns", {"x": x[:, :7], "targets": t}, ()),
+        ("fewer rows than a batch", {"x": x[:B - 1], "targets": t[:B - 1]}, ()),
+        ("arrays of different row counts", {"x": x, "targets": t[:90]}, ()),
+        ("a batch the model does not take", data, ("--batch", B + 1)),
+        ("a bad --steps", data, ("--steps", "0")),
+    ]
+    for what, d, extra in cases:
+        name = re.sub(r"\W+", "_", what)
+        res, _, out = train(prog, work, "error-" + name, weights, d, extra=extra,
+                            check=False)
+        ck.command_failed_cleanly("train with %s fails" % what, res)
+        ck.check("train with %s writes nothing" % what, out is None and not
+                 os.listdir(work.path("error-" + name)))
+    bad = work.path("bad-weights.safetensors")
+    mc_e2e.write_safetensors(bad, {"fc1.weight": np.zeros((N_HIDDEN, N_IN), np.float32)})
+    res, _, out = train(prog, work, "error-weights", bad, data, check=False)
+    ck.command_failed_cleanly("train from weights without fc1.bias fails", res)
+    ck.check("train from bad weights writes nothing", out is None)
+
+
+# ---- skip-gram -------------------------------------------------------------
+
+TEXT = "/usr/share/common-licenses/GPL-3"
+VOCAB, EMBD, WINDOW, NEG, SG_BATCH, SG_SEED = 300, 32, 2, 5, 128, 1
+WORDS = ["software", "license", "source", "copy", "you"]
+
+
+def skipgram_data():
+    """(vocabulary, counts, centers, contexts) of the text: lower-case words,
+    the VOCAB most frequent kept (the others dropped), every pair within
+    WINDOW words of each other."""
+    with open(TEXT) as f:
+        words = re.findall(r"[a-z]+", f.read().lower())
+    counts = collections.Counter(words).most_common(VOCAB)
+    vocab = [w for w, _ in counts]
+    index = {w: i for i, w in enumerate(vocab)}
+    ids = [index[w] for w in words if w in index]
+    centers, contexts = [], []
+    for i, c in enumerate(ids):
+        for j in range(max(0, i - WINDOW), min(len(ids), i + WINDOW + 1)):
+            if j != i:
+                centers.append(c)
+                contexts.append(ids[j])
+    return vocab, [n for _, n in counts], np.array(centers), np.array(contexts)
+
+
+def check_skipgram(ck, work, torch):
+    vocab, counts, centers, contexts = skipgram_data()
+    table = test_losses.unigram_table(counts, 1 << 16)
+    negatives = test_losses.draw_negatives(table, 42, len(centers), NEG)
+    F = torch.nn.functional
+
+    def embeddings():
+        m = torch.nn.Module()
+        m.in_embed = torch.nn.Embedding(VOCAB, EMBD)
+        m.out_embed = torch.nn.Embedding(VOCAB, EMBD)
+        return m
+    module = embeddings()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(0.1)
+    weights = work.path("skipgram", "init.safetensors")
+    mc_e2e.write_safetensors(weights, module.state_dict(), {"format": "pt"})
+    prog = mc_e2e.compile_model(mc_e2e.model_path("train_skipgram.model"),
+                                work.path("skipgram", "prog"),
+                                defines={"B": SG_BATCH, "K": NEG})
+    data = {"center": centers.astype(np.int32), "context": contexts.astype(np.int32),
+            "negatives": negatives}
+    _, losses, out = train(prog, work, "skipgram", weights, data,
+                           extra=["--seed", SG_SEED])
+    c, o, n = (torch.from_numpy(a.astype(np.int64)) for a in (centers, contexts, negatives))
+
+    def torch_train(module, steps, seed):
+        opt = torch.optim.Adam(module.parameters(), lr=0.01)
+        losses = []
+        for rows in batches(len(centers), SG_BATCH, steps, seed):
+            u = module.in_embed(c[rows])
+            positive = (u * module.out_embed(o[rows])).sum(-1)
+            negative = (module.out_embed(n[rows]) * u[:, None, :]).sum(-1)
+            loss = -(F.logsigmoid(positive) + F.logsigmoid(-negative).sum(-1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    want = torch_train(module, STEPS, SG_SEED)
+    check_losses(ck, "skip-gram on %s (%d pairs, %d words): per-step losses vs torch" % (
+        TEXT, len(centers), VOCAB), losses["loss"], want)
+    # Adam divides a near-zero gradient by the root of its second moment,
+    # which magnifies rounding: the weights agree to 1e-4 (measured 2e-5)
+    check_state_dict(ck, torch, "skip-gram", module, embeddings(), out, 1e-3, 1e-4)
+    # A word out of the vocabulary in the batch of step 61 (rows in order):
+    # the run stops there with a message, OUT holding step 50's checkpoint.
+    bad = dict(data, center=data["center"].copy())
+    bad["center"][60 * SG_BATCH + 5] = VOCAB
+    res, _, got = train(prog, work, "skipgram-stopped", weights, bad,
+                        extra=["--checkpoint-every", 50], check=False)
+    ck.command_failed_cleanly("skip-gram: a word out of the vocabulary at step 61 stops "
+                              "the run", res)
+    ck.check("skip-gram: the run printed the 60 steps before it",
+             res.stdout.count("\n") == 60, "%d lines" % res.stdout.count("\n"))
+    module50 = embeddings()
+    module50.load_state_dict(init)
+    torch_train(module50, 50, None)
+    ck.check("skip-gram: the checkpoint of step 50 is there", got is not None)
+    if got is not None:
+        check_state_dict(ck, torch, "skip-gram checkpoint", module50, embeddings(), got,
+                         1e-3, 1e-4, steps=50)
+    # nearest neighbours by the program's own entry, on the trained weights
+    words = np.array([vocab.index(w) for w in WORDS], dtype=np.int32)
+    res, got = mc_e2e.run_program(prog, {"words": words}, work.path("near"), work,
+                                  weights=work.path("skipgram", "out.safetensors"),
+                                  entry="neighbours")
+    ck.check("skip-gram: each word is its own nearest neighbour",
+             bool((got["nearest"][:, 0] == words).all()))
+    for w, row, sim in zip(WORDS, got["nearest"], got["similarity"]):
+        print("  nearest to %-10s %s" % (w, ", ".join(
+            "%s %.2f" % (vocab[i], s) for i, s in zip(row[1:], sim[1:]))))
+
+
+# ---- GANs on 8 Gaussians ------------------------------------------------------
+
+N_Z, HIDDEN, GAN_BATCH, STD, LONG = 4, 32, 64, 0.05, 3000
+CENTERS = np.array([[2 * np.cos(k * np.pi / 4), 2 * np.sin(k * np.pi / 4)]
+                    for k in range(8)], dtype=np.float32)
+
+
+def gan_modules(torch, spectral):
+    """gen and disc; the relativistic GANs' disc (spectral) has no last bias:
+    its gradient is zero but for rounding (models/train_gan.model)."""
+    nn = torch.nn
+    sn = nn.utils.spectral_norm if spectral else (lambda m: m)
+    module = nn.Module()
+    module.gen = nn.Sequential(nn.Linear(N_Z, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN),
+                               nn.Tanh(), nn.Linear(HIDDEN, 2))
+    module.disc = nn.Sequential(sn(nn.Linear(2, HIDDEN)), nn.Tanh(),
+                                sn(nn.Linear(HIDDEN, HIDDEN)), nn.Tanh(),
+                                sn(nn.Linear(HIDDEN, 1, bias=not spectral)))
+    return module
+
+
+def modes_covered(x):
+    """Modes with at least 1% of the samples within 3 standard deviations."""
+    d = np.linalg.norm(x[:, None, :] - CENTERS[None], axis=-1)
+    near = (d.min(axis=1) <= 3 * STD)
+    counts = np.bincount(d.argmin(axis=1)[near], minlength=8)
+    return int((counts >= 0.01 * len(x)).sum()), float(near.mean())
+
+
+def torch_gan(torch, module, kind, real, z, eps):
+    F = torch.nn.functional
+    bce = F.binary_cross_entropy_with_logits
+    betas = (0.5, 0.9) if kind == "wgan_gp" else (0.5, 0.999)
+    opt_d = torch.optim.Adam(module.disc.parameters(), lr=1e-3, betas=betas)
+    opt_g = torch.optim.Adam(module.gen.parameters(), lr=1e-3, betas=betas)
+    D = lambda x: module.disc(x)[:, 0]  # noqa: E731
+    one = lambda x: bce(x, torch.ones_like(x))  # noqa: E731
+    zero = lambda x: bce(x, torch.zeros_like(x))  # noqa: E731
+    losses = {"d_loss": [], "g_loss": []}
+    for k in range(STEPS):
+        rows = slice(k * GAN_BATCH, (k + 1) * GAN_BATCH)
+        r, fake = real[rows], module.gen(z[rows])
+        if kind == "wgan_gp":
+            x_hat = (eps[rows] * r + (1 - eps[rows]) * fake.detach()).requires_grad_(True)
+            g, = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+            d_loss = D(fake.detach()).mean() - D(r).mean() + \
+                10.0 * ((g.norm(2, dim=1) - 1) ** 2).mean()
+        else:
+            d_real, d_fake = D(torch.cat([r, fake.detach()])).chunk(2)
+            d_loss = one(d_real - d_fake) if kind == "rsgan" else \
+                (one(d_real - d_fake.mean()) + zero(d_fake - d_real.mean())) / 2
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        if kind == "wgan_gp":
+            g_loss = -D(fake).mean()
+        else:
+            d_real, d_fake = D(torch.cat([r, fake])).chunk(2)
+            g_loss = one(d_fake - d_real) if kind == "rsgan" else \
+                (zero(d_real - d_fake.mean()) + one(d_fake - d_real.mean())) / 2
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        losses["d_loss"].append(d_loss.item())
+        losses["g_loss"].append(g_loss.item())
+    return losses
+
+
+def check_gan(ck, work, torch, kind):
+    rng = np.random.default_rng(5)
+    n = LONG * GAN_BATCH  # the first STEPS batches are compared with torch
+    real = (CENTERS[rng.integers(0, 8, n)] +
+            STD * rng.standard_normal((n, 2))).astype(np.float32)
+    z = rng.standard_normal((n, N_Z)).astype(np.float32)
+    eps = rng.random((n, 1)).astype(np.float32)
+    module = gan_modules(torch, kind != "wgan_gp")
+    weights = work.path(kind, "init.safetensors")
+    mc_e2e.write_safetensors(weights, module.state_dict(), {"format": "pt"})
+    model = "train_wgan_gp.model" if kind == "wgan_gp" else "train_gan.model"
+    defines = {"B": GAN_BATCH}
+    if kind != "wgan_gp":
+        defines["average"] = int(kind == "rasgan")
+    prog = mc_e2e.compile_model(mc_e2e.model_path(model), work.path(kind, "prog"),
+                                defines=defines)
+    data = {"real": real, "z": z}
+    if kind == "wgan_gp":
+        data["eps"] = eps
+    _, losses, out = train(prog, work, kind, weights, data)
+    t = lambda a: torch.from_numpy(a)  # noqa: E731
+    want = torch_gan(torch, module, kind, t(real), t(z), t(eps))
+    for which in ("d_loss", "g_loss"):
+        check_losses(ck, "%s: per-step %s vs torch" % (kind, which), losses[which],
+                     want[which])
+    check_state_dict(ck, torch, kind, module, gan_modules(torch, kind != "wgan_gp"), out,
+                     1e-3, 1e-4)
+    z_test = np.random.default_rng(6).standard_normal((1000, N_Z)).astype(np.float32)
+    _, got = mc_e2e.run_program(prog, {"z": z_test}, work.path(kind, "samples"), work,
+                                weights=work.path(kind, "out.safetensors"), entry="sample")
+    with torch.no_grad():
+        ref = module.gen(t(z_test)).numpy()
+    ck.close("%s: samples of the trained generator = torch's" % kind, got["x"], ref,
+             1e-3, 1e-4)
+    # a longer run of the program alone (no torch) for a meaningful coverage
+    train(prog, work, kind + "-long", weights, data, steps=LONG)
+    _, got = mc_e2e.run_program(prog, {"z": z_test}, work.path(kind, "samples-long"), work,
+                                weights=work.path(kind + "-long", "out.safetensors"),
+                                entry="sample")
+    for steps, x in ((STEPS, ref), (LONG, got["x"])):
+        modes, share = modes_covered(x)
+        print("  %s after %d steps: the generator covers %d of the 8 modes (%.0f%% of "
+              "1000 samples within 3 std of a mode)" % (kind, steps, modes, 100 * share))
+
+
+def body(ck, work):
+    torch = mc_e2e.import_torch()
+    check_mlp(ck, work, torch)
+    check_skipgram(ck, work, torch)
+    for kind in ("rsgan", "rasgan", "wgan_gp"):
+        check_gan(ck, work, torch, kind)
+
+
+if __name__ == "__main__":
+    mc_e2e.main("test_train", body)
