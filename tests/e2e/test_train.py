@@ -15,6 +15,11 @@ final weights.
   /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
   models/losses.model), nearest neighbours of a few words printed; a run
   stopped by bad data at step 61 leaves step 50's checkpoint, torch's.
+- models/train_bilstm_crf.model: the BiLSTM-CRF tagger's mean NLL (the
+  CRF's forward algorithm through the BiLSTM's scans), Adam, on the demo's
+  word segmentation (models/train/train_segmenter.py's pieces and tags),
+  against that script's torch module (nn.LSTM on packed sequences); the
+  trained program's own decode entry then tags a few pieces.
 - models/train_gan.model: RSGAN and RaSGAN, the discriminator under
   spectral normalization (its power iteration's buffers updated by each
   forward, as torch's in training mode), and models/train_wgan_gp.model:
@@ -315,6 +320,65 @@ def check_skipgram(ck, work, torch):
             "%s %.2f" % (vocab[i], s) for i, s in zip(row[1:], sim[1:]))))
 
 
+# ---- the BiLSTM-CRF tagger ------------------------------------------------------
+
+CRF_CONFIG = dict(n_vocab=256, n_embd=16, n_hidden=16, n_tags=4)
+CRF_ROWS, CRF_BATCH, CRF_SEED, CRF_MAX_BYTES = 64, 8, 3, 40
+
+
+def check_bilstm_crf(ck, work, torch):
+    sys.path.insert(0, os.path.join(mc_e2e.MODELS_DIR, "train"))
+    import train_segmenter as seg
+    pieces = [p for p in seg.pieces() if not seg.is_held_out(p)]
+    examples = [seg.example(p) for p in pieces if len(p.replace(" ", "")) <= CRF_MAX_BYTES]
+    examples = examples[::max(1, len(examples) // CRF_ROWS)][:CRF_ROWS]
+    tokens, lengths, tags = seg.batch_arrays(examples)
+    torch.manual_seed(11)
+    module = seg.BiLstmCrf(**CRF_CONFIG)
+    with torch.no_grad():  # the CRF's scores start random, not at zero
+        for p in module.crf.parameters():
+            p.normal_(0, 0.5)
+    weights = work.path("crf", "init.safetensors")
+    mc_e2e.write_safetensors(weights, module.state_dict(), {"format": "pt"})
+    prog = mc_e2e.compile_model(mc_e2e.model_path("train_bilstm_crf.model"),
+                                work.path("crf", "prog"),
+                                defines=dict(CRF_CONFIG, B=CRF_BATCH))
+    data = {"tokens": tokens.numpy().astype(np.int32),
+            "lengths": lengths.numpy().astype(np.int32),
+            "tags": tags.numpy().astype(np.int32)}
+    _, losses, out = train(prog, work, "crf", weights, data, extra=["--seed", CRF_SEED])
+    opt = torch.optim.Adam(module.parameters(), lr=0.01)
+    want = []
+    for rows in batches(len(examples), CRF_BATCH, STEPS, CRF_SEED):
+        rows = torch.from_numpy(rows)
+        # the program's batches keep the data's width; pad_packed_sequence
+        # pads to it (total_length), so the rows' padding changes nothing
+        loss = module.nll(tokens[rows], lengths[rows], tags[rows]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        want.append(loss.item())
+    check_losses(ck, "BiLSTM-CRF on word segmentation (%d pieces of <= %d bytes, batch %d): "
+                 "per-step losses vs torch" % (len(examples), CRF_MAX_BYTES, CRF_BATCH),
+                 losses["loss"], want)
+    if out is None:
+        return ck.check("BiLSTM-CRF: OUT written", False)
+    check_state_dict(ck, torch, "BiLSTM-CRF", module, seg.BiLstmCrf(**CRF_CONFIG), out,
+                     1e-3, 1e-4)
+    # the trained weights tag a few pieces through the program's decode entry
+    res, got = mc_e2e.run_program(prog, {"tokens": data["tokens"][:CRF_BATCH],
+                                         "lengths": data["lengths"][:CRF_BATCH]},
+                                  work.path("crf-decode"), work,
+                                  weights=work.path("crf", "out.safetensors"), entry="decode")
+    want_tags = module.decode(tokens[:CRF_BATCH], lengths[:CRF_BATCH])
+    same = all(list(got["tags"][b, :len(w)]) == w for b, w in enumerate(want_tags))
+    ck.check("BiLSTM-CRF: the trained program's Viterbi tags = torch's", same)
+    for b in range(4):
+        data_b = bytes(data["tokens"][b, :data["lengths"][b]].astype(np.uint8))
+        print("  after %d steps: %s" % (STEPS, seg.segment.insert_spaces(
+            data_b, got["tags"][b, :data["lengths"][b]])))
+
+
 # ---- GANs on 8 Gaussians ------------------------------------------------------
 
 N_Z, HIDDEN, GAN_BATCH, STD, LONG = 4, 32, 64, 0.05, 3000
@@ -432,6 +496,7 @@ def body(ck, work):
     torch = mc_e2e.import_torch()
     check_mlp(ck, work, torch)
     check_skipgram(ck, work, torch)
+    check_bilstm_crf(ck, work, torch)
     for kind in ("rsgan", "rasgan", "wgan_gp"):
         check_gan(ck, work, torch, kind)
 
