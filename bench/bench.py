@@ -127,7 +127,7 @@ def main():
     ap.add_argument("--runs", type=int, default=0, help="timed runs per measurement")
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run: a smoke check")
     ap.add_argument("--cases", help="comma-separated case keys or row numbers (gpt2_128, "
-                    "gpt2_512, gpt2_decode, gpt2_decode_f16, encoder, bilstm_crf, act_chain, "
+                    "gpt2_512, gpt2_decode, gpt2_decode_f16, encoder, bilstm_crf, bilstm_crf_train, act_chain, "
                     "sgemm_1024, "
                     "activations_all, 6, ...)")
     ap.add_argument("--csv", default=os.path.join(HERE, "results.csv"))

@@ -41,6 +41,15 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
  6 sgemm_N  bench/sgemm.model, c = a @ b, N = 256, 512, 1024, 2048, against
         torch.matmul; GFLOP/s = 2 N^3 / time. Target: modelc >= 0.9 x
         OpenBLAS's GFLOP/s (torch.matmul is OpenBLAS here).
+ 8 bilstm_crf_train  models/train_bilstm_crf.model entry `train` at row 4's
+        sizes: one training step (the batch's mean CRF negative
+        log-likelihood through the BiLSTM, its gradient, Adam lr 0.01) on
+        B 32 rows of 4 batches taken in order (tags uniform). ms per step =
+        (t(1 + S steps) - t(1 step)) / S, each t a program's wall time (the
+        load cancels); torch: models/train/train_segmenter.py's BiLstmCrf
+        (nn.LSTM on packed sequences, the forward algorithm in torch ops),
+        loss.backward(), Adam.step(), zero_grad. The check compares the
+        first step's loss. The issue sets no target: the ratio is printed.
  Also activations_all (models/activations.model, all 14 outputs; only with
  --cases activations_all).
 
@@ -50,6 +59,7 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
 """
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -150,6 +160,15 @@ def encoder_flops(c):
     return 2 * tokens * (4 * d * d + 2 * d * ffn) + 4 * c["batch"] * c["t"] ** 2 * d
 
 
+def make_bilstm_train(rng, c):
+    """make_bilstm's weights; 4 batches of data rows with random tags."""
+    w, _ = make_bilstm(rng, c)
+    c4 = dict(c, batch=4 * c["batch"])
+    _, data = make_bilstm(rng, c4)
+    data["tags"] = rng.integers(0, c["tags"], (c4["batch"], c["t"])).astype(np.int32)
+    return w, data
+
+
 def make_bilstm(rng, c):
     V, E, H, K, B, T = c["vocab"], c["emb"], c["hidden"], c["tags"], c["batch"], c["t"]
     s = 1.0 / math.sqrt(H)
@@ -229,6 +248,16 @@ def cases(cfg):
         entry="decode", arena_defines={"B": b["batch"], "T": b["t"]},
         make=lambda rng: make_bilstm(rng, b),
         flops=None, target=("ratio", 0.2), cfg=b, kind="forward"))
+    out.append(dict(
+        key="bilstm_crf_train", row=8,
+        name="BiLSTM-CRF training step V%d E%d H%dx2 K%d B%d T%d" % (
+            b["vocab"], b["emb"], b["hidden"], b["tags"], b["batch"], b["t"]),
+        model="train_bilstm_crf.model",
+        defines=dict(n_vocab=b["vocab"], n_embd=b["emb"], n_hidden=b["hidden"],
+                     n_tags=b["tags"]),
+        entry="train", arena_defines={"B": b["batch"], "T": b["t"]},
+        make=lambda rng: make_bilstm_train(rng, b),
+        flops=None, target=None, cfg=b, kind="train", steps=b.get("train_steps", 20)))
     n = cfg["act_n"]
     out.append(dict(
         key="act_chain", row=5, name="activation chain (4 fns), %dM floats" % (n >> 20),
@@ -385,6 +414,8 @@ def torch_case(torch, key, cfg, w, inputs):
                     tag = bps[t - 1].gather(1, tag[:, None])[:, 0]
             return {"tags": path.int()}
         return {"main": decode}
+    if key == "bilstm_crf_train":
+        return torch_bilstm_train(torch, cfg, w, inputs)
     if key == "act_chain":
         x = inputs["x"]
         return {"main": lambda: {"y": F.hardsigmoid(F.gelu(F.silu(F.leaky_relu(x, 0.01)),
@@ -405,3 +436,37 @@ def torch_case(torch, key, cfg, w, inputs):
         return {"main": lambda: {"c": torch.matmul(a, b)}}
     raise ValueError(key)
 
+
+
+def torch_bilstm_train(torch, cfg, w, inputs):
+    """Training steps of train_segmenter.py's BiLstmCrf, batch after batch
+    of the rows in order; "loss": the first step's loss from the initial
+    weights (a copy of the module takes it before the timed steps)."""
+    sys.path.insert(0, os.path.join(MODELS, "train"))
+    import train_segmenter
+    B = cfg["batch"]
+    tokens, lengths, tags = (inputs[k].long() for k in ("tokens", "lengths", "tags"))
+    rows = tokens.shape[0]
+
+    def module():
+        m = train_segmenter.BiLstmCrf(cfg["vocab"], cfg["emb"], cfg["hidden"], cfg["tags"])
+        m.load_state_dict({k: v.clone() for k, v in w.items()})
+        return m, torch.optim.Adam(m.parameters(), lr=0.01)
+
+    def step(m, opt, k):
+        r = slice(k * B % rows, k * B % rows + B)
+        with torch.enable_grad():
+            loss = m.nll(tokens[r], lengths[r], tags[r]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss.detach()
+    first = step(*module(), 0)
+    m, opt = module()
+    count = [0]
+
+    def train_step():
+        step(m, opt, count[0])
+        count[0] += 1
+        return {"loss": first}
+    return {"main": train_step}

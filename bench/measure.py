@@ -331,9 +331,48 @@ def run_enough(prog, args, outdir, threads, rss_file, runs):
 
 # ---- one case at one thread count -------------------------------------------------
 
+def train_run(prog, args, steps, threads, rss_file):
+    """One process of a training program (its one entry) for `steps` steps:
+    (wall seconds, peak RSS KiB, the first step's loss)."""
+    cmd = [prog] + args + ["--steps", str(steps), "-o",
+                                    os.path.join(os.path.dirname(rss_file), "trained.safetensors")]
+    full, use_time = with_gnu_time(cmd, rss_file)
+    env = dict(os.environ, MC_THREADS=str(threads))
+    t0 = time.perf_counter()
+    p = subprocess.run(full, capture_output=True, text=True, env=env)
+    t = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), p.stderr.strip()[-2000:]))
+    m = re.match(r"step 1 loss (\S+)", p.stdout)
+    if not m:
+        raise RuntimeError("%s printed no loss: %s" % (" ".join(cmd), p.stdout[:500]))
+    return t, read_rss(rss_file) if use_time else 0, float(m.group(1))
+
+
+def time_training(case, prog, args, work, threads, runs):
+    """time_modelc of a training case: seconds per step from the median wall
+    times of `runs` processes of 1 and of 1 + S steps (the load cancels)."""
+    rss_file = os.path.join(work, "rss.txt")
+    data = []  # the inputs as --data options, the weights as they are
+    for a in args:
+        data += ["--data", a] if "=" in a else [a]
+    data += ["--batch", str(case["cfg"]["batch"]), "--threads", str(threads)]
+    S = case["steps"]
+    one = [train_run(prog, data, 1, threads, rss_file) for _ in range(runs)]
+    many = [train_run(prog, data, 1 + S, threads, rss_file) for _ in range(runs)]
+    mc_s = (statistics.median(r[0] for r in many) - statistics.median(r[0] for r in one)) / S
+    mc_out = os.path.join(work, "out")
+    os.makedirs(mc_out, exist_ok=True)
+    np.save(os.path.join(mc_out, "loss.npy"), np.float32(one[0][2]))
+    rss = max(r[1] for r in many)
+    return mc_s, dict(modelc_ms=1e3 * mc_s, modelc_runs=runs, rss_mc_mb=rss / 1024.0), mc_out
+
+
 def time_modelc(case, prog, args, work, threads, runs):
-    """(seconds of the case's work (decoding: per token), the row's modelc
-    columns, the output dir of the real input)."""
+    """(seconds of the case's work (decoding: per token; training: per
+    step), the row's modelc columns, the output dir of the real input)."""
+    if case["kind"] == "train":
+        return time_training(case, prog, args, work, threads, runs)
     mc_out, rss_file = os.path.join(work, "out"), os.path.join(work, "rss.txt")
     t, rss, nr = run_enough(prog, args, mc_out, threads, rss_file, runs)
     mc_s = t
