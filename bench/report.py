@@ -100,6 +100,8 @@ def rate(case, row, mc_s, pt_s, triad_gbs, noise):
         row["bound_ms"] = 1e3 * bound
         metric = "bound %.1f ms/tok; mc at %.0f%%, pt %.0f%%" % (
             1e3 * bound, 100 * bound / mc_s if mc_s > 0 else 0, 100 * bound / pt_s)
+    if case["kind"] == "train" and not noise:
+        metric = "steps/s mc %.2f pt %.2f" % (1 / mc_s if mc_s > 0 else math.inf, 1 / pt_s)
     if case.get("bytes") and not noise:
         row["mc_gbs"] = case["bytes"] / mc_s / 1e9 if mc_s > 0 else math.inf
         row["pt_gbs"] = case["bytes"] / pt_s / 1e9
