@@ -413,6 +413,20 @@ ENCODER_GRADS = [("d_in_w", "self_attn.in_proj_weight"), ("d_in_b", "self_attn.i
                  ("d_norm2_b", "norm2.bias")]
 
 
+def case_activations(torch, g):
+    """models/grad_activations.model: every activation of
+    models/lib/activations.model, weighted by its row of v."""
+    F = torch.nn.functional
+    x = (3 * torch.randn(64, generator=g)).requires_grad_()
+    v = torch.randn(13, 64, generator=g)
+    acts = [F.relu(x), torch.sigmoid(x), torch.tanh(x), F.leaky_relu(x, 0.01), F.elu(x),
+            F.selu(x), F.softplus(x), F.softsign(x), F.silu(x), F.mish(x), F.gelu(x),
+            F.gelu(x, approximate="tanh"), F.hardsigmoid(x)]
+    loss = sum((v[k] * a).sum() for k, a in enumerate(acts))
+    (dx,) = grads(torch, loss, [x])
+    return {"x": x.detach(), "v": v}, {"loss": loss.detach(), "dx": dx}
+
+
 def case_transformer(torch, g):
     """models/grad_transformer.model: torch.nn.TransformerEncoderLayer
     (post-norm, ReLU, no dropout) with a key padding mask, autograd."""
@@ -499,6 +513,7 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
 PROGRAMS = [("grad.model", None, CASES),
             ("grad_bilstm_crf.model", CRF_DIMS, [("nll_grad", case_bilstm_crf)]),
             ("grad_seq2seq.model", S2S_DIMS, [("teacher_forced", case_seq2seq)]),
+            ("grad_activations.model", None, [("grad_activations", case_activations)]),
             ("grad_transformer.model", ENCODER_DIMS, [("grad_transformer", case_transformer)]),
             ("grad_gpt2.model", GPT2_DIMS, [("grad_gpt2", case_gpt2)])]
 
