@@ -218,18 +218,18 @@ static void mark_weight_reads(const Block *b, bool *reads) {
   }
 }
 
-/* A warning at each declared weight that no function reads once dead code
- * is gone (called with every entry point compiled: one chosen by --entry
+/* A warning at each declared weight that no function reads or writes once dead
+ * code is gone (called with every entry point compiled: one chosen by --entry
  * leaves the others' weights unread). */
 static void warn_unread_weights(const Module *m, Diag *d) {
-  int n = ir_file_params(m);
-  bool *reads = calloc((size_t)n + 1, sizeof *reads);
+  int n = ir_file_params(m); /* then the prepared ones, read too */
+  bool *reads = calloc((size_t)m->nparams + 1, sizeof *reads);
   if (!reads)
     return;
   for (const Function *f = m->functions; f; f = f->next)
     mark_weight_reads(f->body, reads);
   for (int i = 0; i < n; i++)
-    if (!reads[i])
+    if (!reads[i] && !ir_param_trained(m, i)) /* written: an assign's */
       diag_warning(d, m->params[i].loc,
                    "weight '%s' is declared but no entry point reads it",
                    m->params[i].name);

@@ -86,6 +86,9 @@ void mc_model_close(McModel *m) {
     return;
   mc_weights_free(m->weights);
   mc_st_close(m->kept);
+  for (int i = 0; m->copies && i < m->desc->nweights + m->desc->nprepared; i++)
+    free(m->copies[i]);
+  free(m->copies);
   for (int i = 0; m->prepared && i < m->desc->nprepared; i++)
     free(m->prepared[i]);
   free(m->prepared);

@@ -256,6 +256,12 @@ const void *mc_weights_data(const McWeights *w, int i);
 /* The same for an f32 weight (store MC_F32). */
 const float *mc_weights_get(const McWeights *w, int i);
 void mc_weights_free(McWeights *w); /* NULL is fine */
+/* n bytes for a weight of the program's own: its whole 2 MB blocks in 2 MB
+ * pages where the system gives them (fewer TLB misses when decoding streams
+ * the weights), the tail in small pages; free() it. */
+void *mc_weights_alloc(size_t n);
+/* Gives a file mapping's whole pages inside [p, p + n) back to the system. */
+void mc_weights_release(const void *p, size_t n);
 
 /* ---- kernels ------------------------------------------------------------ */
 /* C[m*ldc + n] (+)= sum_k A[m*rsa + k*csa] * B[k*rsb + n*csb] for m < M,
@@ -481,6 +487,8 @@ typedef struct McModel {
   void **prepared; /* owned, by McPreparedSpec */
   const McModelDesc *desc;
   McSafetensors *kept; /* a prepared weights file w points into, or NULL */
+  void **copies;       /* owned, by slot of w: kept's tensors of 2 MB or more,
+                          copied into 2 MB pages (mc_prepared_load) */
 } McModel;
 
 /* Opens a model: loads every weight and computes the prepared ones (or

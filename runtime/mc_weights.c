@@ -140,7 +140,7 @@ static int weights_convert(const McWeightSpec *spec, const McStTensor *t,
 
 /* Gives the mapping's whole pages inside [p, p + n) back to the system
  * (they are clean: read again from the file if ever touched). */
-static void weights_release(const void *p, size_t n) {
+void mc_weights_release(const void *p, size_t n) {
   long page = sysconf(_SC_PAGESIZE);
   if (page <= 0 || n < (size_t)page)
     return;
@@ -155,7 +155,7 @@ static void weights_release(const void *p, size_t n) {
  * 4 KB when it is written, and fewer TLB misses when decoding streams it);
  * the tail in small pages, so no weight holds most of a 2 MB page it does
  * not use (48 such tails were 45 MB of GPT-2 small). */
-static void *weights_alloc(size_t n) {
+void *mc_weights_alloc(size_t n) {
   enum { HUGE = 2 << 20 };
   void *p = NULL;
   if (n < HUGE)
@@ -194,14 +194,14 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   size_t n = t->nbytes / mc_dtype_size(t->dtype);
   if (packed) { /* B = the matrix or its transpose, in GEMM panels */
     int64_t r = spec->shape[0], c = spec->shape[1];
-    float *p = weights_alloc(
+    float *p = mc_weights_alloc(
         sizeof *p * (size_t)mc_gemm_weight_floats(r, c, spec->transposed));
     if (p)
       mc_gemm_pack_weight(r, c, spec->transposed, f, p);
     free(f_owned);
     if (!p)
       return mc_fail(e, MC_ERR_NOMEM, "weight '%s': out of memory", spec->name);
-    weights_release(t->data, t->nbytes);
+    mc_weights_release(t->data, t->nbytes);
     *data = *owned = p;
     return MC_OK;
   }
@@ -209,7 +209,7 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   int64_t cols = transpose ? spec->shape[1] : (int64_t)n;
   float *tf = NULL;
   if (transpose) { /* [rows, cols] -> [cols, rows], in 32 x 32 blocks */
-    tf = weights_alloc(n * sizeof *tf);
+    tf = mc_weights_alloc(n * sizeof *tf);
     if (tf)
       for (int64_t c0 = 0; c0 < cols; c0 += 32)
         for (int64_t r0 = 0; r0 < rows; r0 += 32) {
@@ -222,7 +222,7 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   }
   void *out = tf;
   if (half && (!transpose || tf)) {
-    uint16_t *h = weights_alloc(n * sizeof *h);
+    uint16_t *h = mc_weights_alloc(n * sizeof *h);
     if (h) {
       if (spec->store == MC_F16)
         mc_f32_to_f16_n(tf ? tf : f, h, (int64_t)n);
@@ -235,7 +235,7 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   free(f_owned);
   if (!out)
     return mc_fail(e, MC_ERR_NOMEM, "weight '%s': out of memory", spec->name);
-  weights_release(t->data, t->nbytes);
+  mc_weights_release(t->data, t->nbytes);
   *data = *owned = out;
   return MC_OK;
 }

@@ -322,6 +322,43 @@ Test(model, saves_and_maps_prepared_weights) {
   rmdir(dir);
 }
 
+/* A prepared file's tensors of 2 MB or more are copied out of the mapping
+ * (into 2 MB pages); smaller ones are read where they are mapped. */
+Test(model, copies_large_prepared_weights_out_of_the_mapping) {
+  char dir[] = "/tmp/mc_prepared_XXXXXX", src[64], saved[64];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(src, sizeof src, "%s/w.safetensors", dir);
+  snprintf(saved, sizeof saved, "%s/p.safetensors", dir);
+  enum { R = 1024, C = 513 }; /* 2,101,248 bytes */
+  float *big = malloc(sizeof *big * R * C), small[6] = {1, 2, 3, 4, 5, 6};
+  cr_assert_not_null(big);
+  for (int i = 0; i < R * C; i++)
+    big[i] = (float)i;
+  McTensor ts[2] = {{MC_F32, 2, {R, C}, big}, {MC_F32, 2, {2, 3}, small}};
+  const char *names[2] = {"big", "w"};
+  cr_assert_eq(mc_st_write(src, NULL, names, ts, 2, &err), MC_OK);
+  McWeightSpec specs[2] = {{"big", 2, {R, C}, MC_F32, 0, 0}, wspec[0]};
+  McModelDesc d = desc;
+  d.nweights = 2;
+  d.weights = specs;
+  McModel *m = mc_model_open(&d, src, &err);
+  cr_assert_not_null(m, "%s", err.msg);
+  cr_assert_eq(mc_model_save(m, saved, &err), MC_OK, "%s", err.msg);
+  McModel *p = mc_model_open(&d, saved, &err);
+  cr_assert_not_null(p, "%s", err.msg);
+  cr_assert_not_null(p->copies);
+  cr_expect_eq(p->copies[0], p->w[0], "the large weight is a copy");
+  cr_expect_null(p->copies[1], "the small one is read from the mapping");
+  cr_expect_eq(memcmp(p->w[0], big, sizeof *big * R * C), 0);
+  cr_expect_eq(memcmp(p->w[1], small, sizeof small), 0);
+  mc_model_close(p);
+  mc_model_close(m);
+  free(big);
+  unlink(src);
+  unlink(saved);
+  rmdir(dir);
+}
+
 /* ---- the run-time plan -------------------------------------------------- */
 
 Test(model, plan_place_is_first_fit) {
