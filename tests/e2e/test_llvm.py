@@ -207,7 +207,8 @@ int main(int argc, char **argv) {
              "%s" % outs_order)
     sources = [os.path.join(src, f) for f in sorted(os.listdir(src))
                if f.startswith("mc_") and f.endswith(".c") and
-               f not in ("mc_bpe.c", "mc_bpe_load.c", "mc_unicode_tables.c", "mc_main.c")]
+               f not in ("mc_bpe.c", "mc_bpe_load.c", "mc_unicode_tables.c", "mc_main.c",
+                         "mc_train.c")]  # the drivers: this program has its own main
     prog = work.path("obj", "mine")
     cc = os.environ.get("CC", "cc")
     res = mc_e2e.run([cc, "-std=c11", "-O2", "-ffp-contract=off", "-pthread", "-I", src, main_c,
