@@ -36,6 +36,15 @@ bool cg_make_dirs(const char *path, Diag *d) {
   }
 }
 
+/* Writes len bytes of text (NULL: none) to path; false with errno set. */
+static bool write_all(const char *path, const char *text, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return false;
+  bool ok = fwrite(text ? text : "", 1, len, f) == len;
+  return (fclose(f) == 0) && ok;
+}
+
 bool cg_write_file(const char *path, const char *text, size_t len, Diag *d) {
   size_t n = strlen(path) + 32;
   char *tmp = malloc(n);
@@ -44,12 +53,7 @@ bool cg_write_file(const char *path, const char *text, size_t len, Diag *d) {
     return false;
   }
   snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  bool ok = f != NULL;
-  if (ok) {
-    ok = fwrite(text ? text : "", 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-  }
+  bool ok = write_all(tmp, text, len);
   if (ok)
     ok = rename(tmp, path) == 0;
   if (!ok) {
@@ -88,12 +92,7 @@ bool cg_files_stage(CgFiles *fs, const char *path, const char *text, size_t len,
   }
   snprintf(own, n, "%s", path);
   snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  bool ok = f != NULL;
-  if (ok) {
-    ok = fwrite(text ? text : "", 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-  }
+  bool ok = write_all(tmp, text, len);
   if (!ok) {
     diag_error(d, loc_none(), "cannot write '%s': %s", path, strerror(errno));
     remove(tmp);
