@@ -24,6 +24,8 @@ void cg_emit_header_function(FnEmit *fe) {
   cg_buf_printf(h, "/* %s: function '%s'.\n", fe->run, f->name);
   for (int i = 0; i < f->ninputs; i++) {
     const FuncInput *in = &f->inputs[i];
+    if (!cg_input_in_abi(fe, i))
+      continue;
     type_print(ty, sizeof ty, &in->value->type, e->m);
     cg_buf_printf(h, " *   input  %s: %s", fe->in_names[i], ty);
     if (in->has_default)
@@ -32,12 +34,23 @@ void cg_emit_header_function(FnEmit *fe) {
     cg_buf_puts(h, "\n");
   }
   for (int i = 0; i < f->noutputs; i++) {
+    if (!cg_output_in_abi(fe, i))
+      continue;
     type_print(ty, sizeof ty, &f->outputs[i].value->type, e->m);
     cg_buf_printf(h, " *   output %s: %s\n", fe->out_names[i], ty);
   }
   cg_buf_printf(h, " * %d weights (listed in %s_info.weights).",
                 ir_file_params(e->m), fe->prefix);
-  if (fe->nbuffers > 0)
+  if (fe->nstates > 0)
+    cg_buf_printf(h,
+                  "\n * Its %d optimizer states (%zu bytes, zeros before the "
+                  "first call) live at\n * the start of its arena, kept by "
+                  "the model between calls (so calls\n * on one model must "
+                  "not overlap), with its %d intermediates:\n * %s bytes. "
+                  "*/\n",
+                  fe->nstates, fe->state_bytes, fe->nbuffers - fe->nstates,
+                  cg_plan_arena_text(fe));
+  else if (fe->nbuffers > 0)
     cg_buf_printf(h,
                   "\n * A call callocs one arena of %s bytes\n * for its %d "
                   "intermediates (shared by lifetime) and frees it\n * before "
@@ -112,17 +125,22 @@ static void emit_run_v(FnEmit *fe) {
                 fe->run, fe->run_v);
   if (!fe->syms)
     cg_buf_puts(out, "  (void)s;\n");
-  if (f->ninputs == 0)
+  int nin = 0, nout = 0;
+  for (int i = 0; i < f->ninputs; i++)
+    nin += cg_input_in_abi(fe, i);
+  for (int i = 0; i < f->noutputs; i++)
+    nout += cg_output_in_abi(fe, i);
+  if (nin == 0)
     cg_buf_puts(out, "  (void)in;\n");
-  if (f->noutputs == 0)
+  if (nout == 0)
     cg_buf_puts(out, "  (void)out;\n");
   cg_buf_printf(out, "  return %s(m", fe->run);
   for (int s = 0, k = 0; s < e->m->nsymbols; s++)
     if (fe->syms & (UINT64_C(1) << s))
       cg_buf_printf(out, ", s[%d]", k++);
-  for (int i = 0; i < f->ninputs; i++)
+  for (int i = 0; i < nin; i++)
     cg_buf_printf(out, ", in[%d]", i);
-  for (int i = 0; i < f->noutputs; i++)
+  for (int i = 0; i < nout; i++)
     cg_buf_printf(out, ", out[%d]", i);
   cg_buf_puts(out, ", err);\n}\n\n");
 }
@@ -395,26 +413,26 @@ static bool entry_weights(FnEmit *fe, int *nused, const char **specs,
 }
 
 /* A training entry's <p>_updates (McUpdate): which output replaces which
- * weight or optimizer state; their count. */
+ * weight; their count. */
 static int emit_updates(FnEmit *fe) {
   const Function *f = fe->f;
   int n = 0;
   for (int i = 0; i < f->noutputs; i++)
-    n += f->outputs[i].updates_param >= 0 || f->outputs[i].updates_input >= 0;
+    n += f->outputs[i].updates_param >= 0;
   if (n == 0)
     return 0;
   CgBuf *info = &fe->e->info;
   cg_buf_printf(info,
-                "\n/* {output, weight, input}: the training step's results "
-                "that replace a\n * weight or an optimizer state */\n"
+                "\n/* {output, weight}: the training step's results that "
+                "replace a weight */\n"
                 "static const McUpdate %s_updates[%d] = {\n",
                 fe->prefix, n);
-  for (int i = 0; i < f->noutputs; i++) {
+  for (int i = 0, k = 0; i < f->noutputs; i++) {
     const FuncOutput *o = &f->outputs[i];
-    if (o->updates_param >= 0 || o->updates_input >= 0)
-      cg_buf_printf(info, "    {%d, %d, %d}, /* %s */\n", i, o->updates_param,
-                    o->updates_input,
+    if (o->updates_param >= 0)
+      cg_buf_printf(info, "    {%d, %d}, /* %s */\n", k, o->updates_param,
                     cg_c_string(&fe->e->arena, o->name, false));
+    k += cg_output_in_abi(fe, i);
   }
   cg_buf_puts(info, "};\n");
   return n;
@@ -431,25 +449,29 @@ void cg_emit_entry_info(FnEmit *fe) {
   const char **names = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
                                           sizeof(const char *));
   bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
+  int nin = 0, nout = 0, step = -1;
   for (int i = 0; i < f->ninputs; i++) {
-    vals[i] = f->inputs[i].value;
-    names[i] = f->inputs[i].name;
-    optional[i] = f->inputs[i].has_default;
+    if (!cg_input_in_abi(fe, i))
+      continue;
+    if (f->inputs[i].step)
+      step = nin;
+    vals[nin] = f->inputs[i].value;
+    names[nin] = f->inputs[i].name;
+    optional[nin++] = f->inputs[i].has_default;
   }
-  io_specs(e, p, "inputs", "input_dims", f->ninputs, names, vals, optional);
+  io_specs(e, p, "inputs", "input_dims", nin, names, vals, optional);
   for (int i = 0; i < f->noutputs; i++) {
-    vals[i] = f->outputs[i].value;
-    names[i] = f->outputs[i].name;
+    if (!cg_output_in_abi(fe, i))
+      continue;
+    vals[nout] = f->outputs[i].value;
+    names[nout++] = f->outputs[i].name;
   }
-  io_specs(e, p, "outputs", "output_dims", f->noutputs, names, vals, NULL);
+  io_specs(e, p, "outputs", "output_dims", nout, names, vals, NULL);
   int nused;
   const char *specs, *which;
   bool prepare = entry_weights(fe, &nused, &specs, &which);
   CgBuf *info = &e->info;
-  int nupdates = emit_updates(fe), step = -1;
-  for (int i = 0; i < f->ninputs; i++)
-    if (f->inputs[i].step)
-      step = i;
+  int nupdates = emit_updates(fe);
   cg_buf_printf(info,
                 "\nstatic const McEntry %s_entry = {\n"
                 "    .model = &%s_desc,\n"
@@ -460,11 +482,10 @@ void cg_emit_entry_info(FnEmit *fe) {
                 "    .run = %s,\n"
                 "    .nupdates = %d,\n    .updates = %s%s,\n"
                 "    .step_input = %d};\n\n",
-                p, n, f->ninputs, f->ninputs ? p : "NULL",
-                f->ninputs ? "_inputs" : "", f->noutputs,
-                f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "", nused,
-                specs, which, prepare, fe->syms, fe->run_v, nupdates,
-                nupdates ? p : "NULL", nupdates ? "_updates" : "", step);
+                p, n, nin, nin ? p : "NULL", nin ? "_inputs" : "", nout,
+                nout ? p : "NULL", nout ? "_outputs" : "", nused, specs, which,
+                prepare, fe->syms, fe->run_v, nupdates, nupdates ? p : "NULL",
+                nupdates ? "_updates" : "", step);
   cg_buf_printf(
       info,
       "static int %s_info_open(const char *weights_path, void "
@@ -483,7 +504,7 @@ void cg_emit_entry_info(FnEmit *fe) {
       "    %s_info_open, %s_info_close, %s_info_run, &%s_entry, %s};\n",
       p, cg_c_string(a, p == n ? (m->name ? m->name : n) : f->name, false),
       dw ? "\"" : "", dw ? cg_c_string(a, dw, false) : "NULL", dw ? "\"" : "",
-      f->ninputs, f->ninputs ? p : "NULL", f->ninputs ? "_inputs" : "",
-      f->noutputs, f->noutputs ? p : "NULL", f->noutputs ? "_outputs" : "",
-      nused, specs, p, n, p, p, nupdates ? "mc_train" : "NULL");
+      nin, nin ? p : "NULL", nin ? "_inputs" : "", nout, nout ? p : "NULL",
+      nout ? "_outputs" : "", nused, specs, p, n, p, p,
+      nupdates ? "mc_train" : "NULL");
 }

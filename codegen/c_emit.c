@@ -391,6 +391,8 @@ const char *cg_run_params(FnEmit *fe, bool comments) {
       cg_buf_printf(&b, ", int64_t %s", e->symnames[s]);
   for (int i = 0; i < f->ninputs; i++) {
     const FuncInput *in = &f->inputs[i];
+    if (!cg_input_in_abi(fe, i))
+      continue;
     cg_buf_printf(&b, ", const %s *%s", cg_ctype(in->value->type.dtype),
                   fe->in_names[i]);
     if (comments && in->has_default)
@@ -398,6 +400,8 @@ const char *cg_run_params(FnEmit *fe, bool comments) {
   }
   for (int i = 0; i < f->noutputs; i++) {
     const Value *v = f->outputs[i].value;
+    if (!cg_output_in_abi(fe, i))
+      continue;
     cg_buf_printf(&b, ", %s *%s", cg_ctype(v->type.dtype), fe->out_names[i]);
     if (comments) {
       char s[256];
@@ -467,14 +471,29 @@ static bool emit_run(FnEmit *fe) {
     cg_buf_printf(out, "  size_t off[%s];\n", upper);
     cg_buf_printf(out, "  const size_t wsize = %s(%soff);\n", fe->layout,
                   cg_sym_args(fe, layout_syms, false));
-    cg_buf_puts(out, "  unsigned char *ws = mc_alloc_zeroed(wsize);\n");
+    if (fe->nstates > 0)
+      cg_buf_printf(out,
+                    "  /* kept from call to call: %d optimizer states in its "
+                    "first %zu bytes */\n  unsigned char *ws = "
+                    "mc_model_arena(&m->base, %d, wsize, %zu);\n",
+                    fe->nstates, fe->state_bytes, fe->key, fe->state_bytes);
+    else
+      cg_buf_puts(out, "  unsigned char *ws = mc_alloc_zeroed(wsize);\n");
     cg_buf_printf(out,
                   "  if (!ws)\n    return mc_fail(err, MC_ERR_NOMEM, \"%s: "
                   "cannot allocate %%zu bytes of workspace\", wsize);\n",
                   fe->run);
-    cg_buf_puts(out, "#ifdef MC_CHECK_PLAN\n  memset(ws, 0xff, wsize); /* a "
-                     "buffer read before it is written reads NaNs */\n"
-                     "#endif\n");
+    cg_buf_printf(out,
+                  "#ifdef MC_CHECK_PLAN\n  memset(ws + %zu, 0xff, wsize - "
+                  "%zu); /* a buffer read before it is written reads NaNs "
+                  "*/\n#endif\n",
+                  fe->state_bytes, fe->state_bytes);
+  }
+  for (int k = 0; k < fe->nstates; k++) {
+    const Value *v = fe->buffers[k];
+    const char *ct = cg_ctype(v->type.dtype);
+    cg_buf_printf(out, "  %s *%s = (%s *)(ws + off[%d]);\n", ct,
+                  fe->in_names[cg_info(fe, v)->index], ct, k);
   }
   if (fe->can_fail)
     cg_buf_puts(out, "  int rc = MC_OK;\n");
@@ -483,6 +502,8 @@ static bool emit_run(FnEmit *fe) {
     const FuncInput *in = &f->inputs[i];
     ValueInfo *vi = cg_info(fe, in->value);
     const char *n = fe->in_names[i];
+    if (!cg_input_in_abi(fe, i))
+      continue;
     if (vi->uses == 0) {
       cg_buf_printf(out, "  (void)%s; /* unused */\n", n);
       continue;
@@ -505,7 +526,7 @@ static bool emit_run(FnEmit *fe) {
   }
   /* pointers of weights, buffers and aliases (a scan's region declares
    * its own inside its loop) */
-  bool uses_m = fe->uses_m;
+  bool uses_m = fe->uses_m || fe->nstates > 0;
   for (const Op *op = f->body->first; op; op = op->next)
     cg_declare_pointers(fe, op, out, &uses_m);
   if (!uses_m)
@@ -514,18 +535,20 @@ static bool emit_run(FnEmit *fe) {
     cg_buf_puts(out, "  (void)err;\n");
   cg_buf_puts(out, cg_buf_str(&calls));
   cg_buf_free(&calls);
-  /* outputs not written in place */
+  /* outputs not written in place; the optimizer states' new values */
   for (int i = 0; i < f->noutputs; i++) {
     if (fe->out_direct[i])
       continue;
     const Value *v = f->outputs[i].value;
+    int state = f->outputs[i].updates_input;
     uint64_t used = 0;
-    cg_buf_printf(out, "  memcpy(%s, %s, %s);\n", fe->out_names[i],
+    cg_buf_printf(out, "  memcpy(%s, %s, %s);\n",
+                  state >= 0 ? fe->in_names[state] : fe->out_names[i],
                   cg_pointer(fe, v), cg_buffer_bytes(fe, v, &used));
   }
   if (fe->can_fail)
     cg_buf_puts(out, "done:\n");
-  if (fe->nbuffers > 0)
+  if (fe->nbuffers > 0 && fe->nstates == 0)
     cg_buf_puts(out, "  free(ws);\n");
   cg_buf_printf(out, "  return %s;\n}\n\n", fe->can_fail ? "rc" : "MC_OK");
   return true;
@@ -567,6 +590,8 @@ bool cg_function_begin(Emitter *e, const Function *f, bool single, FnEmit *fe) {
   fe->run_v = f->prepares ? cg_strf(a, "%s_prepare_v", e->name)
                           : cg_names_unique(&e->globals, a,
                                             cg_strf(a, "%s_v", fe->run));
+  for (const Function *g = e->m->functions; g && g != f; g = g->next)
+    fe->key++;
   name_function(fe);
   if (!cg_analyze(fe))
     return false;

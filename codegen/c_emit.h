@@ -320,8 +320,26 @@ typedef struct FnEmit {
   /* the prepare function: its run is static, called by the model's open,
    * with no workspace-size function, header entry or McModelInfo */
   bool internal;
+  /* A training entry's optimizer states (the inputs an output updates,
+   * FuncOutput.updates_input): buffers 0 .. nstates-1, placed first, so
+   * they fill the arena's first state_bytes bytes; the model keeps that
+   * arena between calls (mc_model_arena, with key `key`). Neither the
+   * states nor the outputs updating them are in the entry's signature: at
+   * the end of a call the updates are copied over the states. */
+  int nstates, key;
+  size_t state_bytes;
+  int *state_update; /* by input: the output that updates it, or -1 */
   CgPlan plan;
 } FnEmit;
+
+/* Whether input / output i is a parameter of the entry's run function (not
+ * an optimizer state kept in its arena, or its update). */
+static inline bool cg_input_in_abi(const FnEmit *fe, int i) {
+  return fe->state_update[i] < 0;
+}
+static inline bool cg_output_in_abi(const FnEmit *fe, int i) {
+  return fe->f->outputs[i].updates_input < 0;
+}
 
 /* Sets e up for m: names, symbols, how each weight is kept. Free with
  * cg_emitter_free. Shared by both backends. */

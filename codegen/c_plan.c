@@ -36,6 +36,10 @@
  * function fills the arena with 0xff bytes, so a buffer read before it is
  * written reads NaNs instead of zeros.
  *
+ * A training entry's optimizer states are buffers 0 .. nstates-1, live
+ * from step 0 to the last: placed first, they fill the arena's first
+ * bytes, the part the model keeps between calls (c_storage.c).
+ *
  * Invariants: buffers live at a common step never overlap, so a kernel's
  * result never overlaps its operands (its `restrict` pointers stay true)
  * unless c_in_place.c made the update in place; the plan is a pure
@@ -205,6 +209,12 @@ void cg_plan_lifetimes(FnEmit *fe) {
   p->last_step = ++s.step;
   for (int i = 0; i < fe->f->noutputs; i++)
     note_read(&s, fe->f->outputs[i].value, NULL, p->last_step);
+  for (int i = 0; i < fe->nstates; i++) { /* kept from call to call */
+    size_t bytes = 0;
+    constant_bytes(fe->buffers[i], &bytes);
+    fe->state_bytes += bytes;
+    extend(p, i, p->last_step);
+  }
   sort_by_start(n, p->start, p->order);
   /* constant sizes: the plan is made here */
   p->bytes = arena_alloc(a, ((size_t)n + 1) * sizeof(size_t));
@@ -229,7 +239,10 @@ void cg_plan_lifetimes(FnEmit *fe) {
 
 static const char *buffer_label(FnEmit *fe, const Value *v) {
   if (!v->def)
-    return cg_strf(&fe->e->arena, "default of input %s",
+    return cg_strf(&fe->e->arena, "%s %s",
+                   fe->state_update[cg_info(fe, v)->index] >= 0
+                       ? "optimizer state"
+                       : "default of input",
                    fe->in_names[cg_info(fe, v)->index]);
   return cg_info(fe, v)->cname;
 }

@@ -228,8 +228,15 @@ bool cg_analyze(FnEmit *fe) {
     vi->index = i;
     vi->cname = fe->in_names[i];
   }
-  for (int i = 0; i < f->noutputs; i++)
+  fe->state_update =
+      arena_alloc(&e->arena, sizeof(int) * (size_t)(f->ninputs + 1));
+  for (int i = 0; i < f->ninputs; i++)
+    fe->state_update[i] = -1;
+  for (int i = 0; i < f->noutputs; i++) {
     cg_info(fe, f->outputs[i].value)->uses++;
+    if (f->outputs[i].updates_input >= 0)
+      fe->state_update[f->outputs[i].updates_input] = i;
+  }
   mark_live(fe, f->body);
   cg_find_views(fe, f->body);
   if (!assign_storage(fe, f->body))
@@ -237,6 +244,11 @@ bool cg_analyze(FnEmit *fe) {
   fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
   for (int i = 0; i < f->noutputs; i++) {
     const Value *r = alias_root(fe, f->outputs[i].value);
+    int state = f->outputs[i].updates_input;
+    if (state >= 0) { /* copied over the state at the end, unless it is it */
+      fe->out_direct[i] = r == f->inputs[state].value;
+      continue;
+    }
     if (cg_info(fe, r)->storage == ST_WORKSPACE) {
       cg_info(fe, r)->storage = ST_OUTPUT;
       cg_info(fe, r)->index = i;
@@ -244,11 +256,24 @@ bool cg_analyze(FnEmit *fe) {
       fe->out_direct[i] = true;
     }
   }
-  /* workspace buffers: intermediates (those of scan regions too), then
-   * defaults of absent inputs */
+  /* workspace buffers: optimizer states, intermediates (those of scan
+   * regions too), then defaults of absent inputs */
   int cap = count_results(f->body) + 1;
   fe->buffers = arena_alloc(&e->arena,
                             (size_t)(cap + f->ninputs) * sizeof(const Value *));
+  for (int i = 0; i < f->ninputs; i++) {
+    int64_t n;
+    if (fe->state_update[i] < 0)
+      continue;
+    if (!shape_const_numel(&f->inputs[i].value->type.shape, &n)) {
+      diag_error(e->d, f->inputs[i].loc,
+                 "optimizer state '%s' of '%s' has no constant shape",
+                 f->inputs[i].name, f->name);
+      return false;
+    }
+    fe->buffers[fe->nbuffers++] = f->inputs[i].value;
+    fe->nstates++;
+  }
   collect_buffers(fe, f->body);
   for (int i = 0; i < f->ninputs; i++)
     if (f->inputs[i].has_default && cg_info(fe, f->inputs[i].value)->uses > 0)

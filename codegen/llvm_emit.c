@@ -402,6 +402,25 @@ static void emit_workspace_size(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
                                     layout, args, (unsigned)nsyms + 1, ""));
 }
 
+/* The optimizer states: buffers 0 .. nstates-1 of the arena, and the
+ * destinations of their updates' copies. */
+static void state_pointers(LlvmFn *F) {
+  LlvmEmit *L = F->L;
+  FnEmit *fe = F->fe;
+  for (int k = 0; k < fe->nstates; k++) {
+    int i = cg_info(fe, fe->buffers[k])->index;
+    LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
+                           LLVMConstInt(L->i64, (uint64_t)k, 0)};
+    LLVMValueRef off = LLVMBuildLoad2(
+        L->b, L->i64,
+        LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)), F->off, idx,
+                      2, ""),
+        "");
+    F->in[i] = F->out[fe->state_update[i]] =
+        LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1, fe->in_names[i]);
+  }
+}
+
 /* Absent optional inputs read as buffers filled with their default. */
 static void fill_defaults(LlvmFn *F) {
   LlvmEmit *L = F->L;
@@ -463,7 +482,12 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
   int nsyms = 0;
   for (int s = 0; s < e->m->nsymbols; s++)
     nsyms += (fe->syms >> s) & 1;
-  int np = 2 + nsyms + f->ninputs + f->noutputs;
+  int nin = 0, nout = 0;
+  for (int i = 0; i < f->ninputs; i++)
+    nin += cg_input_in_abi(fe, i);
+  for (int i = 0; i < f->noutputs; i++)
+    nout += cg_output_in_abi(fe, i);
+  int np = 2 + nsyms + nin + nout;
   LLVMTypeRef *params =
       arena_alloc(&e->arena, sizeof(LLVMTypeRef) * (size_t)np);
   for (int i = 0; i < np; i++)
@@ -490,14 +514,16 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
       arena_alloc(&e->arena, sizeof(LLVMValueRef) * ((size_t)f->ninputs + 1));
   F.out =
       arena_alloc(&e->arena, sizeof(LLVMValueRef) * ((size_t)f->noutputs + 1));
-  for (int i = 0; i < f->ninputs; i++) {
-    F.in[i] = LLVMGetParam(F.fn, (unsigned)k++);
-    LLVMSetValueName2(F.in[i], fe->in_names[i], strlen(fe->in_names[i]));
-  }
-  for (int i = 0; i < f->noutputs; i++) {
-    F.out[i] = LLVMGetParam(F.fn, (unsigned)k++);
-    LLVMSetValueName2(F.out[i], fe->out_names[i], strlen(fe->out_names[i]));
-  }
+  for (int i = 0; i < f->ninputs; i++)
+    if (cg_input_in_abi(fe, i)) {
+      F.in[i] = LLVMGetParam(F.fn, (unsigned)k++);
+      LLVMSetValueName2(F.in[i], fe->in_names[i], strlen(fe->in_names[i]));
+    }
+  for (int i = 0; i < f->noutputs; i++)
+    if (cg_output_in_abi(fe, i)) {
+      F.out[i] = LLVMGetParam(F.fn, (unsigned)k++);
+      LLVMSetValueName2(F.out[i], fe->out_names[i], strlen(fe->out_names[i]));
+    }
   LLVMPositionBuilderAtEnd(
       L->b, LLVMAppendBasicBlockInContext(L->ctx, F.fn, "entry"));
   for (int s = 0; s < e->m->nsymbols; s++)
@@ -527,7 +553,17 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
                       F.off, (LLVMValueRef[]){zero, zero}, 2, "");
     LLVMValueRef wsize = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(layout),
                                         layout, args, (unsigned)n, "wsize");
-    LLVMValueRef ws = llvm_call(L, "mc_alloc_zeroed", alloc_t, &wsize, 1);
+    LLVMValueRef ws;
+    if (fe->nstates > 0) { /* the model's, kept from call to call */
+      LLVMTypeRef arena_p[4] = {L->ptr, L->i32, L->i64, L->i64};
+      LLVMValueRef arena_a[4] = {
+          F.m, LLVMConstInt(L->i32, (uint64_t)fe->key, 0), wsize,
+          LLVMConstInt(L->i64, fe->state_bytes, 0)};
+      ws = llvm_call(L, "mc_model_arena",
+                     LLVMFunctionType(L->ptr, arena_p, 4, 0), arena_a, 4);
+    } else {
+      ws = llvm_call(L, "mc_alloc_zeroed", alloc_t, &wsize, 1);
+    }
     LLVMSetValueName2(ws, "ws", 2);
     F.ws = ws;
     llvm_fail_if(L, F.fn, F.err,
@@ -539,6 +575,7 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
                  wsize, NULL);
   }
   F.done = LLVMAppendBasicBlockInContext(L->ctx, F.fn, "done");
+  state_pointers(&F);
   fill_defaults(&F);
   F.local = arena_alloc(&e->arena, sizeof(LLVMValueRef) *
                                        ((size_t)e->m->next_value_id + 1));
@@ -563,7 +600,7 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
   }
   LLVMBuildBr(L->b, F.done);
   LLVMPositionBuilderAtEnd(L->b, F.done);
-  if (F.ws)
+  if (F.ws && fe->nstates == 0)
     llvm_call(L, "free", free_t, &F.ws, 1);
   LLVMBuildRet(L->b, LLVMBuildLoad2(L->b, L->i32, F.rc, ""));
   llvm_emit_entry_tables(&F);

@@ -75,8 +75,8 @@ static LLVMTypeRef glue_type(LlvmEmit *L, GlueType t) {
     f[n++] = i32, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p, f[n++] = p,
     f[n++] = p;
     break;
-  case T_UPDATE: /* output, weight, input */
-    f[n++] = i32, f[n++] = i32, f[n++] = i32;
+  case T_UPDATE: /* output, weight */
+    f[n++] = i32, f[n++] = i32;
     break;
   case T_COUNT:
     break;
@@ -317,10 +317,11 @@ static LLVMValueRef emit_run_v(LlvmFn *F) {
           L->b, L->i64,
           LLVMBuildGEP2(L->b, L->i64, LLVMGetParam(fn, 1), &idx, 1, ""), "");
     }
-  for (int i = 0; i < f->ninputs + f->noutputs; i++) {
+  for (int i = 0, nin = 0, nout = 0; i < f->ninputs + f->noutputs; i++) {
     bool in = i < f->ninputs;
-    LLVMValueRef idx =
-        LLVMConstInt(L->i64, (uint64_t)(in ? i : i - f->ninputs), 0);
+    if (in ? !cg_input_in_abi(fe, i) : !cg_output_in_abi(fe, i - f->ninputs))
+      continue;
+    LLVMValueRef idx = LLVMConstInt(L->i64, (uint64_t)(in ? nin++ : nout++), 0);
     args[k++] = LLVMBuildLoad2(
         L->b, L->ptr,
         LLVMBuildGEP2(L->b, L->ptr, LLVMGetParam(fn, in ? 2 : 3), &idx, 1, ""),
@@ -408,18 +409,24 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   const Value **vals = arena_alloc(
       a, sizeof(const Value *) * (size_t)(f->ninputs + f->noutputs + 1));
   bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
+  int nin = 0, nout = 0, step = -1;
   for (int i = 0; i < f->ninputs; i++) {
-    names[i] = f->inputs[i].name;
-    vals[i] = f->inputs[i].value;
-    optional[i] = f->inputs[i].has_default;
+    if (!cg_input_in_abi(fe, i))
+      continue;
+    if (f->inputs[i].step)
+      step = nin;
+    names[nin] = f->inputs[i].name;
+    vals[nin] = f->inputs[i].value;
+    optional[nin++] = f->inputs[i].has_default;
   }
-  LLVMValueRef inputs =
-      io_specs(F, "inputs", f->ninputs, names, vals, optional);
+  LLVMValueRef inputs = io_specs(F, "inputs", nin, names, vals, optional);
   for (int i = 0; i < f->noutputs; i++) {
-    names[i] = f->outputs[i].name;
-    vals[i] = f->outputs[i].value;
+    if (!cg_output_in_abi(fe, i))
+      continue;
+    names[nout] = f->outputs[i].name;
+    vals[nout++] = f->outputs[i].value;
   }
-  LLVMValueRef outputs = io_specs(F, "outputs", f->noutputs, names, vals, NULL);
+  LLVMValueRef outputs = io_specs(F, "outputs", nout, names, vals, NULL);
   /* the weights the entry reads, as the C backend's tables list them */
   int np = ir_file_params(m);
   bool single = fe->prefix == e->name, prepare;
@@ -445,20 +452,18 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   /* a training entry's updates, as c_api.c's <p>_updates */
   LLVMValueRef *ups =
       arena_alloc(a, sizeof(LLVMValueRef) * ((size_t)f->noutputs + 1));
-  int nup = 0, step = -1;
-  for (int i = 0; i < f->noutputs; i++)
-    if (f->outputs[i].updates_param >= 0 || f->outputs[i].updates_input >= 0) {
-      LLVMValueRef u[3] = {cint(L, i), cint(L, f->outputs[i].updates_param),
-                           cint(L, f->outputs[i].updates_input)};
-      ups[nup++] = LLVMConstNamedStruct(glue_type(L, T_UPDATE), u, 3);
+  int nup = 0;
+  for (int i = 0, o = 0; i < f->noutputs; i++) {
+    if (f->outputs[i].updates_param >= 0) {
+      LLVMValueRef u[2] = {cint(L, o), cint(L, f->outputs[i].updates_param)};
+      ups[nup++] = LLVMConstNamedStruct(glue_type(L, T_UPDATE), u, 2);
     }
-  for (int i = 0; i < f->ninputs; i++)
-    if (f->inputs[i].step)
-      step = i;
+    o += cg_output_in_abi(fe, i);
+  }
   LLVMValueRef updates = array_global(L, cg_strf(a, "%s_updates", fe->prefix),
                                       glue_type(L, T_UPDATE), ups, nup);
-  LLVMValueRef ef[14] = {cptr(L, desc),    cint(L, f->ninputs),
-                         cptr(L, inputs),  cint(L, f->noutputs),
+  LLVMValueRef ef[14] = {cptr(L, desc),    cint(L, nin),
+                         cptr(L, inputs),  cint(L, nout),
                          cptr(L, outputs), cint(L, k),
                          cptr(L, wtable),  cptr(L, wwhich),
                          cint(L, prepare), LLVMConstInt(L->i64, fe->syms, 0),
@@ -481,9 +486,9 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   LLVMValueRef inf[13] = {
       llvm_cstring(L, single ? (m->name ? m->name : e->name) : f->name),
       dw ? llvm_cstring(L, dw) : LLVMConstNull(L->ptr),
-      cint(L, f->ninputs),
+      cint(L, nin),
       cptr(L, inputs),
-      cint(L, f->noutputs),
+      cint(L, nout),
       cptr(L, outputs),
       cint(L, k),
       cptr(L, wtable),

@@ -20,12 +20,13 @@
  * 1-based step number), an input per optimizer state ("<weight>:<state>",
  * zeros before the first step), and outputs holding each updated weight
  * (named as the weight) and each state's new value, marked with what they
- * update (FuncOutput.updates_param / updates_input): the program feeds them
- * back before the next step. Statements run in order: after a minimize,
- * reads of an updated weight (`param` declarations, top-level names bound
- * to it, grad's weight names) see its new value, through a stop_gradient,
- * so a later minimize does not differentiate this update (as torch's
- * optimizer.step runs under no_grad).
+ * update (FuncOutput.updates_param / updates_input). The backends keep the
+ * states in the entry's arena from call to call (codegen/c_storage.c); the
+ * program feeds the weights back before the next step. Statements run in
+ * order: after a minimize, reads of an updated weight (`param` declarations,
+ * top-level names bound to it, grad's weight names) see its new value,
+ * through a stop_gradient, so a later minimize does not differentiate this
+ * update (as torch's optimizer.step runs under no_grad).
  */
 #include "lower_internal.h"
 

@@ -248,8 +248,10 @@ typedef struct FuncInput {
 
 /* A training entry's outputs include the new value of each weight it
  * updates (updates_param: the param's index) and of each optimizer state
- * input (updates_input: the input's index); the program that runs it feeds
- * them back before the next step. -1 for an ordinary output. */
+ * input (updates_input: the input's index). The backends keep the states
+ * in the entry's arena, copying each update over its state at the end of a
+ * call; the program that runs it feeds the weights back before the next
+ * step. -1 for an ordinary output. */
 typedef struct FuncOutput {
   const char *name;
   Value *value;

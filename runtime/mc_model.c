@@ -81,9 +81,45 @@ McModel *mc_model_open(const McModelDesc *d, const char *weights_path,
   return model_load(d, weights_path, d->weights, NULL, d->nweights, 1, e);
 }
 
+struct McArena {
+  int key;
+  size_t bytes;
+  void *data;
+  McArena *next;
+};
+
+void *mc_model_arena(McModel *m, int key, size_t bytes, size_t keep) {
+  McArena *a = m->arenas;
+  while (a && a->key != key)
+    a = a->next;
+  if (!a) {
+    if (!(a = calloc(1, sizeof *a)))
+      return NULL;
+    a->key = key;
+    a->next = m->arenas;
+    m->arenas = a;
+  }
+  if (a->bytes < bytes) {
+    void *data = mc_alloc_zeroed(bytes);
+    if (!data)
+      return NULL;
+    if (a->data)
+      memcpy(data, a->data, keep);
+    free(a->data);
+    a->data = data;
+    a->bytes = bytes;
+  }
+  return a->data;
+}
+
 void mc_model_close(McModel *m) {
   if (!m)
     return;
+  for (McArena *a = m->arenas, *next; a; a = next) {
+    next = a->next;
+    free(a->data);
+    free(a);
+  }
   mc_weights_free(m->weights);
   mc_st_close(m->kept);
   for (int i = 0; m->copies && i < m->desc->nweights + m->desc->nprepared; i++)

@@ -481,6 +481,8 @@ typedef struct McModelDesc {
 
 /* The handle of an open model: w holds the file's weights as their specs
  * keep them, then the prepared ones. Generated code reads w. */
+typedef struct McArena McArena;
+
 typedef struct McModel {
   const void **w;
   McWeights *weights;
@@ -489,7 +491,15 @@ typedef struct McModel {
   McSafetensors *kept; /* a prepared weights file w points into, or NULL */
   void **copies;       /* owned, by slot of w: kept's tensors of 2 MB or more,
                           copied into 2 MB pages (mc_prepared_load) */
+  McArena *arenas;     /* owned: the arenas kept between calls */
 } McModel;
+
+/* The arena of entry `key` of m, kept between calls (a training entry's:
+ * its optimizer states are its first `keep` bytes, zeros before the first
+ * call): at least `bytes` long, grown when a call needs more, its first
+ * `keep` bytes kept. NULL when out of memory (the arena kept is unchanged).
+ * Such an entry's calls on one model must not overlap. */
+void *mc_model_arena(McModel *m, int key, size_t bytes, size_t keep);
 
 /* Opens a model: loads every weight and computes the prepared ones (or
  * maps them from a prepared weights file, see mc_prepared.c). NULL (with e
@@ -509,12 +519,12 @@ int mc_prepared_load(McModel *m, const char *path, const int *which, int n,
 void mc_model_close(McModel *m); /* NULL is fine */
 
 /* One entry point of a model. */
-/* A training entry's output that replaces what the entry read, for the
- * next step: output `output` is the new value of weight `weight` (an index
- * in model->weights), or, when weight < 0, of input `input` (an optimizer
- * state). */
+/* A training entry's output that replaces a weight for the next step:
+ * output `output` is the new value of weight `weight` (an index in
+ * model->weights). Its optimizer states are no inputs or outputs: they live
+ * in its arena (mc_model_arena). */
 typedef struct McUpdate {
-  int output, weight, input;
+  int output, weight;
 } McUpdate;
 
 typedef struct McEntry {

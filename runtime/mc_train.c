@@ -15,13 +15,14 @@
  * current order: for i = R-1 down to 1, j = next() % (i + 1), swap rows i
  * and j (tests/e2e/test_train.py reproduces it for PyTorch).
  *
- * After each step the entry's updates (McEntry.updates) replace what it
- * read: the new weights and optimizer states are written into a second
- * buffer of each and the two swap, so a step allocates nothing; the
- * weights the entry trains are the program's own f32 copies (the compiler
- * keeps them in the file's layout). Every scalar output is printed per
- * step on stdout ("step 1 loss 2.302585"), and a progress line goes to
- * stderr when it is a terminal.
+ * After each step the entry's updates (McEntry.updates) replace the
+ * weights it read: the new weights are written into a second buffer of
+ * each and the two swap; the weights the entry trains are the program's
+ * own f32 copies (the compiler keeps them in the file's layout). The
+ * optimizer states live in the entry's arena, which the model keeps from
+ * call to call (mc_model_arena), so a step allocates nothing. Every scalar
+ * output is printed per step on stdout ("step 1 loss 2.302585"), and a progress
+ * line goes to stderr when it is a terminal.
  *
  * OUT (written every K steps with --checkpoint-every, and at the end;
  * mc_st_write: a temporary file renamed, all or nothing) holds every tensor
@@ -115,14 +116,6 @@ static int train_arg(Train *t, int argc, char **argv, int *i, McError *e) {
   }
 }
 
-/* The update whose target is input i (a state), or -1. */
-static int state_update(const McEntry *x, int i) {
-  for (int u = 0; u < x->nupdates; u++)
-    if (x->updates[u].weight < 0 && x->updates[u].input == i)
-      return u;
-  return -1;
-}
-
 static void train_usage(const Train *t, const char *prog) {
   printf("usage: %s --weights INIT.safetensors --data name=FILE.npy ... "
          "--steps N [--batch B]\n       [--seed S] [--checkpoint-every K] "
@@ -130,7 +123,7 @@ static void train_usage(const Train *t, const char *prog) {
          "writes the weights to OUT.\ndata inputs (one row per example):\n",
          prog, t->info->name);
   for (int i = 0; i < t->x->ninputs; i++)
-    if (i != t->x->step_input && state_update(t->x, i) < 0)
+    if (i != t->x->step_input)
       printf("  %-16s %s, rank %d\n", t->x->inputs[i].name,
              mc_dtype_name(t->x->inputs[i].dtype), t->x->inputs[i].rank);
 }
@@ -153,7 +146,7 @@ static int train_inputs(Train *t, McError *e) {
     McTensor *in = &t->in[i];
     in->dtype = s->dtype;
     in->rank = s->rank;
-    int data = i != x->step_input && state_update(x, i) < 0;
+    int data = i != x->step_input;
     for (int j = 0; j < s->rank; j++)
       in->shape[j] = s->dims[j].nterms ? s->dims[j].terms[0].coef : 0;
     if (data && !t->files[i])
@@ -183,8 +176,7 @@ static int train_inputs(Train *t, McError *e) {
     if (t->data[i].data)
       memcpy(t->in[i].shape, t->data[i].shape, sizeof t->in[i].shape);
     t->in[i].shape[0] = t->data[i].data ? t->batch : t->in[i].shape[0];
-    total += (train_bytes(&t->in[i]) + 63) / 64 * 64 *
-             (1 + (state_update(x, i) >= 0));
+    total += (train_bytes(&t->in[i]) + 63) / 64 * 64;
   }
   t->order = malloc(sizeof *t->order * (size_t)t->rows);
   t->mem = calloc(1, total + 64);
@@ -192,14 +184,8 @@ static int train_inputs(Train *t, McError *e) {
     return mc_fail(e, MC_ERR_NOMEM, "out of memory");
   unsigned char *p = t->mem;
   for (int i = 0; i < x->ninputs; i++) {
-    int u = state_update(x, i);
-    size_t n = (train_bytes(&t->in[i]) + 63) / 64 * 64;
     t->in[i].data = p;
-    p += n;
-    if (u >= 0) { /* zeros before the first step */
-      t->bufs[u] = p;
-      p += n;
-    }
+    p += (train_bytes(&t->in[i]) + 63) / 64 * 64;
   }
   return MC_OK;
 }
@@ -220,7 +206,7 @@ static int train_outputs(Train *t, McModel *m, int64_t *syms, McError *e) {
     t->outs[i].data = p;
     p += n;
     for (int u = 0; u < x->nupdates; u++)
-      if (x->updates[u].output == i && x->updates[u].weight >= 0) {
+      if (x->updates[u].output == i) {
         memcpy(p, m->w[x->updates[u].weight], train_bytes(&t->outs[i]));
         m->w[x->updates[u].weight] = p;
         t->bufs[u] = t->outs[i].data;
@@ -274,7 +260,7 @@ static int train_save(Train *t, McModel *m, McError *e) {
     ts[i].data = (void *)s->data;
     for (int u = 0; u < t->x->nupdates; u++) {
       int w = t->x->updates[u].weight;
-      if (w >= 0 && mc_st_find(t->st, m->desc->weights[w].name, NULL) == s) {
+      if (mc_st_find(t->st, m->desc->weights[w].name, NULL) == s) {
         ts[i].dtype = MC_F32;
         ts[i].data = (void *)m->w[w];
       }
@@ -314,14 +300,9 @@ static int train_run(Train *t, McModel *m, McError *e) {
           t->outs[i].rank == 0 && t->outs[i].dtype == MC_F32)
         printf(" %s %.7g", x->outputs[i].name, *(float *)t->outs[i].data);
     printf("\n");
-    for (int u = 0; u < x->nupdates; u++) { /* the new values swap in */
-      const McUpdate *up = &x->updates[u];
-      void *now =
-          up->weight >= 0 ? (void *)m->w[up->weight] : t->in[up->input].data;
-      if (up->weight >= 0)
-        m->w[up->weight] = t->bufs[u];
-      else
-        t->in[up->input].data = t->bufs[u];
+    for (int u = 0; u < x->nupdates; u++) { /* the new weights swap in */
+      void *now = (void *)m->w[x->updates[u].weight];
+      m->w[x->updates[u].weight] = t->bufs[u];
       t->bufs[u] = now;
     }
     if (tty)

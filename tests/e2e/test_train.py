@@ -10,7 +10,9 @@ final weights.
   documented generator (--seed), reproduced here; the LLVM backend's
   program and `modelc run` (its JIT) must give the C backend's bits; SGD with clip_grad_norm_;
   checkpoints; bad arguments and
-  data refused with a message and nothing written.
+  data refused with a message and nothing written. Its training entry
+  called from C with batches of 2, 8 and 3 rows: Adam's states kept in the
+  entry's arena from call to call, also when the arena grows.
 - models/train_skipgram.model: skip-gram with negative sampling on
   /usr/share/common-licenses/GPL-3 (negatives drawn by the sampler of
   models/losses.model), nearest neighbours of a few words printed; a run
@@ -190,6 +192,89 @@ def check_mlp(ck, work, torch):
             ck.check("mlp adam: modelc run writes the C backend's OUT",
                      all(np.array_equal(out3[k], out[k]) for k in out))
     check_errors(ck, work, prog, weights, data)
+
+
+def c_array(ctype, name, values):
+    return "static const %s %s[] = {%s};\n" % (
+        ctype, name, ", ".join(repr(float(v)) + "f" if ctype == "float" else str(int(v))
+                               for v in values))
+
+
+def check_state_arena(ck, work, torch):
+    """The training entry called from C (--emit c, B left symbolic): Adam's
+    states live in the entry's arena, which the model keeps from call to
+    call and grows, keeping them, when a larger batch needs more. The
+    weights are not fed back, so each step's gradient is taken at the
+    initial weights while the states accumulate; torch does the same
+    (its parameters reset after each step). Also built -DMC_CHECK_PLAN:
+    the arena's intermediates start as NaNs and the plan is checked."""
+    init = mlp_module(torch)
+    weights = work.path("arena", "init.safetensors")
+    mc_e2e.write_safetensors(weights, init.state_dict(), {"format": "pt"})
+    sizes = (2, 8, 3)
+    x = torch.randn(sum(sizes), N_IN)
+    t = torch.randint(0, N_OUT, (sum(sizes),))
+    out = work.path("arena", "c")
+    mc_e2e.compile_model(mc_e2e.model_path("train_mlp.model"), out, emit="c",
+                         defines={"use_adam": 1, "lr": 0.01})
+    with open(os.path.join(out, "train_mlp.h")) as f:
+        header = f.read()
+    ck.check("state arena: the header says where the optimizer states live",
+             "Its 8 optimizer states" in header and "kept by the model between calls"
+             in header, header[:2000])
+    names = ["fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"]
+    sizes_w = [N_HIDDEN * N_IN, N_HIDDEN, N_OUT * N_HIDDEN, N_OUT]
+    driver = os.path.join(out, "driver.c")
+    with open(driver, "w") as f:
+        f.write('#include "train_mlp.h"\n#include <stdio.h>\n')
+        f.write(c_array("float", "x", x.numpy().ravel()))
+        f.write(c_array("int32_t", "t", t.numpy()))
+        f.write("".join("static float %s[%d];\n" % nw for nw in zip(names, sizes_w)))
+        f.write("int main(int argc, char **argv) {\n  McError e;\n"
+                "  train_mlp_model *m = train_mlp_open(argc > 1 ? argv[1] : NULL, &e);\n"
+                "  if (!m) { printf(\"%%s\\n\", e.msg); return 1; }\n"
+                "  const int sizes[] = {%s};\n  int row = 0;\n"
+                "  for (int k = 0; k < 3; k++) {\n"
+                "    float step = (float)(k + 1), loss;\n"
+                "    if (train_mlp_train(m, sizes[k], x + row * %d, t + row, &step, "
+                "&loss, %s, &e)) {\n"
+                "      printf(\"%%s\\n\", e.msg); return 1; }\n"
+                "    row += sizes[k];\n    printf(\"%%.9g\\n\", loss);\n"
+                % (", ".join(map(str, sizes)), N_IN, ", ".join(names)))
+        for n, k in zip(names, sizes_w):
+            f.write('    for (int i = 0; i < %d; i++) printf("%%.9g\\n", %s[i]);\n' % (k, n))
+        f.write("  }\n  train_mlp_close(m);\n  return 0;\n}\n")
+    sources = [os.path.join(out, f) for f in sorted(os.listdir(out))
+               if f.endswith(".c") and f not in ("train_mlp_main.c", "driver.c")]
+    module = mlp_module(torch)
+    module.load_state_dict(init.state_dict())
+    opt = torch.optim.Adam(module.parameters(), lr=0.01)
+    w0 = [p.detach().clone() for p in module.parameters()]
+    want = []
+    row = 0
+    for n in sizes:
+        loss = torch.nn.functional.cross_entropy(module(x[row:row + n]), t[row:row + n])
+        row += n
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        want.append(np.concatenate([[loss.item()]] + [p.detach().numpy().ravel()
+                                                       for p in module.parameters()]))
+        with torch.no_grad():
+            for p, p0 in zip(module.parameters(), w0):
+                p.copy_(p0)
+    want = np.concatenate(want)
+    for label, flags in (("", []), (" -DMC_CHECK_PLAN", ["-DMC_CHECK_PLAN"])):
+        prog = work.path("arena", "prog" + "".join(flags))
+        mc_e2e.run(["cc", "-std=c11", "-O1", "-ffp-contract=off", "-I", out] + flags +
+                   [driver] + sources + ["-o", prog, "-lm", "-lpthread"])
+        res = mc_e2e.run([prog, weights], check=False)
+        if not ck.check("state arena%s: the driver runs" % label, res.returncode == 0,
+                        res.stdout[-300:] + res.stderr[-300:]):
+            continue
+        got = np.array([float(v) for v in res.stdout.split()])
+        ck.close("state arena%s: batches of 2, 8, 3: losses and Adam's updates = torch's"
+                 % label, got, want, 1e-4, 1e-6)
 
 
 def check_errors(ck, work, prog, weights, data):
@@ -495,6 +580,7 @@ def check_gan(ck, work, torch, kind):
 def body(ck, work):
     torch = mc_e2e.import_torch()
     check_mlp(ck, work, torch)
+    check_state_arena(ck, work, torch)
     check_skipgram(ck, work, torch)
     check_bilstm_crf(ck, work, torch)
     for kind in ("rsgan", "rasgan", "wgan_gp"):
