@@ -442,7 +442,7 @@ static bool compile(const char *dir, const char *out_path, const CgOptions *o,
 bool cg_build_exe_with(const CgOptions *o, const char *out_path,
                        bool (*emit)(const char *dir, void *ctx, Diag *d),
                        void *ctx, Diag *d) {
-  static const CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL};
+  static const CgOptions defaults = {2, NULL, NULL, NULL, DT_F32, NULL, false};
   if (!o)
     o = &defaults;
   const char *tmpdir = getenv("TMPDIR");

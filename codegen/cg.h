@@ -36,6 +36,11 @@ typedef struct CgOptions {
    * default target, for a program that runs on any CPU of its kind). The
    * runtime's GEMM picks its kernels at run time either way. */
   const char *cpu;
+  /* --check-plan: the program checks its memory plan at each call (no two
+   * buffers live at once overlap; abort if they do) and fills the arena's
+   * intermediates with 0xff bytes first, so a buffer read before it is
+   * written reads NaNs (the C backend's code: MC_CHECK_PLAN defined) */
+  bool check_plan;
 } CgOptions;
 
 /* Writes OUTDIR/<m->name>.h, OUTDIR/<m->name>.c, OUTDIR/<m->name>_main.c

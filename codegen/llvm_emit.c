@@ -288,6 +288,47 @@ LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
 
 /* ---- layout and workspace ------------------------------------------------ */
 
+/* A private constant global of n i64s / n {start, end} pairs of i32s. */
+static LLVMValueRef sizes_global(LlvmEmit *L, FnEmit *fe) {
+  int n = fe->nbuffers;
+  LLVMValueRef *v = arena_alloc(&L->e->arena, sizeof(LLVMValueRef) * (size_t)n);
+  for (int i = 0; i < n; i++)
+    v[i] = LLVMConstInt(L->i64, fe->plan.bytes[i], 0);
+  LLVMValueRef init = LLVMConstArray(L->i64, v, (unsigned)n);
+  LLVMValueRef g = LLVMAddGlobal(L->mod, LLVMTypeOf(init), "size");
+  LLVMSetInitializer(g, init);
+  LLVMSetGlobalConstant(g, 1);
+  LLVMSetLinkage(g, LLVMPrivateLinkage);
+  return LLVMConstBitCast(g, LLVMPointerType(L->i64, 0));
+}
+
+/* --check-plan: mc_plan_check(layout's name, n, live, off, size, end), as
+ * the C backend's layout compiled with MC_CHECK_PLAN. */
+static void check_plan(LlvmEmit *L, FnEmit *fe, LLVMValueRef off,
+                       LLVMValueRef size, LLVMValueRef end) {
+  int n = fe->nbuffers;
+  LLVMTypeRef pair = LLVMArrayType(L->i32, 2);
+  LLVMValueRef *v = arena_alloc(&L->e->arena, sizeof(LLVMValueRef) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef se[2] = {LLVMConstInt(L->i32, (uint64_t)fe->plan.start[i], 0),
+                          LLVMConstInt(L->i32, (uint64_t)fe->plan.end[i], 0)};
+    v[i] = LLVMConstArray(L->i32, se, 2);
+  }
+  LLVMValueRef init = LLVMConstArray(pair, v, (unsigned)n);
+  LLVMValueRef live = LLVMAddGlobal(L->mod, LLVMTypeOf(init), "live");
+  LLVMSetInitializer(live, init);
+  LLVMSetGlobalConstant(live, 1);
+  LLVMSetLinkage(live, LLVMPrivateLinkage);
+  LLVMTypeRef params[6] = {L->ptr, L->i32, L->ptr, L->ptr, L->ptr, L->i64};
+  LLVMValueRef args[6] = {llvm_cstring(L, fe->layout),
+                          LLVMConstInt(L->i32, (uint64_t)n, 0),
+                          LLVMConstBitCast(live, L->ptr),
+                          LLVMBuildBitCast(L->b, off, L->ptr, ""),
+                          LLVMBuildBitCast(L->b, size, L->ptr, ""),
+                          end};
+  llvm_call(L, "mc_plan_check", LLVMFunctionType(L->vd, params, 6, 0), args, 6);
+}
+
 /* <run>_layout(i64 syms..., i64 *off) -> i64: the workspace's offsets into
  * off[] and its size, as the C backend's layout (c_plan.c). */
 static LLVMValueRef emit_layout(LlvmEmit *L, FnEmit *fe) {
@@ -314,18 +355,20 @@ static LLVMValueRef emit_layout(LlvmEmit *L, FnEmit *fe) {
     }
   LLVMValueRef off = LLVMGetParam(fn, (unsigned)nsyms);
   LLVMSetValueName2(off, "off", 3);
+  LLVMValueRef end, size; /* the arena's size, the buffers' (i64 *) */
   if (p->constant) {
     for (int i = 0; i < fe->nbuffers; i++) {
       LLVMValueRef idx = LLVMConstInt(L->i64, (uint64_t)i, 0);
       LLVMBuildStore(L->b, LLVMConstInt(L->i64, p->off[i], 0),
                      LLVMBuildGEP2(L->b, L->i64, off, &idx, 1, ""));
     }
-    LLVMBuildRet(L->b, LLVMConstInt(L->i64, p->arena, 0));
+    end = LLVMConstInt(L->i64, p->arena, 0);
+    size = L->e->o->check_plan ? sizes_global(L, fe) : NULL;
   } else {
     /* size[i] = align64(bytes); end = mc_plan_place(i, meets, n, ...) */
     LLVMTypeRef arr = LLVMArrayType(L->i64, (unsigned)fe->nbuffers);
-    LLVMValueRef size = LLVMBuildAlloca(L->b, arr, "size");
-    LLVMValueRef end = LLVMConstInt(L->i64, 0, 0);
+    LLVMValueRef sizes = LLVMBuildAlloca(L->b, arr, "size");
+    end = LLVMConstInt(L->i64, 0, 0);
     LLVMTypeRef place_params[6] = {L->i32,
                                    LLVMPointerType(L->i32, 0),
                                    L->i32,
@@ -346,7 +389,7 @@ static LLVMValueRef emit_layout(LlvmEmit *L, FnEmit *fe) {
           LLVMConstInt(L->i64, ~(uint64_t)63, 0), "");
       LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
                              LLVMConstInt(L->i64, (uint64_t)i, 0)};
-      LLVMBuildStore(L->b, bytes, LLVMBuildGEP2(L->b, arr, size, idx, 2, ""));
+      LLVMBuildStore(L->b, bytes, LLVMBuildGEP2(L->b, arr, sizes, idx, 2, ""));
       int n = cg_plan_meets(fe, k, meets);
       LLVMValueRef list = LLVMConstNull(LLVMPointerType(L->i32, 0));
       if (n > 0) {
@@ -367,12 +410,16 @@ static LLVMValueRef emit_layout(LlvmEmit *L, FnEmit *fe) {
           list,
           LLVMConstInt(L->i32, (uint64_t)n, 0),
           off,
-          LLVMBuildGEP2(L->b, arr, size, (LLVMValueRef[]){zero, zero}, 2, ""),
+          LLVMBuildGEP2(L->b, arr, sizes, (LLVMValueRef[]){zero, zero}, 2, ""),
           end};
       end = llvm_call(L, "mc_plan_place", place, args, 6);
     }
-    LLVMBuildRet(L->b, end);
+    LLVMValueRef zero = LLVMConstInt(L->i64, 0, 0);
+    size = LLVMBuildGEP2(L->b, arr, sizes, (LLVMValueRef[]){zero, zero}, 2, "");
   }
+  if (L->e->o->check_plan)
+    check_plan(L, fe, off, size, end);
+  LLVMBuildRet(L->b, end);
   if (saved)
     LLVMPositionBuilderAtEnd(L->b, saved);
   return fn;
@@ -573,6 +620,14 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
                          "%s: cannot allocate %%zu bytes of workspace",
                          fe->run),
                  wsize, NULL);
+    if (e->o->check_plan) { /* intermediates read before written: NaN */
+      LLVMTypeRef ps[3] = {L->ptr, L->i32, L->i64};
+      LLVMValueRef keep = LLVMConstInt(L->i64, fe->state_bytes, 0);
+      LLVMValueRef fill[3] = {LLVMBuildGEP2(L->b, L->i8, F.ws, &keep, 1, ""),
+                              LLVMConstInt(L->i32, 0xff, 0),
+                              LLVMBuildSub(L->b, wsize, keep, "")};
+      llvm_call(L, "memset", LLVMFunctionType(L->ptr, ps, 3, 0), fill, 3);
+    }
   }
   F.done = LLVMAppendBasicBlockInContext(L->ctx, F.fn, "done");
   state_pointers(&F);

@@ -30,6 +30,7 @@ typedef struct BuildOptions {
   int llvm;           /* --backend llvm (--emit llvm and obj imply it) */
   const char *target, *features; /* --target TRIPLE, --features +a,-b */
   const char *prepare_weights;   /* --prepare-weights OUT: see modelc --help */
+  int check_plan;                /* --check-plan: see CgOptions.check_plan */
   int ndefines, cap_defines;
   LowerDefine *defines;
   /* strings copied from a config file, freed by options_free */

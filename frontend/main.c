@@ -4,9 +4,11 @@
  *                  [--weights W.safetensors] [--emit c|ir|exe|llvm|obj]
  *                  [--backend c|llvm] [-O0|-O1|-O2] [--entry NAME]
  *                  [--weight-dtype f32|f16|bf16] [--cpu native|generic|NAME]
- *                  [--target TRIPLE] [--features +a,-b] -o OUT
+ *                  [--target TRIPLE] [--features +a,-b] [--check-plan]
+ *                  -o OUT
  *   modelc run FILE.model [-D name=value]... [-O0|-O1|-O2] [--entry NAME]
- *              [--weight-dtype f32|f16|bf16] PROGRAM-ARGUMENTS...
+ *              [--weight-dtype f32|f16|bf16] [--check-plan]
+ *              PROGRAM-ARGUMENTS...
  *   modelc inspect FILE.model [-D name=value]...
  *   modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] [-o OUT]
  *
@@ -38,10 +40,11 @@ static void usage(FILE *out) {
       "                      [-O0|-O1|-O2] [--entry NAME]\n"
       "                      [--weight-dtype f32|f16|bf16]\n"
       "                      [--cpu native|generic|NAME]\n"
-      "                      [--target TRIPLE] [--features +a,-b] -o OUT\n"
+      "                      [--target TRIPLE] [--features +a,-b] "
+      "[--check-plan] -o OUT\n"
       "       modelc run FILE.model [-D name=value]... [-O0|-O1|-O2] "
       "[--entry NAME]\n"
-      "                  [--weight-dtype f32|f16|bf16] "
+      "                  [--weight-dtype f32|f16|bf16] [--check-plan] "
       "PROGRAM-ARGUMENTS...\n"
       "       modelc inspect FILE.model [-D name=value]...\n"
       "       modelc opt FILE.ir --passes=a,b,... [--print-after=PASS|all] "
@@ -71,6 +74,8 @@ static void usage(FILE *out) {
       "         with the entry points of the C backend's NAME.h; both for\n"
       "         --target (default: this machine) with --cpu and --features\n"
       "         --backend llvm: --emit exe through LLVM instead of C\n"
+      "         --check-plan: each call checks the memory plan (buffers live\n"
+      "         together never overlap) and fills the arena with NaNs first\n"
       "run      compiles the model in memory (LLVM's JIT, no C compiler) and\n"
       "         runs it as its program would: [ENTRY] [--weights W] "
       "name=FILE.npy\n"
@@ -176,6 +181,8 @@ static int parse_args(int argc, char **argv, BuildOptions *o,
       o->set_weights = 1;
     } else if ((v = opt_value(argc, argv, &i, "--prepare-weights"))) {
       o->prepare_weights = v;
+    } else if (strcmp(a, "--check-plan") == 0) {
+      o->check_plan = 1;
     } else if ((v = opt_value(argc, argv, &i, "--emit"))) {
       if (options_parse_emit(v, &o->emit)) {
         diag_error(d, loc_none(),
@@ -369,6 +376,7 @@ static int cmd_compile(int argc, char **argv, Diag *d) {
   cg.default_weights = o.prepare_weights ? o.prepare_weights : o.weights;
   cg.weight_dtype = o.weight_dtype;
   cg.cpu = o.cpu;
+  cg.check_plan = o.check_plan;
   /* the weights as the program keeps them, computed now (LLVM's JIT); the
    * file goes again if the program cannot be made */
   if (o.prepare_weights &&
@@ -445,6 +453,8 @@ static int cmd_run(int argc, char **argv, Diag *d) {
     } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 ||
                strcmp(a, "-O2") == 0) {
       o.opt_level = a[2] - '0';
+    } else if (strcmp(a, "--check-plan") == 0) {
+      o.check_plan = 1;
     } else if (!o.model && a[0] != '-') {
       o.model = a;
     } else {
@@ -463,6 +473,7 @@ static int cmd_run(int argc, char **argv, Diag *d) {
   memset(&cg, 0, sizeof cg);
   cg.opt_level = o.opt_level;
   cg.weight_dtype = o.weight_dtype;
+  cg.check_plan = o.check_plan;
   pargv[0] = (char *)o.model;
   fflush(stdout);
   rc = cg_llvm_run(m, &cg, pargc, pargv, d);

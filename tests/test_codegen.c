@@ -981,7 +981,7 @@ Test(codegen, build_exe_with_weights_and_npy) {
   snprintf(npy, sizeof npy, "%s/x.npy", dir);
   snprintf(outdir, sizeof outdir, "%s/out", dir);
   write_safetensors(wpath, "h.0.w", 4, 3, wdata);
-  CgOptions o = {1, wpath, NULL, NULL, DT_F32, NULL};
+  CgOptions o = {1, wpath, NULL, NULL, DT_F32, NULL, false};
   cr_assert(cg_build_exe(m, exe, &o, &d), "%s", diag_text());
   McTensor t = {MC_F32, 2, {2, 3}, xdata};
   McError e;
@@ -1001,8 +1001,8 @@ Test(codegen, build_exe_with_weights_and_npy) {
     }
   mc_tensor_free(&y);
   /* a failing build reports the compiler's output and leaves nothing */
-  CgOptions bad = {1,      NULL,     "cc", "-DNOT_C=1 -include /nonexistent.h",
-                   DT_F32, "generic"};
+  CgOptions bad = {1,      NULL,      "cc", "-DNOT_C=1 -include /nonexistent.h",
+                   DT_F32, "generic", false};
   snprintf(exe, sizeof exe, "%s/bad", dir);
   cr_expect_not(cg_build_exe(m, exe, &bad, &d));
   cr_expect(strstr(diag_text(), "the C compiler failed"), "%s", diag_text());

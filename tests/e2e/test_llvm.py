@@ -23,7 +23,9 @@ bits everywhere.
 Also: --emit llvm writes IR that llvm-as-14 and opt-14 -verify accept, with
 kernels named after their model-file lines; --emit obj links with the C
 backend's header and runtime into a program of one's own; an object for
-another target; a CPU LLVM does not know is a clean error. Models: activations (elementwise, fused), a
+another target; a CPU LLVM does not know is a clean error; --check-plan
+(each call checks its memory plan, the arena filled with NaNs first) gives
+the same tokens on both backends for GPT-2 generation. Models: activations (elementwise, fused), a
 broadcasting model with integers, bools and an optional input, the MLP
 (GEMMs with epilogues, f32 and f16 weights), data movement (transpose,
 slice, concat, gather with its range check, iota) and tied embeddings
@@ -442,8 +444,25 @@ def decoding(ck, work, torch):
     defines = dict(test_gpt2.CONFIG, max_new=8)
     model = mc_e2e.model_path("gpt2_generate.model")
     prompt = np.array([3, 14, 15, 92, 65], np.int32)
-    three_ways(ck, work, "generate greedy", model, {"prompt": prompt},
-               extra=["--entry", "generate"], weights=weights, defines=defines, levels=(2,))
+    want = three_ways(ck, work, "generate greedy", model, {"prompt": prompt},
+                      extra=["--entry", "generate"], weights=weights, defines=defines,
+                      levels=(2,))
+    # --check-plan: every call checks its plan (the KV cache updated in
+    # place, the scans' buffers) and fills the arena with NaNs first
+    for backend in ("c", "llvm"):
+        prog = mc_e2e.compile_model(model, work.path("checked", backend), opt=2,
+                                    extra=["--entry", "generate", "--check-plan",
+                                           "--backend", backend], defines=defines)
+        _, got = mc_e2e.run_program(prog, {"prompt": prompt},
+                                    work.path("checked", backend + "-out"), work,
+                                    weights=weights)
+        same_outputs(ck, "generate greedy --check-plan (%s backend)" % backend, got, want)
+    ll = work.path("checked", "generate.ll")
+    mc_e2e.compile_model(model, ll, emit="llvm", defines=defines,
+                         extra=["--entry", "generate", "--check-plan"])
+    with open(ll) as f:
+        ck.check("--emit llvm --check-plan: the layouts call mc_plan_check",
+                 "call void @mc_plan_check(" in f.read())
     three_ways(ck, work, "generate sampling", model,
                {"prompt": prompt, "temperature": np.float32(0.9), "top_k": np.int32(5),
                 "seed": np.int64(1234)},
