@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "arena.h"
 #include "cg.h"
@@ -138,6 +139,12 @@ typedef struct CgParam {
   const char *ctype, *name, *arg;
   bool in_body;
 } CgParam;
+
+/* "float *": the name follows without a space. */
+static inline bool cg_ends_with_star(const char *ctype) {
+  size_t n = strlen(ctype);
+  return n > 0 && ctype[n - 1] == '*';
+}
 
 /* c_parallel.c: a ranged kernel (k->range set) as an argument struct, a
  * range function holding the body and the kernel `sig) {...}` handing the
@@ -324,8 +331,9 @@ typedef struct FnEmit {
    * FuncOutput.updates_input): buffers 0 .. nstates-1, placed first, so
    * they fill the arena's first state_bytes bytes; the model keeps that
    * arena between calls (mc_model_arena, with key `key`). Neither the
-   * states nor the outputs updating them are in the entry's signature: at
-   * the end of a call the updates are copied over the states. */
+   * states nor the outputs updating them are in the entry's signature: an
+   * update is computed into its state's buffer (ST_OUTPUT named as the
+   * state, cg_state_update_in_place) or copied over it at the end. */
   int nstates, key;
   size_t state_bytes;
   int *state_update; /* by input: the output that updates it, or -1 */
@@ -385,6 +393,10 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m);
  * kernel takes k.in_place). Called in program order by the storage
  * assignment, after liveness. */
 bool cg_update_in_place(FnEmit *fe, const Op *op);
+/* Whether output o's value r (a training entry's update of its optimizer
+ * state s) may be computed straight into s's buffer (c_in_place.c). */
+bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
+                              int o);
 /* c_views.c: marks the operands of matmuls in b (and its regions) that
  * are read as views (ValueInfo.view); after liveness, before storage. */
 void cg_find_views(FnEmit *fe, const Block *b);

@@ -15,6 +15,15 @@
  * This is what keeps a KV cache carried through a decoding scan from being
  * copied every step: `cache = dynamic_update_slice(cache, kv, l, t, 0)`
  * writes one row into the carry's buffer, and the carry needs no copy.
+ *
+ * A training entry's optimizer state s (kept in its arena) is updated in
+ * place the same way when its new value r is an elementwise loop's result
+ * (a fused op or one elementwise op, at the function's top level) of s's
+ * type, reading s only as s itself (not through a view) and nothing from
+ * another kernel's tile (no GEMM or reduction epilogue: a GEMM stores into
+ * its result before the epilogue reads), and no later op or other output
+ * reads s's old contents: each element is then written after the reads of
+ * its own index. Otherwise r is copied over s at the end of the call.
  */
 #include "c_emit.h"
 
@@ -91,5 +100,27 @@ bool cg_update_in_place(FnEmit *fe, const Op *op) {
     for (int i = 0; i < fe->f->noutputs; i++)
       if (version(fe, fe->f->outputs[i].value, r, op) == V_OLD)
         return false;
+  return true;
+}
+
+bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
+                              int o) {
+  const Op *op = r->def;
+  if (!op || op->parent != fe->f->body || op->nresults != 1 ||
+      cg_info(fe, r)->storage != ST_WORKSPACE ||
+      !(op->kind == OP_FUSED || cg_op_is_elementwise(op->kind)) ||
+      !type_eq(&r->type, &s->type))
+    return false;
+  for (int i = 0; i < op->noperands; i++) {
+    const Value *x = op->operands[i];
+    if (cg_info(fe, x)->storage == ST_FUSED ||
+        (x != s && version(fe, x, s, op) == V_OLD))
+      return false;
+  }
+  if (reads_old(fe, op->next, s, op, -1))
+    return false;
+  for (int i = 0; i < fe->f->noutputs; i++)
+    if (i != o && version(fe, fe->f->outputs[i].value, s, op) == V_OLD)
+      return false;
   return true;
 }

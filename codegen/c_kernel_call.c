@@ -83,6 +83,12 @@ const char *cg_attention_kernel_name(Emitter *e, const Op *mm) {
  * cannot be anything else in the code (c_emit.h, KernelSet). */
 #define KERNEL_NAME "@kernel@"
 
+/* "const float *restrict" -> "const float *" */
+static const char *drop_restrict(Arena *a, const char *ctype) {
+  const char *r = strstr(ctype, " *restrict");
+  return r ? cg_strf(a, "%.*s *", (int)(r - ctype), ctype) : ctype;
+}
+
 static size_t code_hash(const char *s) {
   uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a */
   for (; *s; s++)
@@ -280,11 +286,19 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   ps[np++] = (CgParam){
       cg_strf(&e->arena, "%s *restrict", cg_ctype(y->type.dtype)), "y",
       cg_pointer(fe, k.in_place ? cg_info(fe, y)->alias : y), true};
+  /* an optimizer state updated in place (c_in_place.c) is an operand and
+   * y: pointers to the same elements, neither of them restrict */
+  for (int i = 0; i + 1 < np; i++)
+    if (strcmp(ps[i].arg, ps[np - 1].arg) == 0) {
+      ps[i].ctype = drop_restrict(&e->arena, ps[i].ctype);
+      ps[np - 1].ctype = drop_restrict(&e->arena, ps[np - 1].ctype);
+    }
   CgBuf sig = {0}, call = {0};
   cg_buf_printf(&sig, "static %s " KERNEL_NAME "(",
                 k.can_fail ? "int" : "void");
   for (int i = 0; i < np; i++)
-    cg_buf_printf(&sig, "%s%s %s", i ? ", " : "", ps[i].ctype, ps[i].name);
+    cg_buf_printf(&sig, "%s%s%s%s", i ? ", " : "", ps[i].ctype,
+                  cg_ends_with_star(ps[i].ctype) ? "" : " ", ps[i].name);
   if (k.can_fail)
     cg_buf_puts(&sig, ", McError *err");
   if (k.range)

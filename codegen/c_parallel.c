@@ -69,9 +69,10 @@ void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
                 name, name);
   for (int i = 0; i < np; i++)
     if (ps[i].in_body)
-      cg_buf_printf(out, "  %s%s %s = args->%s;\n",
+      cg_buf_printf(out, "  %s%s%s%s = args->%s;\n",
                     strcmp(ps[i].ctype, "int64_t") ? "" : "const ", ps[i].ctype,
-                    ps[i].name, ps[i].name);
+                    cg_ends_with_star(ps[i].ctype) ? "" : " ", ps[i].name,
+                    ps[i].name);
   cg_buf_printf(out, "%s}\n\n", cg_buf_str(&k->body));
   cg_buf_printf(out, "%s) {\n  %s_args args = {", sig, name);
   for (int i = 0; i < np; i++)

@@ -245,8 +245,15 @@ bool cg_analyze(FnEmit *fe) {
   for (int i = 0; i < f->noutputs; i++) {
     const Value *r = alias_root(fe, f->outputs[i].value);
     int state = f->outputs[i].updates_input;
-    if (state >= 0) { /* copied over the state at the end, unless it is it */
-      fe->out_direct[i] = r == f->inputs[state].value;
+    if (state >= 0) { /* into the state's buffer, or copied over it */
+      const Value *s = f->inputs[state].value;
+      if (cg_state_update_in_place(fe, s, r, i)) {
+        cg_info(fe, r)->storage = ST_OUTPUT;
+        cg_info(fe, r)->index = i;
+        cg_info(fe, r)->cname = fe->in_names[state];
+      }
+      fe->out_direct[i] = r == s || (cg_info(fe, r)->storage == ST_OUTPUT &&
+                                     cg_info(fe, r)->index == i);
       continue;
     }
     if (cg_info(fe, r)->storage == ST_WORKSPACE) {

@@ -249,9 +249,9 @@ typedef struct FuncInput {
 /* A training entry's outputs include the new value of each weight it
  * updates (updates_param: the param's index) and of each optimizer state
  * input (updates_input: the input's index). The backends keep the states
- * in the entry's arena, copying each update over its state at the end of a
- * call; the program that runs it feeds the weights back before the next
- * step. -1 for an ordinary output. */
+ * in the entry's arena, each update written into its state (in place, or
+ * copied at the end of a call); the program that runs it feeds the weights
+ * back before the next step. -1 for an ordinary output. */
 typedef struct FuncOutput {
   const char *name;
   Value *value;

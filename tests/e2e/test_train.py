@@ -203,7 +203,8 @@ def c_array(ctype, name, values):
 def check_state_arena(ck, work, torch):
     """The training entry called from C (--emit c, B left symbolic): Adam's
     states live in the entry's arena, which the model keeps from call to
-    call and grows, keeping them, when a larger batch needs more. The
+    call and grows, keeping them, when a larger batch needs more (and
+    updates them in place: no copy per step). The
     weights are not fed back, so each step's gradient is taken at the
     initial weights while the states accumulate; torch does the same
     (its parameters reset after each step). Also built -DMC_CHECK_PLAN:
@@ -222,6 +223,12 @@ def check_state_arena(ck, work, torch):
     ck.check("state arena: the header says where the optimizer states live",
              "Its 8 optimizer states" in header and "kept by the model between calls"
              in header, header[:2000])
+    with open(os.path.join(out, "train_mlp.c")) as f:
+        code = f.read()
+    run = code[code.index("\nint train_mlp_train("):]
+    run = run[:run.index("\n}\n")]
+    ck.check("state arena: Adam's elementwise updates write the states in place (no copy)",
+             "memcpy(" not in run and "(fc1_weight_m, " in run, run[-1500:])
     names = ["fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"]
     sizes_w = [N_HIDDEN * N_IN, N_HIDDEN, N_OUT * N_HIDDEN, N_OUT]
     driver = os.path.join(out, "driver.c")
