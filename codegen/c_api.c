@@ -438,35 +438,48 @@ static int emit_updates(FnEmit *fe) {
   return n;
 }
 
+void cg_entry_io(FnEmit *fe, CgEntryIO *io) {
+  Arena *a = &fe->e->arena;
+  const Function *f = fe->f;
+  memset(io, 0, sizeof *io);
+  io->step = -1;
+  io->in_name = arena_alloc(a, sizeof(const char *) * (size_t)(f->ninputs + 1));
+  io->in_value =
+      arena_alloc(a, sizeof(const Value *) * (size_t)(f->ninputs + 1));
+  io->optional = arena_alloc(a, (size_t)f->ninputs + 1);
+  io->out_name =
+      arena_alloc(a, sizeof(const char *) * (size_t)(f->noutputs + 1));
+  io->out_value =
+      arena_alloc(a, sizeof(const Value *) * (size_t)(f->noutputs + 1));
+  for (int i = 0; i < f->ninputs; i++) {
+    if (!cg_input_in_abi(fe, i))
+      continue;
+    if (f->inputs[i].step)
+      io->step = io->nin;
+    io->in_name[io->nin] = f->inputs[i].name;
+    io->in_value[io->nin] = f->inputs[i].value;
+    io->optional[io->nin++] = f->inputs[i].has_default;
+  }
+  for (int i = 0; i < f->noutputs; i++)
+    if (cg_output_in_abi(fe, i)) {
+      io->out_name[io->nout] = f->outputs[i].name;
+      io->out_value[io->nout++] = f->outputs[i].value;
+    }
+}
+
 void cg_emit_entry_info(FnEmit *fe) {
   Emitter *e = fe->e;
   const Module *m = e->m;
   Arena *a = &e->arena;
   const char *n = e->name, *p = fe->prefix;
   const Function *f = fe->f;
-  const Value **vals = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
-                                          sizeof(const Value *));
-  const char **names = arena_alloc(a, (size_t)(f->ninputs + f->noutputs + 1) *
-                                          sizeof(const char *));
-  bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
-  int nin = 0, nout = 0, step = -1;
-  for (int i = 0; i < f->ninputs; i++) {
-    if (!cg_input_in_abi(fe, i))
-      continue;
-    if (f->inputs[i].step)
-      step = nin;
-    vals[nin] = f->inputs[i].value;
-    names[nin] = f->inputs[i].name;
-    optional[nin++] = f->inputs[i].has_default;
-  }
-  io_specs(e, p, "inputs", "input_dims", nin, names, vals, optional);
-  for (int i = 0; i < f->noutputs; i++) {
-    if (!cg_output_in_abi(fe, i))
-      continue;
-    vals[nout] = f->outputs[i].value;
-    names[nout++] = f->outputs[i].name;
-  }
-  io_specs(e, p, "outputs", "output_dims", nout, names, vals, NULL);
+  CgEntryIO io;
+  cg_entry_io(fe, &io);
+  int nin = io.nin, nout = io.nout, step = io.step;
+  io_specs(e, p, "inputs", "input_dims", nin, io.in_name, io.in_value,
+           io.optional);
+  io_specs(e, p, "outputs", "output_dims", nout, io.out_name, io.out_value,
+           NULL);
   int nused;
   const char *specs, *which;
   bool prepare = entry_weights(fe, &nused, &specs, &which);

@@ -340,6 +340,17 @@ typedef struct FnEmit {
   CgPlan plan;
 } FnEmit;
 
+/* An entry's inputs and outputs as its run function and tables list them:
+ * optimizer states and their updates left out; `step` is the index there
+ * of a training entry's input `step`, else -1 (cg_entry_io, c_api.c). */
+typedef struct CgEntryIO {
+  int nin, nout, step;
+  const char **in_name, **out_name;
+  const Value **in_value, **out_value;
+  bool *optional;
+} CgEntryIO;
+void cg_entry_io(FnEmit *fe, CgEntryIO *io);
+
 /* Whether input / output i is a parameter of the entry's run function (not
  * an optimizer state kept in its arena, or its update). */
 static inline bool cg_input_in_abi(const FnEmit *fe, int i) {

@@ -238,6 +238,19 @@ static LLVMValueRef const_array(LlvmFn *F, const Value *v) {
   return LLVMConstBitCast(g, L->ptr);
 }
 
+/* ws + off[buffer]: workspace buffer `buffer`'s bytes. */
+static LLVMValueRef buffer_pointer(LlvmFn *F, int buffer, const char *name) {
+  LlvmEmit *L = F->L;
+  LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
+                         LLVMConstInt(L->i64, (uint64_t)buffer, 0)};
+  LLVMValueRef off =
+      LLVMBuildLoad2(L->b, L->i64,
+                     LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)),
+                                   F->off, idx, 2, ""),
+                     "");
+  return LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1, name);
+}
+
 LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
   LlvmEmit *L = F->L;
   ValueInfo *vi = cg_info(F->fe, v);
@@ -257,17 +270,8 @@ LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
                           LLVMBuildGEP2(L->b, L->ptr, w, &idx, 1, ""),
                           vi->cname ? vi->cname : "");
   }
-  case ST_WORKSPACE: {
-    LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
-                           LLVMConstInt(L->i64, (uint64_t)vi->index, 0)};
-    LLVMValueRef off = LLVMBuildLoad2(
-        L->b, L->i64,
-        LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)), F->off, idx,
-                      2, ""),
-        "");
-    return LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1,
-                         vi->cname ? vi->cname : "");
-  }
+  case ST_WORKSPACE:
+    return buffer_pointer(F, vi->index, vi->cname ? vi->cname : "");
   case ST_ALIAS:
     return llvm_pointer(F, vi->alias);
   case ST_VIEW: {
@@ -452,19 +456,11 @@ static void emit_workspace_size(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
 /* The optimizer states: buffers 0 .. nstates-1 of the arena, and the
  * destinations of their updates' copies. */
 static void state_pointers(LlvmFn *F) {
-  LlvmEmit *L = F->L;
   FnEmit *fe = F->fe;
   for (int k = 0; k < fe->nstates; k++) {
     int i = cg_info(fe, fe->buffers[k])->index;
-    LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
-                           LLVMConstInt(L->i64, (uint64_t)k, 0)};
-    LLVMValueRef off = LLVMBuildLoad2(
-        L->b, L->i64,
-        LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)), F->off, idx,
-                      2, ""),
-        "");
     F->in[i] = F->out[fe->state_update[i]] =
-        LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1, fe->in_names[i]);
+        buffer_pointer(F, k, fe->in_names[i]);
   }
 }
 
@@ -483,14 +479,7 @@ static void fill_defaults(LlvmFn *F) {
     DType t = in->value->type.dtype;
     unsigned char data[16] = {0};
     ir_const_store(t, data, 0, in->default_value);
-    LLVMValueRef idx[2] = {LLVMConstInt(L->i64, 0, 0),
-                           LLVMConstInt(L->i64, (uint64_t)buf, 0)};
-    LLVMValueRef off = LLVMBuildLoad2(
-        L->b, L->i64,
-        LLVMBuildGEP2(L->b, LLVMGetElementType(LLVMTypeOf(F->off)), F->off, idx,
-                      2, ""),
-        "");
-    LLVMValueRef fill = LLVMBuildGEP2(L->b, L->i8, F->ws, &off, 1, "fill");
+    LLVMValueRef fill = buffer_pointer(F, buf, "fill");
     LLVMValueRef absent =
         LLVMBuildICmp(L->b, LLVMIntEQ, F->in[i], LLVMConstNull(L->ptr), "");
     LLVMBasicBlockRef yes =

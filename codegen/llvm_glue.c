@@ -404,29 +404,13 @@ LLVMValueRef llvm_emit_entry_tables(LlvmFn *F) {
   LLVMValueRef run_v = emit_run_v(F);
   if (fe->internal)
     return NULL;
-  const char **names = arena_alloc(
-      a, sizeof(const char *) * (size_t)(f->ninputs + f->noutputs + 1));
-  const Value **vals = arena_alloc(
-      a, sizeof(const Value *) * (size_t)(f->ninputs + f->noutputs + 1));
-  bool *optional = arena_alloc(a, (size_t)f->ninputs + 1);
-  int nin = 0, nout = 0, step = -1;
-  for (int i = 0; i < f->ninputs; i++) {
-    if (!cg_input_in_abi(fe, i))
-      continue;
-    if (f->inputs[i].step)
-      step = nin;
-    names[nin] = f->inputs[i].name;
-    vals[nin] = f->inputs[i].value;
-    optional[nin++] = f->inputs[i].has_default;
-  }
-  LLVMValueRef inputs = io_specs(F, "inputs", nin, names, vals, optional);
-  for (int i = 0; i < f->noutputs; i++) {
-    if (!cg_output_in_abi(fe, i))
-      continue;
-    names[nout] = f->outputs[i].name;
-    vals[nout++] = f->outputs[i].value;
-  }
-  LLVMValueRef outputs = io_specs(F, "outputs", nout, names, vals, NULL);
+  CgEntryIO io;
+  cg_entry_io(fe, &io);
+  int nin = io.nin, nout = io.nout, step = io.step;
+  LLVMValueRef inputs =
+      io_specs(F, "inputs", nin, io.in_name, io.in_value, io.optional);
+  LLVMValueRef outputs =
+      io_specs(F, "outputs", nout, io.out_name, io.out_value, NULL);
   /* the weights the entry reads, as the C backend's tables list them */
   int np = ir_file_params(m);
   bool single = fe->prefix == e->name, prepare;
