@@ -14,13 +14,38 @@ the encoder's states) against test_seq2seq.py's (nn.LSTM, nn.LSTMCell),
 models/grad_transformer.model (a Transformer encoder layer with a key
 padding mask) against torch.nn.TransformerEncoderLayer and
 models/grad_gpt2.model (GPT-2's LM loss, one layer) against test_gpt2.py's
-reference, in float32 with autograd.
+reference.
 
-Tolerance (float32): |got - ref| <= ATOL + RTOL * |ref|, RTOL = 1e-4, ATOL =
-1e-5 * max|ref| of the output (the gradients are sums over the batch run in
-another order than torch's, and terms near zero are differences of larger
-ones). The inputs include ties, where torch's conventions decide: maximum
-and minimum give each operand half the gradient where they are equal
+Each float32 entry's reference is torch.autograd run twice on the same
+float32 inputs and weights: in float32 (torch32) and in float64 (ref64, the
+exact gradient of the float32 problem up to float64 rounding). Every output
+(the loss and each gradient) is checked against ref64, with torch32's own
+error as the yardstick of what float32 can do there:
+  - norm-wise: ||got - ref64|| / ||ref64|| <= 1e-4 (the issue's 1e-4
+    relative, for the output as a whole);
+  - per element: |got - ref64| <= 4 * max(|torch32 - ref64|, 8 eps * max
+    |ref64|), eps = 2^-23: at most 4 times the larger of torch's float32
+    error there and 8 eps of the output's largest element (8 to 16 ulps);
+  - inf and nan in the same places.
+Why not 1e-4 relative per element against torch32: some elements are
+ill-conditioned in float32 for anyone. They are near zero, sums of larger
+terms of both signs (d_out_w's element of 1e-4 where the output reaches 3,
+the decoder's input weights', a layer norm's bias in GPT-2), or exactly zero
+(the key bias's gradient in attention: softmax ignores a shift of its row);
+there torch32 is off from ref64 by 4.4e-3 (Transformer), 4.6e-4 (seq2seq)
+and 7.8e-5 relative (GPT-2), and modelc by 2.0e-3, 1.8e-4 and 1.3e-4: the
+two float32 results differ from each other by more than 1e-4 while each is
+as close to ref64 as float32 allows. Measured by tests/tools/grad_f32_error.py
+(100 draws of each entry's inputs, 12100 outputs): modelc's norm-wise error
+is torch32's within noise in every entry (per gradient, modelc's mean over
+the draws is 0.39 to 1.11 times torch32's; the largest of any draw, 1.5e-5,
+and torch32's, 1.7e-5, are both the CRF's tag bias's), and the worst element
+of any draw used 0.73 of its bound (0.27 on this test's inputs). Tried: tanh's
+rule off by a factor 1 + 3e-5 fails 122 float32 checks here (10 entries),
+where the former tolerance (1e-5 max|torch32| + 1e-4 |torch32|) failed 14.
+
+The inputs include ties, where torch's conventions decide: maximum and
+minimum give each operand half the gradient where they are equal
 (torch.maximum), max and min reductions share it evenly among the equal
 elements (torch.amax), abs has derivative 0 at 0.
 
@@ -38,18 +63,67 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mc_e2e  # noqa: E402
 
-RTOL = 1e-4
+EPS32 = float(np.finfo(np.float32).eps)   # 2^-23
+NORM_RTOL = 1e-4  # ||got - ref64|| / ||ref64||, per output
+TIMES_TORCH = 4   # per element: at most this many times the larger of torch's
+FLOOR_EPS = 8     # float32 error and FLOOR_EPS * EPS32 * max|ref64| of the output
 N_IN, N_HIDDEN, N_OUT, N_VOCAB, N_EMBD, N_STATE = 6, 8, 5, 11, 4, 4
-MAX_REL = {}
+MAX_REL = {}  # the float64 entries
+STATS = {}    # entry -> [max rel, norm-wise] of modelc, of torch f32, worst/bound
 
 
-def compare(ck, what, entry, got, want):
-    for name, ref in want.items():
-        ref = mc_e2e.to_numpy(ref)
-        atol = 1e-5 * float(np.abs(ref).max()) if ref.size else 0.0
-        ck.close("%s: %s" % (what, name), got[name], ref, RTOL, atol)
-        _, rel = mc_e2e.errors(got[name], ref, atol if atol > 0 else None)
-        MAX_REL[entry] = max(MAX_REL.get(entry, 0.0), rel)
+def close64(ck, name, got, t32, ref64):
+    """got (the program's float32 output) against ref64 (torch.autograd in
+    float64 on the same float32 inputs and weights), with t32 (torch.autograd
+    in float32) as the yardstick of float32 error; returns (ok, [got's max
+    relative error, its norm-wise relative error, the same two of t32, the
+    worst element's error as a share of its bound])."""
+    got, t = np.asarray(got), mc_e2e.to_numpy(t32)
+    if got.shape != t.shape or got.dtype != t.dtype:
+        return ck.check(name, False, "got %s %s, expected %s %s" % (
+            got.dtype, got.shape, t.dtype, t.shape)), None
+    m, t, r = (np.asarray(a, dtype=np.float64) for a in (got, t, mc_e2e.to_numpy(ref64)))
+    fin = np.isfinite(r)
+    nonfinite_ok = bool(np.array_equal(np.isnan(m), np.isnan(r)) and
+                        np.array_equal(m[np.isinf(r)], r[np.isinf(r)]) and
+                        not np.isinf(m[fin]).any())
+    m, t, r = m[fin], t[fin], r[fin]
+    em, et = np.abs(m - r), np.abs(t - r)
+    scale = float(np.abs(r).max()) if r.size else 0.0
+    floor = max(FLOOR_EPS * EPS32 * scale, float(np.finfo(np.float32).tiny))
+    unit = np.maximum(et, floor)
+    ratio = float((em / unit).max()) if r.size else 0.0
+    nr = float(np.linalg.norm(r))
+    norm_m, norm_t = (float(np.linalg.norm(e)) / nr if nr else np.inf if e.any() else 0.0
+                      for e in (em, et))
+    big = np.abs(r) >= EPS32 * scale   # relative error means something
+    rel_m, rel_t = ((float((e[big] / np.abs(r[big])).max()) if big.any() else 0.0)
+                    for e in (em, et))
+    ok = bool(nonfinite_ok and ratio <= TIMES_TORCH and norm_m <= NORM_RTOL)
+    detail = ("shape %s norm-wise %.2g (torch f32 %.2g, tol %g); max rel %.2g (torch f32 %.2g) "
+              "where |ref64| >= eps*max|ref64|; worst element %.2f of its bound "
+              "%d*max(|torch32-ref64|, %d eps*max|ref64| = %.3g)" % (
+                  tuple(got.shape), norm_m, norm_t, NORM_RTOL, rel_m, rel_t, ratio / TIMES_TORCH,
+                  TIMES_TORCH, FLOOR_EPS, floor))
+    if ratio > TIMES_TORCH:
+        i = int(np.argmax(em / unit))
+        idx = tuple(np.argwhere(fin)[i]) if got.ndim else ()
+        detail += "; element %s: got %r, torch f32 %r, float64 %r" % (idx, m[i], t[i], r[i])
+    if not nonfinite_ok:
+        detail += "; inf/nan positions differ"
+    return ck.check(name, ok, detail), [rel_m, norm_m, rel_t, norm_t, ratio / TIMES_TORCH]
+
+
+def compare(ck, what, entry, got, want, want64):
+    for name in want:
+        if name not in got:
+            ck.check("%s: %s" % (what, name), False, "no such output")
+            continue
+        _, stats = close64(ck, "%s: %s = torch.autograd in float64" % (what, name), got[name],
+                           want[name], want64[name])
+        if stats:
+            old = STATS.get(entry, [0.0] * len(stats))
+            STATS[entry] = [max(x, y) for x, y in zip(old, stats)]
 
 
 def grads(torch, loss, wrt):
@@ -617,7 +691,7 @@ def body(ck, work):
         progs = build(work, model, defines)
         for entry, case in cases:
             inputs, weights, run = case(torch, g)
-            want = run(torch.float32)
+            want, want64 = run(torch.float32), run(torch.float64)
             wpath = None
             if weights:
                 wpath = work.path(entry, "w.safetensors")
@@ -629,7 +703,7 @@ def body(ck, work):
                 _, got = mc_e2e.run_program(prog, inputs, work.path(entry, tag, "out"), work,
                                             weights=wpath,
                                             entry=None if model == entry + ".model" else entry)
-                compare(ck, "%s (%s)" % (entry, tag), entry, got, want)
+                compare(ck, "%s (%s)" % (entry, tag), entry, got, want, want64)
                 outs[tag] = got
             if len(outs) == 2:
                 (_, a), (_, b) = outs.items()
@@ -640,7 +714,12 @@ def body(ck, work):
             for tag, prog in progs:
                 check_fd64(ck, torch, prog, tag, work, g)
                 check_scan64(ck, torch, prog, tag, work, g)
-    print("max relative error per entry, over the programs run: " +
+    print("float32 entries against torch.autograd in float64, the worst over the programs "
+          "run and outputs: modelc max rel (where |ref64| >= eps*max|ref64|) / norm-wise, "
+          "torch f32 max rel / norm-wise, the worst element's share of its bound:")
+    for entry, st in STATS.items():
+        print("  %-17s modelc %.2g / %.2g, torch f32 %.2g / %.2g, %.2f" % ((entry,) + tuple(st)))
+    print("float64 entries, max relative error: " +
           ", ".join("%s %.2g" % kv for kv in MAX_REL.items()))
 
 
