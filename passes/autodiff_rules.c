@@ -281,6 +281,65 @@ static void rule_concat(AdCtx *c, const Op *op, Value *gy, const bool *want,
   }
 }
 
+/* dynamic_slice(x, starts...): g written into zeros of x's type at the
+ * same starts. dynamic_update_slice(x, u, starts...): x's gradient is g
+ * with the block zeroed, u's the block of g. */
+static void rule_dynamic_slice(AdCtx *c, const Op *op, Value *gy,
+                               const bool *want, Value **gx) {
+  Value *ops[MAX_RANK + 2];
+  const Value *x = op->operands[0];
+  int rank = x->type.shape.rank;
+  if (op->kind == OP_DYNAMIC_SLICE) {
+    ops[0] = ad_zeros(c, &x->type);
+    ops[1] = gy;
+    for (int i = 0; i < rank; i++)
+      ops[2 + i] = op->operands[1 + i];
+    gx[0] = build(c, OP_DYNAMIC_UPDATE_SLICE, ops, 2 + rank, NULL, &x->type);
+    return;
+  }
+  const Value *u = op->operands[1];
+  for (int i = 0; i < rank; i++)
+    ops[2 + i] = op->operands[2 + i];
+  if (want[0]) {
+    ops[0] = gy;
+    ops[1] = ad_zeros(c, &u->type);
+    gx[0] = build(c, OP_DYNAMIC_UPDATE_SLICE, ops, 2 + rank, NULL, &x->type);
+  }
+  if (want[1]) {
+    ops[1] = gy;
+    gx[1] = build(c, OP_DYNAMIC_SLICE, ops + 1, 1 + rank, NULL, &u->type);
+  }
+}
+
+/* x reversed along axis (a slice with step -1): its extent constant. */
+static Value *reversed(AdCtx *c, Value *x, int axis) {
+  Attrs a;
+  memset(&a, 0, sizeof a);
+  for (int j = 0; j < x->type.shape.rank; j++) {
+    a.slice.start[j] = dim_const(0);
+    a.slice.step[j] = 1;
+  }
+  int64_t n = 0;
+  dim_is_const(x->type.shape.dims[axis], &n);
+  a.slice.start[axis] = dim_const(n - 1);
+  a.slice.step[axis] = -1;
+  return build(c, OP_SLICE, &x, 1, &a, &x->type);
+}
+
+/* cumsum along axis: g summed from the end, as torch computes it
+ * (reversed, cumsum, reversed: the same sums in the same order). */
+static AdStatus rule_cumsum(AdCtx *c, const Op *op, Value *gy, Value **gx) {
+  int axis = op->attrs.axis.axis;
+  int64_t n;
+  if (!dim_is_const(gy->type.shape.dims[axis], &n)) {
+    c->why = "a cumsum along an axis of symbolic extent";
+    return AD_NO_RULE;
+  }
+  Value *r = reversed(c, gy, axis);
+  gx[0] = reversed(c, build(c, OP_CUMSUM, &r, 1, &op->attrs, NULL), axis);
+  return AD_OK;
+}
+
 /* The elementwise binary ops and select. */
 static void rule_binary(AdCtx *c, const Op *op, Value *gy, const bool *want,
                         Value **gx) {
@@ -476,8 +535,13 @@ AdStatus ad_rule(AdCtx *c, const Op *op, Value *gy, const bool *want,
     break;
   case OP_DYNAMIC_SLICE:
   case OP_DYNAMIC_UPDATE_SLICE:
-  case OP_TAKE_ALONG_AXIS:
+    rule_dynamic_slice(c, op, gy, want, gx);
+    break;
   case OP_CUMSUM:
+    if (rule_cumsum(c, op, gy, gx) == AD_NO_RULE)
+      return AD_NO_RULE;
+    break;
+  case OP_TAKE_ALONG_AXIS:
   case OP_SCAN:  /* autodiff_scan.c: the driver calls ad_scan instead */
   case OP_YIELD: /* part of its scan */
   case OP_FUSED: /* autodiff runs before fuse */

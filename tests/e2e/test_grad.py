@@ -257,6 +257,23 @@ def case_movement(torch, g):
     return {"x": x}, None, run
 
 
+def case_decoding(torch, g):
+    # a generator of its own: the other cases keep their inputs
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(11))
+    t = 1
+
+    def run(dtype):
+        (xg,) = leaves(dtype, x)
+        a = xg[t:t + 2, 1:4]
+        y = (xg * 2).clone()
+        y[0:2, t:t + 3] = a * a
+        loss = (torch.sin(y) * xg).sum() + (torch.cumsum(xg, 1) * xg).sum()
+        (dx,) = grads(torch, loss, [xg])
+        return {"loss": loss.detach(), "dx": dx}
+
+    return {"x": x, "t": torch.tensor(t, dtype=torch.int32)}, None, run
+
+
 def case_layer_norm(torch, g):
     x = torch.randn(3, 8, generator=g)
     gamma = torch.randn(8, generator=g)
@@ -655,7 +672,7 @@ CASES = [("elementwise", case_elementwise), ("broadcasting", case_broadcasting),
          ("cross_entropy", case_cross_entropy), ("movement", case_movement),
          ("layer_norm", case_layer_norm), ("embedding", case_embedding),
          ("mlp", case_mlp), ("penalty", case_penalty), ("lstm", case_lstm),
-         ("rnn", case_rnn)]
+         ("rnn", case_rnn), ("decoding", case_decoding)]
 
 
 # (model, -D defines, entries and their cases): the language's rule groups,
