@@ -210,7 +210,8 @@ def check_state_arena(ck, work, torch):
     updates them in place: no copy per step). The
     weights are not fed back, so each step's gradient is taken at the
     initial weights while the states accumulate; torch does the same
-    (its parameters reset after each step). Also built -DMC_CHECK_PLAN:
+    (its parameters reset after each step); under the sanitizers, so is the
+    driver (the arena's growth). Also built -DMC_CHECK_PLAN:
     the arena's intermediates start as NaNs and the plan is checked."""
     init = mlp_module(torch)
     weights = work.path("arena", "init.safetensors")
@@ -277,7 +278,8 @@ def check_state_arena(ck, work, torch):
     want = np.concatenate(want)
     for label, flags in (("", []), (" -DMC_CHECK_PLAN", ["-DMC_CHECK_PLAN"])):
         prog = work.path("arena", "prog" + "".join(flags))
-        mc_e2e.run(["cc", "-std=c11", "-O1", "-ffp-contract=off", "-I", out] + flags +
+        san = mc_e2e.SANITIZER_CFLAGS.split() if mc_e2e.SANITIZE else []
+        mc_e2e.run(["cc", "-std=c11", "-O1", "-ffp-contract=off", "-I", out] + flags + san +
                    [driver] + sources + ["-o", prog, "-lm", "-lpthread"])
         res = mc_e2e.run([prog, weights], check=False)
         if not ck.check("state arena%s: the driver runs" % label, res.returncode == 0,
