@@ -122,9 +122,11 @@ static inline float mc_vmath_select(int take_a, float a, float b) {
  * Special cases: exp(+inf) = +inf, exp(-inf) = +0, exp(NaN) = NaN (NaN goes
  * through the arithmetic and fails both comparisons), overflow to +inf for
  * x > 88.72283, subnormal results for x < -87.33655, +0 below -103.97208.
- * Max error: MC_VMATH_EXPF_ULP. */
-static inline float mc_expf(float x) {
-  int over = x > 89.0f, under = x < -104.0f;
+ * Max error: MC_VMATH_EXPF_ULP.
+ * mc_vmath_exp takes the two comparisons from its caller, which passes 0
+ * for one that cannot hold (sigmoid's exp(-|x|) never overflows, tanh's
+ * exp(2|x|) never underflows): the same bits without its selections. */
+static inline float mc_vmath_exp(float x, int over, int under) {
   float xc = mc_vmath_select(over | under, 0.0f, x);
   float k = xc * MC_VMATH_LOG2E + MC_VMATH_ROUND_MAGIC;
   float n = k - MC_VMATH_ROUND_MAGIC;
@@ -143,6 +145,10 @@ static inline float mc_expf(float x) {
       p * mc_vmath_float((n1 + 127u) << 23) * mc_vmath_float((n2 + 127u) << 23);
   y = mc_vmath_select(over, INFINITY, y);
   return mc_vmath_select(under, 0.0f, y);
+}
+
+static inline float mc_expf(float x) {
+  return mc_vmath_exp(x, x > 89.0f, x < -104.0f);
 }
 
 /* ---- expm1 --------------------------------------------------------------- */
@@ -266,7 +272,8 @@ static inline float mc_tanhf(float x) {
   uint32_t sign = mc_vmath_bits(x) & 0x80000000u;
   float a = mc_vmath_float(mc_vmath_bits(x) & 0x7fffffffu);
   float small = mc_vmath_tanh_small(a);
-  float large = 1.0f - 2.0f / (mc_expf(2.0f * a) + 1.0f);
+  float a2 = 2.0f * a;
+  float large = 1.0f - 2.0f / (mc_vmath_exp(a2, a2 > 89.0f, 0) + 1.0f);
   float y = mc_vmath_select(a < 0.625f, small, large);
   return mc_vmath_float(mc_vmath_bits(y) | sign);
 }
@@ -284,7 +291,7 @@ static inline float mc_tanhf(float x) {
  * Max error: MC_VMATH_SIGMOIDF_ULP. */
 static inline float mc_sigmoidf(float x) {
   float a = mc_vmath_float(mc_vmath_bits(x) & 0x7fffffffu);
-  float e = mc_expf(-a);
+  float e = mc_vmath_exp(-a, 0, a > 104.0f);
   float q = e / (1.0f + e);
   float large = mc_vmath_select(x < 0.0f, q, 1.0f - q);
   float small = 0.5f + 0.5f * mc_vmath_tanh_small(0.5f * x);
