@@ -207,6 +207,143 @@ static char *elementwise_expr(CgKernel *k, const Op *op, const char *const *x,
   return NULL;
 }
 
+/* Whether o calls one of mc_vmath.h's functions: the long chains of
+ * dependent operations in a fused loop. */
+static bool calls_vmath(const Op *o) {
+  static const OpKind vmath[] = {OP_EXP,  OP_EXPM1,   OP_LOG, OP_LOG1P,
+                                 OP_TANH, OP_SIGMOID, OP_ERF};
+  for (size_t i = 0; i < sizeof vmath / sizeof vmath[0]; i++)
+    if (o->kind == vmath[i])
+      return o->results[0]->type.dtype == DT_F32;
+  return false;
+}
+
+int cg_fused_stages(const Op *op, int *stage, bool *kept) {
+  int s = 0, n = 0, calls = 0;
+  bool first = true, after_call = false;
+  for (const Op *o = op->regions[0]->first; o; o = o->next, n++) {
+    if (o->kind != OP_CONST && o->kind != OP_YIELD) {
+      bool call = calls_vmath(o);
+      if ((call || after_call) && !first)
+        s++;
+      first = false;
+      after_call = call;
+      calls += call;
+    }
+    stage[n] = s;
+  }
+  if (calls < 2)
+    memset(stage, 0, (size_t)n * sizeof *stage);
+  int j = 0;
+  for (const Op *o = op->regions[0]->first; o; o = o->next, j++) {
+    kept[j] = false;
+    if (o->kind == OP_CONST || o->kind == OP_YIELD)
+      continue;
+    int i = j + 1;
+    for (const Op *r = o->next; r; r = r->next, i++)
+      for (int q = 0; q < r->noperands; q++)
+        kept[j] |= r->operands[q] == o->results[0] && stage[i] > stage[j];
+  }
+  return calls < 2 ? 1 : s + 1;
+}
+
+/* A fused op's region as C text: its ops in order, and the text of each
+ * value (operand reads, literals, locals tN), by position: arguments, then
+ * ops. */
+typedef struct Region {
+  const Op *op;
+  const Block *body;
+  int nops, nv;
+  const Op **ops;
+  const Value **vals;
+  const char **text;
+} Region;
+
+static Region region_text(CgKernel *k, const Op *op, const char *const *x) {
+  Region R = {op, op->regions[0], 0, 0, NULL, NULL, NULL};
+  for (const Op *o = R.body->first; o; o = o->next)
+    R.nops++;
+  int n = R.body->nargs + R.nops;
+  R.ops = arena_alloc(k->arena, (size_t)R.nops * sizeof *R.ops);
+  R.vals = arena_alloc(k->arena, (size_t)n * sizeof *R.vals);
+  R.text = arena_alloc(k->arena, (size_t)n * sizeof *R.text);
+  for (int i = 0; i < R.body->nargs; i++) {
+    R.vals[R.nv] = R.body->args[i];
+    R.text[R.nv++] = x[i];
+  }
+  int local = 0, j = 0;
+  for (const Op *o = R.body->first; o; o = o->next) {
+    R.ops[j++] = o;
+    if (o->kind == OP_YIELD)
+      continue;
+    const Value *r = o->results[0];
+    R.vals[R.nv] = r;
+    R.text[R.nv++] = o->kind == OP_CONST ? cg_literal(k->arena, r->type.dtype,
+                                                      o->attrs.cst.data, 0)
+                                         : cg_strf(k->arena, "t%d", local++);
+  }
+  return R;
+}
+
+static const char *text_of(const Region *R, const Value *v) {
+  for (int i = 0; i < R->nv; i++)
+    if (R->vals[i] == v)
+      return R->text[i];
+  return NULL;
+}
+
+/* Whether an op of stage s reads op j's result. */
+static bool read_in(const Region *R, int j, const int *stage, int s) {
+  for (int i = j + 1; i < R->nops; i++)
+    for (int q = 0; q < R->ops[i]->noperands; q++)
+      if (R->ops[i]->operands[q] == R->ops[j]->results[0] && stage[i] == s)
+        return true;
+  return false;
+}
+
+/* The statements of the region's ops at `depth`, and the expression of its
+ * result. With stages (cg_fused_stages; NULL: one), only the ops of stage
+ * s: first the locals of earlier stages that they read, from their tile
+ * arrays tN_tile at i - i0, last those that later stages read, into
+ * theirs. */
+static const char *region_body(CgKernel *k, const Region *R, int depth,
+                               const int *stage, const bool *kept, int s,
+                               Diag *d) {
+  for (int j = 0; stage && j < R->nops; j++)
+    if (stage[j] < s && kept[j] && read_in(R, j, stage, s)) {
+      const Value *r = R->ops[j]->results[0];
+      const char *t = text_of(R, r);
+      cg_line(k, depth, "const %s %s = %s_tile[i - i0];",
+              cg_ctype(r->type.dtype), t, t);
+    }
+  const char *result = NULL;
+  for (int j = 0; j < R->nops; j++) {
+    const Op *o = R->ops[j];
+    const char *ox[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < o->noperands && i < 3; i++)
+      ox[i] = text_of(R, o->operands[i]);
+    if (o->kind == OP_YIELD) {
+      result = ox[0];
+      break;
+    }
+    if (o->kind == OP_CONST || (stage && stage[j] != s))
+      continue;
+    const char *e = elementwise_expr(k, o, ox, d);
+    if (!e)
+      return NULL;
+    cg_line(k, depth, "const %s %s = %s;", cg_ctype(o->results[0]->type.dtype),
+            text_of(R, o->results[0]), e);
+  }
+  for (int j = 0; stage && j < R->nops; j++)
+    if (stage[j] == s && kept[j]) {
+      const char *t = text_of(R, R->ops[j]->results[0]);
+      cg_line(k, depth, "%s_tile[i - i0] = %s;", t, t);
+    }
+  if (!result)
+    diag_error(d, R->op->loc, "internal: fused region without a yield");
+  return result;
+}
+
 /* The statements of one element inside the loop at `depth`, given the
  * operand reads x; returns the expression of the result. A fused op's region
  * ops become `const T tN = ...;` locals (constants inline as literals). */
@@ -214,43 +351,43 @@ static const char *element_body(CgKernel *k, const Op *op, int depth,
                                 const char *const *x, Diag *d) {
   if (op->kind != OP_FUSED)
     return elementwise_expr(k, op, x, d);
-  const Block *body = op->regions[0];
-  /* the C text of each region value, by position: arguments, then ops */
-  int n = body->nargs;
-  for (const Op *o = body->first; o; o = o->next)
-    n++;
-  const Value **vals = arena_alloc(k->arena, (size_t)n * sizeof *vals);
-  const char **text = arena_alloc(k->arena, (size_t)n * sizeof *text);
-  int nv = 0;
-  for (int i = 0; i < body->nargs; i++) {
-    vals[nv] = body->args[i];
-    text[nv++] = x[i];
-  }
-  int local = 0;
-  for (const Op *o = body->first; o; o = o->next) {
-    const char *ox[3] = {NULL, NULL, NULL};
-    for (int i = 0; i < o->noperands && i < 3; i++)
-      for (int j = 0; j < nv; j++)
-        if (vals[j] == o->operands[i])
-          ox[i] = text[j];
-    if (o->kind == OP_YIELD)
-      return ox[0];
-    const Value *r = o->results[0];
-    const char *t;
-    if (o->kind == OP_CONST) {
-      t = cg_literal(k->arena, r->type.dtype, o->attrs.cst.data, 0);
-    } else {
-      const char *e = elementwise_expr(k, o, ox, d);
-      if (!e)
-        return NULL;
-      t = cg_strf(k->arena, "t%d", local++);
-      cg_line(k, depth, "const %s %s = %s;", cg_ctype(r->type.dtype), t, e);
+  Region R = region_text(k, op, x);
+  return region_body(k, &R, depth, NULL, NULL, 0, d);
+}
+
+/* Elements per tile of a staged loop: the locals passed from one stage to
+ * the next stay in L1 (a KB each). */
+#define TILE "256"
+
+/* The flat loop of a fused op with stages (cg_fused_stages): over tiles of
+ * the range, each stage a loop over the tile. */
+static bool staged_loop(CgKernel *k, const Op *op, const char *const *x,
+                        const int *stage, const bool *kept, int nstages,
+                        Diag *d) {
+  const Shape *ys = &op->results[0]->type.shape;
+  Region R = region_text(k, op, x);
+  cg_begin_range(k, cg_kproduct(k, ys, 0, ys->rank), GRAIN);
+  cg_line(k, 1, "for (int64_t i0 = begin; i0 < end; i0 += " TILE ") {");
+  cg_line(k, 2,
+          "const int64_t i1 = end - i0 < " TILE " ? end : i0 + " TILE ";");
+  for (int j = 0; j < R.nops; j++)
+    if (kept[j]) {
+      const Value *r = R.ops[j]->results[0];
+      cg_line(k, 2, "%s %s_tile[" TILE "];", cg_ctype(r->type.dtype),
+              text_of(&R, r));
     }
-    vals[nv] = r;
-    text[nv++] = t;
+  for (int s = 0; s < nstages; s++) {
+    cg_line(k, 2, "for (int64_t i = i0; i < i1; i++) {");
+    const char *e = region_body(k, &R, 3, stage, kept, s, d);
+    if (!e)
+      return false;
+    if (s == nstages - 1)
+      cg_line(k, 3, "y[i] = %s;", e);
+    cg_line(k, 2, "}");
   }
-  diag_error(d, op->loc, "internal: fused region without a yield");
-  return NULL;
+  cg_line(k, 1, "}");
+  cg_end_range(k);
+  return true;
 }
 
 /* y = f(operands) over y's shape with numpy broadcasting: an operand axis of
@@ -283,6 +420,16 @@ bool cg_kernel_elementwise(CgKernel *k, Diag *d) {
         x[i] = cg_strf(k->arena, "%s[0]", name);
       else
         x[i] = cg_strf(k->arena, "%s[%s]", name, idx);
+    }
+    if (fused && !scalar) {
+      int nops = 0;
+      for (const Op *o = op->regions[0]->first; o; o = o->next)
+        nops++;
+      int *stage = arena_alloc(k->arena, (size_t)nops * sizeof *stage);
+      bool *kept = arena_alloc(k->arena, (size_t)nops * sizeof *kept);
+      int nstages = cg_fused_stages(op, stage, kept);
+      if (nstages > 1)
+        return staged_loop(k, op, x, stage, kept, nstages, d);
     }
     int depth = 1;
     if (!scalar) {

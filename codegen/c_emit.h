@@ -195,6 +195,17 @@ int cg_attention_key_mask(const Op *mm, const Op *ep, const Shape *ss,
 
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
 bool cg_kernel_elementwise(CgKernel *k, Diag *d);
+/* c_elementwise.c: the stages of fused op `op`'s flat loop, which both
+ * backends compile as one loop per stage over tiles of the range when
+ * there are several: stage[j] for the j-th op of its region, kept[j]
+ * whether a later stage reads its result (through a tile array); returns
+ * their number. A region with two or more calls of mc_vmath.h's functions (each
+ * a long chain of dependent operations) puts each call in a stage of its
+ * own, and the ops between calls in stages of their own: a loop over the
+ * whole chain keeps too few elements in flight for the CPU to overlap
+ * their chains (the activation chain of bench/ ran 1.7x slower that way
+ * on an AVX-512 Zen 5); else one stage. */
+int cg_fused_stages(const Op *op, int *stage, bool *kept);
 /* c_elementwise.c: k->epilogue as a GEMM epilogue: NAME_ep_args and
  * NAME_ep into k->defs, and at `depth` of the body the statements that
  * declare `ep` for the batch whose loop variables are vars (the result's

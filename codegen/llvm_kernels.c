@@ -287,6 +287,93 @@ static bool is_flat(const Op *op, const bool *literal) {
   return flat;
 }
 
+/* Operand i's element at index `at` of a flat loop: the inlined constant,
+ * the one element, or the element at `at`. */
+static LLVMValueRef flat_element(LlvmK *k, const bool *literal,
+                                 LLVMValueRef *xp, int i, LLVMValueRef at) {
+  LlvmEmit *L = k->L;
+  const Value *v = k->op->operands[i];
+  if (literal[i])
+    return llvm_const_elem(L, v->type.dtype, v->def->attrs.cst.data, 0);
+  if (!shape_eq(&v->type.shape, &k->op->results[0]->type.shape))
+    at = LLVMConstInt(L->i64, 0, 0);
+  LLVMTypeRef et = llvm_type(L, v->type.dtype);
+  return LLVMBuildLoad2(L->b, et, LLVMBuildGEP2(L->b, et, xp[i], &at, 1, ""),
+                        "");
+}
+
+/* Elements per tile of a staged loop (c_elementwise.c's TILE). */
+#define TILE 256
+
+/* The flat loop of a fused op with stages (cg_fused_stages), as the C
+ * backend's: over tiles of [begin, end), each stage a loop over the tile;
+ * the values a later stage reads go through tile arrays. */
+static bool staged(LlvmK *k, const bool *literal, LLVMValueRef *xp,
+                   LLVMValueRef yp, LLVMValueRef begin, LLVMValueRef end,
+                   const int *stage, const bool *kept, int nstages) {
+  LlvmEmit *L = k->L;
+  LLVMBuilderRef b = L->b;
+  const Block *r = k->op->regions[0];
+  size_t nv = (size_t)L->e->m->next_value_id + 1;
+  LLVMValueRef *val = calloc(nv, sizeof *val), *tile = calloc(nv, sizeof *tile);
+  int j = 0;
+  for (const Op *o = r->first; o; o = o->next, j++)
+    if (kept[j]) /* in the entry block, where the builder is */
+      tile[o->results[0]->id] = LLVMBuildArrayAlloca(
+          b, llvm_type(L, o->results[0]->type.dtype), llvm_i64(L, TILE), "");
+  LLVMValueRef ntiles =
+      LLVMBuildSDiv(b,
+                    LLVMBuildAdd(b, LLVMBuildSub(b, end, begin, ""),
+                                 llvm_i64(L, TILE - 1), ""),
+                    llvm_i64(L, TILE), "");
+  LlvmLoop tl;
+  llvm_loop_begin(L, &tl, NULL, ntiles, "tile");
+  LLVMValueRef i0 = LLVMBuildAdd(
+      b, begin, LLVMBuildMul(b, tl.i, llvm_i64(L, TILE), ""), "i0");
+  LLVMValueRef full = LLVMBuildAdd(b, i0, llvm_i64(L, TILE), "");
+  LLVMValueRef i1 = LLVMBuildSelect(
+      b, LLVMBuildICmp(b, LLVMIntSLT, full, end, ""), full, end, "i1");
+  bool ok = true;
+  for (int s = 0; s < nstages && ok; s++) {
+    LlvmLoop lp;
+    llvm_loop_begin(L, &lp, i0, i1, "i");
+    LLVMValueRef at = LLVMBuildSub(b, lp.i, i0, "");
+    for (int a = 0; a < r->nargs; a++)
+      val[r->args[a]->id] = flat_element(k, literal, xp, a, lp.i);
+    j = 0;
+    for (const Op *o = r->first; o && ok; o = o->next, j++) {
+      const Value *v = o->kind == OP_YIELD ? o->operands[0] : o->results[0];
+      LLVMTypeRef et = llvm_type(L, v->type.dtype);
+      if (o->kind == OP_YIELD) {
+        if (s == nstages - 1)
+          LLVMBuildStore(b, val[v->id], llvm_gep(L, et, yp, lp.i));
+      } else if (o->kind == OP_CONST) {
+        val[v->id] = llvm_const_elem(L, v->type.dtype, o->attrs.cst.data, 0);
+      } else if (stage[j] < s && kept[j]) {
+        val[v->id] =
+            LLVMBuildLoad2(b, et, llvm_gep(L, et, tile[v->id], at), "");
+      } else if (stage[j] == s) {
+        LLVMValueRef args[3];
+        for (int q = 0; q < o->noperands && q < 3; q++)
+          args[q] = val[o->operands[q]->id];
+        val[v->id] = element(k, o, args);
+        ok = val[v->id] != NULL;
+        if (ok && kept[j])
+          LLVMBuildStore(b, val[v->id], llvm_gep(L, et, tile[v->id], at));
+        if (!ok)
+          diag_error(k->d, k->op->loc,
+                     "the LLVM backend does not compile '%s' yet",
+                     ir_op_info[o->kind].name);
+      }
+    }
+    llvm_loop_end(L, &lp);
+  }
+  llvm_loop_end(L, &tl);
+  free(val);
+  free(tile);
+  return ok;
+}
+
 /* The loop over [begin, end) of the range (flat: the elements; else the
  * first axis, the others inside). */
 static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
@@ -302,6 +389,20 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
   LlvmLoop loops[MAX_RANK];
   LLVMValueRef pos[MAX_RANK];
   int r = flat ? 1 : ys->rank;
+  if (flat && op->kind == OP_FUSED) {
+    int nops = 0;
+    for (const Op *o = op->regions[0]->first; o; o = o->next)
+      nops++;
+    int *stage = malloc((size_t)nops * sizeof *stage);
+    bool *kept = malloc((size_t)nops * sizeof *kept);
+    int nstages = cg_fused_stages(op, stage, kept);
+    bool ok = nstages < 2 ||
+              staged(k, literal, xp, yp, begin, end, stage, kept, nstages);
+    free(stage);
+    free(kept);
+    if (nstages > 1)
+      return ok;
+  }
   if (flat) {
     llvm_loop_begin(L, &loops[0], begin, end, "i");
     pos[0] = loops[0].i;
@@ -329,24 +430,14 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
   }
   LLVMValueRef x[LLVM_MAX_OPERANDS];
   for (int i = 0; i < n; i++) {
-    const Value *v = op->operands[i];
-    if (literal[i]) { /* an inlined scalar constant */
-      x[i] = llvm_const_elem(L, v->type.dtype, v->def->attrs.cst.data, 0);
+    if (flat || literal[i]) {
+      x[i] = flat_element(k, literal, xp, i, pos[0]);
       continue;
     }
-    LLVMValueRef idx;
-    int64_t one;
-    if (flat)
-      idx = shape_const_numel(&v->type.shape, &one) && one == 1 &&
-                    !shape_eq(&v->type.shape, ys)
-                ? LLVMConstInt(L->i64, 0, 0)
-                : pos[0];
-    else {
-      idx = LLVMConstInt(L->i64, 0, 0);
-      for (int j = 0; j < r; j++)
-        idx =
-            LLVMBuildAdd(b, idx, LLVMBuildMul(b, pos[j], stride[i][j], ""), "");
-    }
+    const Value *v = op->operands[i];
+    LLVMValueRef idx = LLVMConstInt(L->i64, 0, 0);
+    for (int j = 0; j < r; j++)
+      idx = LLVMBuildAdd(b, idx, LLVMBuildMul(b, pos[j], stride[i][j], ""), "");
     LLVMTypeRef et = llvm_type(L, v->type.dtype);
     x[i] = LLVMBuildLoad2(b, et, LLVMBuildGEP2(b, et, xp[i], &idx, 1, ""), "");
   }

@@ -272,6 +272,47 @@ Test(codegen, fused_chains_run_in_parallel_bit_exact) {
       "tm_close(mod);\nreturn 0;");
 }
 
+Test(codegen, fused_vmath_calls_run_in_stages_bit_exact) {
+  /* y = where(x > 0, x, tanh(sigmoid(x) * x) * x): two mc_vmath.h calls,
+   * so a loop per stage over tiles (cg_fused_stages), the comparison (a
+   * bool) and sigmoid's value passed on in tile arrays; 40001 elements (no
+   * whole number of tiles) on 1 and 3 threads, with the bits of the ops
+   * done one at a time */
+  Value *x = input("x", ty(DT_F32, 1, -1));
+  Value *c = op2(OP_GT, x, cst(DT_F32, 0), NULL, 3);
+  Value *p = op2(OP_MUL, op1(OP_SIGMOID, x, NULL, NULL, 4), x, NULL, 4);
+  Value *ops[3] = {c, x,
+                   op2(OP_MUL, op1(OP_TANH, p, NULL, NULL, 5), x, NULL, 5)};
+  Value *y = ir_build(m, fn->body, OP_SELECT, ops, 3, NULL, NULL, L(6, 5), &d);
+  cr_assert(y, "%s", diag_text());
+  output("y", y);
+  cr_assert(pass_run_list(m, "verify,fuse,dce,verify", NULL, NULL, &d), "%s",
+            diag_text());
+  char *text = emit();
+  cr_expect(strstr(text, "uint8_t t0_tile[256];"), "%s", text);
+  cr_expect(strstr(text, "const float t1 = mc_sigmoidf(x0[i]);\n"
+                         "      t1_tile[i - i0] = t1;"),
+            "%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 40001 };\n"
+      "static float x[T], y[T];\n"
+      "McError e;\n"
+      "for (int i = 0; i < T; i++) x[i] = (float)(i % 977) * 0.037f - 30;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(mod);\n"
+      "for (int threads = 1; threads <= 3; threads += 2) {\n"
+      "  mc_set_threads(threads);\n"
+      "  CHECK(tm_run(mod, T, x, y, &e) == MC_OK);\n"
+      "  for (int i = 0; i < T; i++) {\n"
+      "    volatile float p = mc_sigmoidf(x[i]) * x[i];\n"
+      "    volatile float w = mc_tanhf(p) * x[i];\n"
+      "    CHECK(fbits(y[i]) == fbits(x[i] > 0 ? x[i] : w));\n"
+      "  }\n"
+      "}\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
 Test(codegen, float_rounding_chain_is_bit_exact) {
   /* x * 2^-140 lands in the subnormals and loses bits; the later * 2^100
    * and * 2^40 (2^140 itself overflows f32) must stay separate ops, never
