@@ -4,9 +4,9 @@
 # UndefinedBehaviorSanitizer, also applied to the programs the end-to-end
 # tests generate). build-san runs the whole suite but GPT-2 small (500 MB of
 # weights through ASan adds minutes and no coverage the tiny GPT-2 lacks);
-# build/ runs the unit tests but the two that compile programs by the dozen
-# (test_codegen, test_decode_ops: their sanitized runs check the same code
-# and more), and the end-to-end tests whose point is the optimized,
+# build/ runs the unit tests but those that compile programs by the dozen
+# (test_codegen, test_codegen_data, test_decode_ops: their sanitized runs
+# check the same code and more), and the end-to-end tests whose point is the optimized,
 # unsanitized build: bit-exact activations at -O0/-O2, GPT-2 small, the demo
 # GPT-2's generation and decoding with 16-bit weights (the sanitized runs of
 # seq2seq and gpt2_generate cover fewer configurations), the LLVM backend's
@@ -29,7 +29,7 @@ for dir in build build-san; do
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMC_SANITIZE=$san >/dev/null
   cmake --build "$dir" -j2
   if [[ $dir == build ]]; then
-    select=(-E '^(e2e_|test_codegen$|test_decode_ops$)')
+    select=(-E '^(e2e_|test_codegen$|test_codegen_data$|test_decode_ops$)')
     extra=(-R '^e2e_test_(activations|gpt2_small|gpt2_generate|grad|llvm|valgrind)$')
   else
     select=(-E '^e2e_test_gpt2_small$')
