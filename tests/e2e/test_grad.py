@@ -409,7 +409,7 @@ def case_rnn(torch, g):
         for t in range(4):
             h, s, y = rnn_step(torch, h, s, xg[:, t], ug[:, t], t, wg)
             ys.append(y)
-        h_n, s_n, ys = h, s, torch.stack(ys, 1)
+        s_n, ys = s, torch.stack(ys, 1)
         ys_r = [None] * 4
         for t in reversed(range(4)):
             h, s, ys_r[t] = rnn_step(torch, h, s, xg[:, t], ug[:, t], t, wg)
@@ -701,19 +701,26 @@ def build(work, model, defines):
                                               defines=defines, extra=["--backend", "llvm"]))]
 
 
+def materialize(work, entry, case, torch, g):
+    """A case's inputs as arrays, its weights' file (or None), and torch's
+    results in float32 and float64."""
+    inputs, weights, run = case(torch, g)
+    want, want64 = run(torch.float32), run(torch.float64)
+    wpath = None
+    if weights:
+        wpath = work.path(entry, "w.safetensors")
+        mc_e2e.write_safetensors(wpath, weights)
+    return ({k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}, wpath, want,
+            want64)
+
+
 def body(ck, work):
     torch = mc_e2e.import_torch()
     g = torch.Generator().manual_seed(7)
     for model, defines, cases in PROGRAMS:
         progs = build(work, model, defines)
         for entry, case in cases:
-            inputs, weights, run = case(torch, g)
-            want, want64 = run(torch.float32), run(torch.float64)
-            wpath = None
-            if weights:
-                wpath = work.path(entry, "w.safetensors")
-                mc_e2e.write_safetensors(wpath, weights)
-            inputs = {k: mc_e2e.to_numpy(v.detach()) for k, v in inputs.items()}
+            inputs, wpath, want, want64 = materialize(work, entry, case, torch, g)
             outs = {}
             for tag, prog in progs:
                 # a model without entry blocks: one entry, named after it

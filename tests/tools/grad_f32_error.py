@@ -56,13 +56,8 @@ def main():
             for entry, case in cases:
                 stats = {}
                 for k in range(draws):
-                    inputs, weights, run = case(torch, torch.Generator().manual_seed(k))
-                    want, want64 = run(torch.float32), run(torch.float64)
-                    wpath = None
-                    if weights:
-                        wpath = work.path(entry, "w.safetensors")
-                        mc_e2e.write_safetensors(wpath, weights)
-                    inputs = {n: mc_e2e.to_numpy(v.detach()) for n, v in inputs.items()}
+                    inputs, wpath, want, want64 = test_grad.materialize(
+                        work, entry, case, torch, torch.Generator().manual_seed(k))
                     _, got = mc_e2e.run_program(
                         prog, inputs, work.path(entry, "out", str(k)), work, weights=wpath,
                         entry=None if model == entry + ".model" else entry)
