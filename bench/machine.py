@@ -116,9 +116,12 @@ def environment(flags_line, threads):
     lines.append("CPU: %s, %d logical cores" % (model, os.cpu_count() or 0))
     isa = [x for x in ("sse2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni")
            if (" %s " % x) in flags]
-    lines.append("ISA flags: %s (generated C is built with cc %s%s, no -march)" % (
-        " ".join(isa), " ".join(CFLAGS),
-        (" " + os.environ["MC_CFLAGS"]) if os.environ.get("MC_CFLAGS") else ""))
+    lines.append("ISA flags: %s (modelc builds the model's C at -O3 -march=native, the "
+                 "runtime's at -O2 (-Os for its once-per-run files), no -march: "
+                 "codegen/c_build.c; all with -std=c11 -ffp-contract=off -fno-fast-math "
+                 "-fno-trapping-math%s)" % (
+                     " ".join(isa),
+                     (" " + os.environ["MC_CFLAGS"]) if os.environ.get("MC_CFLAGS") else ""))
     cc = shutil.which(c_compiler())
     if cc:
         v = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
