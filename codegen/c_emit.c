@@ -483,11 +483,16 @@ static bool emit_run(FnEmit *fe) {
                   "  if (!ws)\n    return mc_fail(err, MC_ERR_NOMEM, \"%s: "
                   "cannot allocate %%zu bytes of workspace\", wsize);\n",
                   fe->run);
-    cg_buf_printf(out,
-                  "#ifdef MC_CHECK_PLAN\n  memset(ws + %zu, 0xff, wsize - "
-                  "%zu); /* a buffer read before it is written reads NaNs "
-                  "*/\n#endif\n",
-                  fe->state_bytes, fe->state_bytes);
+    if (fe->nstates > 0)
+      cg_buf_printf(out,
+                    "#ifdef MC_CHECK_PLAN\n  memset(ws + %zu, 0xff, wsize - "
+                    "%zu); /* the states kept; a buffer read before it is "
+                    "written reads NaNs */\n#endif\n",
+                    fe->state_bytes, fe->state_bytes);
+    else
+      cg_buf_puts(out, "#ifdef MC_CHECK_PLAN\n  memset(ws, 0xff, wsize); /* a "
+                       "buffer read before it is written reads NaNs */\n"
+                       "#endif\n");
   }
   for (int k = 0; k < fe->nstates; k++) {
     const Value *v = fe->buffers[k];
