@@ -116,7 +116,6 @@ static bool check_symbols_bound(FnEmit *fe) {
 /* The run function in the signature of every entry (McRunFn). */
 static void emit_run_v(FnEmit *fe) {
   Emitter *e = fe->e;
-  const Function *f = fe->f;
   CgBuf *out = &e->funcs;
   cg_buf_printf(out,
                 "/* %s in the signature of every entry (McRunFn). */\n"
@@ -125,11 +124,9 @@ static void emit_run_v(FnEmit *fe) {
                 fe->run, fe->run_v);
   if (!fe->syms)
     cg_buf_puts(out, "  (void)s;\n");
-  int nin = 0, nout = 0;
-  for (int i = 0; i < f->ninputs; i++)
-    nin += cg_input_in_abi(fe, i);
-  for (int i = 0; i < f->noutputs; i++)
-    nout += cg_output_in_abi(fe, i);
+  CgEntryIO io;
+  cg_entry_io(fe, &io);
+  int nin = io.nin, nout = io.nout;
   if (nin == 0)
     cg_buf_puts(out, "  (void)in;\n");
   if (nout == 0)
