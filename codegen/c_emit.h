@@ -193,6 +193,19 @@ bool cg_kernel_attention(CgKernel *k, Diag *d);
 int cg_attention_key_mask(const Op *mm, const Op *ep, const Shape *ss,
                           bool *true_masks);
 
+/* Whether axis i of slice `op` needs no check at run time: ir/shape.c
+ * checked its bounds when they are constants, and slice_axis_in_bounds
+ * proves others (a full axis of extent T, say). */
+static inline bool cg_slice_axis_checked(const Op *op, int i) {
+  const Dim *start = op->attrs.slice.start;
+  Dim x = op->operands[0]->type.shape.dims[i];
+  Dim y = op->results[0]->type.shape.dims[i];
+  int64_t c;
+  return (dim_is_const(start[i], &c) && dim_is_const(y, &c) &&
+          dim_is_const(x, &c)) ||
+         slice_axis_in_bounds(start[i], op->attrs.slice.step[i], y, x);
+}
+
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */
 bool cg_kernel_elementwise(CgKernel *k, Diag *d);
 /* c_elementwise.c: the stages of fused op `op`'s flat loop, which both

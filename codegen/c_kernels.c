@@ -510,8 +510,8 @@ static bool kernel_scatter_add(CgKernel *k) {
 /* ---- data movement
  * ------------------------------------------------------------ */
 
-/* Element j along axis i of y is x element start[i] + j * step[i]. Symbolic
- * bounds are checked at run time (constant ones were checked by ir/shape.c). */
+/* Element j along axis i of y is x element start[i] + j * step[i]. Bounds
+ * are checked at run time where they are not known to hold. */
 static bool kernel_slice(CgKernel *k) {
   const Op *op = k->op;
   const Shape *xs = &op->operands[0]->type.shape;
@@ -520,11 +520,7 @@ static bool kernel_slice(CgKernel *k) {
   const char *start[MAX_RANK];
   for (int i = 0; i < xs->rank; i++) {
     start[i] = cg_kdim(k, op->attrs.slice.start[i]);
-    int64_t c;
-    bool all_const = dim_is_const(op->attrs.slice.start[i], &c) &&
-                     dim_is_const(ys->dims[i], &c) &&
-                     dim_is_const(xs->dims[i], &c);
-    if (all_const)
+    if (cg_slice_axis_checked(op, i))
       continue;
     k->can_fail = true;
     const char *e = cg_kdim(k, ys->dims[i]), *n = cg_kdim(k, xs->dims[i]);

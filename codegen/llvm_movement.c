@@ -61,10 +61,9 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     LLVMValueRef start[MAX_RANK];
     for (int i = 0; i < xs->rank; i++) {
       start[i] = llvm_dim(L, op->attrs.slice.start[i], k->sym);
-      int64_t c, step = op->attrs.slice.step[i];
-      if (dim_is_const(op->attrs.slice.start[i], &c) &&
-          dim_is_const(ys->dims[i], &c) && dim_is_const(xs->dims[i], &c))
-        continue; /* checked by ir/shape.c */
+      int64_t step = op->attrs.slice.step[i];
+      if (cg_slice_axis_checked(op, i))
+        continue;
       LLVMValueRef e = llvm_dim(L, ys->dims[i], k->sym),
                    n = llvm_dim(L, xs->dims[i], k->sym);
       LLVMValueRef last = LLVMBuildAdd(

@@ -214,6 +214,23 @@ bool dim_is_const(Dim a, int64_t *value) {
   return false;
 }
 
+static bool dim_is_nonneg_const(Dim a) {
+  int64_t c;
+  return dim_is_const(a, &c) && c >= 0;
+}
+
+bool slice_axis_in_bounds(Dim start, int64_t step, Dim extent, Dim size) {
+  /* last = start + (extent - 1) * step; with extent >= 1 the indices run
+   * from min(start, last) to max(start, last) */
+  Dim span, last, room;
+  if (!dim_sub(extent, dim_const(1), &span) ||
+      !dim_mul(span, dim_const(step), &span) || !dim_add(start, span, &last))
+    return false;
+  Dim lo = step > 0 ? start : last, hi = step > 0 ? last : start;
+  return dim_is_nonneg_const(lo) && dim_sub(size, hi, &room) &&
+         dim_sub(room, dim_const(1), &room) && dim_is_nonneg_const(room);
+}
+
 bool dim_has_sym(Dim a, int sym) {
   for (int i = 0; i < a.nterms; i++)
     for (int j = 0; j < a.terms[i].nfactors; j++)

@@ -92,6 +92,12 @@ Dim dim_substitute(Dim a, const bool *bound, const int64_t *value);
 /* Prints like "T", "768", "2*T + 1", "B*T". Returns chars written (snprintf
  * semantics). */
 int dim_print(char *buf, size_t n, Dim a, const struct Module *m);
+/* Whether an axis of a slice (its start and step, the result's extent, the
+ * operand's size) reads only indices in [0, size) for every value of the
+ * symbols that makes the extent positive: a full axis (start 0, step 1,
+ * extent = size), a constant margin (start 1, extent T - 1), constants in
+ * bounds. The backends check the other axes at run time. */
+bool slice_axis_in_bounds(Dim start, int64_t step, Dim extent, Dim size);
 
 Shape shape_scalar(void);
 bool shape_eq(const Shape *a, const Shape *b);

@@ -122,6 +122,25 @@ Test(dim, exact_division) {
   cr_assert(dim_eq(q, dim_const(0)));
 }
 
+Test(dim, slice_bounds_proved) {
+  Dim t = dim_sym(T), c0 = dim_const(0), c1 = dim_const(1);
+  Dim tm1;
+  cr_assert(dim_sub(t, c1, &tm1));
+  /* x[:T], x[1:] of [T], x[::-1] of [T], constants in bounds */
+  cr_assert(slice_axis_in_bounds(c0, 1, t, t));
+  cr_assert(slice_axis_in_bounds(c1, 1, tm1, t));
+  cr_assert(slice_axis_in_bounds(tm1, -1, t, t));
+  cr_assert(slice_axis_in_bounds(dim_const(2), 3, dim_const(3), dim_const(9)));
+  /* may read past the end or before the start: checked at run time */
+  cr_assert_not(slice_axis_in_bounds(c0, 1, dim_const(1), t)); /* x[:, 0] */
+  cr_assert_not(slice_axis_in_bounds(c1, 1, t, t));
+  cr_assert_not(slice_axis_in_bounds(c0, 2, t, t));
+  cr_assert_not(slice_axis_in_bounds(t, -1, t, t));
+  cr_assert_not(slice_axis_in_bounds(c0, 1, dim_sym(B), t));
+  cr_assert_not(
+      slice_axis_in_bounds(dim_const(7), 3, dim_const(3), dim_const(9)));
+}
+
 Test(dim, eval_and_substitute) {
   Dim d = add(mul(dim_sym(B), dim_sym(T)), dim_const(3));
   int64_t vals[2] = {0};
