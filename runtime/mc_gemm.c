@@ -276,7 +276,8 @@ typedef struct GemmJob {
   int split_rows; /* parallel over row tiles, else over column panels */
 } GemmJob;
 
-/* A tile with rows < mr or cols < nr: through a full tile on the side. */
+/* A tile with rows < mr or cols < nr: through a tile on the side, a short
+ * one where the kernel has it. */
 static void gemm_edge_tile(const McGemmKernel *kern, int64_t kc,
                            const float *ap, const float *b, int64_t ldb,
                            float *c, int64_t ldc, int64_t rows, int64_t cols,
@@ -285,7 +286,9 @@ static void gemm_edge_tile(const McGemmKernel *kern, int64_t kc,
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++)
       edge[i * nr + j] = load_c ? c[i * ldc + j] : -0.0f;
-  kern->tile(kc, ap, b, ldb, edge, nr, 1);
+  if (rows == kern->mr || !kern->tile_short ||
+      !kern->tile_short((int)rows, kc, ap, b, ldb, edge, nr, 1))
+    kern->tile(kc, ap, b, ldb, edge, nr, 1);
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++)
       c[i * ldc + j] = edge[i * nr + j];

@@ -42,6 +42,12 @@ typedef struct McGemmKernel {
    * acc += ap[k * mr + i] * bp[k * ldb + j] for k = 0 .. kc-1; c = acc. */
   void (*tile)(int64_t kc, const float *ap, const float *bp, int64_t ldb,
                float *c, int64_t ldc, int load_c);
+  /* Optional: tile for a GEMM's last rows (rows < mr): the first h rows of
+   * the tile, h >= rows one of the kernel's short heights (c must have h
+   * rows: the driver's edge buffer of mr rows); 0, having done nothing,
+   * when it has no height below mr that covers rows. */
+  int (*tile_short)(int rows, int64_t kc, const float *ap, const float *bp,
+                    int64_t ldb, float *c, int64_t ldc, int load_c);
   /* Columns [j0, j1) of C for g->M <= MC_GEMV_MAX_M rows, B unpacked:
    * gemv_rows when B's rows are contiguous (csb == 1), gemv_cols when its
    * columns are (rsb == 1). K >= 1. */

@@ -67,19 +67,24 @@ static void gemv_rows_of(const McGemmArgs *g, const float *a[GEMV_ROWS],
 #define A512_MR 14
 #define A512_NR 32
 
-X86_AVX512 static void tile_avx512(int64_t kc, const float *restrict ap,
-                                   const float *restrict bp, int64_t ldb,
-                                   float *restrict c, int64_t ldc, int load_c) {
+/* The register tile for `rows` (a constant once inlined) of A512_MR rows:
+ * the full tile, and the short ones a GEMM's last rows take (M = 32 is two
+ * full tiles and 4 rows, which a full tile would compute 14 of). */
+X86_INLINE X86_AVX512 void tile_rows_avx512(int rows, int64_t kc,
+                                            const float *restrict ap,
+                                            const float *restrict bp,
+                                            int64_t ldb, float *restrict c,
+                                            int64_t ldc, int load_c) {
   __m512 c0[A512_MR], c1[A512_MR];
   if (load_c) {
 #pragma GCC unroll 14
-    for (int i = 0; i < A512_MR; i++) {
+    for (int i = 0; i < rows; i++) {
       c0[i] = _mm512_loadu_ps(c + i * ldc);
       c1[i] = _mm512_loadu_ps(c + i * ldc + 16);
     }
   } else {
 #pragma GCC unroll 14
-    for (int i = 0; i < A512_MR; i++)
+    for (int i = 0; i < rows; i++)
       c0[i] = c1[i] = _mm512_set1_ps(-0.0f);
   }
   for (int64_t k = 0; k < kc; k++) {
@@ -88,7 +93,7 @@ X86_AVX512 static void tile_avx512(int64_t kc, const float *restrict ap,
     _mm_prefetch((const char *)(bp + 8 * ldb), _MM_HINT_T0);
     _mm_prefetch((const char *)(bp + 8 * ldb + 16), _MM_HINT_T0);
 #pragma GCC unroll 14
-    for (int i = 0; i < A512_MR; i++) {
+    for (int i = 0; i < rows; i++) {
       __m512 a = _mm512_set1_ps(ap[i]);
       c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
       c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
@@ -97,10 +102,30 @@ X86_AVX512 static void tile_avx512(int64_t kc, const float *restrict ap,
     bp += ldb;
   }
 #pragma GCC unroll 14
-  for (int i = 0; i < A512_MR; i++) {
+  for (int i = 0; i < rows; i++) {
     _mm512_storeu_ps(c + i * ldc, c0[i]);
     _mm512_storeu_ps(c + i * ldc + 16, c1[i]);
   }
+}
+
+X86_AVX512 static void tile_avx512(int64_t kc, const float *restrict ap,
+                                   const float *restrict bp, int64_t ldb,
+                                   float *restrict c, int64_t ldc, int load_c) {
+  tile_rows_avx512(A512_MR, kc, ap, bp, ldb, c, ldc, load_c);
+}
+
+X86_AVX512 static int tile_short_avx512(int rows, int64_t kc,
+                                        const float *restrict ap,
+                                        const float *restrict bp, int64_t ldb,
+                                        float *restrict c, int64_t ldc,
+                                        int load_c) {
+  if (rows <= 4)
+    tile_rows_avx512(4, kc, ap, bp, ldb, c, ldc, load_c);
+  else if (rows <= 8)
+    tile_rows_avx512(8, kc, ap, bp, ldb, c, ldc, load_c);
+  else
+    return 0;
+  return 1;
 }
 
 /* The first n lanes. */
@@ -313,6 +338,7 @@ static const McGemmKernel avx512_kernel = {.name = "avx512",
                                            .mr = A512_MR,
                                            .nr = A512_NR,
                                            .tile = tile_avx512,
+                                           .tile_short = tile_short_avx512,
                                            .gemv_rows = gemv_rows_avx512,
                                            .gemv_cols = gemv_cols_avx512,
                                            .gemv_rows16 = gemv_rows16_avx512,
