@@ -158,6 +158,8 @@ const char *cg_pointer(FnEmit *fe, const Value *v) {
   ValueInfo *vi = cg_info(fe, v);
   if (vi->storage == ST_CONST)
     return const_array(fe, v);
+  if (vi->storage == ST_CARRY)
+    return cg_pointer(fe, vi->alias);
   if (vi->storage == ST_VIEW) { /* from the variable of the chain's base */
     const char *base = cg_pointer(fe, vi->view->base);
     int64_t off;
@@ -376,6 +378,7 @@ bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
   if (vi->storage == ST_FUSED) /* in its reader's kernel */
     return true;
   if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
+      vi->storage == ST_CARRY ||
       (vi->storage == ST_ALIAS && !cg_op_is_alias(op))) /* in place */
     return cg_emit_kernel(fe, op, run);
   return true;

@@ -272,6 +272,8 @@ typedef enum Storage {
   ST_OUTPUT,
   ST_ALIAS,
   ST_LOCAL, /* a scan region's argument: a pointer the scan's loop sets */
+  ST_CARRY, /* a carry's new value computed in place, into the carry's
+               buffer (alias: the carry's region argument) */
   ST_VIEW,  /* strided elements of alias (c_views.c): no buffer, no kernel */
   ST_FUSED  /* computed inside the kernel of its only reader, the next op
                (a matmul or reduction with that reader as its epilogue,
@@ -432,6 +434,9 @@ bool cg_update_in_place(FnEmit *fe, const Op *op);
  * state s) may be computed straight into s's buffer (c_in_place.c). */
 bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
                               int o);
+/* c_in_place.c: whether carry i of `scan` may be computed straight into
+ * the carry's buffer (its new value then gets ST_CARRY). */
+bool cg_carry_update_in_place(FnEmit *fe, const Op *scan, int i);
 /* c_views.c: marks the operands of matmuls in b (and its regions) that
  * are read as views (ValueInfo.view); after liveness, before storage. */
 void cg_find_views(FnEmit *fe, const Block *b);

@@ -24,6 +24,13 @@
  * its result before the epilogue reads), and no later op or other output
  * reads s's old contents: each element is then written after the reads of
  * its own index. Otherwise r is copied over s at the end of the call.
+ *
+ * A scan's carry is updated in place by the same rule: when its new value
+ * (yielded as itself) is such an elementwise loop in the step's region,
+ * reading the old carry only at its own index, and no later op of the
+ * region (the yield's other operands included) reads the old carry, the
+ * loop writes the carry's buffer and the step copies nothing (an LSTM's h
+ * and c: `where(m, h2, h)`).
  */
 #include "c_emit.h"
 
@@ -103,10 +110,14 @@ bool cg_update_in_place(FnEmit *fe, const Op *op) {
   return true;
 }
 
-bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
-                              int o) {
+/* r, a workspace value of block b, is an elementwise loop's result of s's
+ * type that reads s only as s itself, at its own index, and nothing from
+ * another kernel's tile; no live op after it reads s's old contents
+ * (`carry`: as in reads_old). */
+static bool loop_may_overwrite(FnEmit *fe, const Block *b, const Value *s,
+                               const Value *r, int carry) {
   const Op *op = r->def;
-  if (!op || op->parent != fe->f->body || op->nresults != 1 ||
+  if (!op || op->parent != b || op->nresults != 1 ||
       cg_info(fe, r)->storage != ST_WORKSPACE ||
       !(op->kind == OP_FUSED || cg_op_is_elementwise(op->kind)) ||
       !type_eq(&r->type, &s->type))
@@ -117,10 +128,21 @@ bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
         (x != s && version(fe, x, s, op) == V_OLD))
       return false;
   }
-  if (reads_old(fe, op->next, s, op, -1))
+  return !reads_old(fe, op->next, s, op, carry);
+}
+
+bool cg_carry_update_in_place(FnEmit *fe, const Op *scan, int i) {
+  const Block *body = scan->regions[0];
+  return loop_may_overwrite(fe, body, body->args[i],
+                            ir_scan_yield(scan)->operands[i], i);
+}
+
+bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
+                              int o) {
+  if (!loop_may_overwrite(fe, fe->f->body, s, r, -1))
     return false;
   for (int i = 0; i < fe->f->noutputs; i++)
-    if (i != o && version(fe, fe->f->outputs[i].value, s, op) == V_OLD)
+    if (i != o && version(fe, fe->f->outputs[i].value, s, r->def) == V_OLD)
       return false;
   return true;
 }

@@ -26,8 +26,9 @@
  *   steps_8[0] = (int32_t)steps;
  *
  * A carry that a dynamic_update_slice changed in place (c_emit.c's
- * cg_update_in_place) is already in its buffer: like an unchanged carry it
- * needs no copy.
+ * cg_update_in_place) or an elementwise loop computed into its buffer
+ * (cg_carry_update_in_place, ST_CARRY) is already there: like an unchanged
+ * carry it needs no copy.
  *
  * Invariants: a carry lives in its scan result's buffer for the whole loop
  * (the region's carry argument is that pointer), so the final carries need
@@ -42,7 +43,8 @@
 #include "c_emit.h"
 
 static const Value *root_of(FnEmit *fe, const Value *v) {
-  while (cg_info(fe, v)->storage == ST_ALIAS)
+  while (cg_info(fe, v)->storage == ST_ALIAS ||
+         cg_info(fe, v)->storage == ST_CARRY)
     v = cg_info(fe, v)->alias;
   return v;
 }
@@ -151,7 +153,7 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   for (int i = 0; ok && i < nc; i++) {
     const Value *v = y->operands[i];
     if (root_of(fe, v) == body->args[i]) { /* unchanged, or updated in place */
-      if (v != body->args[i])
+      if (v != body->args[i] && cg_info(fe, v)->storage == ST_ALIAS)
         cg_buf_printf(&inner, "  (void)%s; /* carry %d is in place */\n",
                       cg_info(fe, v)->cname, i);
       continue;

@@ -158,6 +158,23 @@ static bool assign_storage(FnEmit *fe, const Block *b) {
   return ok;
 }
 
+/* Carries of the live scans in b computed into their buffers where legal
+ * (cg_carry_update_in_place): their new values become ST_CARRY. */
+static void carries_in_place(FnEmit *fe, const Block *b) {
+  for (const Op *op = b->first; op; op = op->next) {
+    if (op->kind != OP_SCAN || cg_info(fe, op->results[0])->uses == 0)
+      continue;
+    const Block *body = op->regions[0];
+    carries_in_place(fe, body);
+    for (int i = 0; i < op->attrs.scan.ncarry; i++)
+      if (cg_carry_update_in_place(fe, op, i)) {
+        ValueInfo *vi = cg_info(fe, ir_scan_yield(op)->operands[i]);
+        vi->storage = ST_CARRY;
+        vi->alias = body->args[i];
+      }
+  }
+}
+
 static int count_results(const Block *b) {
   int n = 0;
   for (const Op *op = b->first; op; op = op->next) {
@@ -241,6 +258,7 @@ bool cg_analyze(FnEmit *fe) {
   cg_find_views(fe, f->body);
   if (!assign_storage(fe, f->body))
     return false;
+  carries_in_place(fe, f->body);
   fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
   for (int i = 0; i < f->noutputs; i++) {
     const Value *r = alias_root(fe, f->outputs[i].value);

@@ -273,6 +273,7 @@ LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
   case ST_WORKSPACE:
     return buffer_pointer(F, vi->index, vi->cname ? vi->cname : "");
   case ST_ALIAS:
+  case ST_CARRY:
     return llvm_pointer(F, vi->alias);
   case ST_VIEW: {
     LLVMValueRef base = llvm_pointer(F, vi->view->base);
@@ -658,6 +659,7 @@ bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d) {
   if (op->kind == OP_SCAN)
     return vi->uses == 0 || llvm_emit_scan(F, op, d);
   if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
+      vi->storage == ST_CARRY ||
       (vi->storage == ST_ALIAS && !cg_op_is_alias(op)))
     return llvm_emit_kernel(F, op, d);
   return true;

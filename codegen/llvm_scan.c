@@ -11,7 +11,8 @@
 #include "llvm_emit_internal.h"
 
 static const Value *root_of(FnEmit *fe, const Value *v) {
-  while (cg_info(fe, v)->storage == ST_ALIAS)
+  while (cg_info(fe, v)->storage == ST_ALIAS ||
+         cg_info(fe, v)->storage == ST_CARRY)
     v = cg_info(fe, v)->alias;
   return v;
 }

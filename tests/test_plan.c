@@ -344,6 +344,68 @@ Test(plan, checked_build_of_a_kv_cache_decoding_loop) {
   free(out);
 }
 
+/* An LSTM-like masked recurrence: both carries' new values are where()
+ * loops reading the old carry at their own index, computed into the
+ * carries' buffers (no copy per step); the stacked output is copied. */
+static const char *masked_model =
+    "input h0: f32[3, 4]\ninput xs: f32[T, 3, 4]\ninput ms: f32[T, 3]\n"
+    "fn step(h, c, x_t, m_t) {\n"
+    "  h2 = tanh(x_t + h * 0.5)\n"
+    "  c2 = c + h2\n"
+    "  m = m_t[:, None] > 0\n"
+    "  return where(m, h2, h), where(m, c2, c), where(m, h2, 0)\n"
+    "}\n"
+    "h, c, ys = scan(step, [h0, h0 * 2], [xs, ms])\n"
+    "output hs = ys\noutput hn = h + c\n";
+
+static const char *masked_driver =
+    "  for (int n = 1; n <= 9; n += 4) {\n"
+    "    float h0[12], xs[9 * 12], ms[9 * 3], hs[9 * 12], hn[12];\n"
+    "    double h[12], c[12];\n"
+    "    for (int i = 0; i < 12; i++) h0[i] = 0.1f * (float)(i % 5) - 0.2f;\n"
+    "    for (int i = 0; i < n * 12; i++) xs[i] = 0.05f * (float)(i % 11) - "
+    "0.25f;\n"
+    "    for (int i = 0; i < n * 3; i++) ms[i] = i % 4 == 3 ? 0.0f : 1.0f;\n"
+    "    if (t_run(mod, n, h0, xs, ms, hs, hn, &e) != MC_OK) {\n"
+    "      printf(\"%s\\n\", e.msg); return 1; }\n"
+    "    for (int i = 0; i < 12; i++) { h[i] = h0[i]; c[i] = 2.0 * h0[i]; }\n"
+    "    for (int t = 0; t < n; t++)\n"
+    "      for (int i = 0; i < 12; i++) {\n"
+    "        double h2 = tanh(xs[t * 12 + i] + h[i] * 0.5), c2 = c[i] + h2;\n"
+    "        int m = ms[t * 3 + i / 4] > 0;\n"
+    "        double y = m ? h2 : 0.0;\n"
+    "        if (fabs(hs[t * 12 + i] - y) > 1e-5 * (1 + fabs(y))) {\n"
+    "          printf(\"T=%d ys[%d] = %g, want %g\\n\", n, t * 12 + i,\n"
+    "                 hs[t * 12 + i], y); return 1; }\n"
+    "        if (m) { h[i] = h2; c[i] = c2; }\n"
+    "      }\n"
+    "    for (int i = 0; i < 12; i++)\n"
+    "      if (fabs(hn[i] - (h[i] + c[i])) > 1e-5 * (1 + fabs(h[i] + c[i]))) "
+    "{\n"
+    "        printf(\"T=%d hn[%d] = %g, want %g\\n\", n, i, hn[i], h[i] + "
+    "c[i]);\n"
+    "        return 1; }\n"
+    "    printf(\"T=%d ok\\n\", n);\n"
+    "  }";
+
+Test(plan, carries_computed_in_their_buffers) {
+  char *c = emit(masked_model);
+  const char *loop = strstr(c, "for (int64_t step = 0;");
+  cr_assert(loop, "%s", c);
+  /* the step copies only its output row into slot t */
+  const char *copy = strstr(loop, "memcpy(");
+  cr_assert(copy && strstr(copy, "t * "), "%s", c);
+  cr_assert_null(strstr(copy + 1, "memcpy("), "%s", c);
+  /* the carry is an operand and the result, neither restrict */
+  cr_assert(strstr(c, "const float *b, float *y)"), "%s", c);
+  free(c);
+  char *out = run_checked(masked_driver);
+  cr_expect(strstr(out, "T=1 ok") && strstr(out, "T=5 ok") &&
+                strstr(out, "T=9 ok"),
+            "%s", out);
+  free(out);
+}
+
 Test(plan, run_time_plan_equals_the_constant_plan) {
   const char *body = "fn step(c, x_t) {\n  d = exp(x_t * 2)\n"
                      "  return c + d, c * d\n}\n"
