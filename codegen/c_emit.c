@@ -378,7 +378,7 @@ bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
   if (vi->storage == ST_FUSED) /* in its reader's kernel */
     return true;
   if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
-      vi->storage == ST_CARRY ||
+      vi->storage == ST_CARRY || vi->storage == ST_SLOT ||
       (vi->storage == ST_ALIAS && !cg_op_is_alias(op))) /* in place */
     return cg_emit_kernel(fe, op, run);
   return true;

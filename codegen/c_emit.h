@@ -274,6 +274,8 @@ typedef enum Storage {
   ST_LOCAL, /* a scan region's argument: a pointer the scan's loop sets */
   ST_CARRY, /* a carry's new value computed in place, into the carry's
                buffer (alias: the carry's region argument) */
+  ST_SLOT,  /* a scan's per-step output computed into its row of the
+               stacked result (alias: that result; the loop sets cname) */
   ST_VIEW,  /* strided elements of alias (c_views.c): no buffer, no kernel */
   ST_FUSED  /* computed inside the kernel of its only reader, the next op
                (a matmul or reduction with that reader as its epilogue,

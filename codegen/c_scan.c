@@ -107,6 +107,16 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   else
     cg_buf_printf(run, "    const int64_t %s = %s;\n", t, step);
   CgBuf inner = {0};
+  for (int j = 0; j < nout; j++) { /* outputs computed in their rows */
+    ValueInfo *vi = cg_info(fe, y->operands[first + j]);
+    if (vi->storage != ST_SLOT)
+      continue;
+    const Shape *s = &vi->alias->type.shape;
+    const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
+    bool paren = strchr(n, ' ') != NULL;
+    vi->cname = cg_strf(a, "%s + %s * %s%s%s", cg_pointer(fe, vi->alias), t,
+                        paren ? "(" : "", n, paren ? ")" : "");
+  }
   for (int i = nc; i < body->nargs; i++) {
     const Value *arg = body->args[i];
     ValueInfo *vi = cg_info(fe, arg);
@@ -143,6 +153,8 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
                   cg_pointer(fe, y->operands[nc]));
   for (int j = 0; ok && j < nout; j++) {
     const Value *v = y->operands[first + j], *r = op->results[nc + j];
+    if (cg_info(fe, v)->storage == ST_SLOT)
+      continue;
     const Shape *s = &r->type.shape;
     const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
     bool paren = strchr(n, ' ') != NULL;

@@ -158,20 +158,41 @@ static bool assign_storage(FnEmit *fe, const Block *b) {
   return ok;
 }
 
-/* Carries of the live scans in b computed into their buffers where legal
- * (cg_carry_update_in_place): their new values become ST_CARRY. */
-static void carries_in_place(FnEmit *fe, const Block *b) {
+/* What the live scans in b yield, computed where the scan keeps it:
+ *  - a carry's new value in the carry's buffer where legal
+ *    (cg_carry_update_in_place): ST_CARRY;
+ *  - a per-step output computed by a kernel of the step into a buffer of
+ *    its own, which the yield passes on once, in its row t of the stacked
+ *    result: ST_SLOT (the row is the step's alone, so any op of the step
+ *    may read it there).
+ * Either way the step copies nothing for it. */
+static void scan_results_in_place(FnEmit *fe, const Block *b) {
   for (const Op *op = b->first; op; op = op->next) {
     if (op->kind != OP_SCAN || cg_info(fe, op->results[0])->uses == 0)
       continue;
     const Block *body = op->regions[0];
-    carries_in_place(fe, body);
+    const Op *y = ir_scan_yield(op);
+    scan_results_in_place(fe, body);
     for (int i = 0; i < op->attrs.scan.ncarry; i++)
       if (cg_carry_update_in_place(fe, op, i)) {
-        ValueInfo *vi = cg_info(fe, ir_scan_yield(op)->operands[i]);
+        ValueInfo *vi = cg_info(fe, y->operands[i]);
         vi->storage = ST_CARRY;
         vi->alias = body->args[i];
       }
+    int first = ir_scan_first_output(op);
+    int nout = op->nresults - op->attrs.scan.ncarry - op->attrs.scan.until;
+    for (int j = 0; j < nout; j++) {
+      const Value *v = y->operands[first + j];
+      ValueInfo *vi = cg_info(fe, v);
+      int yielded = 0;
+      for (int k = 0; k < y->noperands; k++)
+        yielded += y->operands[k] == v;
+      if (v->def && v->def->parent == body && vi->storage == ST_WORKSPACE &&
+          yielded == 1) {
+        vi->storage = ST_SLOT;
+        vi->alias = op->results[op->attrs.scan.ncarry + j];
+      }
+    }
   }
 }
 
@@ -258,7 +279,7 @@ bool cg_analyze(FnEmit *fe) {
   cg_find_views(fe, f->body);
   if (!assign_storage(fe, f->body))
     return false;
-  carries_in_place(fe, f->body);
+  scan_results_in_place(fe, f->body);
   fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
   for (int i = 0; i < f->noutputs; i++) {
     const Value *r = alias_root(fe, f->outputs[i].value);

@@ -283,6 +283,7 @@ LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v) {
     return LLVMBuildGEP2(L->b, L->i8, base, &off, 1, "");
   }
   case ST_LOCAL:
+  case ST_SLOT:
     return F->local[v->id];
   case ST_NONE:
   case ST_FUSED:
@@ -659,7 +660,7 @@ bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d) {
   if (op->kind == OP_SCAN)
     return vi->uses == 0 || llvm_emit_scan(F, op, d);
   if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
-      vi->storage == ST_CARRY ||
+      vi->storage == ST_CARRY || vi->storage == ST_SLOT ||
       (vi->storage == ST_ALIAS && !cg_op_is_alias(op)))
     return llvm_emit_kernel(F, op, d);
   return true;

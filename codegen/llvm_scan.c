@@ -107,6 +107,12 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
       F->local[arg->id] = LLVMBuildBitCast(b, index_slot, L->ptr, "");
     }
   }
+  for (int j = 0; j < nout; j++) { /* outputs computed in their rows */
+    const Value *v = y->operands[first + j], *r = op->results[nc + j];
+    if (cg_info(fe, v)->storage == ST_SLOT)
+      F->local[v->id] =
+          at(L, llvm_pointer(F, r), LLVMBuildMul(b, t, row_bytes(F, r), ""));
+  }
   bool ok = true;
   for (const Op *o = body->first; ok && o; o = o->next) {
     bool live = o->kind == OP_YIELD;
@@ -125,6 +131,8 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
         LLVMConstInt(L->i8, 0, 0), "stop");
   for (int j = 0; j < nout; j++) {
     const Value *v = y->operands[first + j], *r = op->results[nc + j];
+    if (cg_info(fe, v)->storage == ST_SLOT)
+      continue;
     copy(F, at(L, llvm_pointer(F, r), LLVMBuildMul(b, t, row_bytes(F, r), "")),
          llvm_pointer(F, v), bytes_of(F, v));
   }
