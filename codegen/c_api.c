@@ -52,10 +52,11 @@ void cg_emit_header_function(FnEmit *fe) {
                   cg_plan_arena_text(fe));
   else if (fe->nbuffers > 0)
     cg_buf_printf(h,
-                  "\n * A call callocs one arena of %s bytes\n * for its %d "
-                  "intermediates (shared by lifetime) and frees it\n * before "
-                  "returning. */\n",
-                  cg_plan_arena_text(fe), fe->nbuffers);
+                  "\n * Its %d intermediates (sharing bytes by lifetime) live "
+                  "in\n * one arena of %s bytes,\n * kept by the model between "
+                  "calls (a call made while another one\n * uses it gets one "
+                  "of its own). */\n",
+                  fe->nbuffers, cg_plan_arena_text(fe));
   else
     cg_buf_puts(h, " A call needs no workspace. */\n");
   cg_buf_printf(h, "size_t %s(", fe->wsize);

@@ -8,10 +8,11 @@
  *   param      a pointer into the weights, taken at open time;
  *   const      a static const array (scalar constants of elementwise ops are
  *              inlined as literals instead);
- *   workspace  a buffer in the one arena calloc'd per run (zeroed, so no
- *              read is ever indeterminate and gcc can see that); buffers
- *              whose lifetimes do not meet share bytes, at offsets only the
- *              <fn>_layout function knows (planned by c_plan.c);
+ *   workspace  a buffer in the function's one arena, which the model
+ *              keeps between calls (mc_model_workspace: zeros at first,
+ *              then what the last call left, never read before written);
+ *              buffers whose lifetimes do not meet share bytes, at offsets
+ *              only the <fn>_layout function knows (planned by c_plan.c);
  *   output     the caller's output buffer, for the value an output is (or
  *              is a reshape of), when no other output claimed it first;
  *   alias      a reshape, or a broadcast that only adds leading 1s: the
@@ -481,7 +482,10 @@ static bool emit_run(FnEmit *fe) {
                     "mc_model_arena(&m->base, %d, wsize, %zu);\n",
                     fe->nstates, fe->state_bytes, fe->key, fe->state_bytes);
     else
-      cg_buf_puts(out, "  unsigned char *ws = mc_alloc_zeroed(wsize);\n");
+      cg_buf_printf(out,
+                    "  unsigned char *ws = mc_model_workspace(&m->base, %d, "
+                    "wsize);\n",
+                    fe->key);
     cg_buf_printf(out,
                   "  if (!ws)\n    return mc_fail(err, MC_ERR_NOMEM, \"%s: "
                   "cannot allocate %%zu bytes of workspace\", wsize);\n",
@@ -534,7 +538,7 @@ static bool emit_run(FnEmit *fe) {
   }
   /* pointers of weights, buffers and aliases (a scan's region declares
    * its own inside its loop) */
-  bool uses_m = fe->uses_m || fe->nstates > 0;
+  bool uses_m = fe->uses_m || fe->nbuffers > 0;
   for (const Op *op = f->body->first; op; op = op->next)
     cg_declare_pointers(fe, op, out, &uses_m);
   if (!uses_m)
@@ -557,7 +561,8 @@ static bool emit_run(FnEmit *fe) {
   if (fe->can_fail)
     cg_buf_puts(out, "done:\n");
   if (fe->nbuffers > 0 && fe->nstates == 0)
-    cg_buf_puts(out, "  free(ws);\n");
+    cg_buf_printf(out, "  mc_model_workspace_done(&m->base, %d, ws);\n",
+                  fe->key);
   cg_buf_printf(out, "  return %s;\n}\n\n", fe->can_fail ? "rc" : "MC_OK");
   return true;
 }

@@ -573,8 +573,6 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
                    cg_strf(&e->arena, "%s: %s = %%lld is negative", fe->run,
                            cg_c_string(&e->arena, e->m->symbols[s], true)),
                    F.sym[s], NULL);
-  LLVMTypeRef alloc_t = LLVMFunctionType(L->ptr, &L->i64, 1, 0);
-  LLVMTypeRef free_t = LLVMFunctionType(L->vd, &L->ptr, 1, 0);
   F.rc = LLVMBuildAlloca(L->b, L->i32, "rc");
   LLVMBuildStore(L->b, LLVMConstInt(L->i32, MC_OK, 0), F.rc);
   if (fe->nbuffers > 0) {
@@ -600,7 +598,11 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
       ws = llvm_call(L, "mc_model_arena",
                      LLVMFunctionType(L->ptr, arena_p, 4, 0), arena_a, 4);
     } else {
-      ws = llvm_call(L, "mc_alloc_zeroed", alloc_t, &wsize, 1);
+      LLVMTypeRef ws_p[3] = {L->ptr, L->i32, L->i64};
+      LLVMValueRef ws_a[3] = {F.m, LLVMConstInt(L->i32, (uint64_t)fe->key, 0),
+                              wsize};
+      ws = llvm_call(L, "mc_model_workspace",
+                     LLVMFunctionType(L->ptr, ws_p, 3, 0), ws_a, 3);
     }
     LLVMSetValueName2(ws, "ws", 2);
     F.ws = ws;
@@ -646,8 +648,13 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
   }
   LLVMBuildBr(L->b, F.done);
   LLVMPositionBuilderAtEnd(L->b, F.done);
-  if (F.ws && fe->nstates == 0)
-    llvm_call(L, "free", free_t, &F.ws, 1);
+  if (F.ws && fe->nstates == 0) {
+    LLVMTypeRef done_p[3] = {L->ptr, L->i32, L->ptr};
+    LLVMValueRef done_a[3] = {F.m, LLVMConstInt(L->i32, (uint64_t)fe->key, 0),
+                              F.ws};
+    llvm_call(L, "mc_model_workspace_done",
+              LLVMFunctionType(L->vd, done_p, 3, 0), done_a, 3);
+  }
   LLVMBuildRet(L->b, LLVMBuildLoad2(L->b, L->i32, F.rc, ""));
   llvm_emit_entry_tables(&F);
   return true;

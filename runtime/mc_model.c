@@ -1,6 +1,7 @@
 /* A generated model's glue, driven by the tables it defines (mc_runtime.h):
  * opening (weights, prepared weights), the McModelInfo adapter that binds
  * the sizes from the input shapes, and the memory plan's run-time placing. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,22 +84,82 @@ McModel *mc_model_open(const McModelDesc *d, const char *weights_path,
 
 struct McArena {
   int key;
+  int busy; /* mc_model_workspace handed data to a call not done yet */
   size_t bytes;
   void *data;
   McArena *next;
 };
 
-void *mc_model_arena(McModel *m, int key, size_t bytes, size_t keep) {
+/* Guards every model's list of arenas and their busy flags (held for a
+ * few instructions: one lock for all models is enough). */
+static atomic_flag arenas_lock = ATOMIC_FLAG_INIT;
+
+static void arenas_take(void) {
+  while (atomic_flag_test_and_set_explicit(&arenas_lock, memory_order_acquire))
+    continue;
+}
+
+static void arenas_give(void) {
+  atomic_flag_clear_explicit(&arenas_lock, memory_order_release);
+}
+
+/* m's arena of function `key`, added when missing (NULL: no memory);
+ * under arenas_lock. */
+static McArena *arena_of(McModel *m, int key) {
   McArena *a = m->arenas;
   while (a && a->key != key)
     a = a->next;
-  if (!a) {
-    if (!(a = calloc(1, sizeof *a)))
-      return NULL;
+  if (!a && (a = calloc(1, sizeof *a))) {
     a->key = key;
     a->next = m->arenas;
     m->arenas = a;
   }
+  return a;
+}
+
+void *mc_model_workspace(McModel *m, int key, size_t bytes) {
+  arenas_take();
+  McArena *a = arena_of(m, key);
+  int mine = a && !a->busy;
+  if (mine)
+    a->busy = 1;
+  arenas_give();
+  if (!mine)
+    return mc_alloc_zeroed(bytes);
+  if (!a->data || a->bytes < bytes) {
+    void *data = mc_alloc_zeroed(bytes);
+    if (!data) {
+      arenas_take();
+      a->busy = 0;
+      arenas_give();
+      return NULL;
+    }
+    free(a->data);
+    a->data = data;
+    a->bytes = bytes;
+  }
+  return a->data;
+}
+
+void mc_model_workspace_done(McModel *m, int key, void *ws) {
+  arenas_take();
+  McArena *a = m->arenas;
+  while (a && a->key != key)
+    a = a->next;
+  if (a && a->busy && a->data == ws) {
+    a->busy = 0;
+    ws = NULL;
+  }
+  arenas_give();
+  free(ws);
+}
+
+void *mc_model_arena(McModel *m, int key, size_t bytes, size_t keep) {
+  arenas_take();
+  McArena *a = arena_of(m, key);
+  arenas_give();
+  if (!a)
+    return NULL;
   if (a->bytes < bytes) {
     void *data = mc_alloc_zeroed(bytes);
     if (!data)

@@ -500,6 +500,16 @@ typedef struct McModel {
  * `keep` bytes kept. NULL when out of memory (the arena kept is unchanged).
  * Such an entry's calls on one model must not overlap. */
 void *mc_model_arena(McModel *m, int key, size_t bytes, size_t keep);
+/* The workspace of one call of function `key` of m (at least `bytes`):
+ * the arena m keeps for it between calls (grown when a call needs more),
+ * or, while another call of it on m is using that one, a fresh arena of
+ * its own. Zeros the first time, else what the last call left: a planned
+ * arena never reads a byte the call has not written. Give it back with
+ * mc_model_workspace_done (which frees a fresh one). NULL: out of memory.
+ * Calls on one model may overlap (each has an arena of its own); m keeps
+ * each function's largest arena until it is closed. */
+void *mc_model_workspace(McModel *m, int key, size_t bytes);
+void mc_model_workspace_done(McModel *m, int key, void *ws);
 
 /* Opens a model: loads every weight and computes the prepared ones (or
  * maps them from a prepared weights file, see mc_prepared.c). NULL (with e

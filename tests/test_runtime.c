@@ -1,10 +1,13 @@
-/* Runtime core: tensors, half floats, dtype conversion, .npy files, kernels.
+/* Runtime core: tensors, half floats, dtype conversion, .npy files, kernels,
+ * a model's kept workspaces.
  * (safetensors and weights: test_runtime_files.c; mc_main:
  * test_runtime_main.c.) */
 #include <criterion/criterion.h>
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,4 +592,77 @@ Test(runtime, alloc_zeroed_large_and_small) {
     memset(p, 0xab, sizes[s]);
     free(p);
   }
+}
+
+/* mc_model_workspace: a function's arena is kept between calls (as the
+ * last call left it), grown on demand, and never handed to two calls at
+ * once: a call that overlaps gets a fresh one, freed when it is done. */
+Test(runtime, model_workspace_is_kept_and_never_shared) {
+  McModel *m = calloc(1, sizeof *m);
+  cr_assert_not_null(m);
+  unsigned char *a = mc_model_workspace(m, 3, 100);
+  cr_assert_not_null(a);
+  for (int i = 0; i < 100; i++)
+    cr_assert_eq(a[i], 0);
+  a[0] = 7;
+  unsigned char *b = mc_model_workspace(m, 3, 100); /* overlapping call */
+  unsigned char *c = mc_model_workspace(m, 4, 10);  /* another function */
+  cr_assert(b && b != a && b[0] == 0);
+  cr_assert(c && c != a && c != b);
+  mc_model_workspace_done(m, 3, b);
+  mc_model_workspace_done(m, 4, c);
+  mc_model_workspace_done(m, 3, a);
+  unsigned char *d = mc_model_workspace(m, 3, 50);
+  cr_assert_eq(d, a);
+  cr_assert_eq(d[0], 7);
+  mc_model_workspace_done(m, 3, d);
+  size_t big = (size_t)5 << 20;
+  unsigned char *g = mc_model_workspace(m, 3, big);
+  cr_assert_not_null(g);
+  g[big - 1] = 1;
+  mc_model_workspace_done(m, 3, g);
+  cr_assert_eq(mc_model_workspace(m, 3, 100), g);
+  mc_model_workspace_done(m, 3, g);
+  mc_model_close(m);
+}
+
+typedef struct WorkspaceUser {
+  McModel *m;
+  unsigned char id;
+  int clashes;
+} WorkspaceUser;
+
+static void *use_workspace(void *arg) {
+  WorkspaceUser *u = arg;
+  for (int i = 0; i < 2000; i++) {
+    unsigned char *ws = mc_model_workspace(u->m, 0, 256);
+    if (!ws) {
+      u->clashes++;
+      continue;
+    }
+    memset(ws, u->id, 256);
+    sched_yield();
+    for (int j = 0; j < 256; j++)
+      u->clashes += ws[j] != u->id;
+    mc_model_workspace_done(u->m, 0, ws);
+  }
+  return NULL;
+}
+
+Test(runtime, model_workspace_calls_from_threads_never_share) {
+  McModel *m = calloc(1, sizeof *m);
+  cr_assert_not_null(m);
+  WorkspaceUser users[4];
+  pthread_t threads[4];
+  for (int t = 0; t < 4; t++) {
+    users[t] = (WorkspaceUser){m, (unsigned char)(t + 1), 0};
+    cr_assert_eq(pthread_create(&threads[t], NULL, use_workspace, &users[t]),
+                 0);
+  }
+  for (int t = 0; t < 4; t++) {
+    pthread_join(threads[t], NULL);
+    cr_expect_eq(users[t].clashes, 0, "thread %d saw %d foreign bytes", t,
+                 users[t].clashes);
+  }
+  mc_model_close(m);
 }
