@@ -193,17 +193,13 @@ bool cg_kernel_attention(CgKernel *k, Diag *d);
 int cg_attention_key_mask(const Op *mm, const Op *ep, const Shape *ss,
                           bool *true_masks);
 
-/* Whether axis i of slice `op` needs no check at run time: ir/shape.c
- * checked its bounds when they are constants, and slice_axis_in_bounds
- * proves others (a full axis of extent T, say). */
+/* Whether axis i of slice `op` needs no check at run time: its bounds
+ * hold for every value of the symbols (slice_axis_in_bounds; constant
+ * bounds outside the operand were refused by ir/shape.c). */
 static inline bool cg_slice_axis_checked(const Op *op, int i) {
-  const Dim *start = op->attrs.slice.start;
-  Dim x = op->operands[0]->type.shape.dims[i];
-  Dim y = op->results[0]->type.shape.dims[i];
-  int64_t c;
-  return (dim_is_const(start[i], &c) && dim_is_const(y, &c) &&
-          dim_is_const(x, &c)) ||
-         slice_axis_in_bounds(start[i], op->attrs.slice.step[i], y, x);
+  return slice_axis_in_bounds(op->attrs.slice.start[i], op->attrs.slice.step[i],
+                              op->results[0]->type.shape.dims[i],
+                              op->operands[0]->type.shape.dims[i]);
 }
 
 /* c_elementwise.c: elementwise ops, non-alias broadcasts, fused ops. */

@@ -49,6 +49,23 @@ static const Value *root_of(FnEmit *fe, const Value *v) {
   return v;
 }
 
+/* The elements of one row of v (after its first axis), in parentheses when
+ * a sum or product: "(B * 16)". */
+static const char *row_elems(FnEmit *fe, const Value *v, uint64_t *used) {
+  Emitter *e = fe->e;
+  const Shape *s = &v->type.shape;
+  const char *n =
+      cg_dims_product(&e->arena, s->dims, 1, s->rank, e->symnames, used);
+  return strchr(n, ' ') ? cg_strf(&e->arena, "(%s)", n) : n;
+}
+
+/* Row t of v: "t6 + t * (B * 16)". */
+static const char *row_at(FnEmit *fe, const Value *v, const char *t,
+                          uint64_t *used) {
+  return cg_strf(&fe->e->arena, "%s + %s * %s", cg_pointer(fe, v), t,
+                 row_elems(fe, v, used));
+}
+
 /* Appends text with every line indented two more spaces. */
 static void indent_into(CgBuf *out, const char *text) {
   while (*text) {
@@ -67,7 +84,7 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;
   int first = ir_scan_first_output(op);
   bool until = op->attrs.scan.until;
-  int nout = op->nresults - nc - (until ? 1 : 0);
+  int nout = ir_scan_noutputs(op);
   uint64_t used = 0;
   const char *len = cg_dim(a, op->attrs.scan.length, e->symnames, &used);
   const char *step = cg_names_unique(&fe->locals, a, "step");
@@ -109,13 +126,8 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   CgBuf inner = {0};
   for (int j = 0; j < nout; j++) { /* outputs computed in their rows */
     ValueInfo *vi = cg_info(fe, y->operands[first + j]);
-    if (vi->storage != ST_SLOT)
-      continue;
-    const Shape *s = &vi->alias->type.shape;
-    const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
-    bool paren = strchr(n, ' ') != NULL;
-    vi->cname = cg_strf(a, "%s + %s * %s%s%s", cg_pointer(fe, vi->alias), t,
-                        paren ? "(" : "", n, paren ? ")" : "");
+    if (vi->storage == ST_SLOT)
+      vi->cname = row_at(fe, vi->alias, t, &used);
   }
   for (int i = nc; i < body->nargs; i++) {
     const Value *arg = body->args[i];
@@ -128,13 +140,8 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
                     vi->cname + 1, t);
       continue;
     }
-    const Value *seq = op->operands[i];
-    const Shape *s = &seq->type.shape;
-    const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
-    bool paren = strchr(n, ' ') != NULL;
-    cg_buf_printf(&inner, "  const %s *%s = %s + %s * %s%s%s;\n", ct, vi->cname,
-                  cg_pointer(fe, seq), t, paren ? "(" : "", n,
-                  paren ? ")" : "");
+    cg_buf_printf(&inner, "  const %s *%s = %s;\n", ct, vi->cname,
+                  row_at(fe, op->operands[i], t, &used));
   }
   bool ok = true;
   for (const Op *o = body->first; ok && o; o = o->next) {
@@ -155,11 +162,7 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
     const Value *v = y->operands[first + j], *r = op->results[nc + j];
     if (cg_info(fe, v)->storage == ST_SLOT)
       continue;
-    const Shape *s = &r->type.shape;
-    const char *n = cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
-    bool paren = strchr(n, ' ') != NULL;
-    cg_buf_printf(&inner, "  memcpy(%s + %s * %s%s%s, %s, %s);\n",
-                  cg_pointer(fe, r), t, paren ? "(" : "", n, paren ? ")" : "",
+    cg_buf_printf(&inner, "  memcpy(%s, %s, %s);\n", row_at(fe, r, t, &used),
                   cg_pointer(fe, v), cg_buffer_bytes(fe, v, &used));
   }
   for (int i = 0; ok && i < nc; i++) {
@@ -184,12 +187,7 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   if (ok && until) { /* rows no step wrote are zeros; the step count */
     for (int j = 0; j < nout; j++) {
       const Value *r = op->results[nc + j];
-      const Shape *s = &r->type.shape;
-      const char *n =
-          cg_dims_product(a, s->dims, 1, s->rank, e->symnames, &used);
-      bool paren = strchr(n, ' ') != NULL;
-      const char *row =
-          cg_strf(a, "%s%s%s", paren ? "(" : "", n, paren ? ")" : "");
+      const char *row = row_elems(fe, r, &used);
       cg_buf_printf(
           run, "  memset(%s%s, 0, (size_t)(%s - %s) * %s * sizeof(%s));\n",
           cg_pointer(fe, r),

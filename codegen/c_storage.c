@@ -180,8 +180,7 @@ static void scan_results_in_place(FnEmit *fe, const Block *b) {
         vi->alias = body->args[i];
       }
     int first = ir_scan_first_output(op);
-    int nout = op->nresults - op->attrs.scan.ncarry - op->attrs.scan.until;
-    for (int j = 0; j < nout; j++) {
+    for (int j = 0; j < ir_scan_noutputs(op); j++) {
       const Value *v = y->operands[first + j];
       ValueInfo *vi = cg_info(fe, v);
       int yielded = 0;

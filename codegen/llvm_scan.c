@@ -66,7 +66,7 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
   int nc = op->attrs.scan.ncarry, ns = op->attrs.scan.nseq;
   int first = ir_scan_first_output(op);
   bool until = op->attrs.scan.until;
-  int nout = op->nresults - nc - (until ? 1 : 0);
+  int nout = ir_scan_noutputs(op);
   for (int i = 0; i < nc; i++) {
     const Value *r = root_of(fe, y->operands[i]);
     for (int j = 0; j < nc; j++)

@@ -220,6 +220,9 @@ static bool dim_is_nonneg_const(Dim a) {
 }
 
 bool slice_axis_in_bounds(Dim start, int64_t step, Dim extent, Dim size) {
+  int64_t n;
+  if (dim_is_const(extent, &n) && n <= 0)
+    return true; /* reads nothing */
   /* last = start + (extent - 1) * step; with extent >= 1 the indices run
    * from min(start, last) to max(start, last) */
   Dim span, last, room;

@@ -96,7 +96,7 @@ int dim_print(char *buf, size_t n, Dim a, const struct Module *m);
  * operand's size) reads only indices in [0, size) for every value of the
  * symbols that makes the extent positive: a full axis (start 0, step 1,
  * extent = size), a constant margin (start 1, extent T - 1), constants in
- * bounds. The backends check the other axes at run time. */
+ * bounds, an empty axis. The backends check the other axes at run time. */
 bool slice_axis_in_bounds(Dim start, int64_t step, Dim extent, Dim size);
 
 Shape shape_scalar(void);
@@ -412,6 +412,8 @@ Op *ir_scan_yield(const Op *scan);
  * done flag). Result j of the scan for j >= ncarry is yield operand
  * j + (until ? 1 : 0); with `until` the last result is the step count. */
 int ir_scan_first_output(const Op *scan);
+/* The number of per-step outputs (stacked results) of a scan. */
+int ir_scan_noutputs(const Op *scan);
 
 /* ---- fused (ir/fused.c) ---------------------------------------------- */
 /* Appends a FUSED of the given operands and result type to b, with its

@@ -43,6 +43,10 @@ int ir_scan_first_output(const Op *scan) {
   return scan->attrs.scan.ncarry + (scan->attrs.scan.until ? 1 : 0);
 }
 
+int ir_scan_noutputs(const Op *scan) {
+  return scan->nresults - ir_scan_first_output(scan);
+}
+
 static Type slice_type(const Type *t) {
   Type s = *t;
   s.shape.rank = t->shape.rank > 0 ? t->shape.rank - 1 : 0;

@@ -103,13 +103,13 @@ static void arenas_give(void) {
   atomic_flag_clear_explicit(&arenas_lock, memory_order_release);
 }
 
-/* m's arena of function `key`, added when missing (NULL: no memory);
- * under arenas_lock. */
-static McArena *arena_of(McModel *m, int key) {
+/* m's arena of function `key`; when missing, added if `add` (NULL: no
+ * memory), else NULL. Under arenas_lock. */
+static McArena *arena_of(McModel *m, int key, int add) {
   McArena *a = m->arenas;
   while (a && a->key != key)
     a = a->next;
-  if (!a && (a = calloc(1, sizeof *a))) {
+  if (!a && add && (a = calloc(1, sizeof *a))) {
     a->key = key;
     a->next = m->arenas;
     m->arenas = a;
@@ -119,7 +119,7 @@ static McArena *arena_of(McModel *m, int key) {
 
 void *mc_model_workspace(McModel *m, int key, size_t bytes) {
   arenas_take();
-  McArena *a = arena_of(m, key);
+  McArena *a = arena_of(m, key, 1);
   int mine = a && !a->busy;
   if (mine)
     a->busy = 1;
@@ -143,9 +143,7 @@ void *mc_model_workspace(McModel *m, int key, size_t bytes) {
 
 void mc_model_workspace_done(McModel *m, int key, void *ws) {
   arenas_take();
-  McArena *a = m->arenas;
-  while (a && a->key != key)
-    a = a->next;
+  McArena *a = arena_of(m, key, 0);
   if (a && a->busy && a->data == ws) {
     a->busy = 0;
     ws = NULL;
@@ -156,7 +154,7 @@ void mc_model_workspace_done(McModel *m, int key, void *ws) {
 
 void *mc_model_arena(McModel *m, int key, size_t bytes, size_t keep) {
   arenas_take();
-  McArena *a = arena_of(m, key);
+  McArena *a = arena_of(m, key, 1);
   arenas_give();
   if (!a)
     return NULL;
