@@ -347,14 +347,16 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
     if (vi->storage == ST_PARAM) {
       DType t = fe->e->wstore[vi->index];
       bool tr = fe->e->wtrans[vi->index];
+      const char *as =
+          t != DT_F32 ? cg_strf(&fe->e->arena, "as %s, ", dtype_name(t)) : "";
       const char *how =
-          t != DT_F32 ? cg_strf(&fe->e->arena, " /* kept as %s%s */",
-                                dtype_name(t), tr ? ", transposed" : "")
-          : fe->e->wpacked[vi->index]
-              ? cg_strf(&fe->e->arena, " /* kept in GEMM panels of %s */",
+          fe->e->wpacked[vi->index]
+              ? cg_strf(&fe->e->arena, " /* kept %sin GEMM panels of %s */", as,
                         tr ? "its transpose" : "itself")
-          : tr ? " /* kept transposed */"
-               : "";
+          : t != DT_F32 ? cg_strf(&fe->e->arena, " /* kept as %s%s */",
+                                  dtype_name(t), tr ? ", transposed" : "")
+          : tr          ? " /* kept transposed */"
+                        : "";
       cg_buf_printf(out, "  const %s *%s = m->base.w[%d];%s\n", cg_ctype(t),
                     vi->cname, vi->index, how);
       *uses_m = true;

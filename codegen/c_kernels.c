@@ -144,7 +144,13 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
     ep = "_ep";
     last = "&ep";
   }
-  if (is_float && k->packed && k->packed[1]) { /* a weight, any batch */
+  const char *fmt = store == DT_F16 ? "MC_W16_F16" : "MC_W16_BF16";
+  if (is_float && k->packed && k->packed[1] && store != DT_F32) {
+    cg_line(k, depth,
+            "mc_gemm_f32_w16_packed%s(%s, %s, %s, %s, %s, %s, b, %s, %s, %s, "
+            "%s);",
+            ep, M, N, K, pa, rsa, csa, fmt, py, N, last);
+  } else if (is_float && k->packed && k->packed[1]) { /* a weight, any batch */
     cg_line(k, depth,
             "mc_gemm_f32_packed%s(%s, %s, %s, %s, %s, %s, b, %s, %s, %s);", ep,
             M, N, K, pa, rsa, csa, py, N, last);
@@ -152,8 +158,7 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
     cg_line(k, depth,
             "mc_gemm_f32_w16%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
             "%s);",
-            ep, M, N, K, pa, rsa, csa, pb, rsb, csb,
-            store == DT_F16 ? "MC_W16_F16" : "MC_W16_BF16", py, N, last);
+            ep, M, N, K, pa, rsa, csa, pb, rsb, csb, fmt, py, N, last);
   } else if (is_float) {
     cg_line(k, depth,
             "mc_gemm_%s%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",

@@ -12,11 +12,13 @@
  *    16 bits; the matmul widens it in registers (mc_gemm_f32_w16), the
  *    gather element by element. Everything else stays f32: vectors, weights
  *    that feed elementwise ops, views, outputs.
- *  - packed: an f32 matrix whose only uses are as the right operand of
- *    float matmuls, all with trans_b or all without, is kept as the GEMM's
- *    panels of B (mc_gemm_pack_b, of W or W.T): every call reads it in
- *    place (mc_gemm_f32_packed), none packs it again (a prompt's GEMMs, a
- *    batch of them sharing the weight, a scan's step).
+ *  - packed: a matrix whose only uses are as the right operand of float
+ *    matmuls, all with trans_b or all without, is kept as the GEMM's
+ *    panels of B (of W or W.T; f32: mc_gemm_pack_b, 16 bits:
+ *    mc_gemm_pack_weight16's wider panels): every call reads it in place
+ *    (mc_gemm_f32_packed, mc_gemm_f32_w16_packed), none packs it again (a
+ *    prompt's GEMMs, a batch of them sharing the weight, a scan's step),
+ *    and a GEMV streams each panel from start to end.
  * Either way the values the model computes with are the same f32 numbers
  * (16-bit rounding aside), so no other part of the backend changes.
  * Attention's two matmuls (c_attention.c) read their operands as the file
@@ -91,7 +93,7 @@ void cg_choose_weight_layouts(Emitter *e) {
     e->wtrans[p] = u[p].trans_b == u[p].matmul;
     if ((half == DT_F16 || half == DT_BF16) && !prepared)
       e->wstore[p] = half;
-    else if (!u[p].gather && (u[p].trans_b == 0 || e->wtrans[p]))
+    if (!u[p].gather && (u[p].trans_b == 0 || e->wtrans[p]))
       e->wpacked[p] = true;
     e->wtrans[p] &= e->wpacked[p] || !prepared;
   }

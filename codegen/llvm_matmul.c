@@ -317,7 +317,24 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   LLVMTypeRef last_t = ep ? L->ptr : L->i32;
   LLVMTypeRef i64 = L->i64;
   const char *sfx = ep ? "_ep" : "";
-  if (t == DT_F32 && packed) {
+  LLVMValueRef fmt =
+      LLVMConstInt(L->i32, store == DT_F16 ? MC_W16_F16 : MC_W16_BF16, 0);
+  if (t == DT_F32 && packed && store != DT_F32) {
+    LLVMTypeRef ps[11] = {i64,
+                          i64,
+                          i64,
+                          LLVMTypeOf(pa),
+                          i64,
+                          i64,
+                          LLVMTypeOf(pb),
+                          L->i32,
+                          LLVMTypeOf(py),
+                          i64,
+                          last_t};
+    LLVMValueRef as_[11] = {M, N, K, pa, rsa, csa, pv[1], fmt, py, N, last};
+    llvm_call(L, cg_strf(&e->arena, "mc_gemm_f32_w16_packed%s", sfx),
+              LLVMFunctionType(L->vd, ps, 11, 0), as_, 11);
+  } else if (t == DT_F32 && packed) {
     LLVMTypeRef ps[10] = {i64,
                           i64,
                           i64,
@@ -335,20 +352,8 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
     LLVMTypeRef ps[13] = {
         i64, i64, i64,    LLVMTypeOf(pa), i64, i64,   LLVMTypeOf(pb),
         i64, i64, L->i32, LLVMTypeOf(py), i64, last_t};
-    LLVMValueRef as_[13] = {
-        M,
-        N,
-        K,
-        pa,
-        rsa,
-        csa,
-        pb,
-        rsb,
-        csb,
-        LLVMConstInt(L->i32, store == DT_F16 ? MC_W16_F16 : MC_W16_BF16, 0),
-        py,
-        N,
-        last};
+    LLVMValueRef as_[13] = {M,   N,   K,   pa, rsa, csa, pb,
+                            rsb, csb, fmt, py, N,   last};
     llvm_call(L, cg_strf(&e->arena, "mc_gemm_f32_w16%s", sfx),
               LLVMFunctionType(L->vd, ps, 13, 0), as_, 13);
   } else if (dtype_is_float(t)) {

@@ -242,13 +242,16 @@ static void gemm_pack(int w, int64_t n, int64_t kc, const float *src,
  * (kc * nr floats, a column after the other; other strides than 1 are
  * gathered first), which is packed as a column-major B. */
 static void gemm_pack_b16(const McGemmKernel *kern, const McGemmArgs *g,
-                          int64_t kc, int64_t nc, const uint16_t *B, float *bp,
-                          float *wb) {
-  const int nr = kern->nr;
-  const int64_t rsb = g->rsb, csb = g->csb;
+                          int64_t kc, int64_t pc, int64_t nc, int64_t jc,
+                          float *bp, float *wb) {
+  const int nr = kern->nr, w = MC_GEMM_PANEL16;
+  const int64_t rsb = g->panels16 ? w : g->rsb, csb = g->panels16 ? 1 : g->csb;
+  const uint16_t *B = g->B16 + pc * rsb + jc * csb;
   uint16_t gather[GEMM_KC];
   for (int64_t j = 0; j < nc; j += nr, bp += kc * nr) {
     int64_t cols = nc - j < nr ? nc - j : nr;
+    if (g->panels16) /* nr divides the panel width: in one panel */
+      B = g->B16 + (jc + j) / w * g->K * w + pc * w + (jc + j) % w - j;
     if (csb == 1) {
       mc_w16_to_f32_2d(g->fmt, kc, cols, B + j, rsb, bp, nr);
       for (int64_t k = 0; cols < nr && k < kc; k++)
@@ -322,8 +325,7 @@ static void gemm_blocked(const GemmJob *job, const GemmBlocks *bl, int64_t m0,
         if (g->P) {
           /* read in place below */
         } else if (g->fmt) {
-          gemm_pack_b16(kern, g, kc, nc, g->B16 + pc * g->rsb + jc * g->csb,
-                        bl->bp, bl->wb);
+          gemm_pack_b16(kern, g, kc, pc, nc, jc, bl->bp, bl->wb);
         } else {
           const float *b_block =
               g->B + pc * g->rsb + (jc + packed_from) * g->csb;
@@ -444,22 +446,39 @@ static void gemv16_buffered(const McGemmArgs *g, const McGemmKernel *kern,
     }
 }
 
-/* Columns [j0, j1) of the GEMV with a pre-packed B: each panel is a
- * row-major B of its own (rows MC_GEMM_PANEL floats apart). */
+/* Columns [j0, j1) of the GEMV with a 16-bit row-major B: converted in
+ * registers where the kernel can, through a buffer elsewhere. */
+static void gemv16_rows(const McGemmArgs *g, const McGemmKernel *kern,
+                        int64_t j0, int64_t j1) {
+  if (kern->gemv_rows16 && mc_half_f16c())
+    j0 = kern->gemv_rows16(g, j0, j1);
+  if (j0 < j1)
+    gemv16_buffered(g, kern, j0, j1);
+}
+
+/* Columns [j0, j1) of the GEMV with a pre-packed B (f32 or 16-bit panels):
+ * each panel is a row-major B of its own, its rows a panel width apart. */
 static void gemv_packed(const McGemmArgs *g, const McGemmKernel *kern,
                         int64_t j0, int64_t j1) {
+  const int64_t w = g->panels16 ? MC_GEMM_PANEL16 : MC_GEMM_PANEL;
   for (int64_t j = j0; j < j1;) {
-    int64_t s = j / MC_GEMM_PANEL, base = s * MC_GEMM_PANEL;
-    int64_t end = base + MC_GEMM_PANEL < j1 ? base + MC_GEMM_PANEL : j1;
+    int64_t s = j / w, base = s * w;
+    int64_t end = base + w < j1 ? base + w : j1;
     McGemmArgs sub = *g;
     sub.N = end - base;
-    sub.B = g->P + s * g->K * MC_GEMM_PANEL;
-    sub.rsb = MC_GEMM_PANEL;
+    sub.rsb = w;
     sub.csb = 1;
     sub.C = g->C + base;
     sub.P = NULL;
+    sub.panels16 = 0;
     sub.ep = NULL;
-    kern->gemv_rows(&sub, j - base, end - base);
+    if (g->panels16) {
+      sub.B16 = g->B16 + s * g->K * w;
+      gemv16_rows(&sub, kern, j - base, end - base);
+    } else {
+      sub.B = g->P + s * g->K * w;
+      kern->gemv_rows(&sub, j - base, end - base);
+    }
     j = end;
   }
 }
@@ -468,20 +487,16 @@ static void gemm_run_gemv(void *ctx, int64_t begin, int64_t end) {
   const GemmJob *job = ctx;
   const McGemmArgs *g = &job->g;
   const McGemmKernel *kern = job->kern;
-  int64_t j = begin;
-  if (g->P) {
+  if (g->P || g->panels16)
     gemv_packed(g, kern, begin, end);
-  } else if (!g->fmt) {
-    if (g->csb == 1)
-      kern->gemv_rows(g, begin, end);
-    else
-      kern->gemv_cols(g, begin, end);
-  } else {
-    if (g->csb == 1 && kern->gemv_rows16 && mc_half_f16c())
-      j = kern->gemv_rows16(g, begin, end);
-    if (j < end)
-      gemv16_buffered(g, kern, j, end);
-  }
+  else if (g->fmt && g->csb == 1)
+    gemv16_rows(g, kern, begin, end);
+  else if (g->fmt)
+    gemv16_buffered(g, kern, begin, end);
+  else if (g->csb == 1)
+    kern->gemv_rows(g, begin, end);
+  else
+    kern->gemv_cols(g, begin, end);
   if (g->ep)
     g->ep->fn(g->ep->ctx, g->C, g->ldc, 0, g->M, begin, end);
 }
@@ -492,7 +507,7 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
                      int64_t rsa, int64_t csa, const float *B,
                      const uint16_t *B16, int fmt, int64_t rsb, int64_t csb,
                      float *C, int64_t ldc, int accumulate,
-                     const McEpilogue *ep, const float *P) {
+                     const McEpilogue *ep, const float *P, int panels16) {
   if (M <= 0 || N <= 0)
     return;
   if (K <= 0) {
@@ -505,15 +520,15 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
     return;
   }
   const McGemmKernel *kern = gemm_kernel();
-  GemmJob job = {
-      {M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt, B16, ep, P},
-      kern,
-      0};
+  GemmJob job = {{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, fmt,
+                  B16, ep, P, panels16},
+                 kern,
+                 0};
   /* units of parallel work, the multiply-adds in one, grains aligned to */
   int64_t units = N, work = M * K, align = 64, min_work = GEMV_MIN_WORK;
   McParallelFn run = gemm_run_gemv;
-  if (P) { /* packed B: rows (panels) of 32 floats, read in place */
-    rsb = MC_GEMM_PANEL;
+  if (P || panels16) { /* packed B: rows of a panel, read in place */
+    rsb = P ? MC_GEMM_PANEL : MC_GEMM_PANEL16;
     csb = 1;
   }
   if (M > MC_GEMV_MAX_M || (csb != 1 && rsb != 1)) {
@@ -543,13 +558,13 @@ void mc_gemm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa,
                  int64_t csa, const float *B, int64_t rsb, int64_t csb,
                  float *C, int64_t ldc, int accumulate) {
   gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, accumulate, NULL,
-           NULL);
+           NULL, 0);
 }
 
 void mc_gemm_f32_ep(int64_t M, int64_t N, int64_t K, const float *A,
                     int64_t rsa, int64_t csa, const float *B, int64_t rsb,
                     int64_t csb, float *C, int64_t ldc, const McEpilogue *ep) {
-  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, 0, ep, NULL);
+  gemm_run(M, N, K, A, rsa, csa, B, NULL, 0, rsb, csb, C, ldc, 0, ep, NULL, 0);
 }
 
 void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
@@ -558,7 +573,7 @@ void mc_gemm_f32_w16(int64_t M, int64_t N, int64_t K, const float *A,
                      int accumulate) {
   if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
     gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, accumulate,
-             NULL, NULL);
+             NULL, NULL, 0);
 }
 
 void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
@@ -566,7 +581,8 @@ void mc_gemm_f32_w16_ep(int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t rsb, int64_t csb, int fmt, float *C,
                         int64_t ldc, const McEpilogue *ep) {
   if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
-    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, 0, ep, NULL);
+    gemm_run(M, N, K, A, rsa, csa, NULL, B, fmt, rsb, csb, C, ldc, 0, ep, NULL,
+             0);
 }
 
 int64_t mc_gemm_packed_floats(int64_t K, int64_t N) {
@@ -595,11 +611,51 @@ void mc_gemm_f32_packed(int64_t M, int64_t N, int64_t K, const float *A,
                         int64_t rsa, int64_t csa, const float *P, float *C,
                         int64_t ldc, int accumulate) {
   gemm_run(M, N, K, A, rsa, csa, NULL, NULL, 0, 0, 0, C, ldc, accumulate, NULL,
-           P);
+           P, 0);
 }
 
 void mc_gemm_f32_packed_ep(int64_t M, int64_t N, int64_t K, const float *A,
                            int64_t rsa, int64_t csa, const float *P, float *C,
                            int64_t ldc, const McEpilogue *ep) {
-  gemm_run(M, N, K, A, rsa, csa, NULL, NULL, 0, 0, 0, C, ldc, 0, ep, P);
+  gemm_run(M, N, K, A, rsa, csa, NULL, NULL, 0, 0, 0, C, ldc, 0, ep, P, 0);
+}
+
+int64_t mc_gemm_weight16_elems(int64_t rows, int64_t cols, int transposed) {
+  int64_t K = transposed ? cols : rows, N = transposed ? rows : cols;
+  const int64_t w = MC_GEMM_PANEL16;
+  return (N + w - 1) / w * w * K;
+}
+
+void mc_gemm_pack_weight16(int64_t rows, int64_t cols, int transposed,
+                           const float *W, int fmt, uint16_t *P) {
+  int64_t K = transposed ? cols : rows, N = transposed ? rows : cols;
+  const int64_t w = MC_GEMM_PANEL16;
+  float row[MC_GEMM_PANEL16];
+  for (int64_t j = 0; j < N; j += w)
+    for (int64_t k = 0; k < K; k++, P += w) {
+      for (int64_t x = 0; x < w; x++)
+        row[x] = j + x >= N   ? 0.0f
+                 : transposed ? W[(j + x) * cols + k]
+                              : W[k * cols + j + x];
+      if (fmt == MC_W16_F16)
+        mc_f32_to_f16_n(row, P, w);
+      else
+        mc_f32_to_bf16_n(row, P, w);
+    }
+}
+
+void mc_gemm_f32_w16_packed(int64_t M, int64_t N, int64_t K, const float *A,
+                            int64_t rsa, int64_t csa, const uint16_t *P,
+                            int fmt, float *C, int64_t ldc, int accumulate) {
+  if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
+    gemm_run(M, N, K, A, rsa, csa, NULL, P, fmt, 0, 0, C, ldc, accumulate, NULL,
+             NULL, 1);
+}
+
+void mc_gemm_f32_w16_packed_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                               int64_t rsa, int64_t csa, const uint16_t *P,
+                               int fmt, float *C, int64_t ldc,
+                               const McEpilogue *ep) {
+  if (fmt == MC_W16_F16 || fmt == MC_W16_BF16)
+    gemm_run(M, N, K, A, rsa, csa, NULL, P, fmt, 0, 0, C, ldc, 0, ep, NULL, 1);
 }

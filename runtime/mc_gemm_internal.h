@@ -32,6 +32,7 @@ typedef struct McGemmArgs {
   const uint16_t *B16;
   const McEpilogue *ep; /* NULL: none */
   const float *P;       /* B pre-packed (mc_gemm_pack_b), else NULL */
+  int panels16;         /* B16 in MC_GEMM_PANEL16 panels (rsb, csb unused) */
 } McGemmArgs;
 
 typedef struct McGemmKernel {

@@ -48,8 +48,13 @@
 #define GEMV_KB 16  /* rows of B per pass over the columns */
 #define GEMV_ROWS 4 /* rows of C the GEMV routines compute (MC_GEMV_MAX_M) */
 /* gemv_rows: the hardware prefetchers do not keep up with GEMV_KB rows of
- * B streaming at once; each row is prefetched this many bytes ahead. */
+ * B streaming at once; each row is prefetched this many bytes ahead. The
+ * rows of a panel (256 bytes or less) follow each other in memory: there
+ * the next GEMV_KB rows are prefetched, one block ahead (the 16-bit GEMV
+ * on 128-column panels: 34 -> 45 GB/s at 2 threads). */
 #define GEMV_PREFETCH 512
+#define GEMV_AHEAD(row_bytes)                                                  \
+  ((row_bytes) <= 256 ? GEMV_KB * (row_bytes) : GEMV_PREFETCH)
 
 /* Row m of A and C for the GEMV routines; rows past M repeat row M - 1,
  * which computes and stores the same floats again (one code path for
@@ -205,6 +210,7 @@ X86_INLINE X86_AVX512 void gemv_rows_fmt_avx512(const McGemmArgs *g, int64_t j0,
   const int64_t size = w16 ? 2 : 4; /* bytes per value of B */
   const char *B = w16 ? (const char *)g->B16 : (const char *)g->B;
   const int fmt = g->fmt;
+  const int64_t ahead = GEMV_AHEAD(g->rsb * size);
   for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
     int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
     int fresh = kb == 0 && !g->accumulate;
@@ -225,7 +231,7 @@ X86_INLINE X86_AVX512 void gemv_rows_fmt_avx512(const McGemmArgs *g, int64_t j0,
         for (int v = 0; v < nv; v++) {
           b[v] = load_b_avx512(bk + 16 * v * size, mask[v], w16, fmt);
           if (16 * v * size % 64 == 0) /* a line of B, a chunk or two on */
-            _mm_prefetch(bk + 16 * v * size + GEMV_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch(bk + 16 * v * size + ahead, _MM_HINT_T0);
         }
 #pragma GCC unroll 4
         for (int m = 0; m < rows; m++) {
@@ -428,6 +434,7 @@ X86_AVX2 static void gemv_rows_avx2(const McGemmArgs *g, int64_t j0,
                                     int64_t j1) {
   const float *a[GEMV_ROWS];
   float *c[GEMV_ROWS];
+  const int64_t ahead = GEMV_AHEAD(g->rsb * 4);
   gemv_rows_of(g, a, c);
   for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
     int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
@@ -445,7 +452,7 @@ X86_AVX2 static void gemv_rows_avx2(const McGemmArgs *g, int64_t j0,
         const float *b = g->B + k * g->rsb + j;
         __m256 b0 = _mm256_maskload_ps(b, mask[0]);
         __m256 b1 = _mm256_maskload_ps(b + 8, mask[1]);
-        _mm_prefetch((const char *)b + GEMV_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)b + ahead, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int m = 0; m < GEMV_ROWS; m++) {
           __m256 am = _mm256_broadcast_ss(a[m] + k * g->csa);
@@ -474,6 +481,7 @@ gemv_rows16_fmt_avx2(const McGemmArgs *g, int64_t j0, int64_t j1, int rows) {
   const int nv = ACC / rows, width = 8 * nv;
   const float *a[GEMV_ROWS];
   float *c[GEMV_ROWS];
+  const int64_t ahead = GEMV_AHEAD(g->rsb * 2);
   gemv_rows_of(g, a, c);
   for (int64_t kb = 0; kb < g->K; kb += GEMV_KB) {
     int64_t ke = g->K - kb < GEMV_KB ? g->K : kb + GEMV_KB;
@@ -493,8 +501,7 @@ gemv_rows16_fmt_avx2(const McGemmArgs *g, int64_t j0, int64_t j1, int rows) {
                                        : _mm256_castsi256_ps(_mm256_slli_epi32(
                                              _mm256_cvtepu16_epi32(h), 16));
           if (v % 4 == 0)
-            _mm_prefetch((const char *)(bk + 8 * v) + GEMV_PREFETCH,
-                         _MM_HINT_T0);
+            _mm_prefetch((const char *)(bk + 8 * v) + ahead, _MM_HINT_T0);
 #pragma GCC unroll 4
           for (int m = 0; m < rows; m++)
             acc[m * nv + v] = _mm256_fmadd_ps(

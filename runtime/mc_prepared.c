@@ -48,6 +48,7 @@ static void prepared_format(const McModelDesc *d, char *buf, size_t size) {
   unsigned char little;
   memcpy(&little, &one, 1);
   h = fnv_i64(h, MC_GEMM_PANEL);
+  h = fnv_i64(h, MC_GEMM_PANEL16);
   h = fnv_i64(h, little);
   h = fnv_i64(h, d->nweights);
   for (int i = 0; i < d->nweights; i++) {
@@ -77,8 +78,11 @@ static void kept(const McModelDesc *d, int i, McDType *dtype, int64_t *n) {
   if (i < d->nweights) {
     const McWeightSpec *w = &d->weights[i];
     *dtype = w->store;
-    if (w->packed && w->rank == 2 && w->store == MC_F32) {
-      *n = mc_gemm_weight_floats(w->shape[0], w->shape[1], w->transposed);
+    if (w->packed && w->rank == 2) {
+      *n =
+          w->store == MC_F32
+              ? mc_gemm_weight_floats(w->shape[0], w->shape[1], w->transposed)
+              : mc_gemm_weight16_elems(w->shape[0], w->shape[1], w->transposed);
       return;
     }
     *n = 1;

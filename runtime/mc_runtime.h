@@ -228,10 +228,11 @@ int mc_st_write(const char *path, const char *format, const char *const *names,
  * nearest even once at load, for a matrix the model only multiplies by or
  * gathers rows from); transposed: a matrix kept as its transpose (for one
  * the model only multiplies by as a transposed right operand, so decoding
- * streams its rows); packed: an f32 matrix the model only multiplies by as
- * a right operand, kept as mc_gemm_pack_b's panels of B, where B is the
- * matrix or, with transposed, its transpose (mc_gemm_f32_packed then never
- * packs it again). */
+ * streams its rows); packed: a matrix the model only multiplies by as a
+ * right operand, kept as mc_gemm_pack_b's panels of B (f32) or
+ * mc_gemm_pack_weight16's (16-bit), where B is the matrix or, with
+ * transposed, its transpose (mc_gemm_f32_packed and mc_gemm_f32_w16_packed
+ * then never pack it again). */
 typedef struct McWeightSpec {
   const char *name;
   int rank;
@@ -337,6 +338,27 @@ void mc_gemm_f32_packed(int64_t M, int64_t N, int64_t K, const float *A,
 void mc_gemm_f32_packed_ep(int64_t M, int64_t N, int64_t K, const float *A,
                            int64_t rsa, int64_t csa, const float *P, float *C,
                            int64_t ldc, const McEpilogue *ep);
+/* 16-bit weights kept in panels: the K x N matrix in 16 bits (fmt) in
+ * panels of MC_GEMM_PANEL16 columns, P[(n / MC_GEMM_PANEL16) * K *
+ * MC_GEMM_PANEL16 + k * MC_GEMM_PANEL16 + n % MC_GEMM_PANEL16], zero past
+ * N: a GEMV streams each panel from start to end (a row-major B is as many
+ * short streams as it has rows, which the hardware prefetchers follow
+ * badly), and a GEMM converts columns of a panel as it packs B.
+ * mc_gemm_weight16_elems and mc_gemm_pack_weight16 are
+ * mc_gemm_weight_floats and mc_gemm_pack_weight for this layout (W in f32,
+ * rounded to fmt); mc_gemm_f32_w16_packed(_ep) is mc_gemm_f32_w16(_ep) on
+ * such a B: the same bits. */
+#define MC_GEMM_PANEL16 128
+int64_t mc_gemm_weight16_elems(int64_t rows, int64_t cols, int transposed);
+void mc_gemm_pack_weight16(int64_t rows, int64_t cols, int transposed,
+                           const float *W, int fmt, uint16_t *P);
+void mc_gemm_f32_w16_packed(int64_t M, int64_t N, int64_t K, const float *A,
+                            int64_t rsa, int64_t csa, const uint16_t *P,
+                            int fmt, float *C, int64_t ldc, int accumulate);
+void mc_gemm_f32_w16_packed_ep(int64_t M, int64_t N, int64_t K, const float *A,
+                               int64_t rsa, int64_t csa, const uint16_t *P,
+                               int fmt, float *C, int64_t ldc,
+                               const McEpilogue *ep);
 void mc_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa,
                  int64_t csa, const double *B, int64_t rsb, int64_t csb,
                  double *C, int64_t ldc, int accumulate);

@@ -175,10 +175,10 @@ void *mc_weights_alloc(size_t n) {
 static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
                           const void **data, void **owned, McError *e) {
   int half = spec->store == MC_F16 || spec->store == MC_BF16;
-  int packed = spec->packed && spec->rank == 2 && spec->store == MC_F32;
+  int packed = spec->packed && spec->rank == 2;
   int transpose = spec->transposed && spec->rank == 2 && !packed;
   const uint16_t one = 1;
-  if (half && !transpose && t->dtype == spec->store &&
+  if (half && !transpose && !packed && t->dtype == spec->store &&
       *(const unsigned char *)&one == 1 && (uintptr_t)t->data % 2 == 0) {
     *data = t->data;
     return MC_OK;
@@ -194,10 +194,15 @@ static int weights_layout(const McWeightSpec *spec, const McStTensor *t,
   size_t n = t->nbytes / mc_dtype_size(t->dtype);
   if (packed) { /* B = the matrix or its transpose, in GEMM panels */
     int64_t r = spec->shape[0], c = spec->shape[1];
-    float *p = mc_weights_alloc(
-        sizeof *p * (size_t)mc_gemm_weight_floats(r, c, spec->transposed));
-    if (p)
-      mc_gemm_pack_weight(r, c, spec->transposed, f, p);
+    int tr = spec->transposed;
+    void *p =
+        half ? mc_weights_alloc(2 * (size_t)mc_gemm_weight16_elems(r, c, tr))
+             : mc_weights_alloc(4 * (size_t)mc_gemm_weight_floats(r, c, tr));
+    if (p && half)
+      mc_gemm_pack_weight16(
+          r, c, tr, f, spec->store == MC_F16 ? MC_W16_F16 : MC_W16_BF16, p);
+    else if (p)
+      mc_gemm_pack_weight(r, c, tr, f, p);
     free(f_owned);
     if (!p)
       return mc_fail(e, MC_ERR_NOMEM, "weight '%s': out of memory", spec->name);

@@ -16,7 +16,9 @@
  * column-major (and neither), A row-major with padding and transposed,
  * C = AB then C += AB, every kernel this CPU runs, 1 and 3 threads, both
  * formats, and with F16C switched off (the GEMV then converts B through a
- * buffer instead of in registers). The f32 GEMM itself is checked against
+ * buffer instead of in registers), and the same with B kept in 16-bit
+ * panels (mc_gemm_pack_weight16 of B and of B.T, which agree, then
+ * mc_gemm_f32_w16_packed). The f32 GEMM itself is checked against
  * its contract by tests/test_gemm.c; small cases are checked against the
  * contract here too, except for the payload of NaN results (which of two
  * NaN operands an addition returns depends on how the compiler ordered
@@ -355,7 +357,20 @@ static int use_kernel(int k) {
 /* Buffer `slot`, at least `bytes` large, kept for the next case: fresh
  * pages for every case (megabytes of them) would cost more than the
  * GEMMs. */
-enum { SLOT_X, SLOT_A, SLOT_B16, SLOT_B32, SLOT_C, SLOT_REF, SLOT_CON, SLOTS };
+enum {
+  SLOT_X,
+  SLOT_A,
+  SLOT_B16,
+  SLOT_B32,
+  SLOT_C,
+  SLOT_REF,
+  SLOT_CON,
+  SLOT_W,
+  SLOT_P16,
+  SLOT_P16T,
+  SLOT_PC,
+  SLOTS
+};
 static void *slot_buffer(int slot, size_t bytes) {
   static void *buf[SLOTS];
   static size_t size[SLOTS];
@@ -405,9 +420,33 @@ typedef struct Case {
   int layout, fmt, specials;
 } Case;
 
+/* B (K x N, strides rsb and csb, f32) packed by mc_gemm_pack_weight16 as a
+ * row-major weight W = B and as a transposed one W = B.T, which must give
+ * the same panels; returns them. */
+static const uint16_t *pack16(int64_t K, int64_t N, const float *b32,
+                              int64_t rsb, int64_t csb, int fmt) {
+  float *w = slot_buffer(SLOT_W, sizeof(float) * (size_t)(K * N));
+  int64_t n = mc_gemm_weight16_elems(K, N, 0);
+  cr_assert_eq(n, mc_gemm_weight16_elems(N, K, 1));
+  uint16_t *p = slot_buffer(SLOT_P16, sizeof(uint16_t) * (size_t)n);
+  uint16_t *pt = slot_buffer(SLOT_P16T, sizeof(uint16_t) * (size_t)n);
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t j = 0; j < N; j++)
+      w[k * N + j] = b32[k * rsb + j * csb];
+  mc_gemm_pack_weight16(K, N, 0, w, fmt, p);
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t j = 0; j < N; j++)
+      w[j * K + k] = b32[k * rsb + j * csb];
+  mc_gemm_pack_weight16(N, K, 1, w, fmt, pt);
+  cr_assert(memcmp(p, pt, sizeof(uint16_t) * (size_t)n) == 0);
+  return p;
+}
+
 /* C = A B, then C += A B, with mc_gemm_f32_w16 and with mc_gemm_f32 on B
- * converted (and, when small, the contract loop), all bit for bit; the
- * padding of C (3 floats per row) stays untouched. */
+ * converted (and, when small, the contract loop), all bit for bit, and
+ * with mc_gemm_f32_w16_packed on B in 16-bit panels (NaN payloads aside: a
+ * signalling NaN of B is quiet once packed from f32); the padding of C (3
+ * floats per row) stays untouched. */
 static void check_case(const Case *t) {
   const int64_t M = t->M, N = t->N, K = t->K, pad = 3;
   int ta = t->layout & 1, tb = t->layout >> 1 & 1, sparse = t->layout >> 2;
@@ -434,14 +473,27 @@ static void check_case(const Case *t) {
     c[i] = ref[i] = con[i] = rnd_unit();
   int fused = strcmp(mc_gemm_kernel_name(), "portable") != 0;
   int small = M * N * K <= 200000;
+  const uint16_t *p16 = pack16(K, N, b32, rsb, csb, t->fmt);
+  float *pc = slot_buffer(SLOT_PC, sizeof(float) * (size_t)(M * ldc));
+  memcpy(pc, c, sizeof(float) * (size_t)(M * ldc));
   for (int accumulate = 0; accumulate < 2; accumulate++) {
     mc_gemm_f32_w16(M, N, K, a, rsa, csa, b16, rsb, csb, t->fmt, c, ldc,
                     accumulate);
+    mc_gemm_f32_w16_packed(M, N, K, a, rsa, csa, p16, t->fmt, pc, ldc,
+                           accumulate);
     mc_gemm_f32(M, N, K, a, rsa, csa, b32, rsb, csb, ref, ldc, accumulate);
     if (small)
       gemm_contract(fused, M, N, K, a, rsa, csa, b32, rsb, csb, con, ldc,
                     accumulate);
     for (int64_t i = 0; i < M * ldc; i++) {
+      if (bits_of(pc[i]) != bits_of(ref[i]) && !(isnan(pc[i]) && isnan(ref[i])))
+        cr_assert_fail(
+            "%s, kernel %s, %d threads, %s: M %lld N %lld K %lld "
+            "accumulate %d: packed C[%lld][%lld] = %a, f32 GEMM %a",
+            t->fmt == MC_W16_F16 ? "f16" : "bf16", mc_gemm_kernel_name(),
+            mc_get_threads(), mc_half_f16c() ? "F16C" : "no F16C", (long long)M,
+            (long long)N, (long long)K, accumulate, (long long)(i / ldc),
+            (long long)(i % ldc), (double)pc[i], (double)ref[i]);
       if (bits_of(c[i]) != bits_of(ref[i]) ||
           (small && bits_of(c[i]) != bits_of(con[i]) &&
            !(isnan(c[i]) && isnan(con[i]))))
