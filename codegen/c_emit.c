@@ -453,13 +453,21 @@ static bool emit_run(FnEmit *fe) {
   const Function *f = fe->f;
   Arena *a = &e->arena;
   uint64_t layout_syms = cg_emit_layout(fe);
-  CgBuf calls = {0};
-  for (const Op *op = f->body->first; op; op = op->next)
-    if (!cg_emit_op(fe, op, &calls)) {
+  CgBuf calls = {0}, tasks = {0};
+  for (const Op *op = f->body->first; op; op = op->next) {
+    const Op *partner = cg_scan_partner(fe, op);
+    if (partner ? !cg_emit_scan_pair(fe, op, partner, &calls, &tasks)
+                : !cg_emit_op(fe, op, &calls)) {
       cg_buf_free(&calls);
+      cg_buf_free(&tasks);
       return false;
     }
+    if (partner)
+      op = partner;
+  }
   CgBuf *out = &e->funcs;
+  cg_buf_puts(out, cg_buf_str(&tasks));
+  cg_buf_free(&tasks);
   cg_buf_printf(out, "%sint %s%s {\n", fe->internal ? "static " : "", fe->run,
                 cg_run_params(fe, false));
   for (int s = 0; s < e->m->nsymbols; s++)

@@ -462,6 +462,17 @@ const char *cg_plan_arena_text(FnEmit *fe);
 const char *cg_sym_args(FnEmit *fe, uint64_t syms, bool decl);
 /* c_scan.c: a scan as a loop over its steps, appended to run. */
 bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run);
+/* The scan that runs at the same time as scan op, one per thread (see
+ * passes/pair_scans.c): the next live op of the function body, when it is
+ * a live scan over as many steps that reads nothing op computes; else
+ * NULL. The memory plan keeps the two apart (c_plan.c); the C backend's
+ * run function calls them through mc_parallel_for (c_emit.c). */
+const Op *cg_scan_partner(FnEmit *fe, const Op *op);
+/* Scans s1 and s2 (partners) into run, side by side: their loops in a
+ * function appended to tasks, which run calls through mc_parallel_for;
+ * in turn, into run, when a loop can fail. */
+bool cg_emit_scan_pair(FnEmit *fe, const Op *s1, const Op *s2, CgBuf *run,
+                       CgBuf *tasks);
 const char *cg_base_name(const char *path);
 /* "gpt2.model:34:5" (the model name when loc is unknown) */
 const char *cg_where(Emitter *e, Loc loc);

@@ -24,7 +24,9 @@
  * needs into the carries, which are the scan results' buffers. Values
  * written straight into the caller's output buffers are not in the arena.
  * An op computed in its reader's kernel (ST_FUSED) is no step of its own:
- * its reads are made at the reader's step.
+ * its reads are made at the reader's step. Two scans that run at the same
+ * time (cg_scan_partner) share their steps: a buffer live at any step from
+ * the first's begin to the second's end lives at all of them.
  *
  * <fn>_layout places the buffers in order of first step (then index) by
  * first fit: each goes at the lowest offset where it overlaps none of the
@@ -58,6 +60,11 @@ typedef struct Steps {
   int *buffer_of; /* by value id: its workspace buffer, or -1 */
   int *scan_end;  /* by the id of a scan's first result: its end step */
   int step;
+  /* scans that run at the same time (cg_scan_partner): the steps from the
+   * first's begin to the second's end, [win[i][0], win[i][1]] */
+  const Op *partner;
+  int pair_begin, nwin;
+  int (*win)[2];
 } Steps;
 
 /* Whether op is a step: it is live, and not a GEMM that runs in its
@@ -127,6 +134,13 @@ static void note_steps(Steps *s, const Block *b) {
     if (scan) {
       note_steps(s, op->regions[0]);
       end = ++s->step;
+      if (op == s->partner) {
+        s->win[s->nwin][0] = s->pair_begin;
+        s->win[s->nwin++][1] = end;
+        s->partner = NULL;
+      } else if ((s->partner = cg_scan_partner(s->fe, op)) != NULL) {
+        s->pair_begin = begin;
+      }
     }
     for (int i = 0; i < op->nresults; i++) {
       int buffer = s->buffer_of[op->results[i]->id];
@@ -194,8 +208,14 @@ void cg_plan_lifetimes(FnEmit *fe) {
   Arena *a = &fe->e->arena;
   CgPlan *p = &fe->plan;
   int n = fe->nbuffers, nvalues = fe->e->m->next_value_id + 1;
-  Steps s = {fe, arena_alloc(a, (size_t)nvalues * sizeof(int)),
-             arena_alloc(a, (size_t)nvalues * sizeof(int)), 0};
+  Steps s = {fe,
+             arena_alloc(a, (size_t)nvalues * sizeof(int)),
+             arena_alloc(a, (size_t)nvalues * sizeof(int)),
+             0,
+             NULL,
+             0,
+             0,
+             NULL};
   for (int v = 0; v < nvalues; v++)
     s.buffer_of[v] = -1;
   for (int i = 0; i < n; i++)
@@ -203,12 +223,25 @@ void cg_plan_lifetimes(FnEmit *fe) {
   p->start = arena_alloc(a, ((size_t)n + 1) * sizeof(int));
   p->end = arena_alloc(a, ((size_t)n + 1) * sizeof(int));
   p->order = arena_alloc(a, ((size_t)n + 1) * sizeof(int));
+  int nops = 0;
+  for (const Op *op = fe->f->body->first; op; op = op->next)
+    nops++;
+  s.win = arena_alloc(a, ((size_t)nops / 2 + 1) * sizeof *s.win);
   number_scans(&s, fe->f->body);
   s.step = 0; /* step 0: defaults of absent inputs are filled */
   note_steps(&s, fe->f->body);
   p->last_step = ++s.step;
   for (int i = 0; i < fe->f->noutputs; i++)
     note_read(&s, fe->f->outputs[i].value, NULL, p->last_step);
+  /* two scans at the same time: whatever lives during either lives
+   * during both */
+  for (int w = 0; w < s.nwin; w++)
+    for (int i = 0; i < n; i++)
+      if (p->start[i] <= s.win[w][1] && s.win[w][0] <= p->end[i]) {
+        if (p->start[i] > s.win[w][0])
+          p->start[i] = s.win[w][0];
+        extend(p, i, s.win[w][1]);
+      }
   for (int i = 0; i < fe->nstates; i++) { /* kept from call to call */
     size_t bytes = 0;
     constant_bytes(fe->buffers[i], &bytes);

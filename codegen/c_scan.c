@@ -200,3 +200,179 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   cg_buf_free(&inner);
   return ok;
 }
+
+static bool is_live(FnEmit *fe, const Op *op) {
+  for (int i = 0; i < op->nresults; i++)
+    if (cg_info(fe, op->results[i])->uses > 0)
+      return true;
+  return false;
+}
+
+/* Whether op or an op of its regions reads a result of scan. */
+static bool reads_results(const Op *op, const Op *scan) {
+  for (int i = 0; i < op->noperands; i++)
+    if (op->operands[i] && op->operands[i]->def == scan)
+      return true;
+  for (int r = 0; r < op->nregions; r++)
+    for (const Op *o = op->regions[r]->first; o; o = o->next)
+      if (reads_results(o, scan))
+        return true;
+  return false;
+}
+
+const Op *cg_scan_partner(FnEmit *fe, const Op *op) {
+  if (op->kind != OP_SCAN || op->parent != fe->f->body || !is_live(fe, op))
+    return NULL;
+  const Op *next = op->next; /* passes/pair_scans.c made them neighbours */
+  while (next && !is_live(fe, next))
+    next = next->next;
+  if (!next || next->kind != OP_SCAN || !is_live(fe, next) ||
+      !dim_eq(op->attrs.scan.length, next->attrs.scan.length) ||
+      reads_results(next, op))
+    return NULL;
+  return next;
+}
+
+/* ---- two scans side by side ------------------------------------------ */
+
+static bool ident_char(char c) {
+  return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9');
+}
+
+/* Whether identifier name occurs in C text outside comments (a number's
+ * letters, as in 0x1p+0f, are no identifier). */
+static bool mentions(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = text; *p;) {
+    if (p[0] == '/' && p[1] == '*') {
+      const char *end = strstr(p + 2, "*/");
+      p = end ? end + 2 : p + strlen(p);
+    } else if (ident_char(*p)) {
+      const char *q = p;
+      while (ident_char(*q) || *q == '.')
+        q++;
+      if ((size_t)(q - p) == n && memcmp(p, name, n) == 0)
+        return true;
+      p = q;
+    } else {
+      p++;
+    }
+  }
+  return false;
+}
+
+typedef struct Captured {
+  CgBuf fields, unpack, init;
+} Captured;
+
+/* A variable of the run function the tasks read: a field of the task's
+ * arguments when the loops' text mentions it. */
+static void capture(Captured *c, const char *text, const char *type,
+                    const char *name) {
+  if (!mentions(text, name))
+    return;
+  cg_buf_printf(&c->fields, "  %s%s%s;\n", type,
+                cg_ends_with_star(type) ? "" : " ", name);
+  cg_buf_printf(&c->unpack, "  %s%s%s = args->%s;\n", type,
+                cg_ends_with_star(type) ? "" : " ", name, name);
+  cg_buf_printf(&c->init, "%s%s", c->init.len ? ", " : "", name);
+}
+
+static void capture_all(FnEmit *fe, Captured *c, const char *text) {
+  Emitter *e = fe->e;
+  Arena *a = &e->arena;
+  const Function *f = fe->f;
+  capture(c, text, cg_strf(a, "%s_model *", e->name), "m");
+  capture(c, text, "unsigned char *", "ws");
+  capture(c, text, "const size_t *", "off");
+  for (int s = 0; s < e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      capture(c, text, "int64_t", e->symnames[s]);
+  for (int i = 0; i < f->ninputs; i++) {
+    const char *ct = cg_ctype(f->inputs[i].value->type.dtype);
+    capture(c, text,
+            cg_strf(a, "%s%s *", cg_input_in_abi(fe, i) ? "const " : "", ct),
+            fe->in_names[i]);
+  }
+  for (int i = 0; i < f->noutputs; i++)
+    if (cg_output_in_abi(fe, i))
+      capture(c, text,
+              cg_strf(a, "%s *", cg_ctype(f->outputs[i].value->type.dtype)),
+              fe->out_names[i]);
+  /* the pointers cg_declare_pointers declares at the top */
+  for (const Op *op = f->body->first; op; op = op->next)
+    for (int i = 0; i < op->nresults; i++) {
+      const Value *v = op->results[i];
+      ValueInfo *vi = cg_info(fe, v);
+      const char *ct = cg_ctype(v->type.dtype);
+      if (vi->storage == ST_PARAM)
+        capture(c, text,
+                cg_strf(a, "const %s *", cg_ctype(e->wstore[vi->index])),
+                vi->cname);
+      else if (vi->storage == ST_WORKSPACE)
+        capture(c, text, cg_strf(a, "%s *", ct), vi->cname);
+      else if (vi->storage == ST_ALIAS && vi->referenced)
+        capture(c, text, cg_strf(a, "const %s *", ct), vi->cname);
+    }
+}
+
+/* Appends text with every line indented `extra` more spaces. */
+static void indent_by(CgBuf *out, const char *text, int extra) {
+  while (*text) {
+    const char *nl = strchr(text, '\n');
+    size_t len = nl ? (size_t)(nl - text + 1) : strlen(text);
+    cg_buf_printf(out, "%*s%.*s", extra, "", (int)len, text);
+    text += len;
+  }
+}
+
+bool cg_emit_scan_pair(FnEmit *fe, const Op *s1, const Op *s2, CgBuf *run,
+                       CgBuf *tasks) {
+  Emitter *e = fe->e;
+  Arena *a = &e->arena;
+  CgBuf b1 = {0}, b2 = {0};
+  bool ok = cg_emit_scan(fe, s1, &b1) && cg_emit_scan(fe, s2, &b2);
+  /* a loop that can fail jumps to the run function's exit: in turn */
+  if (!ok || strstr(cg_buf_str(&b1), "goto done") ||
+      strstr(cg_buf_str(&b2), "goto done")) {
+    cg_buf_puts(run, cg_buf_str(&b1));
+    cg_buf_puts(run, cg_buf_str(&b2));
+    cg_buf_free(&b1);
+    cg_buf_free(&b2);
+    return ok;
+  }
+  const char *name = cg_names_unique(
+      &e->globals, a, cg_strf(a, "%s_L%d_scans", fe->run, s1->loc.line));
+  const char *both = cg_strf(a, "%s%s", cg_buf_str(&b1), cg_buf_str(&b2));
+  Captured c = {{0}, {0}, {0}};
+  capture_all(fe, &c, both);
+  const char *w1 = cg_where(e, s1->loc), *w2 = cg_where(e, s2->loc);
+  const char *where = strcmp(w1, w2) ? cg_strf(a, "%s and %s", w1, w2)
+                                     : cg_strf(a, "%s (twice)", w1);
+  cg_buf_printf(tasks,
+                "/* %s: two scans over the same steps, neither reading\n"
+                " * the other: one per thread (on one thread, in turn). */\n"
+                "typedef struct {\n%s} %s_args;\n\n"
+                "static void %s(void *ctx, int64_t begin, int64_t end) {\n"
+                "  const %s_args *args = ctx;\n%s"
+                "  for (int64_t task = begin; task < end; task++) {\n"
+                "    if (task == 0) {\n",
+                where, cg_buf_str(&c.fields), name, name, name,
+                cg_buf_str(&c.unpack));
+  indent_by(tasks, cg_buf_str(&b1), 4);
+  cg_buf_puts(tasks, "    } else {\n");
+  indent_by(tasks, cg_buf_str(&b2), 4);
+  cg_buf_puts(tasks, "    }\n  }\n}\n\n");
+  cg_buf_printf(run,
+                "  { /* the scans of %s, side by side */\n"
+                "    %s_args args = {%s};\n"
+                "    mc_parallel_for(2, 1, %s, &args);\n  }\n",
+                where, name, cg_buf_str(&c.init), name);
+  cg_buf_free(&c.fields);
+  cg_buf_free(&c.unpack);
+  cg_buf_free(&c.init);
+  cg_buf_free(&b1);
+  cg_buf_free(&b2);
+  return true;
+}

@@ -49,7 +49,7 @@ static const char two_exps[] = "module @t\n"
 Test(passes, table_and_lookup) {
   int n;
   const PassInfo *list = pass_list(&n);
-  cr_assert_eq(n, 9);
+  cr_assert_eq(n, 10);
   cr_assert_str_eq(list[0].name, "verify");
   cr_assert_not_null(pass_find("hoist_weights"));
   cr_assert_not_null(pass_find("fold_constants"));
