@@ -286,6 +286,10 @@ static void gemm_edge_tile(const McGemmKernel *kern, int64_t kc,
                            float *c, int64_t ldc, int64_t rows, int64_t cols,
                            int load_c, float *edge) {
   int nr = kern->nr;
+  if (cols == nr && rows < 32 && (kern->short_heights >> rows & 1)) {
+    kern->tile_short((int)rows, kc, ap, b, ldb, c, ldc, load_c);
+    return; /* a short tile of exactly these rows, in place */
+  }
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++)
       edge[i * nr + j] = load_c ? c[i * ldc + j] : -0.0f;

@@ -46,9 +46,11 @@ typedef struct McGemmKernel {
   /* Optional: tile for a GEMM's last rows (rows < mr): the first h rows of
    * the tile, h >= rows one of the kernel's short heights (c must have h
    * rows: the driver's edge buffer of mr rows); 0, having done nothing,
-   * when it has no height below mr that covers rows. */
+   * when it has no height below mr that covers rows. short_heights: bit h
+   * set for each height h (rows that are one need no edge buffer). */
   int (*tile_short)(int rows, int64_t kc, const float *ap, const float *bp,
                     int64_t ldb, float *c, int64_t ldc, int load_c);
+  unsigned short_heights;
   /* Columns [j0, j1) of C for g->M <= MC_GEMV_MAX_M rows, B unpacked:
    * gemv_rows when B's rows are contiguous (csb == 1), gemv_cols when its
    * columns are (rsb == 1). K >= 1. */
