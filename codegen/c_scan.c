@@ -208,16 +208,8 @@ static bool is_live(FnEmit *fe, const Op *op) {
   return false;
 }
 
-/* Whether op or an op of its regions reads a result of scan. */
-static bool reads_results(const Op *op, const Op *scan) {
-  for (int i = 0; i < op->noperands; i++)
-    if (op->operands[i] && op->operands[i]->def == scan)
-      return true;
-  for (int r = 0; r < op->nregions; r++)
-    for (const Op *o = op->regions[r]->first; o; o = o->next)
-      if (reads_results(o, scan))
-        return true;
-  return false;
+static bool is_result_of(const Value *v, const void *scan) {
+  return v->def == scan;
 }
 
 const Op *cg_scan_partner(FnEmit *fe, const Op *op) {
@@ -228,7 +220,7 @@ const Op *cg_scan_partner(FnEmit *fe, const Op *op) {
     next = next->next;
   if (!next || next->kind != OP_SCAN || !is_live(fe, next) ||
       !dim_eq(op->attrs.scan.length, next->attrs.scan.length) ||
-      reads_results(next, op))
+      ir_op_reads_any(next, is_result_of, op))
     return NULL;
   return next;
 }

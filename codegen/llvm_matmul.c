@@ -319,35 +319,25 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   const char *sfx = ep ? "_ep" : "";
   LLVMValueRef fmt =
       LLVMConstInt(L->i32, store == DT_F16 ? MC_W16_F16 : MC_W16_BF16, 0);
-  if (t == DT_F32 && packed && store != DT_F32) {
-    LLVMTypeRef ps[11] = {i64,
-                          i64,
-                          i64,
-                          LLVMTypeOf(pa),
-                          i64,
-                          i64,
-                          LLVMTypeOf(pb),
-                          L->i32,
-                          LLVMTypeOf(py),
-                          i64,
-                          last_t};
-    LLVMValueRef as_[11] = {M, N, K, pa, rsa, csa, pv[1], fmt, py, N, last};
-    llvm_call(L, cg_strf(&e->arena, "mc_gemm_f32_w16_packed%s", sfx),
-              LLVMFunctionType(L->vd, ps, 11, 0), as_, 11);
-  } else if (t == DT_F32 && packed) {
-    LLVMTypeRef ps[10] = {i64,
-                          i64,
-                          i64,
-                          LLVMTypeOf(pa),
-                          i64,
-                          i64,
-                          LLVMTypeOf(pb),
-                          LLVMTypeOf(py),
-                          i64,
-                          last_t};
-    LLVMValueRef as_[10] = {M, N, K, pa, rsa, csa, pv[1], py, N, last};
-    llvm_call(L, cg_strf(&e->arena, "mc_gemm_f32_packed%s", sfx),
-              LLVMFunctionType(L->vd, ps, 10, 0), as_, 10);
+  if (t == DT_F32 && packed) { /* f32 or 16-bit panels: fmt after P */
+    bool w16 = store != DT_F32;
+    LLVMTypeRef ps[11] = {i64, i64, i64,           LLVMTypeOf(pa),
+                          i64, i64, LLVMTypeOf(pb)};
+    LLVMValueRef as_[11] = {M, N, K, pa, rsa, csa, pv[1]};
+    int n = 7;
+    if (w16) {
+      ps[n] = L->i32;
+      as_[n++] = fmt;
+    }
+    LLVMTypeRef tail_t[3] = {LLVMTypeOf(py), i64, last_t};
+    LLVMValueRef tail[3] = {py, N, last};
+    for (int i = 0; i < 3; i++, n++) {
+      ps[n] = tail_t[i];
+      as_[n] = tail[i];
+    }
+    llvm_call(
+        L, cg_strf(&e->arena, "mc_gemm_f32%s_packed%s", w16 ? "_w16" : "", sfx),
+        LLVMFunctionType(L->vd, ps, (unsigned)n, 0), as_, (unsigned)n);
   } else if (t == DT_F32 && store != DT_F32) {
     LLVMTypeRef ps[13] = {
         i64, i64, i64,    LLVMTypeOf(pa), i64, i64,   LLVMTypeOf(pb),

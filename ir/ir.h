@@ -414,6 +414,11 @@ Op *ir_scan_yield(const Op *scan);
 int ir_scan_first_output(const Op *scan);
 /* The number of per-step outputs (stacked results) of a scan. */
 int ir_scan_noutputs(const Op *scan);
+/* Whether op, or an op of its regions (a value a region reads from above
+ * it), has an operand v for which reads(v, ctx) holds. */
+bool ir_op_reads_any(const Op *op,
+                     bool (*reads)(const Value *v, const void *ctx),
+                     const void *ctx);
 
 /* ---- fused (ir/fused.c) ---------------------------------------------- */
 /* Appends a FUSED of the given operands and result type to b, with its

@@ -242,3 +242,16 @@ bool ir_scan_infer(const Module *m, const Op *scan, Type *out, int cap,
   *nout = n;
   return true;
 }
+
+bool ir_op_reads_any(const Op *op,
+                     bool (*reads)(const Value *v, const void *ctx),
+                     const void *ctx) {
+  for (int i = 0; i < op->noperands; i++)
+    if (op->operands[i] && reads(op->operands[i], ctx))
+      return true;
+  for (int r = 0; r < op->nregions; r++)
+    for (const Op *o = op->regions[r]->first; o; o = o->next)
+      if (ir_op_reads_any(o, reads, ctx))
+        return true;
+  return false;
+}

@@ -25,16 +25,13 @@
 
 #include <stdlib.h>
 
+static bool is_marked(const Value *v, const void *after) {
+  return ((const bool *)after)[v->id];
+}
+
 /* Whether op or an op of its regions reads a value marked in `after`. */
 static bool reads_marked(const Op *op, const bool *after) {
-  for (int i = 0; i < op->noperands; i++)
-    if (op->operands[i] && after[op->operands[i]->id])
-      return true;
-  for (int r = 0; r < op->nregions; r++)
-    for (const Op *o = op->regions[r]->first; o; o = o->next)
-      if (reads_marked(o, after))
-        return true;
-  return false;
+  return ir_op_reads_any(op, is_marked, after);
 }
 
 static void mark_results(const Op *op, bool *after) {
