@@ -66,12 +66,12 @@ static const char *row_at(FnEmit *fe, const Value *v, const char *t,
                  row_elems(fe, v, used));
 }
 
-/* Appends text with every line indented two more spaces. */
-static void indent_into(CgBuf *out, const char *text) {
+/* Appends text with every line indented `extra` more spaces. */
+static void indent_by(CgBuf *out, const char *text, int extra) {
   while (*text) {
     const char *nl = strchr(text, '\n');
     size_t len = nl ? (size_t)(nl - text + 1) : strlen(text);
-    cg_buf_printf(out, "  %.*s", (int)len, text);
+    cg_buf_printf(out, "%*s%.*s", extra, "", (int)len, text);
     text += len;
   }
 }
@@ -181,7 +181,7 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
     cg_buf_printf(&inner, "  %s = %s + 1;\n  if (%s)\n    break;\n", steps,
                   step, stop);
   if (ok) {
-    indent_into(run, cg_buf_str(&inner));
+    indent_by(run, cg_buf_str(&inner), 2);
     cg_buf_puts(run, "  }\n");
   }
   if (ok && until) { /* rows no step wrote are zeros; the step count */
@@ -233,7 +233,7 @@ static bool ident_char(char c) {
 }
 
 /* Whether identifier name occurs in C text outside comments (a number's
- * letters, as in 0x1p+0f, are no identifier). */
+ * letters, as in 0x1p+0f or 1.5e3f, are no identifier). */
 static bool mentions(const char *text, const char *name) {
   size_t n = strlen(name);
   for (const char *p = text; *p;) {
@@ -241,8 +241,9 @@ static bool mentions(const char *text, const char *name) {
       const char *end = strstr(p + 2, "*/");
       p = end ? end + 2 : p + strlen(p);
     } else if (ident_char(*p)) {
+      bool number = *p >= '0' && *p <= '9';
       const char *q = p;
-      while (ident_char(*q) || *q == '.')
+      while (ident_char(*q) || (number && *q == '.'))
         q++;
       if ((size_t)(q - p) == n && memcmp(p, name, n) == 0)
         return true;
@@ -307,16 +308,6 @@ static void capture_all(FnEmit *fe, Captured *c, const char *text) {
       else if (vi->storage == ST_ALIAS && vi->referenced)
         capture(c, text, cg_strf(a, "const %s *", ct), vi->cname);
     }
-}
-
-/* Appends text with every line indented `extra` more spaces. */
-static void indent_by(CgBuf *out, const char *text, int extra) {
-  while (*text) {
-    const char *nl = strchr(text, '\n');
-    size_t len = nl ? (size_t)(nl - text + 1) : strlen(text);
-    cg_buf_printf(out, "%*s%.*s", extra, "", (int)len, text);
-    text += len;
-  }
 }
 
 bool cg_emit_scan_pair(FnEmit *fe, const Op *s1, const Op *s2, CgBuf *run,

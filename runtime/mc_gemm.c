@@ -236,9 +236,10 @@ static void gemm_pack(int w, int64_t n, int64_t kc, const float *src,
   }
 }
 
-/* nc columns of a 16-bit B (kc rows, the first at B) into panels as
- * gemm_pack makes them, converted to f32 (exactly). Row-major: converted
- * straight into the panel; otherwise nr columns are converted into wb
+/* Columns jc .. jc + nc - 1, rows pc .. pc + kc - 1 of a 16-bit B into
+ * panels as gemm_pack makes them, converted to f32 (exactly). Row-major
+ * (16-bit panels are, each nr columns in one of them): converted straight
+ * into the panel; otherwise nr columns are converted into wb
  * (kc * nr floats, a column after the other; other strides than 1 are
  * gathered first), which is packed as a column-major B. */
 static void gemm_pack_b16(const McGemmKernel *kern, const McGemmArgs *g,
