@@ -628,8 +628,13 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
   F.local = arena_alloc(&e->arena, sizeof(LLVMValueRef) *
                                        ((size_t)e->m->next_value_id + 1));
   bool ok = true;
-  for (const Op *op = f->body->first; ok && op; op = op->next)
-    ok = llvm_emit_op(&F, op, e->d);
+  for (const Op *op = f->body->first; ok && op; op = op->next) {
+    const Op *partner = cg_scan_partner(fe, op);
+    ok = partner ? llvm_emit_scan_pair(&F, op, partner, e->d)
+                 : llvm_emit_op(&F, op, e->d);
+    if (partner)
+      op = partner;
+  }
   if (!ok)
     return false;
   /* outputs not written in place */

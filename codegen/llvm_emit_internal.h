@@ -81,6 +81,10 @@ LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
 bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d);
 /* llvm_scan.c: a scan as a loop over its steps. */
 bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d);
+/* Scans s1 and s2 (cg_scan_partner) side by side, as the C backend runs
+ * them: a function <run>_L<line>_scans of (ctx, begin, end) holding both
+ * loops, called through mc_parallel_for; in turn when a loop can fail. */
+bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d);
 /* Counted loops: head/body/exit blocks, the i64 index i from `from` (NULL:
  * 0) while below n. */
 typedef struct LlvmLoop {

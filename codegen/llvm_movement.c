@@ -259,7 +259,10 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
     store = ti->storage == ST_PARAM ? e->wstore[ti->index] : DT_F32;
   }
   bool can_fail = op->kind == OP_GATHER || op->kind == OP_SCATTER_ADD ||
-                  op->kind == OP_SLICE || llvm_decode_can_fail(op);
+                  llvm_decode_can_fail(op);
+  for (int i = 0; op->kind == OP_SLICE && i < op->operands[0]->type.shape.rank;
+       i++)
+    can_fail |= !cg_slice_axis_checked(op, i); /* as the C backend's */
   bool in_place = op->kind == OP_DYNAMIC_UPDATE_SLICE &&
                   cg_info(fe, y)->storage == ST_ALIAS;
   LLVMTypeRef params[MAX_SYMBOLS + 40];

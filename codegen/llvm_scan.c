@@ -172,3 +172,108 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
   }
   return true;
 }
+
+/* The run function's values a task reads, as fields of X: the model,
+ * err, the workspace, the symbols, inputs and outputs. */
+static int task_fields(LlvmFn *X, LLVMValueRef **out) {
+  const FnEmit *fe = X->fe;
+  const Function *f = fe->f;
+  int n = 0;
+  out[n++] = &X->m;
+  out[n++] = &X->err;
+  if (X->ws) {
+    out[n++] = &X->ws;
+    out[n++] = &X->off;
+  }
+  for (int s = 0; s < fe->e->m->nsymbols; s++)
+    if (fe->syms & (UINT64_C(1) << s))
+      out[n++] = &X->sym[s];
+  for (int i = 0; i < f->ninputs; i++)
+    if (X->in[i])
+      out[n++] = &X->in[i];
+  for (int i = 0; i < f->noutputs; i++)
+    if (X->out[i])
+      out[n++] = &X->out[i];
+  return n;
+}
+
+bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d) {
+  LlvmEmit *L = F->L;
+  Emitter *e = L->e;
+  Arena *a = &e->arena;
+  const Function *f = F->fe->f;
+  size_t cap =
+      4 + (size_t)e->m->nsymbols + (size_t)f->ninputs + (size_t)f->noutputs;
+  LLVMValueRef **from = arena_alloc(a, cap * sizeof *from);
+  LLVMValueRef **to = arena_alloc(a, cap * sizeof *to);
+  LLVMTypeRef *types = arena_alloc(a, cap * sizeof *types);
+  int n = task_fields(F, from);
+  for (int i = 0; i < n; i++)
+    types[i] = LLVMTypeOf(*from[i]);
+  LLVMTypeRef ctx_t = LLVMStructTypeInContext(L->ctx, types, (unsigned)n, 0);
+  /* the task: both loops, each where its index is in [begin, end) */
+  LLVMTypeRef tp[3] = {L->ptr, L->i64, L->i64};
+  LLVMValueRef task = LLVMAddFunction(
+      L->mod,
+      cg_names_unique(&e->globals, a,
+                      cg_strf(a, "%s_L%d_scans", F->fe->run, s1->loc.line)),
+      LLVMFunctionType(L->vd, tp, 3, 0));
+  LLVMSetLinkage(task, LLVMInternalLinkage);
+  LLVMBasicBlockRef caller = LLVMGetInsertBlock(L->b);
+  LlvmFn T = *F;
+  T.fn = task;
+  T.in = arena_alloc(a, ((size_t)f->ninputs + 1) * sizeof *T.in);
+  T.out = arena_alloc(a, ((size_t)f->noutputs + 1) * sizeof *T.out);
+  memcpy(T.in, F->in, (size_t)f->ninputs * sizeof *T.in);
+  memcpy(T.out, F->out, (size_t)f->noutputs * sizeof *T.out);
+  task_fields(&T, to);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(L->ctx, task, "");
+  LLVMPositionBuilderAtEnd(L->b, entry);
+  LLVMValueRef ctx = LLVMBuildBitCast(L->b, LLVMGetParam(task, 0),
+                                      LLVMPointerType(ctx_t, 0), "");
+  for (int i = 0; i < n; i++)
+    *to[i] = LLVMBuildLoad2(
+        L->b, types[i], LLVMBuildStructGEP2(L->b, ctx_t, ctx, (unsigned)i, ""),
+        "");
+  T.rc = LLVMBuildAlloca(L->b, L->i32, "rc");
+  T.done = LLVMAppendBasicBlockInContext(L->ctx, task, "failed");
+  LLVMBasicBlockRef first = LLVMAppendBasicBlockInContext(L->ctx, task, "");
+  LLVMBasicBlockRef ask = LLVMAppendBasicBlockInContext(L->ctx, task, "");
+  LLVMBasicBlockRef second = LLVMAppendBasicBlockInContext(L->ctx, task, "");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(L->ctx, task, "");
+  LLVMBuildCondBr(L->b,
+                  LLVMBuildICmp(L->b, LLVMIntSLE, LLVMGetParam(task, 1),
+                                llvm_i64(L, 0), ""),
+                  first, ask);
+  LLVMPositionBuilderAtEnd(L->b, first);
+  bool ok = llvm_emit_scan(&T, s1, d);
+  LLVMBuildBr(L->b, ask);
+  LLVMPositionBuilderAtEnd(L->b, ask);
+  LLVMBuildCondBr(L->b,
+                  LLVMBuildICmp(L->b, LLVMIntSGE, LLVMGetParam(task, 2),
+                                llvm_i64(L, 2), ""),
+                  second, exit);
+  LLVMPositionBuilderAtEnd(L->b, second);
+  ok = ok && llvm_emit_scan(&T, s2, d);
+  LLVMBuildBr(L->b, exit);
+  LLVMPositionBuilderAtEnd(L->b, exit);
+  LLVMBuildRetVoid(L->b);
+  LLVMPositionBuilderAtEnd(L->b, T.done);
+  LLVMBuildRetVoid(L->b);
+  LLVMPositionBuilderAtEnd(L->b, caller);
+  /* a loop that can fail jumps to the run function's exit: in turn */
+  if (!ok || LLVMGetFirstUse(LLVMBasicBlockAsValue(T.done))) {
+    LLVMDeleteFunction(task);
+    return ok && llvm_emit_scan(F, s1, d) && llvm_emit_scan(F, s2, d);
+  }
+  LLVMValueRef slot = entry_slot(F, ctx_t, "scans");
+  for (int i = 0; i < n; i++)
+    LLVMBuildStore(L->b, *from[i],
+                   LLVMBuildStructGEP2(L->b, ctx_t, slot, (unsigned)i, ""));
+  LLVMTypeRef pf[4] = {L->i64, L->i64, L->ptr, L->ptr};
+  LLVMValueRef args[4] = {llvm_i64(L, 2), llvm_i64(L, 1),
+                          LLVMBuildBitCast(L->b, task, L->ptr, ""),
+                          LLVMBuildBitCast(L->b, slot, L->ptr, "")};
+  llvm_call(L, "mc_parallel_for", LLVMFunctionType(L->vd, pf, 4, 0), args, 4);
+  return true;
+}

@@ -494,6 +494,22 @@ Test(plan, independent_scans_side_by_side) {
   free(out);
 }
 
+Test(plan, scans_that_can_fail_stay_in_turn) {
+  /* a gather checks its indices: its loop jumps to the run function's
+   * exit on error, so the two scans run one after the other */
+  char *c = emit_after("input table: f32[10, 4]\ninput idx: i32[T, 3]\n"
+                       "fn st(h, i_t) {\n  return h + table[i_t], h\n}\n"
+                       "h1, ys1 = scan(st, zeros([3, 4]), idx)\n"
+                       "h2, ys2 = scan(st, zeros([3, 4]) + 1, idx, "
+                       "reverse=true)\noutput y = h1 + h2\n",
+                       "verify,infer_shapes,fold_constants,simplify,cse,dce,"
+                       "fuse,dce,pair_scans");
+  cr_expect(!strstr(c, "mc_parallel_for(2, 1,") && !strstr(c, "_scans("), "%s",
+            c);
+  cr_expect(strstr(c, "goto done"), "%s", c);
+  free(c);
+}
+
 Test(plan, run_time_plan_equals_the_constant_plan) {
   const char *body = "fn step(c, x_t) {\n  d = exp(x_t * 2)\n"
                      "  return c + d, c * d\n}\n"
