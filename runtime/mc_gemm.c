@@ -247,20 +247,20 @@ static void gemm_pack_b16(const McGemmKernel *kern, const McGemmArgs *g,
                           float *bp, float *wb) {
   const int nr = kern->nr, w = MC_GEMM_PANEL16;
   const int64_t rsb = g->panels16 ? w : g->rsb, csb = g->panels16 ? 1 : g->csb;
-  const uint16_t *B = g->B16 + pc * rsb + jc * csb;
   uint16_t gather[GEMM_KC];
   for (int64_t j = 0; j < nc; j += nr, bp += kc * nr) {
-    int64_t cols = nc - j < nr ? nc - j : nr;
-    if (g->panels16) /* nr divides the panel width: in one panel */
-      B = g->B16 + (jc + j) / w * g->K * w + pc * w + (jc + j) % w - j;
+    int64_t cols = nc - j < nr ? nc - j : nr, c = jc + j;
+    /* B(pc, c); in panels, nr divides the width: these columns are in one */
+    const uint16_t *B = g->panels16 ? g->B16 + c / w * g->K * w + pc * w + c % w
+                                    : g->B16 + pc * rsb + c * csb;
     if (csb == 1) {
-      mc_w16_to_f32_2d(g->fmt, kc, cols, B + j, rsb, bp, nr);
+      mc_w16_to_f32_2d(g->fmt, kc, cols, B, rsb, bp, nr);
       for (int64_t k = 0; cols < nr && k < kc; k++)
         memset(bp + k * nr + cols, 0, sizeof(float) * (size_t)(nr - cols));
       continue;
     }
     for (int64_t x = 0; x < cols; x++) {
-      const uint16_t *b = B + (j + x) * csb;
+      const uint16_t *b = B + x * csb;
       if (rsb != 1) {
         for (int64_t k = 0; k < kc; k++)
           gather[k] = b[k * rsb];

@@ -285,6 +285,15 @@ static char *run_checked(const char *body) {
   return first;
 }
 
+/* run_checked(driver) prints "T=n ok" for T = 1, 5 and 9. */
+static void expect_t_1_5_9_ok(const char *driver) {
+  char *out = run_checked(driver);
+  cr_expect(strstr(out, "T=1 ok") && strstr(out, "T=5 ok") &&
+                strstr(out, "T=9 ok"),
+            "%s", out);
+  free(out);
+}
+
 /* A decoding loop: a KV cache carried in the arena (not an output) and
  * updated in place, region buffers, buffers read through the loop. */
 static const char *kv_model =
@@ -339,11 +348,7 @@ Test(plan, checked_build_of_a_kv_cache_decoding_loop) {
   cr_expect(cf < df && dl < cl, "cache %d-%d, got %d-%d\n%s", cf, cl, df, dl,
             c);
   free(c);
-  char *out = run_checked(kv_driver);
-  cr_expect(strstr(out, "T=1 ok") && strstr(out, "T=5 ok") &&
-                strstr(out, "T=9 ok"),
-            "%s", out);
-  free(out);
+  expect_t_1_5_9_ok(kv_driver);
 }
 
 /* An LSTM-like masked recurrence: both carries' new values are where()
@@ -404,12 +409,12 @@ Test(plan, carries_computed_in_their_buffers) {
   /* the carry is an operand and the result, neither restrict */
   cr_assert(strstr(c, "const float *b, float *y)"), "%s", c);
   free(c);
-  char *out = run_checked(masked_driver);
-  cr_expect(strstr(out, "T=1 ok") && strstr(out, "T=5 ok") &&
-                strstr(out, "T=9 ok"),
-            "%s", out);
-  free(out);
+  expect_t_1_5_9_ok(masked_driver);
 }
+
+/* The passes up to pair_scans, which makes independent scans neighbours. */
+#define PAIRED                                                                 \
+  "verify,infer_shapes,fold_constants,simplify,cse,dce,fuse,dce,pair_scans"
 
 /* Two directions of a recurrence (passes/pair_scans.c makes them
  * neighbours; the reverse one's input moves above the forward scan). */
@@ -471,8 +476,7 @@ static const char *two_way_driver =
     "  }";
 
 Test(plan, independent_scans_side_by_side) {
-  char *c = emit_after(two_way_model, "verify,infer_shapes,fold_constants,"
-                                      "simplify,cse,dce,fuse,dce,pair_scans");
+  char *c = emit_after(two_way_model, PAIRED);
   /* one call runs both loops, one per thread */
   const char *call = strstr(c, "mc_parallel_for(2, 1, t_run_L");
   cr_assert(call, "%s", c);
@@ -487,11 +491,7 @@ Test(plan, independent_scans_side_by_side) {
             f1, b0, b1, c);
   cr_expect(!line_has(fline, "hb2_") && !line_has(bline, "hf2_"), "%s", c);
   free(c);
-  char *out = run_checked(two_way_driver);
-  cr_expect(strstr(out, "T=1 ok") && strstr(out, "T=5 ok") &&
-                strstr(out, "T=9 ok"),
-            "%s", out);
-  free(out);
+  expect_t_1_5_9_ok(two_way_driver);
 }
 
 Test(plan, scans_that_can_fail_stay_in_turn) {
@@ -502,8 +502,7 @@ Test(plan, scans_that_can_fail_stay_in_turn) {
                        "h1, ys1 = scan(st, zeros([3, 4]), idx)\n"
                        "h2, ys2 = scan(st, zeros([3, 4]) + 1, idx, "
                        "reverse=true)\noutput y = h1 + h2\n",
-                       "verify,infer_shapes,fold_constants,simplify,cse,dce,"
-                       "fuse,dce,pair_scans");
+                       PAIRED);
   cr_expect(!strstr(c, "mc_parallel_for(2, 1,") && !strstr(c, "_scans("), "%s",
             c);
   cr_expect(strstr(c, "goto done"), "%s", c);
