@@ -176,6 +176,12 @@ typedef struct CgGemm {
 } CgGemm;
 void cg_gemm_layout(CgKernel *k, const Op *mm, const CgView *va,
                     const CgView *vb, bool b_kept_transposed, CgGemm *g);
+/* Whether matmul mm ([..., M, K] x [K, N], A dense (not a view) and not
+ * transposed, with the result's batch axes) runs as one GEMM of all the
+ * rows of A: its epilogue ep (or NULL) must read each operand either
+ * whole on the batch and row axes or the same for every row. The axis of
+ * the result the epilogue's row index then runs along, else -1. */
+int cg_matmul_rows_collapse(const Op *mm, const Op *ep, bool a_is_view);
 /* sum of pos[j] * stride[j] over the n batch axes ("0" when none). */
 const char *cg_batch_offset(CgKernel *k, const char *const *stride, int n,
                             const char *const *pos);

@@ -95,8 +95,50 @@ void cg_gemm_layout(CgKernel *k, const Op *mm, const CgView *va,
   }
 }
 
+/* Whether every axis of s (right-aligned to rank r) before `last` is
+ * missing or 1 (*mode 0), or every one is that of y (*mode 1). */
+static bool rows_alike(const Shape *s, const Shape *y, int last, int *mode) {
+  int whole = -1;
+  for (int j = 0; j <= last; j++) {
+    int a = j - (y->rank - s->rank);
+    int w = a < 0 || cg_is_one(s->dims[a]) ? 0 : dim_eq(s->dims[a], y->dims[j]);
+    if (w == 0 && a >= 0 && !cg_is_one(s->dims[a]))
+      return false; /* a broadcast of its own */
+    if (whole >= 0 && w != whole && !cg_is_one(y->dims[j]))
+      return false;
+    if (!cg_is_one(y->dims[j]))
+      whole = w;
+  }
+  *mode = whole < 0 ? 0 : whole;
+  return true;
+}
+
+int cg_matmul_rows_collapse(const Op *mm, const Op *ep, bool a_is_view) {
+  const Shape *as = &mm->operands[0]->type.shape;
+  const Shape *bs = &mm->operands[1]->type.shape;
+  const Shape *ys = &mm->results[0]->type.shape;
+  if (!dtype_is_float(mm->results[0]->type.dtype) || a_is_view ||
+      mm->attrs.matmul.trans_a || bs->rank != 2 || as->rank < 3 ||
+      as->rank != ys->rank)
+    return -1;
+  int mode;
+  if (!rows_alike(as, ys, as->rank - 2, &mode) || !mode)
+    return -1; /* A broadcast over a batch axis */
+  for (int i = 0; ep && i < ep->noperands; i++)
+    if (ep->operands[i] != mm->results[0] &&
+        !rows_alike(&ep->operands[i]->type.shape, ys, ys->rank - 2, &mode))
+      return -1;
+  /* a whole operand's row i is at i times the stride of the last axis
+   * before the columns whose extent is not 1 */
+  int axis = ys->rank - 2;
+  while (axis > 0 && cg_is_one(ys->dims[axis]))
+    axis--;
+  return axis;
+}
+
 /* Batch loops around mc_gemm_f32/f64 (strides express the transposes and
- * rank-1 operands); integer matmul is a plain triple loop. */
+ * rank-1 operands), or one GEMM over all rows (cg_matmul_rows_collapse);
+ * integer matmul is a plain triple loop. */
 static bool kernel_matmul(CgKernel *k, Diag *d) {
   const Op *op = k->op;
   const Shape *as = &op->operands[0]->type.shape;
@@ -114,6 +156,13 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
   /* batch axes of the result, and where each operand's batch axes align */
   Shape batch = *ys;
   batch.rank = ys->rank - (ar >= 2) - (br >= 2);
+  int row_axis = ar >= 2 ? batch.rank : -1;
+  int rows = cg_matmul_rows_collapse(op, k->epilogue, k->view && k->view[0]);
+  if (rows >= 0) {
+    M = cg_kproduct(k, as, 0, ar - 1);
+    batch.rank = 0;
+    row_axis = rows;
+  }
   const char *vars[MAX_RANK], *apos[MAX_RANK] = {0}, *bpos[MAX_RANK] = {0},
                               *ypos[MAX_RANK] = {0};
   DType t = op->results[0]->type.dtype;
@@ -123,9 +172,9 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
     batch_loops |= !cg_is_one(batch.dims[j]);
   bool block = !is_float || (k->epilogue && batch_loops);
   int depth = cg_open_loops(k, 1, &batch, 0, vars, block);
-  for (int j = 0; j < ar - 2; j++)
+  for (int j = 0; j < ar - 2 && batch.rank; j++)
     apos[j] = cg_is_one(as->dims[j]) ? NULL : vars[j + batch.rank - (ar - 2)];
-  for (int j = 0; j < br - 2; j++)
+  for (int j = 0; j < br - 2 && batch.rank; j++)
     bpos[j] = cg_is_one(bs->dims[j]) ? NULL : vars[j + batch.rank - (br - 2)];
   for (int j = 0; j < batch.rank; j++)
     ypos[j] = vars[j];
@@ -138,7 +187,7 @@ static bool kernel_matmul(CgKernel *k, Diag *d) {
   /* with an epilogue: the _ep entry, whose last argument is &ep */
   const char *ep = "", *last = "0";
   if (k->epilogue) {
-    if (!cg_gemm_epilogue(k, depth, vars, batch.rank, ar >= 2 ? batch.rank : -1,
+    if (!cg_gemm_epilogue(k, depth, vars, batch.rank, row_axis,
                           br >= 2 ? ys->rank - 1 : -1, NULL, d))
       return false;
     ep = "_ep";

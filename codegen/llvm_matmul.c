@@ -1,5 +1,6 @@
 /* The LLVM backend's matmul kernels, as the C backend's (c_kernels.c
- * kernel_matmul): loops over the batch axes around the runtime's GEMM
+ * kernel_matmul): loops over the batch axes (none where all rows run as
+ * one GEMM, cg_matmul_rows_collapse) around the runtime's GEMM
  * (mc_gemm_f32/f64, mc_gemm_f32_packed for weights kept in its panels,
  * mc_gemm_f32_w16 for 16-bit weights), the transposes and rank-1 operands
  * as strides; an elementwise epilogue (bias, activation, residual) runs in
@@ -225,10 +226,17 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
               *ys = &mm->results[0]->type.shape;
   int ar = as->rank, br = bs->rank;
   int nbatch = ys->rank - (ar >= 2) - (br >= 2);
+  int row_axis = ar >= 2 ? nbatch : -1;
+  int rows = cg_matmul_rows_collapse(mm, ep, ai->view != NULL);
+  bool collapse = rows >= 0;
+  if (collapse) { /* one GEMM of all the rows (as kernel_matmul) */
+    nbatch = 0;
+    row_axis = rows;
+  }
   LLVMValueRef ep_fn = NULL;
   if (ep) {
     ep_fn = llvm_gemm_epilogue_fn(&k, mm, ep, cg_strf(&e->arena, "%s_ep", name),
-                                  ctx_t, literal, ar >= 2 ? nbatch : -1,
+                                  ctx_t, literal, row_axis,
                                   br >= 2 ? ys->rank - 1 : -1);
     if (!ep_fn) {
       diag_error(d, ep->loc,
@@ -251,6 +259,8 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   llvm_gemm_layout(&k, mm, ai->view, bi->view, trans, &g);
   LLVMValueRef *sa = g.sa, *sb = g.sb, M = g.M, K = g.K, N = g.N, rsa = g.rsa,
                csa = g.csa, rsb = g.rsb, csb = g.csb;
+  if (collapse)
+    M = llvm_numel(L, as, 0, ar - 1, k.sym);
   /* batch loops; each operand's batch axes align to the result's right */
   LlvmLoop loops[MAX_RANK];
   LLVMValueRef pos[MAX_RANK];
@@ -260,12 +270,12 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
     pos[j] = loops[j].i;
   }
   LLVMValueRef aoff = LLVMConstInt(L->i64, 0, 0), boff = aoff, yoff = aoff;
-  for (int j = 0; j < ar - 2; j++)
+  for (int j = 0; j < ar - 2 && nbatch; j++)
     if (!cg_is_one(as->dims[j]))
       aoff = LLVMBuildAdd(
           L->b, aoff, LLVMBuildMul(L->b, pos[j + nbatch - (ar - 2)], sa[j], ""),
           "");
-  for (int j = 0; j < br - 2; j++)
+  for (int j = 0; j < br - 2 && nbatch; j++)
     if (!cg_is_one(bs->dims[j]))
       boff = LLVMBuildAdd(
           L->b, boff, LLVMBuildMul(L->b, pos[j + nbatch - (br - 2)], sb[j], ""),

@@ -281,9 +281,8 @@ Test(codegen, matmul_reads_views_of_its_operands) {
 
 /* A matmul whose only reader is an elementwise loop over its result runs
  * that loop as its GEMM's epilogue (pass_fuse puts them together): one
- * kernel, named after both lines, per batch with the epilogue's operands
- * offset to the batch; and with nothing but the product to read (rank-1
- * operand, no struct). The values are those of the separate ops. */
+ * kernel, named after both lines; and with nothing but the product to read
+ * (rank-1 operand, no struct). The values are those of the separate ops. */
 Test(codegen, gemm_epilogue_applies_the_reader_in_the_store) {
   Value *x = input("x", ty(DT_F32, 3, 2, -1, 4));
   Value *w = input("w", ty(DT_F32, 2, 4, 3));
@@ -337,6 +336,54 @@ Test(codegen, gemm_epilogue_applies_the_reader_in_the_store) {
       " CHECK(fbits(z[j]) == fbits(-s));\n"
       "}\n"
       "for (int i = 0; i < 2 * T * 4; i++) CHECK(o[i] == -x[i]);\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
+/* A matmul by a matrix whose epilogue reads each operand whole or the same
+ * for every row runs as one GEMM of all its rows ([T, 1, 4]: T rows, the
+ * residual's row i at i * 3); one whose epilogue operand is per batch
+ * ([2, 1, 3] against [2, T, 3]) keeps its loop over the batch. The bits
+ * are those of the separate ops. */
+Test(codegen, matmul_rows_run_as_one_gemm) {
+  Value *x = input("x", ty(DT_F32, 3, -1, 1, 4));
+  Value *w = input("w", ty(DT_F32, 2, 4, 3));
+  Value *r = input("r", ty(DT_F32, 3, -1, 1, 3));
+  Value *x2 = input("x2", ty(DT_F32, 3, 2, -1, 4));
+  Value *s = input("s", ty(DT_F32, 3, 2, 1, 3));
+  output("y", op2(OP_ADD, op2(OP_MATMUL, x, w, NULL, 3), r, NULL, 4));
+  output("z", op2(OP_ADD, op2(OP_MATMUL, x2, w, NULL, 5), s, NULL, 6));
+  cr_assert(pass_fuse(m, &d));
+  char *text = emit();
+  cr_expect_not_null(
+      strstr(text, "mc_gemm_f32_ep(T, 3, 4, a, 4, 1, b, 3, 1, y, 3, &ep);"),
+      "%s", text);
+  cr_expect_not_null(strstr(text, "x1[i * 3 + j]"), "%s", text);
+  cr_expect_not_null(strstr(text, "for (int64_t i0 = 0; i0 < 2; i0++)"), "%s",
+                     text);
+  free(text);
+  expect_ok(
+      "enum { T = 41 };\n"
+      "static float x[T * 4], w[12], r[T * 3], x2[2 * T * 4], s[6];\n"
+      "static float y[T * 3], z[2 * T * 3];\n"
+      "for (int i = 0; i < T * 4; i++) x[i] = (float)(i % 11) - 5;\n"
+      "for (int i = 0; i < 2 * T * 4; i++) x2[i] = 0.5f * (float)(i % 9);\n"
+      "for (int i = 0; i < 12; i++) w[i] = (float)(i % 5) - 2.25f;\n"
+      "for (int i = 0; i < T * 3; i++) r[i] = 0.1f * (float)(i % 7);\n"
+      "for (int i = 0; i < 6; i++) s[i] = (float)i - 2.5f;\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(tm_run(mod, T, x, w, r, x2, s, y, z, &e) == MC_OK);\n"
+      "for (int b = 0; b < 2; b++)\n"
+      " for (int t = 0; t < T; t++)\n"
+      "  for (int j = 0; j < 3; j++) {\n"
+      "   float p = 0, q = 0;\n"
+      "   for (int k = 0; k < 4; k++) {\n"
+      "    p += x2[(b * T + t) * 4 + k] * w[k * 3 + j];\n"
+      "    if (b == 0) q += x[t * 4 + k] * w[k * 3 + j];\n"
+      "   }\n"
+      "   CHECK(fbits(z[(b * T + t) * 3 + j]) == fbits(p + s[b * 3 + j]));\n"
+      "   if (b == 0) CHECK(fbits(y[t * 3 + j]) == fbits(q + r[t * 3 + j]));\n"
+      "  }\n"
       "tm_close(mod);\nreturn 0;");
 }
 
