@@ -253,13 +253,90 @@ static bool move_a_permute(Module *m, Block *b, bool *failed, Diag *d) {
   return false;
 }
 
+/* The permute by which u's operand i is computed, if it has no other
+ * use; else NULL. */
+static Op *sole_permute(const Op *u, int i) {
+  Op *p = u->operands[i]->def;
+  return p && p->kind == OP_PERMUTE && p->parent == u->parent &&
+                 u->operands[i]->nuses == 1
+             ? p
+             : NULL;
+}
+
+/* The other way: a concat of permutes by one perm is a permute of the
+ * concat (along the axis the perm moves there), and a matmul of a permute
+ * that keeps the last axis is a permute of the matmul when its result is
+ * fewer bytes than its operand (the bytes the permute moves). The BiLSTM
+ * then concatenates its two directions' outputs as the scans stack them
+ * ([T, B, 2H]) and permutes the [B, T, K] emissions instead. (The move up
+ * above never undoes these: it moves no permute past a concat, nor past a
+ * matmul whose operand is more bytes than its result.) */
+static bool move_a_permute_down(Module *m, Block *b, bool *failed, Diag *d) {
+  for (Op *u = b->first; u; u = u->next) {
+    if ((u->kind != OP_CONCAT && u->kind != OP_MATMUL) || u->nresults != 1)
+      continue;
+    Op *p = sole_permute(u, 0);
+    if (!p)
+      continue;
+    const int *perm = p->attrs.perm.perm;
+    int rank = u->results[0]->type.shape.rank, n = u->noperands;
+    Attrs a = u->attrs;
+    Value *ops[16];
+    if (u->kind == OP_MATMUL) {
+      if (a.matmul.trans_a || u->operands[1]->type.shape.rank != 2 ||
+          perm[rank - 1] != rank - 1 ||
+          !(sized(u->results[0]) < sized(u->operands[0])))
+        continue;
+      ops[1] = u->operands[1];
+      n = 1;
+    } else {
+      bool all = n <= 16;
+      for (int i = 0; i < n && all; i++) {
+        Op *q = sole_permute(u, i);
+        all =
+            q && !memcmp(q->attrs.perm.perm, perm, sizeof(int) * (size_t)rank);
+      }
+      if (!all)
+        continue;
+      a.axis.axis = perm[a.axis.axis];
+    }
+    for (int i = 0; i < n; i++)
+      ops[i] = u->operands[i]->def->operands[0];
+    Value *inner =
+        ir_build(m, b, u->kind, ops, u->noperands, &a, NULL, u->loc, d);
+    Attrs pa;
+    memset(&pa, 0, sizeof pa);
+    memcpy(pa.perm.perm, perm, sizeof(int) * (size_t)rank);
+    Value *outer =
+        inner ? ir_build(m, b, OP_PERMUTE, &inner, 1, &pa, NULL, p->loc, d)
+              : NULL;
+    if (!outer) {
+      *failed = true;
+      return false;
+    }
+    ir_op_move_before(inner->def, u);
+    ir_op_move_before(outer->def, u);
+    outer->name = u->results[0]->name;
+    ir_replace_uses(m, u->results[0], outer);
+    Op *gone[16];
+    for (int i = 0; i < n; i++)
+      gone[i] = u->operands[i]->def;
+    ir_op_remove(u);
+    for (int i = 0; i < n; i++)
+      ir_op_remove(gone[i]);
+    return true;
+  }
+  return false;
+}
+
 static bool move_permutes(Module *m, Block *b, Diag *d) {
   for (Op *op = b->first; op; op = op->next)
     for (int r = 0; r < op->nregions; r++)
       if (!move_permutes(m, op->regions[r], d))
         return false;
   bool failed = false;
-  while (move_a_permute(m, b, &failed, d))
+  while (move_a_permute(m, b, &failed, d) ||
+         move_a_permute_down(m, b, &failed, d))
     continue;
   return !failed;
 }
