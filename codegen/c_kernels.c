@@ -95,21 +95,21 @@ void cg_gemm_layout(CgKernel *k, const Op *mm, const CgView *va,
   }
 }
 
-/* Whether every axis of s (right-aligned to rank r) before `last` is
- * missing or 1 (*mode 0), or every one is that of y (*mode 1). */
-static bool rows_alike(const Shape *s, const Shape *y, int last, int *mode) {
-  int whole = -1;
+/* How s (an operand's shape, right-aligned to y) covers the axes 0..last
+ * of y whose extent is not 1: *whole when it has every one of them, not
+ * when it has none (the same for every row); false when it has some. */
+static bool rows_alike(const Shape *s, const Shape *y, int last, bool *whole) {
+  int seen = -1; /* whether the axes so far are s's, -1 before any */
   for (int j = 0; j <= last; j++) {
+    if (cg_is_one(y->dims[j]))
+      continue;
     int a = j - (y->rank - s->rank);
-    int w = a < 0 || cg_is_one(s->dims[a]) ? 0 : dim_eq(s->dims[a], y->dims[j]);
-    if (w == 0 && a >= 0 && !cg_is_one(s->dims[a]))
-      return false; /* a broadcast of its own */
-    if (whole >= 0 && w != whole && !cg_is_one(y->dims[j]))
+    int has = a >= 0 && !cg_is_one(s->dims[a]);
+    if (seen >= 0 && has != seen)
       return false;
-    if (!cg_is_one(y->dims[j]))
-      whole = w;
+    seen = has;
   }
-  *mode = whole < 0 ? 0 : whole;
+  *whole = seen == 1;
   return true;
 }
 
@@ -121,12 +121,12 @@ int cg_matmul_rows_collapse(const Op *mm, const Op *ep, bool a_is_view) {
       mm->attrs.matmul.trans_a || bs->rank != 2 || as->rank < 3 ||
       as->rank != ys->rank)
     return -1;
-  int mode;
-  if (!rows_alike(as, ys, as->rank - 2, &mode) || !mode)
+  bool whole;
+  if (!rows_alike(as, ys, as->rank - 2, &whole) || !whole)
     return -1; /* A broadcast over a batch axis */
   for (int i = 0; ep && i < ep->noperands; i++)
     if (ep->operands[i] != mm->results[0] &&
-        !rows_alike(&ep->operands[i]->type.shape, ys, ys->rank - 2, &mode))
+        !rows_alike(&ep->operands[i]->type.shape, ys, ys->rank - 2, &whole))
       return -1;
   /* a whole operand's row i is at i times the stride of the last axis
    * before the columns whose extent is not 1 */

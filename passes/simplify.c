@@ -81,10 +81,9 @@ static bool is_identity(const int *perm, int rank) {
 
 /* Bytes of v, every symbol taken as 64: a size to compare, not to use. */
 static double sized(const Value *v) {
-  static int64_t sixty_four[MAX_SYMBOLS];
-  if (!sixty_four[0])
-    for (int i = 0; i < MAX_SYMBOLS; i++)
-      sixty_four[i] = 64;
+  int64_t sixty_four[MAX_SYMBOLS];
+  for (int i = 0; i < MAX_SYMBOLS; i++)
+    sixty_four[i] = 64;
   const Shape *s = &v->type.shape;
   double n = (double)dtype_size(v->type.dtype);
   for (int i = 0; i < s->rank; i++)
@@ -126,7 +125,7 @@ static bool operand_perm(const Op *def, int i, const int *perm, int rank,
  * and is no more bytes there. */
 static bool permute_moves(const Op *def, const int *perm, int rank) {
   unsigned flags = ir_op_info[def->kind].flags;
-  if (def->nresults != 1 || def->nregions)
+  if (def->nresults != 1 || def->nregions || def->noperands > 8)
     return false;
   if (def->kind == OP_MATMUL) {
     if (def->attrs.matmul.trans_a || def->operands[1]->type.shape.rank != 2 ||
@@ -171,9 +170,7 @@ static bool only_permuted(Block *b, const Value *v, const int *perm, Op **users,
 static Value *permuted_def(Module *m, Op *def, const int *perm, Loc loc,
                            Diag *d) {
   int rank = def->results[0]->type.shape.rank;
-  Value *ops[8];
-  if (def->noperands > 8)
-    return NULL;
+  Value *ops[8]; /* permute_moves: at most 8 */
   for (int i = 0; i < def->noperands; i++) {
     int sub[MAX_RANK], nsub;
     operand_perm(def, i, perm, rank, sub, &nsub);
