@@ -15,12 +15,14 @@
  *   %2 = matmul %x, %w {trans_b} : f32[B, 64]
  *
  * And a permute of a result that only permutes read moves to the op's
- * operands when they are fewer bytes: an elementwise op (its operands'
+ * operands when they are no more bytes: an elementwise op (its operands'
  * elements go through the same arithmetic in another order), a matmul by
  * a matrix that keeps the last axis (each row is the same dot products), a
- * gather along axis 0 that moves only the index axes. The scan over a
- * sequence's axis 1 that a BiLSTM's lowering permutes to axis 0 then
- * permutes its int tokens instead of the f32 [B, T, 4H] input projection.
+ * gather along axis 0 that moves only the index axes. A permute of a
+ * permute is one permute, or none. The scan over a sequence's axis 1 that
+ * a BiLSTM's lowering permutes to axis 0 then permutes its int tokens
+ * instead of the f32 [B, T, 4H] input projection. (Permutes also move down
+ * past a concat and a matmul that shrinks: move_a_permute_down.)
  *
  *   %1 = gather %emb, %tok {axis = 0} : f32[B, T, 100]
  *   %2 = matmul %1, %w {trans_b} : f32[B, T, 512]
