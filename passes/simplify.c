@@ -168,6 +168,19 @@ static bool only_permuted(Block *b, const Value *v, const int *perm, Op **users,
   return *n == v->nuses;
 }
 
+/* permute(x, perm) (perm of x's rank), built in before's block just
+ * before it; NULL after a diagnostic. */
+static Value *permute_before(Module *m, Value *x, const int *perm, Op *before,
+                             Loc loc, Diag *d) {
+  Attrs a;
+  memset(&a, 0, sizeof a);
+  memcpy(a.perm.perm, perm, sizeof(int) * (size_t)x->type.shape.rank);
+  Value *y = ir_build(m, before->parent, OP_PERMUTE, &x, 1, &a, NULL, loc, d);
+  if (y)
+    ir_op_move_before(y->def, before);
+  return y;
+}
+
 /* Rebuilds def on permuted operands before def; the new result, or NULL. */
 static Value *permuted_def(Module *m, Op *def, const int *perm, Loc loc,
                            Diag *d) {
@@ -179,13 +192,9 @@ static Value *permuted_def(Module *m, Op *def, const int *perm, Loc loc,
     ops[i] = def->operands[i];
     if (!nsub || is_identity(sub, nsub))
       continue;
-    Attrs a;
-    memset(&a, 0, sizeof a);
-    memcpy(a.perm.perm, sub, sizeof(int) * (size_t)nsub);
-    ops[i] = ir_build(m, def->parent, OP_PERMUTE, &ops[i], 1, &a, NULL, loc, d);
+    ops[i] = permute_before(m, ops[i], sub, def, loc, d);
     if (!ops[i])
       return NULL;
-    ir_op_move_before(ops[i]->def, def);
   }
   Type t = def->results[0]->type;
   for (int i = 0; i < rank; i++)
@@ -303,18 +312,13 @@ static bool move_a_permute_down(Module *m, Block *b, bool *failed, Diag *d) {
       ops[i] = u->operands[i]->def->operands[0];
     Value *inner =
         ir_build(m, b, u->kind, ops, u->noperands, &a, NULL, u->loc, d);
-    Attrs pa;
-    memset(&pa, 0, sizeof pa);
-    memcpy(pa.perm.perm, perm, sizeof(int) * (size_t)rank);
-    Value *outer =
-        inner ? ir_build(m, b, OP_PERMUTE, &inner, 1, &pa, NULL, p->loc, d)
-              : NULL;
+    if (inner)
+      ir_op_move_before(inner->def, u);
+    Value *outer = inner ? permute_before(m, inner, perm, u, p->loc, d) : NULL;
     if (!outer) {
       *failed = true;
       return false;
     }
-    ir_op_move_before(inner->def, u);
-    ir_op_move_before(outer->def, u);
     outer->name = u->results[0]->name;
     ir_replace_uses(m, u->results[0], outer);
     Op *gone[16];
