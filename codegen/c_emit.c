@@ -372,7 +372,7 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
 }
 
 /* The code of a live op in the run function (or a scan's loop). */
-bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
+static bool emit_op_code(FnEmit *fe, const Op *op, CgBuf *run) {
   if (op->kind == OP_SCAN)
     return cg_info(fe, op->results[0])->uses == 0 || cg_emit_scan(fe, op, run);
   if (op->kind == OP_YIELD)
@@ -385,6 +385,32 @@ bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
       (vi->storage == ST_ALIAS && !cg_op_is_alias(op))) /* in place */
     return cg_emit_kernel(fe, op, run);
   return true;
+}
+
+/* ... under `if` when a lazy select may not need it (ValueInfo.guard):
+ * its code indented one step more. */
+bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
+  const ValueInfo *vi = op->nresults > 0 ? cg_info(fe, op->results[0]) : NULL;
+  if (!vi || !vi->guard)
+    return emit_op_code(fe, op, run);
+  CgBuf code = {0};
+  bool ok = emit_op_code(fe, op, &code);
+  const char *text = cg_buf_str(&code);
+  if (ok && *text) {
+    cg_buf_printf(
+        run, "  if (%s%s[0]) { /* the select at %s needs it only then */\n",
+        vi->guard_when ? "" : "!", cg_pointer(fe, vi->guard),
+        cg_where(fe->e, vi->guard_sel->loc));
+    for (const char *line = text; *line;) {
+      const char *end = strchr(line, '\n');
+      size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
+      cg_buf_printf(run, "  %.*s", (int)n, line);
+      line += n;
+    }
+    cg_buf_puts(run, "  }\n");
+  }
+  cg_buf_free(&code);
+  return ok;
 }
 
 const char *cg_run_params(FnEmit *fe, bool comments) {

@@ -292,6 +292,11 @@ typedef struct ValueInfo {
   const CgView *view; /* ST_VIEW: how; alias is its base's alias root */
   int uses;           /* uses by live ops and outputs */
   bool referenced;    /* the emitted code reads its pointer variable */
+  /* of an op's first result: the op runs only when the lazy select
+   * guard_sel's scalar condition guard is guard_when (ir/lazy.c) */
+  const Value *guard;
+  const Op *guard_sel;
+  bool guard_when;
 } ValueInfo;
 
 /* Kernels by their code (their name left out, KERNEL_NAME in its place):

@@ -1,9 +1,11 @@
 /* Where every value of a function lives (see c_emit.h's Storage):
  * liveness, the values computed inside another op's kernel (ST_FUSED: GEMM
  * and reduction epilogues, reduction prologues, attention), views,
- * aliases and updates made in place, the workspace buffers and which
- * pointer variables the emitted code names; then the memory plan.
+ * aliases and updates made in place, the workspace buffers, which
+ * pointer variables the emitted code names and the ops a lazy select may
+ * skip; then the memory plan.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "c_emit.h"
@@ -251,6 +253,27 @@ static void mark_referenced(FnEmit *fe, const Block *b) {
   }
 }
 
+/* The guards of the ops of b and its regions (ir_lazy_guards), where the
+ * condition is a value in memory: the backends run such an op under
+ * `if`. */
+static void find_guards(FnEmit *fe, const Block *b, IrGuard *g) {
+  ir_lazy_guards(b, g);
+  for (const Op *op = b->first; op; op = op->next) {
+    for (int r = 0; r < op->nregions; r++)
+      find_guards(fe, op->regions[r], g);
+    if (op->nresults == 0 || !g[op->results[0]->id].cond)
+      continue;
+    const IrGuard *x = &g[op->results[0]->id];
+    Storage s = cg_info(fe, x->cond)->storage;
+    if (s == ST_FUSED || s == ST_NONE)
+      continue;
+    ValueInfo *vi = cg_info(fe, op->results[0]);
+    vi->guard = x->cond;
+    vi->guard_sel = x->sel;
+    vi->guard_when = x->when;
+  }
+}
+
 bool cg_analyze(FnEmit *fe) {
   Emitter *e = fe->e;
   const Function *f = fe->f;
@@ -279,6 +302,9 @@ bool cg_analyze(FnEmit *fe) {
   if (!assign_storage(fe, f->body))
     return false;
   scan_results_in_place(fe, f->body);
+  IrGuard *guards = malloc(sizeof(IrGuard) * (size_t)(e->m->next_value_id + 1));
+  find_guards(fe, f->body, guards);
+  free(guards);
   fe->out_direct = arena_alloc(&e->arena, (size_t)f->noutputs + 1);
   for (int i = 0; i < f->noutputs; i++) {
     const Value *r = alias_root(fe, f->outputs[i].value);

@@ -665,7 +665,7 @@ static bool emit_run(LlvmEmit *L, FnEmit *fe, LLVMValueRef layout) {
   return true;
 }
 
-bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d) {
+static bool emit_op_code(LlvmFn *F, const Op *op, Diag *d) {
   if (op->kind == OP_YIELD)
     return true;
   ValueInfo *vi = cg_info(F->fe, op->results[0]);
@@ -676,6 +676,29 @@ bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d) {
       (vi->storage == ST_ALIAS && !cg_op_is_alias(op)))
     return llvm_emit_kernel(F, op, d);
   return true;
+}
+
+/* An op's code, under a branch when a lazy select may not need it
+ * (ValueInfo.guard: it runs only when the condition is guard_when). */
+bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d) {
+  const ValueInfo *vi =
+      op->nresults > 0 ? cg_info(F->fe, op->results[0]) : NULL;
+  if (!vi || !vi->guard)
+    return emit_op_code(F, op, d);
+  LlvmEmit *L = F->L;
+  LLVMValueRef c = LLVMBuildLoad2(L->b, L->i8, llvm_pointer(F, vi->guard), "");
+  LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(L->ctx, F->fn, "lazy"),
+                    after = LLVMAppendBasicBlockInContext(L->ctx, F->fn,
+                                                          "lazy.end");
+  LLVMBuildCondBr(L->b,
+                  LLVMBuildICmp(L->b, vi->guard_when ? LLVMIntNE : LLVMIntEQ, c,
+                                LLVMConstInt(L->i8, 0, 0), "needed"),
+                  run, after);
+  LLVMPositionBuilderAtEnd(L->b, run);
+  bool ok = emit_op_code(F, op, d);
+  LLVMBuildBr(L->b, after);
+  LLVMPositionBuilderAtEnd(L->b, after);
+  return ok;
 }
 
 /* ---- the module ---------------------------------------------------------- */

@@ -457,6 +457,24 @@ bool ir_is_reduce_epilogue(const Op *red, const Op *reader);
 bool ir_is_attention_softmax(const Op *sm, const Op *mm);
 bool ir_is_attention_scores(const Op *scores, const Op *sm);
 
+/* Lazy selects (ir/lazy.c): select(c, a, b) with a scalar c whose side a
+ * or b has work of its own (its cone: ops only that side reads) costly
+ * enough to skip when the other side is picked. ir_lazy_first_op: the
+ * first op of the lazy sides' cones in block order (NULL: not lazy).
+ * ir_lazy_guards fills guards[op->results[0]->id] for each op of b (not
+ * in regions): {select, c, true} for an op only a lazy select's true side
+ * needs and that follows c's definition (it runs only when c holds),
+ * {select, c, false} for the false side, {NULL} for the rest; guards has
+ * room for every value id of the module. */
+typedef struct IrGuard {
+  const Op *sel;
+  const Value *cond;
+  bool when;
+} IrGuard;
+bool ir_select_is_lazy(const Op *sel);
+const Op *ir_lazy_first_op(const Op *sel);
+void ir_lazy_guards(const Block *b, IrGuard *guards);
+
 /* Iteration helper: for (Op *op = b->first; op; op = op->next) */
 
 /* ---- text form (ir/print.c, ir/read.c) -------------------------------- */

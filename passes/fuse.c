@@ -56,6 +56,8 @@ typedef struct Fuser {
 static bool fusable(const Op *op) {
   if (op->kind == OP_CONST || op->nresults != 1 || !ir_fusable_kind(op->kind))
     return false;
+  if (op->kind == OP_SELECT && ir_select_is_lazy(op))
+    return false; /* its condition stays in memory: ir/lazy.c */
   DType t = op->results[0]->type.dtype;
   return t != DT_F16 && t != DT_BF16;
 }

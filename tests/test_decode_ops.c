@@ -419,3 +419,36 @@ Test(decode, topk_ties_and_early_exit_in_reverse) {
   cr_assert_str_eq(out, "1 2 4 3 | 3 | 0 0 0 4 1 0");
   free(out);
 }
+
+/* A scalar condition picks a whole side of `where`: the other side's own
+ * work runs only when picked (an `if` in the generated code), so an index
+ * out of range there is an error only then. */
+Test(decode, lazy_select_runs_only_the_side_it_picks) {
+  cr_assert(
+      lower("input x: f32[8]\ninput t: f32[]\ninput i: i32[]\n"
+            "v, order = topk(x, 8)\n"
+            "output y = where(t > 0, order[i], i32(argmax(x, axis=0)))\n"),
+      "%s", diag_text());
+  char *c = emit();
+  cr_assert(strstr(c, "  if (t6[0]) { /* the select at t.model:5:12 needs it "
+                      "only then */\n    t_L4_topk(x, order_3);\n  }\n"),
+            "%s", c);
+  cr_assert(strstr(c, "  if (!t6[0]) { /* the select at t.model:5:12 needs "
+                      "it only then */\n    t_L5_argmax(x, t8);\n  }\n"),
+            "%s", c);
+  free(c);
+  char *out =
+      run_everywhere("  float x[8] = {1, 7, 3, 9, 2, 9, 0, 5}, t = 0;\n"
+                     "  int32_t i = 100, y;\n"
+                     "  if (t_run(mod, x, &t, &i, &y, &e) != MC_OK) return 1;\n"
+                     "  printf(\"%d\", y);\n"
+                     "  t = 1;\n  i = 2;\n"
+                     "  if (t_run(mod, x, &t, &i, &y, &e) != MC_OK) return 1;\n"
+                     "  printf(\" %d\", y);\n"
+                     "  i = 100;\n"
+                     "  if (t_run(mod, x, &t, &i, &y, &e) == MC_OK) return 1;\n"
+                     "  printf(\"\\n%s\\n\", e.msg);");
+  /* argmax: the first 9; the third best: 7, at index 1 */
+  cr_assert_str_eq(out, "3 1\nindex 100 out of range [0, 8) at t.model:5:31\n");
+  free(out);
+}

@@ -431,6 +431,37 @@ def losses_and_stack(ck, work, torch):
     three_ways(ck, work, "rnn_stack", mc_e2e.model_path("rnn_stack.model"),
                {"x": x, "lengths": lengths}, weights=weights, levels=(2,))
 
+# where with a scalar condition runs the work of the side it picks only: the
+# unpicked side's index out of range is not an error
+LAZY_MODEL = """\
+input x: f32[8]
+input t: f32[]
+input i: i32[]
+v, order = topk(x, 8)
+output y = where(t > 0, order[i], i32(argmax(x, axis=0)))
+"""
+
+
+def lazy_select(ck, work):
+    """Both backends skip the unpicked side of a lazy select (ir/lazy.c)."""
+    model = work.path("lazy.model")
+    with open(model, "w") as f:
+        f.write(LAZY_MODEL)
+    x = np.array([1, 7, 3, 9, 2, 9, 0, 5], np.float32)
+    for backend in ("c", "llvm"):
+        prog = mc_e2e.compile_model(model, work.path("lazy", backend),
+                                    extra=["--backend", backend])
+        for t, i, want in ((0.0, 100, 3), (1.0, 2, 1), (1.0, 100, None)):
+            inputs = {"x": x, "t": np.float32(t), "i": np.int32(i)}
+            out = work.path("lazy", "%s-%g-%d" % (backend, t, i))
+            res, got = mc_e2e.run_program(prog, inputs, out, work, check=False)
+            what = "lazy select (%s backend), t = %g, i = %d" % (backend, t, i)
+            if want is None:
+                ck.command_failed_cleanly(what + ": the picked side's error", res)
+            else:
+                ck.check(what, res.returncode == 0 and int(got["y"]) == want,
+                         res.stderr.strip() or "y = %s" % got.get("y"))
+
 
 def decoding(ck, work, torch):
     """The decoding ops: GPT-2 generation with its KV cache (greedy, and
@@ -536,6 +567,7 @@ def body(ck, work):
     ck.check("no output written", not os.path.exists(work.path("bad-out", "y.npy")))
 
     mlp(ck, work, torch)
+    lazy_select(ck, work)
     movement(ck, work)
     # under the sanitizers (CI time) the families above: modelc's LLVM path
     # is what they check, and the families below add kernels, not paths
