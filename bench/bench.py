@@ -91,6 +91,15 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
                    arena_mb="" if arena is None else arena / 2 ** 20, compile_s=compile_s)
         mc_s, columns, mc_out = time_modelc(case, prog, big_args, work, n, runs)
         row.update(columns)
+        # the peak RSS target: weights + arena + 16 MB, plus the program's
+        # own inputs and outputs (a prompt's logits are 25-98 MB)
+        io = sum(np.asarray(v).nbytes for v in inputs.values()) + sum(
+            os.path.getsize(os.path.join(mc_out, f)) for f in os.listdir(mc_out)
+            if f.endswith(".npy"))
+        row["io_mb"] = io / 2 ** 20
+        row["rss_budget_mb"] = (row["weights_mb"] + (row["arena_mb"] or 0) + row["io_mb"]
+                                + 16)
+        row["rss_ok"] = "yes" if row["rss_mc_mb"] <= row["rss_budget_mb"] else "no"
         if llvm_prog:  # right after the C program's, as torch's threads may linger
             os.makedirs(os.path.join(work, "llvm"), exist_ok=True)
             llvm_s, _, llvm_out = time_modelc(case, llvm_prog, big_args,

@@ -132,8 +132,9 @@ def fmt_ms(v):
 def print_table(rows, failures):
     print()
     head = ("#", "case", "thr", "modelc ms", "llvm/c", "torch ms", "torch setting", "mc/pt",
-            "target", "met", "metric", "RSS mc", "RSS pt", "wts MB", "arena", "check")
-    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %12s %3s %-38s %6s %6s %7s %6s  %s"
+            "target", "met", "metric", "RSS mc", "budget", "RSS pt", "wts MB", "arena",
+            "check")
+    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %12s %3s %-38s %6s %10s %6s %7s %6s  %s"
     print(fmt % head)
     for r in rows:
         print(fmt % (r["row"], r["case"][:40], r["threads"], fmt_ms(r["modelc_ms"]),
@@ -141,7 +142,9 @@ def print_table(rows, failures):
                      fmt_ms(r["torch_ms"]), r["torch_setting"],
                      "%.2f" % r["ratio"] if r["ratio"] != "" else "-",
                      r["target"], r["target_met"] or "-", r["metric"][:38],
-                     "%.0f" % r["rss_mc_mb"], "%.0f" % r["rss_pt_mb"],
+                     "%.0f" % r["rss_mc_mb"],
+                     "%.0f %s" % (r["rss_budget_mb"], r["rss_ok"]) if "rss_ok" in r else "-",
+                     "%.0f" % r["rss_pt_mb"],
                      "%.1f" % r["weights_mb"],
                      "%.1f" % r["arena_mb"] if r["arena_mb"] != "" else "?", r["check"]))
     print("ms: per run (decoding: per token). mc/pt: modelc time / torch time at the same "
@@ -150,9 +153,11 @@ def print_table(rows, failures):
           "metric: GFLOP/s; decoding: the bandwidth bound\n(weight bytes per token / triad "
           "bandwidth) and the share of it each side reaches; activation chain: 8 bytes per "
           "element / time. RSS: peak MB\n(GNU time). wts MB: the safetensors weights; arena: "
-          "MiB of the planned arena of intermediates.\nllvm/c: the LLVM backend's "
-          "program (--backend llvm) / the C backend's, same inputs and threads; - where "
-          "the LLVM backend does not compile the model's ops yet.")
+          "MiB of the planned arena of intermediates. budget: the peak RSS target, wts MB + "
+          "arena + the program's\ninputs and outputs + 16 MB, and whether RSS mc is within "
+          "it.\nllvm/c: the LLVM backend's program (--backend llvm) / the C backend's, same "
+          "inputs and threads; - where the LLVM backend\ndoes not compile the model's ops "
+          "yet.")
     for key, msg in failures:
         print("FAILED %s: %s" % (key, msg))
     warn = [r for r in rows if not r["check_ok"] or r.get("llvm_check_ok") is False]
