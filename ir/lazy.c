@@ -177,20 +177,6 @@ static bool cone(const Uses *u, const Op *sel, int side, bool *in) {
   return false;
 }
 
-bool ir_select_is_lazy(const Op *sel) {
-  if (!scalar_cond(sel))
-    return false;
-  const Block *b = sel->parent;
-  int ids = max_id(b) + 1;
-  Uses u;
-  uses_build(&u, b, ids);
-  bool *in = malloc(sizeof(bool) * (size_t)ids);
-  bool lazy = cone(&u, sel, 1, in) || cone(&u, sel, 2, in);
-  free(in);
-  uses_free(&u);
-  return lazy;
-}
-
 const Op *ir_lazy_first_op(const Op *sel) {
   if (!scalar_cond(sel))
     return NULL;
@@ -216,6 +202,10 @@ const Op *ir_lazy_first_op(const Op *sel) {
   free(in);
   uses_free(&u);
   return first;
+}
+
+bool ir_select_is_lazy(const Op *sel) {
+  return ir_lazy_first_op(sel) != NULL;
 }
 
 void ir_lazy_guards(const Block *b, IrGuard *guards) {
