@@ -314,12 +314,17 @@ static void name_value(FnEmit *fe, const Value *v) {
 }
 
 /* Names of live values; a scan's carry arguments take the names of its
- * carry results (the loop keeps the state in them), its step index is an
- * int32_t whose address the kernels read. */
+ * carry results (the loop keeps the state in them), which a carry that
+ * starts in its initial value's buffer takes from that buffer; its step
+ * index is an int32_t whose address the kernels read. */
 static void name_values(FnEmit *fe, const Block *b) {
   for (const Op *op = b->first; op; op = op->next) {
-    for (int i = 0; i < op->nresults; i++)
+    for (int i = 0; i < op->nresults; i++) {
+      ValueInfo *vi = cg_info(fe, op->results[i]);
+      if (op->kind == OP_SCAN && vi->storage == ST_ALIAS) /* a carry that */
+        vi->cname = cg_pointer(fe, vi->alias);            /* starts in place */
       name_value(fe, op->results[i]);
+    }
     if (op->kind != OP_SCAN || cg_info(fe, op->results[0])->uses == 0)
       continue;
     const Block *body = op->regions[0];
@@ -363,7 +368,8 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
     } else if (vi->storage == ST_WORKSPACE) {
       cg_buf_printf(out, "  %s *%s = (%s *)(ws + off[%d]);\n", ct, vi->cname,
                     ct, vi->index);
-    } else if (vi->storage == ST_ALIAS && vi->referenced) {
+    } else if (vi->storage == ST_ALIAS && vi->referenced &&
+               op->kind != OP_SCAN) { /* a scan's: named as its buffer */
       cg_buf_printf(out, "  const %s *%s = %s; /* %s of %s */\n", ct, vi->cname,
                     cg_pointer(fe, vi->alias), ir_op_info[op->kind].name,
                     value_text(fe, op->operands[0]));
@@ -401,12 +407,7 @@ bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
         run, "  if (%s%s[0]) { /* the select at %s needs it only then */\n",
         vi->guard_when ? "" : "!", cg_pointer(fe, vi->guard),
         cg_where(fe->e, vi->guard_sel->loc));
-    for (const char *line = text; *line;) {
-      const char *end = strchr(line, '\n');
-      size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
-      cg_buf_printf(run, "  %.*s", (int)n, line);
-      line += n;
-    }
+    cg_buf_indented(run, text, 2);
     cg_buf_puts(run, "  }\n");
   }
   cg_buf_free(&code);

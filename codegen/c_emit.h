@@ -28,6 +28,8 @@ void cg_buf_printf(CgBuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cg_buf_vprintf(CgBuf *b, const char *fmt, va_list ap);
 void cg_buf_puts(CgBuf *b, const char *s);
+/* text with `extra` more spaces before each of its lines */
+void cg_buf_indented(CgBuf *b, const char *text, int extra);
 const char *cg_buf_str(const CgBuf *b); /* "" while empty */
 void cg_buf_free(CgBuf *b);
 
@@ -446,6 +448,10 @@ bool cg_state_update_in_place(FnEmit *fe, const Value *s, const Value *r,
 /* c_in_place.c: whether carry i of `scan` may be computed straight into
  * the carry's buffer (its new value then gets ST_CARRY). */
 bool cg_carry_update_in_place(FnEmit *fe, const Op *scan, int i);
+/* c_in_place.c: whether carry i of `scan` may live in its initial value's
+ * buffer (its result then aliases that buffer, and the scan copies
+ * nothing in). Called in program order by the storage assignment. */
+bool cg_carry_starts_in_place(FnEmit *fe, const Op *scan, int i);
 /* c_views.c: marks the operands of matmuls in b (and its regions) that
  * are read as views (ValueInfo.view); after liveness, before storage. */
 void cg_find_views(FnEmit *fe, const Block *b);

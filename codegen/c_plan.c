@@ -19,7 +19,9 @@
  * aliases (reshapes, updates made in place). A read inside a scan's region
  * of a buffer defined outside that scan counts as a read at the scan's end:
  * every step of the loop reads it. So does the scan's reading of its
- * sequences; its carries' initial values are read at its begin. A region's
+ * sequences; its carries' initial values are read at its begin, but for a
+ * carry that lives in its initial value's buffer (c_in_place.c), which the
+ * loop writes until its end. A region's
  * own buffers never outlive a step: the yield copies what the next step
  * needs into the carries, which are the scan results' buffers. Values
  * written straight into the caller's output buffers are not in the arena.
@@ -147,6 +149,8 @@ static void note_steps(Steps *s, const Block *b) {
       if (buffer >= 0) {
         p->start[buffer] = begin;
         extend(p, buffer, end);
+      } else if (scan) { /* a carry in its initial value's buffer */
+        note_read(s, op->results[i], op, end);
       }
     }
     for (int i = 0; i < op->noperands; i++) {

@@ -66,16 +66,6 @@ static const char *row_at(FnEmit *fe, const Value *v, const char *t,
                  row_elems(fe, v, used));
 }
 
-/* Appends text with every line indented `extra` more spaces. */
-static void indent_by(CgBuf *out, const char *text, int extra) {
-  while (*text) {
-    const char *nl = strchr(text, '\n');
-    size_t len = nl ? (size_t)(nl - text + 1) : strlen(text);
-    cg_buf_printf(out, "%*s%.*s", extra, "", (int)len, text);
-    text += len;
-  }
-}
-
 bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   Emitter *e = fe->e;
   Arena *a = &e->arena;
@@ -108,11 +98,14 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
       }
   }
   for (int i = 0; i < nc; i++)
-    if (root_of(fe, op->operands[i]) != op->results[i])
+    if (root_of(fe, op->operands[i]) != root_of(fe, op->results[i]))
       cg_buf_printf(run, "  memcpy(%s, %s, %s);\n",
                     cg_pointer(fe, op->results[i]),
                     cg_pointer(fe, op->operands[i]),
                     cg_buffer_bytes(fe, op->results[i], &used));
+    else if (cg_info(fe, op->results[i])->storage == ST_ALIAS)
+      cg_buf_printf(run, "  /* carry %d starts in %s */\n", i,
+                    cg_pointer(fe, op->results[i]));
   const char *steps = until ? cg_names_unique(&fe->locals, a, "steps") : NULL;
   const char *stop = until ? cg_names_unique(&fe->locals, a, "stop") : NULL;
   if (until)
@@ -181,7 +174,7 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
     cg_buf_printf(&inner, "  %s = %s + 1;\n  if (%s)\n    break;\n", steps,
                   step, stop);
   if (ok) {
-    indent_by(run, cg_buf_str(&inner), 2);
+    cg_buf_indented(run, cg_buf_str(&inner), 2);
     cg_buf_puts(run, "  }\n");
   }
   if (ok && until) { /* rows no step wrote are zeros; the step count */
@@ -343,9 +336,9 @@ bool cg_emit_scan_pair(FnEmit *fe, const Op *s1, const Op *s2, CgBuf *run,
                 "    if (task == 0) {\n",
                 where, cg_buf_str(&c.fields), name, name, name,
                 cg_buf_str(&c.unpack));
-  indent_by(tasks, cg_buf_str(&b1), 4);
+  cg_buf_indented(tasks, cg_buf_str(&b1), 4);
   cg_buf_puts(tasks, "    } else {\n");
-  indent_by(tasks, cg_buf_str(&b2), 4);
+  cg_buf_indented(tasks, cg_buf_str(&b2), 4);
   cg_buf_puts(tasks, "    }\n  }\n}\n\n");
   cg_buf_printf(run,
                 "  { /* the scans of %s, side by side */\n"

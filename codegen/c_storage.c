@@ -145,6 +145,10 @@ static bool assign_storage(FnEmit *fe, const Block *b) {
       } else if (cg_op_is_alias(op) || cg_update_in_place(fe, op)) {
         vi->storage = ST_ALIAS;
         vi->alias = alias_root(fe, op->operands[0]);
+      } else if (op->kind == OP_SCAN && i < op->attrs.scan.ncarry &&
+                 cg_carry_starts_in_place(fe, op, i)) {
+        vi->storage = ST_ALIAS;
+        vi->alias = alias_root(fe, op->operands[i]);
       } else {
         vi->storage = ST_WORKSPACE;
       }

@@ -46,6 +46,15 @@ void cg_buf_puts(CgBuf *b, const char *s) {
   cg_buf_printf(b, "%s", s);
 }
 
+void cg_buf_indented(CgBuf *b, const char *text, int extra) {
+  while (*text) {
+    const char *nl = strchr(text, '\n');
+    size_t len = nl ? (size_t)(nl - text + 1) : strlen(text);
+    cg_buf_printf(b, "%*s%.*s", extra, "", (int)len, text);
+    text += len;
+  }
+}
+
 const char *cg_buf_str(const CgBuf *b) {
   return b->data ? b->data : "";
 }

@@ -81,7 +81,7 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
   }
   LLVMValueRef len = llvm_dim(L, op->attrs.scan.length, F->sym);
   for (int i = 0; i < nc; i++)
-    if (root_of(fe, op->operands[i]) != op->results[i])
+    if (root_of(fe, op->operands[i]) != root_of(fe, op->results[i]))
       copy(F, llvm_pointer(F, op->results[i]), llvm_pointer(F, op->operands[i]),
            bytes_of(F, op->results[i]));
   LLVMValueRef index_slot = entry_slot(F, L->i32, "t");

@@ -452,3 +452,38 @@ Test(decode, lazy_select_runs_only_the_side_it_picks) {
   cr_assert_str_eq(out, "3 1\nindex 100 out of range [0, 8) at t.model:5:31\n");
   free(out);
 }
+
+/* A carry starts in its initial value's buffer when nothing reads that
+ * value afterwards: x * 2 and the first scan's carry go on into the second
+ * scan (and the output) in one buffer, nothing is copied in. */
+Test(decode, carry_starts_in_its_initial_buffer) {
+  cr_assert(lower("input x: f32[4]\ninput rows: f32[5, 4]\n"
+                  "fn step(c, r) { return c + r, c * 3 }\n"
+                  "c1, ys1 = scan(step, x * 2, rows)\n"
+                  "c2, ys2 = scan(step, c1, rows)\n"
+                  "output c = c2\noutput ys = ys1 + ys2\n"),
+            "%s", diag_text());
+  char *c = emit();
+  cr_assert(strstr(c,
+                   "  t_L4_mul(x, c);\n  /* t.model:4:11: scan over 5 steps: "
+                   "c1, ys1 = scan(step, x * 2, rows) */\n  /* carry 0 "
+                   "starts in c */\n"),
+            "%s", c);
+  cr_assert(strstr(c, "rows) */\n  /* carry 0 starts in c */\n  for"), "%s", c);
+  const char *loop = strstr(c, "for (int64_t step = 0;");
+  cr_assert(loop, "%s", c);
+  for (const char *p = strstr(c, "memcpy(c"); p && p < loop;
+       p = strstr(p + 1, "memcpy(c"))
+    cr_assert_fail("a carry is copied in:\n%s", c);
+  free(c);
+  char *out = run_everywhere(
+      "  float x[4] = {0, 1, 2, 3}, rows[20], cc[4], ys[20];\n"
+      "  for (int i = 0; i < 20; i++) rows[i] = (float)i - 7;\n"
+      "  if (t_run(mod, x, rows, cc, ys, &e) != MC_OK) return 1;\n"
+      "  for (int i = 0; i < 4; i++) printf(\"%g \", cc[i]);\n"
+      "  for (int i = 0; i < 20; i += 7) printf(\" %g\", ys[i]);");
+  /* as numpy computes it: c = 2x + twice the rows' column sums; ys, 3 c
+   * before each step of either scan, summed */
+  cr_assert_str_eq(out, "10 22 34 46  15 72 51");
+  free(out);
+}

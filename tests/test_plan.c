@@ -338,12 +338,14 @@ static const char *kv_driver =
 
 Test(plan, checked_build_of_a_kv_cache_decoding_loop) {
   char *c = emit(kv_model);
-  /* the cache is updated in place and planned at run time */
+  /* the cache is updated in place, in the buffer of cache0 + 1 where it
+   * starts, and planned at run time */
   cr_assert(strstr(c, "carry 0 is in place"), "%s", c);
+  cr_assert(strstr(c, "carry 0 starts in t3 */"), "%s", c);
   cr_assert(strstr(c, "end = mc_plan_place("), "%s", c);
   cr_assert(strstr(c, "mc_plan_check(\"t_run_layout\""), "%s", c);
   int cf, cl, df, dl;
-  buffer_line(c, "cache_", &cf, &cl);
+  buffer_line(c, "t3:", &cf, &cl);
   buffer_line(c, "got_", &df, &dl); /* e is summed where it is computed */
   cr_expect(cf < df && dl < cl, "cache %d-%d, got %d-%d\n%s", cf, cl, df, dl,
             c);
