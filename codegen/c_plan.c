@@ -19,9 +19,9 @@
  * aliases (reshapes, updates made in place). A read inside a scan's region
  * of a buffer defined outside that scan counts as a read at the scan's end:
  * every step of the loop reads it. So does the scan's reading of its
- * sequences; its carries' initial values are read at its begin, but for a
- * carry that lives in its initial value's buffer (c_in_place.c), which the
- * loop writes until its end. A region's
+ * sequences; its carries' initial values are read at its begin (a carry
+ * that lives in its initial value's buffer, c_in_place.c, keeps that
+ * buffer to the scan's end). A region's
  * own buffers never outlive a step: the yield copies what the next step
  * needs into the carries, which are the scan results' buffers. Values
  * written straight into the caller's output buffers are not in the arena.
