@@ -97,9 +97,9 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
             os.path.getsize(os.path.join(mc_out, f)) for f in os.listdir(mc_out)
             if f.endswith(".npy"))
         row["io_mb"] = io / 2 ** 20
-        row["rss_budget_mb"] = (row["weights_mb"] + (row["arena_mb"] or 0) + row["io_mb"]
-                                + 16)
-        row["rss_ok"] = "yes" if row["rss_mc_mb"] <= row["rss_budget_mb"] else "no"
+        if row["arena_mb"] != "":  # unknown for a training program
+            row["rss_budget_mb"] = row["weights_mb"] + row["arena_mb"] + row["io_mb"] + 16
+            row["rss_ok"] = "yes" if row["rss_mc_mb"] <= row["rss_budget_mb"] else "no"
         if llvm_prog:  # right after the C program's, as torch's threads may linger
             os.makedirs(os.path.join(work, "llvm"), exist_ok=True)
             llvm_s, _, llvm_out = time_modelc(case, llvm_prog, big_args,
