@@ -98,6 +98,17 @@ static bool reads_old(FnEmit *fe, const Op *o, const Value *r, const Op *update,
   return false;
 }
 
+/* Some output of the function reads r's old contents (op: the update, in
+ * the function's body or in a region, which no output reads from). */
+static bool output_reads_old(FnEmit *fe, const Value *r, const Op *op) {
+  if (op->parent != fe->f->body)
+    return false;
+  for (int i = 0; i < fe->f->noutputs; i++)
+    if (version(fe, fe->f->outputs[i].value, r, op) == V_OLD)
+      return true;
+  return false;
+}
+
 bool cg_update_in_place(FnEmit *fe, const Op *op) {
   if (op->kind != OP_DYNAMIC_UPDATE_SLICE)
     return false;
@@ -112,13 +123,7 @@ bool cg_update_in_place(FnEmit *fe, const Op *op) {
     carry = r->def_index;
   if ((st != ST_WORKSPACE && carry < 0) || home != op->parent)
     return false;
-  if (reads_old(fe, op->next, r, op, carry))
-    return false;
-  if (op->parent == fe->f->body)
-    for (int i = 0; i < fe->f->noutputs; i++)
-      if (version(fe, fe->f->outputs[i].value, r, op) == V_OLD)
-        return false;
-  return true;
+  return !reads_old(fe, op->next, r, op, carry) && !output_reads_old(fe, r, op);
 }
 
 /* r, a workspace value of block b, is an elementwise loop's result of s's
@@ -182,12 +187,7 @@ bool cg_carry_starts_in_place(FnEmit *fe, const Op *scan, int i) {
         (k >= scan->attrs.scan.ncarry ||
          cg_info(fe, scan->results[k])->storage == ST_ALIAS))
       return false;
-  if (reads_old(fe, scan->regions[0]->first, r, scan, -1) ||
-      reads_old(fe, scan->next, r, scan, -1))
-    return false;
-  if (scan->parent == fe->f->body)
-    for (int o = 0; o < fe->f->noutputs; o++)
-      if (version(fe, fe->f->outputs[o].value, r, scan) == V_OLD)
-        return false;
-  return true;
+  return !reads_old(fe, scan->regions[0]->first, r, scan, -1) &&
+         !reads_old(fe, scan->next, r, scan, -1) &&
+         !output_reads_old(fe, r, scan);
 }
