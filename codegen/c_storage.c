@@ -257,14 +257,14 @@ static void mark_referenced(FnEmit *fe, const Block *b) {
   }
 }
 
-/* The guards of the ops of b and its regions (ir_lazy_guards), where the
- * condition is a value in memory: the backends run such an op under
- * `if`. */
+/* The guards of the ops of b and its scans' regions (ir_lazy_guards),
+ * where the condition is a value in memory: the backends run such an op
+ * under `if`. A fused op's region is one loop's body: nothing to skip. */
 static void find_guards(FnEmit *fe, const Block *b, IrGuard *g) {
   ir_lazy_guards(b, g);
   for (const Op *op = b->first; op; op = op->next) {
-    for (int r = 0; r < op->nregions; r++)
-      find_guards(fe, op->regions[r], g);
+    if (op->kind == OP_SCAN)
+      find_guards(fe, op->regions[0], g);
     if (op->nresults == 0 || !g[op->results[0]->id].cond)
       continue;
     const IrGuard *x = &g[op->results[0]->id];

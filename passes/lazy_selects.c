@@ -56,8 +56,8 @@ static void move_up(Block *b, Value *v, Op *first) {
 
 static void lazy_block(Block *b) {
   for (Op *op = b->first; op; op = op->next) {
-    for (int r = 0; r < op->nregions; r++)
-      lazy_block(op->regions[r]);
+    if (op->kind == OP_SCAN) /* a fused op's region has nothing to skip */
+      lazy_block(op->regions[0]);
     if (op->kind != OP_SELECT)
       continue;
     Op *first = (Op *)ir_lazy_first_op(op);
