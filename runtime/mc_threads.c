@@ -110,36 +110,43 @@ int mc_get_threads(void) {
 
 /* Before sleeping, a thread waits actively for a while, on both sides:
  * kernels come in quick succession, and waking a sleeping thread costs
- * tens of microseconds, more on a busy machine. After a few pauses it
- * yields the CPU at each step, so that a co-scheduled thread it waits for
- * (or another program) can run. */
+ * tens of microseconds, more on a busy machine. For THREADS_PAUSE_NS it
+ * only pauses (a decoded token's kernels are apart by a few microseconds;
+ * a sched_yield costs 1.5 us in a VM, and a thread inside one sees the
+ * next kernel late: GPT-2 f16 decoding at 2 threads lost about 4% to
+ * them), then it yields the CPU at each step until THREADS_SPIN_NS, so
+ * that a co-scheduled thread it waits for (or another program) can run. */
+#define THREADS_PAUSE_NS 50000
 #define THREADS_SPIN_NS 200000
 
 typedef struct ThreadSpin {
   int steps;
+  int yielding; /* past THREADS_PAUSE_NS */
   struct timespec start;
 } ThreadSpin;
 
-/* One step of waiting; 0 once the time is up. */
+/* One step of waiting; 0 once the time is up. While pausing, the clock is
+ * read every 64 steps (a pause takes about 20 ns, the clock 30). */
 static int threads_spin(ThreadSpin *s) {
-  if (s->steps++ < 64) {
+  if (s->yielding || s->steps % 64 == 0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (s->steps == 0)
+      s->start = now;
+    long waited = (now.tv_sec - s->start.tv_sec) * 1000000000L +
+                  (now.tv_nsec - s->start.tv_nsec);
+    if (waited >= THREADS_SPIN_NS)
+      return 0;
+    s->yielding = waited >= THREADS_PAUSE_NS;
+  }
+  s->steps++;
+  if (s->yielding)
+    sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
+  else
     __builtin_ia32_pause();
 #endif
-    return 1;
-  }
-  sched_yield();
-  if (s->steps % 16)
-    return 1;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  if (s->steps == 80) {
-    s->start = now;
-    return 1;
-  }
-  return (now.tv_sec - s->start.tv_sec) * 1000000000L +
-             (now.tv_nsec - s->start.tv_nsec) <
-         THREADS_SPIN_NS;
+  return 1;
 }
 
 /* Chunk c of nchunks: a balanced share of the ceil(n / grain) grains. */
@@ -160,7 +167,7 @@ static void *threads_worker(void *arg) {
   unsigned long seen = pool.started_at[chunk - 1];
   pthread_mutex_unlock(&pool.lock);
   for (;;) {
-    ThreadSpin spin = {0, {0, 0}};
+    ThreadSpin spin = {0};
     while (atomic_load(&pool.generation) == seen && threads_spin(&spin))
       continue;
     pthread_mutex_lock(&pool.lock);
@@ -238,7 +245,7 @@ void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
   fn(ctx, begin, end);
   in_region = 0;
 
-  ThreadSpin spin = {0, {0, 0}};
+  ThreadSpin spin = {0};
   while (atomic_load(&pool.pending) > 0 && threads_spin(&spin))
     continue;
   if (atomic_load(&pool.pending) > 0) {
