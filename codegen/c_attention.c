@@ -11,7 +11,7 @@
  *       float *restrict sc = s + slot * BLOCK * N;  (BLOCK: ATTN_ROWS or M)
  *       for (int64_t blk = slot; blk < batches * row_blocks; blk += nt) {
  *         S rows r0 .. r0+rows of batch blk / row_blocks into sc (with ep)
- *         mc_softmax_f32(sc, sc, rows, N, 1);
+ *         for (r = 0; r < rows; r++) mc_softmax_row_f32(sc + r * N, ...);
  *         mc_gemm_f32(rows, DV, N, sc, N, 1, v + ..., y + ... + r0 * DV, ...);
  *       }
  *     }
@@ -188,7 +188,10 @@ bool cg_kernel_attention(CgKernel *k, Diag *d) {
           "%s, %s, sc, %s, %s);",
           k->epilogue ? "_ep" : "", keys, g.K, aoff, g.rsa, g.rsa, g.csa, boff,
           g.rsb, g.csb, keys, last);
-  cg_line(k, 3, "mc_softmax_f32(sc, sc, rows, %s, 1);", keys);
+  cg_line(k, 3, "for (int64_t r = 0; r < rows; r++)");
+  cg_line(k, 4, "mc_softmax_row_f32(sc + r * %s, sc + r * %s, %s);", keys, keys,
+          keys);
+  k->softmax_row = true;
   cg_line(k, 3,
           "mc_gemm_f32(rows, %s, %s, sc, %s, 1, v + %s, %s, %s, y + %s + r0 * "
           "%s, %s, 0);",

@@ -111,7 +111,8 @@ typedef struct CgKernel {
    * reads (the others only size the range). NULL range: a plain body. */
   const char *range, *grain;
   uint64_t body_syms;
-  bool can_fail; /* returns int and takes McError *err */
+  bool can_fail;    /* returns int and takes McError *err */
+  bool softmax_row; /* calls mc_softmax.h's mc_softmax_row_f32 */
 } CgKernel;
 
 /* ---- loops and indexes of kernels (c_loops.c) ---------------------------- */
@@ -324,6 +325,7 @@ typedef struct Emitter {
   CgBuf consts, model, kernels, funcs, info, header;
   bool any_workspace;
   bool any_run_time_plan; /* some layout calls mc_plan_place */
+  bool any_softmax_row;   /* some kernel includes mc_softmax.h's */
   DType *wstore;          /* by param: how the model keeps it (c_weights.c) */
   bool *wtrans;
   bool *wpacked;

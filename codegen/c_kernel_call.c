@@ -238,6 +238,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
     cg_buf_free(&k.defs);
     return false;
   }
+  e->any_softmax_row |= k.softmax_row;
   const Op *kop = op; /* op, for the comment */
   CgBuf code = {0};   /* the kernel, KERNEL_NAME its name */
   cg_buf_puts(&code, cg_buf_str(&k.defs));

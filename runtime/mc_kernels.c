@@ -13,6 +13,7 @@
 #endif
 
 #include "mc_runtime.h"
+#include "mc_softmax.h"
 #include "mc_vmath.h"
 
 #include <math.h>
@@ -70,16 +71,13 @@
 
 MC_DEFINE_GEMM(mc_gemm_f64, double)
 
-/* The f32 softmax: rows on the runtime's threads, each row in three
- * passes (max, exp(x - max) and their sum, scale) over 8 lanes (element j
- * in lane j % 8) that the compiler vectorizes; exp is mc_expf (<= 1 ulp).
- * The sum is in double, lane by lane and then the lanes pairwise, so a
- * row's bits depend on neither its stride nor the thread count. A row that
- * is all -inf has max -inf, so x - max is nan and the row becomes nan, as
- * torch returns; a nan anywhere makes the row nan, also as torch. Reads of
- * x[j] precede the write of y[j]: y may be x. */
-#define SOFTMAX_LANES 8
-
+/* The f32 softmax: rows on the runtime's threads, each row as
+ * mc_softmax.h describes (max, exp(x - max) and their sum in double over 8
+ * lanes, scale). A contiguous row is mc_softmax_row_f32; a strided one and
+ * log_softmax take softmax_row_f32 below, lane by lane the same operations
+ * (the same bits), so a row's bits depend on neither its stride nor the
+ * thread count. log_softmax: (x - max) - log(sum). Reads of x[j] precede
+ * the write of y[j]: y may be x. */
 typedef struct SoftmaxJob {
   const float *x;
   float *y;
@@ -89,28 +87,37 @@ typedef struct SoftmaxJob {
 
 static inline __attribute__((always_inline)) void
 softmax_row_f32(const float *x, float *y, int64_t n, int64_t s, int log_sm) {
-  float m[SOFTMAX_LANES];
-  double sum[SOFTMAX_LANES];
-  for (int q = 0; q < SOFTMAX_LANES; q++) {
+  enum { L = MC_SOFTMAX_LANES };
+  float m[L];
+  int32_t nan[L];
+  double sum[L];
+  for (int q = 0; q < L; q++) {
     m[q] = x[0];
+    nan[q] = 0;
     sum[q] = 0;
   }
-  int64_t body = n / SOFTMAX_LANES * SOFTMAX_LANES;
-  int64_t j = 0;
-  for (; j < body; j += SOFTMAX_LANES)
-    for (int q = 0; q < SOFTMAX_LANES; q++) {
+  int64_t body = n / L * L, j = 0;
+  for (; j < body; j += L)
+    for (int q = 0; q < L; q++) {
       float v = x[(j + q) * s];
-      m[q] = v > m[q] || v != v ? v : m[q];
+      m[q] = v > m[q] ? v : m[q];
+      nan[q] |= v != v;
     }
   for (int q = 0; j + q < n; q++) {
     float v = x[(j + q) * s];
-    m[q] = v > m[q] || v != v ? v : m[q];
+    m[q] = v > m[q] ? v : m[q];
+    nan[q] |= v != v;
   }
   float max = m[0];
-  for (int q = 1; q < SOFTMAX_LANES; q++)
-    max = m[q] > max || m[q] != m[q] ? m[q] : max;
-  for (j = 0; j < body; j += SOFTMAX_LANES)
-    for (int q = 0; q < SOFTMAX_LANES; q++) {
+  int32_t any = nan[0];
+  for (int q = 1; q < L; q++) {
+    max = m[q] > max ? m[q] : max;
+    any |= nan[q];
+  }
+  if (any)
+    max = NAN;
+  for (j = 0; j < body; j += L)
+    for (int q = 0; q < L; q++) {
       float v = mc_expf(x[(j + q) * s] - max);
       if (!log_sm)
         y[(j + q) * s] = v;
@@ -122,7 +129,7 @@ softmax_row_f32(const float *x, float *y, int64_t n, int64_t s, int log_sm) {
       y[(j + q) * s] = v;
     sum[q] += v;
   }
-  for (int w = SOFTMAX_LANES / 2; w > 0; w /= 2)
+  for (int w = L / 2; w > 0; w /= 2)
     for (int q = 0; q < w; q++)
       sum[q] += sum[q + w];
   if (log_sm) {
@@ -146,9 +153,7 @@ softmax_row_f32(const float *x, float *y, int64_t n, int64_t s, int log_sm) {
 #define SOFTMAX_VECTORIZE
 #endif
 
-/* Rows [begin, end). The contiguous softmax (attention's, a classifier's)
- * is a copy of its own with the row's branches resolved, so that its loops
- * vectorize; lane by lane it does the same operations (the same bits). */
+/* Rows [begin, end). */
 SOFTMAX_VECTORIZE static void softmax_rows_f32(void *ctx, int64_t begin,
                                                int64_t end) {
   const SoftmaxJob *job = ctx;
@@ -156,7 +161,7 @@ SOFTMAX_VECTORIZE static void softmax_rows_f32(void *ctx, int64_t begin,
   for (int64_t r = begin; r < end; r++) {
     int64_t at = r / inner * n * inner + r % inner;
     if (inner == 1 && !job->logarithmic)
-      softmax_row_f32(job->x + at, job->y + at, n, 1, 0);
+      mc_softmax_row_f32(job->x + at, job->y + at, n);
     else
       softmax_row_f32(job->x + at, job->y + at, n, inner, job->logarithmic);
   }

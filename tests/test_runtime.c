@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mc_runtime.h"
+#include "mc_softmax.h"
 
 static char tmpdir[64];
 
@@ -575,6 +576,34 @@ Test(kernels, softmax_all_masked_row_is_nan_like_torch) {
   for (int j = 0; j < 3; j++)
     cr_assert(isnan(nan_row[j]));
   mc_softmax_f32(x, y, 0, 3, 1); /* empty: no-op */
+}
+
+/* mc_softmax.h's row (what generated attention kernels call, compiled
+ * with the model's -march) against the runtime's strided rows: the same
+ * bits for every length around the lanes, and a NaN anywhere (any lane,
+ * body or tail) makes the row NaN. */
+Test(kernels, softmax_row_matches_strided_rows) {
+  enum { NMAX = 41, I = 2 };
+  static float x[NMAX], xt[NMAX * I], y[NMAX], yt[NMAX * I];
+  for (int n = 1; n <= NMAX; n++) {
+    for (int i = 0; i < n; i++) {
+      x[i] = rnd() * 30;
+      xt[i * I] = x[i];
+      xt[i * I + 1] = 0;
+    }
+    mc_softmax_row_f32(x, y, n);
+    mc_softmax_f32(xt, yt, 1, n, I);
+    for (int i = 0; i < n; i++)
+      cr_assert(!memcmp(&y[i], &yt[i * I], 4), "n %d at %d: %a %a", n, i, y[i],
+                yt[i * I]);
+    for (int at = 0; at < n; at++) {
+      memcpy(y, x, sizeof x);
+      y[at] = NAN;
+      mc_softmax_row_f32(y, y, n); /* in place */
+      for (int i = 0; i < n; i++)
+        cr_assert(isnan(y[i]), "n %d NaN at %d: %a at %d", n, at, y[i], i);
+    }
+  }
 }
 
 /* mc_alloc_zeroed: zeroed memory for free(), 2 MB-aligned from 2 MB on
