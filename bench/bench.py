@@ -83,12 +83,14 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
         llvm_prog, _ = compile_case(modelc, llvm_case, os.path.join(root, "progs"), progs)
     except RuntimeError as e:
         llvm_prog, llvm_why = None, str(e).strip().splitlines()[-1]
-    arena = arena_bytes(modelc, case, work)
+    arena, arena_low = arena_bytes(modelc, case, work) or (None, None)
     saved = False
     for n in threads_list:
         row = dict(row=case["row"], key=case["key"], case=case["name"], threads=n,
                    target=target_text(case["target"]), weights_mb=weight_bytes / 2 ** 20,
-                   arena_mb="" if arena is None else arena / 2 ** 20, compile_s=compile_s)
+                   arena_mb="" if arena is None else arena / 2 ** 20,
+                   arena_vs_live="" if not arena_low else arena / arena_low,
+                   compile_s=compile_s)
         mc_s, columns, mc_out = time_modelc(case, prog, big_args, work, n, runs)
         row.update(columns)
         # the peak RSS target: weights + arena + 16 MB, plus the program's

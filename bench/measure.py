@@ -269,10 +269,13 @@ def compile_case(modelc, case, outdir, cache):
 
 
 def arena_bytes(modelc, case, workdir):
-    """The arena the generated program plans for the case's sizes: the C of
-    `modelc compile --emit c` with the symbolic sizes fixed by -D states it in
-    the comment of each workspace ("Workspace of NAME ... Arena: N bytes").
-    0 when there is no workspace, None when unknown (e.g. a run-time plan)."""
+    """(arena, lower bound): the arena the generated program plans for the
+    case's sizes and the most bytes of intermediates live at one step (the
+    issue's lower bound; the target is arena <= 1.2 x that). The C of `modelc
+    compile --emit c` with the symbolic sizes fixed by -D states both in the
+    comment of each workspace ("Workspace of NAME ... Arena: N bytes; the
+    most bytes live at one step: L"). (0, 0) when there is no workspace,
+    None when unknown (e.g. a run-time plan)."""
     out = os.path.join(workdir, "emit_c")
     cmd = modelc_compile_cmd(modelc, case, "c", out, list(case["defines"].items())
                              + list(case["arena_defines"].items()))
@@ -285,10 +288,11 @@ def arena_bytes(modelc, case, workdir):
     for chunk in text.split("/* Workspace of ")[1:]:
         comment = chunk.split("*/")[0]
         name = re.match(r"(\w+)", comment).group(1)
-        m = re.search(r"Arena: (\d+) bytes", comment)
-        spaces[name] = int(m.group(1)) if m else None
+        m = re.search(r"Arena: (\d+) bytes; the most bytes live at one\s+(?:\* )?step: (\d+)",
+                      comment)
+        spaces[name] = (int(m.group(1)), int(m.group(2))) if m else None
     if not spaces:
-        return 0
+        return 0, 0
     if len(spaces) == 1:
         return list(spaces.values())[0]
     if case["entry"]:

@@ -133,8 +133,8 @@ def print_table(rows, failures):
     print()
     head = ("#", "case", "thr", "modelc ms", "llvm/c", "torch ms", "torch setting", "mc/pt",
             "target", "met", "metric", "RSS mc", "budget", "RSS pt", "wts MB", "arena",
-            "check")
-    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %12s %3s %-38s %6s %10s %6s %7s %6s  %s"
+            "/live", "check")
+    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %12s %3s %-38s %6s %10s %6s %7s %6s %5s  %s"
     print(fmt % head)
     for r in rows:
         print(fmt % (r["row"], r["case"][:40], r["threads"], fmt_ms(r["modelc_ms"]),
@@ -146,14 +146,18 @@ def print_table(rows, failures):
                      "%.0f %s" % (r["rss_budget_mb"], r["rss_ok"]) if "rss_ok" in r else "-",
                      "%.0f" % r["rss_pt_mb"],
                      "%.1f" % r["weights_mb"],
-                     "%.1f" % r["arena_mb"] if r["arena_mb"] != "" else "?", r["check"]))
+                     "%.1f" % r["arena_mb"] if r["arena_mb"] != "" else "?",
+                     "%.2f" % r["arena_vs_live"] if r["arena_vs_live"] != "" else "-",
+                     r["check"]))
     print("ms: per run (decoding: per token). mc/pt: modelc time / torch time at the same "
           "thread count (lower is better for modelc).\ntorch setting: OPENBLAS_CORETYPE "
           "(auto = unset) and OPENBLAS_NUM_THREADS (n = the thread count, - = unset). "
           "metric: GFLOP/s; decoding: the bandwidth bound\n(weight bytes per token / triad "
           "bandwidth) and the share of it each side reaches; activation chain: 8 bytes per "
           "element / time. RSS: peak MB\n(GNU time). wts MB: the safetensors weights; arena: "
-          "MiB of the planned arena of intermediates. budget: the peak RSS target, wts MB + "
+          "MiB of the planned arena of intermediates; /live: arena / the most bytes of "
+          "intermediates live at one step\n(the lower bound; target <= 1.2). budget: the "
+          "peak RSS target, wts MB + "
           "arena + the program's\ninputs and outputs + 16 MB, and whether RSS mc is within "
           "it.\nllvm/c: the LLVM backend's program (--backend llvm) / the C backend's, same "
           "inputs and threads; - where the LLVM backend\ndoes not compile the model's ops "
