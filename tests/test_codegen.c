@@ -464,6 +464,47 @@ Test(codegen, reductions_take_their_prologue_and_epilogue) {
       "tm_close(mod);\nreturn 0;");
 }
 
+/* Float sums take 8 rows of the last kept axis at once: sum over the last
+ * axis of [3, T, 7] (rows of T inside the range over 3, two blocks at
+ * T = 13: 8 and 5) and mean over T (rows of the 7 columns): each result
+ * the bits of its own sum in order. */
+Test(codegen, float_sums_run_by_blocks_of_rows_in_order) {
+  Value *x = input("x", ty(DT_F32, 3, 3, -1, 7));
+  Attrs last, mid;
+  memset(&last, 0, sizeof last);
+  last.reduce.axes = 4u; /* axis 2 */
+  mid = last;
+  mid.reduce.axes = 2u; /* axis 1 */
+  output("s", op1(OP_REDUCE_SUM, x, &last, NULL, 3));
+  output("a", op1(OP_REDUCE_MEAN, x, &mid, NULL, 4));
+  cr_assert(pass_fuse(m, &d));
+  char *text = emit();
+  const char *first = strstr(text, "double acc[8] = {0};");
+  cr_expect(first && strstr(first + 1, "double acc[8] = {0};"), "%s", text);
+  free(text);
+  expect_ok(
+      "enum { T = 13 };\n"
+      "float x[3 * T * 7], s[3 * T], a[3 * 7];\n"
+      "for (int i = 0; i < 3 * T * 7; i++)\n"
+      "  x[i] = 1.0f / (float)(i % 17 + 1) - 0.3f * (float)(i % 5);\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(tm_run(mod, T, x, s, a, &e) == MC_OK);\n"
+      "for (int b = 0; b < 3; b++) {\n"
+      "  for (int t = 0; t < T; t++) {\n"
+      "    double acc = 0;\n"
+      "    for (int c = 0; c < 7; c++) acc += x[(b * T + t) * 7 + c];\n"
+      "    CHECK(fbits(s[b * T + t]) == fbits((float)acc));\n"
+      "  }\n"
+      "  for (int c = 0; c < 7; c++) {\n"
+      "    double acc = 0;\n"
+      "    for (int t = 0; t < T; t++) acc += x[(b * T + t) * 7 + c];\n"
+      "    CHECK(fbits(a[b * 7 + c]) == fbits((float)(acc / (double)T)));\n"
+      "  }\n"
+      "}\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
 /* softmax(S) V with S = Q K.T * 0.35, or where(mask, S, -inf) with the
  * bool input `mask` of type *mask_t (where(mask, -inf, S) when
  * true_masks), fused and emitted: the text, which has one attention
