@@ -549,15 +549,22 @@ static bool kernel_gather(CgKernel *k) {
           k->where, n);
   const char *yrow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
   const char *trow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
-  /* a weight kept transposed ([inner, n]: column i) or in 16 bits */
+  /* a weight kept transposed ([inner, n]: column i), perhaps in the GEMM's
+   * panels of W.T (mc_runtime.h: column i in panel i / PANEL), or in 16
+   * bits */
   bool tr = k->transposed && k->transposed[0] && !has_outer;
+  bool packed = tr && k->packed && k->packed[0];
   DType store = k->store ? k->store[0] : DT_F32;
   const char *widen = store == DT_F16    ? "mc_f16_to_f32_1"
                       : store == DT_BF16 ? "mc_bf16_to_f32_1"
                                          : "";
-  const char *at = has_inner ? tr ? cg_strf(A, "c * %s + %s", n, trow)
-                                  : cg_strf(A, "%s * %s + c", trow, inner)
-                             : trow;
+  const char *pw = store == DT_F32 ? "MC_GEMM_PANEL" : "MC_GEMM_PANEL16";
+  const char *at = !has_inner ? trow
+                   : packed
+                       ? cg_strf(A, "%s / %s * (%s * %s) + c * %s + %s %% %s",
+                                 trow, pw, inner, pw, pw, trow, pw)
+                   : tr ? cg_strf(A, "c * %s + %s", n, trow)
+                        : cg_strf(A, "%s * %s + c", trow, inner);
   const char *value = *widen ? cg_strf(A, "%s(table[%s])", widen, at)
                              : cg_strf(A, "table[%s]", at);
   if (has_inner) {

@@ -5,20 +5,23 @@
  *  - transposed: a matrix whose only uses are as the right operand of a
  *    float matmul with trans_b (x @ W.T, as a tied LM head or nn.Linear
  *    computes), and possibly as the table of a gather along axis 0, is kept
- *    as W.T: the matmul then reads row-major B (a GEMV streams its rows, a
- *    GEMM packs it by copying) and the gather reads a column.
+ *    as W.T (packed, below, unless it is prepared): the matmul then reads
+ *    B in place and the gather reads a column.
  *  - 16 bits (--weight-dtype f16|bf16): a matrix whose only uses are those
  *    (matmul right operands, either layout, and gather tables) is kept in
  *    16 bits; the matmul widens it in registers (mc_gemm_f32_w16), the
  *    gather element by element. Everything else stays f32: vectors, weights
  *    that feed elementwise ops, views, outputs.
  *  - packed: a matrix whose only uses are as the right operand of float
- *    matmuls, all with trans_b or all without, is kept as the GEMM's
- *    panels of B (of W or W.T; f32: mc_gemm_pack_b, 16 bits:
- *    mc_gemm_pack_weight16's wider panels): every call reads it in place
- *    (mc_gemm_f32_packed, mc_gemm_f32_w16_packed), none packs it again (a
- *    prompt's GEMMs, a batch of them sharing the weight, a scan's step),
- *    and a GEMV streams each panel from start to end.
+ *    matmuls, all with trans_b (and perhaps as a gather table: a tied LM
+ *    head) or all without, is kept as the GEMM's panels of B (of W or W.T;
+ *    f32: mc_gemm_pack_b, 16 bits: mc_gemm_pack_weight16's wider panels):
+ *    every call reads it in place (mc_gemm_f32_packed,
+ *    mc_gemm_f32_w16_packed), none packs it again (a prompt's GEMMs, a
+ *    batch of them sharing the weight, a scan's step), and a GEMV streams
+ *    each panel from start to end. A gather reads row i of W, column i of
+ *    W.T, across the panels (GPT-2's prompt no longer packs the 154 MB of
+ *    its LM head at each call).
  * Either way the values the model computes with are the same f32 numbers
  * (16-bit rounding aside), so no other part of the backend changes.
  * Attention's two matmuls (c_attention.c) read their operands as the file
@@ -93,7 +96,7 @@ void cg_choose_weight_layouts(Emitter *e) {
     e->wtrans[p] = u[p].trans_b == u[p].matmul;
     if ((half == DT_F16 || half == DT_BF16) && !prepared)
       e->wstore[p] = half;
-    if (!u[p].gather && (u[p].trans_b == 0 || e->wtrans[p]))
+    if (e->wtrans[p] || (!u[p].gather && u[p].trans_b == 0))
       e->wpacked[p] = true;
     e->wtrans[p] &= e->wpacked[p] || !prepared;
   }

@@ -25,7 +25,8 @@ static void close_loops(LlvmK *k, const Shape *ys, LlvmLoop *loops) {
 }
 
 static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
-                 LLVMValueRef err, const char *where, bool trans, DType store) {
+                 LLVMValueRef err, const char *where, bool trans, int panel,
+                 DType store) {
   LlvmEmit *L = k->L;
   const Shape *ys = &op->results[0]->type.shape;
   LLVMTypeRef yt = llvm_type(L, op->results[0]->type.dtype);
@@ -154,10 +155,19 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     LLVMValueRef trow =
         LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lo.i, n, ""), i, "");
     llvm_loop_begin(L, &lc, NULL, inner, "c");
-    LLVMValueRef at =
-        trans
-            ? LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lc.i, n, ""), trow, "")
-            : LLVMBuildAdd(L->b, LLVMBuildMul(L->b, trow, inner, ""), lc.i, "");
+    LLVMValueRef at;
+    if (panel) { /* the GEMM's panels of W.T, as the C backend's gather */
+      LLVMValueRef pw = llvm_i64(L, panel);
+      LLVMValueRef base = LLVMBuildMul(L->b, LLVMBuildSDiv(L->b, trow, pw, ""),
+                                       LLVMBuildMul(L->b, inner, pw, ""), "");
+      at = LLVMBuildAdd(
+          L->b, LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, lc.i, pw, ""), ""),
+          LLVMBuildSRem(L->b, trow, pw, ""), "");
+    } else if (trans) {
+      at = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, lc.i, n, ""), trow, "");
+    } else {
+      at = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, trow, inner, ""), lc.i, "");
+    }
     LLVMTypeRef st =
         llvm_type(L, store == DT_F32 ? op->results[0]->type.dtype : store);
     LLVMValueRef v = LLVMBuildLoad2(L->b, st, llvm_gep(L, st, xp[0], at), "");
@@ -248,15 +258,19 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   FnEmit *fe = F->fe;
   Emitter *e = L->e;
   const Value *y = op->results[0];
-  /* a gathered weight may be kept transposed ([inner, n]: column i) or in
-   * 16 bits (widened as it is read) */
+  /* a gathered weight may be kept transposed ([inner, n]: column i), in
+   * the GEMM's panels of W.T (panel: their width) or in 16 bits (widened
+   * as it is read) */
   bool trans = false;
+  int panel = 0;
   DType store = DT_F32;
   if (op->kind == OP_GATHER) {
     const ValueInfo *ti = cg_info(fe, op->operands[0]);
     trans = ti->storage == ST_PARAM && e->wtrans[ti->index] &&
             op->attrs.axis.axis == 0;
     store = ti->storage == ST_PARAM ? e->wstore[ti->index] : DT_F32;
+    if (trans && e->wpacked[ti->index])
+      panel = store == DT_F32 ? MC_GEMM_PANEL : MC_GEMM_PANEL16;
   }
   bool can_fail = op->kind == OP_GATHER || op->kind == OP_SCATTER_ADD ||
                   llvm_decode_can_fail(op);
@@ -320,7 +334,7 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   else if (op->kind == OP_SCATTER_ADD)
     scatter_add_body(&k, op, xp, yp, err, fmt_where);
   else
-    body(&k, op, xp, yp, err, fmt_where, trans, store);
+    body(&k, op, xp, yp, err, fmt_where, trans, panel, store);
   if (can_fail)
     LLVMBuildRet(L->b, LLVMConstInt(L->i32, MC_OK, 0));
   else
