@@ -508,10 +508,35 @@ static bool kernel_arg(CgKernel *k) {
 /* ---- softmax ----------------------------------------------------------------
  */
 
+/* Whether s is a positive decimal literal. */
+static bool positive_literal(const char *s) {
+  if (!*s || *s == '0')
+    return false;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return false;
+  return true;
+}
+
+/* Contiguous f32 rows of a constant length (a classifier's, a sampler's)
+ * are mc_softmax.h's rows, compiled with the model's instruction set;
+ * other softmaxes call the runtime's. */
 static bool kernel_softmax(CgKernel *k) {
   const Op *op = k->op;
   const Shape *s = &op->operands[0]->type.shape;
   int axis = op->attrs.axis.axis;
+  const char *n = cg_kdim(k, s->dims[axis]);
+  if (op->kind == OP_SOFTMAX && op->results[0]->type.dtype == DT_F32 &&
+      is_lit(cg_kproduct(k, s, axis + 1, s->rank), "1") &&
+      positive_literal(n)) {
+    cg_begin_range(k, cg_kproduct(k, s, 0, axis),
+                   cg_strf(k->arena, "16384 / %s + 1", n));
+    cg_line(k, 1, "for (int64_t i = begin; i < end; i++)");
+    cg_line(k, 2, "mc_softmax_row_f32(x + i * %s, y + i * %s, %s);", n, n, n);
+    cg_end_range(k);
+    k->softmax_row = true;
+    return true;
+  }
   cg_line(k, 1, "mc_%s_%s(x, y, %s, %s, %s);",
           op->kind == OP_SOFTMAX ? "softmax" : "log_softmax",
           op->results[0]->type.dtype == DT_F32 ? "f32" : "f64",
