@@ -88,34 +88,11 @@ typedef struct SoftmaxJob {
 static inline __attribute__((always_inline)) void
 softmax_row_f32(const float *x, float *y, int64_t n, int64_t s, int log_sm) {
   enum { L = MC_SOFTMAX_LANES };
-  float m[L];
-  int32_t nan[L];
+  float max = mc_softmax_max_f32(x, n, s);
   double sum[L];
-  for (int q = 0; q < L; q++) {
-    m[q] = x[0];
-    nan[q] = 0;
+  for (int q = 0; q < L; q++)
     sum[q] = 0;
-  }
-  int64_t body = n / L * L, j = 0;
-  for (; j < body; j += L)
-    for (int q = 0; q < L; q++) {
-      float v = x[(j + q) * s];
-      m[q] = v > m[q] ? v : m[q];
-      nan[q] |= v != v;
-    }
-  for (int q = 0; j + q < n; q++) {
-    float v = x[(j + q) * s];
-    m[q] = v > m[q] ? v : m[q];
-    nan[q] |= v != v;
-  }
-  float max = m[0];
-  int32_t any = nan[0];
-  for (int q = 1; q < L; q++) {
-    max = m[q] > max ? m[q] : max;
-    any |= nan[q];
-  }
-  if (any)
-    max = NAN;
+  int64_t body = n / L * L, j;
   for (j = 0; j < body; j += L)
     for (int q = 0; q < L; q++) {
       float v = mc_expf(x[(j + q) * s] - max);

@@ -1,8 +1,8 @@
 /* The softmax of one contiguous f32 row, inline: the runtime's
  * mc_softmax_f32 (mc_kernels.c) runs it for contiguous rows, and the
- * generated attention kernels call it directly, so that it is compiled with
- * the model's flags (-O3 -march: AVX-512 where the CPU has it; the runtime
- * keeps the baseline ISA).
+ * generated attention and softmax kernels call it directly, so that it is
+ * compiled with the model's flags (-O3 -march: AVX-512 where the CPU has
+ * it; the runtime keeps the baseline ISA).
  *
  * Three passes over the row, in 8 lanes (element j in lane j % 8):
  *   1. the max, lane by lane, then across the lanes; a NaN anywhere makes
@@ -37,40 +37,36 @@ typedef int32_t mc_v8i __attribute__((vector_size(32)));
 typedef double mc_v8d __attribute__((vector_size(64)));
 #endif
 
-/* The max of x[0..n) (n >= 1) as pass 1 above. */
-static inline float mc_softmax_max_f32(const float *x, int64_t n) {
+/* The max of x[0], x[s], ..., x[(n - 1) s] (n >= 1) as pass 1 above. */
+static inline float mc_softmax_max_f32(const float *x, int64_t n, int64_t s) {
   enum { L = MC_SOFTMAX_LANES };
-  int64_t body = n / L * L, j = 0;
+  int64_t j = 0;
   float m[L];
   int32_t nan[L];
-#if defined(__GNUC__)
-  mc_v8f mv = {x[0], x[0], x[0], x[0], x[0], x[0], x[0], x[0]};
-  mc_v8i nv = {0};
-  for (; j < body; j += L) {
-    mc_v8f v;
-    memcpy(&v, x + j, sizeof v);
-    mc_v8i gt = v > mv;
-    mv = (mc_v8f)(((mc_v8i)v & gt) | ((mc_v8i)mv & ~gt));
-    nv |= v != v;
-  }
-  memcpy(m, &mv, sizeof m);
-  memcpy(nan, &nv, sizeof nan);
-#else
   for (int q = 0; q < L; q++) {
     m[q] = x[0];
     nan[q] = 0;
   }
-  for (; j < body; j += L)
-    for (int q = 0; q < L; q++) {
-      float v = x[j + q];
-      m[q] = v > m[q] ? v : m[q];
-      nan[q] |= v != v;
+#if defined(__GNUC__)
+  if (s == 1) {
+    mc_v8f mv;
+    mc_v8i nv = {0};
+    memcpy(&mv, m, sizeof mv);
+    for (; j + L <= n; j += L) {
+      mc_v8f v;
+      memcpy(&v, x + j, sizeof v);
+      mc_v8i gt = v > mv;
+      mv = (mc_v8f)(((mc_v8i)v & gt) | ((mc_v8i)mv & ~gt));
+      nv |= v != v;
     }
+    memcpy(m, &mv, sizeof m);
+    memcpy(nan, &nv, sizeof nan);
+  }
 #endif
-  for (int q = 0; j + q < n; q++) {
-    float v = x[j + q];
-    m[q] = v > m[q] ? v : m[q];
-    nan[q] |= v != v;
+  for (; j < n; j++) {
+    float v = x[j * s];
+    m[j % L] = v > m[j % L] ? v : m[j % L];
+    nan[j % L] |= v != v;
   }
   float max = m[0];
   int32_t any = nan[0];
@@ -111,7 +107,7 @@ static inline double mc_softmax_sum_f32(const float *y, int64_t n) {
 
 /* y = softmax(x) over one contiguous row of n >= 1 elements. */
 static inline void mc_softmax_row_f32(const float *x, float *y, int64_t n) {
-  float max = mc_softmax_max_f32(x, n);
+  float max = mc_softmax_max_f32(x, n, 1);
   for (int64_t j = 0; j < n; j++)
     y[j] = mc_expf(x[j] - max);
   float inv = (float)(1.0 / mc_softmax_sum_f32(y, n));
