@@ -378,34 +378,30 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
                   : "y[0]";
   const char *e, *val;
   int in;
-  if (row) {
-    cg_line(k, depth, "const int64_t n = %s - r0 < %d ? %s - r0 : %d;", row_end,
-            REDUCE_ROWS, row_end, REDUCE_ROWS);
-    cg_line(k, depth, "double acc[%d] = {0};", REDUCE_ROWS);
+  if (kind == OP_REDUCE_SUM || kind == OP_REDUCE_MEAN) {
+    const char *acc = row ? "acc[r]" : "acc";
+    if (row) {
+      cg_line(k, depth, "const int64_t n = %s - r0 < %d ? %s - r0 : %d;",
+              row_end, REDUCE_ROWS, row_end, REDUCE_ROWS);
+      cg_line(k, depth, "double acc[%d] = {0};", REDUCE_ROWS);
+    } else {
+      cg_line(k, depth,
+              flt ? "double acc = 0;"
+                  : "uint64_t acc = 0; /* wraps like torch */");
+    }
     if (!(e = reduce_loops(k, depth, s, axes, vars, row, &in, d)))
       return false;
-    cg_line(k, in, "acc[r] += %s;", e);
+    cg_line(k, in, flt ? "%s += %s;" : "%s += (uint64_t)%s;", acc, e);
     reduce_end(k, in, row);
-    cg_line(k, depth, "for (int64_t r = 0; r < n; r++) {");
-    cg_line(k, ++depth, "const int64_t %s = r0 + r;", row);
+    if (row) { /* the block's results */
+      cg_line(k, depth, "for (int64_t r = 0; r < n; r++) {");
+      cg_line(k, ++depth, "const int64_t %s = r0 + r;", row);
+    }
     if (kind == OP_REDUCE_MEAN)
-      val = cg_strf(k->arena, "(%s)(acc[r] / (double)%s)", cg_ctype(rt),
+      val = cg_strf(k->arena, "(%s)(%s / (double)%s)", cg_ctype(rt), acc,
                     masked_product(k, s, axes));
     else
-      val = cg_strf(k->arena, "(%s)acc[r]", cg_ctype(rt));
-  } else if (kind == OP_REDUCE_SUM || kind == OP_REDUCE_MEAN) {
-    cg_line(k, depth,
-            flt ? "double acc = 0;"
-                : "uint64_t acc = 0; /* wraps like torch */");
-    if (!(e = reduce_loops(k, depth, s, axes, vars, NULL, &in, d)))
-      return false;
-    cg_line(k, in, flt ? "acc += %s;" : "acc += (uint64_t)%s;", e);
-    reduce_end(k, in, NULL);
-    if (kind == OP_REDUCE_MEAN)
-      val = cg_strf(k->arena, "(%s)(acc / (double)%s)", cg_ctype(rt),
-                    masked_product(k, s, axes));
-    else
-      val = cg_strf(k->arena, "(%s)acc", cg_ctype(rt));
+      val = cg_strf(k->arena, "(%s)%s", cg_ctype(rt), acc);
   } else if (kind == OP_REDUCE_MAX || kind == OP_REDUCE_MIN) {
     bool mx = kind == OP_REDUCE_MAX;
     if (flt) {
