@@ -5,8 +5,8 @@
  *  - transposed: a matrix whose only uses are as the right operand of a
  *    float matmul with trans_b (x @ W.T, as a tied LM head or nn.Linear
  *    computes), and possibly as the table of a gather along axis 0, is kept
- *    as W.T (packed, below, unless it is prepared): the matmul then reads
- *    B in place and the gather reads a column.
+ *    as W.T, in the GEMM's panels (packed, below): the matmul reads B in
+ *    place and the gather reads a column.
  *  - 16 bits (--weight-dtype f16|bf16): a matrix whose only uses are those
  *    (matmul right operands, either layout, and gather tables) is kept in
  *    16 bits; the matmul widens it in registers (mc_gemm_f32_w16), the
@@ -98,6 +98,5 @@ void cg_choose_weight_layouts(Emitter *e) {
       e->wstore[p] = half;
     if (e->wtrans[p] || (!u[p].gather && u[p].trans_b == 0))
       e->wpacked[p] = true;
-    e->wtrans[p] &= e->wpacked[p] || !prepared;
   }
 }
