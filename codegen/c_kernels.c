@@ -525,12 +525,16 @@ static bool kernel_softmax(CgKernel *k) {
   if (op->kind == OP_SOFTMAX && op->results[0]->type.dtype == DT_F32 &&
       is_lit(cg_kproduct(k, s, axis + 1, s->rank), "1") &&
       positive_literal(n)) {
-    cg_begin_range(k, cg_kproduct(k, s, 0, axis),
-                   cg_strf(k->arena, "16384 / %s + 1", n));
+    const char *rows = cg_kproduct(k, s, 0, axis);
+    k->softmax_row = true;
+    if (is_lit(rows, "1")) { /* one row (a sampler's): no loop */
+      cg_line(k, 1, "mc_softmax_row_f32(x, y, %s);", n);
+      return true;
+    }
+    cg_begin_range(k, rows, cg_strf(k->arena, "16384 / %s + 1", n));
     cg_line(k, 1, "for (int64_t i = begin; i < end; i++)");
     cg_line(k, 2, "mc_softmax_row_f32(x + i * %s, y + i * %s, %s);", n, n, n);
     cg_end_range(k);
-    k->softmax_row = true;
     return true;
   }
   cg_line(k, 1, "mc_%s_%s(x, y, %s, %s, %s);",
