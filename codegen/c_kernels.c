@@ -343,11 +343,12 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
     else
       cg_line(k, 1, "for (int64_t %s = begin; %s < end; %s++)%s", ov, ov, ov,
               others ? "" : " {");
+    row_end = others ? cg_kdim(k, s->dims[last_kept]) : "end";
     if (row && others) {
       depth = cg_open_loops(k, 2, s, axes | (1u << outer) | (1u << last_kept),
                             vars, false);
-      cg_line(k, depth++, "for (int64_t r0 = 0; r0 < %s; r0 += %d) {",
-              cg_kdim(k, s->dims[last_kept]), REDUCE_ROWS);
+      cg_line(k, depth++, "for (int64_t r0 = 0; r0 < %s; r0 += %d) {", row_end,
+              REDUCE_ROWS);
     } else if (others) {
       depth = cg_open_loops(k, 2, s, axes | (1u << outer), vars, true);
     } else {
@@ -358,7 +359,6 @@ static bool kernel_reduce(CgKernel *k, Diag *d) {
     vars[outer] = ov;
     if (row)
       vars[last_kept] = row;
-    row_end = others ? cg_kdim(k, s->dims[last_kept]) : "end";
   } else {
     if (has_outer)
       cg_line(k, 1, "int64_t o = 0;");
@@ -504,16 +504,6 @@ static bool kernel_arg(CgKernel *k) {
 /* ---- softmax ----------------------------------------------------------------
  */
 
-/* Whether s is a positive decimal literal. */
-static bool positive_literal(const char *s) {
-  if (!*s || *s == '0')
-    return false;
-  for (; *s; s++)
-    if (*s < '0' || *s > '9')
-      return false;
-  return true;
-}
-
 /* Contiguous f32 rows of a constant length (a classifier's, a sampler's)
  * are mc_softmax.h's rows, compiled with the model's instruction set;
  * other softmaxes call the runtime's. */
@@ -521,10 +511,11 @@ static bool kernel_softmax(CgKernel *k) {
   const Op *op = k->op;
   const Shape *s = &op->operands[0]->type.shape;
   int axis = op->attrs.axis.axis;
-  const char *n = cg_kdim(k, s->dims[axis]);
+  int64_t len;
   if (op->kind == OP_SOFTMAX && op->results[0]->type.dtype == DT_F32 &&
       is_lit(cg_kproduct(k, s, axis + 1, s->rank), "1") &&
-      positive_literal(n)) {
+      dim_is_const(s->dims[axis], &len) && len > 0) {
+    const char *n = cg_kdim(k, s->dims[axis]);
     const char *rows = cg_kproduct(k, s, 0, axis);
     k->softmax_row = true;
     if (is_lit(rows, "1")) { /* one row (a sampler's): no loop */

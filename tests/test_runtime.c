@@ -578,7 +578,7 @@ Test(kernels, softmax_all_masked_row_is_nan_like_torch) {
   mc_softmax_f32(x, y, 0, 3, 1); /* empty: no-op */
 }
 
-/* mc_softmax.h's row (what generated attention kernels call, compiled
+/* mc_softmax.h's row (what generated kernels call, compiled
  * with the model's -march) against the runtime's strided rows: the same
  * bits for every length around the lanes, and a NaN anywhere (any lane,
  * body or tail) makes the row NaN. */
