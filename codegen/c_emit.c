@@ -396,6 +396,9 @@ static bool emit_op_code(FnEmit *fe, const Op *op, CgBuf *run) {
 /* ... under `if` when a lazy select may not need it (ValueInfo.guard):
  * its code indented one step more. */
 bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run) {
+  int group = cg_row_group_of(fe, op);
+  if (group != 0) /* the group's kernel, at its first op */
+    return group < 0 || cg_emit_row_group(fe, op, run);
   const ValueInfo *vi = op->nresults > 0 ? cg_info(fe, op->results[0]) : NULL;
   if (!vi || !vi->guard)
     return emit_op_code(fe, op, run);

@@ -149,11 +149,15 @@ static inline bool cg_ends_with_star(const char *ctype) {
   return n > 0 && ctype[n - 1] == '*';
 }
 
-/* c_parallel.c: a ranged kernel (k->range set) as an argument struct, a
- * range function holding the body and the kernel `sig) {...}` handing the
- * range to mc_parallel_for; appended to out. */
-void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
-                    int np, const char *sig, CgBuf *out);
+/* c_parallel.c: a ranged kernel (k->range set) as an argument struct and a
+ * range function holding the body (the core), then the kernel `sig) {...}`
+ * handing the range to mc_parallel_for (the wrapper; a row group,
+ * c_row_group.c, calls the cores of its kernels instead); appended to out. */
+void cg_emit_range_core(const CgKernel *k, const char *name, const CgParam *ps,
+                        int np, CgBuf *out);
+void cg_emit_range_wrapper(const CgKernel *k, const char *name,
+                           const CgParam *ps, int np, const char *sig,
+                           CgBuf *out);
 /* Starts a ranged body: the range's and grain's C expressions are made
  * with the symbols they read kept apart from the body's. */
 void cg_begin_range(CgKernel *k, const char *range, const char *grain);
@@ -377,6 +381,7 @@ typedef struct FnEmit {
   size_t state_bytes;
   int *state_update; /* by input: the output that updates it, or -1 */
   CgPlan plan;
+  int *row_group; /* by the id of an op's first result: cg_row_group_of */
 } FnEmit;
 
 /* An entry's inputs and outputs as its run function and tables list them:
@@ -434,6 +439,42 @@ const char *cg_attention_kernel_name(Emitter *e, const Op *mm);
 /* c_kernel_call.c: emits op's kernel and appends its call (indented two
  * spaces) to run. */
 bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);
+/* ... in three steps. A kernel made, not yet emitted: its code with a
+ * placeholder for its name, as core (an epilogue's definitions, a ranged
+ * kernel's args struct and range function) and wrapper (the function the
+ * run function calls), its parameters, and the ops it is named after. */
+typedef struct CgBuilt {
+  CgKernel k;
+  const Op *kop, *sm, *pv, *ep;
+  CgParam *ps;
+  int np;
+  CgBuf core, wrapper, code; /* code = core + wrapper */
+} CgBuilt;
+/* Makes the kernel of op: a GEMM's product or reduction that op reads
+ * (ST_FUSED) is computed by the same kernel, op as its epilogue. */
+bool cg_kernel_build(FnEmit *fe, const Op *op, CgBuilt *b);
+/* Its name: that of the kernel emitted before with this code, or a new
+ * one, the kernel then emitted; with core_only (a row group's stage) only
+ * its core is needed. */
+const char *cg_kernel_place(FnEmit *fe, CgBuilt *b, bool core_only);
+/* Appends the call of kernel `name` to run. */
+void cg_kernel_call(FnEmit *fe, const CgBuilt *b, const char *name, CgBuf *run);
+void cg_built_free(CgBuilt *b);
+/* The kernels emitted so far, by their code (KERNEL_NAME, "@kernel@", in
+ * place of the name): the name of the one with this code, or NULL; code
+ * remembered under name; code written to out with its name. */
+const char *cg_kernel_find(Emitter *e, const char *code);
+void cg_kernel_remember(Emitter *e, const char *code, const char *name);
+void cg_put_named(CgBuf *out, const char *code, const char *name);
+/* c_row_group.c: kernels run one block of rows after the other as one
+ * (see there). cg_find_row_groups marks them (FnEmit.row_group) before the
+ * memory plan is made; cg_row_group_of(op) is a group's number of kernels
+ * at its first op, -1 at its others, else 0; cg_row_group_last its last
+ * op; cg_emit_row_group emits the group that starts at first. */
+void cg_find_row_groups(FnEmit *fe);
+int cg_row_group_of(const FnEmit *fe, const Op *op);
+const Op *cg_row_group_last(FnEmit *fe, const Op *first);
+bool cg_emit_row_group(FnEmit *fe, const Op *first, CgBuf *run);
 /* The code of any live op: a kernel call, a scan's loop, or nothing. */
 bool cg_emit_op(FnEmit *fe, const Op *op, CgBuf *run);
 /* Declares the pointer variables of op's results (two-space indent). */

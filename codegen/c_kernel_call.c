@@ -109,6 +109,10 @@ static const char *kernel_find(KernelSet *s, const char *code) {
   return s->cap ? s->name[kernel_slot(s, code)] : NULL;
 }
 
+const char *cg_kernel_find(Emitter *e, const char *code) {
+  return kernel_find(&e->kernel_codes, code);
+}
+
 static void kernel_add(KernelSet *s, Arena *a, const char *code,
                        const char *name) {
   if (2 * (s->n + 1) > s->cap) {
@@ -137,6 +141,14 @@ static void put_named(CgBuf *out, const char *code, const char *name) {
        code = p + strlen(KERNEL_NAME))
     cg_buf_printf(out, "%.*s%s", (int)(p - code), code, name);
   cg_buf_puts(out, code);
+}
+
+void cg_put_named(CgBuf *out, const char *code, const char *name) {
+  put_named(out, code, name);
+}
+
+void cg_kernel_remember(Emitter *e, const char *code, const char *name) {
+  kernel_add(&e->kernel_codes, &e->arena, code, name);
 }
 
 /* The comment of a kernel's op: location, source line, the op. */
@@ -175,9 +187,7 @@ static void comment_kernel(FnEmit *fe, const CgKernel *k, const Op *op,
   cg_buf_puts(out, " */\n");
 }
 
-/* Emits the kernel of op and its call into `run`; a GEMM's product that op
- * reads (ST_FUSED) is computed by the same kernel, op as its epilogue. */
-bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
+bool cg_kernel_build(FnEmit *fe, const Op *op, CgBuilt *b) {
   Emitter *e = fe->e;
   /* op may be attention's last matmul (P @ V): then the kernel is that of
    * the scores' matmul with the softmax and op inside */
@@ -240,8 +250,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
   }
   e->any_softmax_row |= k.softmax_row;
   const Op *kop = op; /* op, for the comment */
-  CgBuf code = {0};   /* the kernel, KERNEL_NAME its name */
-  cg_buf_puts(&code, cg_buf_str(&k.defs));
+  cg_buf_puts(&b->core, cg_buf_str(&k.defs));
   cg_buf_free(&k.defs);
   /* parameters: symbols, operand pointers (the epilogue's too), y */
   int cap = e->m->nsymbols + op->noperands + (ep ? ep->noperands : 0) +
@@ -294,7 +303,7 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
       ps[i].ctype = drop_restrict(&e->arena, ps[i].ctype);
       ps[np - 1].ctype = drop_restrict(&e->arena, ps[np - 1].ctype);
     }
-  CgBuf sig = {0}, call = {0};
+  CgBuf sig = {0};
   cg_buf_printf(&sig, "static %s " KERNEL_NAME "(",
                 k.can_fail ? "int" : "void");
   for (int i = 0; i < np; i++)
@@ -302,38 +311,87 @@ bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
                   cg_ends_with_star(ps[i].ctype) ? "" : " ", ps[i].name);
   if (k.can_fail)
     cg_buf_puts(&sig, ", McError *err");
-  if (k.range)
-    cg_emit_ranged(&k, KERNEL_NAME, ps, np, cg_buf_str(&sig), &code);
-  else
-    cg_buf_printf(&code, "%s) {\n%s}\n\n", cg_buf_str(&sig),
+  if (k.range) {
+    cg_emit_range_core(&k, KERNEL_NAME, ps, np, &b->core);
+    cg_emit_range_wrapper(&k, KERNEL_NAME, ps, np, cg_buf_str(&sig),
+                          &b->wrapper);
+  } else {
+    cg_buf_printf(&b->wrapper, "%s) {\n%s}\n\n", cg_buf_str(&sig),
                   cg_buf_str(&k.body));
-  /* the kernel emitted before with this code, or this one, named */
-  const char *name = kernel_find(&e->kernel_codes, cg_buf_str(&code));
-  if (!name) {
-    name = cg_names_unique(&e->globals, &e->arena,
-                           pv   ? attention_base(e, kop)
-                           : ep ? epilogue_base(e, kop, ep)
-                                : kernel_base(e, kop));
-    kernel_add(&e->kernel_codes, &e->arena,
-               arena_strdup(&e->arena, cg_buf_str(&code)), name);
-    comment_kernel(fe, &k, kop, sm, pv, &e->kernels);
-    put_named(&e->kernels, cg_buf_str(&code), name);
   }
+  cg_buf_printf(&b->code, "%s%s", cg_buf_str(&b->core),
+                cg_buf_str(&b->wrapper));
+  cg_buf_free(&sig);
+  b->k = k;
+  b->kop = kop;
+  b->sm = sm;
+  b->pv = pv;
+  b->ep = ep;
+  b->ps = ps;
+  b->np = np;
+  return true;
+}
+
+void cg_built_free(CgBuilt *b) {
+  cg_buf_free(&b->core);
+  cg_buf_free(&b->wrapper);
+  cg_buf_free(&b->code);
+  cg_buf_free(&b->k.body);
+}
+
+/* A stage's core is keyed by its whole code after this line. */
+#define CORE_KEY "core\n"
+
+const char *cg_kernel_place(FnEmit *fe, CgBuilt *b, bool core_only) {
+  Emitter *e = fe->e;
+  const char *code = cg_buf_str(&b->code);
+  const char *name = kernel_find(&e->kernel_codes, code);
+  if (name)
+    return name;
+  const char *core_key = cg_strf(&e->arena, CORE_KEY "%s", code);
+  name = kernel_find(&e->kernel_codes, core_key);
+  if (name && !core_only) { /* a stage's kernel, now alone too */
+    put_named(&e->kernels, cg_buf_str(&b->wrapper), name);
+    kernel_add(&e->kernel_codes, &e->arena, arena_strdup(&e->arena, code),
+               name);
+  }
+  if (name)
+    return name;
+  const Op *kop = b->kop;
+  name = cg_names_unique(&e->globals, &e->arena,
+                         b->pv   ? attention_base(e, kop)
+                         : b->ep ? epilogue_base(e, kop, b->ep)
+                                 : kernel_base(e, kop));
+  kernel_add(&e->kernel_codes, &e->arena,
+             core_only ? core_key : arena_strdup(&e->arena, code), name);
+  comment_kernel(fe, &b->k, kop, b->sm, b->pv, &e->kernels);
+  put_named(&e->kernels, core_only ? cg_buf_str(&b->core) : code, name);
+  return name;
+}
+
+void cg_kernel_call(FnEmit *fe, const CgBuilt *b, const char *name,
+                    CgBuf *run) {
+  CgBuf call = {0};
   cg_buf_printf(&call, "%s(", name);
-  for (int i = 0; i < np; i++)
-    cg_buf_printf(&call, "%s%s", i ? ", " : "", ps[i].arg);
-  if (k.can_fail)
-    cg_buf_puts(&call, ", err");
-  if (k.can_fail) {
+  for (int i = 0; i < b->np; i++)
+    cg_buf_printf(&call, "%s%s", i ? ", " : "", b->ps[i].arg);
+  if (b->k.can_fail) {
     fe->can_fail = true;
-    cg_buf_printf(run, "  if ((rc = %s)) != MC_OK)\n    goto done;\n",
+    cg_buf_printf(run, "  if ((rc = %s, err)) != MC_OK)\n    goto done;\n",
                   cg_buf_str(&call));
   } else {
     cg_buf_printf(run, "  %s);\n", cg_buf_str(&call));
   }
-  cg_buf_free(&sig);
   cg_buf_free(&call);
-  cg_buf_free(&code);
-  cg_buf_free(&k.body);
+}
+
+bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run) {
+  CgBuilt b = {0};
+  if (!cg_kernel_build(fe, op, &b)) {
+    cg_built_free(&b);
+    return false;
+  }
+  cg_kernel_call(fe, &b, cg_kernel_place(fe, &b, false), run);
+  cg_built_free(&b);
   return true;
 }

@@ -50,8 +50,8 @@ uint64_t cg_sub_end(CgKernel *k, CgSub *saved, CgBuf *body) {
   return syms;
 }
 
-void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
-                    int np, const char *sig, CgBuf *out) {
+void cg_emit_range_core(const CgKernel *k, const char *name, const CgParam *ps,
+                        int np, CgBuf *out) {
   cg_buf_puts(out, "typedef struct {\n");
   for (int i = 0; i < np; i++) {
     /* struct members drop restrict: the range function restores it */
@@ -74,6 +74,11 @@ void cg_emit_ranged(const CgKernel *k, const char *name, const CgParam *ps,
                     cg_ends_with_star(ps[i].ctype) ? "" : " ", ps[i].name,
                     ps[i].name);
   cg_buf_printf(out, "%s}\n\n", cg_buf_str(&k->body));
+}
+
+void cg_emit_range_wrapper(const CgKernel *k, const char *name,
+                           const CgParam *ps, int np, const char *sig,
+                           CgBuf *out) {
   cg_buf_printf(out, "%s) {\n  %s_args args = {", sig, name);
   for (int i = 0; i < np; i++)
     cg_buf_printf(out, "%s%s", i ? ", " : "", ps[i].name);

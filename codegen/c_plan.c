@@ -28,7 +28,9 @@
  * An op computed in its reader's kernel (ST_FUSED) is no step of its own:
  * its reads are made at the reader's step. Two scans that run at the same
  * time (cg_scan_partner) share their steps: a buffer live at any step from
- * the first's begin to the second's end lives at all of them.
+ * the first's begin to the second's end lives at all of them; so does a
+ * buffer live at any step of a row group's kernels (c_row_group.c), which
+ * run one block of rows after the other.
  *
  * <fn>_layout places the buffers in order of first step (then index) by
  * first fit: each goes at the lowest offset where it overlaps none of the
@@ -67,6 +69,9 @@ typedef struct Steps {
   const Op *partner;
   int pair_begin, nwin;
   int (*win)[2];
+  /* a row group's kernels (c_row_group.c) are one window too: its first
+   * step, and how many of its kernels are still to come */
+  int group_begin, group_left;
 } Steps;
 
 /* Whether op is a step: it is live, and not a GEMM that runs in its
@@ -144,6 +149,15 @@ static void note_steps(Steps *s, const Block *b) {
         s->pair_begin = begin;
       }
     }
+    int group = cg_row_group_of(s->fe, op);
+    if (group > 0) {
+      s->group_begin = begin;
+      s->group_left = group;
+    }
+    if (group != 0 && --s->group_left == 0) {
+      s->win[s->nwin][0] = s->group_begin;
+      s->win[s->nwin++][1] = end;
+    }
     for (int i = 0; i < op->nresults; i++) {
       int buffer = s->buffer_of[op->results[i]->id];
       if (buffer >= 0) {
@@ -208,6 +222,18 @@ size_t cg_plan_first_fit(int n, const int *start, const int *end,
   return arena;
 }
 
+/* The ops of b and of its scans' regions: windows (two scans, or a row
+ * group) take two ops or more each. */
+static int count_ops(const Block *b) {
+  int n = 0;
+  for (const Op *op = b->first; op; op = op->next) {
+    n++;
+    if (op->kind == OP_SCAN)
+      n += count_ops(op->regions[0]);
+  }
+  return n;
+}
+
 void cg_plan_lifetimes(FnEmit *fe) {
   Arena *a = &fe->e->arena;
   CgPlan *p = &fe->plan;
@@ -219,7 +245,9 @@ void cg_plan_lifetimes(FnEmit *fe) {
              NULL,
              0,
              0,
-             NULL};
+             NULL,
+             0,
+             0};
   for (int v = 0; v < nvalues; v++)
     s.buffer_of[v] = -1;
   for (int i = 0; i < n; i++)
@@ -227,10 +255,8 @@ void cg_plan_lifetimes(FnEmit *fe) {
   p->start = arena_alloc(a, ((size_t)n + 1) * sizeof(int));
   p->end = arena_alloc(a, ((size_t)n + 1) * sizeof(int));
   p->order = arena_alloc(a, ((size_t)n + 1) * sizeof(int));
-  int nops = 0;
-  for (const Op *op = fe->f->body->first; op; op = op->next)
-    nops++;
-  s.win = arena_alloc(a, ((size_t)nops / 2 + 1) * sizeof *s.win);
+  s.win =
+      arena_alloc(a, ((size_t)count_ops(fe->f->body) / 2 + 1) * sizeof *s.win);
   number_scans(&s, fe->f->body);
   s.step = 0; /* step 0: defaults of absent inputs are filled */
   note_steps(&s, fe->f->body);

@@ -66,6 +66,14 @@ static const char *row_at(FnEmit *fe, const Value *v, const char *t,
                  row_elems(fe, v, used));
 }
 
+/* Whether o runs: a yield, or an op whose result something reads. */
+static bool op_live(FnEmit *fe, const Op *o) {
+  bool live = o->kind == OP_YIELD;
+  for (int i = 0; i < o->nresults; i++)
+    live |= cg_info(fe, o->results[i])->uses > 0;
+  return live;
+}
+
 bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   Emitter *e = fe->e;
   Arena *a = &e->arena;
@@ -137,13 +145,19 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
                   row_at(fe, op->operands[i], t, &used));
   }
   bool ok = true;
+  const Op *declared = NULL; /* pointers declared up to here */
   for (const Op *o = body->first; ok && o; o = o->next) {
-    bool live = o->kind == OP_YIELD;
-    for (int i = 0; i < o->nresults; i++)
-      live |= cg_info(fe, o->results[i])->uses > 0;
-    if (!live)
+    if (!op_live(fe, o))
       continue;
-    cg_declare_pointers(fe, o, &inner, &fe->uses_m);
+    if (!declared) {
+      /* a row group's kernel, at its first op, takes the pointers of all */
+      declared = cg_row_group_of(fe, o) > 0 ? cg_row_group_last(fe, o) : o;
+      for (const Op *p = o; p != declared->next; p = p->next)
+        if (op_live(fe, p))
+          cg_declare_pointers(fe, p, &inner, &fe->uses_m);
+    }
+    if (declared == o)
+      declared = NULL;
     ok = cg_emit_op(fe, o, &inner);
   }
   /* the done flag, before any carry changes; outputs into slot t, then

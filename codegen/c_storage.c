@@ -358,6 +358,7 @@ bool cg_analyze(FnEmit *fe) {
   for (int i = 0; i < f->noutputs; i++)
     if (!fe->out_direct[i])
       cg_info(fe, f->outputs[i].value)->referenced = true;
+  cg_find_row_groups(fe);
   cg_plan_lifetimes(fe);
   return true;
 }

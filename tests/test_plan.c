@@ -533,3 +533,82 @@ Test(plan, run_time_plan_equals_the_constant_plan) {
   cr_expect_str_eq(out, want);
   free(out);
 }
+
+/* A row group (codegen/c_row_group.c): u is read last by the max, yet
+ * lives through the group, as every buffer of it does: each stage runs on
+ * a block of rows before the next one does, so no result may take the
+ * bytes of something an earlier stage still reads at later rows. */
+static const char *group_model =
+    "input x: f32[T, 8]\n"
+    "u = exp(x * 0.25)\n"
+    "a = mean(u, axis=-1, keepdims=true)\n"
+    "b = max(u, axis=-1, keepdims=true)\n"
+    "v = x * a + b\n"
+    "output y = v - sum(v, axis=-1, keepdims=true)\n";
+
+static const char *group_driver =
+    "  for (int n = 1; n <= 9; n += 4) {\n"
+    "    float x[9 * 8], y[9 * 8];\n"
+    "    for (int i = 0; i < n * 8; i++) x[i] = 0.3f * (float)(i % 11) - 1;\n"
+    "    if (t_run(mod, n, x, y, &e) != MC_OK) {\n"
+    "      printf(\"%s\\n\", e.msg); return 1; }\n"
+    "    for (int r = 0; r < n; r++) {\n"
+    "      double a = 0, b = -INFINITY, v[8], s = 0;\n"
+    "      for (int j = 0; j < 8; j++) {\n"
+    "        double u = exp(x[r * 8 + j] * 0.25);\n"
+    "        a += u / 8; b = u > b ? u : b; }\n"
+    "      for (int j = 0; j < 8; j++) { v[j] = x[r * 8 + j] * a + b; "
+    "s += v[j]; }\n"
+    "      for (int j = 0; j < 8; j++)\n"
+    "        if (fabs(y[r * 8 + j] - (v[j] - s)) > 1e-5 * (1 + fabs(s))) {\n"
+    "          printf(\"T=%d y[%d] = %g, want %g\\n\", n, r * 8 + j,\n"
+    "                 y[r * 8 + j], v[j] - s); return 1; }\n"
+    "    }\n"
+    "    printf(\"T=%d ok\\n\", n);\n"
+    "  }";
+
+Test(plan, a_row_group_keeps_its_buffers_live_through_it) {
+  char *c = emit_after(group_model, PAIRED);
+  cr_assert(strstr(c, "t_L2_L6_rows(T, x, "), "%s", c);
+  int uf, ul, vf, vl;
+  buffer_line(c, "u_", &uf, &ul);
+  const char *v = buffer_line(c, "v_", &vf, &vl);
+  cr_expect(ul >= vl, "u %d-%d, v %d-%d\n%s", uf, ul, vf, vl, c);
+  cr_expect_not(line_has(v, "reuses u_"), "%s", c);
+  free(c);
+  expect_t_1_5_9_ok(group_driver);
+}
+
+/* A reduction's result read across rows (as a row vector, or broadcast
+ * along the last axis) keeps its reader out of the row group: each row
+ * needs every row's. The two reductions form one. */
+Test(plan, a_reduction_read_across_rows_stays_out_of_the_row_group) {
+  char *c = emit_after("input x: f32[T, T]\n"
+                       "m = mean(x, axis=-1)\n"
+                       "s = sum(x, axis=-1, keepdims=true)\n"
+                       "output y = (x - m) * reshape(s, [1, T])\n",
+                       PAIRED);
+  cr_expect(strstr(c, "  t_L2_L3_rows(T, x, m_1, s_2);\n  t_L4_fused(T, "),
+            "%s", c);
+  free(c);
+  expect_t_1_5_9_ok(
+      "  for (int n = 1; n <= 9; n += 4) {\n"
+      "    float x[81], y[81];\n"
+      "    double m[9], s[9];\n"
+      "    for (int i = 0; i < n * n; i++) x[i] = 0.5f * (float)(i % 7) - 1;\n"
+      "    if (t_run(mod, n, x, y, &e) != MC_OK) {\n"
+      "      printf(\"%s\\n\", e.msg); return 1; }\n"
+      "    for (int r = 0; r < n; r++) {\n"
+      "      m[r] = s[r] = 0;\n"
+      "      for (int j = 0; j < n; j++) { m[r] += x[r * n + j] / n; "
+      "s[r] += x[r * n + j]; }\n"
+      "    }\n"
+      "    for (int i = 0; i < n * n; i++) {\n"
+      "      double want = (x[i] - m[i % n]) * s[i % n];\n"
+      "      if (fabs(y[i] - want) > 1e-5 * (1 + fabs(want))) {\n"
+      "        printf(\"T=%d y[%d] = %g, want %g\\n\", n, i, y[i], want);\n"
+      "        return 1; }\n"
+      "    }\n"
+      "    printf(\"T=%d ok\\n\", n);\n"
+      "  }");
+}
