@@ -83,7 +83,8 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
         llvm_prog, _ = compile_case(modelc, llvm_case, os.path.join(root, "progs"), progs)
     except RuntimeError as e:
         llvm_prog, llvm_why = None, str(e).strip().splitlines()[-1]
-    arena, arena_low = arena_bytes(modelc, case, work) or (None, None)
+    arena, arena_low, prepared = arena_bytes(modelc, case, work)
+    weight_bytes += prepared or 0  # what the program keeps
     saved = False
     for n in threads_list:
         row = dict(row=case["row"], key=case["key"], case=case["name"], threads=n,

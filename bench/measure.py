@@ -269,21 +269,34 @@ def compile_case(modelc, case, outdir, cache):
 
 
 def arena_bytes(modelc, case, workdir):
-    """(arena, lower bound): the arena the generated program plans for the
-    case's sizes and the most bytes of intermediates live at one step (the
-    issue's lower bound; the target is arena <= 1.2 x that). The C of `modelc
-    compile --emit c` with the symbolic sizes fixed by -D states both in the
-    comment of each workspace ("Workspace of NAME ... Arena: N bytes; the
-    most bytes live at one step: L"). (0, 0) when there is no workspace,
-    None when unknown (e.g. a run-time plan)."""
+    """(arena, lower bound, prepared): the arena the generated program plans
+    for the case's sizes, the most bytes of intermediates live at one step
+    (the issue's lower bound; the target is arena <= 1.2 x that) and the
+    bytes of the weights the program computes from the file's when it loads
+    them (prepared params, such as the tables of an embedding times an
+    input projection). The C of `modelc compile --emit c` with the symbolic
+    sizes fixed by -D states the first two in the comment of each workspace
+    ("Workspace of NAME ... Arena: N bytes; the most bytes live at one step:
+    L") and lists the prepared weights ("McPreparedSpec NAME_prepared[n] =
+    {{weight, floats, ...}, ...}"). Arena and bound are (0, 0) when there is
+    no workspace, None when unknown (e.g. a run-time plan); None for all
+    three when the C cannot be made."""
     out = os.path.join(workdir, "emit_c")
     cmd = modelc_compile_cmd(modelc, case, "c", out, list(case["defines"].items())
                              + list(case["arena_defines"].items()))
     if subprocess.run(cmd, capture_output=True).returncode != 0:
-        return None
+        return None, None, None
     text = "".join(open(os.path.join(out, f)).read() for f in sorted(os.listdir(out))
                    if f.endswith(".c") and not f.startswith("mc_"))
     shutil.rmtree(out, ignore_errors=True)
+    prepared = 0
+    for table in re.findall(r"McPreparedSpec \w+\[\d+\] = \{(.*?)\n\};", text, re.S):
+        prepared += 4 * sum(int(f) for f in re.findall(r"\{\s*\d+,\s*(\d+),", table))
+    return plan_of(case, text) + (prepared,)
+
+
+def plan_of(case, text):
+    """(arena, lower bound) of arena_bytes, from the program's C."""
     spaces = {}
     for chunk in text.split("/* Workspace of ")[1:]:
         comment = chunk.split("*/")[0]
@@ -294,12 +307,12 @@ def arena_bytes(modelc, case, workdir):
     if not spaces:
         return 0, 0
     if len(spaces) == 1:
-        return list(spaces.values())[0]
+        return list(spaces.values())[0] or (None, None)
     if case["entry"]:
         for name, size in spaces.items():
             if name.endswith("_" + case["entry"]):
-                return size
-    return None
+                return size or (None, None)
+    return None, None
 
 
 def run_program(prog, args, outdir, threads, rss_file, runs):

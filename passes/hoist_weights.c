@@ -14,6 +14,19 @@
  * removes the originals. The backend runs the prepare function once after
  * loading the weights file (codegen/c_api.c).
  *
+ * First, a matmul of gathered rows of a weight by a weight, such as an
+ * RNN's input projection of its embeddings, (E[tokens]) @ W, becomes
+ * (E @ W)[tokens]: the product of the whole table is weight-only, so it is
+ * computed once, and each call gathers its rows instead of multiplying
+ * them. An elementwise op of those rows with a weight vector along their
+ * last axis (the bias of x @ W.T + b) follows it into the table:
+ * (E @ W + b)[tokens]. Only when the table takes at most
+ * GATHER_TABLE_BYTES (it has a row per entry of E, each as wide as W's
+ * result): the trade of memory for arithmetic is bounded. The bits are
+ * the same, row by row: an element of a GEMM depends only on its row of A
+ * and column of B (runtime/mc_gemm.c), and the op after it is applied to
+ * the same two numbers.
+ *
  * Invariant: no value changes a bit. The prepare function holds the same
  * ops on the same operands, and the backend computes each with the same
  * code as before; only when (once, at load) changes. Examples: spectral
@@ -106,6 +119,105 @@ static void classify(Hoist *h, const Block *b) {
   }
 }
 
+/* ---- gathered rows of a product ------------------------------------------
+ */
+
+#define GATHER_TABLE_BYTES (64u << 20)
+
+static bool is_table_op(OpKind k) {
+  return k == OP_ADD || k == OP_SUB || k == OP_MUL || k == OP_DIV ||
+         k == OP_MAXIMUM || k == OP_MINIMUM;
+}
+
+/* The gather along axis 0 of a weight-only f32 matrix that x is, or NULL. */
+static const Op *gathered_rows(const Hoist *h, const Value *x) {
+  const Op *g = x->def;
+  if (!g || g->kind != OP_GATHER || g->attrs.axis.axis != 0 ||
+      x->type.dtype != DT_F32)
+    return NULL;
+  const Value *t = g->operands[0];
+  return (size_t)t->id < h->n && h->weight_only[t->id] &&
+                 t->type.shape.rank == 2 && shape_is_const(&t->type.shape)
+             ? g
+             : NULL;
+}
+
+/* Whether w, a weight-only vector along the last axis (f32[N] or
+ * f32[1, N]), applies to every row of a table of width n alike. */
+static bool row_vector(const Hoist *h, const Value *w, Dim n) {
+  const Shape *s = &w->type.shape;
+  return (size_t)w->id < h->n && h->weight_only[w->id] &&
+         w->type.dtype == DT_F32 && s->rank >= 1 && s->rank <= 2 &&
+         dim_eq(s->dims[s->rank - 1], n) &&
+         (s->rank == 1 || dim_eq(s->dims[0], dim_const(1)));
+}
+
+/* op (a matmul of gathered rows, or an elementwise op of such rows and a
+ * row vector) as the gather of `table op w` over the table's rows; returns
+ * the new gather, or NULL when op is no such op. */
+static Op *gather_first(Hoist *h, Op *op) {
+  Module *m = h->m;
+  int x = -1; /* the operand that is gathered rows */
+  const Op *g = NULL;
+  if (op->kind == OP_MATMUL && !op->attrs.matmul.trans_a &&
+      (size_t)op->operands[1]->id < h->n &&
+      h->weight_only[op->operands[1]->id] &&
+      op->operands[1]->type.shape.rank == 2 &&
+      (g = gathered_rows(h, op->operands[0])) != NULL)
+    x = 0;
+  for (int i = 0; x < 0 && is_table_op(op->kind) && i < 2; i++)
+    if ((g = gathered_rows(h, op->operands[i])) != NULL &&
+        row_vector(h, op->operands[1 - i], g->operands[0]->type.shape.dims[1]))
+      x = i;
+  if (x < 0 || op->results[0]->type.dtype != DT_F32 ||
+      (op->kind != OP_MATMUL &&
+       !shape_eq(&op->results[0]->type.shape, &op->operands[x]->type.shape)))
+    return NULL;
+  const Shape *ys = &op->results[0]->type.shape;
+  int64_t rows, width;
+  if (!dim_is_const(g->operands[0]->type.shape.dims[0], &rows) ||
+      !dim_is_const(ys->dims[ys->rank - 1], &width) ||
+      (uint64_t)rows * (uint64_t)width * 4u > GATHER_TABLE_BYTES)
+    return NULL;
+  /* table = op(E, w), the gathered rows' place taken by E */
+  Value *operands[2] = {op->operands[0],
+                        op->noperands > 1 ? op->operands[1] : NULL};
+  operands[x] = g->operands[0];
+  Type tt = {DT_F32, shape_scalar()};
+  tt.shape.rank = 2;
+  tt.shape.dims[0] = g->operands[0]->type.shape.dims[0];
+  tt.shape.dims[1] = ys->dims[ys->rank - 1];
+  Op *table = ir_build_typed(m, op->parent, op->kind, operands, op->noperands,
+                             &op->attrs, &tt, 1, op->loc);
+  ir_op_move_before(table, op);
+  if ((size_t)table->results[0]->id < h->n) /* an op after it may follow it */
+    h->weight_only[table->results[0]->id] = true;
+  Value *gops[2] = {table->results[0], g->operands[1]};
+  Op *rows_op = ir_build_typed(m, op->parent, OP_GATHER, gops, 2, &g->attrs,
+                               &op->results[0]->type, 1, op->loc);
+  ir_op_move_before(rows_op, op);
+  rows_op->results[0]->name = op->results[0]->name;
+  ir_replace_uses(m, op->results[0], rows_op->results[0]);
+  ir_op_remove(op);
+  if (g->results[0]->nuses == 0) /* rows that a table took in */
+    ir_op_remove((Op *)g);
+  return rows_op;
+}
+
+/* Rewrites the matmuls of gathered weight rows (and the ops that follow
+ * them into the table) of f's top level. The new tables are weight-only:
+ * the hoisting that follows (with fresh marks) moves them. */
+static void gathers_first(Hoist *h, Function *f) {
+  memset(h->weight_only, 0, h->n);
+  memset(h->work, 0, h->n);
+  classify(h, f->body);
+  for (Op *op = f->body->first; op; op = op->next) {
+    Op *rows = gather_first(h, op);
+    if (rows)
+      op = rows;
+  }
+}
+
 /* Marks the hoisted values that something staying in the function reads:
  * an op not hoisted (at any depth: a scan's body reads from outside). */
 static void mark_reads(Hoist *h, const Block *b) {
@@ -194,7 +306,8 @@ static bool hoist_function(Hoist *h, Function *f) {
 }
 
 bool pass_hoist_weights(Module *m, Diag *d) {
-  size_t n = (size_t)m->next_value_id + 1;
+  /* room for the values gathers_first makes, two per op at most */
+  size_t n = 3 * ((size_t)m->next_value_id + 1);
   Hoist h = {m, d, n, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL};
   h.nparams = m->nparams;
   h.param = calloc((size_t)m->nparams + 1, sizeof(Value *));
@@ -208,6 +321,9 @@ bool pass_hoist_weights(Module *m, Diag *d) {
     abort();
   for (int p = 0; p < m->nparams; p++)
     h.trained[p] = ir_param_trained(m, p);
+  for (Function *f = m->functions; f; f = f->next)
+    if (!f->prepares)
+      gathers_first(&h, f);
   bool ok = true;
   for (Function *f = m->functions; ok && f; f = f->next)
     if (!f->prepares)
