@@ -22,8 +22,9 @@
  * loop over shapes of one rank whose first axis of extent other than 1 is
  * the same axis of the same extent, the rows. Each operand an op of a
  * stage reads is either aligned (the same rank, that axis of that extent,
- * 1 before it: row r of it is row r of the op's loop) or a weight or a
- * constant, which nothing writes. So a stage reads at row r only what the
+ * 1 before it: row r of it is row r of the op's loop; not a view, whose
+ * rows are other rows of its base) or a weight or a constant, which
+ * nothing writes. So a stage reads at row r only what the
  * stages before it wrote at row r, and a buffer written in place is read
  * by every stage at the rows being written only: running stage after stage
  * on a block of rows computes what running kernel after kernel on all rows
@@ -90,10 +91,13 @@ static Storage root_storage(FnEmit *fe, const Value *v) {
 static bool row_local(FnEmit *fe, const Value *x, const Shape *s, int axis,
                       Dim rows) {
   const Shape *xs = &x->type.shape;
-  bool aligned = xs->rank == s->rank && rows_axis(xs) == axis &&
-                 dim_eq(xs->dims[axis], rows);
   Storage st = root_storage(fe, x);
-  return aligned || st == ST_PARAM || st == ST_CONST;
+  if (st == ST_PARAM || st == ST_CONST)
+    return true;
+  /* a view's rows are other rows of its base (a slice of rows starts
+   * elsewhere): rows of a buffer written in the group only as themselves */
+  return cg_info(fe, x)->storage != ST_VIEW && xs->rank == s->rank &&
+         rows_axis(xs) == axis && dim_eq(xs->dims[axis], rows);
 }
 
 /* Whether the ops of stage st read only row-local operands (the value

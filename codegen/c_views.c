@@ -1,4 +1,5 @@
-/* Views: data movement a matmul reads through instead of a copy.
+/* Views: data movement a matmul reads through instead of a copy, and
+ * one that an elementwise loop reads as an array of its own.
  *
  * mc_gemm_* take any row and column strides, so an operand that is a
  * chain of slices, permutes, reshapes and broadcasts of some value needs no
@@ -11,10 +12,15 @@
  * A chain is followed back from a float matmul's operand through values
  * with that single use; the longest tail of it whose view exists becomes
  * views of the value it starts from (ST_VIEW: no kernel, no buffer; the
- * root's lifetime extends to the matmul through the alias). A reshape has
- * a view only where it splits or merges axes that are contiguous relative
- * to each other (numpy's rule); a chain of nothing but reshapes is an alias
- * already and is left alone. Negative slice steps are not viewed.
+ * root's lifetime extends to the matmul through the alias). An elementwise
+ * loop's operand is a view only when the chain makes it dense (a slice of
+ * whole rows, u[2:5]): the loop reads it at the base's pointer plus the
+ * offset as it reads any array. A reshape has a view only where it splits
+ * or merges axes that are contiguous relative to each other (numpy's
+ * rule); a chain of nothing but reshapes is an alias already and is left
+ * alone. Negative slice steps are not viewed, nor a slice whose bounds
+ * need a check at run time (wpe[0:T] with T a symbol: its kernel checks
+ * T <= n_ctx).
  */
 #include "c_emit.h"
 
@@ -90,7 +96,8 @@ static bool apply(const Op *op, Dim *offset, Dim *stride) {
     for (int j = 0; j < x->rank; j++) {
       Dim t;
       int64_t step = op->attrs.slice.step[j];
-      if (step < 1 || !dim_mul(op->attrs.slice.start[j], in[j], &t) ||
+      if (step < 1 || !cg_slice_axis_checked(op, j) ||
+          !dim_mul(op->attrs.slice.start[j], in[j], &t) ||
           !dim_add(*offset, t, offset) ||
           !dim_mul(in[j], dim_const(step), &stride[j]))
         return false;
@@ -131,8 +138,21 @@ static int collect_chain(FnEmit *fe, const Value *v, const Value **chain) {
   return n;
 }
 
-/* Views for the longest tail of the chain that has them. */
-static void view_chain(FnEmit *fe, const Value **chain, int n) {
+/* Whether stride holds the dense row-major strides of shape s (axes of
+ * extent 1 aside): a view with them is an array of its own at its offset. */
+static bool is_dense(const Shape *s, const Dim *stride) {
+  Dim want[MAX_RANK];
+  if (!dense_strides(s, want))
+    return false;
+  for (int j = 0; j < s->rank; j++)
+    if (!cg_is_one(s->dims[j]) && !dim_eq(stride[j], want[j]))
+      return false;
+  return true;
+}
+
+/* Views for the longest tail of the chain that has them (dense ones only,
+ * with `dense`). */
+static void view_chain(FnEmit *fe, const Value **chain, int n, bool dense) {
   Arena *a = &fe->e->arena;
   for (int s = n - 1; s >= 1; s--) {
     Dim offset = dim_const(0), stride[MAX_RANK];
@@ -150,7 +170,7 @@ static void view_chain(FnEmit *fe, const Value **chain, int n) {
       for (int j = 0; j < chain[i]->type.shape.rank; j++)
         views[i]->stride[j] = stride[j];
     }
-    if (!ok)
+    if (!ok || (dense && !is_dense(&chain[0]->type.shape, views[0]->stride)))
       continue;
     if (moves)
       for (int i = 0; i < s; i++)
@@ -163,15 +183,18 @@ void cg_find_views(FnEmit *fe, const Block *b) {
   for (const Op *op = b->first; op; op = op->next) {
     for (int r = 0; r < op->nregions; r++)
       cg_find_views(fe, op->regions[r]);
-    if (op->kind != OP_MATMUL || cg_info(fe, op->results[0])->uses == 0 ||
-        !dtype_is_float(op->results[0]->type.dtype))
+    bool mm =
+        op->kind == OP_MATMUL && dtype_is_float(op->results[0]->type.dtype);
+    bool loop = op->kind == OP_FUSED || cg_op_is_elementwise(op->kind);
+    if ((!mm && !loop) || op->nresults != 1 ||
+        cg_info(fe, op->results[0])->uses == 0)
       continue;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < (mm ? 2 : op->noperands); i++) {
       const Value *chain[64];
       const Value *x = op->operands[i];
       if (cg_info(fe, x)->uses != 1 || !is_view_op(x->def))
         continue;
-      view_chain(fe, chain, collect_chain(fe, x, chain));
+      view_chain(fe, chain, collect_chain(fe, x, chain), !mm);
     }
   }
 }

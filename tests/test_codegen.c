@@ -279,6 +279,83 @@ Test(codegen, matmul_reads_views_of_its_operands) {
       "tm_close(mod);\nreturn 0;");
 }
 
+/* An elementwise loop reads a slice of whole rows (wpe[0:T]) in place, at
+ * an offset into its base: the slice has no kernel. A slice of columns is
+ * copied as before. */
+Test(codegen, a_loop_reads_a_slice_of_whole_rows_in_place) {
+  Value *x = input("x", ty(DT_F32, 2, 3, 4));
+  Value *u = input("u", ty(DT_F32, 2, 6, 4));
+  Value *v = input("v", ty(DT_F32, 2, 3, 8));
+  Attrs s;
+  memset(&s, 0, sizeof s);
+  s.slice.start[0] = dim_const(2); /* u[2:5] */
+  s.slice.step[0] = 1;
+  s.slice.start[1] = dim_const(0);
+  s.slice.step[1] = 1;
+  Type st = ty(DT_F32, 2, 3, 4);
+  Value *us = op1(OP_SLICE, u, &s, &st, 3);
+  output("y", op2(OP_ADD, x, us, NULL, 4));
+  s.slice.start[0] = dim_const(0); /* v[:, 2:6] */
+  s.slice.start[1] = dim_const(2);
+  Value *vs = op1(OP_SLICE, v, &s, &st, 5);
+  output("z", op2(OP_MUL, x, vs, NULL, 6));
+  char *text = emit();
+  cr_expect_null(strstr(text, "tm_L3_slice"), "copied a view:\n%s", text);
+  cr_expect_not_null(strstr(text, "tm_L4_add(x, u + 8, y);"), "%s", text);
+  cr_expect_not_null(strstr(text, "tm_L5_slice"), "%s", text);
+  free(text);
+  expect_ok("float x[12], u[24], v[24], y[12], z[12];\n"
+            "for (int i = 0; i < 12; i++) x[i] = (float)(i % 5) - 2;\n"
+            "for (int i = 0; i < 24; i++) u[i] = 0.5f * (float)(i % 7);\n"
+            "for (int i = 0; i < 24; i++) v[i] = (float)(i % 3) + 1;\n"
+            "McError e;\n"
+            "tm_model *mod = tm_open(NULL, &e);\n"
+            "CHECK(tm_run(mod, x, u, v, y, z, &e) == MC_OK);\n"
+            "for (int r = 0; r < 3; r++)\n"
+            " for (int j = 0; j < 4; j++) {\n"
+            "  CHECK(y[r * 4 + j] == x[r * 4 + j] + u[(r + 2) * 4 + j]);\n"
+            "  CHECK(z[r * 4 + j] == x[r * 4 + j] * v[r * 8 + 2 + j]);\n"
+            " }\n"
+            "tm_close(mod);\nreturn 0;");
+}
+
+/* A slice whose bounds depend on a symbol (x[0:T]) keeps its kernel, which
+ * checks them at run time, even before a matmul that could read a view. */
+Test(codegen, a_slice_checked_at_run_time_is_no_view) {
+  Value *x = input("x", ty(DT_F32, 2, 8, 4));
+  Value *w = input("w", ty(DT_F32, 2, 4, 3));
+  Attrs s;
+  memset(&s, 0, sizeof s);
+  s.slice.start[0] = dim_const(0);
+  s.slice.step[0] = 1;
+  s.slice.start[1] = dim_const(0);
+  s.slice.step[1] = 1;
+  Type st = ty(DT_F32, 2, -1, 4);
+  Value *xs = op1(OP_SLICE, x, &s, &st, 3);
+  Value *r = input("r", ty(DT_F32, 2, -1, 3)); /* T's size */
+  Value *p = op2(OP_MATMUL, xs, w, NULL, 4);
+  output("y", op2(OP_ADD, p, r, NULL, 5));
+  char *text = emit();
+  cr_expect_not_null(strstr(text, "tm_L3_slice("), "%s", text);
+  free(text);
+  expect_ok(
+      "float x[32], w[12], r[9 * 3] = {0}, y[9 * 3];\n"
+      "for (int i = 0; i < 32; i++) x[i] = (float)(i % 5) - 2;\n"
+      "for (int i = 0; i < 12; i++) w[i] = (float)(i % 3);\n"
+      "McError e;\n"
+      "tm_model *mod = tm_open(NULL, &e);\n"
+      "CHECK(tm_run(mod, 5, x, w, r, y, &e) == MC_OK);\n"
+      "for (int i = 0; i < 5; i++)\n"
+      " for (int j = 0; j < 3; j++) {\n"
+      "  float a = -0.0f;\n"
+      "  for (int k = 0; k < 4; k++) a = fmaf(x[i * 4 + k], w[k * 3 + j], "
+      "a);\n"
+      "  CHECK(fabsf(y[i * 3 + j] - a) <= 1e-5f);\n"
+      " }\n"
+      "CHECK(tm_run(mod, 9, x, w, r, y, &e) == MC_ERR_RANGE);\n"
+      "tm_close(mod);\nreturn 0;");
+}
+
 /* A matmul whose only reader is an elementwise loop over its result runs
  * that loop as its GEMM's epilogue (pass_fuse puts them together): one
  * kernel, named after both lines; and with nothing but the product to read
