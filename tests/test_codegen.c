@@ -196,18 +196,24 @@ Test(codegen, matmul_trans_b_and_batch_broadcast) {
             "tm_close(mod);\nreturn 0;");
 }
 
+/* The attributes of a 2-D slice with step 1 from (row, col). */
+static Attrs slice_from(Dim row, Dim col) {
+  Attrs s;
+  memset(&s, 0, sizeof s);
+  s.slice.start[0] = row;
+  s.slice.step[0] = 1;
+  s.slice.start[1] = col;
+  s.slice.step[1] = 1;
+  return s;
+}
+
 /* Slices, reshapes, permutes and broadcasts feeding a matmul are read in
  * place through strides (c_views.c); a reshape that merges axes a permute
  * made non-contiguous is copied first. */
 Test(codegen, matmul_reads_views_of_its_operands) {
   Value *x = input("x", ty(DT_F32, 2, -1, 12));
   Value *u = input("u", ty(DT_F32, 2, 6, 4));
-  Attrs s;
-  memset(&s, 0, sizeof s);
-  s.slice.start[0] = dim_const(0); /* x[:, 4:12] */
-  s.slice.step[0] = 1;
-  s.slice.start[1] = dim_const(4);
-  s.slice.step[1] = 1;
+  Attrs s = slice_from(dim_const(0), dim_const(4)); /* x[:, 4:12] */
   Type st = ty(DT_F32, 2, -1, 8);
   Value *xs = op1(OP_SLICE, x, &s, &st, 3);
   Type rt = ty(DT_F32, 3, -1, 2, 4);
@@ -286,17 +292,11 @@ Test(codegen, a_loop_reads_a_slice_of_whole_rows_in_place) {
   Value *x = input("x", ty(DT_F32, 2, 3, 4));
   Value *u = input("u", ty(DT_F32, 2, 6, 4));
   Value *v = input("v", ty(DT_F32, 2, 3, 8));
-  Attrs s;
-  memset(&s, 0, sizeof s);
-  s.slice.start[0] = dim_const(2); /* u[2:5] */
-  s.slice.step[0] = 1;
-  s.slice.start[1] = dim_const(0);
-  s.slice.step[1] = 1;
+  Attrs s = slice_from(dim_const(2), dim_const(0)); /* u[2:5] */
   Type st = ty(DT_F32, 2, 3, 4);
   Value *us = op1(OP_SLICE, u, &s, &st, 3);
   output("y", op2(OP_ADD, x, us, NULL, 4));
-  s.slice.start[0] = dim_const(0); /* v[:, 2:6] */
-  s.slice.start[1] = dim_const(2);
+  s = slice_from(dim_const(0), dim_const(2)); /* v[:, 2:6] */
   Value *vs = op1(OP_SLICE, v, &s, &st, 5);
   output("z", op2(OP_MUL, x, vs, NULL, 6));
   char *text = emit();
@@ -324,12 +324,7 @@ Test(codegen, a_loop_reads_a_slice_of_whole_rows_in_place) {
 Test(codegen, a_slice_checked_at_run_time_is_no_view) {
   Value *x = input("x", ty(DT_F32, 2, 8, 4));
   Value *w = input("w", ty(DT_F32, 2, 4, 3));
-  Attrs s;
-  memset(&s, 0, sizeof s);
-  s.slice.start[0] = dim_const(0);
-  s.slice.step[0] = 1;
-  s.slice.start[1] = dim_const(0);
-  s.slice.step[1] = 1;
+  Attrs s = slice_from(dim_const(0), dim_const(0));
   Type st = ty(DT_F32, 2, -1, 4);
   Value *xs = op1(OP_SLICE, x, &s, &st, 3);
   Value *r = input("r", ty(DT_F32, 2, -1, 3)); /* T's size */
