@@ -460,9 +460,12 @@ const char *cg_kernel_place(FnEmit *fe, CgBuilt *b, bool core_only);
 /* Appends the call of kernel `name` to run. */
 void cg_kernel_call(FnEmit *fe, const CgBuilt *b, const char *name, CgBuf *run);
 void cg_built_free(CgBuilt *b);
-/* The kernels emitted so far, by their code (KERNEL_NAME, "@kernel@", in
- * place of the name): the name of the one with this code, or NULL; code
- * remembered under name; code written to out with its name. */
+/* A kernel's name while its code is made: not an identifier, so that it
+ * cannot be anything else in the code. */
+#define KERNEL_NAME "@kernel@"
+/* The kernels emitted so far, by their code (KERNEL_NAME in place of the
+ * name): the name of the one with this code, or NULL; code remembered under
+ * name; code written to out with its name. */
 const char *cg_kernel_find(Emitter *e, const char *code);
 void cg_kernel_remember(Emitter *e, const char *code, const char *name);
 void cg_put_named(CgBuf *out, const char *code, const char *name);

@@ -79,10 +79,6 @@ const char *cg_attention_kernel_name(Emitter *e, const Op *mm) {
   return cg_names_unique(&e->globals, &e->arena, attention_base(e, mm));
 }
 
-/* A kernel's name while its code is made: not an identifier, so that it
- * cannot be anything else in the code (c_emit.h, KernelSet). */
-#define KERNEL_NAME "@kernel@"
-
 /* "const float *restrict" -> "const float *" */
 static const char *drop_restrict(Arena *a, const char *ctype) {
   const char *r = strstr(ctype, " *restrict");

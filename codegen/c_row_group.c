@@ -253,8 +253,8 @@ static const char *group_ctype(Arena *a, const char *ctype, bool written) {
   return written && !strncmp(t, "const ", 6) ? t + 6 : t;
 }
 
-/* Rows per block: the block's rows of the widest loop (inner elements per
- * row) take about 16 KB, or 8 rows when that is not a constant. */
+/* Rows per block: about 16 KB of the first stage's loop (inner elements
+ * per row), a multiple of 8 rows, or 8 rows when that is not a constant. */
 static int block_rows(const Shape *s, int axis) {
   int64_t inner = 1;
   for (int j = axis + 1; j < s->rank; j++) {
@@ -267,8 +267,6 @@ static int block_rows(const Shape *s, int axis) {
   rows = rows < 8 ? 8 : rows > 512 ? 512 : rows;
   return (int)(rows / 8 * 8);
 }
-
-#define KERNEL_NAME "@kernel@" /* as in c_kernel_call.c */
 
 bool cg_emit_row_group(FnEmit *fe, const Op *first, CgBuf *run) {
   Emitter *e = fe->e;
@@ -379,18 +377,16 @@ bool cg_emit_row_group(FnEmit *fe, const Op *first, CgBuf *run) {
                 strcmp(inner, "1") ? cg_strf(a, "16384 / (%s) + 1", inner)
                                    : "16384");
   /* the group emitted before with this code, or this one, named */
-  CgBuilt g = {0};
-  g.kop = first;
+  CgBuilt g = {0}; /* for its call */
   g.ps = ps;
   g.np = np;
-  cg_buf_puts(&g.code, cg_buf_str(&code));
   const char *name = cg_kernel_find(e, cg_buf_str(&code));
   if (!name) {
     const Op *last = st[n - 1].ops[st[n - 1].nops - 1];
     name = cg_names_unique(&e->globals, a, group_base(e, st[0].main, last));
     cg_kernel_remember(e, arena_strdup(a, cg_buf_str(&code)), name);
     CgBuf c = {0};
-    cg_buf_printf(&c, "/* The %d kernels above,", n);
+    cg_buf_printf(&c, "/* The %d kernels", n);
     size_t line = 0; /* where the comment's last line starts */
     for (int j = 0; j < n; j++) {
       const char *sep = j == 0 ? "" : j == n - 1 ? " and" : ",";
@@ -410,7 +406,6 @@ bool cg_emit_row_group(FnEmit *fe, const Op *first, CgBuf *run) {
     cg_put_named(&e->kernels, cg_buf_str(&code), name);
   }
   cg_kernel_call(fe, &g, name, run);
-  cg_buf_free(&g.code);
   cg_buf_free(&code);
   cg_buf_free(&init);
   for (int j = 0; j < n; j++)
