@@ -614,3 +614,53 @@ Test(plan, a_reduction_read_across_rows_stays_out_of_the_row_group) {
       "    printf(\"T=%d ok\\n\", n);\n"
       "  }");
 }
+
+/* A row group inside a scan's step: the pointers of all its kernels are
+ * declared before its call; the new carry is computed into the carry's
+ * buffer, which the group's first stage reads at the same rows. */
+static const char *group_step_model =
+    "input h0: f32[3, 8]\ninput xs: f32[T, 3, 8]\n"
+    "fn step(h, x_t) {\n"
+    "  u = exp(x_t * h * 0.25)\n"
+    "  a = sum(u, axis=-1, keepdims=true)\n"
+    "  return u / a, a\n"
+    "}\n"
+    "h, ys = scan(step, h0, xs)\n"
+    "output hn = h\noutput s = ys\n";
+
+static const char *group_step_driver =
+    "  for (int n = 1; n <= 9; n += 4) {\n"
+    "    float h0[24], xs[9 * 24], hn[24], s[9 * 3];\n"
+    "    for (int i = 0; i < 24; i++) h0[i] = 0.1f * (float)(i % 7);\n"
+    "    for (int i = 0; i < n * 24; i++) xs[i] = 0.5f * (float)(i % 5) - 1;\n"
+    "    if (t_run(mod, n, h0, xs, hn, s, &e) != MC_OK) {\n"
+    "      printf(\"%s\\n\", e.msg); return 1; }\n"
+    "    double h[24];\n"
+    "    for (int i = 0; i < 24; i++) h[i] = h0[i];\n"
+    "    for (int t = 0; t < n; t++)\n"
+    "      for (int r = 0; r < 3; r++) {\n"
+    "        double u[8], a = 0;\n"
+    "        for (int j = 0; j < 8; j++) {\n"
+    "          u[j] = exp(xs[t * 24 + r * 8 + j] * h[r * 8 + j] * 0.25);\n"
+    "          a += u[j]; }\n"
+    "        if (fabs(s[t * 3 + r] - a) > 1e-5 * a) {\n"
+    "          printf(\"T=%d s[%d] = %g, want %g\\n\", n, t * 3 + r,\n"
+    "                 s[t * 3 + r], a); return 1; }\n"
+    "        for (int j = 0; j < 8; j++) h[r * 8 + j] = u[j] / a;\n"
+    "      }\n"
+    "    for (int i = 0; i < 24; i++)\n"
+    "      if (fabs(hn[i] - h[i]) > 1e-5) {\n"
+    "        printf(\"T=%d hn[%d] = %g, want %g\\n\", n, i, hn[i], h[i]);\n"
+    "        return 1; }\n"
+    "    printf(\"T=%d ok\\n\", n);\n"
+    "  }";
+
+Test(plan, a_row_group_in_a_loop) {
+  char *c = emit_after(group_step_model, PAIRED);
+  const char *loop = strstr(c, "for (int64_t step = 0;");
+  cr_assert(loop, "%s", c);
+  const char *call = strstr(loop, "_rows(");
+  cr_expect(call && call < strstr(loop, "\n  }\n"), "%s", c);
+  free(c);
+  expect_t_1_5_9_ok(group_step_driver);
+}
