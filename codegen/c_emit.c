@@ -377,20 +377,28 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
   }
 }
 
+bool cg_op_live(FnEmit *fe, const Op *op) {
+  bool live = op->kind == OP_YIELD;
+  for (int i = 0; i < op->nresults; i++)
+    live |= cg_info(fe, op->results[i])->uses > 0;
+  return live;
+}
+
+bool cg_op_emits_kernel(FnEmit *fe, const Op *op) {
+  if (op->kind == OP_SCAN || op->kind == OP_YIELD || op->nresults == 0)
+    return false;
+  const ValueInfo *vi = cg_info(fe, op->results[0]);
+  /* ST_FUSED: in its reader's kernel; ST_ALIAS: in place, unless a view */
+  return vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
+         vi->storage == ST_CARRY || vi->storage == ST_SLOT ||
+         (vi->storage == ST_ALIAS && !cg_op_is_alias(op));
+}
+
 /* The code of a live op in the run function (or a scan's loop). */
 static bool emit_op_code(FnEmit *fe, const Op *op, CgBuf *run) {
   if (op->kind == OP_SCAN)
     return cg_info(fe, op->results[0])->uses == 0 || cg_emit_scan(fe, op, run);
-  if (op->kind == OP_YIELD)
-    return true;
-  ValueInfo *vi = cg_info(fe, op->results[0]);
-  if (vi->storage == ST_FUSED) /* in its reader's kernel */
-    return true;
-  if (vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
-      vi->storage == ST_CARRY || vi->storage == ST_SLOT ||
-      (vi->storage == ST_ALIAS && !cg_op_is_alias(op))) /* in place */
-    return cg_emit_kernel(fe, op, run);
-  return true;
+  return !cg_op_emits_kernel(fe, op) || cg_emit_kernel(fe, op, run);
 }
 
 /* ... under `if` when a lazy select may not need it (ValueInfo.guard):

@@ -436,6 +436,16 @@ const char *cg_epilogue_kernel_name(Emitter *e, const Op *mm, const Op *ep);
 /* Attention's kernel is named after its first matmul's line:
  * attention_L46_attention (c_kernel_call.c). */
 const char *cg_attention_kernel_name(Emitter *e, const Op *mm);
+/* c_kernel_call.c: the main op of the kernel that op emits: op, or the
+ * matmul or reduction whose result op reads in its kernel (ST_FUSED; op is
+ * then *ep, its epilogue); *pro is the main op's prologue, the elementwise
+ * loop it evaluates at each element read, or NULL. */
+const Op *cg_kernel_ops(FnEmit *fe, const Op *op, const Op **ep,
+                        const Op **pro);
+/* c_emit.c: whether op's result is read (a yield always runs), and whether
+ * op emits a kernel of its own. */
+bool cg_op_live(FnEmit *fe, const Op *op);
+bool cg_op_emits_kernel(FnEmit *fe, const Op *op);
 /* c_kernel_call.c: emits op's kernel and appends its call (indented two
  * spaces) to run. */
 bool cg_emit_kernel(FnEmit *fe, const Op *op, CgBuf *run);

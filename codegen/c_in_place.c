@@ -70,9 +70,7 @@ static Version version(FnEmit *fe, const Value *v, const Value *r,
 }
 
 static bool is_live(FnEmit *fe, const Op *o) {
-  bool live = o->kind == OP_YIELD;
-  for (int i = 0; i < o->nresults; i++)
-    live |= cg_info(fe, o->results[i])->uses > 0;
+  bool live = cg_op_live(fe, o);
   return live;
 }
 

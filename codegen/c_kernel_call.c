@@ -44,6 +44,20 @@ static int fused_operand(FnEmit *fe, const Op *op) {
   return -1;
 }
 
+const Op *cg_kernel_ops(FnEmit *fe, const Op *op, const Op **ep,
+                        const Op **pro) {
+  int product = fused_operand(fe, op);
+  *ep = *pro = NULL;
+  if (product >= 0 && op->operands[product]->def->kind != OP_FUSED &&
+      !cg_op_is_elementwise(op->operands[product]->def->kind)) {
+    *ep = op;
+    op = op->operands[product]->def;
+  }
+  if (fused_operand(fe, op) == 0)
+    *pro = op->operands[0]->def;
+  return op;
+}
+
 /* A GEMM with an epilogue is named after both: conv1d_L28_matmul_gelu_L32,
  * block_L3_matmul_L5 in one function, conv1d_L28_matmul_add on one
  * line. */
@@ -194,17 +208,8 @@ bool cg_kernel_build(FnEmit *fe, const Op *op, CgBuilt *b) {
     sm = op->operands[0]->def;
     op = sm->operands[0]->def;
   }
-  /* op may be the epilogue of the kernel of its operand's op (a matmul, a
-   * reduction), which may have a prologue (an elementwise loop) */
-  int product = fused_operand(fe, op);
-  const Op *ep = NULL, *pro = NULL;
-  if (product >= 0 && op->operands[product]->def->kind != OP_FUSED &&
-      !cg_op_is_elementwise(op->operands[product]->def->kind)) {
-    ep = op;
-    op = ep->operands[product]->def;
-  }
-  if (fused_operand(fe, op) == 0)
-    pro = op->operands[0]->def;
+  const Op *ep, *pro;
+  op = cg_kernel_ops(fe, op, &ep, &pro);
   CgKernel k = {0};
   k.arena = &e->arena;
   k.m = e->m;
@@ -274,7 +279,7 @@ bool cg_kernel_build(FnEmit *fe, const Op *op, CgBuilt *b) {
                          cg_operand_name(op, i), cg_pointer(fe, x), true};
   }
   for (int i = 0; ep && i < ep->noperands; i++) {
-    if (i == product || k.ep_literal[i])
+    if (ep->operands[i] == op->results[0] || k.ep_literal[i])
       continue;
     const Value *x = ep->operands[i];
     ps[np++] = (CgParam){

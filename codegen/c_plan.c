@@ -77,9 +77,7 @@ typedef struct Steps {
 /* Whether op is a step: it is live, and not a GEMM that runs in its
  * reader's kernel (ST_FUSED: that reader's step reads its operands). */
 static bool op_is_step(FnEmit *fe, const Op *op) {
-  bool live = op->kind == OP_YIELD;
-  for (int i = 0; i < op->nresults; i++)
-    live |= cg_info(fe, op->results[i])->uses > 0;
+  bool live = cg_op_live(fe, op);
   return live && !(op->nresults == 1 &&
                    cg_info(fe, op->results[0])->storage == ST_FUSED);
 }

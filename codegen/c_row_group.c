@@ -61,23 +61,6 @@ static int rows_axis(const Shape *s) {
   return -1;
 }
 
-/* Whether op emits a kernel of its own (as emit_op_code in c_emit.c). */
-static bool emits_kernel(FnEmit *fe, const Op *op) {
-  if (op->kind == OP_SCAN || op->kind == OP_YIELD || op->nresults == 0)
-    return false;
-  const ValueInfo *vi = cg_info(fe, op->results[0]);
-  return vi->storage == ST_WORKSPACE || vi->storage == ST_OUTPUT ||
-         vi->storage == ST_CARRY || vi->storage == ST_SLOT ||
-         (vi->storage == ST_ALIAS && !cg_op_is_alias(op));
-}
-
-static int fused_operand(FnEmit *fe, const Op *op) {
-  for (int i = 0; i < op->noperands; i++)
-    if (cg_info(fe, op->operands[i])->storage == ST_FUSED)
-      return i;
-  return -1;
-}
-
 /* The storage of the buffer holding v's data. */
 static Storage root_storage(FnEmit *fe, const Value *v) {
   const ValueInfo *vi = cg_info(fe, v);
@@ -129,21 +112,13 @@ static bool stage_of(FnEmit *fe, const Op *op, Stage *st) {
   memset(st, 0, sizeof *st);
   if (op->nresults != 1 || cg_info(fe, op->results[0])->guard)
     return false;
-  const Op *main = op, *ep = NULL, *pro = NULL;
-  int product = fused_operand(fe, op);
-  if (product >= 0 && op->operands[product]->def->kind != OP_FUSED &&
-      !cg_op_is_elementwise(op->operands[product]->def->kind)) {
-    main = op->operands[product]->def;
-    ep = op;
-    if (!is_reduce(main->kind))
-      return false; /* a GEMM's epilogue */
-  }
+  const Op *ep, *pro, *main = cg_kernel_ops(fe, op, &ep, &pro);
+  if (ep && !is_reduce(main->kind))
+    return false; /* a GEMM's epilogue */
   if (is_reduce(main->kind)) {
-    if (fused_operand(fe, main) == 0)
-      pro = main->operands[0]->def;
     st->shape = &main->operands[0]->type.shape;
   } else if ((cg_op_is_elementwise(main->kind) || main->kind == OP_FUSED) &&
-             product < 0) {
+             !pro) {
     st->shape = &main->results[0]->type.shape;
   } else {
     return false;
@@ -179,7 +154,7 @@ static void find_in_block(FnEmit *fe, const Block *b) {
   for (const Op *op = b->first;; op = op->next) {
     if (op && op->kind == OP_SCAN)
       find_in_block(fe, op->regions[0]);
-    if (op && !emits_kernel(fe, op) && op->kind != OP_SCAN &&
+    if (op && !cg_op_emits_kernel(fe, op) && op->kind != OP_SCAN &&
         op->kind != OP_YIELD)
       continue;
     Stage st = {0};
@@ -266,6 +241,24 @@ static int block_rows(const Shape *s, int axis) {
   int64_t rows = 4096 / (inner > 0 ? inner : 1);
   rows = rows < 8 ? 8 : rows > 512 ? 512 : rows;
   return (int)(rows / 8 * 8);
+}
+
+/* text as a C comment, its words wrapped before column 80. */
+static void put_comment(CgBuf *out, const char *text) {
+  cg_buf_puts(out, "/*");
+  int col = 2;
+  for (const char *w = text; *w;) {
+    int len = (int)strcspn(w, " ");
+    if (col + 1 + len > 77) {
+      cg_buf_puts(out, "\n *");
+      col = 2;
+    }
+    cg_buf_printf(out, " %.*s", len, w);
+    col += 1 + len;
+    w += len;
+    w += *w == ' ';
+  }
+  cg_buf_puts(out, " */\n");
 }
 
 bool cg_emit_row_group(FnEmit *fe, const Op *first, CgBuf *run) {
@@ -386,22 +379,18 @@ bool cg_emit_row_group(FnEmit *fe, const Op *first, CgBuf *run) {
     name = cg_names_unique(&e->globals, a, group_base(e, st[0].main, last));
     cg_kernel_remember(e, arena_strdup(a, cg_buf_str(&code)), name);
     CgBuf c = {0};
-    cg_buf_printf(&c, "/* The %d kernels", n);
-    size_t line = 0; /* where the comment's last line starts */
-    for (int j = 0; j < n; j++) {
-      const char *sep = j == 0 ? "" : j == n - 1 ? " and" : ",";
-      cg_buf_puts(&c, sep);
-      if (strlen(cg_buf_str(&c)) - line + strlen(names[j]) > 76) {
-        line = strlen(cg_buf_str(&c)) + 1;
-        cg_buf_puts(&c, "\n *");
-      }
-      cg_buf_printf(&c, " %s", names[j]);
-    }
+    cg_buf_printf(&c, "The %d kernels", n);
+    for (int j = 0; j < n; j++)
+      cg_buf_printf(&c, "%s %s",
+                    j == 0       ? ""
+                    : j == n - 1 ? " and"
+                                 : ",",
+                    names[j]);
     cg_buf_printf(&c,
-                  ", one block of %d\n * rows after the other: each row is "
-                  "read from memory once. */\n",
+                  ", one block of %d rows after the other: each row is read "
+                  "from memory once.",
                   rows);
-    cg_buf_puts(&e->kernels, cg_buf_str(&c));
+    put_comment(&e->kernels, cg_buf_str(&c));
     cg_buf_free(&c);
     cg_put_named(&e->kernels, cg_buf_str(&code), name);
   }

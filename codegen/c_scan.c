@@ -66,14 +66,6 @@ static const char *row_at(FnEmit *fe, const Value *v, const char *t,
                  row_elems(fe, v, used));
 }
 
-/* Whether o runs: a yield, or an op whose result something reads. */
-static bool op_live(FnEmit *fe, const Op *o) {
-  bool live = o->kind == OP_YIELD;
-  for (int i = 0; i < o->nresults; i++)
-    live |= cg_info(fe, o->results[i])->uses > 0;
-  return live;
-}
-
 bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   Emitter *e = fe->e;
   Arena *a = &e->arena;
@@ -147,13 +139,13 @@ bool cg_emit_scan(FnEmit *fe, const Op *op, CgBuf *run) {
   bool ok = true;
   const Op *declared = NULL; /* pointers declared up to here */
   for (const Op *o = body->first; ok && o; o = o->next) {
-    if (!op_live(fe, o))
+    if (!cg_op_live(fe, o))
       continue;
     if (!declared) {
       /* a row group's kernel, at its first op, takes the pointers of all */
       declared = cg_row_group_of(fe, o) > 0 ? cg_row_group_last(fe, o) : o;
       for (const Op *p = o; p != declared->next; p = p->next)
-        if (op_live(fe, p))
+        if (cg_op_live(fe, p))
           cg_declare_pointers(fe, p, &inner, &fe->uses_m);
     }
     if (declared == o)

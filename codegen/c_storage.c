@@ -54,9 +54,7 @@ static bool check_value_symbols(FnEmit *fe, const Value *v, Loc loc) {
  * its kernel's loop body: its values are C locals, not buffers. */
 static void mark_live(FnEmit *fe, const Block *b) {
   for (const Op *op = b->last; op; op = op->prev) {
-    bool live = op->kind == OP_YIELD;
-    for (int i = 0; i < op->nresults; i++)
-      live |= cg_info(fe, op->results[i])->uses > 0;
+    bool live = cg_op_live(fe, op);
     if (!live)
       continue;
     if (op->kind == OP_SCAN) {
@@ -231,9 +229,7 @@ static void collect_buffers(FnEmit *fe, const Block *b) {
  * copied at the end. Ops whose result is an alias or a view emit nothing. */
 static void mark_referenced(FnEmit *fe, const Block *b) {
   for (const Op *op = b->first; op; op = op->next) {
-    bool live = op->kind == OP_YIELD;
-    for (int i = 0; i < op->nresults; i++)
-      live |= cg_info(fe, op->results[i])->uses > 0;
+    bool live = cg_op_live(fe, op);
     if (!live)
       continue;
     bool kernel = true, in_place = false;

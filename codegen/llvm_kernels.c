@@ -522,18 +522,8 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   /* op may be the epilogue of the kernel of its operand's op (a matmul, a
    * reduction), which may have a prologue (an elementwise loop), as in
    * c_kernel_call.c */
-  const Op *ep = NULL, *pro = NULL;
-  for (int i = 0; i < op->noperands; i++) {
-    const Op *def = op->operands[i]->def;
-    if (cg_info(fe, op->operands[i])->storage == ST_FUSED &&
-        def->kind != OP_FUSED && !cg_op_is_elementwise(def->kind)) {
-      ep = op;
-      op = def;
-      break;
-    }
-  }
-  if (op->noperands > 0 && cg_info(fe, op->operands[0])->storage == ST_FUSED)
-    pro = op->operands[0]->def;
+  const Op *ep, *pro;
+  op = cg_kernel_ops(fe, op, &ep, &pro);
   if (llvm_is_reduction(op))
     return llvm_reduce_kernel(F, op, pro, ep, d);
   if (!ep && (llvm_is_movement(op) || llvm_is_reduce(op) || llvm_is_decode(op)))

@@ -115,9 +115,7 @@ bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d) {
   }
   bool ok = true;
   for (const Op *o = body->first; ok && o; o = o->next) {
-    bool live = o->kind == OP_YIELD;
-    for (int i = 0; i < o->nresults; i++)
-      live |= cg_info(fe, o->results[i])->uses > 0;
+    bool live = cg_op_live(fe, o);
     if (live)
       ok = llvm_emit_op(F, o, d);
   }
