@@ -22,7 +22,10 @@ What is timed:
   modelc  the generated program's own timer (PROG --time R, runtime/
           mc_main.c): it loads the weights and inputs, runs the model once,
           then R more times and prints the median wall time of those R runs,
-          the model alone: no process start, weight loading or .npy I/O.
+          the model alone: no process start, weight loading or .npy I/O
+          (each run writes into the first run's output buffers, as a caller
+          of NAME_run does; fresh ones cost the kernel a pass clearing
+          pages: 64 MB took the activation chain from 18 to 28 ms).
           Short runs are repeated to fill about 1 s (at most 200 runs: a
           9 ms model at 2 threads gave medians of 20 runs 20% apart).
           Decoding: see row 2 in cases.py.

@@ -356,7 +356,10 @@ static int main_cmp_double(const void *a, const void *b) {
 }
 
 /* --time R: R more runs (outs holds the first run's results, which are
- * replaced by each run's), their median and fastest wall time to stderr. */
+ * replaced by each run's), their median and fastest wall time to stderr.
+ * A generated program's runs write into the first run's output buffers (as
+ * a caller of the model's NAME_run reuses its own): the time is the
+ * model's, not the kernel's clearing of fresh pages. */
 static int main_time(const McModelInfo *info, void *handle, const McTensor *ins,
                      McTensor *outs, int runs, const char *prog, McError *e) {
   double *ms = malloc(sizeof *ms * (size_t)runs);
@@ -364,7 +367,7 @@ static int main_time(const McModelInfo *info, void *handle, const McTensor *ins,
     return mc_fail(e, MC_ERR_NOMEM, "out of memory");
   int rc = MC_OK;
   for (int r = 0; !rc && r < runs; r++) {
-    for (int i = 0; i < info->noutputs; i++) {
+    for (int i = 0; !info->entry && i < info->noutputs; i++) {
       mc_tensor_free(&outs[i]);
       outs[i].dtype = info->outputs[i].dtype;
       outs[i].rank = info->outputs[i].rank;

@@ -586,7 +586,9 @@ int mc_entry_open(const McEntry *x, const char *weights_path, void **handle,
  * dimension of the form c*S + k (c > 0), checks every other dimension
  * against it, naming both sides ("input 'pad': dimension 1 is 7 but T = 5
  * from input 'x'"), allocates the outputs and calls x->run; on failure
- * frees them again. An absent optional input binds nothing. */
+ * frees them. An output that holds data (from an earlier run) of the dtype,
+ * rank and shape this run gives is written in place; other data is freed.
+ * An absent optional input binds nothing. */
 int mc_entry_run(const McEntry *x, void *handle, const McTensor *inputs,
                  McTensor *outputs, McError *e);
 /* mc_entry_run's first half: binds and checks the symbols from the inputs,
@@ -619,10 +621,11 @@ typedef struct McModelInfo {
   int (*open)(const char *weights_path, void **handle, McError *e);
   void (*close)(void *handle);
   /* inputs[i] are in the model's dtype (data NULL for an absent optional
-   * input). outputs[i] arrive with the spec's dtype and rank and data NULL;
-   * on success each holds its shape and malloc'd data (mc_tensor_alloc).
-   * Whatever output data is non-NULL afterwards is freed by the caller,
-   * also on failure. */
+   * input). outputs[i] arrive with the spec's dtype and rank and data NULL
+   * (mc_entry_run also takes them as its earlier run left them); on success
+   * each holds its shape and malloc'd data (mc_tensor_alloc). Whatever
+   * output data is non-NULL afterwards is freed by the caller, also on
+   * failure. */
   int (*run)(void *handle, const McTensor *inputs, McTensor *outputs,
              McError *e);
   /* the entry's tables (generated programs), NULL in one made by hand */
