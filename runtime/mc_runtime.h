@@ -384,6 +384,15 @@ typedef void (*McParallelFn)(void *ctx, int64_t begin, int64_t end);
  * "0"), every grain is 1: a small model's kernels run in pieces on every
  * thread too, for tests that check that the pieces never change a bit. */
 void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx);
+/* mc_parallel_for for an fn whose every element is the same whatever range
+ * computes it, balanced: each chunk (cut as mc_parallel_for cuts it) runs
+ * as pieces of `piece` elements (grain a multiple of it), front to back on
+ * its thread, and a thread done with its own takes pieces from the back of
+ * the others' chunks. A thread slowed down (by another program, or woken
+ * late) then computes less, and no thread waits long for it. piece < 1, or
+ * a grain not a multiple of it: mc_parallel_for. */
+void mc_parallel_balanced(int64_t n, int64_t grain, int64_t piece,
+                          McParallelFn fn, void *ctx);
 /* Joins the pool's threads and frees the caller's scratch (also done at
  * exit); a later mc_parallel_for starts them again. Not from inside fn. */
 void mc_threads_shutdown(void);

@@ -4,7 +4,10 @@
  * mc_get_threads() contiguous chunks, each a whole number of grains (the
  * last may be short), and runs chunk 0 on the caller and chunk c on worker
  * c. The cut depends only on n, grain and the thread count, never on
- * timing. Workers are started on first use and sleep on a condition
+ * timing. mc_parallel_balanced cuts the same chunks into pieces, which a
+ * thread done with its own chunk takes from the back of the others' (for
+ * kernels whose elements do not depend on the range: a GEMV's columns).
+ * Workers are started on first use and sleep on a condition
  * variable between jobs; mc_threads_shutdown (registered with atexit) stops
  * and joins them.
  *
@@ -48,10 +51,18 @@ typedef struct ThreadPool {
   /* the current job */
   McParallelFn fn;
   void *ctx;
-  int64_t n, grain;
+  int64_t n, grain, piece; /* piece > 0: a balanced job */
   int nchunks;
   atomic_int pending; /* chunks the workers have not finished */
 } ThreadPool;
+
+/* A balanced job's chunk: the pieces [front, back) not yet taken, front in
+ * the low 32 bits. Its owner takes them from the front, a thread done with
+ * its own chunk from the back; one cache line each. */
+typedef struct ChunkPieces {
+  _Alignas(64) atomic_uint_least64_t range;
+} ChunkPieces;
+static ChunkPieces pieces[THREADS_MAX];
 
 static ThreadPool pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
                           .wake = PTHREAD_COND_INITIALIZER,
@@ -160,6 +171,42 @@ static void threads_chunk(int64_t n, int64_t grain, int nchunks, int c,
   *end = u1 * grain < n ? u1 * grain : n;
 }
 
+/* Takes pieces [*k0, *k1) of chunk c: its owner (front) a quarter of
+ * those left (few claims, each a contiguous run), another thread one from
+ * the back. False when none is left. */
+static int threads_take(int c, int front, int64_t *k0, int64_t *k1) {
+  uint_least64_t r = atomic_load(&pieces[c].range);
+  for (;;) {
+    uint_least64_t f = r & 0xffffffffu, b = r >> 32;
+    if (f >= b)
+      return 0;
+    uint_least64_t take = front && b - f >= 8 ? (b - f) / 4 : 1;
+    uint_least64_t next = front ? r + take : r - ((uint_least64_t)1 << 32);
+    if (atomic_compare_exchange_weak(&pieces[c].range, &r, next)) {
+      *k0 = (int64_t)(front ? f : b - 1);
+      *k1 = *k0 + (int64_t)take;
+      return 1;
+    }
+  }
+}
+
+/* Runs chunk c of the current job: all of it, or for a balanced job its
+ * pieces front to back and then the others' from their backs. */
+static void threads_run_chunk(int c, McParallelFn fn, void *ctx) {
+  int64_t begin, end, k0, k1;
+  threads_chunk(pool.n, pool.grain, pool.nchunks, c, &begin, &end);
+  if (!pool.piece) {
+    fn(ctx, begin, end);
+    return;
+  }
+  const int64_t n = pool.n, piece = pool.piece;
+  for (int i = 0; i < pool.nchunks; i++) {
+    int v = (c + i) % pool.nchunks;
+    while (threads_take(v, i == 0, &k0, &k1))
+      fn(ctx, k0 * piece, k1 * piece < n ? k1 * piece : n);
+  }
+}
+
 static void *threads_worker(void *arg) {
   int chunk = (int)(intptr_t)arg + 1;
   in_region = 1;
@@ -184,10 +231,8 @@ static void *threads_worker(void *arg) {
     }
     McParallelFn fn = pool.fn;
     void *ctx = pool.ctx;
-    int64_t begin, end;
-    threads_chunk(pool.n, pool.grain, pool.nchunks, chunk, &begin, &end);
     pthread_mutex_unlock(&pool.lock);
-    fn(ctx, begin, end);
+    threads_run_chunk(chunk, fn, ctx);
     if (atomic_fetch_sub(&pool.pending, 1) == 1) {
       pthread_mutex_lock(&pool.lock);
       pthread_cond_signal(&pool.done);
@@ -205,11 +250,14 @@ static void threads_register_at_exit(void) {
   atexit(threads_at_exit);
 }
 
-void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
+static void threads_run(int64_t n, int64_t grain, int64_t piece,
+                        McParallelFn fn, void *ctx) {
   if (n <= 0)
     return;
   if (grain < 1 || threads_split_all())
     grain = 1;
+  if (piece > 0 && (grain % piece != 0 || (n - 1) / piece >= 0xffffffff))
+    piece = 0; /* chunks of whole pieces only, counted in 32 bits */
   int64_t units = (n - 1) / grain + 1;
   int threads = mc_get_threads();
   int nchunks = units < threads ? (int)units : threads;
@@ -233,16 +281,22 @@ void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
   pool.ctx = ctx;
   pool.n = n;
   pool.grain = grain;
+  pool.piece = piece;
   pool.nchunks = nchunks;
+  for (int c = 0; piece && c < nchunks; c++) {
+    int64_t begin, end;
+    threads_chunk(n, grain, nchunks, c, &begin, &end);
+    uint_least64_t f = (uint_least64_t)(begin / piece),
+                   b = (uint_least64_t)((end - 1) / piece + 1);
+    atomic_store(&pieces[c].range, f | b << 32);
+  }
   atomic_store(&pool.pending, nchunks - 1);
   atomic_fetch_add(&pool.generation, 1);
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.lock);
 
-  int64_t begin, end;
-  threads_chunk(n, grain, nchunks, 0, &begin, &end);
   in_region = 1;
-  fn(ctx, begin, end);
+  threads_run_chunk(0, fn, ctx);
   in_region = 0;
 
   ThreadSpin spin = {0};
@@ -255,6 +309,15 @@ void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
     pthread_mutex_unlock(&pool.lock);
   }
   pthread_mutex_unlock(&pool_busy);
+}
+
+void mc_parallel_for(int64_t n, int64_t grain, McParallelFn fn, void *ctx) {
+  threads_run(n, grain, 0, fn, ctx);
+}
+
+void mc_parallel_balanced(int64_t n, int64_t grain, int64_t piece,
+                          McParallelFn fn, void *ctx) {
+  threads_run(n, grain, piece, fn, ctx);
 }
 
 /* ---- per-thread scratch ------------------------------------------------- */

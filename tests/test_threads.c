@@ -1,10 +1,12 @@
 /* The runtime's thread pool (runtime/mc_threads.c) and the driver's
  * --threads flag: the thread count and its default, the static partition of
  * mc_parallel_for (every index once, contiguous whole grains, the same cut
- * every time, one chunk per thread), nested and concurrent calls, shutdown
+ * every time, one chunk per thread), mc_parallel_balanced's pieces (taken
+ * from a slow thread by the others), nested and concurrent calls, shutdown
  * and restart, and per-thread scratch memory. The sanitizer build runs this
  * with LeakSanitizer: the pool and the scratch must leave nothing behind.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "mc_runtime.h"
 
 #include <criterion/criterion.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int online_cores(void) {
@@ -129,6 +132,76 @@ Test(threads, split_all_ignores_the_grain) {
   cr_assert(cut[0][0] == 0 && cut[0][1] == 4 && cut[1][1] == 7 &&
             cut[2][1] == 10);
   cr_assert_eq(run_and_sort(2, 1000, &r, cut), 2);
+}
+
+/* ---- mc_parallel_balanced ---- */
+
+typedef struct Pieces {
+  atomic_int visits[MAX_INDEX];
+  pthread_t by[MAX_INDEX]; /* the thread that computed index i */
+  pthread_t caller;
+  int64_t piece, n;
+  int slow_worker; /* a worker's calls sleep 50 ms */
+  atomic_int calls;
+} Pieces;
+
+static void record_piece(void *ctx, int64_t begin, int64_t end) {
+  Pieces *p = ctx;
+  atomic_fetch_add(&p->calls, 1);
+  cr_assert_eq(begin % p->piece, 0, "begin %lld", (long long)begin);
+  cr_assert(end == p->n || end % p->piece == 0, "end %lld", (long long)end);
+  cr_assert_lt(begin, end);
+  if (p->slow_worker && !pthread_equal(pthread_self(), p->caller))
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+  for (int64_t i = begin; i < end; i++) {
+    atomic_fetch_add(&p->visits[i], 1);
+    p->by[i] = pthread_self();
+  }
+}
+
+static void run_pieces(Pieces *p, int64_t n, int64_t grain, int64_t piece,
+                       int slow) {
+  memset(p, 0, sizeof *p);
+  p->caller = pthread_self();
+  p->piece = grain % piece ? grain : piece; /* the unit of each call */
+  p->n = n;
+  p->slow_worker = slow;
+  mc_parallel_balanced(n, grain, piece, record_piece, p);
+  for (int64_t i = 0; i < n; i++)
+    cr_assert_eq(atomic_load(&p->visits[i]), 1, "index %lld of %lld",
+                 (long long)i, (long long)n);
+}
+
+/* Every index once, in calls of whole pieces (the last may be short). */
+Test(threads, balanced_runs_every_index_once_in_pieces) {
+  static Pieces p;
+  static const int64_t sizes[] = {1, 7, 64, 100, 1000, 4999};
+  for (int threads = 1; threads <= 4; threads++) {
+    mc_set_threads(threads);
+    for (int s = 0; s < 6; s++) {
+      run_pieces(&p, sizes[s], 64, 64, 0);
+      run_pieces(&p, sizes[s], 12, 3, 0);
+      run_pieces(&p, sizes[s], 1, 1, 0);
+    }
+  }
+}
+
+/* A slow thread's chunk is finished by the others from its back: here the
+ * caller computes the last index, which the worker's chunk holds. */
+Test(threads, balanced_takes_pieces_from_a_slow_thread) {
+  static Pieces p;
+  mc_set_threads(2);
+  run_pieces(&p, 64, 1, 1, 1);
+  cr_assert(pthread_equal(p.by[63], p.caller));
+  cr_assert(pthread_equal(p.by[0], p.caller));
+}
+
+/* A grain that is no multiple of the piece: mc_parallel_for's chunks. */
+Test(threads, balanced_with_an_odd_grain_cuts_chunks) {
+  static Pieces p;
+  mc_set_threads(2);
+  run_pieces(&p, 100, 10, 3, 0);
+  cr_assert_eq(atomic_load(&p.calls), 2);
 }
 
 typedef struct Nested {
