@@ -529,8 +529,10 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
                   B16, ep, P, panels16},
                  kern,
                  0};
-  /* units of parallel work, the multiply-adds in one, grains aligned to */
-  int64_t units = N, work = M * K, align = 64, min_work = GEMV_MIN_WORK;
+  /* units of parallel work, the multiply-adds in one, grains aligned to
+   * (a 16-bit GEMV's: the 128 columns its kernel takes at once, a panel) */
+  int64_t units = N, work = M * K, align = fmt || panels16 ? 128 : 64,
+          min_work = GEMV_MIN_WORK;
   McParallelFn run = gemm_run_gemv;
   if (P || panels16) { /* packed B: rows of a panel, read in place */
     rsb = P ? MC_GEMM_PANEL : MC_GEMM_PANEL16;
@@ -556,9 +558,9 @@ static void gemm_run(int64_t M, int64_t N, int64_t K, const float *A,
     run = gemm_run_chunk;
   }
   /* enough grains that a chunk is worth waking a thread for; a GEMV's
-   * columns in pieces of 64 that a thread done early takes from the others
-   * (a thread of a busy machine's VM ran the same columns 15% slower than
-   * the other, which then waited) */
+   * columns in pieces of `align` that a thread done early takes from the
+   * others (a thread of a busy machine's VM ran the same columns 15% slower
+   * than the other, which then waited) */
   int64_t grain = align * (min_work / (work * align) + 1);
   if (run == gemm_run_gemv)
     mc_parallel_balanced(units, grain, align, run, &job);
