@@ -34,83 +34,6 @@
 
 #include "c_emit.h"
 
-/* ---- names ------------------------------------------------------------------
- */
-
-static bool names_has(const NameSet *s, const char *name) {
-  for (int i = 0; i < s->n; i++)
-    if (!strcmp(s->names[i], name))
-      return true;
-  return false;
-}
-
-static void names_add(NameSet *s, Arena *a, const char *name) {
-  if (s->n == s->cap) {
-    int cap = s->cap ? 2 * s->cap : 64;
-    s->names = arena_grow(a, s->names, (size_t)s->cap * sizeof(char *),
-                          (size_t)cap * sizeof(char *));
-    s->cap = cap;
-  }
-  s->names[s->n++] = name;
-}
-
-/* base, or base_2, base_3, ... whichever is still free; then taken. */
-const char *cg_names_unique(NameSet *s, Arena *a, const char *base) {
-  const char *name = base;
-  for (int i = 2; names_has(s, name); i++)
-    name = cg_strf(a, "%s_%d", base, i);
-  names_add(s, a, name);
-  return name;
-}
-
-/* Any text as a C identifier: other characters become '_'. */
-char *cg_c_ident(Arena *a, const char *s) {
-  char *r = cg_strf(a, "%s%s", s[0] >= '0' && s[0] <= '9' ? "v" : "", s);
-  for (char *p = r; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-          (*p >= '0' && *p <= '9') || *p == '_'))
-      *p = '_';
-  return r[0] ? r : cg_strf(a, "v");
-}
-
-static const char *const c_reserved[] = {
-    "auto",     "break",    "case",     "char",   "const",   "continue",
-    "default",  "do",       "double",   "else",   "enum",    "extern",
-    "float",    "for",      "goto",     "if",     "inline",  "int",
-    "long",     "register", "restrict", "return", "short",   "signed",
-    "sizeof",   "static",   "struct",   "switch", "typedef", "union",
-    "unsigned", "void",     "volatile", "while",  "NULL",    "INFINITY",
-    "NAN",      "HUGE_VAL", "EOF",      "main",   "errno",   "m",
-    "err",      "ws",       "off",      "rc",     "size",    "done",
-    "in",       "out",      "handle",   "wsize"};
-
-static void reserve_c_names(NameSet *s, Arena *a) {
-  for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)
-    names_add(s, a, c_reserved[i]);
-}
-
-/* The C name of a symbol: kept when it cannot clash with the lowercase
- * locals of kernels or with reserved macro names, else "sym_" + name. */
-static const char *symbol_c_name(Arena *a, const char *name) {
-  char *id = cg_c_ident(a, name);
-  bool upper = false;
-  for (const char *p = id; *p; p++)
-    upper |= *p >= 'A' && *p <= 'Z';
-  bool reserved = id[0] == '_' || !strncmp(id, "MC_", 3) ||
-                  !strncmp(id, "INT", 3) || !strncmp(id, "UINT", 4) ||
-                  !strncmp(id, "SIZE", 4) || !strncmp(id, "FLT", 3) ||
-                  !strncmp(id, "DBL", 3) || !strncmp(id, "M_", 2) ||
-                  (id[0] == 'E' && id[1] >= 'A' && id[1] <= 'Z');
-  for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)
-    reserved |= !strcmp(id, c_reserved[i]);
-  return upper && !reserved ? id : cg_strf(a, "sym_%s", id);
-}
-
-const char *cg_base_name(const char *path) {
-  const char *s = strrchr(path, '/');
-  return s ? s + 1 : path;
-}
-
 /* ---- per-function analysis -------------------------------------------------
  */
 
@@ -174,108 +97,6 @@ const char *cg_pointer(FnEmit *fe, const Value *v) {
   return vi->cname;
 }
 
-/* ---- comments
- * ----------------------------------------------------------------- */
-
-/* The model-file line at loc, if the Diag has its text. */
-const char *cg_source_line(Emitter *e, Loc loc) {
-  if (!e->d || !loc.file || loc.line <= 0)
-    return NULL;
-  for (const DiagSource *s = e->d->sources; s; s = s->next) {
-    if (!s->path || strcmp(s->path, loc.file))
-      continue;
-    const char *p = s->text;
-    for (int l = 1; p && l < loc.line; l++) {
-      p = strchr(p, '\n');
-      if (p)
-        p++;
-    }
-    if (!p)
-      return NULL;
-    while (*p == ' ' || *p == '\t')
-      p++;
-    size_t len = strcspn(p, "\r\n");
-    char *r = cg_strf(&e->arena, "%.*s", (int)len, p);
-    for (char *q = r; *q; q++) /* keep the comment closed */
-      if (q[0] == '*' && q[1] == '/')
-        q[1] = '|';
-    return r;
-  }
-  return NULL;
-}
-
-static const char *value_text(FnEmit *fe, const Value *v) {
-  ValueInfo *vi = cg_info(fe, v);
-  if (vi->cname)
-    return vi->cname;
-  return cg_strf(&fe->e->arena, "%%%d", v->id);
-}
-
-static void append_attrs(FnEmit *fe, CgBuf *b, const Op *op) {
-  const Module *m = fe->e->m;
-  switch (ir_op_info[op->kind].attr) {
-  case ATTR_AXIS:
-    cg_buf_printf(b, " axis=%d", op->attrs.axis.axis);
-    break;
-  case ATTR_MATMUL:
-    if (op->attrs.matmul.trans_a)
-      cg_buf_puts(b, " trans_a");
-    if (op->attrs.matmul.trans_b)
-      cg_buf_puts(b, " trans_b");
-    break;
-  case ATTR_REDUCE:
-    cg_buf_puts(b, " axes=[");
-    for (int i = 0, n = 0; i < 32; i++)
-      if (op->attrs.reduce.axes & (1u << i))
-        cg_buf_printf(b, "%s%d", n++ ? ", " : "", i);
-    cg_buf_printf(b, "]%s", op->attrs.reduce.keepdims ? " keepdims" : "");
-    break;
-  case ATTR_SLICE:
-    cg_buf_puts(b, " start=[");
-    for (int i = 0; i < op->operands[0]->type.shape.rank; i++) {
-      char s[128];
-      dim_print(s, sizeof s, op->attrs.slice.start[i], m);
-      cg_buf_printf(b, "%s%s", i ? ", " : "", s);
-    }
-    cg_buf_puts(b, "] step=[");
-    for (int i = 0; i < op->operands[0]->type.shape.rank; i++)
-      cg_buf_printf(b, "%s%" PRId64, i ? ", " : "", op->attrs.slice.step[i]);
-    cg_buf_puts(b, "]");
-    break;
-  case ATTR_PERM:
-    cg_buf_puts(b, " perm=[");
-    for (int i = 0; i < op->results[0]->type.shape.rank; i++)
-      cg_buf_printf(b, "%s%d", i ? ", " : "", op->attrs.perm.perm[i]);
-    cg_buf_puts(b, "]");
-    break;
-  case ATTR_SCAN:
-    cg_buf_printf(b, " ncarry=%d nseq=%d%s%s", op->attrs.scan.ncarry,
-                  op->attrs.scan.nseq, op->attrs.scan.reverse ? " reverse" : "",
-                  op->attrs.scan.with_index ? " index" : "");
-    break;
-  case ATTR_NONE:
-  case ATTR_CONST:
-  case ATTR_PARAM:
-  case ATTR_COUNT:
-    break;
-  }
-}
-
-/* "h_5: f32[T, 768] = add(x, h_3) axis=..." */
-void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
-                       const char **literal) {
-  char ty[256];
-  type_print(ty, sizeof ty, &op->results[0]->type, fe->e->m);
-  cg_buf_printf(b, "%s: %s = %s(", value_text(fe, op->results[0]), ty,
-                ir_op_info[op->kind].name);
-  for (int i = 0; i < op->noperands; i++)
-    cg_buf_printf(b, "%s%s", i ? ", " : "",
-                  literal && literal[i] ? literal[i]
-                                        : value_text(fe, op->operands[i]));
-  cg_buf_puts(b, ")");
-  append_attrs(fe, b, op);
-}
-
 /* ---- the typed run function
  * ----------------------------------------------------- */
 
@@ -284,7 +105,7 @@ static void name_function(FnEmit *fe) {
   Emitter *e = fe->e;
   const Function *f = fe->f;
   Arena *a = &e->arena;
-  reserve_c_names(&fe->locals, a);
+  cg_reserve_c_names(&fe->locals, a);
   for (int s = 0; s < e->m->nsymbols; s++)
     cg_names_unique(&fe->locals, a, e->symnames[s]);
   fe->in_names = arena_alloc(a, (size_t)(f->ninputs + 1) * sizeof(char *));
@@ -372,7 +193,7 @@ void cg_declare_pointers(FnEmit *fe, const Op *op, CgBuf *out, bool *uses_m) {
                op->kind != OP_SCAN) { /* a scan's: named as its buffer */
       cg_buf_printf(out, "  const %s *%s = %s; /* %s of %s */\n", ct, vi->cname,
                     cg_pointer(fe, vi->alias), ir_op_info[op->kind].name,
-                    value_text(fe, op->operands[0]));
+                    cg_value_text(fe, op->operands[0]));
     }
   }
 }
@@ -778,7 +599,7 @@ void cg_emitter_init(Emitter *e, const Module *m, const CgOptions *o, Diag *d) {
   e->d = d;
   arena_init(&e->arena);
   e->name = cg_c_ident(&e->arena, m->name ? m->name : "model");
-  reserve_c_names(&e->globals, &e->arena);
+  cg_reserve_c_names(&e->globals, &e->arena);
   const char *fixed[] = {
       "align64",  "info",     "model",   "open",       "close",
       "weights",  "inputs",   "outputs", "info_open",  "info_close",
@@ -789,7 +610,7 @@ void cg_emitter_init(Emitter *e, const Module *m, const CgOptions *o, Diag *d) {
                     i == 0 ? fixed[0]
                            : cg_strf(&e->arena, "%s_%s", e->name, fixed[i]));
   for (int s = 0; s < m->nsymbols; s++)
-    e->symnames[s] = symbol_c_name(&e->arena, m->symbols[s]);
+    e->symnames[s] = cg_symbol_c_name(&e->arena, m->symbols[s]);
   int nfunctions = 0;
   for (const Function *f = m->functions; f; f = f->next)
     nfunctions += !f->prepares;

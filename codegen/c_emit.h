@@ -36,8 +36,11 @@ void cg_buf_free(CgBuf *b);
 /* printf into memory of arena a */
 char *cg_strf(Arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Whether expression text s is exactly lit ("1", "0"): a product that
+ * folded to a constant needs no loop. */
+bool cg_is_lit(const char *s, const char *lit);
 
-/* ---- C spelling of IR things (c_kernels.c) ------------------------------ */
+/* ---- C spelling of IR things (c_text.c) --------------------------------- */
 const char *cg_ctype(DType t);    /* "float", "int32_t", "uint8_t", ... */
 const char *cg_mc_dtype(DType t); /* "MC_F32", ... */
 /* Element i of `data` (dtype t) as a C expression of that type, bit-exact:
@@ -249,6 +252,8 @@ const char *cg_element_at(CgKernel *k, const Op *op, int depth,
 /* c_kernels_decode.c: the decoding ops' kernels (dynamic slices,
  * take_along_axis, topk, cumsum, random_uniform, categorical). */
 bool cg_kernel_decode(CgKernel *k, Diag *d);
+/* c_movement.c: gather, scatter_add, slice, concat, permute, iota. */
+bool cg_kernel_movement(CgKernel *k, Diag *d);
 
 /* The name of operand i's pointer parameter ("x", "a", "table", ...). */
 const char *cg_operand_name(const Op *op, int i);
@@ -271,6 +276,11 @@ typedef struct NameSet {
 const char *cg_names_unique(NameSet *s, Arena *a, const char *base);
 /* Any text as a C identifier: other characters become '_'. */
 char *cg_c_ident(Arena *a, const char *s);
+/* Takes C's keywords and the names generated code declares itself. */
+void cg_reserve_c_names(NameSet *s, Arena *a);
+/* The C name of a model symbol: kept when it cannot clash with the
+ * lowercase locals of kernels or reserved macro names, else "sym_" + it. */
+const char *cg_symbol_c_name(Arena *a, const char *name);
 
 typedef enum Storage {
   ST_NONE, /* dead, or an inlined scalar constant */
@@ -423,10 +433,12 @@ bool cg_takes_literals(const Op *op);
 const char *cg_pointer(FnEmit *fe, const Value *v);
 /* Byte size of a value's buffer as a C size_t expression. */
 const char *cg_buffer_bytes(FnEmit *fe, const Value *v, uint64_t *used);
-/* The model-file line at loc (for comments), or NULL. */
+/* The model-file line at loc (for comments), or NULL (c_text.c). */
 const char *cg_source_line(Emitter *e, Loc loc);
+/* A value's C name, or "%id" for one without. */
+const char *cg_value_text(FnEmit *fe, const Value *v);
 /* "h_5: f32[T, 768] = add(x, h_3) axis=..." with literal[i] for inlined
- * operands (c_emit.c). */
+ * operands. */
 void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
                        const char **literal);
 /* c_kernel_call.c: op's kernel's name, "scope_L12_kind", made unique. */

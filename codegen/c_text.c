@@ -1,6 +1,8 @@
-/* Text for the C backend: a growable buffer, and the C spelling of IR things
- * (types, bit-exact literals, symbolic dimensions, string literals). Every
- * char * returned lives in the caller's arena. */
+/* Text for the C backend: a growable buffer, the C spelling of IR things
+ * (types, bit-exact literals, symbolic dimensions, string literals), C
+ * names (unique, never a keyword or a name the generated code uses), and
+ * the comments that quote the model file and the IR above each kernel.
+ * Every char * returned lives in the caller's (or the emitter's) arena. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +10,10 @@
 #include <string.h>
 
 #include "c_emit.h"
+
+bool cg_is_lit(const char *s, const char *lit) {
+  return !strcmp(s, lit);
+}
 
 /* ---- text buffer -----------------------------------------------------------
  */
@@ -249,4 +255,183 @@ char *cg_c_string(Arena *a, const char *s, bool format) {
   char *r = cg_strf(a, "%s", cg_buf_str(&b));
   cg_buf_free(&b);
   return r;
+}
+
+/* ---- names ------------------------------------------------------------------
+ */
+
+static bool names_has(const NameSet *s, const char *name) {
+  for (int i = 0; i < s->n; i++)
+    if (!strcmp(s->names[i], name))
+      return true;
+  return false;
+}
+
+static void names_add(NameSet *s, Arena *a, const char *name) {
+  if (s->n == s->cap) {
+    int cap = s->cap ? 2 * s->cap : 64;
+    s->names = arena_grow(a, s->names, (size_t)s->cap * sizeof(char *),
+                          (size_t)cap * sizeof(char *));
+    s->cap = cap;
+  }
+  s->names[s->n++] = name;
+}
+
+/* base, or base_2, base_3, ... whichever is still free; then taken. */
+const char *cg_names_unique(NameSet *s, Arena *a, const char *base) {
+  const char *name = base;
+  for (int i = 2; names_has(s, name); i++)
+    name = cg_strf(a, "%s_%d", base, i);
+  names_add(s, a, name);
+  return name;
+}
+
+/* Any text as a C identifier: other characters become '_'. */
+char *cg_c_ident(Arena *a, const char *s) {
+  char *r = cg_strf(a, "%s%s", s[0] >= '0' && s[0] <= '9' ? "v" : "", s);
+  for (char *p = r; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (*p >= '0' && *p <= '9') || *p == '_'))
+      *p = '_';
+  return r[0] ? r : cg_strf(a, "v");
+}
+
+static const char *const c_reserved[] = {
+    "auto",     "break",    "case",     "char",   "const",   "continue",
+    "default",  "do",       "double",   "else",   "enum",    "extern",
+    "float",    "for",      "goto",     "if",     "inline",  "int",
+    "long",     "register", "restrict", "return", "short",   "signed",
+    "sizeof",   "static",   "struct",   "switch", "typedef", "union",
+    "unsigned", "void",     "volatile", "while",  "NULL",    "INFINITY",
+    "NAN",      "HUGE_VAL", "EOF",      "main",   "errno",   "m",
+    "err",      "ws",       "off",      "rc",     "size",    "done",
+    "in",       "out",      "handle",   "wsize"};
+
+void cg_reserve_c_names(NameSet *s, Arena *a) {
+  for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)
+    names_add(s, a, c_reserved[i]);
+}
+
+/* The C name of a symbol: kept when it cannot clash with the lowercase
+ * locals of kernels or with reserved macro names, else "sym_" + name. */
+const char *cg_symbol_c_name(Arena *a, const char *name) {
+  char *id = cg_c_ident(a, name);
+  bool upper = false;
+  for (const char *p = id; *p; p++)
+    upper |= *p >= 'A' && *p <= 'Z';
+  bool reserved = id[0] == '_' || !strncmp(id, "MC_", 3) ||
+                  !strncmp(id, "INT", 3) || !strncmp(id, "UINT", 4) ||
+                  !strncmp(id, "SIZE", 4) || !strncmp(id, "FLT", 3) ||
+                  !strncmp(id, "DBL", 3) || !strncmp(id, "M_", 2) ||
+                  (id[0] == 'E' && id[1] >= 'A' && id[1] <= 'Z');
+  for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)
+    reserved |= !strcmp(id, c_reserved[i]);
+  return upper && !reserved ? id : cg_strf(a, "sym_%s", id);
+}
+
+const char *cg_base_name(const char *path) {
+  const char *s = strrchr(path, '/');
+  return s ? s + 1 : path;
+}
+
+/* ---- comments
+ * ----------------------------------------------------------------- */
+
+/* The model-file line at loc, if the Diag has its text. */
+const char *cg_source_line(Emitter *e, Loc loc) {
+  if (!e->d || !loc.file || loc.line <= 0)
+    return NULL;
+  for (const DiagSource *s = e->d->sources; s; s = s->next) {
+    if (!s->path || strcmp(s->path, loc.file))
+      continue;
+    const char *p = s->text;
+    for (int l = 1; p && l < loc.line; l++) {
+      p = strchr(p, '\n');
+      if (p)
+        p++;
+    }
+    if (!p)
+      return NULL;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    size_t len = strcspn(p, "\r\n");
+    char *r = cg_strf(&e->arena, "%.*s", (int)len, p);
+    for (char *q = r; *q; q++) /* keep the comment closed */
+      if (q[0] == '*' && q[1] == '/')
+        q[1] = '|';
+    return r;
+  }
+  return NULL;
+}
+
+const char *cg_value_text(FnEmit *fe, const Value *v) {
+  ValueInfo *vi = cg_info(fe, v);
+  if (vi->cname)
+    return vi->cname;
+  return cg_strf(&fe->e->arena, "%%%d", v->id);
+}
+
+static void append_attrs(FnEmit *fe, CgBuf *b, const Op *op) {
+  const Module *m = fe->e->m;
+  switch (ir_op_info[op->kind].attr) {
+  case ATTR_AXIS:
+    cg_buf_printf(b, " axis=%d", op->attrs.axis.axis);
+    break;
+  case ATTR_MATMUL:
+    if (op->attrs.matmul.trans_a)
+      cg_buf_puts(b, " trans_a");
+    if (op->attrs.matmul.trans_b)
+      cg_buf_puts(b, " trans_b");
+    break;
+  case ATTR_REDUCE:
+    cg_buf_puts(b, " axes=[");
+    for (int i = 0, n = 0; i < 32; i++)
+      if (op->attrs.reduce.axes & (1u << i))
+        cg_buf_printf(b, "%s%d", n++ ? ", " : "", i);
+    cg_buf_printf(b, "]%s", op->attrs.reduce.keepdims ? " keepdims" : "");
+    break;
+  case ATTR_SLICE:
+    cg_buf_puts(b, " start=[");
+    for (int i = 0; i < op->operands[0]->type.shape.rank; i++) {
+      char s[128];
+      dim_print(s, sizeof s, op->attrs.slice.start[i], m);
+      cg_buf_printf(b, "%s%s", i ? ", " : "", s);
+    }
+    cg_buf_puts(b, "] step=[");
+    for (int i = 0; i < op->operands[0]->type.shape.rank; i++)
+      cg_buf_printf(b, "%s%" PRId64, i ? ", " : "", op->attrs.slice.step[i]);
+    cg_buf_puts(b, "]");
+    break;
+  case ATTR_PERM:
+    cg_buf_puts(b, " perm=[");
+    for (int i = 0; i < op->results[0]->type.shape.rank; i++)
+      cg_buf_printf(b, "%s%d", i ? ", " : "", op->attrs.perm.perm[i]);
+    cg_buf_puts(b, "]");
+    break;
+  case ATTR_SCAN:
+    cg_buf_printf(b, " ncarry=%d nseq=%d%s%s", op->attrs.scan.ncarry,
+                  op->attrs.scan.nseq, op->attrs.scan.reverse ? " reverse" : "",
+                  op->attrs.scan.with_index ? " index" : "");
+    break;
+  case ATTR_NONE:
+  case ATTR_CONST:
+  case ATTR_PARAM:
+  case ATTR_COUNT:
+    break;
+  }
+}
+
+/* "h_5: f32[T, 768] = add(x, h_3) axis=..." */
+void cg_append_op_text(FnEmit *fe, CgBuf *b, const Op *op,
+                       const char **literal) {
+  char ty[256];
+  type_print(ty, sizeof ty, &op->results[0]->type, fe->e->m);
+  cg_buf_printf(b, "%s: %s = %s(", cg_value_text(fe, op->results[0]), ty,
+                ir_op_info[op->kind].name);
+  for (int i = 0; i < op->noperands; i++)
+    cg_buf_printf(b, "%s%s", i ? ", " : "",
+                  literal && literal[i] ? literal[i]
+                                        : cg_value_text(fe, op->operands[i]));
+  cg_buf_puts(b, ")");
+  append_attrs(fe, b, op);
 }
