@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from cases import SOURCE_DIR, HERE, cases, configs, make_gpt2_weights, target_text
-from machine import cpu_info, environment, measure_machine
+from machine import cpu_info, environment, measure_machine, run_triad
 from measure import (GNU_TIME, arena_bytes, compile_case, has_gnu_time, setting_label,
                      time_modelc, time_torch, torch_child, write_inputs)
 from report import compare, print_table, rate, write_csv
@@ -55,9 +55,12 @@ def tmp_root():
             return tempfile.mkdtemp(prefix="mc_bench_", dir=d)
 
 
-def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, triad, progs,
+def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, triad_now, progs,
              gpt2_weights):
     rows = []
+    # rated against the triad: measured next to the case (before and after
+    # modelc's runs), as this VM's bandwidth moves by 2x within minutes
+    by_triad = case["kind"] == "decode" or bool(case.get("bytes"))
     work = os.path.join(root, case["key"])
     os.makedirs(work, exist_ok=True)
     rng = np.random.default_rng(1234 + idx)
@@ -92,7 +95,9 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
                    arena_mb="" if arena is None else arena / 2 ** 20,
                    arena_vs_live="" if not arena_low else arena / arena_low,
                    compile_s=compile_s)
+        triad_before = triad_now(n) if by_triad else None
         mc_s, columns, mc_out = time_modelc(case, prog, big_args, work, n, runs)
+        triad_gbs = (triad_before + triad_now(n)) / 2 if by_triad else None
         row.update(columns)
         # the peak RSS target: weights + arena + 16 MB, plus the program's
         # own inputs and outputs (a prompt's logits are 25-98 MB)
@@ -113,7 +118,7 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
         row.update(torch_ms=1e3 * pt_s, torch_setting=setting_label(s),
                    torch_runs=r.get("runs", ""), torch_cpu_wall=r.get("cpu_wall", ""),
                    rss_pt_mb=r["rss_kb"] / 1024.0, ratio="" if noise else mc_s / pt_s)
-        rate(case, row, mc_s, pt_s, triad[n], noise)
+        rate(case, row, mc_s, pt_s, triad_gbs, noise)
         ok, text = compare(case, mc_out, os.path.join(work, "torch_out"))
         row["check_ok"], row["check"] = ok, text
         if llvm_prog:
@@ -195,11 +200,15 @@ def main():
             return gpt2_path
 
         progs = {}
+
+        def triad_now(n):
+            return run_triad(os.path.join(root, "triad"), n, cfg["triad_mib"], cfg["triad_reps"])
+
         print("cases:", flush=True)
         for i, case in enumerate(selected):
             try:
                 rows += run_case(case, i, modelc, root, threads_list, runs, explicit,
-                                 candidates, triad, progs, gpt2_weights)
+                                 candidates, triad_now, progs, gpt2_weights)
             except Exception as e:  # noqa: BLE001 - the other rows still run
                 msg = str(e).strip().replace("\n", " ")[:600]
                 failures.append((case["key"], msg))

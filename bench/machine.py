@@ -3,7 +3,10 @@
  - STREAM triad bandwidth: bench/triad.c compiled here with -O2
    -march=native -pthread, a[i] = b[i] + s*c[i] over three 256 MiB float
    arrays (--quick: 64 MiB), best of 10 (--quick: 3), 12 bytes per element.
-   The activation chain and the decoding bound are rated against it.
+   The activation chain and the decoding bound are rated against it, measured
+   again right before and after modelc's runs of the case (their mean): on
+   this kind of VM the 2-thread triad moved between 44 and 92 GB/s within 15
+   minutes.
  - OpenBLAS sgemm GFLOP/s at 1024 (torch.matmul in a child process) under
    every BLAS setting tried (measure.py); the fastest valid ones are the
    settings the cases' torch side then runs under.
