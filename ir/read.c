@@ -39,282 +39,8 @@
 #include <string.h>
 
 #include "ir.h"
-#include "read_lex.h"
 
-typedef struct ValueEntry {
-  const char *key; /* arena copy of the text after '%' */
-  bool numeric;
-  int scope; /* 0: the function body, else the region that defined it */
-  Value *value;
-} ValueEntry;
-
-typedef struct Reader {
-  IrLexer lx;
-  Module *m;
-  Function *fn;
-  ValueEntry *vals;
-  size_t vcap, vcount;
-  int depth;
-  Block *block;   /* where ops go: the function body or a region */
-  int scopes[32]; /* the regions being read, innermost last */
-  int nscopes, last_scope;
-} Reader;
-
-#define EXPECT(r, kind, what)                                                  \
-  do {                                                                         \
-    if (!irlex_expect(&(r)->lx, kind, what))                                   \
-      return false;                                                            \
-  } while (0)
-
-/* ---- value table --------------------------------------------------------- */
-
-static size_t hash_key(const char *s, bool numeric) {
-  size_t h = numeric ? 7 : 1469598103934665603u;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211u;
-  return h;
-}
-
-static ValueEntry *value_slot(Reader *r, const char *key, bool numeric) {
-  size_t i = hash_key(key, numeric) & (r->vcap - 1);
-  while (r->vals[i].key &&
-         (r->vals[i].numeric != numeric || strcmp(r->vals[i].key, key) != 0))
-    i = (i + 1) & (r->vcap - 1);
-  return &r->vals[i];
-}
-
-/* Rehashes the table into `cap` slots; keep=false empties it. */
-static void values_resize(Reader *r, size_t cap, bool keep) {
-  ValueEntry *old = r->vals;
-  size_t oldcap = keep ? r->vcap : 0;
-  r->vcap = cap;
-  r->vcount = keep ? r->vcount : 0;
-  r->vals = calloc(r->vcap, sizeof(ValueEntry));
-  if (!r->vals)
-    abort();
-  for (size_t i = 0; i < oldcap; i++)
-    if (old[i].key)
-      *value_slot(r, old[i].key, old[i].numeric) = old[i];
-  free(old);
-}
-
-static bool value_use(Reader *r, Value **out) {
-  IrLexer *lx = &r->lx;
-  if (lx->kind != TK_VALUE)
-    return irlex_expect(lx, TK_VALUE, "a value");
-  ValueEntry *e = value_slot(r, lx->text, lx->numeric);
-  if (!e->key) {
-    irlex_error(lx, "unknown value %%%s", lx->text);
-    return false;
-  }
-  bool seen = e->scope == 0;
-  for (int i = 0; i < r->nscopes; i++)
-    seen |= r->scopes[i] == e->scope;
-  if (!seen) {
-    irlex_error(lx, "value %%%s is defined inside a region, not visible here",
-                lx->text);
-    return false;
-  }
-  *out = e->value;
-  irlex_next(lx);
-  return true;
-}
-
-/* ---- small pieces -------------------------------------------------------- */
-
-static bool parse_name(Reader *r, const char **out) {
-  IrLexer *lx = &r->lx;
-  if (lx->kind != TK_IDENT && lx->kind != TK_STRING)
-    return irlex_expect(lx, TK_IDENT, "a name");
-  *out = ir_strdup(r->m, lx->text);
-  irlex_next(lx);
-  return true;
-}
-
-static bool parse_int(Reader *r, int64_t lo, int64_t hi, int64_t *out) {
-  IrLexer *lx = &r->lx;
-  bool neg = irlex_accept(lx, TK_MINUS);
-  if (lx->kind != TK_NUMBER)
-    return irlex_expect(lx, TK_NUMBER, "an integer");
-  errno = 0;
-  char *end;
-  long long v = strtoll(lx->text, &end, 10); /* no sign in the token */
-  int64_t x = neg ? -(int64_t)v : (int64_t)v;
-  if (*end || errno == ERANGE || x < lo || x > hi) {
-    irlex_error(lx, "integer %s%s out of range or malformed", neg ? "-" : "",
-                lx->text);
-    return false;
-  }
-  *out = x;
-  irlex_next(lx);
-  return true;
-}
-
-static bool parse_dim(Reader *r, Dim *out);
-
-static bool parse_factor(Reader *r, Dim *out) {
-  IrLexer *lx = &r->lx;
-  if (lx->kind == TK_NUMBER) {
-    int64_t v;
-    if (!parse_int(r, 0, INT64_MAX, &v))
-      return false;
-    *out = dim_const(v);
-    return true;
-  }
-  if (lx->kind == TK_IDENT) {
-    int s = ir_symbol(r->m, lx->text);
-    if (s < 0) {
-      irlex_error(lx, "too many symbols");
-      return false;
-    }
-    *out = dim_sym(s);
-    irlex_next(lx);
-    return true;
-  }
-  if (irlex_accept(lx, TK_LPAREN)) {
-    if (!parse_dim(r, out))
-      return false;
-    EXPECT(r, TK_RPAREN, "')'");
-    return true;
-  }
-  return irlex_expect(lx, TK_NUMBER, "a dimension");
-}
-
-/* Dim arithmetic result check: the fixed-size form may overflow. */
-static bool fits(Reader *r, bool ok) {
-  if (!ok)
-    irlex_error(&r->lx, "dimension too complex");
-  return ok;
-}
-
-static bool parse_term(Reader *r, Dim *out) {
-  if (!parse_factor(r, out))
-    return false;
-  while (irlex_accept(&r->lx, TK_STAR)) {
-    Dim f;
-    if (!parse_factor(r, &f))
-      return false;
-    if (!fits(r, dim_mul(*out, f, out)))
-      return false;
-  }
-  return true;
-}
-
-static bool parse_dim(Reader *r, Dim *out) {
-  if (++r->depth > 32) {
-    irlex_error(&r->lx, "dimension nested too deeply");
-    return false;
-  }
-  bool neg = irlex_accept(&r->lx, TK_MINUS);
-  if (!parse_term(r, out))
-    return false;
-  if (neg && !fits(r, dim_sub(dim_const(0), *out, out)))
-    return false;
-  for (;;) {
-    bool sub = r->lx.kind == TK_MINUS;
-    if (!sub && r->lx.kind != TK_PLUS)
-      break;
-    irlex_next(&r->lx);
-    Dim t;
-    if (!parse_term(r, &t))
-      return false;
-    if (!fits(r, sub ? dim_sub(*out, t, out) : dim_add(*out, t, out)))
-      return false;
-  }
-  r->depth--;
-  return true;
-}
-
-/* '[' dim, ... ']' into dims (at most MAX_RANK) */
-static bool parse_dim_list(Reader *r, Dim *dims, int *n) {
-  EXPECT(r, TK_LBRACKET, "'['");
-  *n = 0;
-  if (irlex_accept(&r->lx, TK_RBRACKET))
-    return true;
-  do {
-    if (*n >= MAX_RANK) {
-      irlex_error(&r->lx, "more than %d dimensions", MAX_RANK);
-      return false;
-    }
-    if (!parse_dim(r, &dims[(*n)++]))
-      return false;
-  } while (irlex_accept(&r->lx, TK_COMMA));
-  EXPECT(r, TK_RBRACKET, "']'");
-  return true;
-}
-
-static bool parse_type(Reader *r, Type *t) {
-  IrLexer *lx = &r->lx;
-  memset(t, 0, sizeof *t);
-  if (lx->kind != TK_IDENT || !dtype_from_name(lx->text, &t->dtype))
-    return irlex_expect(lx, TK_NONE, "a type such as f32[T, 768]");
-  irlex_next(lx);
-  return parse_dim_list(r, t->shape.dims, &t->shape.rank);
-}
-
-static bool parse_loc(Reader *r, Loc *loc) {
-  IrLexer *lx = &r->lx;
-  memset(loc, 0, sizeof *loc);
-  if (!irlex_accept(lx, TK_AT))
-    return true;
-  /* Without a `file` header, locations are in the IR text itself. */
-  loc->file = r->m->source_file ? r->m->source_file : lx->path;
-  if (lx->kind == TK_STRING) {
-    loc->file = ir_strdup(r->m, lx->text);
-    irlex_next(lx);
-    EXPECT(r, TK_COLON, "':'");
-  }
-  int64_t line = 0, col = 0;
-  if (!parse_int(r, 0, 1 << 30, &line))
-    return false;
-  EXPECT(r, TK_COLON, "':'");
-  if (!parse_int(r, 0, 1 << 30, &col))
-    return false;
-  loc->line = (int)line;
-  loc->col = (int)col;
-  if (lx->kind == TK_STRING) {
-    loc->scope = ir_strdup(r->m, lx->text);
-    irlex_next(lx);
-  }
-  return true;
-}
-
-/* A number literal's text with its sign: [-](NUMBER | inf | nan). */
-static bool number_text(Reader *r, char *buf, size_t n) {
-  IrLexer *lx = &r->lx;
-  bool neg = irlex_accept(lx, TK_MINUS);
-  if (lx->kind != TK_NUMBER && lx->kind != TK_IDENT)
-    return irlex_expect(lx, TK_NUMBER, "a number");
-  if (strlen(lx->text) + 2 > n) {
-    irlex_error(lx, "number too long");
-    return false;
-  }
-  snprintf(buf, n, "%s%s", neg ? "-" : "", lx->text);
-  return true; /* the token is consumed by the caller after conversion */
-}
-
-static bool parse_double(Reader *r, double *out) {
-  char buf[128];
-  if (!number_text(r, buf, sizeof buf))
-    return false;
-  char *end;
-  *out = strtod(buf, &end);
-  if (*end || end == buf) {
-    irlex_error(&r->lx, "malformed number %s", buf);
-    return false;
-  }
-  irlex_next(&r->lx);
-  return true;
-}
-
-/* Converts one constant element given as text into dtype t at data[i]. */
-static bool convert_elem(Reader *r, DType t, const char *s, void *data,
-                         size_t i) {
-  if (ir_const_parse(t, s, data, i))
-    return true;
-  irlex_error(&r->lx, "bad %s constant '%s'", dtype_name(t), s);
-  return false;
-}
+#include "read_internal.h"
 
 /* ---- ops ----------------------------------------------------------------- */
 
@@ -329,7 +55,7 @@ static bool parse_int_list(Reader *r, int64_t lo, int64_t hi, int64_t *vals,
       irlex_error(&r->lx, "more than %d entries", MAX_RANK);
       return false;
     }
-    if (!parse_int(r, lo, hi, &vals[(*n)++]))
+    if (!rd_parse_int(r, lo, hi, &vals[(*n)++]))
       return false;
   } while (irlex_accept(&r->lx, TK_COMMA));
   EXPECT(r, TK_RBRACKET, "']'");
@@ -354,7 +80,7 @@ static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
     int n;
     if (known && ak == ATTR_AXIS && strcmp(key, "axis") == 0) {
       EXPECT(r, TK_EQUAL, "'='");
-      if (!parse_int(r, -1000000, 1000000, &v))
+      if (!rd_parse_int(r, -1000000, 1000000, &v))
         return false;
       a->axis.axis = (int)v;
     } else if (known && ak == ATTR_MATMUL && strcmp(key, "trans_a") == 0) {
@@ -383,17 +109,17 @@ static bool parse_attrs(Reader *r, OpKind kind, Attrs *a) {
         a->slice.step[i] = list[i];
     } else if (known && ak == ATTR_SLICE && strcmp(key, "start") == 0) {
       EXPECT(r, TK_EQUAL, "'='");
-      if (!parse_dim_list(r, a->slice.start, &n))
+      if (!rd_parse_dim_list(r, a->slice.start, &n))
         return false;
     } else if (known && ak == ATTR_SCAN &&
                (!strcmp(key, "ncarry") || !strcmp(key, "nseq"))) {
       EXPECT(r, TK_EQUAL, "'='");
-      if (!parse_int(r, 0, MAX_OPERANDS, &v))
+      if (!rd_parse_int(r, 0, MAX_OPERANDS, &v))
         return false;
       *(key[1] == 'c' ? &a->scan.ncarry : &a->scan.nseq) = (int)v;
     } else if (known && ak == ATTR_SCAN && strcmp(key, "length") == 0) {
       EXPECT(r, TK_EQUAL, "'='");
-      if (!parse_dim(r, &a->scan.length))
+      if (!rd_parse_dim(r, &a->scan.length))
         return false;
     } else if (known && ak == ATTR_SCAN && strcmp(key, "reverse") == 0) {
       a->scan.reverse = true;
@@ -427,7 +153,7 @@ static bool parse_const_elems(Reader *r, OpText *t) {
     return true;
   do {
     char buf[128];
-    if (!number_text(r, buf, sizeof buf))
+    if (!rd_number_text(r, buf, sizeof buf))
       return false;
     if (t->nelems == MAX_CONST) {
       irlex_error(&r->lx, "constant has more than %d elements", MAX_CONST);
@@ -461,7 +187,7 @@ static bool parse_operands(Reader *r, OpText *t) {
       if (!t->operands)
         abort();
     }
-    if (!value_use(r, &t->operands[t->noperands++]))
+    if (!rd_value_use(r, &t->operands[t->noperands++]))
       return false;
   } while (irlex_accept(&r->lx, TK_COMMA));
   return true;
@@ -476,7 +202,7 @@ static bool parse_results(Reader *r, OpText *t) {
       irlex_error(lx, "too many results");
       return false;
     }
-    bool dup = value_slot(r, lx->text, lx->numeric)->key != NULL;
+    bool dup = rd_value_slot(r, lx->text, lx->numeric)->key != NULL;
     for (int i = 0; i < t->nresults; i++)
       dup |= t->numeric[i] == lx->numeric && strcmp(t->names[i], lx->text) == 0;
     if (dup) {
@@ -493,8 +219,8 @@ static bool parse_results(Reader *r, OpText *t) {
 
 static void define(Reader *r, const char *key, bool numeric, Value *v) {
   if (2 * (r->vcount + 1) > r->vcap)
-    values_resize(r, 2 * r->vcap, true);
-  ValueEntry *e = value_slot(r, key, numeric);
+    rd_values_resize(r, 2 * r->vcap, true);
+  ValueEntry *e = rd_value_slot(r, key, numeric);
   e->key = key;
   e->numeric = numeric;
   e->scope = r->nscopes ? r->scopes[r->nscopes - 1] : 0;
@@ -536,8 +262,8 @@ static bool build_op(Reader *r, OpKind kind, OpText *t, const Attrs *a,
     data =
         arena_alloc(&r->m->arena, (size_t)n * dtype_size(types[0].dtype) + 1);
     for (int64_t i = 0; i < n; i++)
-      if (!convert_elem(r, types[0].dtype, t->elems[t->nelems == 1 ? 0 : i],
-                        data, (size_t)i))
+      if (!rd_convert_elem(r, types[0].dtype, t->elems[t->nelems == 1 ? 0 : i],
+                           data, (size_t)i))
         return false;
   }
   bool regional = kind == OP_SCAN || kind == OP_FUSED;
@@ -578,7 +304,7 @@ static bool parse_region(Reader *r, Block **out) {
     do {
       if (lx->kind != TK_VALUE)
         return irlex_expect(lx, TK_VALUE, "a region argument");
-      if (value_slot(r, lx->text, lx->numeric)->key) {
+      if (rd_value_slot(r, lx->text, lx->numeric)->key) {
         irlex_error(lx, "value %%%s is defined twice", lx->text);
         return false;
       }
@@ -587,7 +313,7 @@ static bool parse_region(Reader *r, Block **out) {
       Type t;
       irlex_next(lx);
       EXPECT(r, TK_COLON, "':'");
-      if (!parse_type(r, &t))
+      if (!rd_parse_type(r, &t))
         return false;
       define(r, key, numeric, ir_block_add_arg(r->m, b, t, NULL));
     } while (irlex_accept(lx, TK_COMMA));
@@ -613,7 +339,7 @@ static bool parse_yield(Reader *r, OpText *t) {
   IrLexer *lx = &r->lx;
   Loc loc;
   irlex_next(lx);
-  if (!parse_operands(r, t) || !parse_loc(r, &loc))
+  if (!parse_operands(r, t) || !rd_parse_loc(r, &loc))
     return false;
   if (!r->nscopes) {
     irlex_error(lx, "yield outside a region");
@@ -645,7 +371,7 @@ static bool parse_op_body(Reader *r, OpText *t) {
     return false;
   if (kind == OP_PARAM) {
     int64_t idx = 0;
-    if (!parse_int(r, 0, 1 << 30, &idx))
+    if (!rd_parse_int(r, 0, 1 << 30, &idx))
       return false;
     a.param.index = (int)idx;
   }
@@ -659,11 +385,11 @@ static bool parse_op_body(Reader *r, OpText *t) {
   for (int i = 0; i < t->nresults; i++) {
     if (i > 0)
       EXPECT(r, TK_COMMA, "',' and another result type");
-    if (!parse_type(r, &types[i]))
+    if (!rd_parse_type(r, &types[i]))
       return false;
   }
   Loc loc;
-  if (!parse_loc(r, &loc))
+  if (!rd_parse_loc(r, &loc))
     return false;
   /* Errors about the whole op point at its name. */
   lx->tok_line = oploc.line;
@@ -697,7 +423,7 @@ static bool parse_input(Reader *r, Function *f) {
   IrLexer *lx = &r->lx;
   if (lx->kind != TK_VALUE)
     return irlex_expect(lx, TK_VALUE, "an input such as %x");
-  if (value_slot(r, lx->text, lx->numeric)->key) {
+  if (rd_value_slot(r, lx->text, lx->numeric)->key) {
     irlex_error(lx, "input %%%s is declared twice", lx->text);
     return false;
   }
@@ -705,17 +431,17 @@ static bool parse_input(Reader *r, Function *f) {
   irlex_next(lx);
   EXPECT(r, TK_COLON, "':'");
   Type type;
-  if (!parse_type(r, &type))
+  if (!rd_parse_type(r, &type))
     return false;
   double def = 0;
   bool has_default = irlex_accept(lx, TK_EQUAL);
-  if (has_default && !parse_double(r, &def))
+  if (has_default && !rd_parse_double(r, &def))
     return false;
   bool step = irlex_is(lx, "step");
   if (step)
     irlex_next(lx);
   Loc loc;
-  if (!parse_loc(r, &loc))
+  if (!rd_parse_loc(r, &loc))
     return false;
   Value *v = ir_add_input(r->m, f, name, type, loc);
   f->inputs[f->ninputs - 1].has_default = has_default;
@@ -734,12 +460,12 @@ static bool parse_updates(Reader *r, const Function *f, int64_t *param,
   irlex_next(lx);
   if (irlex_is(lx, "param")) {
     irlex_next(lx);
-    return parse_int(r, 0, r->m->nparams - 1, param);
+    return rd_parse_int(r, 0, r->m->nparams - 1, param);
   }
   if (!irlex_is(lx, "input"))
     return irlex_expect(lx, TK_NONE, "'param' or 'input'");
   irlex_next(lx);
-  return parse_int(r, 0, f->ninputs - 1, input);
+  return rd_parse_int(r, 0, f->ninputs - 1, input);
 }
 
 static bool parse_function(Reader *r) {
@@ -752,11 +478,11 @@ static bool parse_function(Reader *r) {
       return false;
     }
   }
-  if (!parse_name(r, &name))
+  if (!rd_parse_name(r, &name))
     return false;
   Function *f = ir_function_new(r->m, name, loc_none());
   r->fn = f;
-  values_resize(r, 64, false);
+  rd_values_resize(r, 64, false);
   EXPECT(r, TK_LPAREN, "'('");
   if (!irlex_accept(lx, TK_RPAREN)) {
     do {
@@ -765,7 +491,7 @@ static bool parse_function(Reader *r) {
     } while (irlex_accept(lx, TK_COMMA));
     EXPECT(r, TK_RPAREN, "')'");
   }
-  if (!parse_loc(r, &f->loc))
+  if (!rd_parse_loc(r, &f->loc))
     return false;
   EXPECT(r, TK_LBRACE, "'{'");
   r->block = f->body;
@@ -779,12 +505,12 @@ static bool parse_function(Reader *r) {
       const char *oname = NULL;
       Value *v = NULL;
       Loc loc;
-      if (!parse_name(r, &oname))
+      if (!rd_parse_name(r, &oname))
         return false;
       EXPECT(r, TK_EQUAL, "'='");
       int64_t param = -1, input = -1;
-      if (!value_use(r, &v) || !parse_updates(r, f, &param, &input) ||
-          !parse_loc(r, &loc))
+      if (!rd_value_use(r, &v) || !parse_updates(r, f, &param, &input) ||
+          !rd_parse_loc(r, &loc))
         return false;
       ir_add_output(r->m, f, oname, v, loc);
       f->outputs[f->noutputs - 1].updates_param = (int)param;
@@ -814,10 +540,10 @@ static bool parse_item(Reader *r) {
     irlex_next(lx);
     const char *name = NULL;
     char buf[128];
-    if (!parse_name(r, &name))
+    if (!rd_parse_name(r, &name))
       return false;
     EXPECT(r, TK_EQUAL, "'='");
-    if (!number_text(r, buf, sizeof buf))
+    if (!rd_number_text(r, buf, sizeof buf))
       return false;
     irlex_next(lx);
     if (irlex_accept(lx, TK_COLON)) { /* float constants end in : f64 */
@@ -825,13 +551,13 @@ static bool parse_item(Reader *r) {
       if (!irlex_is(lx, "f64"))
         return irlex_expect(lx, TK_NONE, "f64");
       irlex_next(lx);
-      if (!convert_elem(r, DT_F64, buf, &f, 0))
+      if (!rd_convert_elem(r, DT_F64, buf, &f, 0))
         return false;
       ir_add_const_float(r->m, name, f);
       return true;
     }
     int64_t v;
-    if (!convert_elem(r, DT_I64, buf, &v, 0))
+    if (!rd_convert_elem(r, DT_I64, buf, &v, 0))
       return false;
     ir_add_const(r->m, name, v);
     return true;
@@ -845,12 +571,12 @@ static bool parse_item(Reader *r) {
     EXPECT(r, TK_COLON, "':'");
     Type t;
     Loc loc;
-    if (!parse_type(r, &t))
+    if (!rd_parse_type(r, &t))
       return false;
     bool prepared = irlex_is(lx, "prepared");
     if (prepared)
       irlex_next(lx);
-    if (!parse_loc(r, &loc))
+    if (!rd_parse_loc(r, &loc))
       return false;
     if (!shape_is_const(&t.shape)) {
       irlex_error(lx, "param \"%s\" needs a constant shape", name);
@@ -888,7 +614,7 @@ Module *ir_read(const char *text, const char *path, Diag *d) {
     irlex_next(&r.lx);
     ok = true;
     if (irlex_accept(&r.lx, TK_AT))
-      ok = parse_name(&r, &r.m->name);
+      ok = rd_parse_name(&r, &r.m->name);
     if (ok && irlex_is(&r.lx, "file")) {
       irlex_next(&r.lx);
       if (r.lx.kind == TK_STRING) {
