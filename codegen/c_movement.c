@@ -13,30 +13,53 @@
 /* ---- gather -----------------------------------------------------------------
  */
 
+/* The axes of gather and scatter_add over a table of shape ts (the result
+ * of scatter_add) along `axis` with indices of shape is: the extents before
+ * the axis (outer), of it (n) and after it (inner), and the indices' count,
+ * as C expressions. */
+typedef struct TableAxes {
+  const char *outer, *n, *inner, *nidx;
+  bool has_outer, has_inner;
+} TableAxes;
+
+static TableAxes table_axes(CgKernel *k, const Shape *ts, const Shape *is,
+                            int axis) {
+  TableAxes t = {cg_kproduct(k, ts, 0, axis),
+                 cg_kdim(k, ts->dims[axis]),
+                 cg_kproduct(k, ts, axis + 1, ts->rank),
+                 cg_kproduct(k, is, 0, is->rank),
+                 false,
+                 false};
+  t.has_outer = !cg_is_lit(t.outer, "1");
+  t.has_inner = !cg_is_lit(t.inner, "1");
+  k->can_fail = true;
+  return t;
+}
+
+/* if (i < 0 || i >= n) return mc_fail(...) for index expression i. */
+static void check_index(CgKernel *k, int depth, const char *i, const char *n) {
+  cg_line(k, depth, "if (%s < 0 || %s >= %s)", i, i, n);
+  cg_line(k, depth + 1,
+          "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
+          "%%lld) at %s\", (long long)%s, (long long)%s);",
+          k->where, i, n);
+}
+
 /* y[o, j, i] = table[o, index[j], i] with o over table[:axis], j over the
  * indices and i over table[axis+1:]; each index is range-checked. */
 static bool kernel_gather(CgKernel *k) {
   const Op *op = k->op;
-  const Shape *ts = &op->operands[0]->type.shape;
-  const Shape *is = &op->operands[1]->type.shape;
-  int axis = op->attrs.axis.axis;
-  const char *outer = cg_kproduct(k, ts, 0, axis);
-  const char *n = cg_kdim(k, ts->dims[axis]);
-  const char *inner = cg_kproduct(k, ts, axis + 1, ts->rank);
-  const char *nidx = cg_kproduct(k, is, 0, is->rank);
-  bool has_outer = !cg_is_lit(outer, "1"), has_inner = !cg_is_lit(inner, "1");
+  TableAxes t = table_axes(k, &op->operands[0]->type.shape,
+                           &op->operands[1]->type.shape, op->attrs.axis.axis);
+  const char *n = t.n, *inner = t.inner, *nidx = t.nidx;
+  bool has_outer = t.has_outer, has_inner = t.has_inner;
   Arena *A = k->arena;
   int depth = 1;
-  k->can_fail = true;
   if (has_outer)
-    cg_line(k, depth++, "for (int64_t o = 0; o < %s; o++)", outer);
+    cg_line(k, depth++, "for (int64_t o = 0; o < %s; o++)", t.outer);
   cg_line(k, depth++, "for (int64_t j = 0; j < %s; j++) {", nidx);
   cg_line(k, depth, "const int64_t i = index[j];");
-  cg_line(k, depth, "if (i < 0 || i >= %s)", n);
-  cg_line(k, depth + 1,
-          "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
-          "%%lld) at %s\", (long long)i, (long long)%s);",
-          k->where, n);
+  check_index(k, depth, "i", n);
   const char *yrow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
   const char *trow = has_outer ? cg_strf(A, "(o * %s + i)", n) : "i";
   /* a weight kept transposed ([inner, n]: column i), perhaps in the GEMM's
@@ -74,27 +97,19 @@ static bool kernel_gather(CgKernel *k) {
 static bool kernel_scatter_add(CgKernel *k) {
   const Op *op = k->op;
   const Shape *ts = &op->results[0]->type.shape;
-  const Shape *is = &op->operands[1]->type.shape;
-  int axis = op->attrs.axis.axis;
-  const char *outer = cg_kproduct(k, ts, 0, axis);
-  const char *n = cg_kdim(k, ts->dims[axis]);
-  const char *inner = cg_kproduct(k, ts, axis + 1, ts->rank);
-  const char *nidx = cg_kproduct(k, is, 0, is->rank);
-  const char *all = cg_kproduct(k, ts, 0, ts->rank);
-  bool has_outer = !cg_is_lit(outer, "1"), has_inner = !cg_is_lit(inner, "1");
+  TableAxes t =
+      table_axes(k, ts, &op->operands[1]->type.shape, op->attrs.axis.axis);
+  const char *n = t.n, *inner = t.inner, *nidx = t.nidx;
   Arena *A = k->arena;
-  k->can_fail = true;
   cg_line(k, 1, "for (int64_t j = 0; j < %s; j++)", nidx);
-  cg_line(k, 2, "if (index[j] < 0 || index[j] >= %s)", n);
-  cg_line(k, 3,
-          "return mc_fail(err, MC_ERR_RANGE, \"index %%lld out of range [0, "
-          "%%lld) at %s\", (long long)index[j], (long long)%s);",
-          k->where, n);
-  cg_line(k, 1, "for (int64_t e = 0; e < %s; e++)", all);
+  check_index(k, 2, "index[j]", n);
+  cg_line(k, 1, "for (int64_t e = 0; e < %s; e++)",
+          cg_kproduct(k, ts, 0, ts->rank));
   cg_line(k, 2, "y[e] = 0;");
   int depth = 1;
+  bool has_outer = t.has_outer, has_inner = t.has_inner;
   if (has_outer)
-    cg_line(k, depth++, "for (int64_t o = 0; o < %s; o++)", outer);
+    cg_line(k, depth++, "for (int64_t o = 0; o < %s; o++)", t.outer);
   cg_line(k, depth++, "for (int64_t j = 0; j < %s; j++) {", nidx);
   cg_line(k, depth, "const int64_t i = index[j];");
   const char *urow = has_outer ? cg_strf(A, "(o * %s + j)", nidx) : "j";
