@@ -169,7 +169,7 @@ def main():
     print("  modelc: %s" % modelc)
     print("  timing: modelc = median of the program's own timer (PROG --time R: the model "
           "alone, after a warm-up run); decoding = (t(%d new) - t(1 new)) / %d on both "
-          "sides; torch = median warm call; %d run(s) (short runs repeated); RSS from %s" % (
+          "sides (modelc: median of 3 process pairs); torch = median warm call; %d run(s) (short runs repeated); RSS from %s" % (
               cfg["decode_new"], cfg["decode_new"] - 1, runs,
               GNU_TIME if has_gnu_time() else "wait4 (floor: python's RSS)"))
     print(flush=True)

@@ -12,7 +12,8 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
         Prompt 16 tokens. Both sides are timed twice, with 64 new tokens and
         with 1 (modelc: the `stop` input set to the first greedy token, so the
         same program stops after one step; torch: the same loop run for 1
-        step); ms/token = (t(64) - t(1)) / 63: the prefill cancels. Every step is one token through the layers and
+        step); ms/token = (t(64) - t(1)) / 63: the prefill cancels (modelc:
+        the median of 3 alternated pairs of processes, measure.py). Every step is one token through the layers and
         the choice of the next token (modelc: its top-k/top-p machinery at
         temperature 0; torch: argmax). The bandwidth bound is the bytes of
         weights one token reads (all but wpe, of which one row) / the triad
