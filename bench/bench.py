@@ -188,8 +188,8 @@ def main():
     root = tmp_root()
     rows, machine, failures = [], [], []
     try:
-        triad, candidates, machine = measure_machine(modelc, root, cfg, threads_list, runs,
-                                                     args.quick, cpu[1])
+        _, candidates, machine = measure_machine(modelc, root, cfg, threads_list, runs,
+                                                 args.quick, cpu[1])
         gpt2_path = os.path.join(root, "gpt2_weights.safetensors")
 
         def gpt2_weights():

@@ -194,12 +194,12 @@ static int threads_take(int c, int front, int64_t *k0, int64_t *k1) {
  * pieces front to back and then the others' from their backs. */
 static void threads_run_chunk(int c, McParallelFn fn, void *ctx) {
   int64_t begin, end, k0, k1;
-  threads_chunk(pool.n, pool.grain, pool.nchunks, c, &begin, &end);
   if (!pool.piece) {
+    threads_chunk(pool.n, pool.grain, pool.nchunks, c, &begin, &end);
     fn(ctx, begin, end);
     return;
   }
-  const int64_t n = pool.n, piece = pool.piece;
+  const int64_t n = pool.n, piece = pool.piece; /* chunks: pieces[] */
   for (int i = 0; i < pool.nchunks; i++) {
     int v = (c + i) % pool.nchunks;
     while (threads_take(v, i == 0, &k0, &k1))
