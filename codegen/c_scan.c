@@ -314,21 +314,24 @@ bool cg_emit_scan_pair(FnEmit *fe, const Op *s1, const Op *s2, CgBuf *run,
   Emitter *e = fe->e;
   Arena *a = &e->arena;
   CgBuf b1 = {0}, b2 = {0};
-  bool ok = cg_emit_scan(fe, s1, &b1) && cg_emit_scan(fe, s2, &b2);
-  /* a loop that can fail jumps to the run function's exit: in turn */
-  if (!ok || strstr(cg_buf_str(&b1), "goto done") ||
-      strstr(cg_buf_str(&b2), "goto done")) {
-    cg_buf_puts(run, cg_buf_str(&b1));
-    cg_buf_puts(run, cg_buf_str(&b2));
+  if (!cg_emit_scan(fe, s1, &b1) || !cg_emit_scan(fe, s2, &b2)) {
     cg_buf_free(&b1);
     cg_buf_free(&b2);
-    return ok;
+    return false;
   }
+  /* a loop that can fail (an index check) jumps to its task's `done`,
+   * which keeps the task's status and error for the run function */
+  bool can_fail = strstr(cg_buf_str(&b1), "goto done") ||
+                  strstr(cg_buf_str(&b2), "goto done");
   const char *name = cg_names_unique(
       &e->globals, a, cg_strf(a, "%s_L%d_scans", fe->run, s1->loc.line));
   const char *both = cg_strf(a, "%s%s", cg_buf_str(&b1), cg_buf_str(&b2));
   Captured c = {{0}, {0}, {0}};
   capture_all(fe, &c, both);
+  if (can_fail) {
+    cg_buf_puts(&c.fields, "  int *task_rc;\n  McError *task_err;\n");
+    cg_buf_printf(&c.init, "%stask_rc, task_err", c.init.len ? ", " : "");
+  }
   const char *w1 = cg_where(e, s1->loc), *w2 = cg_where(e, s2->loc);
   const char *where = strcmp(w1, w2) ? cg_strf(a, "%s and %s", w1, w2)
                                      : cg_strf(a, "%s (twice)", w1);
@@ -338,19 +341,32 @@ bool cg_emit_scan_pair(FnEmit *fe, const Op *s1, const Op *s2, CgBuf *run,
                 "typedef struct {\n%s} %s_args;\n\n"
                 "static void %s(void *ctx, int64_t begin, int64_t end) {\n"
                 "  const %s_args *args = ctx;\n%s"
-                "  for (int64_t task = begin; task < end; task++) {\n"
-                "    if (task == 0) {\n",
+                "  for (int64_t task = begin; task < end; task++) {\n",
                 where, cg_buf_str(&c.fields), name, name, name,
                 cg_buf_str(&c.unpack));
+  if (can_fail)
+    cg_buf_puts(tasks, "    McError *err = &args->task_err[task];\n"
+                       "    int rc = MC_OK;\n");
+  cg_buf_puts(tasks, "    if (task == 0) {\n");
   cg_buf_indented(tasks, cg_buf_str(&b1), 4);
   cg_buf_puts(tasks, "    } else {\n");
   cg_buf_indented(tasks, cg_buf_str(&b2), 4);
-  cg_buf_puts(tasks, "    }\n  }\n}\n\n");
+  cg_buf_puts(tasks, "    }\n");
+  if (can_fail)
+    cg_buf_puts(tasks, "  done:\n    args->task_rc[task] = rc;\n");
+  cg_buf_puts(tasks, "  }\n}\n\n");
+  cg_buf_printf(run, "  { /* the scans of %s, side by side */\n", where);
+  if (can_fail)
+    cg_buf_puts(run, "    int task_rc[2] = {MC_OK, MC_OK};\n"
+                     "    McError task_err[2];\n");
   cg_buf_printf(run,
-                "  { /* the scans of %s, side by side */\n"
                 "    %s_args args = {%s};\n"
-                "    mc_parallel_for(2, 1, %s, &args);\n  }\n",
-                where, name, cg_buf_str(&c.init), name);
+                "    mc_parallel_for(2, 1, %s, &args);\n",
+                name, cg_buf_str(&c.init), name);
+  if (can_fail)
+    cg_buf_puts(run, "    if ((rc = mc_tasks_status(task_rc, task_err, 2, "
+                     "err)) != MC_OK)\n      goto done;\n");
+  cg_buf_puts(run, "  }\n");
   cg_buf_free(&c.fields);
   cg_buf_free(&c.unpack);
   cg_buf_free(&c.init);

@@ -305,7 +305,7 @@ static const char *const c_reserved[] = {
     "unsigned", "void",     "volatile", "while",  "NULL",    "INFINITY",
     "NAN",      "HUGE_VAL", "EOF",      "main",   "errno",   "m",
     "err",      "ws",       "off",      "rc",     "size",    "done",
-    "in",       "out",      "handle",   "wsize"};
+    "in",       "out",      "handle",   "wsize",  "task_rc", "task_err"};
 
 void cg_reserve_c_names(NameSet *s, Arena *a) {
   for (size_t i = 0; i < sizeof c_reserved / sizeof *c_reserved; i++)

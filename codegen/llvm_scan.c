@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "llvm_emit_internal.h"
+#include "mc_runtime.h"
 
 static const Value *root_of(FnEmit *fe, const Value *v) {
   while (cg_info(fe, v)->storage == ST_ALIAS ||
@@ -195,20 +196,47 @@ static int task_fields(LlvmFn *X, LLVMValueRef **out) {
   return n;
 }
 
+/* Where a task whose loop failed keeps its status: task's slot of the
+ * status array (the context's last field), then it returns. */
+static LLVMBasicBlockRef task_failed(LlvmFn *T, LLVMTypeRef ctx_t,
+                                     LLVMValueRef ctx, int nfields, int task) {
+  LlvmEmit *L = T->L;
+  LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, T->fn, "failed");
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(L->b);
+  LLVMPositionBuilderAtEnd(L->b, bb);
+  LLVMValueRef rcs = LLVMBuildLoad2(
+      L->b, L->ptr,
+      LLVMBuildStructGEP2(L->b, ctx_t, ctx, (unsigned)nfields, ""), "");
+  LLVMValueRef idx = llvm_i64(L, task);
+  LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, L->i32, T->rc, ""),
+                 LLVMBuildGEP2(L->b, L->i32, rcs, &idx, 1, ""));
+  LLVMBuildRetVoid(L->b);
+  LLVMPositionBuilderAtEnd(L->b, at);
+  return bb;
+}
+
+/* The two loops run as the two tasks of a function that mc_parallel_for
+ * calls, reading the run function's values from a context struct (the
+ * fields of task_fields, then the tasks' status array). When a loop can
+ * fail, each task has its own McError (the context's err points at an
+ * array of two) and status, and the run function reports the first
+ * failed task's (mc_tasks_status), as the C backend does. */
 bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d) {
   LlvmEmit *L = F->L;
   Emitter *e = L->e;
   Arena *a = &e->arena;
   const Function *f = F->fe->f;
   size_t cap =
-      4 + (size_t)e->m->nsymbols + (size_t)f->ninputs + (size_t)f->noutputs;
+      5 + (size_t)e->m->nsymbols + (size_t)f->ninputs + (size_t)f->noutputs;
   LLVMValueRef **from = arena_alloc(a, cap * sizeof *from);
   LLVMValueRef **to = arena_alloc(a, cap * sizeof *to);
   LLVMTypeRef *types = arena_alloc(a, cap * sizeof *types);
   int n = task_fields(F, from);
   for (int i = 0; i < n; i++)
     types[i] = LLVMTypeOf(*from[i]);
-  LLVMTypeRef ctx_t = LLVMStructTypeInContext(L->ctx, types, (unsigned)n, 0);
+  types[n] = L->ptr; /* the tasks' status array, when a loop can fail */
+  LLVMTypeRef ctx_t =
+      LLVMStructTypeInContext(L->ctx, types, (unsigned)n + 1, 0);
   /* the task: both loops, each where its index is in [begin, end) */
   LLVMTypeRef tp[3] = {L->ptr, L->i64, L->i64};
   LLVMValueRef task = LLVMAddFunction(
@@ -233,8 +261,8 @@ bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d) {
     *to[i] = LLVMBuildLoad2(
         L->b, types[i], LLVMBuildStructGEP2(L->b, ctx_t, ctx, (unsigned)i, ""),
         "");
+  LLVMValueRef errs = T.err;
   T.rc = LLVMBuildAlloca(L->b, L->i32, "rc");
-  T.done = LLVMAppendBasicBlockInContext(L->ctx, task, "failed");
   LLVMBasicBlockRef first = LLVMAppendBasicBlockInContext(L->ctx, task, "");
   LLVMBasicBlockRef ask = LLVMAppendBasicBlockInContext(L->ctx, task, "");
   LLVMBasicBlockRef second = LLVMAppendBasicBlockInContext(L->ctx, task, "");
@@ -244,7 +272,9 @@ bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d) {
                                 llvm_i64(L, 0), ""),
                   first, ask);
   LLVMPositionBuilderAtEnd(L->b, first);
+  T.done = task_failed(&T, ctx_t, ctx, n, 0);
   bool ok = llvm_emit_scan(&T, s1, d);
+  bool can_fail = LLVMGetFirstUse(LLVMBasicBlockAsValue(T.done)) != NULL;
   LLVMBuildBr(L->b, ask);
   LLVMPositionBuilderAtEnd(L->b, ask);
   LLVMBuildCondBr(L->b,
@@ -252,26 +282,45 @@ bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d) {
                                 llvm_i64(L, 2), ""),
                   second, exit);
   LLVMPositionBuilderAtEnd(L->b, second);
+  LLVMValueRef one = llvm_i64(L, (int64_t)sizeof(McError));
+  T.err = LLVMBuildGEP2(L->b, L->i8, errs, &one, 1, "err1");
+  T.done = task_failed(&T, ctx_t, ctx, n, 1);
   ok = ok && llvm_emit_scan(&T, s2, d);
+  can_fail |= LLVMGetFirstUse(LLVMBasicBlockAsValue(T.done)) != NULL;
   LLVMBuildBr(L->b, exit);
   LLVMPositionBuilderAtEnd(L->b, exit);
   LLVMBuildRetVoid(L->b);
-  LLVMPositionBuilderAtEnd(L->b, T.done);
-  LLVMBuildRetVoid(L->b);
   LLVMPositionBuilderAtEnd(L->b, caller);
-  /* a loop that can fail jumps to the run function's exit: in turn */
-  if (!ok || LLVMGetFirstUse(LLVMBasicBlockAsValue(T.done))) {
-    LLVMDeleteFunction(task);
-    return ok && llvm_emit_scan(F, s1, d) && llvm_emit_scan(F, s2, d);
-  }
+  if (!ok)
+    return false;
   LLVMValueRef slot = entry_slot(F, ctx_t, "scans");
+  LLVMValueRef rcs = LLVMConstPointerNull(L->ptr);
+  if (can_fail) {
+    LLVMTypeRef rcs_t = LLVMArrayType(L->i32, 2);
+    rcs = entry_slot(F, rcs_t, "task_rc");
+    LLVMValueRef okv = LLVMConstInt(L->i32, MC_OK, 0);
+    LLVMValueRef both[2] = {okv, okv};
+    LLVMBuildStore(L->b, LLVMConstArray(L->i32, both, 2), rcs);
+    rcs = LLVMBuildBitCast(L->b, rcs, L->ptr, "");
+    errs = entry_slot(F, LLVMArrayType(L->i8, 2 * sizeof(McError)), "task_err");
+    LLVMSetAlignment(errs, 8);
+    errs = LLVMBuildBitCast(L->b, errs, L->ptr, "");
+  }
   for (int i = 0; i < n; i++)
-    LLVMBuildStore(L->b, *from[i],
+    LLVMBuildStore(L->b, from[i] == &F->err && can_fail ? errs : *from[i],
                    LLVMBuildStructGEP2(L->b, ctx_t, slot, (unsigned)i, ""));
+  LLVMBuildStore(L->b, rcs,
+                 LLVMBuildStructGEP2(L->b, ctx_t, slot, (unsigned)n, ""));
   LLVMTypeRef pf[4] = {L->i64, L->i64, L->ptr, L->ptr};
   LLVMValueRef args[4] = {llvm_i64(L, 2), llvm_i64(L, 1),
                           LLVMBuildBitCast(L->b, task, L->ptr, ""),
                           LLVMBuildBitCast(L->b, slot, L->ptr, "")};
   llvm_call(L, "mc_parallel_for", LLVMFunctionType(L->vd, pf, 4, 0), args, 4);
+  if (can_fail) {
+    LLVMTypeRef sp[4] = {L->ptr, L->ptr, L->i32, L->ptr};
+    LLVMValueRef sa[4] = {rcs, errs, LLVMConstInt(L->i32, 2, 0), F->err};
+    llvm_check_status(F, llvm_call(L, "mc_tasks_status",
+                                   LLVMFunctionType(L->i32, sp, 4, 0), sa, 4));
+  }
   return true;
 }

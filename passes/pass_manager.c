@@ -93,6 +93,6 @@ bool pass_run_default(Module *m, int opt_level, Diag *d) {
       opt_level <= 0
           ? "verify,infer_shapes,autodiff,dce"
           : "verify,infer_shapes,autodiff,fold_constants,simplify,cse,dce,"
-            "hoist_weights,dce,lazy_selects,fuse,dce,pair_scans";
+            "hoist_weights,sink_gathers,dce,lazy_selects,fuse,dce,pair_scans";
   return pass_run_list(m, list, NULL, NULL, d);
 }

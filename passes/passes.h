@@ -34,7 +34,7 @@ bool pass_run_list(Module *m, const char *comma_list, const char *print_after,
                    FILE *print_out, Diag *d);
 /* -O0: verify,infer_shapes,autodiff,dce; -O1 and up:
  * verify,infer_shapes,autodiff,fold_constants,simplify,cse,dce,
- * hoist_weights,dce,lazy_selects,fuse,dce,pair_scans. */
+ * hoist_weights,sink_gathers,dce,lazy_selects,fuse,dce,pair_scans. */
 bool pass_run_default(Module *m, int opt_level, Diag *d);
 
 #endif

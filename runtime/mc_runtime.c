@@ -36,6 +36,16 @@ int mc_fail(McError *e, int code, const char *fmt, ...) {
   return code;
 }
 
+int mc_tasks_status(const int *rc, const McError *errs, int n, McError *e) {
+  for (int i = 0; i < n; i++)
+    if (rc[i] != MC_OK) {
+      if (e)
+        *e = errs[i];
+      return rc[i];
+    }
+  return MC_OK;
+}
+
 const char *mc_dtype_name(McDType t) {
   switch (t) {
   case MC_F32:

@@ -82,6 +82,11 @@ typedef struct McError {
 /* Fills e (which may be NULL) with code and the formatted message; returns
  * code, so a failure reads `return mc_fail(e, MC_ERR_IO, "...", ...);`. */
 int mc_fail(McError *e, int code, const char *fmt, ...) MC_PRINTF_LIKE(3, 4);
+/* The status of n tasks that ran side by side, task i with its own status
+ * rc[i] and error errs[i] (read only where rc[i] is not MC_OK): the first
+ * failed task's status, its error copied into e (which may be NULL); MC_OK
+ * when none failed. */
+int mc_tasks_status(const int *rc, const McError *errs, int n, McError *e);
 
 const char *mc_dtype_name(McDType t); /* "f32", ...; "?" when out of range */
 size_t mc_dtype_size(McDType t);      /* bytes per element; 0 when invalid */

@@ -49,12 +49,13 @@ static const char two_exps[] = "module @t\n"
 Test(passes, table_and_lookup) {
   int n;
   const PassInfo *list = pass_list(&n);
-  cr_assert_eq(n, 11);
+  cr_assert_eq(n, 12);
   cr_assert_str_eq(list[0].name, "verify");
   cr_assert_not_null(pass_find("hoist_weights"));
   cr_assert_not_null(pass_find("fold_constants"));
   cr_assert_not_null(pass_find("simplify"));
   cr_assert_not_null(pass_find("lazy_selects"));
+  cr_assert_not_null(pass_find("sink_gathers"));
   cr_assert_null(pass_find("nope"));
   for (int i = 0; i < n; i++)
     cr_assert(strlen(list[i].summary) > 0);

@@ -65,6 +65,24 @@ Test(runtime, mc_fail_fills_error_and_accepts_null) {
   cr_assert_eq(mc_fail(NULL, MC_ERR_NAME, "ignored"), MC_ERR_NAME);
 }
 
+/* Two scans side by side, each with its own status and error: the first
+ * failed one's is reported (codegen/c_scan.c, llvm_scan.c). */
+Test(runtime, tasks_status_reports_the_first_failed_task) {
+  McError errs[3] = {{0}}, e = {0};
+  int rc[3] = {MC_OK, MC_OK, MC_OK};
+  cr_assert_eq(mc_tasks_status(rc, errs, 3, &e), MC_OK);
+  cr_assert_eq(e.code, 0);
+  rc[2] = mc_fail(&errs[2], MC_ERR_RANGE, "index %d", 9);
+  rc[1] = mc_fail(&errs[1], MC_ERR_SHAPE, "shape");
+  cr_assert_eq(mc_tasks_status(rc, errs, 3, &e), MC_ERR_SHAPE);
+  cr_assert_str_eq(e.msg, "shape");
+  cr_assert_eq(mc_tasks_status(rc, errs, 3, NULL), MC_ERR_SHAPE);
+  rc[1] = MC_OK;
+  cr_assert_eq(mc_tasks_status(rc, errs, 3, &e), MC_ERR_RANGE);
+  cr_assert_eq(e.code, MC_ERR_RANGE);
+  cr_assert_str_eq(e.msg, "index 9");
+}
+
 Test(runtime, numel_and_alloc) {
   McTensor t = {MC_F32, 3, {2, 3, 4}, NULL};
   McError e;

@@ -385,6 +385,22 @@ def recurrent(ck, work, torch):
     three_ways(ck, work, "crf nll", model, {"tokens": tokens, "lengths": lengths,
                                             "tags": tags},
                extra=["--entry", "nll"], weights=weights, defines=tiny)
+    # a token out of range: the two directions gather their rows a step at
+    # a time, side by side (passes/sink_gathers.c); the run fails cleanly
+    bad = tokens.copy()
+    bad[1, 0] = tiny["n_vocab"]
+    for backend in ("c", "llvm"):
+        for threads in (1, 2):
+            label = "crf decode (%s, %d threads), token %d" % (backend, threads, bad[1, 0])
+            outdir = work.path("crf-bad-%s-%d" % (backend, threads))
+            res, _ = mc_e2e.run_program(work.path("crf decode", "%s-O2" % backend),
+                                        {"tokens": bad, "lengths": lengths}, outdir, work,
+                                        weights=weights, threads=threads, check=False)
+            ck.command_failed_cleanly(label + ": a clean error", res)
+            ck.check(label + ": the index, its range and the gather's line",
+                     "index 11 out of range [0, 11) at bilstm_crf.model:" in res.stderr,
+                     res.stderr.strip()[:300])
+            ck.check(label + ": no output written", not os.path.exists(outdir))
 
 
 def losses_and_stack(ck, work, torch):
