@@ -4,6 +4,7 @@
  * program, or compiled in memory and run (modelc run).
  *
  *   llvm_emit.c     the module: layouts, workspace sizes, run functions
+ *   llvm_builders.c the small builders and the kernels' shared helpers
  *   llvm_kernels.c  a kernel per op: elementwise loops
  *   llvm_matmul.c   matmuls on the runtime's GEMM, with their epilogues
  *   llvm_attention.c attention: softmax(QK^T) V by blocks of rows

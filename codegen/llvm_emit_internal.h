@@ -37,7 +37,7 @@ typedef struct LlvmFn {
   LLVMBasicBlockRef done;        /* frees the workspace, returns rc */
 } LlvmFn;
 
-/* ---- llvm_emit.c ----------------------------------------------------------
+/* ---- llvm_builders.c ------------------------------------------------------
  */
 /* The element type of t in memory (bool: i8). */
 LLVMTypeRef llvm_type(LlvmEmit *L, DType t);
@@ -74,6 +74,9 @@ const char *llvm_where_format(Emitter *e, const Op *op);
 /* After a failing kernel's call in F's run function: a status rc other
  * than MC_OK stops the run (rc, then `done`). */
 void llvm_check_status(LlvmFn *F, LLVMValueRef rc);
+
+/* ---- llvm_emit.c ----------------------------------------------------------
+ */
 /* A value's data pointer (i8*) in F's run function. */
 LLVMValueRef llvm_pointer(LlvmFn *F, const Value *v);
 /* The code of a live op in F's run function (or a scan's loop): its
@@ -83,10 +86,11 @@ bool llvm_emit_op(LlvmFn *F, const Op *op, Diag *d);
 bool llvm_emit_scan(LlvmFn *F, const Op *op, Diag *d);
 /* Scans s1 and s2 (cg_scan_partner) side by side, as the C backend runs
  * them: a function <run>_L<line>_scans of (ctx, begin, end) holding both
- * loops, called through mc_parallel_for; in turn when a loop can fail. */
+ * loops, called through mc_parallel_for; a loop that can fail stops its
+ * own task, and the run function reports the first failed task's error. */
 bool llvm_emit_scan_pair(LlvmFn *F, const Op *s1, const Op *s2, Diag *d);
-/* Counted loops: head/body/exit blocks, the i64 index i from `from` (NULL:
- * 0) while below n. */
+/* llvm_builders.c: counted loops: head/body/exit blocks, the i64 index i from
+ * `from` (NULL: 0) while below n. */
 typedef struct LlvmLoop {
   LLVMBasicBlockRef head, exit;
   LLVMValueRef i;
@@ -184,7 +188,7 @@ typedef struct LlvmRange {
 bool llvm_ranged_kernel(LlvmK *k, const char *name, LLVMTypeRef *params,
                         LLVMValueRef *args, int np, const char *const *names,
                         const LlvmRange *r);
-/* llvm_emit.c: a kernel of F for op, to be built (fn and sym unset). */
+/* llvm_builders.c: a kernel of F for op, to be built (fn and sym unset). */
 LlvmK llvm_kernel(LlvmFn *F, const Op *op, Diag *d);
 /* A kernel's first parameters and its call's arguments: the symbols F's
  * run function takes, in order (i64). Returns their count. */
