@@ -102,12 +102,13 @@ void llvm_reduce_body(LlvmK *k, const Op *op, LLVMValueRef xp,
   LLVMValueRef v = LLVMBuildLoad2(
       b, xt, llvm_gep(L, xt, xp, llvm_index(L, s, pos, k->sym)), "");
   LLVMValueRef best = LLVMBuildLoad2(b, xt, acc_x, "");
+  /* v > best, or v NaN where best is not: (v > best or either NaN) and
+   * best not NaN, two compares (AVX-512: the second masked by the first)
+   * on the chain through best instead of four and two logic ops */
   LLVMValueRef take =
-      flt ? LLVMBuildOr(
-                b,
-                LLVMBuildFCmp(b, mx ? LLVMRealOGT : LLVMRealOLT, v, best, ""),
-                LLVMBuildAnd(b, LLVMBuildFCmp(b, LLVMRealUNO, v, v, ""),
-                             LLVMBuildFCmp(b, LLVMRealORD, best, best, ""), ""),
+      flt ? LLVMBuildAnd(
+                b, LLVMBuildFCmp(b, LLVMRealORD, best, best, ""),
+                LLVMBuildFCmp(b, mx ? LLVMRealUGT : LLVMRealULT, v, best, ""),
                 "")
           : LLVMBuildICmp(b, mx ? LLVMIntSGT : LLVMIntSLT, v, best, "");
   take = LLVMBuildOr(b, take,

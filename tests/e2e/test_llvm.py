@@ -66,7 +66,7 @@ output f: bool[B, N] = (h > 0.5) and not m
 
 
 # Data movement: a transpose, a slice with a symbolic bound, a concat, a
-# gather (indices checked at run time), an iota.
+# gather (indices checked at run time), an iota; argmax and argmin.
 MOVEMENT_MODEL = """\
 input x: f32[B, N]
 input idx: i32[K]
@@ -75,6 +75,8 @@ output s: f32[B, N - 1] = x[:, 1:]
 output c: f32[B, 2 * N] = concat([x, x * 2.0], axis=1)
 output g: f32[K, N] = x[idx]
 output r: f32[B, N] = x + f32(arange(N))
+output am = argmax(x, axis=1)
+output an = argmin(x, axis=0)
 """
 
 # Tied embeddings, as GPT-2's wte: gathered from and multiplied by, so kept
@@ -286,6 +288,16 @@ def movement(ck, work):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 5)).astype(np.float32)
     three_ways(ck, work, "movement", mmodel, {"x": x, "idx": np.array([2, 0, 1, 2], np.int32)})
+    # argmax/argmin: the first index of the best, NaN wins, ties go first
+    odd = np.array([[1, np.nan, 3, np.nan, 0], [2, 2, -np.inf, 1, 2],
+                    [-np.inf] * 5], np.float32)
+    got = three_ways(ck, work, "movement nan", mmodel,
+                     {"x": odd, "idx": np.array([0], np.int32)})
+    ck.check("argmax: first NaN, first of a tie, first of -inf",
+             got.get("am") is not None and list(got["am"]) == [1, 0, 0], str(got.get("am")))
+    ck.check("argmin: NaN wins along the column, then the first minimum",
+             got.get("an") is not None and list(got["an"]) == [2, 0, 1, 0, 2],
+             str(got.get("an")))
     prog = work.path("movement", "llvm-O2")
     res, _ = mc_e2e.run_program(prog, {"x": x, "idx": np.array([1, 3], np.int32)},
                                 work.path("movement-bad"), work, check=False)
