@@ -465,9 +465,14 @@ static bool elementwise(LlvmK *k, const bool *literal, LLVMValueRef *xp,
 /* ---- kernels and their calls ----------------------------------------------
  */
 
-/* An elementwise kernel's range: its literal operands */
+/* An elementwise kernel's range: its literal operands, and those it
+ * updates in place (the result's buffer: an LSTM's carry in where(m, h2,
+ * h)), which it reads through the result's pointer. LLVM's vectorizer
+ * then sees one pointer where two would overlap exactly, and keeps the
+ * vector loop instead of falling back to the scalar one. */
 typedef struct ElemCtx {
   bool literal[LLVM_MAX_OPERANDS];
+  bool in_place[LLVM_MAX_OPERANDS];
 } ElemCtx;
 
 static bool elem_body(LlvmK *k, LLVMValueRef *p, LLVMValueRef begin,
@@ -476,8 +481,11 @@ static bool elem_body(LlvmK *k, LLVMValueRef *p, LLVMValueRef begin,
   LLVMValueRef xp[LLVM_MAX_OPERANDS] = {0};
   int q = 0;
   for (int i = 0; i < k->op->noperands; i++)
-    if (!c->literal[i])
+    if (!c->literal[i] && !c->in_place[i])
       xp[i] = p[q++];
+  for (int i = 0; i < k->op->noperands; i++)
+    if (c->in_place[i])
+      xp[i] = p[q];
   return elementwise(k, c->literal, xp, p[q], begin, end);
 }
 
@@ -544,11 +552,17 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
   LLVMValueRef args[MAX_SYMBOLS + LLVM_MAX_OPERANDS + 1];
   const char *names[LLVM_MAX_OPERANDS + 1];
   int np = llvm_symbol_params(F, params, args), nptr = 0;
-  ElemCtx c = {{0}};
+  ElemCtx c = {{0}, {0}};
+  const Value *y = op->results[0];
+  const char *y_buffer = cg_pointer(fe, y);
   for (int i = 0; i < op->noperands; i++) {
-    c.literal[i] =
-        cg_takes_literals(op) && cg_is_inlinable_const(op->operands[i]);
-    if (c.literal[i])
+    const Value *x = op->operands[i];
+    c.literal[i] = cg_takes_literals(op) && cg_is_inlinable_const(x);
+    c.in_place[i] = !c.literal[i] && cg_info(fe, x)->storage != ST_CONST &&
+                    x->type.dtype == y->type.dtype &&
+                    shape_eq(&x->type.shape, &y->type.shape) &&
+                    strcmp(cg_pointer(fe, x), y_buffer) == 0;
+    if (c.literal[i] || c.in_place[i])
       continue;
     params[np] = LLVMPointerType(llvm_type(L, op->operands[i]->type.dtype), 0);
     args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, op->operands[i]),
@@ -556,7 +570,6 @@ bool llvm_emit_kernel(LlvmFn *F, const Op *op, Diag *d) {
     np++;
     names[nptr++] = cg_operand_name(op, i);
   }
-  const Value *y = op->results[0];
   params[np] = LLVMPointerType(llvm_type(L, y->type.dtype), 0);
   args[np] = LLVMBuildBitCast(L->b, llvm_pointer(F, y), params[np], "");
   np++;

@@ -397,6 +397,17 @@ def recurrent(ck, work, torch):
     three_ways(ck, work, "crf nll", model, {"tokens": tokens, "lengths": lengths,
                                             "tags": tags},
                extra=["--entry", "nll"], weights=weights, defines=tiny)
+    # a carry updated in place (where(m, h2, h) into h's buffer): its kernel
+    # reads h through the result's pointer, so no call passes the result's
+    # pointer as an operand too (LLVM's vectorizer would see two pointers
+    # that overlap exactly and run the scalar loop)
+    ll = work.path("crf decode", "decode.ll")
+    mc_e2e.compile_model(model, ll, emit="llvm", defines=tiny, extra=["--entry", "decode"])
+    calls = re.findall(r"call fastcc void @(lstm_step_\w+)\(([^)]*)\)", open(ll).read())
+    twice = [name for name, args in calls
+             if args.split(", ")[-1] in args.split(", ")[:-1]]
+    ck.check("crf decode .ll: %d step kernels, none given its result's pointer twice"
+             % len(calls), bool(calls) and not twice, ", ".join(twice))
     # a token out of range: the two directions gather their rows a step at
     # a time, side by side (passes/sink_gathers.c); the run fails cleanly
     bad = tokens.copy()
