@@ -204,9 +204,12 @@ static LLVMBasicBlockRef task_failed(LlvmFn *T, LLVMTypeRef ctx_t,
   LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, T->fn, "failed");
   LLVMBasicBlockRef at = LLVMGetInsertBlock(L->b);
   LLVMPositionBuilderAtEnd(L->b, bb);
-  LLVMValueRef rcs = LLVMBuildLoad2(
-      L->b, L->ptr,
-      LLVMBuildStructGEP2(L->b, ctx_t, ctx, (unsigned)nfields, ""), "");
+  LLVMValueRef rcs = LLVMBuildBitCast(
+      L->b,
+      LLVMBuildLoad2(
+          L->b, L->ptr,
+          LLVMBuildStructGEP2(L->b, ctx_t, ctx, (unsigned)nfields, ""), ""),
+      LLVMPointerType(L->i32, 0), "");
   LLVMValueRef idx = llvm_i64(L, task);
   LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, L->i32, T->rc, ""),
                  LLVMBuildGEP2(L->b, L->i32, rcs, &idx, 1, ""));

@@ -408,6 +408,10 @@ def recurrent(ck, work, torch):
              if args.split(", ")[-1] in args.split(", ")[:-1]]
     ck.check("crf decode .ll: %d step kernels, none given its result's pointer twice"
              % len(calls), bool(calls) and not twice, ", ".join(twice))
+    exe = os.path.join(LLVM_BIN, "llvm-as")
+    res = mc_e2e.run([exe, ll, "-o", os.devnull], check=False)
+    ck.check("crf decode .ll (scans side by side that can fail): llvm-as accepts it",
+             res.returncode == 0, res.stderr.strip()[:300])
     # a token out of range: the two directions gather their rows a step at
     # a time, side by side (passes/sink_gathers.c); the run fails cleanly
     bad = tokens.copy()
