@@ -22,6 +22,7 @@
 #include "ir.h"
 #include "mc_runtime.h"
 #include "passes.h"
+#include "type_fixture.h"
 
 static Module *m;
 static Function *fn;
@@ -65,22 +66,6 @@ static inline const char *diag_text(void) {
 static inline Loc L(int line, int col) {
   Loc l = {"tm.model", line, col, 0, NULL};
   return l;
-}
-
-/* ty(DT_F32, 2, -1, 768): negative dims are symbols -1 = T, -2 = B */
-static inline Type ty(DType t, int rank, ...) {
-  Type r;
-  memset(&r, 0, sizeof r);
-  r.dtype = t;
-  r.shape.rank = rank;
-  va_list ap;
-  va_start(ap, rank);
-  for (int i = 0; i < rank; i++) {
-    int v = va_arg(ap, int);
-    r.shape.dims[i] = v < 0 ? dim_sym(-v - 1) : dim_const(v);
-  }
-  va_end(ap);
-  return r;
 }
 
 static inline Value *input(const char *name, Type t) {
