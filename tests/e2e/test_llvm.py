@@ -144,19 +144,24 @@ def three_ways(ck, work, label, model, inputs, extra=(), weights=None, defines=N
     return want
 
 
-def emit_llvm(ck, work, model):
-    ll = work.path("ir", "activations.ll")
-    mc_e2e.compile_model(model, ll, emit="llvm")
-    text = open(ll).read()
-    for tool in ("llvm-as", "opt"):
+def llvm_tools_accept(ck, what, ll, tools=("llvm-as", "opt")):
+    """LLVM 14's llvm-as (and opt -verify) read the .ll file ll."""
+    for tool in tools:
         exe = os.path.join(LLVM_BIN, tool)
         if not os.path.exists(exe):
             ck.check("%s found" % tool, False, exe)
             continue
         argv = [exe, ll, "-o", os.devnull] + (["-verify"] if tool == "opt" else [])
         res = mc_e2e.run(argv, check=False)
-        ck.check("--emit llvm: %s-14 %saccepts it" % (tool, "-verify " if tool == "opt" else ""),
+        ck.check("%s: %s-14 %saccepts it" % (what, tool, "-verify " if tool == "opt" else ""),
                  res.returncode == 0, res.stderr.strip()[:300])
+
+
+def emit_llvm(ck, work, model):
+    ll = work.path("ir", "activations.ll")
+    mc_e2e.compile_model(model, ll, emit="llvm")
+    text = open(ll).read()
+    llvm_tools_accept(ck, "--emit llvm", ll)
     ck.check("--emit llvm: kernels named after their lines (define internal ... "
              "@softplus_L16_...)", re.search(r"^define internal .*@softplus_L\d+_", text, re.M))
     ck.check("--emit llvm: the entry points of the header",
@@ -408,10 +413,7 @@ def recurrent(ck, work, torch):
              if args.split(", ")[-1] in args.split(", ")[:-1]]
     ck.check("crf decode .ll: %d step kernels, none given its result's pointer twice"
              % len(calls), bool(calls) and not twice, ", ".join(twice))
-    exe = os.path.join(LLVM_BIN, "llvm-as")
-    res = mc_e2e.run([exe, ll, "-o", os.devnull], check=False)
-    ck.check("crf decode .ll (scans side by side that can fail): llvm-as accepts it",
-             res.returncode == 0, res.stderr.strip()[:300])
+    llvm_tools_accept(ck, "crf decode .ll (scans side by side that can fail)", ll)
     # a token out of range: the two directions gather their rows a step at
     # a time, side by side (passes/sink_gathers.c); the run fails cleanly
     bad = tokens.copy()
