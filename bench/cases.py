@@ -5,7 +5,9 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
  1 gpt2_128, gpt2_512  GPT-2 small (12 layers, 768 wide, vocab 50257, HF
         state_dict layout of models/gpt2.model): full-sequence logits of a
         prompt of 128 / 512 tokens. GFLOP/s = (GEMM + causal attention +
-        LM head FLOPs) / time. Target: modelc/torch <= 0.4.
+        LM head FLOPs) / time. Target, at 2 threads (the issue sets none at
+        1): modelc/torch <= 0.4 and modelc's GFLOP/s >= 80% of the OpenBLAS
+        sgemm 1024 GFLOP/s of row 7 (the best valid BLAS setting).
  2 gpt2_decode  GPT-2 small greedy decoding with the KV cache:
         models/gpt2_generate.model entry `generate` (-D max_new=64) against a
         plain torch GPT-2 whose past keys/values are concatenated each step.
@@ -17,14 +19,15 @@ Seeded random weights and inputs; modelc compiles the shipped model at -O2
         the choice of the next token (modelc: its top-k/top-p machinery at
         temperature 0; torch: argmax). The bandwidth bound is the bytes of
         weights one token reads (all but wpe, of which one row) / the triad
-        bandwidth at the same thread count. Target: <= 0.26.
+        bandwidth at the same thread count. Target, at 1 and 2 threads:
+        <= 0.26 and modelc at >= 85% of the bound (bound / time).
  1, 2 gpt2_128_f16, gpt2_128_bf16, gpt2_decode_f16, gpt2_decode_bf16: the
         same programs compiled with --weight-dtype f16 / bf16 (the matrices in
         16 bits), timed against the same torch f32 runs; the check prints the
         accuracy cost (max |logit - torch f32 logit|, absolute and relative to
         the largest logit; decoding: how many greedy tokens stay torch's).
         The bound counts 2 bytes per matrix element. Decoding target: <= 5
-        ms/token on 2 threads.
+        ms/token on 2 threads; the prompts keep the f32 rows' target.
  3 encoder  one torch.nn.TransformerEncoderLayer(512, 8, 2048, dropout=0,
         batch_first=True) in eval mode (post-norm, ReLU, eps 1e-5 - the layout
         models/transformer_encoder.model implements at -D num_layers=1), x of
@@ -195,7 +198,10 @@ def make_bilstm(rng, c):
 # ---- cases ------------------------------------------------------------------------
 # A case: key, row, name, model, defines, entry, make(rng) -> (weights or
 # "gpt2", inputs), flops, target, cfg (for the torch child) and kind
-# ("forward" or "decode").
+# ("forward" or "decode"); optional: target_threads (the thread counts the
+# target is for; default all) and target_also (a second condition: ("blas",
+# share of OpenBLAS sgemm 1024's GFLOP/s) or ("bound", share of the
+# bandwidth bound)).
 
 def cases(cfg):
     g = cfg["gpt2"]
@@ -207,7 +213,10 @@ def cases(cfg):
             make=lambda rng, t=t: ("gpt2", {"tokens": rng.integers(0, g["n_vocab"], t)
                                             .astype(np.int32)}),
             flops=gpt2_flops(t, g),
-            target=("ratio", 0.4), cfg=dict(g), kind="forward"))
+            # the issue's target is for 2 threads, with a share of OpenBLAS's
+            # sgemm 1024 GFLOP/s measured in the same run (row 7)
+            target=("ratio", 0.4), target_threads=(2,), target_also=("blas", 0.8),
+            cfg=dict(g), kind="forward"))
     p, new = cfg["decode_prompt"], cfg["decode_new"]
     out.append(dict(
         key="gpt2_decode", row=2,
@@ -215,7 +224,8 @@ def cases(cfg):
         model="gpt2_generate.model", defines=dict(gpt2_defines(g), max_new=new),
         entry="generate", arena_defines={"P": p},
         make=lambda rng: ("gpt2", {"prompt": rng.integers(0, g["n_vocab"], p).astype(np.int32)}),
-        flops=None, target=("ratio", 0.26), cfg=dict(g, max_new=new),
+        flops=None, target=("ratio", 0.26), target_also=("bound", 0.85),
+        cfg=dict(g, max_new=new),
         kind="decode"))
     # 16-bit weights (--weight-dtype): the first prompt and decoding, timed
     # against the same torch f32 run; the output check prints the accuracy
@@ -226,7 +236,8 @@ def cases(cfg):
                             name="%s, %s weights" % (base["name"], wdt),
                             compile_args=["--weight-dtype", wdt], torch_key=base["key"],
                             weight_dtype=wdt,
-                            target=("ms", 5.0) if base["kind"] == "decode" else base["target"]))
+                            **(dict(target=("ms", 5.0), target_threads=(2,), target_also=None)
+                               if base["kind"] == "decode" else {})))
     e = cfg["encoder"]
     out.append(dict(
         key="encoder", row=3,
@@ -284,12 +295,24 @@ def cases(cfg):
     return out
 
 
-def target_text(target):
+def target_of(case, threads):
+    """(kind, value) of the case's target at this thread count, or None."""
+    if case["target"] is None or threads not in case.get("target_threads", (threads,)):
+        return None
+    return case["target"]
+
+
+def target_text(case, threads):
+    target = target_of(case, threads)
     if target is None:
         return "-"
     kind, v = target
-    return {"ratio": "<=%.2f" % v, "gemm": ">=%.1fx BLAS" % v,
+    text = {"ratio": "<=%.2f" % v, "gemm": ">=%.1fx BLAS" % v,
             "triad": ">=%d%% triad" % round(100 * v), "ms": "<=%g ms" % v}[kind]
+    also = case.get("target_also")
+    if also:
+        text += ", >=%d%% %s" % (round(100 * also[1]), {"blas": "BLAS", "bound": "bound"}[also[0]])
+    return text
 
 
 def model_path(case):

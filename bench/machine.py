@@ -167,14 +167,15 @@ def measure_triad(root, cfg, threads_list, machine):
 
 
 def calibrate_blas(root, threads_list, runs, quick, flags, machine):
-    """{threads: the BLAS settings the cases try}, from sgemm 1024 through
-    torch.matmul under every setting; appends the rows to machine."""
+    """({threads: the BLAS settings the cases try}, {threads: the best valid
+    setting's GFLOP/s}), from sgemm 1024 through torch.matmul under every
+    setting; appends the rows to machine."""
     settings = blas_settings(flags)
     calib_dir = os.path.join(root, "calibrate")
     os.makedirs(calib_dir)
     with open(os.path.join(calib_dir, "case.json"), "w") as f:
         json.dump({"n": 1024}, f)
-    candidates = {}
+    candidates, best = {}, {}
     print("  OpenBLAS sgemm 1024 through torch.matmul (GFLOP/s; cpu/wall = CPU time / "
           "wall time; obt = OPENBLAS_NUM_THREADS):", flush=True)
     for n in threads_list:
@@ -206,10 +207,11 @@ def calibrate_blas(root, threads_list, runs, quick, flags, machine):
         if not valid:
             raise RuntimeError("torch could not run under any BLAS setting")
         candidates[n] = [x[1] for x in valid if x[0] >= 0.9 * valid[0][0]][:1 if quick else 2]
+        best[n] = valid[0][0]
         print("  t=%d: best %s (%.1f GFLOP/s); cases try: %s" % (
             n, setting_label(valid[0][1]), valid[0][0],
             ", ".join(setting_label(s) for s in candidates[n])), flush=True)
-    return candidates
+    return candidates, best
 
 
 # The programs that link the most of the runtime: GPT-2 generation (tiny
@@ -238,12 +240,12 @@ def report_runtime_text(modelc, root, machine):
 
 
 def measure_machine(modelc, root, cfg, threads_list, runs, quick, flags):
-    """Row 7, printed: (triad GB/s by thread count, the BLAS settings the
-    cases try by thread count, the CSV rows)."""
+    """Row 7, printed: (triad GB/s, the BLAS settings the cases try, the best
+    OpenBLAS sgemm 1024 GFLOP/s, each by thread count; the CSV rows)."""
     machine = []
     print("machine (row 7):", flush=True)
     triad = measure_triad(root, cfg, threads_list, machine)
-    candidates = calibrate_blas(root, threads_list, runs, quick, flags, machine)
+    candidates, blas = calibrate_blas(root, threads_list, runs, quick, flags, machine)
     report_runtime_text(modelc, root, machine)
     print(flush=True)
-    return triad, candidates, machine
+    return triad, candidates, blas, machine
