@@ -3,7 +3,7 @@
  *
  *   cc -std=c11 -O2 -ffp-contract=off -pthread -Iruntime bench/gemm_bench.c \
  *      runtime/mc_gemm.c runtime/mc_gemm_x86.c runtime/mc_threads.c \
- *      runtime/mc_kernels.c -lm -o gemm_bench
+ *      runtime/mc_kernels.c runtime/mc_half.c -lm -o gemm_bench
  *   ./gemm_bench [--max 2048] [--kernels avx512,avx2,portable]
  *                [--threads 1,2] [--gemv-mb 256]
  *
