@@ -58,8 +58,11 @@ def tmp_root():
             return tempfile.mkdtemp(prefix="mc_bench_", dir=d)
 
 
-def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, blas, triad_now,
-             progs, gpt2_weights):
+def run_case(case, idx, modelc, root, threads_list, runs, explicit, rated, triad_now, progs,
+             gpt2_weights):
+    """The case's rows, one per thread count; rated: what measure_machine
+    measured (the BLAS settings torch tries, OpenBLAS's and the float peak's
+    GFLOP/s)."""
     rows = []
     # rated against the triad: measured next to the case (before and after
     # modelc's runs), as this VM's bandwidth moves by 2x within minutes
@@ -68,6 +71,8 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
     os.makedirs(work, exist_ok=True)
     rng = np.random.default_rng(1234 + idx)
     weights, inputs = case["make"](rng)
+    if callable(case["flops"]):
+        case = dict(case, flops=case["flops"](inputs))
     wpath = os.path.join(work, "w.safetensors")
     if weights == "gpt2":
         os.symlink(gpt2_weights(), wpath)
@@ -115,13 +120,14 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, candidates, 
             os.makedirs(os.path.join(work, "llvm"), exist_ok=True)
             llvm_s, _, llvm_out = time_modelc(case, llvm_prog, big_args,
                                               os.path.join(work, "llvm"), n, runs)
-        pt_s, s, r = time_torch(case, work, n, runs, explicit, candidates[n], save=not saved)
+        pt_s, s, r = time_torch(case, work, n, runs, explicit, rated["candidates"][n],
+                                 save=not saved)
         saved = True
         noise = mc_s <= 0 or pt_s <= 0  # decoding: t(64) - t(1) within noise
         row.update(torch_ms=1e3 * pt_s, torch_setting=setting_label(s),
                    torch_runs=r.get("runs", ""), torch_cpu_wall=r.get("cpu_wall", ""),
                    rss_pt_mb=r["rss_kb"] / 1024.0, ratio="" if noise else mc_s / pt_s)
-        rate(case, row, mc_s, pt_s, triad_gbs, blas[n], noise)
+        rate(case, row, mc_s, pt_s, triad_gbs, rated["blas"][n], rated["peak"][n], noise)
         ok, text = compare(case, mc_out, os.path.join(work, "torch_out"))
         row["check_ok"], row["check"] = ok, text
         if llvm_prog:
@@ -191,8 +197,8 @@ def main():
     root = tmp_root()
     rows, machine, failures = [], [], []
     try:
-        _, candidates, blas, machine = measure_machine(modelc, root, cfg, threads_list, runs,
-                                                 args.quick, cpu[1])
+        rated, machine = measure_machine(modelc, root, cfg, threads_list, runs, args.quick,
+                                         cpu[1])
         gpt2_path = os.path.join(root, "gpt2_weights.safetensors")
 
         def gpt2_weights():
@@ -211,7 +217,7 @@ def main():
         for i, case in enumerate(selected):
             try:
                 rows += run_case(case, i, modelc, root, threads_list, runs, explicit,
-                                 candidates, blas, triad_now, progs, gpt2_weights)
+                                 rated, triad_now, progs, gpt2_weights)
             except Exception as e:  # noqa: BLE001 - the other rows still run
                 msg = str(e).strip().replace("\n", " ")[:600]
                 failures.append((case["key"], msg))

@@ -7,6 +7,11 @@
    again right before and after modelc's runs of the case (their mean): on
    this kind of VM the 2-thread triad moved between 44 and 92 GB/s within 15
    minutes.
+ - Float peak: bench/peak.c compiled here with -O2 -march=native
+   -ffp-contract=fast, 16 independent multiply-adds of 64-byte float
+   vectors per loop iteration on each thread, best of 5: the GFLOP/s no
+   program exceeds. A case that counts FLOPs states the floor of its ratio,
+   the time its FLOPs take at this peak / torch's time.
  - OpenBLAS sgemm GFLOP/s at 1024 (torch.matmul in a child process) under
    every BLAS setting tried (measure.py); the fastest valid ones are the
    settings the cases' torch side then runs under.
@@ -58,22 +63,28 @@ def cpu_info():
     return model, flags
 
 
-def build_triad(root):
-    exe = os.path.join(root, "triad")
-    src = os.path.join(HERE, "triad.c")
+def build_probe(root, name, flags=()):
+    """(path, the -march flag used) of bench/NAME.c compiled into root."""
+    exe = os.path.join(root, name)
+    src = os.path.join(HERE, name + ".c")
     cc = c_compiler()
     for extra in (["-march=native"], []):
-        p = subprocess.run([cc, "-std=c11", "-O2"] + extra + ["-pthread", src, "-o", exe],
-                           capture_output=True, text=True)
+        p = subprocess.run([cc, "-std=c11", "-O2"] + extra + list(flags) +
+                           ["-pthread", src, "-o", exe], capture_output=True, text=True)
         if p.returncode == 0:
             return exe, " ".join(extra)
-    raise RuntimeError("cannot compile bench/triad.c: %s" % p.stderr)
+    raise RuntimeError("cannot compile bench/%s.c: %s" % (name, p.stderr))
+
+
+def run_probe(exe, *args):
+    """The number a probe prints last (triad: GB/s; peak: GFLOP/s)."""
+    out = subprocess.run([exe] + [str(a) for a in args], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[2])
 
 
 def run_triad(exe, threads, mib, reps):
-    out = subprocess.run([exe, str(threads), str(mib), str(reps)], check=True,
-                         capture_output=True, text=True).stdout.split()
-    return float(out[2])
+    return run_probe(exe, threads, mib, reps)
 
 
 def runtime_text(modelc, root, model, defines):
@@ -154,7 +165,7 @@ def environment(flags_line, threads):
 
 def measure_triad(root, cfg, threads_list, machine):
     """{threads: triad GB/s}; appends the rows to machine."""
-    exe, march = build_triad(root)
+    exe, march = build_probe(root, "triad")
     triad = {}
     for n in threads_list:
         triad[n] = run_triad(exe, n, cfg["triad_mib"], cfg["triad_reps"])
@@ -164,6 +175,20 @@ def measure_triad(root, cfg, threads_list, machine):
         machine.append(dict(row=7, key="triad", case="triad bandwidth GB/s", threads=n,
                             metric="%.2f GB/s" % triad[n], triad_gbs=triad[n]))
     return triad
+
+
+def measure_peak(root, threads_list, machine):
+    """{threads: FMA peak GFLOP/s}; appends the rows to machine."""
+    exe, march = build_probe(root, "peak", ["-ffp-contract=fast"])
+    peak = {}
+    for n in threads_list:
+        peak[n] = run_probe(exe, n, 5)
+        print("  float peak, %d thread(s): %.1f GFLOP/s (16 independent multiply-adds of "
+              "64-byte vectors, best of 5, cc -O2 %s -ffp-contract=fast)" % (
+                  n, peak[n], march), flush=True)
+        machine.append(dict(row=7, key="fma_peak", case="float peak GFLOP/s", threads=n,
+                            metric="%.1f GFLOP/s" % peak[n], peak_gflops=peak[n]))
+    return peak
 
 
 def calibrate_blas(root, threads_list, runs, quick, flags, machine):
@@ -240,12 +265,15 @@ def report_runtime_text(modelc, root, machine):
 
 
 def measure_machine(modelc, root, cfg, threads_list, runs, quick, flags):
-    """Row 7, printed: (triad GB/s, the BLAS settings the cases try, the best
-    OpenBLAS sgemm 1024 GFLOP/s, each by thread count; the CSV rows)."""
+    """Row 7, printed: a dict of what the cases are rated against, each by
+    thread count: "triad" (GB/s), "peak" (FMA GFLOP/s), "blas" (the best
+    OpenBLAS sgemm 1024 GFLOP/s), "candidates" (the BLAS settings the cases
+    try); and the CSV rows."""
     machine = []
     print("machine (row 7):", flush=True)
     triad = measure_triad(root, cfg, threads_list, machine)
+    peak = measure_peak(root, threads_list, machine)
     candidates, blas = calibrate_blas(root, threads_list, runs, quick, flags, machine)
     report_runtime_text(modelc, root, machine)
     print(flush=True)
-    return triad, candidates, blas, machine
+    return dict(triad=triad, peak=peak, blas=blas, candidates=candidates), machine

@@ -87,9 +87,10 @@ def compare(case, mc_dir, pt_dir):
 
 # ---- metric and target ------------------------------------------------------------
 
-def rate(case, row, mc_s, pt_s, triad_gbs, blas_gflops, noise):
-    """Fills row's metric columns and target_met (row["ratio"] is set);
-    blas_gflops: OpenBLAS sgemm 1024 at the row's thread count (row 7)."""
+def rate(case, row, mc_s, pt_s, triad_gbs, blas_gflops, peak_gflops, noise):
+    """Fills row's metric columns, floor and target_met (row["ratio"] is
+    set); blas_gflops: OpenBLAS sgemm 1024 at the row's thread count, and
+    peak_gflops the float peak (row 7)."""
     metric, met = "", ""
     target = None if noise else target_of(case, row["threads"])
     kind, tv = target or (None, None)
@@ -98,6 +99,8 @@ def rate(case, row, mc_s, pt_s, triad_gbs, blas_gflops, noise):
     elif case["flops"]:
         row["mc_gflops"] = case["flops"] / mc_s / 1e9 if mc_s > 0 else math.inf
         row["pt_gflops"] = case["flops"] / pt_s / 1e9
+        # the lowest ratio any program reaches: its FLOPs at the float peak
+        row["floor"] = case["flops"] / (peak_gflops * 1e9) / pt_s
         metric = "GF/s mc %.1f pt %.1f" % (row["mc_gflops"], row["pt_gflops"])
     if case["kind"] == "decode" and not noise:
         bound = gpt2_token_bytes(case["cfg"], case.get("weight_dtype")) / (triad_gbs * 1e9)
@@ -145,15 +148,16 @@ def fmt_ms(v):
 def print_table(rows, failures):
     print()
     head = ("#", "case", "thr", "modelc ms", "llvm/c", "torch ms", "torch setting", "mc/pt",
-            "target", "met", "metric", "RSS mc", "budget", "RSS pt", "wts MB", "arena",
+            "floor", "target", "met", "metric", "RSS mc", "budget", "RSS pt", "wts MB", "arena",
             "/live", "check")
-    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %-20s %3s %-40s %6s %10s %6s %7s %6s %5s  %s"
+    fmt = "%-2s %-40s %3s %9s %6s %9s %-15s %6s %5s %-20s %3s %-40s %6s %10s %6s %7s %6s %5s  %s"
     print(fmt % head)
     for r in rows:
         print(fmt % (r["row"], r["case"][:40], r["threads"], fmt_ms(r["modelc_ms"]),
                      "%.2f" % r["llvm_vs_c"] if r.get("llvm_vs_c") else "-",
                      fmt_ms(r["torch_ms"]), r["torch_setting"],
                      "%.2f" % r["ratio"] if r["ratio"] != "" else "-",
+                     "%.2f" % r["floor"] if r.get("floor") else "-",
                      r["target"], r["target_met"] or "-", r["metric"][:40],
                      "%.0f" % r["rss_mc_mb"],
                      "%.0f %s" % (r["rss_budget_mb"], r["rss_ok"]) if "rss_ok" in r else "-",
@@ -163,7 +167,8 @@ def print_table(rows, failures):
                      "%.2f" % r["arena_vs_live"] if r["arena_vs_live"] != "" else "-",
                      r["check"]))
     print("ms: per run (decoding: per token). mc/pt: modelc time / torch time at the same "
-          "thread count (lower is better for modelc).\ntorch setting: OPENBLAS_CORETYPE "
+          "thread count (lower is better for modelc).\nfloor: the lowest mc/pt any program reaches, "
+          "the case's FLOPs at row 7's float peak / torch time.\ntorch setting: OPENBLAS_CORETYPE "
           "(auto = unset) and OPENBLAS_NUM_THREADS (n = the thread count, - = unset). "
           "metric: GFLOP/s (prompts: also OpenBLAS sgemm 1024's, row 7, and\nmodelc's share); "
           "decoding: the bandwidth bound (weight bytes per token / triad bandwidth) and the "
