@@ -422,6 +422,9 @@ void cg_emitter_free(Emitter *e);
  * workspace buffers, memory plan) into fe. Shared by both backends. */
 bool cg_function_begin(Emitter *e, const Function *f, bool single, FnEmit *fe);
 ValueInfo *cg_info(FnEmit *fe, const Value *v);
+/* c_weights.c: how the weight v, or the weight v is a view of, is kept
+ * (e->wstore); DT_F32 for any other value. */
+DType cg_weight_store(FnEmit *fe, const Value *v);
 /* c_storage.c: liveness, storage and workspace buffers of one function,
  * then its memory plan (cg_plan_lifetimes). */
 bool cg_analyze(FnEmit *fe);

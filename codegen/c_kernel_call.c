@@ -239,7 +239,7 @@ bool cg_kernel_build(FnEmit *fe, const Op *op, CgBuilt *b) {
   for (int i = 0; i < op->noperands; i++) {
     const ValueInfo *xi = cg_info(fe, op->operands[i]);
     k.view[i] = xi->view;
-    store[i] = xi->storage == ST_PARAM ? e->wstore[xi->index] : DT_F32;
+    store[i] = cg_weight_store(fe, op->operands[i]);
     transposed[i] = xi->storage == ST_PARAM && e->wtrans[xi->index];
     packed[i] = xi->storage == ST_PARAM && e->wpacked[xi->index];
   }

@@ -45,6 +45,14 @@ static void check_index(CgKernel *k, int depth, const char *i, const char *n) {
           k->where, i, n);
 }
 
+/* The function that widens one element of a weight kept in `store` (""
+ * for f32). */
+static const char *widen_fn(DType store) {
+  return store == DT_F16    ? "mc_f16_to_f32_1"
+         : store == DT_BF16 ? "mc_bf16_to_f32_1"
+                            : "";
+}
+
 /* y[o, j, i] = table[o, index[j], i] with o over table[:axis], j over the
  * indices and i over table[axis+1:]; each index is range-checked. */
 static bool kernel_gather(CgKernel *k) {
@@ -68,9 +76,7 @@ static bool kernel_gather(CgKernel *k) {
   bool tr = k->transposed && k->transposed[0] && !has_outer;
   bool packed = tr && k->packed && k->packed[0];
   DType store = k->store ? k->store[0] : DT_F32;
-  const char *widen = store == DT_F16    ? "mc_f16_to_f32_1"
-                      : store == DT_BF16 ? "mc_bf16_to_f32_1"
-                                         : "";
+  const char *widen = widen_fn(store);
   const char *pw = store == DT_F32 ? "MC_GEMM_PANEL" : "MC_GEMM_PANEL16";
   const char *at = !has_inner ? trow
                    : packed
@@ -211,7 +217,8 @@ static bool kernel_concat(CgKernel *k) {
   return true;
 }
 
-/* y axis i is x axis perm[i]: loop over y, read x with permuted strides. */
+/* y axis i is x axis perm[i]: loop over y, read x with permuted strides (a
+ * weight kept in 16 bits widened: c_weights.c). */
 static bool kernel_permute(CgKernel *k) {
   const Op *op = k->op;
   const Shape *xs = &op->operands[0]->type.shape;
@@ -221,7 +228,10 @@ static bool kernel_permute(CgKernel *k) {
   int depth = cg_open_loops(k, 1, ys, 0, vars, false);
   for (int i = 0; i < ys->rank; i++)
     pos[op->attrs.perm.perm[i]] = vars[i];
-  cg_line(k, depth, "y[o++] = x[%s];", cg_strided_index(k, xs, pos));
+  const char *x = cg_strf(k->arena, "x[%s]", cg_strided_index(k, xs, pos));
+  const char *widen = widen_fn(k->store ? k->store[0] : DT_F32);
+  cg_line(k, depth, "y[o++] = %s;",
+          *widen ? cg_strf(k->arena, "%s(%s)", widen, x) : x);
   return true;
 }
 

@@ -10,8 +10,9 @@
  *  - 16 bits (--weight-dtype f16|bf16): a matrix whose only uses are those
  *    (matmul right operands, either layout, and gather tables) is kept in
  *    16 bits; the matmul widens it in registers (mc_gemm_f32_w16), the
- *    gather element by element. Everything else stays f32: vectors, weights
- *    that feed elementwise ops, views, outputs.
+ *    gather element by element (and a permute feeding matmuls: Uses).
+ *    Everything else stays f32: vectors, weights that feed elementwise
+ *    ops, views, outputs.
  *  - packed: a matrix whose only uses are as the right operand of float
  *    matmuls, all with trans_b (and perhaps as a gather table: a tied LM
  *    head) or all without, is kept as the GEMM's panels of B (of W or W.T;
@@ -31,8 +32,13 @@
  */
 #include "c_emit.h"
 
+/* A weight's uses. A permute swapping W's two axes whose every use is a
+ * matmul's right operand (x @ W.T before passes/simplify.c folds it into
+ * the matmul's flag, as at -O0) counts as those matmuls (t_matmul): such a
+ * W is kept in 16 bits too, so that --weight-dtype rounds the same
+ * matrices at every -O level; the permute widens it as it copies. */
 typedef struct Uses {
-  int matmul, trans_b, gather, other;
+  int matmul, trans_b, gather, other, permute, t_matmul, t_other;
 } Uses;
 
 /* Whether mm is one of attention's matmuls: P @ V, or Q @ K.T with perhaps
@@ -49,18 +55,38 @@ static int param_of(const Value *v) {
   return v->def && v->def->kind == OP_PARAM ? v->def->attrs.param.index : -1;
 }
 
+/* The weight a permute swapping a matrix's two axes reads, or -1. */
+static int transposed_param(const Value *v) {
+  const Op *t = v->def;
+  if (!t || t->kind != OP_PERMUTE || t->results[0]->type.shape.rank != 2 ||
+      t->attrs.perm.perm[0] != 1)
+    return -1;
+  return param_of(t->operands[0]);
+}
+
+static bool matmul_b(const Op *op, int i) {
+  return op->kind == OP_MATMUL && i == 1 &&
+         dtype_is_float(op->results[0]->type.dtype) && !attention_matmul(op);
+}
+
 static void count_uses(const Block *b, Uses *u) {
   for (const Op *op = b->first; op; op = op->next) {
     for (int i = 0; i < op->noperands; i++) {
+      int t = transposed_param(op->operands[i]);
+      if (t >= 0) {
+        u[t].t_matmul += matmul_b(op, i);
+        u[t].t_other += !matmul_b(op, i);
+      }
       int p = param_of(op->operands[i]);
       if (p < 0)
         continue;
-      if (op->kind == OP_MATMUL && i == 1 &&
-          dtype_is_float(op->results[0]->type.dtype) && !attention_matmul(op)) {
+      if (matmul_b(op, i)) {
         u[p].matmul++;
         u[p].trans_b += op->attrs.matmul.trans_b;
       } else if (op->kind == OP_GATHER && i == 0 && op->attrs.axis.axis == 0) {
         u[p].gather++;
+      } else if (op->nresults && transposed_param(op->results[0]) == p) {
+        u[p].permute++;
       } else {
         u[p].other++;
       }
@@ -90,13 +116,23 @@ void cg_choose_weight_layouts(Emitter *e) {
     e->wstore[p] = DT_F32;
     const Type *t = &m->params[p].type;
     if (t->dtype != DT_F32 || t->shape.rank != 2 || u[p].other ||
-        !u[p].matmul || ir_param_trained(m, p))
+        u[p].t_other || !(u[p].matmul || u[p].t_matmul) ||
+        ir_param_trained(m, p))
       continue;
     bool prepared = m->params[p].prepared; /* packed at load, if at all */
-    e->wtrans[p] = u[p].trans_b == u[p].matmul;
     if ((half == DT_F16 || half == DT_BF16) && !prepared)
       e->wstore[p] = half;
+    if (u[p].permute) /* the permute reads the file's layout */
+      continue;
+    e->wtrans[p] = u[p].trans_b == u[p].matmul;
     if (e->wtrans[p] || (!u[p].gather && u[p].trans_b == 0))
       e->wpacked[p] = true;
   }
+}
+
+DType cg_weight_store(FnEmit *fe, const Value *v) {
+  const ValueInfo *vi = cg_info(fe, v);
+  if (vi->view) /* x @ W.T at -O0: the matmul reads W through the permute */
+    vi = cg_info(fe, vi->view->base);
+  return vi->storage == ST_PARAM ? fe->e->wstore[vi->index] : DT_F32;
 }

@@ -160,7 +160,7 @@ bool llvm_matmul_kernel(LlvmFn *F, const Op *mm, const Op *ep, Diag *d) {
   bool bparam = bi->storage == ST_PARAM;
   bool packed = bparam && e->wpacked[bi->index];
   bool trans = bparam && e->wtrans[bi->index];
-  DType store = bparam ? e->wstore[bi->index] : DT_F32;
+  DType store = cg_weight_store(fe, bv);
   DType t = mm->results[0]->type.dtype;
   const Value *yv = ep ? ep->results[0] : mm->results[0];
   /* parameters: symbols, a, b, the epilogue's pointer operands, y */

@@ -24,6 +24,21 @@ static void close_loops(LlvmK *k, const Shape *ys, LlvmLoop *loops) {
     llvm_loop_end(k->L, &loops[j]);
 }
 
+/* v, an element of a weight kept in `store`, as f32 (v itself for f32) */
+static LLVMValueRef widen(LlvmEmit *L, LLVMValueRef v, DType store) {
+  if (store == DT_F16) /* exact widening, as mc_f16_to_f32_1 */
+    return LLVMBuildFPExt(
+        L->b, LLVMBuildBitCast(L->b, v, LLVMHalfTypeInContext(L->ctx), ""),
+        L->f32, "");
+  if (store == DT_BF16) /* the top half of a binary32 */
+    return LLVMBuildBitCast(L->b,
+                            LLVMBuildShl(L->b,
+                                         LLVMBuildZExt(L->b, v, L->i32, ""),
+                                         LLVMConstInt(L->i32, 16, 0), ""),
+                            L->f32, "");
+  return v;
+}
+
 static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
                  LLVMValueRef err, const char *where, bool trans, int panel,
                  DType store) {
@@ -44,14 +59,18 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     close_loops(k, ys, loops);
     return;
   }
-  if (op->kind == OP_PERMUTE) {
+  if (op->kind == OP_PERMUTE) { /* a 16-bit weight widened (c_weights.c) */
     const Shape *xs = &op->operands[0]->type.shape;
+    LLVMTypeRef xt = store == DT_F32 ? yt : llvm_type(L, store);
     open_loops(k, ys, loops, vars);
     for (int i = 0; i < ys->rank; i++)
       pos[op->attrs.perm.perm[i]] = vars[i];
-    LLVMValueRef v = LLVMBuildLoad2(
-        L->b, yt, llvm_gep(L, yt, xp[0], llvm_index(k->L, xs, pos, k->sym)),
-        "");
+    LLVMValueRef v = widen(
+        L,
+        LLVMBuildLoad2(
+            L->b, xt, llvm_gep(L, xt, xp[0], llvm_index(k->L, xs, pos, k->sym)),
+            ""),
+        store);
     LLVMBuildStore(L->b, v,
                    llvm_gep(L, yt, yp, llvm_index(k->L, ys, vars, k->sym)));
     close_loops(k, ys, loops);
@@ -170,17 +189,8 @@ static void body(LlvmK *k, const Op *op, LLVMValueRef *xp, LLVMValueRef yp,
     }
     LLVMTypeRef st =
         llvm_type(L, store == DT_F32 ? op->results[0]->type.dtype : store);
-    LLVMValueRef v = LLVMBuildLoad2(L->b, st, llvm_gep(L, st, xp[0], at), "");
-    if (store == DT_F16) /* exact widening, as mc_f16_to_f32_1 */
-      v = LLVMBuildFPExt(
-          L->b, LLVMBuildBitCast(L->b, v, LLVMHalfTypeInContext(L->ctx), ""),
-          L->f32, "");
-    else if (store == DT_BF16) /* the top half of a binary32 */
-      v = LLVMBuildBitCast(L->b,
-                           LLVMBuildShl(L->b,
-                                        LLVMBuildZExt(L->b, v, L->i32, ""),
-                                        LLVMConstInt(L->i32, 16, 0), ""),
-                           L->f32, "");
+    LLVMValueRef v = widen(
+        L, LLVMBuildLoad2(L->b, st, llvm_gep(L, st, xp[0], at), ""), store);
     LLVMBuildStore(
         L->b, v,
         llvm_gep(
@@ -264,6 +274,10 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   bool trans = false;
   int panel = 0;
   DType store = DT_F32;
+  if (op->kind == OP_PERMUTE) {
+    const ValueInfo *xi = cg_info(fe, op->operands[0]);
+    store = xi->storage == ST_PARAM ? e->wstore[xi->index] : DT_F32;
+  }
   if (op->kind == OP_GATHER) {
     const ValueInfo *ti = cg_info(fe, op->operands[0]);
     trans = ti->storage == ST_PARAM && e->wtrans[ti->index] &&

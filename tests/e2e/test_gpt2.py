@@ -158,6 +158,17 @@ def body(ck, work):
             cost = np.abs(out["logits"] - wants[1]).max()
             print("--weight-dtype %s: max |logit - f32 logit| = %.3g (logits up to %.3g)"
                   % (wdt, cost, np.abs(wants[1]).max()))
+        # the same matrices are 16-bit at -O0, where x @ W.T is still a
+        # permute and a matmul: the same bits
+        prog0 = mc_e2e.compile_model(model, work.path(wdt + "_O0", "gpt2"), defines=CONFIG,
+                                     weights=weights, opt=0,
+                                     extra=["--weight-dtype", wdt])
+        _, out0 = mc_e2e.run_program(prog0, {"tokens": toks}, work.path(wdt + "_O0", "out"),
+                                     work, weights=weights)
+        if ck.check("--weight-dtype %s -O0: logits present" % wdt, "logits" in out0) and \
+                "logits" in out:
+            ck.bits_equal("--weight-dtype %s: -O0 logits = -O2's" % wdt, out0["logits"],
+                          out["logits"])
 
     # -O0 (no fusion: the scores of every key, masked) gives the logits of
     # -O2 (attention leaves out the keys after a block's last row) bit for bit.

@@ -91,6 +91,15 @@ output logits: f32[T, V] = h @ wte.T
 """
 
 
+# A weight's transpose read by two matmuls (not a view at -O0: a copy).
+SHARED_T_MODEL = """\
+param w: f32[11, 6] from "w"
+input x: f32[B, 6]
+wt = w.T
+output y: f32[B, 11] = x @ wt + (x * 2.0) @ wt
+"""
+
+
 def run_jit(model, inputs, outdir, work, extra=(), env=None, weights=None):
     argv = [mc_e2e.modelc(), "run", model] + list(extra)
     if weights:
@@ -106,26 +115,32 @@ def run_jit(model, inputs, outdir, work, extra=(), env=None, weights=None):
     return res, outs
 
 
-def same_outputs(ck, what, got, want):
+def same_outputs(ck, what, got, want, whose="the C backend's"):
     ck.check("%s: outputs %s" % (what, ", ".join(sorted(want))), sorted(got) == sorted(want),
              "got %s" % ", ".join(sorted(got)))
     for name in sorted(want):
         if name in got:
-            ck.bits_equal("%s: %s = the C backend's" % (what, name), got[name], want[name])
+            ck.bits_equal("%s: %s = %s" % (what, name, whose), got[name], want[name])
 
 
 def three_ways(ck, work, label, model, inputs, extra=(), weights=None, defines=None,
-               levels=(0, 2)):
+               levels=(0, 2), same_levels=False):
     """The LLVM program at -O0 and -O2 against the C program at the same
-    level (-O0 runs other passes: no fusion, no 16-bit weights), the JIT
-    against -O2's: the same bits. Returns the C program's -O2 outputs."""
+    level (-O0 runs no passes: no fusion), the JIT against -O2's: the same
+    bits; with same_levels, the C programs' outputs at each level too.
+    Returns the C program's -O2 outputs."""
     # under the sanitizers (modelc itself is what they check here: the LLVM
     # backend's code is not instrumented) -O2 only
+    first = None
     for opt in (2,) if mc_e2e.SANITIZE else levels:
         c_prog = mc_e2e.compile_model(model, work.path(label, "c-O%d" % opt), opt=opt,
                                       extra=extra, defines=defines)
         _, want = mc_e2e.run_program(c_prog, inputs, work.path(label, "c-O%d-out" % opt), work,
                                      weights=weights)
+        if same_levels and first is not None:
+            same_outputs(ck, "%s C -O%d" % (label, opt), want, first[1],
+                         whose="-O%d's" % first[0])
+        first = first or (opt, want)
         prog = mc_e2e.compile_model(model, work.path(label, "llvm-O%d" % opt), opt=opt,
                                     extra=list(extra) + ["--backend", "llvm"],
                                     defines=defines)
@@ -320,7 +335,19 @@ def movement(ck, work):
     tokens = np.array([3, 10, 0, 3, 7], np.int32)
     three_ways(ck, work, "tied", tmodel, {"tokens": tokens}, weights=weights)
     three_ways(ck, work, "tied f16", tmodel, {"tokens": tokens},
-               extra=["--weight-dtype", "f16"], weights=weights)
+               extra=["--weight-dtype", "f16"], weights=weights, same_levels=True)
+    # x @ W.T twice: at -O0 the permute copies W.T (widening 16 bits) for
+    # both matmuls; at -O2 they read W's panels. The same matrices rounded,
+    # the same bits.
+    smodel = work.path("shared_t.model")
+    with open(smodel, "w") as f:
+        f.write(SHARED_T_MODEL)
+    weights = work.path("shared_t.safetensors")
+    mc_e2e.write_safetensors(weights, {"w": rng.standard_normal((11, 6)).astype(np.float32)})
+    xs = rng.standard_normal((5, 6)).astype(np.float32)
+    for wdt in ("f16", "bf16"):
+        three_ways(ck, work, "shared W.T " + wdt, smodel, {"x": xs},
+                   extra=["--weight-dtype", wdt], weights=weights, same_levels=True)
 
 
 def transformers(ck, work, torch):
@@ -571,7 +598,7 @@ def mlp(ck, work, torch):
     model = mc_e2e.model_path("mlp.model")
     want = three_ways(ck, work, "mlp", model, {"x": x}, weights=weights)
     three_ways(ck, work, "mlp f16", model, {"x": x}, extra=["--weight-dtype", "f16"],
-               weights=weights)
+               weights=weights, same_levels=True)
     F = torch.nn.functional
     t = lambda a: torch.from_numpy(a)  # noqa: E731
     ref = F.linear(F.gelu(F.linear(t(x), t(w["fc1.weight"]), t(w["fc1.bias"]))),
