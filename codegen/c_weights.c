@@ -105,10 +105,13 @@ void cg_choose_weight_layouts(Emitter *e) {
   Uses *u = arena_alloc(&e->arena, (size_t)(np + 1) * sizeof(Uses));
   for (const Function *f = m->functions; f; f = f->next) {
     count_uses(f->body, u);
-    for (int i = 0; i < f->noutputs; i++) {
+    for (int i = 0; i < f->noutputs; i++) { /* W or W.T as an output */
       int p = param_of(f->outputs[i].value);
+      int t = transposed_param(f->outputs[i].value);
       if (p >= 0)
         u[p].other++;
+      if (t >= 0)
+        u[t].t_other++;
     }
   }
   DType half = e->o->weight_dtype;

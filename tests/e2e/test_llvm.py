@@ -343,11 +343,20 @@ def movement(ck, work):
     with open(smodel, "w") as f:
         f.write(SHARED_T_MODEL)
     weights = work.path("shared_t.safetensors")
-    mc_e2e.write_safetensors(weights, {"w": rng.standard_normal((11, 6)).astype(np.float32)})
+    w = rng.standard_normal((11, 6)).astype(np.float32)
+    mc_e2e.write_safetensors(weights, {"w": w})
     xs = rng.standard_normal((5, 6)).astype(np.float32)
     for wdt in ("f16", "bf16"):
         three_ways(ck, work, "shared W.T " + wdt, smodel, {"x": xs},
                    extra=["--weight-dtype", wdt], weights=weights, same_levels=True)
+    # W.T also an output: W stays f32 (an output is never rounded)
+    omodel = work.path("t_out.model")
+    with open(omodel, "w") as f:
+        f.write(SHARED_T_MODEL.replace("output y", "output t: f32[6, 11] = wt\noutput y"))
+    got = three_ways(ck, work, "W.T out f16", omodel, {"x": xs},
+                     extra=["--weight-dtype", "f16"], weights=weights, same_levels=True)
+    if "t" in got:
+        ck.bits_equal("W.T out f16: t = W.T in f32", got["t"], w.T)
 
 
 def transformers(ck, work, torch):
