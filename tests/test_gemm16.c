@@ -5,8 +5,9 @@
  * formats, the largest finite values, ties, overflow, quiet and signalling
  * NaNs), all 65536 patterns of each format there and back, and a sweep of
  * f32 bit patterns, against scalar references written here from the IEEE
- * definitions (in double arithmetic). Each check runs on both paths: F16C
- * when the CPU has it and the portable C (mc_half_use_simd(0)); the two are
+ * definitions (in double arithmetic). Each check runs on both paths: SIMD
+ * (F16C; AVX2 for bf16 -> f32) when the CPU has it and the portable C
+ * (mc_half_use_simd(0)); the two are
  * also compared on every 13th f32 bit pattern (every 1021st in a sanitizer
  * build; all 2^32 agree, checked by hand).
  *
@@ -117,7 +118,8 @@ static uint32_t ref_f16_to_f32_bits(uint16_t h) {
 }
 
 /* ---- conversions --------------------------------------------------------- */
-/* Runs fn with F16C (if the CPU has it) and with the portable C. */
+/* Runs fn with the SIMD conversions (F16C, and AVX2 for bf16 -> f32, where
+ * the CPU has them) and with the portable C. */
 static void on_both_paths(void (*fn)(const char *path)) {
   mc_half_use_simd(1);
   fn(mc_half_f16c() ? "F16C" : "portable (no F16C)");
