@@ -5,8 +5,8 @@
    arrays (--quick: 64 MiB), best of 10 (--quick: 3), 12 bytes per element.
    The activation chain and the decoding bound are rated against it, measured
    again right before and after modelc's runs of the case (their mean): on
-   this kind of VM the 2-thread triad moved between 44 and 92 GB/s within 15
-   minutes.
+   this kind of VM the 2-thread triad moved between 40 and 60 GB/s within
+   minutes (bench/probe.h times it from the threads' own clocks).
  - Float peak: bench/peak.c compiled here with -O2 -march=native
    -ffp-contract=fast, 16 independent multiply-adds of 64-byte float
    vectors per loop iteration on each thread, best of 5: the GFLOP/s no
