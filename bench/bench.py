@@ -127,7 +127,8 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, rated, triad
         row.update(torch_ms=1e3 * pt_s, torch_setting=setting_label(s),
                    torch_runs=r.get("runs", ""), torch_cpu_wall=r.get("cpu_wall", ""),
                    rss_pt_mb=r["rss_kb"] / 1024.0, ratio="" if noise else mc_s / pt_s)
-        rate(case, row, mc_s, pt_s, triad_gbs, rated["blas"][n], rated["peak"][n], noise)
+        rate(case, row, mc_s, pt_s, triad_gbs,
+             {k: rated[k][n] for k in ("blas", "peak", "read")}, noise)
         ok, text = compare(case, mc_out, os.path.join(work, "torch_out"))
         row["check_ok"], row["check"] = ok, text
         if llvm_prog:

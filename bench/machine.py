@@ -7,6 +7,11 @@
    again right before and after modelc's runs of the case (their mean): on
    this kind of VM the 2-thread triad moved between 40 and 60 GB/s within
    minutes (bench/probe.h times it from the threads' own clocks).
+ - Read bandwidth: bench/read.c compiled the same way (with
+   -ffp-contract=fast), a sum over 256 MiB (--quick: 64) of floats in 8
+   independent vector accumulators, best of 10 (--quick: 3): the floor of a
+   decoding step is its weight bytes at this bandwidth (it reads them and
+   writes almost nothing).
  - Float peak: bench/peak.c compiled here with -O2 -march=native
    -ffp-contract=fast, 16 independent multiply-adds of 64-byte float
    vectors per loop iteration on each thread, best of 5: the GFLOP/s no
@@ -177,6 +182,20 @@ def measure_triad(root, cfg, threads_list, machine):
     return triad
 
 
+def measure_read(root, cfg, threads_list, machine):
+    """{threads: read GB/s}; appends the rows to machine."""
+    exe, march = build_probe(root, "read", ["-ffp-contract=fast"])
+    read = {}
+    for n in threads_list:
+        read[n] = run_probe(exe, n, cfg["triad_mib"], cfg["triad_reps"])
+        print("  read bandwidth, %d thread(s): %.2f GB/s (a sum over %d MiB, best of %d, "
+              "cc -O2 %s)" % (n, read[n], cfg["triad_mib"], cfg["triad_reps"], march),
+              flush=True)
+        machine.append(dict(row=7, key="read", case="read bandwidth GB/s", threads=n,
+                            metric="%.2f GB/s" % read[n], read_gbs=read[n]))
+    return read
+
+
 def measure_peak(root, threads_list, machine):
     """{threads: FMA peak GFLOP/s}; appends the rows to machine."""
     exe, march = build_probe(root, "peak", ["-ffp-contract=fast"])
@@ -266,14 +285,15 @@ def report_runtime_text(modelc, root, machine):
 
 def measure_machine(modelc, root, cfg, threads_list, runs, quick, flags):
     """Row 7, printed: a dict of what the cases are rated against, each by
-    thread count: "triad" (GB/s), "peak" (FMA GFLOP/s), "blas" (the best
+    thread count: "triad" and "read" (GB/s), "peak" (FMA GFLOP/s), "blas" (the best
     OpenBLAS sgemm 1024 GFLOP/s), "candidates" (the BLAS settings the cases
     try); and the CSV rows."""
     machine = []
     print("machine (row 7):", flush=True)
     triad = measure_triad(root, cfg, threads_list, machine)
+    read = measure_read(root, cfg, threads_list, machine)
     peak = measure_peak(root, threads_list, machine)
     candidates, blas = calibrate_blas(root, threads_list, runs, quick, flags, machine)
     report_runtime_text(modelc, root, machine)
     print(flush=True)
-    return dict(triad=triad, peak=peak, blas=blas, candidates=candidates), machine
+    return dict(triad=triad, read=read, peak=peak, blas=blas, candidates=candidates), machine
