@@ -62,7 +62,7 @@ def run_case(case, idx, modelc, root, threads_list, runs, explicit, rated, triad
              gpt2_weights):
     """The case's rows, one per thread count; rated: what measure_machine
     measured (the BLAS settings torch tries, OpenBLAS's and the float peak's
-    GFLOP/s)."""
+    GFLOP/s, the read bandwidth)."""
     rows = []
     # rated against the triad: measured next to the case (before and after
     # modelc's runs), as this VM's bandwidth moves by 2x within minutes

@@ -170,7 +170,8 @@ def bilstm_flops(c):
     """Of inputs: the recurrent matmuls of both directions and the tag
     matmul over the valid steps (sum of the lengths)."""
     h = c["hidden"]
-    return lambda inputs: int(inputs["lengths"].sum()) * (2 * 2 * h * 4 * h + 2 * 2 * h * c["tags"])
+    per_step = 2 * 2 * h * 4 * h + 2 * 2 * h * c["tags"]
+    return lambda inputs: int(inputs["lengths"].sum()) * per_step
 
 
 def make_bilstm_train(rng, c):
@@ -207,11 +208,10 @@ def make_bilstm(rng, c):
 # ---- cases ------------------------------------------------------------------------
 # A case: key, row, name, model, defines, entry, make(rng) -> (weights or
 # "gpt2", inputs), flops (or a function of the inputs), target, cfg (for the
-# torch child) and kind
-# ("forward" or "decode"); optional: target_threads (the thread counts the
-# target is for; default all) and target_also (a second condition: ("blas",
-# share of OpenBLAS sgemm 1024's GFLOP/s) or ("bound", share of the
-# bandwidth bound)).
+# torch child) and kind ("forward" or "decode"); optional: target_threads
+# (the thread counts the target is for; default all) and target_also (a
+# second condition: ("blas", share of OpenBLAS sgemm 1024's GFLOP/s) or
+# ("bound", share of the bandwidth bound)).
 
 def cases(cfg):
     g = cfg["gpt2"]

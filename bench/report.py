@@ -176,8 +176,8 @@ def print_table(rows, failures):
                      "%.2f" % r["arena_vs_live"] if r["arena_vs_live"] != "" else "-",
                      r["check"]))
     print("ms: per run (decoding: per token). mc/pt: modelc time / torch time at the same "
-          "thread count (lower is better for modelc).\nfloor: the lowest mc/pt any program reaches, "
-          "the case's FLOPs at row 7's float peak (decoding: its weight bytes at row 7's read "
+          "thread count (lower is better for modelc).\nfloor: the lowest mc/pt any program "
+          "reaches, the case's FLOPs at row 7's float peak (decoding: its weight bytes at row 7's read "
           "bandwidth) / torch time.\ntorch setting: OPENBLAS_CORETYPE "
           "(auto = unset) and OPENBLAS_NUM_THREADS (n = the thread count, - = unset). "
           "metric: GFLOP/s (prompts: also OpenBLAS sgemm 1024's, row 7, and\nmodelc's share); "
