@@ -270,19 +270,16 @@ bool llvm_movement_kernel(LlvmFn *F, const Op *op, Diag *d) {
   const Value *y = op->results[0];
   /* a gathered weight may be kept transposed ([inner, n]: column i), in
    * the GEMM's panels of W.T (panel: their width) or in 16 bits (widened
-   * as it is read) */
+   * as it is read, as by a permute of it: c_weights.c) */
   bool trans = false;
   int panel = 0;
-  DType store = DT_F32;
-  if (op->kind == OP_PERMUTE) {
-    const ValueInfo *xi = cg_info(fe, op->operands[0]);
-    store = xi->storage == ST_PARAM ? e->wstore[xi->index] : DT_F32;
-  }
+  DType store = op->kind == OP_PERMUTE || op->kind == OP_GATHER
+                    ? cg_weight_store(fe, op->operands[0])
+                    : DT_F32;
   if (op->kind == OP_GATHER) {
     const ValueInfo *ti = cg_info(fe, op->operands[0]);
     trans = ti->storage == ST_PARAM && e->wtrans[ti->index] &&
             op->attrs.axis.axis == 0;
-    store = ti->storage == ST_PARAM ? e->wstore[ti->index] : DT_F32;
     if (trans && e->wpacked[ti->index])
       panel = store == DT_F32 ? MC_GEMM_PANEL : MC_GEMM_PANEL16;
   }

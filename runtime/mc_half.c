@@ -97,6 +97,7 @@ static void bf16_to_f32_c(int64_t rows, int64_t cols, const uint16_t *x,
   }
 }
 
+/* ---- SIMD (x86-64): F16C, and AVX2 for bf16 -> f32 --------------------- */
 #if HALF_X86
 /* With AVX2 8 at a time, each zero-extended and shifted into the top half:
  * one store of 8 floats, where SSE2 takes two (the bf16 weights of a
@@ -116,22 +117,6 @@ HALF_AVX2 static void bf16_to_f32_avx2(int64_t rows, int64_t cols,
   }
 }
 
-static int half_cpu_avx2(void) {
-  static atomic_int have = -1;
-  int h = atomic_load_explicit(&have, memory_order_relaxed);
-  if (h < 0) {
-    __builtin_cpu_init();
-    h = __builtin_cpu_supports("avx2");
-    atomic_store_explicit(&have, h, memory_order_relaxed);
-  }
-  return h;
-}
-#endif
-
-/* ---- F16C ---------------------------------------------------------------- */
-static atomic_int half_simd_off;
-
-#if HALF_X86
 HALF_F16C static void f16_to_f32_f16c(int64_t rows, int64_t cols,
                                       const uint16_t *x, int64_t ldx, float *y,
                                       int64_t ldy) {
@@ -166,29 +151,43 @@ HALF_F16C static void f32_to_f16_f16c(const float *x, uint16_t *y, int64_t n) {
   }
 }
 
-static int half_cpu_f16c(void) {
+#endif
+
+/* ---- which path ---------------------------------------------------------- */
+enum { HALF_F16C_BIT = 1, HALF_AVX2_BIT = 2 };
+static atomic_int half_simd_off;
+
+/* The CPU features this file uses, read once: F16C (with AVX, which checks
+ * that the OS saves YMM state, and the F16C bit of CPUID 1: clang 14 has no
+ * __builtin_cpu_supports("f16c")) and AVX2. */
+static int half_cpu(void) {
   static atomic_int have = -1;
   int h = atomic_load_explicit(&have, memory_order_relaxed);
   if (h < 0) {
-    /* AVX (which checks that the OS saves YMM state) and the F16C bit of
-     * CPUID 1 (clang 14 has no __builtin_cpu_supports("f16c")) */
+    h = 0;
+#if HALF_X86
     unsigned eax, ebx, ecx, edx;
     __builtin_cpu_init();
-    h = __builtin_cpu_supports("avx") &&
-        __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+    if (__builtin_cpu_supports("avx") &&
+        __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C))
+      h |= HALF_F16C_BIT;
+    if (__builtin_cpu_supports("avx2"))
+      h |= HALF_AVX2_BIT;
+#endif
     atomic_store_explicit(&have, h, memory_order_relaxed);
   }
   return h;
 }
-#else
-static int half_cpu_f16c(void) {
-  return 0;
+
+/* half_cpu's features, none after mc_half_use_simd(0) */
+static int half_simd(void) {
+  return atomic_load_explicit(&half_simd_off, memory_order_relaxed)
+             ? 0
+             : half_cpu();
 }
-#endif
 
 int mc_half_f16c(void) {
-  return !atomic_load_explicit(&half_simd_off, memory_order_relaxed) &&
-         half_cpu_f16c();
+  return (half_simd() & HALF_F16C_BIT) != 0;
 }
 
 void mc_half_use_simd(int on) {
@@ -196,19 +195,15 @@ void mc_half_use_simd(int on) {
 }
 
 static HalfToF32 half_to_f32_fn(int fmt) {
+  int simd = half_simd();
 #if HALF_X86
-  if (fmt == MC_W16_BF16 &&
-      !atomic_load_explicit(&half_simd_off, memory_order_relaxed) &&
-      half_cpu_avx2())
+  if (fmt == MC_W16_BF16 && (simd & HALF_AVX2_BIT))
     return bf16_to_f32_avx2;
-#endif
-  if (fmt == MC_W16_BF16)
-    return bf16_to_f32_c;
-#if HALF_X86
-  if (mc_half_f16c())
+  if (fmt == MC_W16_F16 && (simd & HALF_F16C_BIT))
     return f16_to_f32_f16c;
 #endif
-  return f16_to_f32_c;
+  (void)simd;
+  return fmt == MC_W16_BF16 ? bf16_to_f32_c : f16_to_f32_c;
 }
 
 /* ---- the API ------------------------------------------------------------- */
